@@ -1,0 +1,51 @@
+using LongCtx.Tensors;
+
+namespace LongCtx.Backends;
+
+/// <summary>
+/// The few operations a Llama-style transformer and the context-parallel strategies need. Activations
+/// are F32 on the CPU backend (BF16 on GPUs); weights stay in the format the backend chose in
+/// <see cref="LoadWeight"/>. Shapes: activations [T, features]; attention tensors [T, heads, headDim];
+/// LSE [T, heads] in natural log, -inf for a query row that saw no key.
+/// </summary>
+public interface IBackend : IDisposable
+{
+    string Name { get; }
+
+    /// <summary>A zero-filled tensor.</summary>
+    Tensor Allocate(DType dtype, params int[] shape);
+    /// <summary>Host to device. float maps to the backend's activation type, int to I32.</summary>
+    Tensor Upload<T>(ReadOnlySpan<T> data, params int[] shape) where T : unmanaged;
+    /// <summary>Device to host. Activations come back as float, I32 as int.</summary>
+    void Download<T>(Tensor source, Span<T> destination) where T : unmanaged;
+    /// <summary>Takes a host weight into the backend (the CPU backend may keep pointing at the mapping).</summary>
+    Tensor LoadWeight(HostTensor weight);
+    /// <summary>dst = src (same element count and type; either may be a row view).</summary>
+    void Copy(Tensor source, Tensor destination);
+
+    /// <summary>output[t, :] = table[ids[t], :] (ids I32 [T], table [V, H], output [T, H]).</summary>
+    void Embedding(Tensor ids, Tensor table, Tensor output);
+    /// <summary>y[T, N] = x[T, K] · W[N, K]ᵀ (+ bias[N]) — the nn.Linear layout.</summary>
+    void Linear(Tensor x, Tensor weight, Tensor? bias, Tensor y);
+    /// <summary>y = x / rms(x) * weight, per row.</summary>
+    void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y);
+    /// <summary>accumulator += x.</summary>
+    void Add(Tensor accumulator, Tensor x);
+    /// <summary>In-place rotary embedding of x [T, heads, D] at the layout's positions.</summary>
+    void Rope(Tensor x, TokenLayout layout, RopeTable rope);
+    /// <summary>y = silu(gate) * up.</summary>
+    void SwiGlu(Tensor gate, Tensor up, Tensor y);
+
+    /// <summary>
+    /// One attention block: q [Tq, NH, D] against k, v [Tk, NKV, D] (NH a multiple of NKV, grouped-query),
+    /// mask from the layouts (same sequence and key position ≤ query position). Writes output [Tq, NH, D]
+    /// and lse [Tq, NH]; a query row that sees no key gets output 0 and lse -inf. Never builds Tq×Tk.
+    /// </summary>
+    void Attention(Tensor q, TokenLayout queries, Tensor k, Tensor v, TokenLayout keys, float scale, Tensor output, Tensor lse);
+
+    /// <summary>
+    /// Merges a partial attention result into an accumulator by log-sum-exp:
+    /// lse = logaddexp(lseAcc, lsePart); outAcc = outAcc·exp(lseAcc−lse) + outPart·exp(lsePart−lse).
+    /// </summary>
+    void MergeAttention(Tensor outputAccumulator, Tensor lseAccumulator, Tensor outputPart, Tensor lsePart);
+}
