@@ -1,1 +1,28 @@
-return 0;
+using System.CommandLine;
+using LongCtx;
+using LongCtx.Cli;
+
+// Entry point of the `longctx` command. Every error a user can act on arrives as a LongCtxException and
+// leaves as one line on stderr with a non-zero exit; parse errors likewise.
+var root = new RootCommand("LongCtx: long-context LLM inference with context parallelism")
+{
+    GenerateCommand.Create(),
+    ChatCommand.Create(),
+    TokenizeCommand.Create(),
+};
+
+var parsed = root.Parse(args);
+if (parsed.Errors.Count > 0)
+{
+    Console.Error.WriteLine($"error: {parsed.Errors[0].Message} (see longctx --help)");
+    return 2;
+}
+try
+{
+    return await parsed.InvokeAsync();
+}
+catch (LongCtxException e)
+{
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 1;
+}

@@ -11,6 +11,8 @@ namespace LongCtx.Backends;
 public interface IBackend : IDisposable
 {
     string Name { get; }
+    /// <summary>The element type of activations, attention tensors and the KV cache (F32 on CPU, BF16 on GPUs).</summary>
+    DType ActivationType { get; }
 
     /// <summary>A zero-filled tensor.</summary>
     Tensor Allocate(DType dtype, params int[] shape);

@@ -22,9 +22,6 @@ public sealed class TokenLayout
     public int[] Positions { get; }
     public int Count => SeqIds.Length;
 
-    /// <summary>Slot where a backend keeps its device copy of this layout (uploaded once, reused per layer).</summary>
-    public object? DeviceCopy { get; set; }
-
     public TokenLayout Slice(int start, int count) => new(SeqIds.AsSpan(start, count).ToArray(), Positions.AsSpan(start, count).ToArray());
 
     public static TokenLayout Concat(IReadOnlyList<TokenLayout> parts)

@@ -1,0 +1,40 @@
+using System.CommandLine;
+using LongCtx.Engine;
+
+namespace LongCtx.Cli;
+
+/// <summary>Options shared by the commands that run a model: where it comes from, where it runs, how it samples.</summary>
+internal sealed class CommonOptions
+{
+    public readonly Option<string?> Model = new("--model") { Description = "Hugging Face model directory (config.json, safetensors, tokenizer.json)" };
+    public readonly Option<string?> Config = new("--config") { Description = "architecture preset for --load-format dummy without --model: tiny, llama3-8b, llama3-70b, qwen2.5-7b" };
+    public readonly Option<string?> TokenizerPath = new("--tokenizer") { Description = "tokenizer.json or its directory (default: the model directory)" };
+    public readonly Option<string> LoadFormat = new("--load-format") { Description = "auto (safetensors) or dummy (random weights of the architecture, no weight file read)", DefaultValueFactory = _ => "auto" };
+    public readonly Option<string> Device = new("--device") { Description = "cpu", DefaultValueFactory = _ => "cpu" };
+    public readonly Option<int> Ranks = new("--ranks") { Description = "context-parallel ranks (threads on the CPU backend)", DefaultValueFactory = _ => 1 };
+    public readonly Option<string> Strategy = new("--strategy") { Description = "dense, pass-kv, pass-q or auto", DefaultValueFactory = _ => StrategyNames.Auto };
+    public readonly Option<int?> Threads = new("--threads") { Description = "CPU threads in all (default: all cores)" };
+    public readonly Option<double?> ComputeTflops = new("--compute-tflops") { Description = "attention TFLOP/s per rank for --strategy auto (default: measured)" };
+    public readonly Option<double?> LinkGbps = new("--link-gbps") { Description = "ring link GB/s per rank for --strategy auto (default: measured)" };
+    public readonly Option<int> MaxNewTokens = new("--max-new-tokens") { Description = "tokens to generate", DefaultValueFactory = _ => 32 };
+    public readonly Option<float> Temperature = new("--temperature") { Description = "0 for greedy", DefaultValueFactory = _ => 0f };
+    public readonly Option<float> TopP = new("--top-p") { DefaultValueFactory = _ => 1f };
+    public readonly Option<int> TopK = new("--top-k") { Description = "0 for off", DefaultValueFactory = _ => 0 };
+    public readonly Option<int?> Seed = new("--seed");
+    public readonly Option<bool> Json = new("--json") { Description = "print one JSON object instead of streaming text" };
+
+    public void AddTo(Command command)
+    {
+        foreach (var o in new Option[] { Model, Config, TokenizerPath, LoadFormat, Device, Ranks, Strategy, Threads, ComputeTflops, LinkGbps,
+                     MaxNewTokens, Temperature, TopP, TopK, Seed, Json })
+            command.Options.Add(o);
+    }
+
+    public SamplingOptions Sampling(ParseResult r)
+    {
+        var s = new SamplingOptions(r.GetValue(Temperature), r.GetValue(TopP), r.GetValue(TopK), r.GetValue(Seed));
+        s.Validate();
+        if (r.GetValue(MaxNewTokens) < 0) throw new LongCtxException("--max-new-tokens must be 0 or more");
+        return s;
+    }
+}

@@ -1,0 +1,95 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using System.Text.Json.Nodes;
+using LongCtx.Engine;
+using LongCtx.Models;
+using LongCtx.Tensors;
+
+namespace LongCtx.Cli;
+
+/// <summary>`longctx generate`: prefill a prompt over the ranks, then decode, streaming text or printing JSON.</summary>
+internal static class GenerateCommand
+{
+    public static Command Create()
+    {
+        var common = new CommonOptions();
+        var prompt = new PromptInput();
+        var dumpLogits = new Option<string?>("--dump-logits") { Description = "write the last prompt positions' logits to this safetensors file (tensor 'logits')" };
+        var dumpLast = new Option<int>("--dump-last") { Description = "how many last prompt positions --dump-logits keeps", DefaultValueFactory = _ => 1 };
+        var command = new Command("generate", "Generate text from a prompt");
+        common.AddTo(command);
+        prompt.AddTo(command);
+        command.Options.Add(dumpLogits);
+        command.Options.Add(dumpLast);
+        command.SetAction(r => Run(r, common, prompt, r.GetValue(dumpLogits), r.GetValue(dumpLast)));
+        return command;
+    }
+
+    private static int Run(ParseResult r, CommonOptions o, PromptInput prompt, string? dumpPath, int dumpLast)
+    {
+        bool json = r.GetValue(o.Json);
+        var sampling = o.Sampling(r);
+        string strategy = StrategyNames.Validate(r.GetValue(o.Strategy)!);
+        if (dumpLast < 1) throw new LongCtxException("--dump-last must be 1 or more");
+        if (dumpPath is not null && Path.GetDirectoryName(Path.GetFullPath(dumpPath)) is { } d && !Directory.Exists(d))
+            throw new LongCtxException($"{dumpPath}: its directory does not exist");
+        var progress = new Progress(!json);
+        using var model = LoadedModel.Load(r, o, progress);
+        if (model.Dummy && !json) Progress.Warn("note: the weights are random (--load-format dummy): the text is noise, the timings are real");
+        var tokens = prompt.Tokens(r, model.RequireTokenizer);
+
+        var stream = !json && model.Tokenizer is not null ? model.Tokenizer.CreateStreamingDecoder() : null;
+        var request = new GenerationRequest(tokens, r.GetValue(o.MaxNewTokens), sampling, strategy,
+            KeepLastLogits: dumpPath is null ? 1 : dumpLast, StopTokens: model.Config.EosTokenIds);
+        var sequence = model.Engine.NewSequence();
+        progress.Note($"prefilling {tokens.Length} tokens on {model.Engine.Device}...");
+        var result = model.Engine.Generate(sequence, request, id =>
+        {
+            if (!json) Console.Write(stream is null ? $"{id} " : stream.Push(id));
+        });
+
+        if (dumpPath is not null) WriteLogits(dumpPath, result.PromptLogits, model.Config.VocabSize);
+        if (json) Console.WriteLine(ToJson(result, model).ToJsonString());
+        else
+        {
+            if (stream is not null) Console.Write(stream.Flush());
+            Console.WriteLine();
+            Console.Error.WriteLine(Summary(result, model));
+        }
+        return 0;
+    }
+
+    private static void WriteLogits(string path, float[] logits, int vocab)
+    {
+        var bytes = MemoryMarshal.AsBytes(logits.AsSpan()).ToArray();
+        SafetensorsWriter.Write(path, [("logits", DType.F32, [logits.Length / vocab, vocab], bytes)]);
+    }
+
+    private static JsonObject ToJson(GenerationResult g, LoadedModel model)
+    {
+        var o = new JsonObject
+        {
+            ["token_ids"] = new JsonArray(g.Tokens.Select(t => (JsonNode)t).ToArray()),
+            ["text"] = model.Tokenizer?.Decode(g.Tokens) ?? "",
+            ["finish_reason"] = g.FinishReason,
+            ["prompt_tokens"] = g.PromptTokens,
+            ["cached_tokens"] = g.CachedTokens,
+            ["strategy"] = g.Strategy,
+            ["ranks"] = model.Engine.Ranks,
+            ["device"] = model.Engine.Device,
+            ["weights"] = model.Dummy ? "random" : "loaded",
+            ["ttft_ms"] = Math.Round(g.TtftMs, 3),
+            ["decode_ms_per_token"] = Math.Round(g.DecodeMsPerToken, 3),
+        };
+        if (g.Choice is { } c)
+        {
+            o["strategy_chosen"] = c.Strategy;
+            o["strategy_inputs"] = c.ToString();
+        }
+        return o;
+    }
+
+    private static string Summary(GenerationResult g, LoadedModel model) =>
+        $"[{g.PromptTokens} prompt tokens, {g.Tokens.Count} generated; strategy {g.Strategy}{(g.Choice is null ? "" : " (auto)")} on {model.Engine.Device}; " +
+        $"TTFT {g.TtftMs:0.0} ms, decode {g.DecodeMsPerToken:0.00} ms/token]";
+}

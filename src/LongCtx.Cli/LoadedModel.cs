@@ -1,0 +1,66 @@
+using System.CommandLine;
+using LongCtx.Engine;
+using LongCtx.Models;
+using LongCtx.Parallel;
+using LongCtx.Tensors;
+using LongCtx.Text;
+
+namespace LongCtx.Cli;
+
+/// <summary>A model ready to run: its config, weights (from safetensors or random), tokenizer and engine over the ranks.</summary>
+internal sealed class LoadedModel : IDisposable
+{
+    private LoadedModel(ModelConfig config, ModelWeights weights, Tokenizer? tokenizer, InferenceEngine engine, bool dummy)
+    {
+        Config = config;
+        Weights = weights;
+        Tokenizer = tokenizer;
+        Engine = engine;
+        Dummy = dummy;
+    }
+
+    public ModelConfig Config { get; }
+    public ModelWeights Weights { get; }
+    public Tokenizer? Tokenizer { get; }
+    public InferenceEngine Engine { get; }
+    public bool Dummy { get; }
+
+    public Tokenizer RequireTokenizer() => Tokenizer
+        ?? throw new LongCtxException("no tokenizer: give --tokenizer PATH (tokenizer.json or its directory), or use --prompt-ids");
+
+    public static LoadedModel Load(ParseResult r, CommonOptions o, Progress progress)
+    {
+        string device = r.GetValue(o.Device)!;
+        if (device != "cpu")
+            throw new LongCtxException($"--device {device} is not available in this build: use --device cpu (the CUDA backend is not built yet)");
+        string format = r.GetValue(o.LoadFormat)!;
+        if (format is not ("auto" or "safetensors" or "dummy"))
+            throw new LongCtxException($"--load-format {format} is unknown: use auto, safetensors or dummy");
+        bool dummy = format == "dummy";
+        string? dir = r.GetValue(o.Model);
+        string? preset = r.GetValue(o.Config);
+
+        ModelConfig config;
+        if (dir is not null) config = ModelConfig.Load(dir);
+        else if (dummy && preset is not null) config = ModelConfig.Preset(preset);
+        else throw new LongCtxException(dummy ? "--load-format dummy needs --model DIR (for config.json) or --config PRESET" : "--model DIR is required");
+
+        var weights = progress.Run(dummy ? "Building random weights" : $"Mapping weights from {dir}",
+            () => dummy ? ModelWeights.Dummy(config, seed: 0) : ModelWeights.Load(dir!, config));
+        string? tokenizerPath = r.GetValue(o.TokenizerPath) ?? (dir is not null && File.Exists(Path.Combine(dir, "tokenizer.json")) ? dir : null);
+        var tokenizer = tokenizerPath is null ? null : progress.Run("Loading tokenizer", () => Tokenizer.Load(tokenizerPath));
+
+        int ranks = r.GetValue(o.Ranks);
+        double? c = r.GetValue(o.ComputeTflops), bw = r.GetValue(o.LinkGbps);
+        HardwareRates? rates = c is not null && bw is not null ? new HardwareRates(c.Value * 1e12, bw.Value * 1e9) : null;
+        if ((c is null) != (bw is null)) throw new LongCtxException("give both --compute-tflops and --link-gbps, or neither (then they are measured)");
+        var group = new CpuRankGroup(config, weights, ranks, r.GetValue(o.Threads));
+        return new LoadedModel(config, weights, tokenizer, new InferenceEngine(config, group, rates), dummy);
+    }
+
+    public void Dispose()
+    {
+        Engine.Dispose();
+        Weights.Dispose();
+    }
+}

@@ -1,0 +1,30 @@
+using System.CommandLine;
+using System.Text.Json.Nodes;
+using LongCtx.Text;
+
+namespace LongCtx.Cli;
+
+/// <summary>`longctx tokenize`: text to token ids, without special tokens.</summary>
+internal static class TokenizeCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string?>("--model") { Description = "model directory holding tokenizer.json (or tokenizer.json itself)" };
+        var tokenizerPath = new Option<string?>("--tokenizer") { Description = "tokenizer.json or its directory" };
+        var text = new Option<string?>("--text") { Description = "text to tokenize" };
+        var file = new Option<string?>("--text-file") { Description = "file holding the text" };
+        var json = new Option<bool>("--json") { Description = "print {\"ids\": [...]}" };
+        var command = new Command("tokenize", "Tokenize text with a model's tokenizer") { model, tokenizerPath, text, file, json };
+        command.SetAction(r =>
+        {
+            string path = r.GetValue(tokenizerPath) ?? r.GetValue(model) ?? throw new LongCtxException("give --model DIR or --tokenizer PATH");
+            string? t = r.GetValue(text), f = r.GetValue(file);
+            if ((t is null) == (f is null)) throw new LongCtxException("give exactly one of --text, --text-file");
+            var ids = Tokenizer.Load(path).Encode(t ?? PromptInput.ReadText(f!), addSpecialTokens: false);
+            if (r.GetValue(json)) Console.WriteLine(new JsonObject { ["ids"] = new JsonArray(ids.Select(i => (JsonNode)i).ToArray()) }.ToJsonString());
+            else Console.WriteLine(string.Join(' ', ids));
+            return 0;
+        });
+        return command;
+    }
+}

@@ -1,0 +1,82 @@
+using System.Diagnostics;
+using LongCtx.Parallel;
+
+namespace LongCtx.Engine;
+
+/// <summary>One generation: what to prefill, how many tokens to draw and how.</summary>
+public sealed record GenerationRequest(
+    int[] PromptTokens,
+    int MaxNewTokens,
+    SamplingOptions Sampling,
+    string Strategy = StrategyNames.Auto,
+    int KeepLastLogits = 1,
+    IReadOnlyCollection<int>? StopTokens = null);
+
+/// <summary>What came out, with the timings a user of a serving engine looks at.</summary>
+public sealed record GenerationResult(
+    IReadOnlyList<int> Tokens,
+    string FinishReason,
+    int PromptTokens,
+    int CachedTokens,
+    string Strategy,
+    StrategyChoice? Choice,
+    float[] PromptLogits,
+    double TtftMs,
+    double DecodeMsPerToken);
+
+public static class Generation
+{
+    /// <summary>
+    /// Prefills the request's tokens that the sequence has not cached yet, then decodes token by token,
+    /// calling onToken as each is drawn. The last drawn token's KV is not cached (it was never fed back);
+    /// <see cref="UncachedSuffix"/> picks it up with the next turn.
+    /// </summary>
+    public static GenerationResult Generate(this InferenceEngine engine, Sequence sequence, GenerationRequest request,
+        Action<int>? onToken = null, CancellationToken cancel = default)
+    {
+        var newTokens = UncachedSuffix(sequence, request.PromptTokens);
+        int cachedBefore = sequence.CachedTokens;
+        var sampler = new Sampler(request.Sampling);
+        var clock = Stopwatch.StartNew();
+        var prefill = engine.Prefill([(sequence, newTokens)], request.Strategy, Math.Max(1, request.KeepLastLogits));
+        var promptLogits = prefill.Logits[0];
+        int vocab = engine.Config.VocabSize;
+        var output = new List<int>();
+        string finish = "length";
+        double ttft = 0;
+        var decodeClock = new Stopwatch();
+        if (request.MaxNewTokens > 0)
+        {
+            int token = sampler.Next(promptLogits.AsSpan(promptLogits.Length - vocab, vocab));
+            ttft = clock.Elapsed.TotalMilliseconds;
+            decodeClock.Start();
+            while (true)
+            {
+                output.Add(token);
+                onToken?.Invoke(token);
+                if (request.StopTokens?.Contains(token) == true) { finish = "stop"; break; }
+                if (output.Count >= request.MaxNewTokens || cancel.IsCancellationRequested) break;
+                if (sequence.CachedTokens + 1 >= engine.Config.MaxPositionEmbeddings) break;
+                var logits = engine.Decode([(sequence, token)])[0];
+                token = sampler.Next(logits);
+            }
+            decodeClock.Stop();
+        }
+        else ttft = clock.Elapsed.TotalMilliseconds;
+        int decodeSteps = Math.Max(0, output.Count - 1);
+        return new GenerationResult(output, finish, request.PromptTokens.Length, cachedBefore, prefill.Strategy, prefill.Choice,
+            promptLogits, ttft, decodeSteps == 0 ? 0 : decodeClock.Elapsed.TotalMilliseconds / decodeSteps);
+    }
+
+    /// <summary>
+    /// The part of a conversation's tokens the sequence has not cached. The cached tokens must be a
+    /// prefix of the conversation; a conversation that changed its past starts over.
+    /// </summary>
+    public static int[] UncachedSuffix(Sequence sequence, int[] conversation)
+    {
+        var cached = sequence.Tokens;
+        if (cached.Count >= conversation.Length || !conversation.AsSpan(0, cached.Count).SequenceEqual(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(cached)))
+            throw new LongCtxException($"the conversation does not extend its cached {cached.Count} tokens: start a new conversation");
+        return conversation[cached.Count..];
+    }
+}

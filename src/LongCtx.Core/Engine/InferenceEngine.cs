@@ -1,0 +1,230 @@
+using System.Diagnostics;
+using LongCtx.Models;
+using LongCtx.Parallel;
+using LongCtx.Parallel.Strategies;
+using LongCtx.Tensors;
+
+namespace LongCtx.Engine;
+
+/// <summary>The attention strategies a prefill can ask for.</summary>
+public static class StrategyNames
+{
+    public const string Dense = "dense", PassKv = "pass-kv", PassQ = "pass-q", Auto = "auto";
+    public static readonly string[] Exact = [Dense, PassKv, PassQ, Auto];
+
+    public static string Validate(string name) => Exact.Contains(name)
+        ? name
+        : throw new LongCtxException($"unknown strategy '{name}': use one of {string.Join(", ", Exact)}");
+}
+
+/// <summary>One prefill's outcome: the logits kept for each sequence and how attention was run.</summary>
+public sealed record PrefillResult(IReadOnlyList<float[]> Logits, string Strategy, StrategyChoice? Choice, TimeSpan Elapsed);
+
+/// <summary>
+/// Runs prefill and decode of a batch of sequences over the ranks of a group. Coordinates on the host:
+/// builds the shard plan, picks the strategy, runs every rank's forward pass at once, gathers the
+/// hidden states whose logits are wanted, and keeps each sequence's KV placement up to date.
+/// </summary>
+public sealed class InferenceEngine : IDisposable
+{
+    private readonly IRankGroup _ranks;
+    private int _nextSequenceId;
+
+    public InferenceEngine(ModelConfig config, IRankGroup ranks, HardwareRates? rates = null)
+    {
+        Config = config;
+        _ranks = ranks;
+        Rates = rates;
+    }
+
+    public ModelConfig Config { get; }
+    public int Ranks => _ranks.Size;
+    public string Device => _ranks.Device;
+    /// <summary>C and BW for the automatic choice; measured on first need when not configured.</summary>
+    public HardwareRates? Rates { get; private set; }
+
+    public Sequence NewSequence() => new(Interlocked.Increment(ref _nextSequenceId), Ranks);
+
+    /// <summary>
+    /// Prefills the new tokens of each sequence (a first turn, or a later turn against its cached KV) and
+    /// returns, per sequence, the logits [keepLast × vocab] of its last keepLast new tokens.
+    /// </summary>
+    public PrefillResult Prefill(IReadOnlyList<(Sequence Sequence, int[] NewTokens)> batch, string strategy, int keepLast = 1)
+    {
+        var clock = Stopwatch.StartNew();
+        StrategyNames.Validate(strategy);
+        foreach (var (seq, tokens) in batch) CheckTokens(seq, tokens);
+        var inputs = batch.Select((b, i) => new SequenceInput(i, b.NewTokens.Length, b.Sequence.Placement)).ToList();
+        var plan = ShardPlan.LoadBalanced(inputs, Ranks);
+        var (attention, choice) = Choose(strategy, plan);
+        var allTokens = batch.SelectMany(b => b.NewTokens).ToArray();
+
+        // Rows whose logits are wanted, in batch order.
+        var wanted = new List<int>();
+        int offset = 0;
+        var keep = new int[batch.Count];
+        for (int i = 0; i < batch.Count; i++)
+        {
+            int n = batch[i].NewTokens.Length;
+            keep[i] = Math.Min(Math.Max(1, keepLast), n);
+            for (int j = n - keep[i]; j < n; j++) wanted.Add(offset + j);
+            offset += n;
+        }
+
+        var results = _ranks.Run(rt =>
+        {
+            var shard = plan.Shards[rt.Rank];
+            var step = new AttentionStep
+            {
+                Rank = rt.Rank,
+                QueriesByRank = plan.Shards.Select(s => s.Queries).ToArray(),
+                KeysByRank = plan.Shards.Select(s => s.Keys).ToArray(),
+                Caches = batch.Select(b => rt.CacheOf(b.Sequence.Id)).ToList(),
+                Appends = AppendsOf(shard),
+            };
+            var ids = shard.BatchIndex.Select(i => allTokens[i]).ToArray();
+            return ForwardAndGather(rt, ids, step, attention, wanted, row => Array.IndexOf(shard.BatchIndex, row));
+        });
+
+        for (int i = 0; i < batch.Count; i++)
+        {
+            var seq = batch[i].Sequence;
+            foreach (var shard in plan.Shards)
+                seq.Placement.Append(shard.Rank, Enumerable.Range(0, shard.Rows).Where(r => shard.Queries.SeqIds[r] == i).Select(r => shard.Queries.Positions[r]));
+            seq.Tokens.AddRange(batch[i].NewTokens);
+        }
+        return new PrefillResult(Split(results[0]!, keep), attention.Name, choice, clock.Elapsed);
+    }
+
+    /// <summary>
+    /// One decode step for a batch of sequences, one new token each: every rank runs the tokens, each
+    /// token's KV is stored round-robin on rank position mod N. Returns each sequence's next-token logits.
+    /// </summary>
+    public IReadOnlyList<float[]> Decode(IReadOnlyList<(Sequence Sequence, int Token)> batch)
+    {
+        foreach (var (seq, token) in batch) CheckTokens(seq, [token]);
+        int n = batch.Count;
+        var positions = batch.Select(b => b.Sequence.CachedTokens).ToArray();
+        var owners = positions.Select(p => p % Ranks).ToArray();
+        var queries = new TokenLayout(Enumerable.Range(0, n).ToArray(), positions);
+        var keys = new TokenLayout[Ranks];
+        for (int r = 0; r < Ranks; r++)
+        {
+            var s = new List<int>();
+            var p = new List<int>();
+            for (int i = 0; i < n; i++)
+            {
+                foreach (var pos in batch[i].Sequence.Placement.On(r)) { s.Add(i); p.Add(pos); }
+                if (owners[i] == r) { s.Add(i); p.Add(positions[i]); }
+            }
+            keys[r] = new TokenLayout(s.ToArray(), p.ToArray());
+        }
+        var tokens = batch.Select(b => b.Token).ToArray();
+        var all = Enumerable.Range(0, n).ToList();
+        var decode = new DistributedDecode();
+        var results = _ranks.Run(rt =>
+        {
+            var step = new AttentionStep
+            {
+                Rank = rt.Rank,
+                QueriesByRank = Enumerable.Repeat(queries, Ranks).ToArray(),
+                KeysByRank = keys,
+                Caches = batch.Select(b => rt.CacheOf(b.Sequence.Id)).ToList(),
+                Appends = Enumerable.Range(0, n).Where(i => owners[i] == rt.Rank).Select(i => new KvAppend(i, i, 1)).ToList(),
+            };
+            // Every rank holds every row, so no gathering is needed: rank 0 reads its own.
+            return ForwardAndGather(rt, tokens, step, decode, all, row => rt.Rank == 0 ? row : -1, gather: false);
+        });
+        for (int i = 0; i < n; i++)
+        {
+            batch[i].Sequence.Placement.Append(owners[i], [positions[i]]);
+            batch[i].Sequence.Tokens.Add(tokens[i]);
+        }
+        return Split(results[0]!, Enumerable.Repeat(1, n).ToArray());
+    }
+
+    /// <summary>Frees a sequence's KV on every rank.</summary>
+    public void Release(Sequence sequence) => _ranks.Run(rt => { rt.Release(sequence.Id); return 0; });
+
+    /// <summary>Bytes of KV cache held on each rank.</summary>
+    public long[] KvBytesPerRank() => _ranks.Run(rt => rt.Caches.Values.Sum(c => c.Bytes));
+
+    private (IAttentionStrategy, StrategyChoice?) Choose(string strategy, ShardPlan plan)
+    {
+        switch (strategy)
+        {
+            case StrategyNames.Dense:
+                if (Ranks != 1) throw new LongCtxException($"strategy dense runs on one rank; with --ranks {Ranks} use pass-kv, pass-q or auto");
+                return (new LocalAttention(), null);
+            case StrategyNames.PassKv: return (new RingPassKv(), null);
+            case StrategyNames.PassQ: return (new RingPassQ(), null);
+        }
+        Rates ??= RateProbe.Measure(_ranks, Config);
+        long t = plan.TotalNewTokens, p = plan.Sequences.Sum(s => (long)s.CachedTokens);
+        var choice = StrategyChoice.Decide(t, p, Ranks, Config.NumHeads, Config.NumKvHeads, bytesPerElement: 2, Rates);
+        IAttentionStrategy chosen = choice.Strategy == StrategyNames.PassKv ? new RingPassKv() : new RingPassQ();
+        return (chosen, choice);
+    }
+
+    private static List<KvAppend> AppendsOf(RankShard shard)
+    {
+        var appends = new List<KvAppend>();
+        int row = 0;
+        while (row < shard.Rows)
+        {
+            int seq = shard.Queries.SeqIds[row], start = row;
+            while (row < shard.Rows && shard.Queries.SeqIds[row] == seq) row++;
+            appends.Add(new KvAppend(seq, start, row - start));
+        }
+        return appends;
+    }
+
+    /// <summary>
+    /// Runs the model on a rank's rows, then brings the wanted rows' hidden states to every rank (an
+    /// all-reduce of a buffer where each rank fills only its own rows — adding zeros is exact) and has
+    /// rank 0 compute their logits.
+    /// </summary>
+    private static float[]? ForwardAndGather(RankRuntime rt, int[] ids, AttentionStep step, IAttentionStrategy strategy,
+        List<int> wanted, Func<int, int> localRowOf, bool gather = true)
+    {
+        var model = rt.Model;
+        var c = model.Config;
+        var b = rt.Backend;
+        using var hidden = model.Forward(ids, step.Queries,
+            (layer, q, k, v) => strategy.Attend(new AttentionLayer(b, rt.Comm, step, layer, c.NumHeads, c.NumKvHeads, c.HeadDim), q, k, v));
+        using var rows = b.Allocate(b.ActivationType, wanted.Count, c.HiddenSize);
+        for (int i = 0; i < wanted.Count; i++)
+        {
+            int local = localRowOf(wanted[i]);
+            if (local >= 0) b.Copy(hidden.SliceRows(local, 1), rows.SliceRows(i, 1));
+        }
+        if (gather) rt.Comm.AllReduceSum(rows);
+        return rt.Rank == 0 ? model.Logits(rows) : null;
+    }
+
+    private static float[][] Split(float[] logits, int[] rowsPerSequence)
+    {
+        int vocab = logits.Length / Math.Max(1, rowsPerSequence.Sum());
+        var result = new float[rowsPerSequence.Length][];
+        int at = 0;
+        for (int i = 0; i < rowsPerSequence.Length; i++)
+        {
+            result[i] = logits.AsSpan(at * vocab, rowsPerSequence[i] * vocab).ToArray();
+            at += rowsPerSequence[i];
+        }
+        return result;
+    }
+
+    private void CheckTokens(Sequence seq, int[] tokens)
+    {
+        if (tokens.Length == 0) throw new LongCtxException("a prefill needs at least one new token");
+        long total = (long)seq.CachedTokens + tokens.Length;
+        if (total > Config.MaxPositionEmbeddings)
+            throw new LongCtxException($"the prompt needs {total} positions but the model allows {Config.MaxPositionEmbeddings} (max_position_embeddings in config.json): shorten the prompt");
+        foreach (var id in tokens)
+            if ((uint)id >= (uint)Config.VocabSize)
+                throw new LongCtxException($"token id {id} is outside the vocabulary (size {Config.VocabSize})");
+    }
+
+    public void Dispose() => _ranks.Dispose();
+}

@@ -1,0 +1,118 @@
+using LongCtx.Backends;
+using LongCtx.Models;
+using LongCtx.Tensors;
+
+namespace LongCtx.Engine;
+
+/// <summary>
+/// One rank's copy of a Llama-style decoder (Llama 2/3, Mistral, Qwen2) on its backend, and its forward
+/// pass over the rows the rank owns. Attention is delegated: the caller passes the strategy that turns
+/// this rank's q, k, v into attention output, communicating with the other ranks as it must.
+/// </summary>
+public sealed class ModelReplica : IDisposable
+{
+    private readonly IBackend _b;
+    private readonly Tensor _embedding, _finalNorm, _lmHead;
+    private readonly Layer[] _layers;
+    private readonly RopeTable _rope;
+
+    public ModelReplica(ModelConfig config, ModelWeights weights, IBackend backend)
+    {
+        Config = config;
+        _b = backend;
+        _embedding = backend.LoadWeight(weights.Embedding);
+        _finalNorm = backend.LoadWeight(weights.FinalNorm);
+        _lmHead = ReferenceEquals(weights.LmHead, weights.Embedding) ? _embedding : backend.LoadWeight(weights.LmHead);
+        _layers = weights.Layers.Select(w => new Layer(backend, w)).ToArray();
+        _rope = config.Rope.BuildTable(config.HeadDim);
+    }
+
+    public ModelConfig Config { get; }
+    public IBackend Backend => _b;
+
+    /// <summary>Attention for one layer: (layer, q [T,NH,D], k [T,NKV,D], v [T,NKV,D]) → output [T,NH,D].</summary>
+    public delegate Tensor AttentionFunction(int layer, Tensor q, Tensor k, Tensor v);
+
+    /// <summary>Runs every layer on the given rows and returns the final-normed hidden states [T, hidden].</summary>
+    public Tensor Forward(ReadOnlySpan<int> tokenIds, TokenLayout layout, AttentionFunction attend)
+    {
+        var c = Config;
+        int t = tokenIds.Length;
+        using var ids = _b.Upload(tokenIds, t);
+        var x = _b.Allocate(_b.ActivationType, t, c.HiddenSize);
+        _b.Embedding(ids, _embedding, x);
+        using var h = _b.Allocate(_b.ActivationType, t, c.HiddenSize);
+        for (int l = 0; l < _layers.Length; l++)
+        {
+            var w = _layers[l];
+            _b.RmsNorm(x, w.InputNorm, c.RmsNormEps, h);
+            using (var q = _b.Allocate(_b.ActivationType, t, c.NumHeads * c.HeadDim))
+            using (var k = _b.Allocate(_b.ActivationType, t, c.NumKvHeads * c.HeadDim))
+            using (var v = _b.Allocate(_b.ActivationType, t, c.NumKvHeads * c.HeadDim))
+            {
+                _b.Linear(h, w.Q, w.QBias, q);
+                _b.Linear(h, w.K, w.KBias, k);
+                _b.Linear(h, w.V, w.VBias, v);
+                var q3 = q.View(t, c.NumHeads, c.HeadDim);
+                var k3 = k.View(t, c.NumKvHeads, c.HeadDim);
+                _b.Rope(q3, layout, _rope);
+                _b.Rope(k3, layout, _rope);
+                using var attention = attend(l, q3, k3, v.View(t, c.NumKvHeads, c.HeadDim));
+                _b.Linear(attention.View(t, c.NumHeads * c.HeadDim), w.O, null, h);
+            }
+            _b.Add(x, h);
+            _b.RmsNorm(x, w.PostAttentionNorm, c.RmsNormEps, h);
+            using (var gate = _b.Allocate(_b.ActivationType, t, c.IntermediateSize))
+            using (var up = _b.Allocate(_b.ActivationType, t, c.IntermediateSize))
+            {
+                _b.Linear(h, w.Gate, null, gate);
+                _b.Linear(h, w.Up, null, up);
+                _b.SwiGlu(gate, up, gate);
+                _b.Linear(gate, w.Down, null, h);
+            }
+            _b.Add(x, h);
+        }
+        _b.RmsNorm(x, _finalNorm, c.RmsNormEps, x);
+        return x;
+    }
+
+    /// <summary>Logits [rows, vocab] of final hidden states, downloaded to the host.</summary>
+    public float[] Logits(Tensor hidden)
+    {
+        using var logits = _b.Allocate(_b.ActivationType, hidden.Rows, Config.VocabSize);
+        _b.Linear(hidden, _lmHead, null, logits);
+        var host = new float[logits.Length];
+        _b.Download<float>(logits, host);
+        return host;
+    }
+
+    public void Dispose()
+    {
+        // Weights the CPU backend wraps are owned by ModelWeights; the tensor handles free nothing there.
+        _embedding.Dispose();
+        _finalNorm.Dispose();
+        if (!ReferenceEquals(_lmHead, _embedding)) _lmHead.Dispose();
+        foreach (var l in _layers) l.Dispose();
+    }
+
+    private sealed class Layer : IDisposable
+    {
+        public Layer(IBackend b, LayerWeights w)
+        {
+            Q = b.LoadWeight(w.QProj); K = b.LoadWeight(w.KProj); V = b.LoadWeight(w.VProj); O = b.LoadWeight(w.OProj);
+            QBias = w.QBias is null ? null : b.LoadWeight(w.QBias);
+            KBias = w.KBias is null ? null : b.LoadWeight(w.KBias);
+            VBias = w.VBias is null ? null : b.LoadWeight(w.VBias);
+            Gate = b.LoadWeight(w.GateProj); Up = b.LoadWeight(w.UpProj); Down = b.LoadWeight(w.DownProj);
+            InputNorm = b.LoadWeight(w.InputNorm); PostAttentionNorm = b.LoadWeight(w.PostAttentionNorm);
+        }
+
+        public Tensor Q, K, V, O, Gate, Up, Down, InputNorm, PostAttentionNorm;
+        public Tensor? QBias, KBias, VBias;
+
+        public void Dispose()
+        {
+            foreach (var t in new[] { Q, K, V, O, Gate, Up, Down, InputNorm, PostAttentionNorm, QBias, KBias, VBias }) t?.Dispose();
+        }
+    }
+}

@@ -1,0 +1,76 @@
+using LongCtx.Backends;
+using LongCtx.Tensors;
+
+namespace LongCtx.Engine;
+
+/// <summary>
+/// The KV one rank holds for one sequence, every layer: rows appended in the order the rank computed
+/// them (its prefill chunks, then the decode tokens placed on it). Capacity grows by doubling so a long
+/// conversation does not copy its cache on every turn.
+/// </summary>
+public sealed class SequenceKv : IDisposable
+{
+    private readonly IBackend _backend;
+    private readonly int _kvHeads, _headDim;
+    private readonly Tensor?[] _keys, _values;
+    private readonly int[] _count;
+
+    public SequenceKv(IBackend backend, int layers, int kvHeads, int headDim)
+    {
+        _backend = backend;
+        _kvHeads = kvHeads;
+        _headDim = headDim;
+        _keys = new Tensor?[layers];
+        _values = new Tensor?[layers];
+        _count = new int[layers];
+    }
+
+    /// <summary>Rows held in layer 0 (every layer holds the same rows once a pass is complete).</summary>
+    public int Count => _count[0];
+
+    public long Bytes => _keys.Sum(k => k?.Bytes ?? 0) * 2;
+
+    public void Append(int layer, Tensor k, Tensor v)
+    {
+        int n = k.Rows;
+        if (n == 0) return;
+        Reserve(layer, _count[layer] + n);
+        _backend.Copy(k, _keys[layer]!.SliceRows(_count[layer], n));
+        _backend.Copy(v, _values[layer]!.SliceRows(_count[layer], n));
+        _count[layer] += n;
+    }
+
+    public Tensor Keys(int layer) => View(_keys[layer], _count[layer]);
+    public Tensor Values(int layer) => View(_values[layer], _count[layer]);
+
+    private Tensor? _empty;
+
+    private Tensor View(Tensor? t, int rows) => t?.SliceRows(0, rows) ?? (_empty ??= _backend.Allocate(_backend.ActivationType, 0, _kvHeads, _headDim));
+
+    private void Reserve(int layer, int rows)
+    {
+        var old = _keys[layer];
+        if (old is not null && old.Rows >= rows) return;
+        int capacity = Math.Max(rows, old is null ? rows : old.Rows * 2);
+        _keys[layer] = Grow(old, capacity, _count[layer]);
+        _values[layer] = Grow(_values[layer], capacity, _count[layer]);
+    }
+
+    private Tensor Grow(Tensor? old, int capacity, int used)
+    {
+        var t = _backend.Allocate(_backend.ActivationType, capacity, _kvHeads, _headDim);
+        if (old is not null)
+        {
+            if (used > 0) _backend.Copy(old.SliceRows(0, used), t.SliceRows(0, used));
+            old.Dispose();
+        }
+        return t;
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in _keys) t?.Dispose();
+        foreach (var t in _values) t?.Dispose();
+        _empty?.Dispose();
+    }
+}

@@ -1,0 +1,38 @@
+using LongCtx.Backends;
+using LongCtx.Engine;
+using LongCtx.Tensors;
+
+namespace LongCtx.Parallel;
+
+/// <summary>Rows [Row, Row+Count) of this rank's new tokens store their KV in cache number <see cref="Cache"/>.</summary>
+public readonly record struct KvAppend(int Cache, int Row, int Count);
+
+/// <summary>
+/// What one rank knows about one forward pass (a prefill batch or a decode step), the same for every
+/// layer: the query layout of every rank (pass-Q sends queries around), the KV layout every rank holds
+/// once this pass's new KV is stored (pass-KV sends KV around), this rank's caches in batch order, and
+/// which new rows it stores where. Every rank builds the same layouts from the same plan, so nothing
+/// but tensors travels between ranks.
+/// </summary>
+public sealed class AttentionStep
+{
+    public required int Rank { get; init; }
+    public required TokenLayout[] QueriesByRank { get; init; }
+    public required TokenLayout[] KeysByRank { get; init; }
+    public required IReadOnlyList<SequenceKv> Caches { get; init; }
+    public required IReadOnlyList<KvAppend> Appends { get; init; }
+
+    public int Ranks => KeysByRank.Length;
+    public TokenLayout Queries => QueriesByRank[Rank];
+    public TokenLayout Keys => KeysByRank[Rank];
+}
+
+/// <summary>One layer's attention call on one rank: the step plus the layer, the backend and the ring.</summary>
+public sealed record AttentionLayer(IBackend Backend, ICommunicator Comm, AttentionStep Step, int Layer, int Heads, int KvHeads, int HeadDim)
+{
+    public float Scale => 1f / MathF.Sqrt(HeadDim);
+    public int Rank => Step.Rank;
+    public int Ranks => Step.Ranks;
+    public int Next => (Rank + 1) % Ranks;
+    public int Previous => (Rank - 1 + Ranks) % Ranks;
+}

@@ -1,0 +1,41 @@
+using LongCtx.Tensors;
+
+namespace LongCtx.Parallel.Strategies;
+
+/// <summary>
+/// Decode on the distributed KV cache (the paper's §3.5): every rank runs the new tokens' queries — the
+/// same rows on every rank — against the KV it holds, then the partial outputs and LSEs are all-gathered
+/// and merged in rank order, so every rank ends with the same exact output. The new tokens' own KV is
+/// stored only on the rank the step assigns (round-robin), so caches grow evenly.
+/// </summary>
+public sealed class DistributedDecode : IAttentionStrategy
+{
+    public string Name => "decode";
+
+    public Tensor Attend(AttentionLayer layer, Tensor q, Tensor k, Tensor v)
+    {
+        var b = layer.Backend;
+        int n = layer.Ranks;
+        LocalKv.Store(layer, k, v);
+        using var local = LocalKv.Block(layer);
+        // A rank whose keys no query can see still contributes: zeros with LSE −inf, which the merge ignores.
+        var output = b.Allocate(b.ActivationType, q.Rows, layer.Heads, layer.HeadDim);
+        using var lse = b.Allocate(DType.F32, q.Rows, layer.Heads);
+        b.Attention(q, layer.Step.Queries, local.K, local.V, layer.Step.Keys, layer.Scale, output, lse);
+        if (n == 1) return output;
+
+        using var allOut = b.Allocate(b.ActivationType, n * q.Rows, layer.Heads, layer.HeadDim);
+        using var allLse = b.Allocate(DType.F32, n * q.Rows, layer.Heads);
+        layer.Comm.AllGather(output, allOut);
+        layer.Comm.AllGather(lse, allLse);
+        output.Dispose();
+        // Merge in rank order on every rank, so all ranks hold bit-identical results.
+        var result = b.Allocate(b.ActivationType, q.Rows, layer.Heads, layer.HeadDim);
+        using var resultLse = b.Allocate(DType.F32, q.Rows, layer.Heads);
+        b.Copy(allOut.SliceRows(0, q.Rows), result);
+        b.Copy(allLse.SliceRows(0, q.Rows), resultLse);
+        for (int j = 1; j < n; j++)
+            b.MergeAttention(result, resultLse, allOut.SliceRows(j * q.Rows, q.Rows), allLse.SliceRows(j * q.Rows, q.Rows));
+        return result;
+    }
+}

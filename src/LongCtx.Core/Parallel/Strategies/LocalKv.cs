@@ -1,0 +1,60 @@
+using LongCtx.Tensors;
+
+namespace LongCtx.Parallel.Strategies;
+
+/// <summary>What every strategy does with the rank's own KV: store the new rows, and see all it holds as one block.</summary>
+internal static class LocalKv
+{
+    public static void Store(AttentionLayer layer, Tensor k, Tensor v)
+    {
+        foreach (var a in layer.Step.Appends)
+            layer.Step.Caches[a.Cache].Append(layer.Layer, k.SliceRows(a.Row, a.Count), v.SliceRows(a.Row, a.Count));
+    }
+
+    /// <summary>
+    /// The rank's KV for this layer in the order of <see cref="AttentionStep.Keys"/>: the cache itself when
+    /// the batch has one sequence, else the caches copied one after another.
+    /// </summary>
+    public static KvBlock Block(AttentionLayer layer)
+    {
+        var caches = layer.Step.Caches;
+        if (caches.Count == 1) return new KvBlock(caches[0].Keys(layer.Layer), caches[0].Values(layer.Layer), Owned: false);
+        var b = layer.Backend;
+        int rows = layer.Step.Keys.Count;
+        var k = b.Allocate(b.ActivationType, rows, layer.KvHeads, layer.HeadDim);
+        var v = b.Allocate(b.ActivationType, rows, layer.KvHeads, layer.HeadDim);
+        int at = 0;
+        foreach (var c in caches)
+        {
+            var ck = c.Keys(layer.Layer);
+            if (ck.Rows == 0) continue;
+            b.Copy(ck, k.SliceRows(at, ck.Rows));
+            b.Copy(c.Values(layer.Layer), v.SliceRows(at, ck.Rows));
+            at += ck.Rows;
+        }
+        if (at != rows) throw new InvalidOperationException($"rank {layer.Rank} holds {at} KV rows, its plan says {rows}");
+        return new KvBlock(k, v, Owned: true);
+    }
+
+    /// <summary>Attention of a query block against a key block, or null when the mask hides every key.</summary>
+    public static (Tensor Output, Tensor Lse)? Attend(AttentionLayer layer, Tensor q, TokenLayout queries, Tensor k, Tensor v, TokenLayout keys)
+    {
+        if (TokenLayout.NothingVisible(queries, keys)) return null;
+        var b = layer.Backend;
+        var output = b.Allocate(b.ActivationType, q.Rows, layer.Heads, layer.HeadDim);
+        var lse = b.Allocate(DType.F32, q.Rows, layer.Heads);
+        b.Attention(q, queries, k, v, keys, layer.Scale, output, lse);
+        return (output, lse);
+    }
+}
+
+/// <summary>A block of keys and values; Owned when it is a copy the holder must free.</summary>
+internal readonly record struct KvBlock(Tensor K, Tensor V, bool Owned) : IDisposable
+{
+    public void Dispose()
+    {
+        if (!Owned) return;
+        K.Dispose();
+        V.Dispose();
+    }
+}
