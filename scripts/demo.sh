@@ -8,7 +8,7 @@ scripts/fetch-tokenizers.sh
 dotnet build src/LongCtx.Cli -c Release -v quiet -nologo
 longctx() { dotnet src/LongCtx.Cli/bin/Release/net10.0/longctx.dll "$@"; }
 
-# A long prompt of real text: this repository's own documentation and sources (about 16K tokens).
+# A long prompt of real text: this repository's own documentation and sources (about 11K tokens).
 prompt=$(mktemp)
 trap 'rm -f "$prompt"' EXIT
 cat README.md docs/*.md src/LongCtx.Core/Parallel/*.cs src/LongCtx.Core/Parallel/Strategies/*.cs | head -c 60000 > "$prompt"

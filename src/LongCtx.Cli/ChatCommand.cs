@@ -42,19 +42,21 @@ internal static class ChatCommand
             var result = model.Engine.Generate(sequence,
                 new GenerationRequest(conversation.ToArray(), r.GetValue(o.MaxNewTokens), sampling, strategy, StopTokens: model.Config.EosTokenIds));
             conversation.AddRange(result.Tokens);
+            if (r.GetValue(o.Verbose) && result.Choice is { } choice) Console.Error.WriteLine($"debug: strategy choice {choice}");
             if (json)
                 Console.WriteLine(new JsonObject
                 {
                     ["token_ids"] = new JsonArray(result.Tokens.Select(t => (JsonNode)t).ToArray()),
-                    ["text"] = model.Tokenizer?.Decode(result.Tokens) ?? "",
+                    ["text"] = model.Tokenizer?.Decode([.. result.Tokens]) ?? "",
                     ["prompt_tokens"] = result.PromptTokens,
                     ["cached_tokens"] = result.CachedTokens,
                     ["strategy"] = result.Strategy,
+                    ["strategy_chosen"] = result.Choice?.Strategy,
                     ["ranks"] = model.Engine.Ranks,
                     ["ttft_ms"] = Math.Round(result.TtftMs, 3),
                 }.ToJsonString());
             else
-                Console.WriteLine($"{model.Tokenizer?.Decode(result.Tokens) ?? string.Join(' ', result.Tokens)}\n" +
+                Console.WriteLine($"{model.Tokenizer?.Decode([.. result.Tokens]) ?? string.Join(' ', result.Tokens)}\n" +
                                   $"[{result.PromptTokens - result.CachedTokens} new tokens prefilled, {result.CachedTokens} reused from cache, strategy {result.Strategy}, TTFT {result.TtftMs:0.0} ms]");
         }
         return 0;

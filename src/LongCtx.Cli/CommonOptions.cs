@@ -22,11 +22,12 @@ internal sealed class CommonOptions
     public readonly Option<int> TopK = new("--top-k") { Description = "0 for off", DefaultValueFactory = _ => 0 };
     public readonly Option<int?> Seed = new("--seed");
     public readonly Option<bool> Json = new("--json") { Description = "print one JSON object instead of streaming text" };
+    public readonly Option<bool> Verbose = new("--verbose") { Description = "debug log on stderr: the pass-KV / pass-Q choice and its inputs" };
 
     public void AddTo(Command command)
     {
         foreach (var o in new Option[] { Model, Config, TokenizerPath, LoadFormat, Device, Ranks, Strategy, Threads, ComputeTflops, LinkGbps,
-                     MaxNewTokens, Temperature, TopP, TopK, Seed, Json })
+                     MaxNewTokens, Temperature, TopP, TopK, Seed, Json, Verbose })
             command.Options.Add(o);
     }
 

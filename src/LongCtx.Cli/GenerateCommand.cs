@@ -48,6 +48,7 @@ internal static class GenerateCommand
             if (!json) Console.Write(stream is null ? $"{id} " : stream.Push(id));
         });
 
+        if (r.GetValue(o.Verbose) && result.Choice is { } choice) Console.Error.WriteLine($"debug: strategy choice {choice}");
         if (dumpPath is not null) WriteLogits(dumpPath, result.PromptLogits, model.Config.VocabSize);
         if (json) Console.WriteLine(ToJson(result, model).ToJsonString());
         else
@@ -70,7 +71,7 @@ internal static class GenerateCommand
         var o = new JsonObject
         {
             ["token_ids"] = new JsonArray(g.Tokens.Select(t => (JsonNode)t).ToArray()),
-            ["text"] = model.Tokenizer?.Decode(g.Tokens) ?? "",
+            ["text"] = model.Tokenizer?.Decode([.. g.Tokens]) ?? "",
             ["finish_reason"] = g.FinishReason,
             ["prompt_tokens"] = g.PromptTokens,
             ["cached_tokens"] = g.CachedTokens,

@@ -19,10 +19,16 @@ if (parsed.Errors.Count > 0)
 }
 try
 {
-    return await parsed.InvokeAsync();
+    return await parsed.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
 }
 catch (LongCtxException e)
 {
     Console.Error.WriteLine($"error: {e.Message}");
     return 1;
+}
+catch (Exception e) when (Environment.GetEnvironmentVariable("LONGCTX_DEBUG") is null)
+{
+    // A bug, not bad input: still one line; LONGCTX_DEBUG=1 shows the stack.
+    Console.Error.WriteLine($"error: internal error ({e.GetType().Name}: {e.Message}); rerun with LONGCTX_DEBUG=1 for details");
+    return 70;
 }

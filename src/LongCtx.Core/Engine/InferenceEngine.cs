@@ -17,8 +17,8 @@ public static class StrategyNames
         : throw new LongCtxException($"unknown strategy '{name}': use one of {string.Join(", ", Exact)}");
 }
 
-/// <summary>One prefill's outcome: the logits kept for each sequence and how attention was run.</summary>
-public sealed record PrefillResult(IReadOnlyList<float[]> Logits, string Strategy, StrategyChoice? Choice, TimeSpan Elapsed);
+/// <summary>One prefill's outcome: the logits kept for each sequence (and, when asked, the argmax at every new position) and how attention was run.</summary>
+public sealed record PrefillResult(IReadOnlyList<float[]> Logits, IReadOnlyList<int[]>? ArgmaxAll, string Strategy, StrategyChoice? Choice, TimeSpan Elapsed);
 
 /// <summary>
 /// Runs prefill and decode of a batch of sequences over the ranks of a group. Coordinates on the host:
@@ -49,7 +49,7 @@ public sealed class InferenceEngine : IDisposable
     /// Prefills the new tokens of each sequence (a first turn, or a later turn against its cached KV) and
     /// returns, per sequence, the logits [keepLast × vocab] of its last keepLast new tokens.
     /// </summary>
-    public PrefillResult Prefill(IReadOnlyList<(Sequence Sequence, int[] NewTokens)> batch, string strategy, int keepLast = 1)
+    public PrefillResult Prefill(IReadOnlyList<(Sequence Sequence, int[] NewTokens)> batch, string strategy, int keepLast = 1, bool argmaxAll = false)
     {
         var clock = Stopwatch.StartNew();
         StrategyNames.Validate(strategy);
@@ -83,7 +83,7 @@ public sealed class InferenceEngine : IDisposable
                 Appends = AppendsOf(shard),
             };
             var ids = shard.BatchIndex.Select(i => allTokens[i]).ToArray();
-            return ForwardAndGather(rt, ids, step, attention, wanted, row => Array.IndexOf(shard.BatchIndex, row));
+            return ForwardAndGather(rt, ids, step, attention, wanted, row => Array.IndexOf(shard.BatchIndex, row), argmaxAll: argmaxAll);
         });
 
         for (int i = 0; i < batch.Count; i++)
@@ -93,7 +93,15 @@ public sealed class InferenceEngine : IDisposable
                 seq.Placement.Append(shard.Rank, Enumerable.Range(0, shard.Rows).Where(r => shard.Queries.SeqIds[r] == i).Select(r => shard.Queries.Positions[r]));
             seq.Tokens.AddRange(batch[i].NewTokens);
         }
-        return new PrefillResult(Split(results[0]!, keep), attention.Name, choice, clock.Elapsed);
+        IReadOnlyList<int[]>? argmax = null;
+        if (argmaxAll)
+        {
+            var all = new int[plan.TotalNewTokens];
+            for (int r = 0; r < Ranks; r++)
+                for (int i = 0; i < plan.Shards[r].Rows; i++) all[plan.Shards[r].BatchIndex[i]] = results[r].Argmax![i];
+            argmax = batch.Select((b, i) => all.AsSpan(batch.Take(i).Sum(x => x.NewTokens.Length), b.NewTokens.Length).ToArray()).ToList();
+        }
+        return new PrefillResult(Split(results[0].Logits!, keep), argmax, attention.Name, choice, clock.Elapsed);
     }
 
     /// <summary>
@@ -140,7 +148,7 @@ public sealed class InferenceEngine : IDisposable
             batch[i].Sequence.Placement.Append(owners[i], [positions[i]]);
             batch[i].Sequence.Tokens.Add(tokens[i]);
         }
-        return Split(results[0]!, Enumerable.Repeat(1, n).ToArray());
+        return Split(results[0].Logits!, Enumerable.Repeat(1, n).ToArray());
     }
 
     /// <summary>Frees a sequence's KV on every rank.</summary>
@@ -184,8 +192,8 @@ public sealed class InferenceEngine : IDisposable
     /// all-reduce of a buffer where each rank fills only its own rows — adding zeros is exact) and has
     /// rank 0 compute their logits.
     /// </summary>
-    private static float[]? ForwardAndGather(RankRuntime rt, int[] ids, AttentionStep step, IAttentionStrategy strategy,
-        List<int> wanted, Func<int, int> localRowOf, bool gather = true)
+    private static (float[]? Logits, int[]? Argmax) ForwardAndGather(RankRuntime rt, int[] ids, AttentionStep step, IAttentionStrategy strategy,
+        List<int> wanted, Func<int, int> localRowOf, bool gather = true, bool argmaxAll = false)
     {
         var model = rt.Model;
         var c = model.Config;
@@ -199,7 +207,22 @@ public sealed class InferenceEngine : IDisposable
             if (local >= 0) b.Copy(hidden.SliceRows(local, 1), rows.SliceRows(i, 1));
         }
         if (gather) rt.Comm.AllReduceSum(rows);
-        return rt.Rank == 0 ? model.Logits(rows) : null;
+        return (rt.Rank == 0 ? model.Logits(rows) : null, argmaxAll ? ArgmaxOfRows(model, hidden) : null);
+    }
+
+    /// <summary>The most likely next token after every row, computed in slices so the logits of a long prompt never exist at once.</summary>
+    private static int[] ArgmaxOfRows(ModelReplica model, Tensor hidden)
+    {
+        const int slice = 128;
+        var result = new int[hidden.Rows];
+        int vocab = model.Config.VocabSize;
+        for (int start = 0; start < hidden.Rows; start += slice)
+        {
+            int n = Math.Min(slice, hidden.Rows - start);
+            var logits = model.Logits(hidden.SliceRows(start, n));
+            for (int i = 0; i < n; i++) result[start + i] = Sampler.ArgMax(logits.AsSpan(i * vocab, vocab));
+        }
+        return result;
     }
 
     private static float[][] Split(float[] logits, int[] rowsPerSequence)

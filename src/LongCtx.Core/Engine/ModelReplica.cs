@@ -45,7 +45,7 @@ public sealed class ModelReplica : IDisposable
         for (int l = 0; l < _layers.Length; l++)
         {
             var w = _layers[l];
-            _b.RmsNorm(x, w.InputNorm, c.RmsNormEps, h);
+            _b.RmsNorm(x, w.InputNorm, (float)c.RmsNormEps, h);
             using (var q = _b.Allocate(_b.ActivationType, t, c.NumHeads * c.HeadDim))
             using (var k = _b.Allocate(_b.ActivationType, t, c.NumKvHeads * c.HeadDim))
             using (var v = _b.Allocate(_b.ActivationType, t, c.NumKvHeads * c.HeadDim))
@@ -58,10 +58,10 @@ public sealed class ModelReplica : IDisposable
                 _b.Rope(q3, layout, _rope);
                 _b.Rope(k3, layout, _rope);
                 using var attention = attend(l, q3, k3, v.View(t, c.NumKvHeads, c.HeadDim));
-                _b.Linear(attention.View(t, c.NumHeads * c.HeadDim), w.O, null, h);
+                _b.Linear(attention.View(t, c.NumHeads * c.HeadDim), w.O, w.OBias, h);
             }
             _b.Add(x, h);
-            _b.RmsNorm(x, w.PostAttentionNorm, c.RmsNormEps, h);
+            _b.RmsNorm(x, w.PostAttentionNorm, (float)c.RmsNormEps, h);
             using (var gate = _b.Allocate(_b.ActivationType, t, c.IntermediateSize))
             using (var up = _b.Allocate(_b.ActivationType, t, c.IntermediateSize))
             {
@@ -72,7 +72,7 @@ public sealed class ModelReplica : IDisposable
             }
             _b.Add(x, h);
         }
-        _b.RmsNorm(x, _finalNorm, c.RmsNormEps, x);
+        _b.RmsNorm(x, _finalNorm, (float)c.RmsNormEps, x);
         return x;
     }
 
@@ -103,16 +103,17 @@ public sealed class ModelReplica : IDisposable
             QBias = w.QBias is null ? null : b.LoadWeight(w.QBias);
             KBias = w.KBias is null ? null : b.LoadWeight(w.KBias);
             VBias = w.VBias is null ? null : b.LoadWeight(w.VBias);
+            OBias = w.OBias is null ? null : b.LoadWeight(w.OBias);
             Gate = b.LoadWeight(w.GateProj); Up = b.LoadWeight(w.UpProj); Down = b.LoadWeight(w.DownProj);
             InputNorm = b.LoadWeight(w.InputNorm); PostAttentionNorm = b.LoadWeight(w.PostAttentionNorm);
         }
 
         public Tensor Q, K, V, O, Gate, Up, Down, InputNorm, PostAttentionNorm;
-        public Tensor? QBias, KBias, VBias;
+        public Tensor? QBias, KBias, VBias, OBias;
 
         public void Dispose()
         {
-            foreach (var t in new[] { Q, K, V, O, Gate, Up, Down, InputNorm, PostAttentionNorm, QBias, KBias, VBias }) t?.Dispose();
+            foreach (var t in new[] { Q, K, V, O, Gate, Up, Down, InputNorm, PostAttentionNorm, QBias, KBias, VBias, OBias }) t?.Dispose();
         }
     }
 }

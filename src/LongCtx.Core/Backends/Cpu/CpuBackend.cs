@@ -1,0 +1,178 @@
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using System.Runtime.InteropServices;
+using LongCtx.Tensors;
+
+namespace LongCtx.Backends.Cpu;
+
+/// <summary>
+/// The reference backend: float32 activations in native memory, weights read in place from the mapped
+/// checkpoint (BF16/F16/F32), kernels vectorised with System.Numerics and spread over
+/// <see cref="Threads"/> worker threads. Every operation is synchronous.
+/// </summary>
+public sealed unsafe class CpuBackend : IBackend
+{
+    private readonly ParallelOptions _parallel;
+
+    public CpuBackend(int? threads = null)
+    {
+        Threads = Math.Max(1, threads ?? Environment.ProcessorCount);
+        _parallel = new ParallelOptions { MaxDegreeOfParallelism = Threads };
+    }
+
+    public int Threads { get; }
+    public string Name => "cpu";
+    public DType ActivationType => DType.F32;
+
+    public Tensor Allocate(DType dtype, params int[] shape) => CpuTensor.Allocate(dtype, shape);
+
+    public Tensor Upload<T>(ReadOnlySpan<T> data, params int[] shape) where T : unmanaged
+    {
+        var dtype = typeof(T) == typeof(float) ? DType.F32 : typeof(T) == typeof(int) ? DType.I32
+            : throw new ArgumentException($"cannot upload {typeof(T).Name}");
+        var t = CpuTensor.Allocate(dtype, shape);
+        if (t.Length != data.Length) throw new ArgumentException($"{data.Length} values for shape {t}");
+        MemoryMarshal.AsBytes(data).CopyTo(t.RawBytes);
+        return t;
+    }
+
+    public void Download<T>(Tensor source, Span<T> destination) where T : unmanaged
+    {
+        var s = C(source);
+        if (s.Length != destination.Length) throw new ArgumentException($"{destination.Length} slots for {s}");
+        s.RawBytes.CopyTo(MemoryMarshal.AsBytes(destination));
+    }
+
+    // The mapping outlives the replica (ModelWeights owns it), so the tensor just points into it.
+    public Tensor LoadWeight(HostTensor weight) => CpuTensor.Wrap(weight.DType, weight.Shape, weight.Data);
+
+    public void Copy(Tensor source, Tensor destination)
+    {
+        var s = C(source);
+        var d = C(destination);
+        if (s.Bytes != d.Bytes || s.DType != d.DType) throw new ArgumentException($"Copy: {s} into {d}");
+        Buffer.MemoryCopy(s.Data, d.Data, d.Bytes, s.Bytes);
+    }
+
+    public void Embedding(Tensor ids, Tensor table, Tensor output)
+    {
+        var idx = C(ids).I32;
+        var tab = C(table);
+        var o = C(output);
+        int vocab = tab.Rows;
+        for (int t = 0; t < idx.Length; t++)
+        {
+            int id = idx[t];
+            if ((uint)id >= (uint)vocab) throw new LongCtxException($"token id {id} is outside the vocabulary (0..{vocab - 1})");
+            WeightRows.Read(tab, (long)id * tab.RowLength, o.Row(t));
+        }
+    }
+
+    public void Linear(Tensor x, Tensor weight, Tensor? bias, Tensor y) =>
+        CpuLinear.Run(C(x), C(weight), bias is null ? null : C(bias), C(y), _parallel);
+
+    public void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y)
+    {
+        var xs = C(x);
+        var ys = C(y);
+        var w = new float[xs.RowLength];
+        WeightRows.Read(C(weight), 0, w);
+        System.Threading.Tasks.Parallel.For(0, xs.Rows, _parallel, r =>
+        {
+            var row = xs.Row(r);
+            // Sum of squares in double: for wide rows a float sum loses digits the reference keeps.
+            double ss = 0;
+            foreach (float v in row) ss += (double)v * v;
+            float inv = (float)(1.0 / Math.Sqrt(ss / row.Length + eps));
+            var o = ys.Row(r);
+            TensorPrimitives.Multiply(row, inv, o);
+            TensorPrimitives.Multiply(o, w, o);
+        });
+    }
+
+    public void Add(Tensor accumulator, Tensor x)
+    {
+        var a = C(accumulator).F32;
+        TensorPrimitives.Add(a, C(x).F32, a);
+    }
+
+    public void Rope(Tensor x, TokenLayout layout, RopeTable rope)
+    {
+        var xs = C(x);
+        int t = xs.Rows, heads = xs.Shape[1], d = xs.Shape[2], half = d / 2;
+        if (layout.Count != t || rope.HeadDim != d) throw new ArgumentException($"Rope: {xs} with {layout.Count} positions, table for head dim {rope.HeadDim}");
+        float* p = (float*)xs.Data;
+        System.Threading.Tasks.Parallel.For(0, t, _parallel, () => (new float[half], new float[half]), (i, _, buf) =>
+        {
+            var (cos, sin) = buf;
+            double pos = layout.Positions[i];
+            for (int f = 0; f < half; f++)
+            {
+                // The angle in double: positions reach 10^6 and a float product would lose the phase.
+                double angle = pos * rope.InvFreq[f];
+                cos[f] = (float)Math.Cos(angle) * rope.AttentionScale;
+                sin[f] = (float)Math.Sin(angle) * rope.AttentionScale;
+            }
+            for (int h = 0; h < heads; h++)
+            {
+                float* v = p + ((long)i * heads + h) * d;
+                // rotate_half: (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin), x1 = first half, x2 = second half.
+                for (int f = 0; f < half; f++)
+                {
+                    float a = v[f], b = v[f + half];
+                    v[f] = a * cos[f] - b * sin[f];
+                    v[f + half] = b * cos[f] + a * sin[f];
+                }
+            }
+            return buf;
+        }, _ => { });
+    }
+
+    public void SwiGlu(Tensor gate, Tensor up, Tensor y)
+    {
+        float* g = (float*)C(gate).Data, u = (float*)C(up).Data, o = (float*)C(y).Data;
+        long n = gate.Length;
+        if (up.Length != n || y.Length != n) throw new ArgumentException($"SwiGlu: gate {gate}, up {up}, y {y}");
+        const int chunk = 1 << 14;
+        System.Threading.Tasks.Parallel.For(0, (n + chunk - 1) / chunk, _parallel, c =>
+        {
+            long start = c * chunk, end = Math.Min(n, start + chunk);
+            // silu(g) * u = g / (1 + exp(-g)) * u; y may alias gate.
+            for (long i = start; i < end; i++) o[i] = g[i] / (1f + MathF.Exp(-g[i])) * u[i];
+        });
+    }
+
+    public void Attention(Tensor q, TokenLayout queries, Tensor k, Tensor v, TokenLayout keys, float scale, Tensor output, Tensor lse) =>
+        CpuAttention.Run(C(q), queries, C(k), C(v), keys, scale, C(output), C(lse), _parallel);
+
+    public void MergeAttention(Tensor outputAccumulator, Tensor lseAccumulator, Tensor outputPart, Tensor lsePart)
+    {
+        var oa = C(outputAccumulator);
+        var la = C(lseAccumulator).F32;
+        var op = C(outputPart);
+        var lp = C(lsePart).F32;
+        int rows = la.Length, d = (int)(oa.Length / Math.Max(1, rows));
+        float* a = (float*)oa.Data, p = (float*)op.Data;
+        for (int i = 0; i < rows; i++)
+        {
+            float x = la[i], y = lp[i];
+            if (float.IsNegativeInfinity(y)) continue;
+            var acc = new Span<float>(a + (long)i * d, d);
+            var part = new ReadOnlySpan<float>(p + (long)i * d, d);
+            if (float.IsNegativeInfinity(x))
+            {
+                part.CopyTo(acc);
+                la[i] = y;
+                continue;
+            }
+            float m = Math.Max(x, y);
+            float wa = MathF.Exp(x - m), wp = MathF.Exp(y - m), sum = wa + wp;
+            TensorPrimitives.Multiply(acc, wa / sum, acc);
+            TensorPrimitives.MultiplyAdd(part, wp / sum, acc, acc);
+            la[i] = m + MathF.Log(sum);
+        }
+    }
+
+    public void Dispose() { }
+
+    private static CpuTensor C(Tensor t) => t as CpuTensor ?? throw new ArgumentException($"{t} is not a CPU tensor");
+}

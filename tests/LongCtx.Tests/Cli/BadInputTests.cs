@@ -1,0 +1,108 @@
+using LongCtx.Tests.Engine;
+using LongCtx.Tests.Models;
+
+namespace LongCtx.Tests.Cli;
+
+/// <summary>Bad input gets one line on stderr that names the thing, a non-zero exit, and nothing half-written.</summary>
+public class BadInputTests
+{
+    private static readonly string Model = ReferenceModel.TinyLlama3.Directory;
+
+    /// <summary>A copy of tiny-llama3 with one file replaced, for breaking it.</summary>
+    private static ModelFixtures.TempDir CopyModel(Action<string> breakIt)
+    {
+        var dir = ModelFixtures.NewTempDir();
+        foreach (var f in new[] { "config.json", "model.safetensors" }) File.Copy(Path.Combine(Model, f), dir.File(f));
+        breakIt(dir.Path);
+        return dir;
+    }
+
+    private static void AssertOneLineError(CliRunner.Result r, params string[] mentions)
+    {
+        Assert.NotEqual(0, r.ExitCode);
+        var lines = r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(lines.Length == 1, $"expected one line, got:\n{r.Stderr}");
+        foreach (var m in mentions) Assert.Contains(m, lines[0]);
+        Assert.DoesNotContain("   at ", r.Stderr); // no stack trace
+    }
+
+    private static CliRunner.Result Generate(string model, params string[] more) =>
+        CliRunner.Run(["generate", "--model", model, "--prompt-ids", IdsFile(), "--max-new-tokens", "2", "--json", .. more]);
+
+    private static string IdsFile()
+    {
+        string path = Path.Combine(Path.GetTempPath(), "longctx-bad-input-ids.json");
+        File.WriteAllText(path, "[128000, 791, 4062, 14198]");
+        return path;
+    }
+
+    [Fact]
+    public void MissingModelDirectory() => AssertOneLineError(Generate("/nonexistent/model"), "/nonexistent/model");
+
+    [Fact]
+    public void TruncatedSafetensors()
+    {
+        using var dir = CopyModel(d =>
+        {
+            using var f = File.Open(Path.Combine(d, "model.safetensors"), FileMode.Open);
+            f.SetLength(f.Length / 2);
+        });
+        AssertOneLineError(Generate(dir.Path), "model.safetensors");
+    }
+
+    [Fact]
+    public void TensorWithTheWrongShape()
+    {
+        // Claim 1 KV head: k_proj should then be [16, 64], but the file holds [32, 64].
+        using var dir = CopyModel(d => Edit(d, "\"num_key_value_heads\": 2", "\"num_key_value_heads\": 1"));
+        AssertOneLineError(Generate(dir.Path), "k_proj", "shape");
+    }
+
+    [Fact]
+    public void UnknownArchitecture()
+    {
+        using var dir = CopyModel(d => Edit(d, "\"model_type\": \"llama\"", "\"model_type\": \"gpt2\""));
+        AssertOneLineError(Generate(dir.Path), "gpt2");
+    }
+
+    [Fact]
+    public void UnknownRopeType()
+    {
+        using var dir = CopyModel(d => Edit(d, "\"rope_type\": \"llama3\"", "\"rope_type\": \"longrope9\""));
+        AssertOneLineError(Generate(dir.Path), "longrope9");
+    }
+
+    [Fact]
+    public void PromptLongerThanTheModelAllows()
+    {
+        using var dir = CopyModel(d => Edit(d, "\"max_position_embeddings\": 131072", "\"max_position_embeddings\": 3"));
+        string dump = Path.Combine(dir.Path, "logits.safetensors");
+        AssertOneLineError(Generate(dir.Path, "--dump-logits", dump), "max_position_embeddings");
+        Assert.False(File.Exists(dump));
+    }
+
+    [Fact]
+    public void UnknownOption() => AssertOneLineError(CliRunner.Run("generate", "--model", Model, "--frobnicate", "3"), "--frobnicate");
+
+    [Fact]
+    public void UnknownStrategy() => AssertOneLineError(Generate(Model, "--strategy", "pass-z"), "pass-z");
+
+    [Fact]
+    public void DenseOnSeveralRanks() => AssertOneLineError(Generate(Model, "--strategy", "dense", "--ranks", "2"), "dense");
+
+    [Fact]
+    public void MalformedPromptIds()
+    {
+        string path = Path.Combine(Path.GetTempPath(), "longctx-bad-ids.json");
+        File.WriteAllText(path, "[1, 2,");
+        AssertOneLineError(CliRunner.Run("generate", "--model", Model, "--prompt-ids", path), path);
+    }
+
+    private static void Edit(string dir, string from, string to)
+    {
+        string path = Path.Combine(dir, "config.json");
+        string text = File.ReadAllText(path);
+        Assert.Contains(from, text);
+        File.WriteAllText(path, text.Replace(from, to));
+    }
+}

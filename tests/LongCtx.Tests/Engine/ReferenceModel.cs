@@ -1,0 +1,64 @@
+using System.Runtime.InteropServices;
+using LongCtx.Engine;
+using LongCtx.Models;
+using LongCtx.Tensors;
+using LongCtx.Tests.Models;
+
+namespace LongCtx.Tests.Engine;
+
+/// <summary>
+/// A Hugging Face model directory with reference.safetensors made by transformers in float64: the
+/// prompt's input_ids, the logits of its last four positions, the argmax at every position, and the
+/// greedy continuation of 16 tokens.
+/// </summary>
+internal sealed class ReferenceModel
+{
+    public static readonly ReferenceModel TinyLlama3 = new(Path.Combine(ModelFixtures.FixturesRoot, "tiny-llama3"));
+    public static readonly ReferenceModel TinyQwen2 = new(Path.Combine(ModelFixtures.RepoRoot, "tests", "data", "tiny-qwen2"));
+
+    public static ReferenceModel Named(string name) => name switch
+    {
+        "tiny-llama3" => TinyLlama3,
+        "tiny-qwen2" => TinyQwen2,
+        _ => throw new ArgumentException(name),
+    };
+
+    private ReferenceModel(string dir)
+    {
+        Directory = dir;
+        using var file = SafetensorsFile.Open(Path.Combine(dir, "reference.safetensors"));
+        InputIds = Longs(file.Get("input_ids")).Select(x => (int)x).ToArray();
+        LogitsLast4 = Floats(file.Get("logits_last4"));
+        ArgmaxAll = Longs(file.Get("argmax_all")).Select(x => (int)x).ToArray();
+        Greedy16 = Longs(file.Get("greedy16")).Select(x => (int)x).ToArray();
+        Config = ModelConfig.Load(dir);
+    }
+
+    public string Directory { get; }
+    public ModelConfig Config { get; }
+    public int[] InputIds { get; }
+    public float[] LogitsLast4 { get; }
+    public int[] ArgmaxAll { get; }
+    public int[] Greedy16 { get; }
+
+    /// <summary>An engine over this model's weights on <paramref name="ranks"/> CPU ranks. Dispose both.</summary>
+    public (InferenceEngine Engine, ModelWeights Weights) Open(int ranks)
+    {
+        var weights = ModelWeights.Load(Directory, Config);
+        return (new InferenceEngine(Config, new CpuRankGroup(Config, weights, ranks)), weights);
+    }
+
+    private static long[] Longs(HostTensor t)
+    {
+        var a = new long[t.Length];
+        Marshal.Copy(t.Data, a, 0, a.Length);
+        return a;
+    }
+
+    private static float[] Floats(HostTensor t)
+    {
+        var a = new float[t.Length];
+        Marshal.Copy(t.Data, a, 0, a.Length);
+        return a;
+    }
+}
