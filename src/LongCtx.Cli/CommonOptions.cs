@@ -10,7 +10,8 @@ internal sealed class CommonOptions
     public readonly Option<string?> Config = new("--config") { Description = "architecture preset for --load-format dummy without --model: tiny, llama3-8b, llama3-70b, qwen2.5-7b" };
     public readonly Option<string?> TokenizerPath = new("--tokenizer") { Description = "tokenizer.json or its directory (default: the model directory)" };
     public readonly Option<string> LoadFormat = new("--load-format") { Description = "auto (safetensors) or dummy (random weights of the architecture, no weight file read)", DefaultValueFactory = _ => "auto" };
-    public readonly Option<string> Device = new("--device") { Description = "cpu", DefaultValueFactory = _ => "cpu" };
+    public readonly Option<string> Device = new("--device") { Description = "cpu or cuda", DefaultValueFactory = _ => "cpu" };
+    public readonly Option<int?> Gpus = new("--gpus") { Description = "GPUs for --device cuda (each one a context-parallel rank); default 1" };
     public readonly Option<int> Ranks = new("--ranks") { Description = "context-parallel ranks (threads on the CPU backend)", DefaultValueFactory = _ => 1 };
     public readonly Option<string> Strategy = new("--strategy") { Description = "dense, pass-kv, pass-q or auto", DefaultValueFactory = _ => StrategyNames.Auto };
     public readonly Option<int?> Threads = new("--threads") { Description = "CPU threads in all (default: all cores)" };
@@ -26,7 +27,7 @@ internal sealed class CommonOptions
 
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { Model, Config, TokenizerPath, LoadFormat, Device, Ranks, Strategy, Threads, ComputeTflops, LinkGbps,
+        foreach (var o in new Option[] { Model, Config, TokenizerPath, LoadFormat, Device, Gpus, Ranks, Strategy, Threads, ComputeTflops, LinkGbps,
                      MaxNewTokens, Temperature, TopP, TopK, Seed, Json, Verbose })
             command.Options.Add(o);
     }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using LongCtx.Cuda;
 using LongCtx.Engine;
 using LongCtx.Models;
 using LongCtx.Parallel;
@@ -31,8 +32,8 @@ internal sealed class LoadedModel : IDisposable
     public static LoadedModel Load(ParseResult r, CommonOptions o, Progress progress)
     {
         string device = r.GetValue(o.Device)!;
-        if (device != "cpu")
-            throw new LongCtxException($"--device {device} is not available in this build: use --device cpu (the CUDA backend is not built yet)");
+        if (device is not ("cpu" or "cuda")) throw new LongCtxException($"--device {device} is unknown: use cpu or cuda");
+        if (device == "cpu" && r.GetValue(o.Gpus) is not null) throw new LongCtxException("--gpus needs --device cuda (on the CPU, ranks are threads: --ranks N)");
         string format = r.GetValue(o.LoadFormat)!;
         if (format is not ("auto" or "safetensors" or "dummy"))
             throw new LongCtxException($"--load-format {format} is unknown: use auto, safetensors or dummy");
@@ -50,11 +51,13 @@ internal sealed class LoadedModel : IDisposable
         string? tokenizerPath = r.GetValue(o.TokenizerPath) ?? (dir is not null && File.Exists(Path.Combine(dir, "tokenizer.json")) ? dir : null);
         var tokenizer = tokenizerPath is null ? null : progress.Run("Loading tokenizer", () => Tokenizer.Load(tokenizerPath));
 
-        int ranks = r.GetValue(o.Ranks);
+        int ranks = device == "cuda" ? r.GetValue(o.Gpus) ?? 1 : r.GetValue(o.Ranks);
         double? c = r.GetValue(o.ComputeTflops), bw = r.GetValue(o.LinkGbps);
         HardwareRates? rates = c is not null && bw is not null ? new HardwareRates(c.Value * 1e12, bw.Value * 1e9) : null;
         if ((c is null) != (bw is null)) throw new LongCtxException("give both --compute-tflops and --link-gbps, or neither (then they are measured)");
-        var group = new CpuRankGroup(config, weights, ranks, r.GetValue(o.Threads));
+        IRankGroup group = device == "cuda"
+            ? progress.Run($"Loading the model onto {ranks} GPU(s)", () => new GpuRankGroup(config, weights, ranks))
+            : new CpuRankGroup(config, weights, ranks, r.GetValue(o.Threads));
         return new LoadedModel(config, weights, tokenizer, new InferenceEngine(config, group, rates), dummy);
     }
 

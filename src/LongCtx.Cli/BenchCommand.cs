@@ -1,0 +1,159 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using LongCtx.Cuda;
+using LongCtx.Engine;
+using LongCtx.Models;
+using LongCtx.Parallel;
+using Spectre.Console;
+
+namespace LongCtx.Cli;
+
+/// <summary>
+/// `longctx bench`: time to first token of long random prompts — one prefill per context length, on the
+/// given rank counts — with model TFLOP/s, MFU, parallel efficiency against the first rank count, and
+/// (on GPUs) where the time went: GEMMs, attention, and communication the overlap did not hide.
+/// </summary>
+internal static class BenchCommand
+{
+    // Dense bf16 tensor-core peak of H100 / H200 SXM (the same chip clocks).
+    private const double HopperPeakFlops = 989.4e12;
+
+    public static Command Create()
+    {
+        var model = new Option<string?>("--model") { Description = "Hugging Face model directory (its config.json; weights as --load-format says)" };
+        var config = new Option<string?>("--config") { Description = "architecture preset: tiny, llama3-8b, llama3-70b, qwen2.5-7b" };
+        var loadFormat = new Option<string>("--load-format") { Description = "dummy (random weights) or auto", DefaultValueFactory = _ => "dummy" };
+        var layers = new Option<int?>("--layers") { Description = "run only the first L layers (shorter runs; MFU counts what ran)" };
+        var contexts = new Option<string>("--context") { Description = "prompt lengths, comma separated", DefaultValueFactory = _ => "8192" };
+        var device = new Option<string>("--device") { Description = "cpu or cuda", DefaultValueFactory = _ => "cuda" };
+        var gpus = new Option<string>("--gpus") { Description = "rank counts to run, comma separated (GPUs, or threads on the CPU); efficiency is against the first", DefaultValueFactory = _ => "1" };
+        var strategy = new Option<string>("--strategy") { Description = "pass-kv, pass-q, auto or dense (1 rank)", DefaultValueFactory = _ => StrategyNames.Auto };
+        var repeat = new Option<int>("--repeat") { Description = "timed prefills per point (the best counts)", DefaultValueFactory = _ => 1 };
+        var profile = new Option<bool>("--profile") { Description = "also run a profiled prefill for the time split (GPU)" };
+        var json = new Option<bool>("--json") { Description = "print one JSON object" };
+        var command = new Command("bench", "Measure prefill time to first token on long prompts");
+        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, strategy, repeat, profile, json }) command.Options.Add(o);
+        command.SetAction(r => Run(r.GetValue(model), r.GetValue(config), r.GetValue(loadFormat)!, r.GetValue(layers), Ints(r.GetValue(contexts)!, "--context"),
+            r.GetValue(device)!, Ints(r.GetValue(gpus)!, "--gpus"), StrategyNames.Validate(r.GetValue(strategy)!), Math.Max(1, r.GetValue(repeat)),
+            r.GetValue(profile), r.GetValue(json)));
+        return command;
+    }
+
+    private sealed record Point(int Ranks, int Context, string Strategy, double TtftMs, double Tflops, double? Mfu, Dictionary<string, double>? Split);
+
+    private static int Run(string? dir, string? preset, string loadFormat, int? layers, int[] contexts, string device, int[] rankCounts,
+        string strategy, int repeat, bool profile, bool json)
+    {
+        if (device is not ("cpu" or "cuda")) throw new LongCtxException($"--device {device} is unknown: use cpu or cuda");
+        var cfg = dir is not null ? ModelConfig.Load(dir) : ModelConfig.Preset(preset ?? throw new LongCtxException("give --model DIR or --config PRESET"));
+        if (layers is { } l)
+        {
+            if (l < 1 || l > cfg.NumLayers) throw new LongCtxException($"--layers {l}: the model has {cfg.NumLayers}");
+            cfg = cfg with { NumLayers = l };
+        }
+        foreach (int c in contexts)
+            if (c > cfg.MaxPositionEmbeddings) throw new LongCtxException($"--context {c} is longer than the model allows ({cfg.MaxPositionEmbeddings})");
+        var progress = new Progress(!json);
+        using var weights = progress.Run("Preparing weights", () => loadFormat == "dummy" ? ModelWeights.Dummy(cfg, seed: 0) : ModelWeights.Load(dir!, cfg));
+
+        var points = new List<Point>();
+        string deviceName = "";
+        foreach (int ranks in rankCounts)
+        {
+            using var group = progress.Run($"Loading the model onto {ranks} rank(s)", () =>
+                device == "cuda" ? (IRankGroup)new GpuRankGroup(cfg, weights, ranks) : new CpuRankGroup(cfg, weights, ranks));
+            deviceName = group.Device;
+            using var engine = new InferenceEngine(cfg, group);
+            Prefill(engine, 1024, strategy); // compiles kernels, fills the pool, measures rates for auto
+            foreach (int context in contexts)
+            {
+                double best = double.MaxValue;
+                string used = strategy;
+                for (int i = 0; i < repeat; i++)
+                {
+                    var (ms, s) = Prefill(engine, context, strategy);
+                    best = Math.Min(best, ms);
+                    used = s;
+                }
+                Dictionary<string, double>? split = null;
+                if (profile && group is GpuRankGroup gpu)
+                {
+                    gpu.Run(rt => { ((CudaBackend)rt.Backend).StartProfiling(); return 0; });
+                    var (ms, _) = Prefill(engine, context, strategy);
+                    var perRank = gpu.Run(rt => ((CudaBackend)rt.Backend).StopProfiling());
+                    // Rank 0's stream; "other" is what no category claims (norms, RoPE, copies, launch gaps).
+                    split = perRank[0];
+                    split["other"] = Math.Max(0, ms - split.Values.Sum());
+                    split["total"] = ms;
+                }
+                double flops = ModelFlops(cfg, context);
+                double tflops = flops / (best / 1e3) / 1e12;
+                double? mfu = device == "cuda" && deviceName.Contains('H') ? flops / (best / 1e3) / (HopperPeakFlops * ranks) : null;
+                points.Add(new Point(ranks, context, used, best, tflops, mfu, split));
+                progress.Note($"{ranks} rank(s), {context} tokens, {used}: {best:0} ms");
+            }
+        }
+        Report(points, cfg, deviceName, json);
+        return 0;
+    }
+
+    /// <summary>One prefill of a random prompt, timed to its logits on the host (the time to first token).</summary>
+    private static (double Ms, string Strategy) Prefill(InferenceEngine engine, int tokens, string strategy)
+    {
+        var random = new Random(tokens);
+        var ids = Enumerable.Range(0, tokens).Select(_ => random.Next(engine.Config.VocabSize)).ToArray();
+        var sequence = engine.NewSequence();
+        var clock = Stopwatch.StartNew();
+        var result = engine.Prefill([(sequence, ids)], strategy);
+        double ms = clock.Elapsed.TotalMilliseconds;
+        engine.Release(sequence);
+        return (ms, result.Strategy);
+    }
+
+    /// <summary>Model FLOPs of a prefill: 2 per weight per token for the layers, plus causal attention 2·S²·hidden per layer.</summary>
+    public static double ModelFlops(ModelConfig c, long tokens)
+    {
+        double perLayer = (double)c.HiddenSize * c.QDim * 2 + (double)c.HiddenSize * c.KvDim * 2 + 3.0 * c.HiddenSize * c.IntermediateSize;
+        return 2 * perLayer * c.NumLayers * tokens + 2.0 * tokens * tokens * c.QDim * c.NumLayers + 2.0 * c.HiddenSize * c.VocabSize;
+    }
+
+    private static void Report(List<Point> points, ModelConfig cfg, string device, bool json)
+    {
+        double Baseline(int context) => points.First(p => p.Context == context).TtftMs * points.First(p => p.Context == context).Ranks;
+        if (json)
+        {
+            var arr = new JsonArray();
+            foreach (var p in points)
+            {
+                var o = new JsonObject
+                {
+                    ["ranks"] = p.Ranks, ["context"] = p.Context, ["strategy"] = p.Strategy, ["ttft_ms"] = Math.Round(p.TtftMs, 2),
+                    ["model_tflops"] = Math.Round(p.Tflops, 2), ["mfu"] = p.Mfu is { } m ? Math.Round(m, 4) : null,
+                    ["parallel_efficiency"] = Math.Round(Baseline(p.Context) / (p.TtftMs * p.Ranks), 4),
+                };
+                if (p.Split is { } s) o["time_split_ms"] = new JsonObject(s.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)Math.Round(kv.Value, 2))));
+                arr.Add((JsonNode)o);
+            }
+            Console.WriteLine(new JsonObject { ["model"] = cfg.ToString(), ["device"] = device, ["points"] = arr }.ToJsonString());
+            return;
+        }
+        var table = new Table().AddColumns("ranks", "context", "strategy", "TTFT (s)", "TFLOP/s", "MFU", "par. eff.", "GEMM / attn / comm / other (ms)");
+        foreach (var p in points)
+        {
+            string split = p.Split is { } s
+                ? $"{s.GetValueOrDefault("gemm"):0} / {s.GetValueOrDefault("attention"):0} / {s.GetValueOrDefault("communication"):0} / {s.GetValueOrDefault("other"):0}"
+                : "";
+            table.AddRow(p.Ranks.ToString(), p.Context.ToString(), p.Strategy, $"{p.TtftMs / 1e3:0.000}", $"{p.Tflops:0.0}",
+                p.Mfu is { } m ? $"{m:P1}" : "-", $"{Baseline(p.Context) / (p.TtftMs * p.Ranks):P0}", split);
+        }
+        Console.WriteLine($"{cfg}\n{device}");
+        AnsiConsole.Write(table);
+    }
+
+    private static int[] Ints(string list, string option)
+    {
+        try { return list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToArray(); }
+        catch (FormatException) { throw new LongCtxException($"{option} {list}: expected comma-separated whole numbers"); }
+    }
+}

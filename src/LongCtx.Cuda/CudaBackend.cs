@@ -1,0 +1,265 @@
+using System.Runtime.InteropServices;
+using LongCtx.Backends;
+using LongCtx.Cuda.Native;
+using LongCtx.Tensors;
+
+namespace LongCtx.Cuda;
+
+/// <summary>
+/// The GPU backend: bf16 activations and weights, fp32 accumulation; GEMMs through cuBLAS, everything else
+/// through the NVRTC-compiled kernels of Kernels/. Work is queued on the device's compute stream and only
+/// <see cref="Download"/> waits for it, so a layer runs without host synchronisation.
+/// </summary>
+public sealed unsafe class CudaBackend : IBackend
+{
+    private const string Elementwise = "elementwise.cu", AttentionSource = "attention.cu";
+    private readonly CudaDevice _device;
+    private readonly DeviceLayouts _layouts;
+    private readonly Dictionary<RopeTable, CudaTensor> _ropeTables = [];
+
+    public CudaBackend(int ordinal)
+    {
+        _device = new CudaDevice(ordinal);
+        _layouts = new DeviceLayouts(ints => (CudaTensor)Upload<int>(ints, ints.Length));
+    }
+
+    internal CudaDevice Device => _device;
+    public string Name => $"cuda:{_device.Ordinal} ({_device.Name})";
+    public DType ActivationType => DType.BF16;
+    public long PeakMemoryBytes => _device.Pool.PeakBytes;
+
+    public static int DeviceCount() => CudaDevice.Count();
+
+    public void MakeCurrent() => _device.MakeCurrent();
+
+    public Tensor Allocate(DType dtype, params int[] shape)
+    {
+        var t = CudaTensor.Allocate(_device.Pool, dtype, shape);
+        if (t.Bytes > 0) CudaDriver.Check(CudaDriver.cuMemsetD8Async(t.Pointer, 0, (nuint)t.Bytes, _device.ComputeStream), "cuMemsetD8Async");
+        return t;
+    }
+
+    public Tensor Upload<T>(ReadOnlySpan<T> data, params int[] shape) where T : unmanaged
+    {
+        if (typeof(T) == typeof(int))
+        {
+            var t = CudaTensor.Allocate(_device.Pool, DType.I32, shape);
+            Check(t.Length == data.Length, $"{data.Length} values for {t}");
+            CopyIn(t, MemoryMarshal.AsBytes(data));
+            return t;
+        }
+        if (typeof(T) == typeof(float))
+        {
+            var t = CudaTensor.Allocate(_device.Pool, DType.BF16, shape);
+            Check(t.Length == data.Length, $"{data.Length} values for {t}");
+            var bf = new ushort[data.Length];
+            BFloat16.FromFloat(MemoryMarshal.Cast<T, float>(data), bf);
+            CopyIn(t, MemoryMarshal.AsBytes(bf.AsSpan()));
+            return t;
+        }
+        throw new ArgumentException($"cannot upload {typeof(T).Name}");
+    }
+
+    public void Download<T>(Tensor source, Span<T> destination) where T : unmanaged
+    {
+        var s = C(source);
+        Check(s.Length == destination.Length, $"{destination.Length} slots for {s}");
+        if (typeof(T) == typeof(float) && s.DType == DType.BF16)
+        {
+            var bf = new ushort[s.Length];
+            CopyOut(s, MemoryMarshal.AsBytes(bf.AsSpan()));
+            BFloat16.ToFloat(bf, MemoryMarshal.Cast<T, float>(destination));
+            return;
+        }
+        Check((typeof(T) == typeof(float) && s.DType == DType.F32) || (typeof(T) == typeof(int) && s.DType == DType.I32), $"cannot download {s} as {typeof(T).Name}");
+        CopyOut(s, MemoryMarshal.AsBytes(destination));
+    }
+
+    public Tensor LoadWeight(HostTensor weight)
+    {
+        var t = CudaTensor.Allocate(_device.Pool, DType.BF16, weight.Shape);
+        if (weight.DType == DType.BF16)
+        {
+            CopyIn(t, (void*)weight.Data, weight.Bytes);
+            return t;
+        }
+        // F32 / F16 checkpoints are rounded to bf16 on the host, a slice at a time.
+        const int chunk = 1 << 22;
+        var buffer = new ushort[chunk];
+        var f = new float[chunk];
+        for (long start = 0; start < weight.Length; start += chunk)
+        {
+            int n = (int)Math.Min(chunk, weight.Length - start);
+            if (weight.DType == DType.F32) new ReadOnlySpan<float>((float*)weight.Data + start, n).CopyTo(f);
+            else System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>((Half*)weight.Data + start, n), f.AsSpan(0, n));
+            BFloat16.FromFloat(f.AsSpan(0, n), buffer.AsSpan(0, n));
+            fixed (ushort* b = buffer)
+                CudaDriver.Check(CudaDriver.cuMemcpyHtoDAsync(t.Pointer + (nint)(start * 2), b, (nuint)(n * 2), _device.ComputeStream), "uploading a weight");
+            _device.Synchronize();
+        }
+        return t;
+    }
+
+    public void Copy(Tensor source, Tensor destination)
+    {
+        var s = C(source);
+        var d = C(destination);
+        Check(s.Bytes == d.Bytes && s.DType == d.DType, $"Copy: {s} into {d}");
+        if (s.Bytes > 0) CudaDriver.Check(CudaDriver.cuMemcpyDtoDAsync(d.Pointer, s.Pointer, (nuint)s.Bytes, _device.ComputeStream), "cuMemcpyDtoDAsync");
+    }
+
+    public void Embedding(Tensor ids, Tensor table, Tensor output)
+    {
+        var o = C(output);
+        if (o.Rows == 0) return;
+        _device.Launch(Fn("embedding"), ((uint)o.Rows, 1), 256, 0, C(ids).Pointer, C(table).Pointer, o.Pointer, o.RowLength);
+    }
+
+    public void Linear(Tensor x, Tensor weight, Tensor? bias, Tensor y)
+    {
+        var xs = C(x);
+        var w = C(weight);
+        var ys = C(y);
+        int t = xs.Rows, k = xs.RowLength, n = w.Rows;
+        Check(w.RowLength == k && ys.Rows == t && ys.RowLength == n, $"Linear: x {xs}, weight {w}, y {ys}");
+        if (t == 0) return;
+        // Row-major y[T,N] = x[T,K]·W[N,K]ᵀ is column-major yᵀ[N,T] = W·xᵀ: A = W (transposed), B = x.
+        _device.Timed("gemm", () =>
+        {
+            float alpha = 1f, beta = 0f;
+            Cublas.Check(Cublas.cublasGemmEx(_device.BlasHandle, Cublas.OpT, Cublas.OpN, n, t, k, &alpha,
+                w.Pointer, Cublas.R16BF, k, xs.Pointer, Cublas.R16BF, k, &beta, ys.Pointer, Cublas.R16BF, n,
+                Cublas.Compute32F, Cublas.GemmDefault), "cublasGemmEx");
+        });
+        if (bias is not null) _device.Launch(Fn("add_bias"), Grid(ys.Length), 256, 0, ys.Pointer, C(bias).Pointer, ys.Length, n);
+    }
+
+    public void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y)
+    {
+        var xs = C(x);
+        if (xs.Rows == 0) return;
+        _device.Launch(Fn("rms_norm"), ((uint)xs.Rows, 1), 256, 0, xs.Pointer, C(weight).Pointer, C(y).Pointer, xs.RowLength, eps);
+    }
+
+    public void Add(Tensor accumulator, Tensor x)
+    {
+        var a = C(accumulator);
+        if (a.Length > 0) _device.Launch(Fn("add_inplace"), Grid(a.Length), 256, 0, a.Pointer, C(x).Pointer, a.Length);
+    }
+
+    public void Rope(Tensor x, TokenLayout layout, RopeTable rope)
+    {
+        var xs = C(x);
+        int rows = xs.Rows, heads = xs.Shape[1], d = xs.Shape[2];
+        Check(layout.Count == rows && rope.HeadDim == d, $"Rope: {xs} with {layout.Count} positions, table for head dim {rope.HeadDim}");
+        if (rows == 0) return;
+        if (!_ropeTables.TryGetValue(rope, out var inv)) _ropeTables[rope] = inv = UploadFloats(rope.InvFreq);
+        long threads = (long)rows * (d / 2);
+        _device.Launch(Fn("rope"), ((uint)((threads + 255) / 256), 1), 256, 0, xs.Pointer, _layouts.Of(layout).Positions.Pointer, inv.Pointer,
+            rows, heads, d, rope.AttentionScale);
+    }
+
+    public void SwiGlu(Tensor gate, Tensor up, Tensor y)
+    {
+        var g = C(gate);
+        if (g.Length > 0) _device.Launch(Fn("swiglu"), Grid(g.Length), 256, 0, g.Pointer, C(up).Pointer, C(y).Pointer, g.Length);
+    }
+
+    public void Attention(Tensor q, TokenLayout queries, Tensor k, Tensor v, TokenLayout keys, float scale, Tensor output, Tensor lse)
+    {
+        var qs = C(q);
+        var ks = C(k);
+        int tq = qs.Rows, tk = ks.Rows, heads = qs.Shape[1], d = qs.Shape[2], kvHeads = ks.Shape[1];
+        Check(queries.Count == tq && keys.Count == tk && ks.Shape[2] == d && heads % kvHeads == 0, $"Attention: q {qs}, k {ks}");
+        if (tq == 0) return;
+        if (d % 16 != 0 || d > 256) throw new LongCtxException($"head dimension {d} is not supported by the CUDA attention kernel (a multiple of 16 up to 256)");
+        if (tk == 0)
+        {
+            // Nothing to see: output 0, LSE -inf.
+            CudaDriver.Check(CudaDriver.cuMemsetD8Async(C(output).Pointer, 0, (nuint)output.Bytes, _device.ComputeStream), "cuMemsetD8Async");
+            Fill(C(lse), float.NegativeInfinity);
+            return;
+        }
+        var ql = _layouts.Of(queries);
+        var kl = _layouts.Of(keys);
+        var fn = _device.Function(AttentionSource, "flash_attention", $"HEAD_DIM={d}");
+        uint tiles = (uint)((tq + DeviceLayout.Tile - 1) / DeviceLayout.Tile);
+        nint o = C(output).Pointer, l = C(lse).Pointer, vp = C(v).Pointer;
+        _device.Timed("attention", () => _device.Launch(fn, (tiles, (uint)heads), 128, 0,
+            qs.Pointer, ks.Pointer, vp, ql.SeqIds.Pointer, ql.Positions.Pointer, kl.SeqIds.Pointer, kl.Positions.Pointer,
+            ql.Tiles.Pointer, kl.Tiles.Pointer, o, l, tq, tk, heads, kvHeads, scale * 1.4426950408889634f));
+    }
+
+    public void MergeAttention(Tensor outputAccumulator, Tensor lseAccumulator, Tensor outputPart, Tensor lsePart)
+    {
+        var la = C(lseAccumulator);
+        long rows = la.Length;
+        if (rows == 0) return;
+        int d = (int)(outputAccumulator.Length / rows);
+        _device.Launch(Fn("merge_attention"), ((uint)((rows * 32 + 255) / 256), 1), 256, 0,
+            C(outputAccumulator).Pointer, la.Pointer, C(outputPart).Pointer, C(lsePart).Pointer, rows, d);
+    }
+
+    public void Synchronize() => _device.Synchronize();
+
+    /// <summary>Starts recording the time split (GEMM, attention, communication wait) of the compute stream.</summary>
+    public void StartProfiling() => _device.Profiler = new StreamProfiler(_device.ComputeStream);
+
+    /// <summary>Milliseconds per category since <see cref="StartProfiling"/>, and stops recording.</summary>
+    public Dictionary<string, double> StopProfiling()
+    {
+        var totals = _device.Profiler?.Collect() ?? [];
+        _device.Profiler = null;
+        return totals;
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in _ropeTables.Values) t.Dispose();
+        _device.Dispose();
+    }
+
+    private void Fill(CudaTensor t, float value)
+    {
+        var host = new float[t.Length];
+        Array.Fill(host, value);
+        CopyIn(t, MemoryMarshal.AsBytes(host.AsSpan()));
+    }
+
+    private CudaTensor UploadFloats(float[] values)
+    {
+        var t = CudaTensor.Allocate(_device.Pool, DType.F32, [values.Length]);
+        CopyIn(t, MemoryMarshal.AsBytes(values.AsSpan()));
+        return t;
+    }
+
+    // Pageable host memory: the driver stages the bytes before returning, so the source may go at once.
+    private void CopyIn(CudaTensor t, ReadOnlySpan<byte> bytes)
+    {
+        fixed (byte* p = bytes) CopyIn(t, p, bytes.Length);
+    }
+
+    private void CopyIn(CudaTensor t, void* source, long bytes)
+    {
+        if (bytes > 0) CudaDriver.Check(CudaDriver.cuMemcpyHtoDAsync(t.Pointer, source, (nuint)bytes, _device.ComputeStream), "cuMemcpyHtoDAsync");
+    }
+
+    private void CopyOut(CudaTensor t, Span<byte> bytes)
+    {
+        if (bytes.Length == 0) return;
+        fixed (byte* p = bytes)
+            CudaDriver.Check(CudaDriver.cuMemcpyDtoHAsync(p, t.Pointer, (nuint)bytes.Length, _device.ComputeStream), "cuMemcpyDtoHAsync");
+        _device.Synchronize();
+    }
+
+    private nint Fn(string kernel) => _device.Function(Elementwise, kernel);
+
+    private static (uint, uint) Grid(long n) => ((uint)Math.Min((n + 255) / 256, 65535L * 16), 1);
+
+    private static CudaTensor C(Tensor t) => t as CudaTensor ?? throw new ArgumentException($"{t} is not a CUDA tensor");
+
+    private static void Check(bool ok, string message)
+    {
+        if (!ok) throw new ArgumentException(message);
+    }
+}

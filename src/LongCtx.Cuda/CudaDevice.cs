@@ -1,0 +1,144 @@
+using System.Runtime.CompilerServices;
+using LongCtx.Cuda.Native;
+
+namespace LongCtx.Cuda;
+
+/// <summary>
+/// One GPU as a rank uses it: its primary context, a compute stream and a communication stream (NCCL
+/// transfers run on the second so ring steps overlap attention; events order the two), a cuBLAS handle on
+/// the compute stream, the memory pool and the compiled kernels. A thread must <see cref="MakeCurrent"/>
+/// before issuing work.
+/// </summary>
+internal sealed unsafe class CudaDevice : IDisposable
+{
+    private readonly Dictionary<string, nint> _functions = [];
+
+    public CudaDevice(int ordinal)
+    {
+        NativeLibraries.Register();
+        CudaDriver.Check(CudaDriver.cuInit(0), "cuInit");
+        int count = Count();
+        if (ordinal >= count) throw new LongCtxException($"GPU {ordinal} requested but this machine has {count}: lower --gpus");
+        Ordinal = ordinal;
+        CudaDriver.Check(CudaDriver.cuDeviceGet(out int device, ordinal), "cuDeviceGet");
+        CudaDriver.Check(CudaDriver.cuDevicePrimaryCtxRetain(out var context, device), "cuDevicePrimaryCtxRetain");
+        Context = context;
+        MakeCurrent();
+        CudaDriver.Check(CudaDriver.cuDeviceGetAttribute(out int major, CudaDriver.AttributeComputeCapabilityMajor, device), "cuDeviceGetAttribute");
+        CudaDriver.Check(CudaDriver.cuDeviceGetAttribute(out int minor, CudaDriver.AttributeComputeCapabilityMinor, device), "cuDeviceGetAttribute");
+        if (major < 8) throw new LongCtxException($"GPU {ordinal} has compute capability {major}.{minor}; the CUDA backend needs 8.0 or newer (bf16 tensor cores)");
+        ComputeMajor = major;
+        ComputeMinor = minor;
+        var name = stackalloc byte[256];
+        CudaDriver.cuDeviceGetName(name, 256, device);
+        Name = new string((sbyte*)name);
+        CudaDriver.Check(CudaDriver.cuStreamCreate(out var compute, CudaDriver.StreamNonBlocking), "cuStreamCreate");
+        CudaDriver.Check(CudaDriver.cuStreamCreate(out var comm, CudaDriver.StreamNonBlocking), "cuStreamCreate");
+        ComputeStream = compute;
+        CommStream = comm;
+        Cublas.Check(Cublas.cublasCreate(out var blas), "cublasCreate");
+        Cublas.Check(Cublas.cublasSetStream(blas, compute), "cublasSetStream");
+        BlasHandle = blas;
+        Pool = new DeviceMemoryPool();
+    }
+
+    public int Ordinal { get; }
+    public string Name { get; }
+    public int ComputeMajor { get; }
+    public int ComputeMinor { get; }
+    public nint Context { get; }
+    public nint ComputeStream { get; }
+    public nint CommStream { get; }
+    public nint BlasHandle { get; }
+    public DeviceMemoryPool Pool { get; }
+    /// <summary>Set while a benchmark wants the time split; null otherwise (no events recorded).</summary>
+    public StreamProfiler? Profiler { get; set; }
+
+    /// <summary>Runs <paramref name="work"/>, charging its stream time to <paramref name="category"/> when profiling.</summary>
+    public void Timed(string category, Action work)
+    {
+        if (Profiler is not { } p)
+        {
+            work();
+            return;
+        }
+        var start = p.Begin();
+        work();
+        p.End(category, start);
+    }
+
+    public static int Count()
+    {
+        NativeLibraries.Register();
+        int status = CudaDriver.cuInit(0);
+        if (status == 100) return 0; // CUDA_ERROR_NO_DEVICE
+        CudaDriver.Check(status, "cuInit");
+        CudaDriver.Check(CudaDriver.cuDeviceGetCount(out int n), "cuDeviceGetCount");
+        return n;
+    }
+
+    public void MakeCurrent() => CudaDriver.Check(CudaDriver.cuCtxSetCurrent(Context), "cuCtxSetCurrent");
+
+    /// <summary>A kernel of an embedded source file, compiled for this device with the given defines.</summary>
+    public nint Function(string resource, string kernel, params string[] defines)
+    {
+        string key = $"{resource}|{kernel}|{string.Join(',', defines)}";
+        lock (_functions)
+        {
+            if (_functions.TryGetValue(key, out var f)) return f;
+            var cubin = KernelCompiler.Cubin(resource, ComputeMajor, ComputeMinor, defines);
+            nint module;
+            fixed (byte* image = cubin) CudaDriver.Check(CudaDriver.cuModuleLoadData(out module, image), $"loading {resource}");
+            CudaDriver.Check(CudaDriver.cuModuleGetFunction(out f, module, kernel), $"finding kernel {kernel}");
+            _functions[key] = f;
+            return f;
+        }
+    }
+
+    /// <summary>Launches on the compute stream; arguments are blittable values (pointers as nint).</summary>
+    public void Launch(nint function, (uint X, uint Y) grid, uint block, uint sharedBytes, params ReadOnlySpan<KernelArg> args)
+    {
+        var slots = stackalloc long[args.Length];
+        var pointers = stackalloc void*[args.Length];
+        for (int i = 0; i < args.Length; i++)
+        {
+            slots[i] = args[i].Bits;
+            pointers[i] = &slots[i];
+        }
+        CudaDriver.Check(CudaDriver.cuLaunchKernel(function, grid.X, grid.Y, 1, block, 1, 1, sharedBytes, ComputeStream, pointers, null), "cuLaunchKernel");
+    }
+
+    public void Synchronize() => CudaDriver.Check(CudaDriver.cuStreamSynchronize(ComputeStream), "cuStreamSynchronize");
+
+    /// <summary>Makes <paramref name="waiter"/> wait for everything issued so far on <paramref name="signaller"/>.</summary>
+    public static void Order(nint signaller, nint waiter)
+    {
+        CudaDriver.Check(CudaDriver.cuEventCreate(out var ev, CudaDriver.EventDisableTiming), "cuEventCreate");
+        CudaDriver.Check(CudaDriver.cuEventRecord(ev, signaller), "cuEventRecord");
+        CudaDriver.Check(CudaDriver.cuStreamWaitEvent(waiter, ev, 0), "cuStreamWaitEvent");
+        CudaDriver.cuEventDestroy(ev); // released by the driver once the wait is satisfied
+    }
+
+    /// <summary>
+    /// Gives the device memory back. Streams, modules and the cuBLAS handle live as long as the process
+    /// (a handful of small objects in the primary context): tearing them down in the middle of a run
+    /// crashed inside libcuda on the GPU machine, and nothing is gained by it.
+    /// </summary>
+    public void Dispose()
+    {
+        MakeCurrent();
+        Synchronize();
+        Pool.Dispose();
+    }
+}
+
+/// <summary>One kernel argument as the 8 bytes cuLaunchKernel reads from (ints and floats use the low 4).</summary>
+internal readonly struct KernelArg
+{
+    public readonly long Bits;
+    private KernelArg(long bits) => Bits = bits;
+    public static implicit operator KernelArg(nint p) => new(p);
+    public static implicit operator KernelArg(long v) => new(v);
+    public static implicit operator KernelArg(int v) => new((uint)v);
+    public static implicit operator KernelArg(float v) => new((uint)BitConverter.SingleToInt32Bits(v));
+}

@@ -1,0 +1,57 @@
+using System.Runtime.InteropServices;
+
+namespace LongCtx.Cuda.Native;
+
+/// <summary>The CUDA driver API calls the backend makes (libcuda). Every status goes through <see cref="Check"/>.</summary>
+internal static unsafe partial class CudaDriver
+{
+    private const string Lib = NativeLibraries.Cuda;
+
+    [LibraryImport(Lib)] public static partial int cuInit(uint flags);
+    [LibraryImport(Lib)] public static partial int cuDeviceGetCount(out int count);
+    [LibraryImport(Lib)] public static partial int cuDeviceGet(out int device, int ordinal);
+    [LibraryImport(Lib)] public static partial int cuDeviceGetAttribute(out int value, int attribute, int device);
+    [LibraryImport(Lib)] public static partial int cuDeviceGetName(byte* name, int length, int device);
+    [LibraryImport(Lib, EntryPoint = "cuDevicePrimaryCtxRetain")] public static partial int cuDevicePrimaryCtxRetain(out nint context, int device);
+    [LibraryImport(Lib, EntryPoint = "cuDevicePrimaryCtxRelease_v2")] public static partial int cuDevicePrimaryCtxRelease(int device);
+    [LibraryImport(Lib)] public static partial int cuCtxSetCurrent(nint context);
+    [LibraryImport(Lib, EntryPoint = "cuMemGetInfo_v2")] public static partial int cuMemGetInfo(out nuint free, out nuint total);
+    [LibraryImport(Lib, EntryPoint = "cuMemAlloc_v2")] public static partial int cuMemAlloc(out nint pointer, nuint bytes);
+    [LibraryImport(Lib, EntryPoint = "cuMemFree_v2")] public static partial int cuMemFree(nint pointer);
+    [LibraryImport(Lib, EntryPoint = "cuMemcpyHtoDAsync_v2")] public static partial int cuMemcpyHtoDAsync(nint destination, void* source, nuint bytes, nint stream);
+    [LibraryImport(Lib, EntryPoint = "cuMemcpyDtoHAsync_v2")] public static partial int cuMemcpyDtoHAsync(void* destination, nint source, nuint bytes, nint stream);
+    [LibraryImport(Lib, EntryPoint = "cuMemcpyDtoDAsync_v2")] public static partial int cuMemcpyDtoDAsync(nint destination, nint source, nuint bytes, nint stream);
+    [LibraryImport(Lib, EntryPoint = "cuMemsetD8Async")] public static partial int cuMemsetD8Async(nint destination, byte value, nuint count, nint stream);
+    [LibraryImport(Lib, EntryPoint = "cuMemHostAlloc")] public static partial int cuMemHostAlloc(out nint pointer, nuint bytes, uint flags);
+    [LibraryImport(Lib)] public static partial int cuMemFreeHost(nint pointer);
+    [LibraryImport(Lib)] public static partial int cuModuleLoadData(out nint module, void* image);
+    [LibraryImport(Lib)] public static partial int cuModuleUnload(nint module);
+    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)] public static partial int cuModuleGetFunction(out nint function, nint module, string name);
+    [LibraryImport(Lib)] public static partial int cuFuncSetAttribute(nint function, int attribute, int value);
+    [LibraryImport(Lib)]
+    public static partial int cuLaunchKernel(nint function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
+        uint sharedBytes, nint stream, void** parameters, void** extra);
+    [LibraryImport(Lib)] public static partial int cuStreamCreate(out nint stream, uint flags);
+    [LibraryImport(Lib, EntryPoint = "cuStreamDestroy_v2")] public static partial int cuStreamDestroy(nint stream);
+    [LibraryImport(Lib)] public static partial int cuStreamSynchronize(nint stream);
+    [LibraryImport(Lib)] public static partial int cuStreamWaitEvent(nint stream, nint ev, uint flags);
+    [LibraryImport(Lib)] public static partial int cuEventCreate(out nint ev, uint flags);
+    [LibraryImport(Lib, EntryPoint = "cuEventDestroy_v2")] public static partial int cuEventDestroy(nint ev);
+    [LibraryImport(Lib)] public static partial int cuEventRecord(nint ev, nint stream);
+    [LibraryImport(Lib)] public static partial int cuEventSynchronize(nint ev);
+    [LibraryImport(Lib)] public static partial int cuEventElapsedTime(out float milliseconds, nint start, nint end);
+    [LibraryImport(Lib)] public static partial int cuGetErrorString(int error, out nint text);
+
+    public const int AttributeComputeCapabilityMajor = 75, AttributeComputeCapabilityMinor = 76, AttributeMultiprocessorCount = 16;
+    public const int FunctionAttributeMaxDynamicSharedBytes = 8;
+    public const uint StreamNonBlocking = 1, EventDisableTiming = 2;
+
+    public static void Check(int status, string what)
+    {
+        if (status == 0) return;
+        string text = cuGetErrorString(status, out var p) == 0 && p != 0 ? Marshal.PtrToStringUTF8(p) ?? "" : "";
+        if (status == 2) // CUDA_ERROR_OUT_OF_MEMORY
+            throw new LongCtxException($"{what}: the GPU is out of memory ({text}); use more GPUs, a shorter prompt or a smaller model");
+        throw new LongCtxException($"{what} failed: CUDA error {status} {text}");
+    }
+}
