@@ -33,7 +33,7 @@ public sealed partial class InferenceEngine
         int document = prompt.Length - queryTokens;
         var blocks = new ContextBlocks(Ranks, document, queryTokens,
             options?.AnchorTokens ?? ApproximateDefaults.AnchorTokens(apb, document, Ranks),
-            options?.PassingTokens ?? ApproximateDefaults.PassingTokens(document, Ranks), embedQuery: apb);
+            apb ? options?.PassingTokens ?? ApproximateDefaults.PassingTokens(document, Ranks) : 0, embedQuery: apb);
         var contextLayouts = Enumerable.Range(0, Ranks).Select(blocks.ContextLayout).ToArray();
         var queryKeys = blocks.QueryKeys;
         var wanted = Enumerable.Range(queryTokens - keep, keep).ToList();
