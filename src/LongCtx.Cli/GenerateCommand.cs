@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
 using LongCtx.Engine;
 using LongCtx.Models;
+using LongCtx.Parallel;
 using LongCtx.Tensors;
 
 namespace LongCtx.Cli;
@@ -14,18 +15,20 @@ internal static class GenerateCommand
     {
         var common = new CommonOptions();
         var prompt = new PromptInput();
+        var approximate = new ApproximateInput();
         var dumpLogits = new Option<string?>("--dump-logits") { Description = "write the last prompt positions' logits to this safetensors file (tensor 'logits')" };
         var dumpLast = new Option<int>("--dump-last") { Description = "how many last prompt positions --dump-logits keeps", DefaultValueFactory = _ => 1 };
         var command = new Command("generate", "Generate text from a prompt");
         common.AddTo(command);
         prompt.AddTo(command);
+        approximate.AddTo(command);
         command.Options.Add(dumpLogits);
         command.Options.Add(dumpLast);
-        command.SetAction(r => Run(r, common, prompt, r.GetValue(dumpLogits), r.GetValue(dumpLast)));
+        command.SetAction(r => Run(r, common, prompt, approximate, r.GetValue(dumpLogits), r.GetValue(dumpLast)));
         return command;
     }
 
-    private static int Run(ParseResult r, CommonOptions o, PromptInput prompt, string? dumpPath, int dumpLast)
+    private static int Run(ParseResult r, CommonOptions o, PromptInput prompt, ApproximateInput approximate, string? dumpPath, int dumpLast)
     {
         bool json = r.GetValue(o.Json);
         var sampling = o.Sampling(r);
@@ -37,10 +40,18 @@ internal static class GenerateCommand
         using var model = LoadedModel.Load(r, o, progress);
         if (model.Dummy && !json) Progress.Warn("note: the weights are random (--load-format dummy): the text is noise, the timings are real");
         var tokens = prompt.Tokens(r, model.RequireTokenizer);
+        ApproximateOptions? options = null;
+        using var heads = approximate.Wanted(r, strategy) ? ApproximateInput.Heads(r.GetValue(o.Model), model.Config) : null;
+        if (approximate.Wanted(r, strategy))
+        {
+            (tokens, var queryTokens) = approximate.Split(r, tokens, model.RequireTokenizer);
+            options = approximate.Options(r, tokens.Length, queryTokens, heads);
+        }
 
         var stream = !json && model.Tokenizer is not null ? model.Tokenizer.CreateStreamingDecoder() : null;
         var request = new GenerationRequest(tokens, r.GetValue(o.MaxNewTokens), sampling, strategy,
-            KeepLastLogits: dumpPath is null ? 1 : dumpLast, StopTokens: model.Config.EosTokenIds);
+            KeepLastLogits: dumpPath is null ? 1 : dumpLast, StopTokens: model.Config.EosTokenIds,
+            Approximate: options, MeasureError: r.GetValue(approximate.MeasureError));
         var sequence = model.Engine.NewSequence();
         progress.Note($"prefilling {tokens.Length} tokens on {model.Engine.Device}...");
         var result = model.Engine.Generate(sequence, request, id =>
@@ -87,10 +98,20 @@ internal static class GenerateCommand
             o["strategy_chosen"] = c.Strategy;
             o["strategy_inputs"] = c.ToString();
         }
+        o["approximate"] = g.Approximation is not null;
+        if (g.Approximation is { } a)
+        {
+            o["query_tokens"] = a.QueryTokens;
+            o["anchor_tokens"] = a.AnchorTokens;
+            o["passing_tokens"] = a.PassingTokens;
+            if (a.RelativeError is { } e) o["logits_relative_error"] = e;
+            if (a.Top1Agrees is { } t) o["top1_agrees"] = t;
+        }
         return o;
     }
 
     private static string Summary(GenerationResult g, LoadedModel model) =>
         $"[{g.PromptTokens} prompt tokens, {g.Tokens.Count} generated; strategy {g.Strategy}{(g.Choice is null ? "" : " (auto)")} on {model.Engine.Device}; " +
-        $"TTFT {g.TtftMs:0.0} ms, decode {g.DecodeMsPerToken:0.00} ms/token]";
+        $"TTFT {g.TtftMs:0.0} ms, decode {g.DecodeMsPerToken:0.00} ms/token" +
+        (g.Approximation is { RelativeError: { } e, Top1Agrees: { } t } ? $"; approximate: logits error {e:e2} vs pass-kv, top-1 {(t ? "agrees" : "differs")}" : "") + "]";
 }

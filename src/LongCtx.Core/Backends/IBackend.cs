@@ -50,4 +50,17 @@ public interface IBackend : IDisposable
     /// lse = logaddexp(lseAcc, lsePart); outAcc = outAcc·exp(lseAcc−lse) + outPart·exp(lsePart−lse).
     /// </summary>
     void MergeAttention(Tensor outputAccumulator, Tensor lseAccumulator, Tensor outputPart, Tensor lsePart);
+
+    /// <summary>
+    /// Per-head row gather (KV compression keeps different rows for each KV head):
+    /// destination[i, h, :] = source[indices[i, h], h, :] (source [T, H, D], indices I32 [n, H], destination [n, H, D]).
+    /// </summary>
+    void GatherRows(Tensor source, Tensor indices, Tensor destination);
+
+    /// <summary>
+    /// The attention mass each key receives: mass[j, g] = Σ over query rows i and the query heads h of KV
+    /// group g of softmax_j(scale · q[i, h] · k[j, g]) under the layouts' mask (q [Tq, NH, D], k [Tk, NKV, D],
+    /// mass F32 [Tk, NKV]). The training-free KV compressor ranks keys by it; Tq is small (the query).
+    /// </summary>
+    void KeyAttentionMass(Tensor q, TokenLayout queries, Tensor k, TokenLayout keys, float scale, Tensor mass);
 }

@@ -10,7 +10,15 @@ public sealed record GenerationRequest(
     SamplingOptions Sampling,
     string Strategy = StrategyNames.Auto,
     int KeepLastLogits = 1,
-    IReadOnlyCollection<int>? StopTokens = null);
+    IReadOnlyCollection<int>? StopTokens = null,
+    ApproximateOptions? Approximate = null,
+    bool MeasureError = false);
+
+/// <summary>
+/// How an approximate prefill was set up and, when measured, how far its last-position logits are from
+/// exact pass-KV on the same ranks: relative L2 error and whether the top-1 token agrees.
+/// </summary>
+public sealed record ApproximationReport(int QueryTokens, int AnchorTokens, int PassingTokens, double? RelativeError, bool? Top1Agrees);
 
 /// <summary>What came out, with the timings a user of a serving engine looks at.</summary>
 public sealed record GenerationResult(
@@ -22,7 +30,8 @@ public sealed record GenerationResult(
     StrategyChoice? Choice,
     float[] PromptLogits,
     double TtftMs,
-    double DecodeMsPerToken);
+    double DecodeMsPerToken,
+    ApproximationReport? Approximation = null);
 
 public static class Generation
 {
@@ -38,7 +47,7 @@ public static class Generation
         int cachedBefore = sequence.CachedTokens;
         var sampler = new Sampler(request.Sampling);
         var clock = Stopwatch.StartNew();
-        var prefill = engine.Prefill([(sequence, newTokens)], request.Strategy, Math.Max(1, request.KeepLastLogits));
+        var prefill = engine.Prefill([(sequence, newTokens)], request.Strategy, Math.Max(1, request.KeepLastLogits), approximate: request.Approximate);
         var promptLogits = prefill.Logits[0];
         int vocab = engine.Config.VocabSize;
         var output = new List<int>();
@@ -64,8 +73,40 @@ public static class Generation
         }
         else ttft = clock.Elapsed.TotalMilliseconds;
         int decodeSteps = Math.Max(0, output.Count - 1);
+        // Measured after decoding so the exact reference run stays out of the timings.
+        ApproximationReport? approximation = null;
+        if (prefill.Blocks is { } blocks)
+        {
+            var (error, agrees) = request.MeasureError ? Measure(engine, newTokens, promptLogits[^vocab..]) : (null, null);
+            approximation = new ApproximationReport(blocks.QueryTokens, blocks.AnchorTokens, blocks.PassingTokens, error, agrees);
+        }
         return new GenerationResult(output, finish, request.PromptTokens.Length, cachedBefore, prefill.Strategy, prefill.Choice,
-            promptLogits, ttft, decodeSteps == 0 ? 0 : decodeClock.Elapsed.TotalMilliseconds / decodeSteps);
+            promptLogits, ttft, decodeSteps == 0 ? 0 : decodeClock.Elapsed.TotalMilliseconds / decodeSteps, approximation);
+    }
+
+    /// <summary>
+    /// The error of approximate last-position logits against an exact prefill of the same tokens on the
+    /// same ranks (pass-KV; dense on one rank), in a scratch sequence released afterwards.
+    /// </summary>
+    private static (double?, bool?) Measure(InferenceEngine engine, int[] tokens, float[] approximate)
+    {
+        var scratch = engine.NewSequence();
+        try
+        {
+            var exact = engine.Prefill([(scratch, tokens)], engine.Ranks == 1 ? StrategyNames.Dense : StrategyNames.PassKv).Logits[0];
+            double num = 0, den = 0;
+            for (int i = 0; i < exact.Length; i++)
+            {
+                double e = approximate[i] - (double)exact[i];
+                num += e * e;
+                den += (double)exact[i] * exact[i];
+            }
+            return (Math.Sqrt(num / Math.Max(den, 1e-300)), Sampler.ArgMax(approximate) == Sampler.ArgMax(exact));
+        }
+        finally
+        {
+            engine.Release(scratch);
+        }
     }
 
     /// <summary>

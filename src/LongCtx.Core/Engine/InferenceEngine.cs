@@ -6,26 +6,34 @@ using LongCtx.Tensors;
 
 namespace LongCtx.Engine;
 
-/// <summary>The attention strategies a prefill can ask for.</summary>
+/// <summary>The attention strategies a prefill can ask for: exact ones, and the approximate Star Attention and APB.</summary>
 public static class StrategyNames
 {
-    public const string Dense = "dense", PassKv = "pass-kv", PassQ = "pass-q", Auto = "auto";
+    public const string Dense = "dense", PassKv = "pass-kv", PassQ = "pass-q", Auto = "auto", Star = "star", Apb = "apb";
     public static readonly string[] Exact = [Dense, PassKv, PassQ, Auto];
+    public static readonly string[] Approximate = [Star, Apb];
+    public static readonly string[] All = [.. Exact, .. Approximate];
 
-    public static string Validate(string name) => Exact.Contains(name)
+    public static bool IsApproximate(string name) => Approximate.Contains(name);
+
+    public static string Validate(string name) => All.Contains(name)
         ? name
-        : throw new LongCtxException($"unknown strategy '{name}': use one of {string.Join(", ", Exact)}");
+        : throw new LongCtxException($"unknown strategy '{name}': use one of {string.Join(", ", All)}");
 }
 
-/// <summary>One prefill's outcome: the logits kept for each sequence (and, when asked, the argmax at every new position) and how attention was run.</summary>
-public sealed record PrefillResult(IReadOnlyList<float[]> Logits, IReadOnlyList<int[]>? ArgmaxAll, string Strategy, StrategyChoice? Choice, TimeSpan Elapsed);
+/// <summary>
+/// One prefill's outcome: the logits kept for each sequence (and, when asked, the argmax at every new
+/// position) and how attention was run; Blocks is the document/query split of an approximate run.
+/// </summary>
+public sealed record PrefillResult(IReadOnlyList<float[]> Logits, IReadOnlyList<int[]>? ArgmaxAll, string Strategy, StrategyChoice? Choice, TimeSpan Elapsed,
+    ContextBlocks? Blocks = null);
 
 /// <summary>
 /// Runs prefill and decode of a batch of sequences over the ranks of a group. Coordinates on the host:
 /// builds the shard plan, picks the strategy, runs every rank's forward pass at once, gathers the
 /// hidden states whose logits are wanted, and keeps each sequence's KV placement up to date.
 /// </summary>
-public sealed class InferenceEngine : IDisposable
+public sealed partial class InferenceEngine : IDisposable
 {
     private readonly IRankGroup _ranks;
     private int _nextSequenceId;
@@ -47,13 +55,17 @@ public sealed class InferenceEngine : IDisposable
 
     /// <summary>
     /// Prefills the new tokens of each sequence (a first turn, or a later turn against its cached KV) and
-    /// returns, per sequence, the logits [keepLast × vocab] of its last keepLast new tokens.
+    /// returns, per sequence, the logits [keepLast × vocab] of its last keepLast new tokens. Star and APB
+    /// (and auto, when <paramref name="approximate"/> allows it) run <see cref="PrefillApproximate"/>.
     /// </summary>
-    public PrefillResult Prefill(IReadOnlyList<(Sequence Sequence, int[] NewTokens)> batch, string strategy, int keepLast = 1, bool argmaxAll = false)
+    public PrefillResult Prefill(IReadOnlyList<(Sequence Sequence, int[] NewTokens)> batch, string strategy, int keepLast = 1, bool argmaxAll = false,
+        ApproximateOptions? approximate = null)
     {
         var clock = Stopwatch.StartNew();
         StrategyNames.Validate(strategy);
         foreach (var (seq, tokens) in batch) CheckTokens(seq, tokens);
+        if (StrategyNames.IsApproximate(strategy) || (strategy == StrategyNames.Auto && approximate?.AllowInAuto == true && Ranks > 1))
+            return PrefillApproximate(batch, strategy == StrategyNames.Auto ? StrategyNames.Apb : strategy, keepLast, argmaxAll, approximate, clock);
         var inputs = batch.Select((b, i) => new SequenceInput(i, b.NewTokens.Length, b.Sequence.Placement)).ToList();
         var plan = ShardPlan.LoadBalanced(inputs, Ranks);
         var (attention, choice) = Choose(strategy, plan);

@@ -1,0 +1,86 @@
+using System.Diagnostics;
+using LongCtx.Parallel;
+using LongCtx.Parallel.Compression;
+using LongCtx.Parallel.Strategies;
+
+namespace LongCtx.Engine;
+
+/// <summary>The approximate prefills, Star Attention and APB: a context phase, then an exact query phase.</summary>
+public sealed partial class InferenceEngine
+{
+    /// <summary>
+    /// Star or APB prefill of one sequence's first turn. The prompt's last K tokens are the query, the rest
+    /// the document (<see cref="ContextBlocks"/>). Phase 1 runs every rank's [anchor copy | block | (query)]
+    /// through the model with the strategy's block-local attention and keeps each block's KV. Phase 2 runs
+    /// the query on every rank against all kept KV, merged by log-sum-exp (exact, as a decode step of K
+    /// tokens); the query's KV stays on the last rank. The logits come from the query phase, so keepLast ≤ K.
+    /// </summary>
+    private PrefillResult PrefillApproximate(IReadOnlyList<(Sequence Sequence, int[] NewTokens)> batch, string strategy, int keepLast, bool argmaxAll,
+        ApproximateOptions? options, Stopwatch clock)
+    {
+        if (batch.Count != 1) throw new LongCtxException($"{strategy} prefills one sequence at a time, not {batch.Count}");
+        var (sequence, prompt) = batch[0];
+        if (sequence.CachedTokens > 0)
+            throw new LongCtxException($"{strategy} runs a conversation's first turn only ({sequence.CachedTokens} tokens are cached): use an exact strategy for later turns");
+        if (argmaxAll) throw new LongCtxException($"the argmax at every position needs an exact strategy, not {strategy}");
+        bool apb = strategy == StrategyNames.Apb;
+        int queryTokens = options?.QueryTokens ?? ApproximateDefaults.QueryTokens(prompt.Length);
+        if (queryTokens >= prompt.Length)
+            throw new LongCtxException($"the query takes {queryTokens} of the prompt's {prompt.Length} tokens and leaves no document");
+        int keep = Math.Max(1, keepLast);
+        if (keep > queryTokens)
+            throw new LongCtxException($"{strategy} computes logits for the query's {queryTokens} tokens only; {keep} were asked for");
+        int document = prompt.Length - queryTokens;
+        var blocks = new ContextBlocks(Ranks, document, queryTokens,
+            options?.AnchorTokens ?? ApproximateDefaults.AnchorTokens(apb, document, Ranks),
+            apb ? options?.PassingTokens ?? ApproximateDefaults.PassingTokens(document, Ranks) : 0, embedQuery: apb);
+        var contextLayouts = Enumerable.Range(0, Ranks).Select(blocks.ContextLayout).ToArray();
+        var queryKeys = blocks.QueryKeys;
+        var wanted = Enumerable.Range(queryTokens - keep, keep).ToList();
+
+        var logits = _ranks.Run(rt =>
+        {
+            int r = rt.Rank;
+            var c = Config;
+            var cache = rt.CacheOf(sequence.Id);
+            var context = new AttentionStep
+            {
+                Rank = r,
+                QueriesByRank = contextLayouts,
+                KeysByRank = Enumerable.Range(0, Ranks).Select(x => contextLayouts[x].Slice(blocks.AnchorCopy(x), blocks.BlockLength(x))).ToArray(),
+                Caches = [cache],
+                Appends = [new KvAppend(0, blocks.AnchorCopy(r), blocks.BlockLength(r))],
+            };
+            var compressor = apb ? Compressor(rt, options) : null;
+            try
+            {
+                IAttentionStrategy local = apb ? new ApbAttention(blocks, compressor!) : new StarAttention(blocks);
+                // The context phase's hidden states are not needed past the last layer's KV: only the cache it filled.
+                using var _ = rt.Model.Forward(blocks.ContextTokens(r, prompt), context.Queries,
+                    (layer, q, k, v) => local.Attend(new AttentionLayer(rt.Backend, rt.Comm, context, layer, c.NumHeads, c.NumKvHeads, c.HeadDim), q, k, v));
+            }
+            finally
+            {
+                (compressor as IDisposable)?.Dispose();
+            }
+            var query = new AttentionStep
+            {
+                Rank = r,
+                QueriesByRank = Enumerable.Repeat(blocks.QueryLayout, Ranks).ToArray(),
+                KeysByRank = queryKeys,
+                Caches = [cache],
+                Appends = r == Ranks - 1 ? [new KvAppend(0, 0, queryTokens)] : [],
+            };
+            // Every rank holds every query row, so rank 0 reads the wanted rows from its own.
+            return ForwardAndGather(rt, prompt[document..], query, new DistributedDecode(), wanted, row => r == 0 ? row : -1, gather: false).Logits;
+        });
+
+        for (int r = 0; r < Ranks; r++) sequence.Placement.Append(r, blocks.KeptPositions(r));
+        sequence.Tokens.AddRange(prompt);
+        return new PrefillResult([logits[0]!], null, strategy, null, clock.Elapsed, blocks);
+    }
+
+    /// <summary>APB's compressor on one rank: the model's retaining heads when it has them, else the query-attention scorer.</summary>
+    private static IKvCompressor Compressor(RankRuntime rt, ApproximateOptions? options) =>
+        options?.RetainingHeads is { } heads ? new RetainingHeadScorer(rt.Backend, heads) : new QueryAttentionScorer();
+}

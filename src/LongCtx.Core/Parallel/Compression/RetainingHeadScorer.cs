@@ -1,0 +1,57 @@
+using LongCtx.Backends;
+using LongCtx.Tensors;
+
+namespace LongCtx.Parallel.Compression;
+
+/// <summary>
+/// The trained compressor on one rank: runs each layer's retaining head (<see cref="RetainingHeadWeights"/>)
+/// on the candidate entries with the backend's Linear and SwiGlu, so it runs wherever the model runs.
+/// </summary>
+public sealed class RetainingHeadScorer : IKvCompressor, IDisposable
+{
+    private readonly IBackend _backend;
+    private readonly Tensor[][] _layers;
+
+    public RetainingHeadScorer(IBackend backend, RetainingHeadWeights weights)
+    {
+        _backend = backend;
+        _layers = weights.Layers.Select(l => l.Select(backend.LoadWeight).ToArray()).ToArray();
+    }
+
+    public string Name => "retaining-heads";
+
+    public Tensor Score(CompressionInput input)
+    {
+        var b = _backend;
+        var w = _layers[input.Layer.Layer];
+        int n = input.Candidates.Count, hidden = w[0].Shape[0];
+        Tensor[] x = [Flat(input.CandidateQ), Flat(input.CandidateK), Flat(input.CandidateV)];
+        using var gate = Project(x, w[0..3], n, hidden);
+        using var up = Project(x, w[3..6], n, hidden);
+        b.SwiGlu(gate, up, gate);
+        var scores = b.Allocate(b.ActivationType, n, input.Layer.KvHeads);
+        b.Linear(gate, w[6], null, scores);
+        return scores;
+    }
+
+    /// <summary>Σ_i W_i · x_i: the product of [W_q W_k W_v] with [q | k | v], one column block at a time.</summary>
+    private Tensor Project(Tensor[] x, Tensor[] w, int rows, int hidden)
+    {
+        var sum = _backend.Allocate(_backend.ActivationType, rows, hidden);
+        using var part = _backend.Allocate(_backend.ActivationType, rows, hidden);
+        _backend.Linear(x[0], w[0], null, sum);
+        for (int i = 1; i < x.Length; i++)
+        {
+            _backend.Linear(x[i], w[i], null, part);
+            _backend.Add(sum, part);
+        }
+        return sum;
+    }
+
+    private static Tensor Flat(Tensor t) => t.View(t.Rows, t.RowLength);
+
+    public void Dispose()
+    {
+        foreach (var l in _layers) foreach (var t in l) t.Dispose();
+    }
+}

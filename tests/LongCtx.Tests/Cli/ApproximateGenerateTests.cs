@@ -1,0 +1,43 @@
+using System.Text.Json;
+using LongCtx.Tests.Engine;
+using LongCtx.Tests.Models;
+
+namespace LongCtx.Tests.Cli;
+
+/// <summary>`longctx generate` with the approximate strategies reports that it is approximate and, measured, how far off.</summary>
+public class ApproximateGenerateTests
+{
+    [Fact]
+    public void ApbReportsItsErrorAgainstPassKv()
+    {
+        var reference = ReferenceModel.TinyQwen2;
+        using var dir = ModelFixtures.NewTempDir();
+        File.WriteAllText(dir.File("ids.json"), JsonSerializer.Serialize(reference.InputIds));
+        var r = CliRunner.Run("generate", "--model", reference.Directory, "--prompt-ids", dir.File("ids.json"), "--max-new-tokens", "2",
+            "--ranks", "3", "--strategy", "apb", "--query-tokens", "12", "--passing-tokens", "16", "--measure-error", "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var root = JsonDocument.Parse(r.Stdout).RootElement;
+        Assert.True(root.GetProperty("approximate").GetBoolean());
+        Assert.Equal("apb", root.GetProperty("strategy").GetString());
+        Assert.Equal(12, root.GetProperty("query_tokens").GetInt32());
+        Assert.Equal(16, root.GetProperty("passing_tokens").GetInt32());
+        double error = root.GetProperty("logits_relative_error").GetDouble();
+        Assert.True(double.IsFinite(error) && error >= 0, $"error {error}");
+        Assert.Contains(root.GetProperty("top1_agrees").ValueKind, new[] { JsonValueKind.True, JsonValueKind.False });
+    }
+
+    [Fact]
+    public void AutoStaysExactWithoutAllowApproximate()
+    {
+        var reference = ReferenceModel.TinyQwen2;
+        using var dir = ModelFixtures.NewTempDir();
+        File.WriteAllText(dir.File("ids.json"), JsonSerializer.Serialize(reference.InputIds));
+        string[] args = ["generate", "--model", reference.Directory, "--prompt-ids", dir.File("ids.json"), "--max-new-tokens", "1",
+            "--ranks", "2", "--strategy", "auto", "--compute-tflops", "1", "--link-gbps", "1", "--json"];
+        var exact = JsonDocument.Parse(CliRunner.Run(args).Stdout).RootElement;
+        Assert.False(exact.GetProperty("approximate").GetBoolean());
+        var approximate = JsonDocument.Parse(CliRunner.Run([.. args, "--allow-approximate"]).Stdout).RootElement;
+        Assert.True(approximate.GetProperty("approximate").GetBoolean());
+        Assert.Equal("apb", approximate.GetProperty("strategy").GetString());
+    }
+}
