@@ -10,8 +10,10 @@ namespace LongCtx.Cli;
 /// <summary>A model ready to run: its config, weights (from safetensors or random), tokenizer and engine over the ranks.</summary>
 internal sealed class LoadedModel : IDisposable
 {
-    private LoadedModel(ModelConfig config, ModelWeights weights, Tokenizer? tokenizer, InferenceEngine engine, bool dummy)
+    private LoadedModel(string name, ModelConfig config, ModelWeights weights, Tokenizer? tokenizer, string? tokenizerPath, InferenceEngine engine, bool dummy)
     {
+        Name = name;
+        TokenizerPath = tokenizerPath;
         Config = config;
         Weights = weights;
         Tokenizer = tokenizer;
@@ -19,9 +21,13 @@ internal sealed class LoadedModel : IDisposable
         Dummy = dummy;
     }
 
+    /// <summary>The model directory's name, or the preset's: what the server calls the model.</summary>
+    public string Name { get; }
     public ModelConfig Config { get; }
     public ModelWeights Weights { get; }
     public Tokenizer? Tokenizer { get; }
+    /// <summary>Where the tokenizer came from (its tokenizer_config.json names the chat template).</summary>
+    public string? TokenizerPath { get; }
     public InferenceEngine Engine { get; }
     public bool Dummy { get; }
 
@@ -55,7 +61,8 @@ internal sealed class LoadedModel : IDisposable
         HardwareRates? rates = c is not null && bw is not null ? new HardwareRates(c.Value * 1e12, bw.Value * 1e9) : null;
         if ((c is null) != (bw is null)) throw new LongCtxException("give both --compute-tflops and --link-gbps, or neither (then they are measured)");
         var group = new CpuRankGroup(config, weights, ranks, r.GetValue(o.Threads));
-        return new LoadedModel(config, weights, tokenizer, new InferenceEngine(config, group, rates), dummy);
+        string name = dir is not null ? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir))) : preset!;
+        return new LoadedModel(name, config, weights, tokenizer, tokenizerPath, new InferenceEngine(config, group, rates), dummy);
     }
 
     public void Dispose()

@@ -9,6 +9,7 @@ var root = new RootCommand("LongCtx: long-context LLM inference with context par
     GenerateCommand.Create(),
     ChatCommand.Create(),
     TokenizeCommand.Create(),
+    ServeCommand.Create(),
 };
 
 var parsed = root.Parse(args);
