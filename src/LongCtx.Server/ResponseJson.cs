@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 
 namespace LongCtx.Server;
@@ -77,10 +78,13 @@ internal sealed class ResponseJson(string id, string model, bool chat)
         w.WriteEndObject();
     });
 
+    // Text goes out as UTF-8, not \uXXXX escapes: the bodies are JSON for API clients, never embedded in HTML.
+    private static readonly JsonWriterOptions Options = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     public static byte[] Write(Action<Utf8JsonWriter> body)
     {
         var buffer = new ArrayBufferWriter<byte>();
-        using (var w = new Utf8JsonWriter(buffer))
+        using (var w = new Utf8JsonWriter(buffer, Options))
         {
             w.WriteStartObject();
             body(w);
