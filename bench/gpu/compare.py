@@ -16,6 +16,33 @@ def rel(a, b):
     return (torch.linalg.vector_norm(a.double() - b.double()) / torch.linalg.vector_norm(b.double())).item()
 
 
+def float32_last_logits(model, ids):
+    """transformers' own modules in float32, with attention through SDPA's memory-efficient kernel
+    (is_causal, GQA expanded): transformers' sdpa path builds an explicit S x S mask, which at 32K tokens
+    asks for 128 GB."""
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+    from torch.nn.attention import sdpa_kernel, SDPBackend
+    import torch.nn.functional as F
+    m, n = model.model, ids.numel()
+    with torch.no_grad():
+        x = m.embed_tokens(ids[None])
+        cos, sin = m.rotary_emb(x, torch.arange(n, device=ids.device)[None])
+        for layer in m.layers:
+            a = layer.self_attn
+            h = layer.input_layernorm(x)
+            nh, nkv, d = model.config.num_attention_heads, model.config.num_key_value_heads, model.config.head_dim
+            q = a.q_proj(h).view(1, n, nh, d).transpose(1, 2)
+            k = a.k_proj(h).view(1, n, nkv, d).transpose(1, 2)
+            v = a.v_proj(h).view(1, n, nkv, d).transpose(1, 2)
+            q, k = apply_rotary_pos_emb(q, k, cos, sin)
+            k, v = k.repeat_interleave(nh // nkv, 1), v.repeat_interleave(nh // nkv, 1)
+            with sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION]):
+                o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            x = x + a.o_proj(o.transpose(1, 2).reshape(1, n, nh * d))
+            x = x + layer.mlp(layer.post_attention_layernorm(x))
+        return model.lm_head(m.norm(x[:, -1:]))[0].float().cpu()
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "ids":
@@ -46,9 +73,8 @@ def main():
         g = torch.Generator().manual_seed(n)
         ids = torch.randint(0, 128256, (n,), generator=g)
         json.dump(ids.tolist(), open(sys.argv[4], "w"))
-        model = LlamaForCausalLM.from_pretrained(sys.argv[2], torch_dtype=torch.float32, attn_implementation="sdpa").cuda()
-        with torch.no_grad(), torch.nn.attention.sdpa_kernel([torch.nn.attention.SDPBackend.EFFICIENT_ATTENTION]):
-            logits = model(ids[None].cuda(), logits_to_keep=1).logits[0, -1:].float().cpu()
+        model = LlamaForCausalLM.from_pretrained(sys.argv[2], dtype=torch.float32).cuda()
+        logits = float32_last_logits(model, ids.cuda())
         save_file({"logits": logits.contiguous()}, sys.argv[5])
     elif cmd == "hf-compare":
         ref = load_file(sys.argv[2])["logits"]

@@ -34,9 +34,10 @@ done
 
 # 2. An 8B-shaped model (2 layers, random bf16) against transformers' float32 logits at 8K and 32K.
 lens="8192 32768"; [[ $mode == quick ]] && lens="8192"; [[ $mode == smoke ]] && lens=""
-[[ -n $lens ]] && python3 bench/gpu/compare.py hf-model /tmp/m8b
+[[ -n $lens ]] && { python3 bench/gpu/compare.py hf-model /tmp/m8b 2> "$out/hf-model.err" || note "hf-model: FAIL $(tail -1 "$out/hf-model.err")"; }
 for n in $lens; do
-  python3 bench/gpu/compare.py hf-logits /tmp/m8b "$n" "$out/ids-$n.json" "$out/hf-$n.safetensors"
+  python3 bench/gpu/compare.py hf-logits /tmp/m8b "$n" "$out/ids-$n.json" "$out/hf-$n.safetensors" 2> "$out/hf-$n.err" \
+    || { note "transformers logits $n: FAIL $(tail -1 "$out/hf-$n.err")"; continue; }
   for g in 1 "$ngpu"; do
     for s in pass-kv pass-q; do
       [[ $g == 1 && $s == pass-q ]] && continue

@@ -32,6 +32,13 @@ internal sealed class CommonOptions
             command.Options.Add(o);
     }
 
+    /// <summary>The options that say which model runs where, without the sampling ones (a server takes those per request).</summary>
+    public void AddServingTo(Command command)
+    {
+        foreach (var o in new Option[] { Model, Config, TokenizerPath, LoadFormat, Device, Ranks, Strategy, Threads, ComputeTflops, LinkGbps, Verbose })
+            command.Options.Add(o);
+    }
+
     public SamplingOptions Sampling(ParseResult r)
     {
         var s = new SamplingOptions(r.GetValue(Temperature), r.GetValue(TopP), r.GetValue(TopK), r.GetValue(Seed));

@@ -11,8 +11,10 @@ namespace LongCtx.Cli;
 /// <summary>A model ready to run: its config, weights (from safetensors or random), tokenizer and engine over the ranks.</summary>
 internal sealed class LoadedModel : IDisposable
 {
-    private LoadedModel(ModelConfig config, ModelWeights weights, Tokenizer? tokenizer, InferenceEngine engine, bool dummy)
+    private LoadedModel(string name, ModelConfig config, ModelWeights weights, Tokenizer? tokenizer, string? tokenizerPath, InferenceEngine engine, bool dummy)
     {
+        Name = name;
+        TokenizerPath = tokenizerPath;
         Config = config;
         Weights = weights;
         Tokenizer = tokenizer;
@@ -20,9 +22,13 @@ internal sealed class LoadedModel : IDisposable
         Dummy = dummy;
     }
 
+    /// <summary>The model directory's name, or the preset's: what the server calls the model.</summary>
+    public string Name { get; }
     public ModelConfig Config { get; }
     public ModelWeights Weights { get; }
     public Tokenizer? Tokenizer { get; }
+    /// <summary>Where the tokenizer came from (its tokenizer_config.json names the chat template).</summary>
+    public string? TokenizerPath { get; }
     public InferenceEngine Engine { get; }
     public bool Dummy { get; }
 
@@ -58,7 +64,8 @@ internal sealed class LoadedModel : IDisposable
         IRankGroup group = device == "cuda"
             ? progress.Run($"Loading the model onto {ranks} GPU(s)", () => new GpuRankGroup(config, weights, ranks))
             : new CpuRankGroup(config, weights, ranks, r.GetValue(o.Threads));
-        return new LoadedModel(config, weights, tokenizer, new InferenceEngine(config, group, rates), dummy);
+        string name = dir is not null ? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir))) : preset!;
+        return new LoadedModel(name, config, weights, tokenizer, tokenizerPath, new InferenceEngine(config, group, rates), dummy);
     }
 
     public void Dispose()

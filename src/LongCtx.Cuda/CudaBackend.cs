@@ -183,9 +183,12 @@ public sealed unsafe class CudaBackend : IBackend
         var ql = _layouts.Of(queries);
         var kl = _layouts.Of(keys);
         var fn = _device.Function(AttentionSource, "flash_attention", $"HEAD_DIM={d}");
+        // Two buffers of a 64-key K and V tile, rows padded by 8 elements against bank conflicts.
+        uint shared = (uint)(2 * 2 * 64 * (d + 8) * 2);
+        _device.AllowSharedMemory(fn, shared);
         uint tiles = (uint)((tq + DeviceLayout.Tile - 1) / DeviceLayout.Tile);
         nint o = C(output).Pointer, l = C(lse).Pointer, vp = C(v).Pointer;
-        _device.Timed("attention", () => _device.Launch(fn, (tiles, (uint)heads), 128, 0,
+        _device.Timed("attention", () => _device.Launch(fn, (tiles, (uint)heads), 128, shared,
             qs.Pointer, ks.Pointer, vp, ql.SeqIds.Pointer, ql.Positions.Pointer, kl.SeqIds.Pointer, kl.Positions.Pointer,
             ql.Tiles.Pointer, kl.Tiles.Pointer, o, l, tq, tk, heads, kvHeads, scale * 1.4426950408889634f));
     }
@@ -198,6 +201,32 @@ public sealed unsafe class CudaBackend : IBackend
         int d = (int)(outputAccumulator.Length / rows);
         _device.Launch(Fn("merge_attention"), ((uint)((rows * 32 + 255) / 256), 1), 256, 0,
             C(outputAccumulator).Pointer, la.Pointer, C(outputPart).Pointer, C(lsePart).Pointer, rows, d);
+    }
+
+    public void GatherRows(Tensor source, Tensor indices, Tensor destination)
+    {
+        var d = C(destination);
+        if (d.Length == 0) return;
+        _device.Launch(Fn("gather_rows"), Grid(d.Length), 256, 0, C(source).Pointer, C(indices).Pointer, d.Pointer, (long)d.Rows, d.Shape[1], d.Shape[2]);
+    }
+
+    public void KeyAttentionMass(Tensor q, TokenLayout queries, Tensor k, TokenLayout keys, float scale, Tensor mass)
+    {
+        var qs = C(q);
+        var ks = C(k);
+        int tq = qs.Rows, tk = ks.Rows, heads = qs.Shape[1], d = qs.Shape[2], kvHeads = ks.Shape[1];
+        Check(mass.Length == (long)tk * kvHeads && queries.Count == tq && keys.Count == tk, $"KeyAttentionMass: q {qs}, k {ks}, mass {mass}");
+        if (tk == 0) return;
+        // The flash kernel's LSE normalises each query row; a second pass sums exp(score − LSE) per key.
+        using var output = Allocate(ActivationType, tq, heads, d);
+        using var lse = Allocate(DType.F32, tq, heads);
+        Attention(q, queries, k, k, keys, scale, output, lse);
+        var ql = _layouts.Of(queries);
+        var kl = _layouts.Of(keys);
+        long threads = (long)tk * kvHeads;
+        _device.Launch(Fn("key_attention_mass"), ((uint)((threads + 255) / 256), 1), 256, 0, qs.Pointer, ks.Pointer,
+            ql.SeqIds.Pointer, ql.Positions.Pointer, kl.SeqIds.Pointer, kl.Positions.Pointer, C(lse).Pointer, C(mass).Pointer,
+            tq, tk, heads, kvHeads, d, scale);
     }
 
     public void Synchronize() => _device.Synchronize();

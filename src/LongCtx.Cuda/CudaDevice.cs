@@ -95,6 +95,13 @@ internal sealed unsafe class CudaDevice : IDisposable
         }
     }
 
+    /// <summary>Lets a kernel use more than the default 48 KB of dynamic shared memory.</summary>
+    public void AllowSharedMemory(nint function, uint bytes)
+    {
+        if (bytes > 48 * 1024)
+            CudaDriver.Check(CudaDriver.cuFuncSetAttribute(function, CudaDriver.FunctionAttributeMaxDynamicSharedBytes, (int)bytes), "cuFuncSetAttribute");
+    }
+
     /// <summary>Launches on the compute stream; arguments are blittable values (pointers as nint).</summary>
     public void Launch(nint function, (uint X, uint Y) grid, uint block, uint sharedBytes, params ReadOnlySpan<KernelArg> args)
     {

@@ -1,0 +1,145 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using LongCtx.Engine;
+using LongCtx.Text;
+
+namespace LongCtx.Server;
+
+/// <summary>
+/// Reads the body of /v1/completions and /v1/chat/completions into <see cref="GenerationParams"/>,
+/// checking every field OpenAI defines that this server acts on; unknown fields are ignored, as OpenAI's
+/// own server ignores what it does not use.
+/// </summary>
+public sealed class RequestReader(ServedModel model, ServerOptions options)
+{
+    /// <summary>OpenAI's default for completions; chat replies run until a stop token or this cap.</summary>
+    private const int DefaultCompletionTokens = 16, DefaultChatTokens = 512;
+
+    private static readonly string[] ApproximateStrategies = ["apb", "star"];
+
+    public GenerationParams Read(JsonNode? body, bool chat)
+    {
+        if (body is not JsonObject o) throw ApiException.BadRequest("the request body must be a JSON object");
+        if (o.String("model") is { } name && name != model.Id)
+            throw new ApiException(404, $"model '{name}' is not served here: use '{model.Id}'", "model", "model_not_found");
+        if (o.Integer("n") is { } n && n != 1) throw ApiException.BadRequest("only n=1 is supported", "n");
+        if (o.Bool("logprobs") == true || o.Has("top_logprobs")) throw ApiException.BadRequest("logprobs are not supported", "logprobs");
+
+        var prompt = chat ? ChatTokens(o) : CompletionTokens(o);
+        CheckPrompt(prompt);
+        long? maxTokens = o.Integer("max_completion_tokens") ?? o.Integer("max_tokens");
+        if (maxTokens is < 1) throw ApiException.BadRequest($"max_tokens must be 1 or more, got {maxTokens}", o.Has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens");
+        var streamOptions = o.Object("stream_options");
+        return new GenerationParams
+        {
+            Chat = chat,
+            PromptTokens = prompt,
+            MaxTokens = (int)Math.Min(maxTokens ?? (chat ? DefaultChatTokens : DefaultCompletionTokens), int.MaxValue),
+            Sampling = Sampling(o),
+            Strategy = Strategy(o),
+            Stop = Stop(o),
+            Stream = o.Bool("stream") ?? false,
+            IncludeUsage = streamOptions?.Bool("include_usage", "stream_options.") ?? false,
+        };
+    }
+
+    private int[] CompletionTokens(JsonObject o)
+    {
+        switch (o.Field("prompt"))
+        {
+            case null: throw ApiException.BadRequest("'prompt' is required", "prompt");
+            case JsonValue v when v.GetValueKind() == JsonValueKind.String:
+                string text = v.GetValue<string>();
+                if (text.Length == 0) throw ApiException.BadRequest("'prompt' is empty", "prompt");
+                // As `longctx generate --prompt`: the tokenizer adds the model's BOS token.
+                return model.Tokenizer.Encode(text, addSpecialTokens: true);
+            case var node:
+                return JsonFields.TokenIds(node)
+                    ?? throw ApiException.BadRequest("'prompt' must be a string or a non-empty array of token ids (batches of prompts are not supported)", "prompt");
+        }
+    }
+
+    private int[] ChatTokens(JsonObject o)
+    {
+        if (o.Field("messages") is not JsonArray list) throw ApiException.BadRequest(o.Has("messages") ? "'messages' must be an array" : "'messages' is required", "messages");
+        if (list.Count == 0) throw ApiException.BadRequest("'messages' is empty", "messages");
+        var template = model.Template
+            ?? throw ApiException.BadRequest("this model has no chat template this server knows (Llama 3 or ChatML): use /v1/completions", "messages", "chat_template_unknown");
+        var messages = list.Select((m, i) => Message(m, $"messages[{i}]")).ToList();
+        return ChatPrompt.Encode(template, model.Tokenizer, messages, model.Replies);
+    }
+
+    private static ChatMessage Message(JsonNode? node, string path)
+    {
+        if (node is not JsonObject m) throw JsonFields.Wrong(path, "an object with role and content");
+        string role = m.String("role", path + ".") ?? throw ApiException.BadRequest($"'{path}.role' is required", path + ".role");
+        // "developer" is what newer OpenAI models call the system role.
+        if (role == "developer") role = "system";
+        if (role is not ("system" or "user" or "assistant"))
+            throw ApiException.BadRequest($"'{path}.role' is '{role}': use system, user or assistant", path + ".role");
+        return new ChatMessage(role, Content(m.Field("content"), path + ".content"));
+    }
+
+    /// <summary>A message's content: a string, or an array of text parts.</summary>
+    private static string Content(JsonNode? node, string path)
+    {
+        if (node is JsonValue v && v.GetValueKind() == JsonValueKind.String) return v.GetValue<string>();
+        if (node is null) throw ApiException.BadRequest($"'{path}' is required", path);
+        if (node is not JsonArray parts) throw JsonFields.Wrong(path, "a string or an array of text parts");
+        return string.Concat(parts.Select((p, i) => p is JsonObject part && part.String("type") == "text" && part.String("text") is { } t
+            ? t
+            : throw ApiException.BadRequest($"'{path}[{i}]' must be a text part {{\"type\": \"text\", \"text\": ...}}", path)));
+    }
+
+    private void CheckPrompt(int[] prompt)
+    {
+        int limit = Math.Min(options.MaxPromptTokens ?? int.MaxValue, model.Engine.Config.MaxPositionEmbeddings);
+        if (prompt.Length > limit)
+            throw ApiException.BadRequest($"the prompt has {prompt.Length} tokens, more than the {limit} this server admits", "prompt", "context_length_exceeded");
+        int vocab = model.Engine.Config.VocabSize;
+        foreach (int id in prompt)
+            if ((uint)id >= (uint)vocab) throw ApiException.BadRequest($"token id {id} is outside the vocabulary (size {vocab})", "prompt");
+    }
+
+    private static SamplingOptions Sampling(JsonObject o)
+    {
+        double temperature = o.Number("temperature") ?? 1.0, topP = o.Number("top_p") ?? 1.0;
+        if (!(temperature is >= 0 and <= 2)) throw ApiException.BadRequest($"temperature {temperature} must be in [0, 2]", "temperature");
+        if (!(topP is > 0 and <= 1)) throw ApiException.BadRequest($"top_p {topP} must be in (0, 1]", "top_p");
+        long? seed = o.Integer("seed");
+        return new SamplingOptions((float)temperature, (float)topP, 0, seed is null ? null : unchecked((int)seed.Value));
+    }
+
+    private static IReadOnlyList<string> Stop(JsonObject o)
+    {
+        var stop = o.Field("stop") switch
+        {
+            null => [],
+            JsonValue v when v.GetValueKind() == JsonValueKind.String => [v.GetValue<string>()],
+            JsonArray a when a.All(s => s is JsonValue sv && sv.GetValueKind() == JsonValueKind.String) => a.Select(s => s!.GetValue<string>()).ToList(),
+            _ => throw JsonFields.Wrong("stop", "a string or an array of strings"),
+        };
+        if (stop.Count > 16) throw ApiException.BadRequest("'stop' has more than 16 sequences", "stop");
+        if (stop.Any(s => s.Length == 0)) throw ApiException.BadRequest("'stop' sequences must not be empty", "stop");
+        return stop;
+    }
+
+    /// <summary>The per-request extension {"longctx": {"strategy", "allow_approximate", "query_tokens"}}.</summary>
+    private string Strategy(JsonObject o)
+    {
+        var ext = o.Object("longctx");
+        if (ext is null) return options.Strategy;
+        bool approximate = ext.Bool("allow_approximate", "longctx.") ?? false;
+        if (ext.Integer("query_tokens", "longctx.") is < 1) throw ApiException.BadRequest("'longctx.query_tokens' must be 1 or more", "longctx.query_tokens");
+        string strategy = ext.String("strategy", "longctx.") ?? options.Strategy;
+        if (ApproximateStrategies.Contains(strategy))
+            throw ApiException.BadRequest(approximate
+                ? $"approximate strategy '{strategy}' is not available in this build: use {string.Join(", ", StrategyNames.Exact)}"
+                : $"strategy '{strategy}' is approximate: set \"allow_approximate\": true (and it is not available in this build yet)", "longctx.strategy");
+        if (!StrategyNames.Exact.Contains(strategy))
+            throw ApiException.BadRequest($"unknown strategy '{strategy}': use one of {string.Join(", ", StrategyNames.Exact)}", "longctx.strategy");
+        if (strategy == StrategyNames.Dense && model.Engine.Ranks > 1)
+            throw ApiException.BadRequest($"strategy dense runs on one rank; this server has {model.Engine.Ranks}: use pass-kv, pass-q or auto", "longctx.strategy");
+        return strategy;
+    }
+}

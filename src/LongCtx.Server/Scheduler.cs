@@ -1,0 +1,197 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using LongCtx.Engine;
+
+namespace LongCtx.Server;
+
+/// <summary>
+/// The one thread that owns the engine (it is not thread-safe). Each step it admits waiting requests —
+/// their prefills fused into one engine call while their new tokens fit --max-batch-tokens — then runs one
+/// decode step over every running request, one token each, and sends each its text through its channel.
+/// </summary>
+public sealed class Scheduler : IDisposable
+{
+    private readonly ServedModel _model;
+    private readonly ServerOptions _options;
+    private readonly ServerMetrics _metrics;
+    private readonly BlockingCollection<GenerationJob> _incoming = new();
+    private readonly List<GenerationJob> _waiting = [];
+    private readonly List<RunningRequest> _running = [];
+    private readonly KeptConversations _kept;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Thread _thread;
+    private long _lastStateUpdate;
+
+    public Scheduler(ServedModel model, ServerOptions options, ServerMetrics metrics)
+    {
+        _model = model;
+        _options = options;
+        _metrics = metrics;
+        _kept = new KeptConversations(options.KeptConversations, model.Engine.Release);
+        _thread = new Thread(Loop) { Name = "longctx-scheduler", IsBackground = true };
+        _thread.Start();
+    }
+
+    private InferenceEngine Engine => _model.Engine;
+
+    public void Submit(GenerationJob job)
+    {
+        try { _incoming.Add(job); }
+        catch (InvalidOperationException) { job.Complete(new FailedEvent(new ApiException(503, "the server is shutting down"))); }
+    }
+
+    private void Loop()
+    {
+        try
+        {
+            while (true)
+            {
+                _stop.Token.ThrowIfCancellationRequested();
+                if (_running.Count == 0 && _waiting.Count == 0) _waiting.Add(_incoming.Take(_stop.Token));
+                while (_incoming.TryTake(out var job)) _waiting.Add(job);
+                try
+                {
+                    DropCancelled();
+                    PrefillWaiting();
+                    DecodeRunning();
+                }
+                catch (Exception e)
+                {
+                    // A bug or an engine failure: fail what is running rather than the server.
+                    foreach (var r in _running.ToList()) Finish(r, error: new ApiException(500, $"internal error ({e.GetType().Name}: {e.Message})"));
+                }
+                UpdateState(force: _running.Count == 0);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or InvalidOperationException) { } // Dispose: stop taking work
+        foreach (var r in _running) Engine.Release(r.Sequence);
+        foreach (var j in _waiting.Concat(_incoming)) j.Complete(new FailedEvent(new ApiException(503, "the server is shutting down")));
+        _kept.Clear();
+    }
+
+    private void DropCancelled()
+    {
+        foreach (var r in _running.Where(r => r.Job.Cancelled).ToList())
+        {
+            _running.Remove(r);
+            Engine.Release(r.Sequence);
+            r.Job.Abandon();
+            _metrics.CancelledRequest();
+        }
+        foreach (var j in _waiting.Where(j => j.Cancelled).ToList())
+        {
+            _waiting.Remove(j);
+            j.Abandon();
+            _metrics.CancelledRequest();
+        }
+    }
+
+    /// <summary>Prefills the oldest waiting request and every later one of the same strategy that still fits the token budget.</summary>
+    private void PrefillWaiting()
+    {
+        if (_waiting.Count == 0) return;
+        string strategy = _waiting[0].Params.Strategy;
+        var batch = new List<RunningRequest>();
+        var newTokens = new List<int[]>();
+        int total = 0;
+        foreach (var job in _waiting.Where(j => j.Params.Strategy == strategy).ToList())
+        {
+            var prompt = job.Params.PromptTokens;
+            var kept = job.Params.Chat ? _kept.Take(prompt) : null;
+            int cached = kept?.CachedTokens ?? 0;
+            if (batch.Count > 0 && total + prompt.Length - cached > _options.MaxBatchTokens)
+            {
+                if (kept is not null) _kept.Keep(kept);
+                break;
+            }
+            var sequence = kept ?? Engine.NewSequence();
+            batch.Add(new RunningRequest(job, sequence, cached, _model.Tokenizer));
+            newTokens.Add(Generation.UncachedSuffix(sequence, prompt));
+            total += newTokens[^1].Length;
+            _waiting.Remove(job);
+        }
+
+        PrefillResult result;
+        try { result = Engine.Prefill(batch.Select((r, i) => (r.Sequence, newTokens[i])).ToList(), strategy); }
+        catch (Exception e)
+        {
+            var error = e is LongCtxException ? ApiException.BadRequest(e.Message) : new ApiException(500, $"internal error ({e.GetType().Name}: {e.Message})");
+            foreach (var r in batch) Finish(r, error: error);
+            return;
+        }
+        for (int i = 0; i < batch.Count; i++)
+        {
+            var r = batch[i];
+            r.Strategy = result.Strategy;
+            _metrics.Prefilled(result.Strategy, r.Job.Params.PromptTokens.Length, r.CachedTokens);
+            _metrics.FirstToken(Stopwatch.GetElapsedTime(r.Job.ReceivedAt).TotalSeconds);
+            _running.Add(r);
+            Accept(r, r.Sampler.Next(result.Logits[i]));
+        }
+    }
+
+    private void DecodeRunning()
+    {
+        // Requests admitted this step already drew their first token; all of them now feed it back.
+        var batch = _running.ToList();
+        if (batch.Count == 0) return;
+        var clock = Stopwatch.StartNew();
+        var logits = Engine.Decode(batch.Select(r => (r.Sequence, r.Pending)).ToList());
+        _metrics.DecodeStep(batch.Count, clock.Elapsed.TotalSeconds);
+        for (int i = 0; i < batch.Count; i++) Accept(batch[i], batch[i].Sampler.Next(logits[i]));
+    }
+
+    /// <summary>Takes a drawn token: sends its text, and ends the request on a stop token, a stop sequence or a length limit.</summary>
+    private void Accept(RunningRequest r, int token)
+    {
+        r.Generated.Add(token);
+        if (_model.StopTokens.Contains(token)) { Finish(r, "stop"); return; }
+        string text = r.AddText(token);
+        if (text.Length > 0) r.Job.Send(new TextEvent(text));
+        if (r.StoppedByText) Finish(r, "stop");
+        else if (r.Generated.Count >= r.Job.Params.MaxTokens || r.Sequence.CachedTokens + 1 >= Engine.Config.MaxPositionEmbeddings) Finish(r, "length");
+    }
+
+    private void Finish(RunningRequest r, string? reason = null, ApiException? error = null)
+    {
+        _running.Remove(r);
+        if (error is not null)
+        {
+            Engine.Release(r.Sequence);
+            r.Job.Complete(new FailedEvent(error));
+            return;
+        }
+        string rest = r.FlushText();
+        if (rest.Length > 0) r.Job.Send(new TextEvent(rest));
+        r.Job.Complete(new FinishedEvent(reason!, r.Usage, r.Generated.ToArray(), r.Strategy));
+        if (r.Job.Params.Chat && !r.Job.Cancelled) KeepConversation(r);
+        else Engine.Release(r.Sequence);
+    }
+
+    /// <summary>Keeps a finished chat's KV for its next turn, and the reply's tokens for when the client sends the reply back.</summary>
+    private void KeepConversation(RunningRequest r)
+    {
+        if (!r.StoppedByText)
+        {
+            var reply = r.Generated.ToArray();
+            if (reply.Length > 0 && _model.StopTokens.Contains(reply[^1])) reply = reply[..^1];
+            _model.Replies.Remember(r.Text, reply);
+        }
+        _kept.Keep(r.Sequence);
+    }
+
+    private void UpdateState(bool force)
+    {
+        // KvBytesPerRank runs on every rank: a few times a second is enough for a gauge.
+        if (!force && Stopwatch.GetElapsedTime(_lastStateUpdate).TotalMilliseconds < 250) return;
+        _lastStateUpdate = Stopwatch.GetTimestamp();
+        _metrics.SchedulerState(_running.Count, _waiting.Count, _kept.Count, Engine.KvBytesPerRank());
+    }
+
+    public void Dispose()
+    {
+        _incoming.CompleteAdding();
+        _stop.Cancel();
+        _thread.Join();
+    }
+}

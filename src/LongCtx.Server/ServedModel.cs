@@ -1,0 +1,22 @@
+using LongCtx.Engine;
+using LongCtx.Text;
+
+namespace LongCtx.Server;
+
+/// <summary>
+/// What the server serves: the engine (owned by the caller, used only from the scheduler thread), the
+/// tokenizer, the chat template if the model has a known one, and the tokens that end a reply.
+/// </summary>
+public sealed class ServedModel(string id, InferenceEngine engine, Tokenizer tokenizer, ChatTemplate? template)
+{
+    public string Id { get; } = id;
+    public InferenceEngine Engine { get; } = engine;
+    public Tokenizer Tokenizer { get; } = tokenizer;
+    public ChatTemplate? Template { get; } = template;
+    public ReplyTokens Replies { get; } = new(capacity: 64);
+
+    /// <summary>EOS tokens of config.json and of the tokenizer, and the chat template's end of turn.</summary>
+    public IReadOnlySet<int> StopTokens { get; } = engine.Config.EosTokenIds.Concat(tokenizer.EosTokenIds)
+        .Concat(template is not null && tokenizer.TokenToId(template.EndOfTurn) is { } end ? [end] : [])
+        .ToHashSet();
+}

@@ -1,0 +1,23 @@
+using LongCtx.Cuda;
+
+namespace LongCtx.Tests.Gpu;
+
+/// <summary>
+/// A test that needs CUDA GPUs: skipped, with the reason shown, where there are fewer than
+/// <see cref="MinimumGpus"/> (CI has none). On the GPU machine the same checks run through
+/// scripts/gpu.sh, since that machine has no .NET SDK to run xunit.
+/// </summary>
+public sealed class GpuTheoryAttribute : TheoryAttribute
+{
+    public GpuTheoryAttribute()
+    {
+        int n = AvailableGpus.Value;
+        if (n == 0) Skip = "no CUDA GPU on this machine (the GPU round is scripts/gpu.sh)";
+    }
+
+    public static readonly Lazy<int> AvailableGpus = new(() =>
+    {
+        try { return CudaBackend.DeviceCount(); }
+        catch (LongCtxException) { return 0; } // no driver library: no GPU
+    });
+}

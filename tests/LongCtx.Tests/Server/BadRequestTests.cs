@@ -1,0 +1,86 @@
+using System.Text;
+using System.Text.Json;
+using LongCtx.Server;
+using LongCtx.Tests.Engine;
+
+namespace LongCtx.Tests.Server;
+
+/// <summary>Bad requests get the right status and OpenAI's error object, and the server keeps serving.</summary>
+public class BadRequestTests : IAsyncLifetime
+{
+    private const int MaxPrompt = 64;
+    private TestServer _s = null!;
+
+    public async Task InitializeAsync() => _s = await TestServer.Start(ReferenceModel.TinyLlama3, options: new ServerOptions { MaxPromptTokens = MaxPrompt });
+    public async Task DisposeAsync() => await _s.DisposeAsync();
+
+    private const string Chat = "/v1/chat/completions", Completions = "/v1/completions";
+    private const string Hi = """[{"role": "user", "content": "hi"}]""";
+
+    public static TheoryData<string, string, string, int, string?> Cases => new()
+    {
+        // name, path, body, status, param
+        { "malformed JSON", Chat, """{"messages": [""", 400, null },
+        { "empty body", Chat, "", 400, null },
+        { "not an object", Chat, "[1, 2]", 400, null },
+        { "missing messages", Chat, """{"max_tokens": 4}""", 400, "messages" },
+        { "messages not an array", Chat, """{"messages": "hi"}""", 400, "messages" },
+        { "empty messages", Chat, """{"messages": []}""", 400, "messages" },
+        { "unknown role", Chat, """{"messages": [{"role": "robot", "content": "hi"}]}""", 400, "messages[0].role" },
+        { "missing content", Chat, """{"messages": [{"role": "user"}]}""", 400, "messages[0].content" },
+        { "negative max_tokens", Chat, $$"""{"messages": {{Hi}}, "max_tokens": -5}""", 400, "max_tokens" },
+        { "max_tokens not an integer", Chat, $$"""{"messages": {{Hi}}, "max_tokens": 2.5}""", 400, "max_tokens" },
+        { "temperature a string", Chat, $$"""{"messages": {{Hi}}, "temperature": "hot"}""", 400, "temperature" },
+        { "temperature out of range", Chat, $$"""{"messages": {{Hi}}, "temperature": 7}""", 400, "temperature" },
+        { "top_p zero", Chat, $$"""{"messages": {{Hi}}, "top_p": 0}""", 400, "top_p" },
+        { "stop a number", Chat, $$"""{"messages": {{Hi}}, "stop": 3}""", 400, "stop" },
+        { "n of 2", Chat, $$"""{"messages": {{Hi}}, "n": 2}""", 400, "n" },
+        { "unknown model", Chat, $$"""{"messages": {{Hi}}, "model": "gpt-4o"}""", 404, "model" },
+        { "unknown strategy", Chat, $$$"""{"messages": {{{Hi}}}, "longctx": {"strategy": "pass-z"}}""", 400, "longctx.strategy" },
+        { "approximate strategy not built", Chat, $$$"""{"messages": {{{Hi}}}, "longctx": {"strategy": "apb", "allow_approximate": true}}""", 400, "longctx.strategy" },
+        { "allow_approximate not a bool", Chat, $$$"""{"messages": {{{Hi}}}, "longctx": {"allow_approximate": "yes"}}""", 400, "longctx.allow_approximate" },
+        { "query_tokens zero", Chat, $$$"""{"messages": {{{Hi}}}, "longctx": {"query_tokens": 0}}""", 400, "longctx.query_tokens" },
+        { "missing prompt", Completions, """{"max_tokens": 4}""", 400, "prompt" },
+        { "prompt of mixed types", Completions, """{"prompt": [1, "a"]}""", 400, "prompt" },
+        { "token id outside the vocabulary", Completions, """{"prompt": [1, 999999]}""", 400, "prompt" },
+        { "prompt longer than --max-prompt-tokens", Completions, $$"""{"prompt": [{{string.Join(",", Enumerable.Repeat(791, MaxPrompt + 1))}}]}""", 400, "prompt" },
+        { "body over the size limit", Completions, $$"""{"prompt": "{{new string('a', 2 << 20)}}"}""", 413, null },
+    };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public async Task AnsweredWithTheRightStatus(string name, string path, string body, int status, string? param)
+    {
+        var response = await _s.Http.PostAsync(path, new StringContent(body, Encoding.UTF8, "application/json"));
+        string text = await response.Content.ReadAsStringAsync();
+        Assert.True(status == (int)response.StatusCode, $"{name}: {(int)response.StatusCode} {text}");
+        var error = JsonDocument.Parse(text).RootElement.GetProperty("error");
+        Assert.False(string.IsNullOrWhiteSpace(error.GetProperty("message").GetString()));
+        Assert.DoesNotContain('\n', error.GetProperty("message").GetString()!);
+        Assert.Equal(JsonValueKind.String, error.GetProperty("type").ValueKind);
+        Assert.True(error.TryGetProperty("code", out _));
+        Assert.Equal(param, error.GetProperty("param").GetString());
+
+        // Still serving.
+        Assert.Equal("ok", JsonDocument.Parse(await _s.Http.GetStringAsync("/health")).RootElement.GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task UnknownRouteIs404InOpenAisShape()
+    {
+        var response = await _s.Http.GetAsync("/v1/embeddings");
+        Assert.Equal(404, (int)response.StatusCode);
+        Assert.Contains("/v1/embeddings", JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetProperty("message").GetString());
+    }
+
+    [Fact]
+    public async Task ErrorsAreCountedByStatus()
+    {
+        await _s.Http.PostAsync(Chat, new StringContent("{", Encoding.UTF8, "application/json"));
+        Assert.True(await _s.Metric("longctx_requests_total{route=\"/v1/chat/completions\",status=\"400\"}") >= 1);
+    }
+
+    [Fact]
+    public async Task DenseIsAcceptedOnOneRank() =>
+        await _s.PostOk(Chat, $$$"""{"messages": {{{Hi}}}, "max_tokens": 2, "longctx": {"strategy": "dense", "allow_approximate": true, "query_tokens": 16}}""");
+}

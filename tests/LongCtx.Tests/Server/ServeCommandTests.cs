@@ -1,0 +1,49 @@
+using System.Diagnostics;
+using System.Text.Json;
+using LongCtx.Tests.Engine;
+using LongCtx.Tests.Text;
+
+namespace LongCtx.Tests.Server;
+
+/// <summary>`longctx serve` as a user starts it: it says where it listens, and answers there.</summary>
+public class ServeCommandTests
+{
+    [Fact]
+    public async Task ServesOnTheAddressItPrints()
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "longctx.dll"), "serve", "--model", ReferenceModel.TinyLlama3.Directory,
+                     "--tokenizer", TokenizerFixtures.FetchedDir("llama3"), "--port", "0", "--ranks", "2" })
+            psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        try
+        {
+            string? address = null;
+            var timeout = Task.Delay(TimeSpan.FromSeconds(60));
+            while (address is null)
+            {
+                var line = p.StandardOutput.ReadLineAsync();
+                Assert.True(await Task.WhenAny(line, timeout) == line, "no 'listening on' line within 60 s");
+                Assert.True(line.Result is not null, $"longctx serve exited: {await p.StandardError.ReadToEndAsync()}");
+                if (line.Result!.StartsWith("listening on ")) address = line.Result["listening on ".Length..];
+            }
+            using var http = new HttpClient { BaseAddress = new Uri(address) };
+            var models = JsonDocument.Parse(await http.GetStringAsync("/v1/models")).RootElement;
+            Assert.Equal("tiny-llama3", models.GetProperty("data")[0].GetProperty("id").GetString());
+            Assert.Equal(2, models.GetProperty("data")[0].GetProperty("ranks").GetInt32());
+        }
+        finally
+        {
+            p.Kill(entireProcessTree: true);
+            await p.WaitForExitAsync();
+        }
+    }
+
+    [Fact]
+    public void BadOptionIsOneLine()
+    {
+        var r = LongCtx.Tests.Cli.CliRunner.Run("serve", "--model", ReferenceModel.TinyLlama3.Directory, "--tokenizer", TokenizerFixtures.FetchedDir("llama3"), "--max-concurrent", "0");
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Equal("error: --max-concurrent must be 1 or more", r.Stderr.Trim());
+    }
+}
