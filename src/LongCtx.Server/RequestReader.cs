@@ -26,7 +26,7 @@ public sealed class RequestReader(ServedModel model, ServerOptions options)
         if (o.Bool("logprobs") == true || o.Has("top_logprobs")) throw ApiException.BadRequest("logprobs are not supported", "logprobs");
 
         var prompt = chat ? ChatTokens(o) : CompletionTokens(o);
-        CheckPrompt(prompt);
+        CheckPrompt(prompt, chat ? "messages" : "prompt");
         long? maxTokens = o.Integer("max_completion_tokens") ?? o.Integer("max_tokens");
         if (maxTokens is < 1) throw ApiException.BadRequest($"max_tokens must be 1 or more, got {maxTokens}", o.Has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens");
         var streamOptions = o.Object("stream_options");
@@ -91,14 +91,14 @@ public sealed class RequestReader(ServedModel model, ServerOptions options)
             : throw ApiException.BadRequest($"'{path}[{i}]' must be a text part {{\"type\": \"text\", \"text\": ...}}", path)));
     }
 
-    private void CheckPrompt(int[] prompt)
+    private void CheckPrompt(int[] prompt, string param)
     {
         int limit = Math.Min(options.MaxPromptTokens ?? int.MaxValue, model.Engine.Config.MaxPositionEmbeddings);
         if (prompt.Length > limit)
-            throw ApiException.BadRequest($"the prompt has {prompt.Length} tokens, more than the {limit} this server admits", "prompt", "context_length_exceeded");
+            throw ApiException.BadRequest($"the prompt has {prompt.Length} tokens, more than the {limit} this server admits", param, "context_length_exceeded");
         int vocab = model.Engine.Config.VocabSize;
         foreach (int id in prompt)
-            if ((uint)id >= (uint)vocab) throw ApiException.BadRequest($"token id {id} is outside the vocabulary (size {vocab})", "prompt");
+            if ((uint)id >= (uint)vocab) throw ApiException.BadRequest($"token id {id} is outside the vocabulary (size {vocab})", param);
     }
 
     private static SamplingOptions Sampling(JsonObject o)

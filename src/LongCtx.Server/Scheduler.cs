@@ -112,6 +112,7 @@ public sealed class Scheduler : IDisposable
         }
 
         PrefillResult result;
+        _metrics.PrefillCall();
         try { result = Engine.Prefill(batch.Select((r, i) => (r.Sequence, newTokens[i])).ToList(), strategy); }
         catch (Exception e)
         {

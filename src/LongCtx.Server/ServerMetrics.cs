@@ -13,7 +13,7 @@ public sealed class ServerMetrics
     private readonly ConcurrentDictionary<string, long> _strategies = new();
     private readonly PrometheusHistogram _ttft = new("longctx_time_to_first_token_seconds", "Time from receiving a request to its first token.", LatencyBounds);
     private readonly PrometheusHistogram _tpot = new("longctx_time_per_output_token_seconds", "Duration of the decode step that produced each later token.", LatencyBounds);
-    private long _generated, _prompt, _cached, _cacheHits, _cancelled;
+    private long _generated, _prompt, _cached, _cacheHits, _cancelled, _prefillCalls, _decodeSteps;
     private double _tokensPerSecond;
     private long[] _kvBytes = [];
     private int _running, _waiting, _kept;
@@ -24,6 +24,8 @@ public sealed class ServerMetrics
     public IReadOnlyList<long> KvBytesPerRank => Volatile.Read(ref _kvBytes);
 
     public void Request(string route, int status) => _requests.AddOrUpdate((route, status), 1, (_, n) => n + 1);
+    /// <summary>One engine prefill call, however many requests it fused.</summary>
+    public void PrefillCall() => Interlocked.Increment(ref _prefillCalls);
     public void Prefilled(string strategy, int promptTokens, int cachedTokens)
     {
         _strategies.AddOrUpdate(strategy, 1, (_, n) => n + 1);
@@ -36,6 +38,7 @@ public sealed class ServerMetrics
     {
         for (int i = 0; i < tokens; i++) _tpot.Observe(seconds);
         Interlocked.Add(ref _generated, tokens);
+        Interlocked.Increment(ref _decodeSteps);
         Volatile.Write(ref _tokensPerSecond, seconds > 0 ? tokens / seconds : 0);
     }
     public void CancelledRequest() => Interlocked.Increment(ref _cancelled);
@@ -58,6 +61,8 @@ public sealed class ServerMetrics
         Counter(sb, "longctx_prompt_cached_tokens_total", "Prompt tokens whose KV a kept conversation already held.", [("", CachedPromptTokens)]);
         Counter(sb, "longctx_prefix_cache_hits_total", "Requests that reused a kept conversation's KV.", [("", Interlocked.Read(ref _cacheHits))]);
         Counter(sb, "longctx_requests_cancelled_total", "Requests dropped because the client went away.", [("", Cancelled)]);
+        Counter(sb, "longctx_prefill_calls_total", "Engine prefill calls (each fuses the prefills of one or more requests).", [("", Interlocked.Read(ref _prefillCalls))]);
+        Counter(sb, "longctx_decode_steps_total", "Batched decode steps (one token for every running request).", [("", Interlocked.Read(ref _decodeSteps))]);
         Counter(sb, "longctx_strategy_chosen_total", "Prefills of requests by the attention strategy that ran.",
             _strategies.OrderBy(kv => kv.Key).Select(kv => ($"strategy=\"{kv.Key}\"", (double)kv.Value)));
         Gauge(sb, "longctx_tokens_per_second", "Decode throughput of the last step over all running requests.", [("", Volatile.Read(ref _tokensPerSecond))]);

@@ -25,12 +25,17 @@ public class ConcurrencyTests(LlamaServer fixture)
         engine.Dispose();
         weights.Dispose();
 
+        double prefillsBefore = await s.Metric("longctx_prefill_calls_total"), stepsBefore = await s.Metric("longctx_decode_steps_total");
         var answers = await Task.WhenAll(prompts.Select(async (p, i) =>
         {
             string json = TestServer.Json(new { prompt = p, max_tokens = MaxTokens, temperature = 0, stream = i % 2 == 1 });
             return i % 2 == 1 ? TestServer.TokenIds((await s.Stream("/v1/completions", json))[^1]) : TestServer.TokenIds(await s.PostOk("/v1/completions", json));
         }));
         for (int i = 0; i < Clients; i++) Assert.True(expected[i].SequenceEqual(answers[i]), $"client {i}: expected [{string.Join(',', expected[i])}], got [{string.Join(',', answers[i])}]");
+        // Requests shared engine calls: fused prefills, and decode steps over many requests at once.
+        double prefills = await s.Metric("longctx_prefill_calls_total") - prefillsBefore, steps = await s.Metric("longctx_decode_steps_total") - stepsBefore;
+        Assert.True(prefills < Clients, $"{prefills} prefill calls for {Clients} requests");
+        Assert.True(steps < Clients * (MaxTokens - 1), $"{steps} decode steps for {Clients} requests");
     }
 
     [Fact]
