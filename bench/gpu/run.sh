@@ -55,8 +55,13 @@ done
 gpus=1; [[ $ngpu -gt 1 ]] && gpus="1,$ngpu"
 ctx="32768,131072"; [[ $mode != full ]] && ctx="8192"
 "$bin" bench --config llama3-8b --context "$ctx" --gpus "$gpus" --strategy pass-kv --profile --json > "$out/bench-pass-kv.json" 2> "$out/bench-pass-kv.err" || tail -3 "$out/bench-pass-kv.err"
+# Decode on the distributed cache just under 128K (a 131072-token prompt leaves no position to decode into).
+dctx=130000; [[ $mode != full ]] && dctx=8192
+"$bin" bench --config llama3-8b --context "$dctx" --gpus "$gpus" --strategy pass-kv --decode-steps 32 --json > "$out/bench-decode.json" 2> "$out/bench-decode.err" || tail -3 "$out/bench-decode.err"
 if [[ $ngpu -gt 1 ]]; then
-  "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy pass-q --json > "$out/bench-pass-q.json" 2> "$out/bench-pass-q.err" || tail -3 "$out/bench-pass-q.err"
+  for s in pass-q star apb; do
+    "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy $s --json > "$out/bench-$s.json" 2> "$out/bench-$s.err" || tail -3 "$out/bench-$s.err"
+  done
 fi
 python3 - "$out" >> "$summary" <<'PY'
 import json, sys, glob
@@ -66,7 +71,9 @@ for f in sorted(glob.glob(sys.argv[1] + "/bench-*.json")):
     for p in d["points"]:
         s = p.get("time_split_ms") or {}
         split = " split gemm/attn/comm/other ms " + "/".join(f"{s.get(k, 0):.0f}" for k in ("gemm", "attention", "communication", "other")) if s else ""
-        print(f"longctx {p['ranks']} gpu {p['context']} tokens {p['strategy']}: TTFT {p['ttft_ms']:.0f} ms, {p['model_tflops']:.0f} TFLOP/s, MFU {p['mfu']}, eff {p['parallel_efficiency']}{split}")
+        extra = f" decode {p['decode_ms_per_token']} ms/token" if "decode_ms_per_token" in p else ""
+        if "logits_relative_error" in p: extra += f" logits err vs exact {p['logits_relative_error']} top-1 {'agrees' if p['top1_agrees'] else 'differs'}"
+        print(f"longctx {p['ranks']} gpu {p['context']} tokens {p['strategy']}: TTFT {p['ttft_ms']:.0f} ms, {p['model_tflops']:.0f} TFLOP/s, MFU {p['mfu']}, eff {p['parallel_efficiency']}{split}{extra}")
 PY
 
 # 4. The PyTorch peer on one GPU.

@@ -30,20 +30,22 @@ internal static class BenchCommand
         var gpus = new Option<string>("--gpus") { Description = "rank counts to run, comma separated (GPUs, or threads on the CPU); efficiency is against the first", DefaultValueFactory = _ => "1" };
         var strategy = new Option<string>("--strategy") { Description = "pass-kv, pass-q, auto or dense (1 rank)", DefaultValueFactory = _ => StrategyNames.Auto };
         var repeat = new Option<int>("--repeat") { Description = "timed prefills per point (the best counts)", DefaultValueFactory = _ => 1 };
+        var decode = new Option<int>("--decode-steps") { Description = "after each timed prefill, decode this many tokens on the distributed cache and report ms per token", DefaultValueFactory = _ => 0 };
         var profile = new Option<bool>("--profile") { Description = "also run a profiled prefill for the time split (GPU)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
         var command = new Command("bench", "Measure prefill time to first token on long prompts");
-        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, strategy, repeat, profile, json }) command.Options.Add(o);
+        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, strategy, repeat, decode, profile, json }) command.Options.Add(o);
         command.SetAction(r => Run(r.GetValue(model), r.GetValue(config), r.GetValue(loadFormat)!, r.GetValue(layers), Ints(r.GetValue(contexts)!, "--context"),
             r.GetValue(device)!, Ints(r.GetValue(gpus)!, "--gpus"), StrategyNames.Validate(r.GetValue(strategy)!), Math.Max(1, r.GetValue(repeat)),
-            r.GetValue(profile), r.GetValue(json)));
+            r.GetValue(decode), r.GetValue(profile), r.GetValue(json)));
         return command;
     }
 
-    private sealed record Point(int Ranks, int Context, string Strategy, double TtftMs, double Tflops, double? Mfu, Dictionary<string, double>? Split);
+    private sealed record Point(int Ranks, int Context, string Strategy, double TtftMs, double Tflops, double? Mfu, Dictionary<string, double>? Split,
+        double? LogitsError = null, bool? Top1Agrees = null, double? DecodeMsPerToken = null);
 
     private static int Run(string? dir, string? preset, string loadFormat, int? layers, int[] contexts, string device, int[] rankCounts,
-        string strategy, int repeat, bool profile, bool json)
+        string strategy, int repeat, int decodeSteps, bool profile, bool json)
     {
         if (device is not ("cpu" or "cuda")) throw new LongCtxException($"--device {device} is unknown: use cpu or cuda");
         var cfg = dir is not null ? ModelConfig.Load(dir) : ModelConfig.Preset(preset ?? throw new LongCtxException("give --model DIR or --config PRESET"));
@@ -70,17 +72,29 @@ internal static class BenchCommand
             {
                 double best = double.MaxValue;
                 string used = strategy;
+                float[] logits = [];
+                double? decodeMs = null;
                 for (int i = 0; i < repeat; i++)
                 {
-                    var (ms, s) = Prefill(engine, context, strategy);
+                    var (ms, s, lastLogits) = Prefill(engine, context, strategy, i == repeat - 1 ? decodeSteps : 0, d => decodeMs = d);
                     best = Math.Min(best, ms);
                     used = s;
+                    logits = lastLogits;
+                }
+                // An approximate run is always reported with its error against exact attention on the same prompt.
+                double? error = null;
+                bool? top1 = null;
+                if (StrategyNames.IsApproximate(used))
+                {
+                    var exact = Prefill(engine, context, StrategyNames.PassKv).Logits;
+                    error = RelativeError(logits, exact);
+                    top1 = Sampler.ArgMax(logits) == Sampler.ArgMax(exact);
                 }
                 Dictionary<string, double>? split = null;
                 if (profile && group is GpuRankGroup gpu)
                 {
                     gpu.Run(rt => { ((CudaBackend)rt.Backend).StartProfiling(); return 0; });
-                    var (ms, _) = Prefill(engine, context, strategy);
+                    var (ms, _, _) = Prefill(engine, context, strategy);
                     var perRank = gpu.Run(rt => ((CudaBackend)rt.Backend).StopProfiling());
                     // Rank 0's stream; "other" is what no category claims (norms, RoPE, copies, launch gaps).
                     split = perRank[0];
@@ -90,7 +104,7 @@ internal static class BenchCommand
                 double flops = ModelFlops(cfg, context);
                 double tflops = flops / (best / 1e3) / 1e12;
                 double? mfu = device == "cuda" && deviceName.Contains('H') ? flops / (best / 1e3) / (HopperPeakFlops * ranks) : null;
-                points.Add(new Point(ranks, context, used, best, tflops, mfu, split));
+                points.Add(new Point(ranks, context, used, best, tflops, mfu, split, error, top1, decodeMs));
                 progress.Note($"{ranks} rank(s), {context} tokens, {used}: {best:0} ms");
             }
         }
@@ -99,7 +113,8 @@ internal static class BenchCommand
     }
 
     /// <summary>One prefill of a random prompt, timed to its logits on the host (the time to first token).</summary>
-    private static (double Ms, string Strategy) Prefill(InferenceEngine engine, int tokens, string strategy)
+    private static (double Ms, string Strategy, float[] Logits) Prefill(InferenceEngine engine, int tokens, string strategy,
+        int decodeSteps = 0, Action<double>? decodeMsPerToken = null)
     {
         var random = new Random(tokens);
         var ids = Enumerable.Range(0, tokens).Select(_ => random.Next(engine.Config.VocabSize)).ToArray();
@@ -107,8 +122,29 @@ internal static class BenchCommand
         var clock = Stopwatch.StartNew();
         var result = engine.Prefill([(sequence, ids)], strategy);
         double ms = clock.Elapsed.TotalMilliseconds;
+        var last = result.Logits[0];
+        if (decodeSteps > 0)
+        {
+            // Greedy steps on the distributed cache: each token's KV lands round-robin, attention merges by LSE.
+            int token = Sampler.ArgMax(last.AsSpan(last.Length - engine.Config.VocabSize));
+            var decodeClock = Stopwatch.StartNew();
+            for (int i = 0; i < decodeSteps; i++) token = Sampler.ArgMax(engine.Decode([(sequence, token)])[0]);
+            decodeMsPerToken?.Invoke(decodeClock.Elapsed.TotalMilliseconds / decodeSteps);
+        }
         engine.Release(sequence);
-        return (ms, result.Strategy);
+        return (ms, result.Strategy, last[^engine.Config.VocabSize..]);
+    }
+
+    private static double RelativeError(float[] actual, float[] expected)
+    {
+        double num = 0, den = 0;
+        for (int i = 0; i < actual.Length; i++)
+        {
+            double d = actual[i] - expected[i];
+            num += d * d;
+            den += (double)expected[i] * expected[i];
+        }
+        return Math.Sqrt(num / Math.Max(den, 1e-300));
     }
 
     /// <summary>Model FLOPs of a prefill: 2 per weight per token for the layers, plus causal attention 2·S²·hidden per layer.</summary>
@@ -132,20 +168,35 @@ internal static class BenchCommand
                     ["model_tflops"] = Math.Round(p.Tflops, 2), ["mfu"] = p.Mfu is { } m ? Math.Round(m, 4) : null,
                     ["parallel_efficiency"] = Math.Round(Baseline(p.Context) / (p.TtftMs * p.Ranks), 4),
                 };
+                if (p.DecodeMsPerToken is { } dm) o["decode_ms_per_token"] = Math.Round(dm, 3);
+                if (p.LogitsError is { } e)
+                {
+                    o["logits_relative_error"] = Math.Round(e, 6);
+                    o["top1_agrees"] = p.Top1Agrees;
+                }
                 if (p.Split is { } s) o["time_split_ms"] = new JsonObject(s.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)Math.Round(kv.Value, 2))));
                 arr.Add((JsonNode)o);
             }
             Console.WriteLine(new JsonObject { ["model"] = cfg.ToString(), ["device"] = device, ["points"] = arr }.ToJsonString());
             return;
         }
-        var table = new Table().AddColumns("ranks", "context", "strategy", "TTFT (s)", "TFLOP/s", "MFU", "par. eff.", "GEMM / attn / comm / other (ms)");
+        bool anySplit = points.Any(p => p.Split is not null), anyError = points.Any(p => p.LogitsError is not null);
+        var table = new Table().AddColumns("ranks", "context", "strategy", "TTFT (s)", "TFLOP/s", "MFU", "par. eff.");
+        bool anyDecode = points.Any(p => p.DecodeMsPerToken is not null);
+        if (anyDecode) table.AddColumn("decode ms/token");
+        if (anyError) table.AddColumns("logits err", "top-1");
+        if (anySplit) table.AddColumn("GEMM / attn / comm / other (ms)");
         foreach (var p in points)
         {
             string split = p.Split is { } s
                 ? $"{s.GetValueOrDefault("gemm"):0} / {s.GetValueOrDefault("attention"):0} / {s.GetValueOrDefault("communication"):0} / {s.GetValueOrDefault("other"):0}"
                 : "";
-            table.AddRow(p.Ranks.ToString(), p.Context.ToString(), p.Strategy, $"{p.TtftMs / 1e3:0.000}", $"{p.Tflops:0.0}",
-                p.Mfu is { } m ? $"{m:P1}" : "-", $"{Baseline(p.Context) / (p.TtftMs * p.Ranks):P0}", split);
+            var cells = new List<string> { p.Ranks.ToString(), p.Context.ToString(), p.Strategy, $"{p.TtftMs / 1e3:0.000}", $"{p.Tflops:0.0}",
+                p.Mfu is { } m ? $"{m:P1}" : "-", $"{Baseline(p.Context) / (p.TtftMs * p.Ranks):P0}" };
+            if (anyDecode) cells.Add(p.DecodeMsPerToken is { } dm ? $"{dm:0.00}" : "");
+            if (anyError) cells.AddRange([p.LogitsError is { } e ? $"{e:0.00e0}" : "", p.Top1Agrees is { } t ? (t ? "yes" : "no") : ""]);
+            if (anySplit) cells.Add(split);
+            table.AddRow(cells.ToArray());
         }
         Console.WriteLine($"{cfg}\n{device}");
         AnsiConsole.Write(table);

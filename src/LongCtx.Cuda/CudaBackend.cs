@@ -183,10 +183,11 @@ public sealed unsafe class CudaBackend : IBackend
         var ql = _layouts.Of(queries);
         var kl = _layouts.Of(keys);
         var fn = _device.Function(AttentionSource, "flash_attention", $"HEAD_DIM={d}");
-        // Two buffers of a 64-key K and V tile, rows padded by 8 elements against bank conflicts.
-        uint shared = (uint)(2 * 2 * 64 * (d + 8) * 2);
+        // Two buffers of a 32-key K and V tile, rows padded by 8 elements against bank conflicts.
+        uint shared = (uint)(2 * 2 * 32 * (d + 8) * 2);
         _device.AllowSharedMemory(fn, shared);
-        uint tiles = (uint)((tq + DeviceLayout.Tile - 1) / DeviceLayout.Tile);
+        const int queryRowsPerBlock = 128;
+        uint tiles = (uint)((tq + queryRowsPerBlock - 1) / queryRowsPerBlock);
         nint o = C(output).Pointer, l = C(lse).Pointer, vp = C(v).Pointer;
         _device.Timed("attention", () => _device.Launch(fn, (tiles, (uint)heads), 128, shared,
             qs.Pointer, ks.Pointer, vp, ql.SeqIds.Pointer, ql.Positions.Pointer, kl.SeqIds.Pointer, kl.Positions.Pointer,
