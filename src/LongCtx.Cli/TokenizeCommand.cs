@@ -14,13 +14,20 @@ internal static class TokenizeCommand
         var text = new Option<string?>("--text") { Description = "text to tokenize" };
         var file = new Option<string?>("--text-file") { Description = "file holding the text" };
         var json = new Option<bool>("--json") { Description = "print {\"ids\": [...]}" };
-        var command = new Command("tokenize", "Tokenize text with a model's tokenizer") { model, tokenizerPath, text, file, json };
+        var stats = new Option<bool>("--stats") { Description = "print the token count and encoding speed (one thread) on stderr: the tokenizer benchmark" };
+        var command = new Command("tokenize", "Tokenize text with a model's tokenizer") { model, tokenizerPath, text, file, json, stats };
         command.SetAction(r =>
         {
             string path = r.GetValue(tokenizerPath) ?? r.GetValue(model) ?? throw new LongCtxException("give --model DIR or --tokenizer PATH");
             string? t = r.GetValue(text), f = r.GetValue(file);
             if ((t is null) == (f is null)) throw new LongCtxException("give exactly one of --text, --text-file");
-            var ids = Tokenizer.Load(path).Encode(t ?? PromptInput.ReadText(f!), addSpecialTokens: false);
+            var tokenizer = Tokenizer.Load(path);
+            string input = t ?? PromptInput.ReadText(f!);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var ids = tokenizer.Encode(input, addSpecialTokens: false);
+            if (r.GetValue(stats))
+                Console.Error.WriteLine($"{ids.Length} tokens from {input.Length} characters in {clock.Elapsed.TotalSeconds:0.000} s " +
+                                        $"({ids.Length / Math.Max(clock.Elapsed.TotalSeconds, 1e-9) / 1e6:0.00} M tokens/s, one thread)");
             if (r.GetValue(json)) Console.WriteLine(new JsonObject { ["ids"] = new JsonArray(ids.Select(i => (JsonNode)i).ToArray()) }.ToJsonString());
             else Console.WriteLine(string.Join(' ', ids));
             return 0;

@@ -41,13 +41,7 @@ public class ModelParityTests
         Assert.True(mismatches == 0, $"{model} N={ranks} {strategy}: argmax differs at {mismatches} of {argmax.Length} positions");
 
         // Greedy continuation on the distributed cache.
-        var tokens = new List<int>();
-        var logits = prefill.Logits[0].AsSpan(3 * reference.Config.VocabSize).ToArray();
-        for (int i = 0; i < reference.Greedy16.Length; i++)
-        {
-            tokens.Add(Sampler.ArgMax(logits));
-            if (i + 1 < reference.Greedy16.Length) logits = engine.Decode([(sequence, tokens[^1])])[0];
-        }
+        var tokens = reference.GreedyContinuation(engine, sequence, prefill.Logits[0].AsSpan(3 * reference.Config.VocabSize).ToArray());
         Assert.Equal(reference.Greedy16, tokens);
     }
 }

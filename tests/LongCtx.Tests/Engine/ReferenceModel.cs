@@ -48,6 +48,22 @@ internal sealed class ReferenceModel
         return (new InferenceEngine(Config, new CpuRankGroup(Config, weights, ranks)), weights);
     }
 
+    /// <summary>
+    /// Greedy decoding on the engine's (distributed) cache from the logits of the prompt's last position,
+    /// as many tokens as the reference continuation holds.
+    /// </summary>
+    public List<int> GreedyContinuation(InferenceEngine engine, Sequence sequence, float[] lastLogits)
+    {
+        var tokens = new List<int>();
+        var logits = lastLogits;
+        for (int i = 0; i < Greedy16.Length; i++)
+        {
+            tokens.Add(Sampler.ArgMax(logits));
+            if (i + 1 < Greedy16.Length) logits = engine.Decode([(sequence, tokens[^1])])[0];
+        }
+        return tokens;
+    }
+
     private static long[] Longs(HostTensor t)
     {
         var a = new long[t.Length];

@@ -29,13 +29,7 @@ public class GpuParityTests
         double error = DenseReference.RelativeError(prefill.Logits[0], reference.LogitsLast4);
         Assert.True(error < 2e-2, $"{gpus} GPU(s) {strategy}: logits relative error {error:e2}");
 
-        var tokens = new List<int>();
-        var logits = prefill.Logits[0].AsSpan(3 * reference.Config.VocabSize).ToArray();
-        for (int i = 0; i < reference.Greedy16.Length; i++)
-        {
-            tokens.Add(Sampler.ArgMax(logits));
-            if (i + 1 < reference.Greedy16.Length) logits = engine.Decode([(sequence, tokens[^1])])[0];
-        }
+        var tokens = reference.GreedyContinuation(engine, sequence, prefill.Logits[0].AsSpan(3 * reference.Config.VocabSize).ToArray());
         Assert.Equal(reference.Greedy16, tokens);
     }
 }
