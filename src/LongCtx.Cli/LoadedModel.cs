@@ -1,6 +1,7 @@
 using System.CommandLine;
 using LongCtx.Cuda;
 using LongCtx.Engine;
+using LongCtx.Parallel.Distributed;
 using LongCtx.Models;
 using LongCtx.Parallel;
 using LongCtx.Tensors;
@@ -61,7 +62,15 @@ internal sealed class LoadedModel : IDisposable
         double? c = r.GetValue(o.ComputeTflops), bw = r.GetValue(o.LinkGbps);
         HardwareRates? rates = c is not null && bw is not null ? new HardwareRates(c.Value * 1e12, bw.Value * 1e9) : null;
         if ((c is null) != (bw is null)) throw new LongCtxException("give both --compute-tflops and --link-gbps, or neither (then they are measured)");
-        IRankGroup group = device == "cuda"
+        var launch = LaunchEnvironment.FromEnvironment();
+        if (launch is not null)
+        {
+            if (device == "cuda") throw new LongCtxException("multi-process GPU groups are not built yet: on one machine use --device cuda --gpus N");
+            if (r.GetValue(o.Ranks) is not 1 and var asked && asked != launch.WorldSize)
+                throw new LongCtxException($"--ranks {asked} disagrees with WORLD_SIZE={launch.WorldSize}: in a multi-process run every process is one rank");
+        }
+        IRankGroup group = launch is not null ? progress.Run("Joining the process group", () => new ProcessRankGroup(config, weights, launch, r.GetValue(o.Threads)))
+            : device == "cuda"
             ? progress.Run($"Loading the model onto {ranks} GPU(s)", () => new GpuRankGroup(config, weights, ranks))
             : new CpuRankGroup(config, weights, ranks, r.GetValue(o.Threads));
         string name = dir is not null ? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir))) : preset!;

@@ -10,8 +10,12 @@ var root = new RootCommand("LongCtx: long-context LLM inference with context par
     ChatCommand.Create(),
     TokenizeCommand.Create(),
     BenchCommand.Create(),
+    LaunchCommand.Create(),
     ServeCommand.Create(),
 };
+
+// In a multi-process group only rank 0 prints results; the others still report errors on stderr.
+if (Environment.GetEnvironmentVariable("RANK") is { Length: > 0 } rankText && rankText != "0") Console.SetOut(TextWriter.Null);
 
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0)

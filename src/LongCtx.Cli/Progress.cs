@@ -10,7 +10,7 @@ internal sealed class Progress(bool enabled)
 {
     private static readonly IAnsiConsole Err = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
 
-    public bool Enabled { get; } = enabled && !Console.IsErrorRedirected;
+    public bool Enabled { get; } = enabled && !Console.IsErrorRedirected && Environment.GetEnvironmentVariable("RANK") is null or "" or "0";
 
     public T Run<T>(string what, Func<T> work)
     {

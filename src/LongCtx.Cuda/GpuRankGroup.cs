@@ -40,6 +40,7 @@ public sealed class GpuRankGroup : IRankGroup
     }
 
     public int Size => _ranks.Length;
+    public int LeadRank => 0;
     public string Device { get; }
     public IReadOnlyList<CudaBackend> Backends => _backends;
 

@@ -27,6 +27,7 @@ public sealed class CpuRankGroup : IRankGroup
     }
 
     public int Size => _ranks.Length;
+    public int LeadRank => 0;
     public string Device => $"cpu x{Size} (threads)";
 
     public T[] Run<T>(Func<RankRuntime, T> body) => _group.Run(comm => body(_ranks[comm.Rank]));

@@ -71,8 +71,8 @@ public sealed partial class InferenceEngine
                 Caches = [cache],
                 Appends = r == Ranks - 1 ? [new KvAppend(0, 0, queryTokens)] : [],
             };
-            // Every rank holds every query row, so rank 0 reads the wanted rows from its own.
-            return ForwardAndGather(rt, prompt[document..], query, new DistributedDecode(), wanted, row => r == 0 ? row : -1, gather: false).Logits;
+            // Every rank holds every query row, so the lead rank reads the wanted rows from its own.
+            return ForwardAndGather(rt, prompt[document..], query, new DistributedDecode(), wanted, row => r == _ranks.LeadRank ? row : -1, gather: false).Logits;
         });
 
         for (int r = 0; r < Ranks; r++) sequence.Placement.Append(r, blocks.KeptPositions(r));

@@ -108,6 +108,7 @@ public sealed partial class InferenceEngine : IDisposable
         IReadOnlyList<int[]>? argmax = null;
         if (argmaxAll)
         {
+            if (results.Length != Ranks) throw new LongCtxException("the argmax at every position needs every rank in this process");
             var all = new int[plan.TotalNewTokens];
             for (int r = 0; r < Ranks; r++)
                 for (int i = 0; i < plan.Shards[r].Rows; i++) all[plan.Shards[r].BatchIndex[i]] = results[r].Argmax![i];
@@ -153,7 +154,7 @@ public sealed partial class InferenceEngine : IDisposable
                 Appends = Enumerable.Range(0, n).Where(i => owners[i] == rt.Rank).Select(i => new KvAppend(i, i, 1)).ToList(),
             };
             // Every rank holds every row, so no gathering is needed: rank 0 reads its own.
-            return ForwardAndGather(rt, tokens, step, decode, all, row => rt.Rank == 0 ? row : -1, gather: false);
+            return ForwardAndGather(rt, tokens, step, decode, all, row => rt.Rank == _ranks.LeadRank ? row : -1, gather: false);
         });
         for (int i = 0; i < n; i++)
         {
@@ -202,9 +203,9 @@ public sealed partial class InferenceEngine : IDisposable
     /// <summary>
     /// Runs the model on a rank's rows, then brings the wanted rows' hidden states to every rank (an
     /// all-reduce of a buffer where each rank fills only its own rows — adding zeros is exact) and has
-    /// rank 0 compute their logits.
+    /// the lead rank of each process compute their logits (every rank has them after the all-reduce).
     /// </summary>
-    private static (float[]? Logits, int[]? Argmax) ForwardAndGather(RankRuntime rt, int[] ids, AttentionStep step, IAttentionStrategy strategy,
+    private (float[]? Logits, int[]? Argmax) ForwardAndGather(RankRuntime rt, int[] ids, AttentionStep step, IAttentionStrategy strategy,
         List<int> wanted, Func<int, int> localRowOf, bool gather = true, bool argmaxAll = false)
     {
         var model = rt.Model;
@@ -219,7 +220,7 @@ public sealed partial class InferenceEngine : IDisposable
             if (local >= 0) b.Copy(hidden.SliceRows(local, 1), rows.SliceRows(i, 1));
         }
         if (gather) rt.Comm.AllReduceSum(rows);
-        return (rt.Rank == 0 ? model.Logits(rows) : null, argmaxAll ? ArgmaxOfRows(model, hidden) : null);
+        return (rt.Rank == _ranks.LeadRank ? model.Logits(rows) : null, argmaxAll ? ArgmaxOfRows(model, hidden) : null);
     }
 
     /// <summary>The most likely next token after every row, computed in slices so the logits of a long prompt never exist at once.</summary>

@@ -41,6 +41,11 @@ public interface IRankGroup : IDisposable
     int Size { get; }
     /// <summary>The backend's name and devices, for logs and --json output.</summary>
     string Device { get; }
-    /// <summary>Runs body on every rank concurrently; returns the results in rank order.</summary>
+    /// <summary>
+    /// The first rank this process runs: it computes the logits the host reads. 0 when every rank is in this
+    /// process; a process of a multi-process group runs only its own ranks.
+    /// </summary>
+    int LeadRank { get; }
+    /// <summary>Runs body on every rank of this process concurrently; returns the results in rank order (the lead's first).</summary>
     T[] Run<T>(Func<RankRuntime, T> body);
 }

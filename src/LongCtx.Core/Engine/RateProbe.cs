@@ -44,6 +44,16 @@ public static class RateProbe
                 rt.Comm.SendReceive([send], next, [recv], prev).Wait();
                 bw = send.Bytes / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
             }
+            if (rt.Comm.Size > 1)
+            {
+                // Ranks in other processes measure on their own; every rank must choose the same ring, so
+                // rank 0's figures (MFLOP/s, KB/s) decide for all.
+                using var shared = b.Upload<int>([(int)Math.Min(int.MaxValue, c / 1e6), (int)Math.Min(int.MaxValue, bw / 1e3)], 2);
+                rt.Comm.Broadcast(shared, 0);
+                var measured = new int[2];
+                b.Download<int>(shared, measured);
+                (c, bw) = (measured[0] * 1e6, measured[1] * 1e3);
+            }
             return new HardwareRates(c, bw);
         });
         // The slowest rank sets the pace of a ring.

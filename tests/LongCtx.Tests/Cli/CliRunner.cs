@@ -9,7 +9,11 @@ internal static class CliRunner
 
     public static Result Run(params string[] args) => RunWithInput(null, args);
 
-    public static Result RunWithInput(string? stdin, params string[] args)
+    public static Result RunWithInput(string? stdin, params string[] args) => Start(stdin, null, args);
+
+    public static Result RunWithEnvironment(Dictionary<string, string> environment, params string[] args) => Start(null, environment, args);
+
+    private static Result Start(string? stdin, Dictionary<string, string>? environment, string[] args)
     {
         var psi = new ProcessStartInfo("dotnet")
         {
@@ -19,6 +23,7 @@ internal static class CliRunner
             UseShellExecute = false,
         };
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "longctx.dll"));
+        foreach (var (k, v) in environment ?? []) psi.Environment[k] = v;
         foreach (var a in args) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
