@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using LongCtx.Cuda.Native;
 
 namespace LongCtx.Cuda;

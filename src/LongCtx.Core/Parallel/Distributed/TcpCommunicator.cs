@@ -19,7 +19,6 @@ public sealed class TcpCommunicator : ICommunicator
     private readonly BlockingCollection<(byte Channel, byte[] Payload)>[] _outbox;
     private readonly BlockingCollection<byte[]>[,] _inbox;
     private readonly CancellationTokenSource _failed = new();
-    private readonly List<Thread> _threads = [];
     private string? _failure;
 
     public TcpCommunicator(int rank, Socket?[] peers)
@@ -169,12 +168,7 @@ public sealed class TcpCommunicator : ICommunicator
         _failed.Cancel();
     }
 
-    private void Start(Action loop, string name)
-    {
-        var t = new Thread(() => loop()) { IsBackground = true, Name = name };
-        _threads.Add(t);
-        t.Start();
-    }
+    private static void Start(Action loop, string name) => new Thread(() => loop()) { IsBackground = true, Name = name }.Start();
 
     private static byte[] Bytes(Tensor t) => Cpu(t).RawBytes.ToArray();
 
