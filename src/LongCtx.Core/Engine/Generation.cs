@@ -77,7 +77,9 @@ public static class Generation
         ApproximationReport? approximation = null;
         if (prefill.Blocks is { } blocks)
         {
-            var (error, agrees) = request.MeasureError ? Measure(engine, newTokens, promptLogits[^vocab..]) : (null, null);
+            double? error = null;
+            bool? agrees = null;
+            if (request.MeasureError) (error, agrees) = engine.CompareWithExact(newTokens, promptLogits[^vocab..]);
             approximation = new ApproximationReport(blocks.QueryTokens, blocks.AnchorTokens, blocks.PassingTokens, error, agrees);
         }
         return new GenerationResult(output, finish, request.PromptTokens.Length, cachedBefore, prefill.Strategy, prefill.Choice,
@@ -88,7 +90,7 @@ public static class Generation
     /// The error of approximate last-position logits against an exact prefill of the same tokens on the
     /// same ranks (pass-KV; dense on one rank), in a scratch sequence released afterwards.
     /// </summary>
-    private static (double?, bool?) Measure(InferenceEngine engine, int[] tokens, float[] approximate)
+    public static (double RelativeError, bool Top1Agrees) CompareWithExact(this InferenceEngine engine, int[] tokens, float[] approximate)
     {
         var scratch = engine.NewSequence();
         try

@@ -1,9 +1,6 @@
-using System.Runtime.InteropServices;
 using System.Text.Json;
-using LongCtx.Models;
 using LongCtx.Tests.Engine;
 using LongCtx.Tests.Models;
-using LongCtx.Tests.Parallel;
 
 namespace LongCtx.Tests.Cli;
 
@@ -18,29 +15,8 @@ public class GenerateCommandTests
     {
         var reference = ReferenceModel.Named(model);
         using var dir = ModelFixtures.NewTempDir();
-        File.WriteAllText(dir.File("ids.json"), JsonSerializer.Serialize(reference.InputIds));
-        var r = CliRunner.Run("generate", "--model", reference.Directory, "--prompt-ids", dir.File("ids.json"), "--temperature", "0",
-            "--max-new-tokens", "16", "--dump-logits", dir.File("logits.safetensors"), "--dump-last", "4", "--json",
-            "--ranks", ranks, "--strategy", strategy);
-        Assert.True(r.ExitCode == 0, r.Stderr);
-
-        using var json = JsonDocument.Parse(r.Stdout);
-        var root = json.RootElement;
-        var tokens = root.GetProperty("token_ids").EnumerateArray().Select(e => e.GetInt32()).ToArray();
-        Assert.Equal(reference.Greedy16, tokens);
-        Assert.Equal(reference.InputIds.Length, root.GetProperty("prompt_tokens").GetInt32());
-        Assert.Equal(int.Parse(ranks), root.GetProperty("ranks").GetInt32());
-        Assert.True(root.GetProperty("ttft_ms").GetDouble() > 0);
-        Assert.True(root.TryGetProperty("decode_ms_per_token", out _));
-        if (strategy == "auto") Assert.Contains(root.GetProperty("strategy_chosen").GetString(), new[] { "pass-kv", "pass-q" });
-        else Assert.Equal(strategy, root.GetProperty("strategy").GetString());
-
-        using var dumped = SafetensorsFile.Open(dir.File("logits.safetensors"));
-        var logits = dumped.Get("logits");
-        Assert.Equal([4, reference.Config.VocabSize], logits.Shape);
-        var values = new float[logits.Length];
-        Marshal.Copy(logits.Data, values, 0, values.Length);
-        Assert.True(DenseReference.RelativeError(values, reference.LogitsLast4) < 1e-3);
+        var (r, dump) = FixtureGeneration.Run(reference, dir, [], "--ranks", ranks, "--strategy", strategy);
+        FixtureGeneration.AssertMatchesReference(r, dump, reference, int.Parse(ranks), strategy);
     }
 
     [Fact]

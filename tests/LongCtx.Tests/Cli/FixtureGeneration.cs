@@ -1,0 +1,48 @@
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using LongCtx.Models;
+using LongCtx.Tests.Engine;
+using LongCtx.Tests.Models;
+using LongCtx.Tests.Parallel;
+
+namespace LongCtx.Tests.Cli;
+
+/// <summary>
+/// The issue's end-to-end check of `longctx generate`: the reference prompt ids, 16 greedy tokens, the last 4
+/// positions' logits dumped — and what the output must then hold against the transformers reference.
+/// </summary>
+internal static class FixtureGeneration
+{
+    /// <summary>Runs `longctx [before...] generate ... [options...]` on the reference's prompt; returns the result and the dump's path.</summary>
+    public static (CliRunner.Result Result, string Dump) Run(ReferenceModel reference, ModelFixtures.TempDir dir, string[] before, params string[] options)
+    {
+        File.WriteAllText(dir.File("ids.json"), JsonSerializer.Serialize(reference.InputIds));
+        string dump = dir.File("logits.safetensors");
+        string[] generate = ["generate", "--model", reference.Directory, "--prompt-ids", dir.File("ids.json"), "--temperature", "0",
+            "--max-new-tokens", "16", "--dump-logits", dump, "--dump-last", "4", "--json"];
+        return (CliRunner.Run([.. before, .. generate, .. options]), dump);
+    }
+
+    /// <summary>Exactly the reference's greedy tokens, the JSON fields the issue names, and logits within 1e-3.</summary>
+    public static void AssertMatchesReference(CliRunner.Result r, string dump, ReferenceModel reference, int ranks, string strategy)
+    {
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var json = JsonDocument.Parse(r.Stdout); // one object: in a multi-process run only rank 0 prints
+        var root = json.RootElement;
+        Assert.Equal(reference.Greedy16, root.GetProperty("token_ids").EnumerateArray().Select(e => e.GetInt32()).ToArray());
+        Assert.Equal(reference.InputIds.Length, root.GetProperty("prompt_tokens").GetInt32());
+        Assert.Equal(ranks, root.GetProperty("ranks").GetInt32());
+        Assert.True(root.GetProperty("ttft_ms").GetDouble() > 0);
+        Assert.True(root.TryGetProperty("decode_ms_per_token", out _));
+        if (strategy == "auto") Assert.Contains(root.GetProperty("strategy_chosen").GetString(), new[] { "pass-kv", "pass-q" });
+        else Assert.Equal(strategy, root.GetProperty("strategy").GetString());
+
+        using var dumped = SafetensorsFile.Open(dump);
+        var logits = dumped.Get("logits");
+        Assert.Equal([4, reference.Config.VocabSize], logits.Shape);
+        var values = new float[logits.Length];
+        Marshal.Copy(logits.Data, values, 0, values.Length);
+        double error = DenseReference.RelativeError(values, reference.LogitsLast4);
+        Assert.True(error < 1e-3, $"logits relative error {error:e2}");
+    }
+}
