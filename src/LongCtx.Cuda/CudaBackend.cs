@@ -188,10 +188,25 @@ public sealed unsafe class CudaBackend : IBackend
         _device.AllowSharedMemory(fn, shared);
         const int queryRowsPerBlock = 128;
         uint tiles = (uint)((tq + queryRowsPerBlock - 1) / queryRowsPerBlock);
-        nint o = C(output).Pointer, l = C(lse).Pointer, vp = C(v).Pointer;
-        _device.Timed("attention", () => _device.Launch(fn, (tiles, (uint)heads), 128, shared,
+        // Few queries against many keys (decode, pass-Q steps) would leave most SMs idle: split the keys
+        // over blocks and merge the partial results by log-sum-exp.
+        int keyTiles = (tk + 31) / 32;
+        int splits = tq <= 64 && tk >= 1024 ? Math.Min(64, Math.Max(1, keyTiles / 16)) : 1;
+        int tilesPerSplit = (keyTiles + splits - 1) / splits;
+        splits = (keyTiles + tilesPerSplit - 1) / tilesPerSplit;
+        var partOut = splits > 1 ? (CudaTensor)Allocate(ActivationType, splits * tq, heads, d) : C(output);
+        var partLse = splits > 1 ? (CudaTensor)Allocate(DType.F32, splits * tq, heads) : C(lse);
+        nint vp = C(v).Pointer;
+        _device.Timed("attention", () => _device.Launch(fn, (tiles, (uint)heads, (uint)splits), 128, shared,
             qs.Pointer, ks.Pointer, vp, ql.SeqIds.Pointer, ql.Positions.Pointer, kl.SeqIds.Pointer, kl.Positions.Pointer,
-            ql.Tiles.Pointer, kl.Tiles.Pointer, o, l, tq, tk, heads, kvHeads, scale * 1.4426950408889634f));
+            ql.Tiles.Pointer, kl.Tiles.Pointer, partOut.Pointer, partLse.Pointer, tq, tk, heads, kvHeads, scale * 1.4426950408889634f, tilesPerSplit));
+        if (splits == 1) return;
+        Copy(partOut.SliceRows(0, tq), output);
+        Copy(partLse.SliceRows(0, tq), lse);
+        for (int s = 1; s < splits; s++)
+            MergeAttention(output, lse, partOut.SliceRows(s * tq, tq), partLse.SliceRows(s * tq, tq));
+        partOut.Dispose();
+        partLse.Dispose();
     }
 
     public void MergeAttention(Tensor outputAccumulator, Tensor lseAccumulator, Tensor outputPart, Tensor lsePart)

@@ -113,7 +113,7 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention(
     const int* __restrict__ q_seq, const int* __restrict__ q_pos, const int* __restrict__ k_seq, const int* __restrict__ k_pos,
     const TileInfo* __restrict__ q_tiles, const TileInfo* __restrict__ k_tiles,
     bf16* __restrict__ out, float* __restrict__ lse,
-    int tq, int tk, int heads, int kv_heads, float scale_log2)
+    int tq, int tk, int heads, int kv_heads, float scale_log2, int tiles_per_split)
 {
     // Two buffers of K and V: [K0 | V0 | K1 | V1] in dynamic shared memory.
     extern __shared__ __align__(16) unsigned char smem[];
@@ -124,9 +124,14 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention(
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gr = lane >> 2, tc = lane & 3;
     const long q_stride = (long)heads * D, kv_stride = (long)kv_heads * D;
     const TileInfo qt = query_summary(q_tiles, tile, tq);
-    const int key_tiles = (tk + BK - 1) / BK;
+    // Split-K (decode, short query blocks against long caches): block z covers key tiles
+    // [z·tiles_per_split, (z+1)·tiles_per_split) and writes its own partial output and LSE, merged afterwards.
+    const int first_tile = blockIdx.z * tiles_per_split;
+    const int key_tiles = min((tk + BK - 1) / BK, first_tile + tiles_per_split);
+    out += (long)blockIdx.z * tq * q_stride;
+    lse += (long)blockIdx.z * tq * heads;
 
-    int kt = next_visible_key_tile(k_tiles, qt, 0, key_tiles);
+    int kt = next_visible_key_tile(k_tiles, qt, first_tile, key_tiles);
     if (kt < key_tiles) load_tile(tiles_kv, tiles_kv + BK * LDS, s_seq[0], s_pos[0], k, v, k_seq, k_pos, kt, tk, g, kv_stride);
     cp_async_commit();
 
