@@ -110,7 +110,8 @@ def random_ids(n):
 def cp_prefill(model, mesh, ids, layers):
     """Returns the last position's logits and the number of tokens this rank held."""
     n = ids.shape[1]
-    ids, pos = ids.clone(), torch.arange(n, device="cuda")[None]
+    # context_parallel shards its buffers in place (resize_): give it tensors that own their storage.
+    ids, pos = ids.clone(), torch.arange(n, device="cuda")[None].clone()
     with context_parallel(mesh, buffers=[ids, pos], buffer_seq_dims=[1, 1], no_restore_buffers={ids, pos}):
         return model(ids, pos, n, layers, sum_over_ranks=True), ids.shape[1]
 
