@@ -29,4 +29,51 @@ public class LaunchCommandTests
         string line = Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.Contains("MASTER_PORT", line);
     }
+
+    [Fact]
+    public void GpusOtherThanWorldSizeIsOneLine()
+    {
+        var line = FailingLine(Torchrun(rank: 0, worldSize: 2, localRank: 0, port: 29500), "--device", "cuda", "--gpus", "3");
+        Assert.Contains("--gpus 3 disagrees with WORLD_SIZE=2", line);
+    }
+
+    [Fact]
+    public void UnusableGpuRankIsOneLine()
+    {
+        // No GPU here: the driver or the device is missing; on a GPU machine LOCAL_RANK=99 is named.
+        var line = FailingLine(Torchrun(rank: 0, worldSize: 1, localRank: 99, port: 29500), "--device", "cuda");
+        Assert.Matches("libcuda|no CUDA GPU|LOCAL_RANK=99", line);
+    }
+
+    [Fact]
+    public void RendezvousTimeoutNamesTheMasterAddress()
+    {
+        var env = Torchrun(rank: 1, worldSize: 2, localRank: 1, port: FreePort());
+        env["LONGCTX_RENDEZVOUS_TIMEOUT"] = "1";
+        var line = FailingLine(env);
+        Assert.Contains($"127.0.0.1:{env["MASTER_PORT"]}", line);
+    }
+
+    private static Dictionary<string, string> Torchrun(int rank, int worldSize, int localRank, int port) => new()
+    {
+        ["RANK"] = rank.ToString(), ["WORLD_SIZE"] = worldSize.ToString(), ["LOCAL_RANK"] = localRank.ToString(),
+        ["MASTER_ADDR"] = "127.0.0.1", ["MASTER_PORT"] = port.ToString(),
+    };
+
+    /// <summary>Runs generate on the tiny fixture in the given environment; it must fail with exactly one line on stderr.</summary>
+    private static string FailingLine(Dictionary<string, string> environment, params string[] options)
+    {
+        using var dir = ModelFixtures.NewTempDir();
+        File.WriteAllText(dir.File("ids.json"), "[1, 2, 3]");
+        var r = CliRunner.RunWithEnvironment(environment, ["generate", "--model", ReferenceModel.TinyLlama3.Directory, "--prompt-ids", dir.File("ids.json"), .. options]);
+        Assert.NotEqual(0, r.ExitCode);
+        return Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    private static int FreePort()
+    {
+        using var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        l.Start();
+        return ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+    }
 }
