@@ -30,23 +30,33 @@ internal static class BenchCommand
         var gpus = new Option<string>("--gpus") { Description = "rank counts to run, comma separated (GPUs, or threads on the CPU); efficiency is against the first", DefaultValueFactory = _ => "1" };
         var strategy = new Option<string>("--strategy") { Description = "pass-kv, pass-q, auto or dense (1 rank)", DefaultValueFactory = _ => StrategyNames.Auto };
         var repeat = new Option<int>("--repeat") { Description = "timed prefills per point (the best counts)", DefaultValueFactory = _ => 1 };
-        var decode = new Option<int>("--decode-steps") { Description = "after each timed prefill, decode this many tokens on the distributed cache and report ms per token", DefaultValueFactory = _ => 0 };
+        var decode = new Option<int>("--decode-steps") { Description = "after each timed prefill, decode this many tokens on the distributed cache and report ms per step and per token", DefaultValueFactory = _ => 0 };
+        var batch = new Option<int>("--batch") { Description = "sequences decoded together (each with the same prompt prefilled); needs --decode-steps", DefaultValueFactory = _ => 1 };
         var profile = new Option<bool>("--profile") { Description = "also run a profiled prefill for the time split (GPU)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
         var command = new Command("bench", "Measure prefill time to first token on long prompts");
-        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, strategy, repeat, decode, profile, json }) command.Options.Add(o);
+        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, strategy, repeat, decode, batch, profile, json }) command.Options.Add(o);
         command.SetAction(r => Run(r.GetValue(model), r.GetValue(config), r.GetValue(loadFormat)!, r.GetValue(layers), Ints(r.GetValue(contexts)!, "--context"),
             r.GetValue(device)!, Ints(r.GetValue(gpus)!, "--gpus"), StrategyNames.Validate(r.GetValue(strategy)!), Math.Max(1, r.GetValue(repeat)),
-            r.GetValue(decode), r.GetValue(profile), r.GetValue(json)));
+            r.GetValue(decode), r.GetValue(batch), r.GetValue(profile), r.GetValue(json)));
         return command;
     }
 
     private sealed record Point(int Ranks, int Context, string Strategy, double TtftMs, double Tflops, double? Mfu, Dictionary<string, double>? Split,
-        double? LogitsError = null, bool? Top1Agrees = null, double? DecodeMsPerToken = null);
+        double? LogitsError = null, bool? Top1Agrees = null, DecodeTiming? Decode = null);
+
+    /// <summary>Batched decode: one step gives every sequence of the batch a token.</summary>
+    private sealed record DecodeTiming(int Batch, double MsPerStep)
+    {
+        public double MsPerToken => MsPerStep / Batch;
+    }
 
     private static int Run(string? dir, string? preset, string loadFormat, int? layers, int[] contexts, string device, int[] rankCounts,
-        string strategy, int repeat, int decodeSteps, bool profile, bool json)
+        string strategy, int repeat, int decodeSteps, int batch, bool profile, bool json)
     {
+        if (decodeSteps < 0) throw new LongCtxException("--decode-steps must be 0 or more");
+        if (batch < 1) throw new LongCtxException($"--batch {batch} must be 1 or more");
+        if (batch > 1 && decodeSteps == 0) throw new LongCtxException($"--batch {batch} batches decode steps: give --decode-steps N too");
         if (device is not ("cpu" or "cuda")) throw new LongCtxException($"--device {device} is unknown: use cpu or cuda");
         var cfg = dir is not null ? ModelConfig.Load(dir) : ModelConfig.Preset(preset ?? throw new LongCtxException("give --model DIR or --config PRESET"));
         if (layers is { } l)
@@ -70,13 +80,14 @@ internal static class BenchCommand
             Prefill(engine, 1024, strategy); // compiles kernels, fills the pool, measures rates for auto
             foreach (int context in contexts)
             {
+                if (decodeSteps > 0 && group is GpuRankGroup onGpus) KvMemory.CheckFits(onGpus, cfg, context + decodeSteps, batch);
                 double best = double.MaxValue;
                 string used = strategy;
                 float[] logits = [];
-                double? decodeMs = null;
+                DecodeTiming? decoded = null;
                 for (int i = 0; i < repeat; i++)
                 {
-                    var (ms, s, lastLogits) = Prefill(engine, context, strategy, i == repeat - 1 ? decodeSteps : 0, d => decodeMs = d);
+                    var (ms, s, lastLogits) = Prefill(engine, context, strategy, i == repeat - 1 ? decodeSteps : 0, batch, d => decoded = d);
                     best = Math.Min(best, ms);
                     used = s;
                     logits = lastLogits;
@@ -103,7 +114,7 @@ internal static class BenchCommand
                 double flops = ModelFlops(cfg, context);
                 double tflops = flops / (best / 1e3) / 1e12;
                 double? mfu = device == "cuda" && deviceName.Contains('H') ? flops / (best / 1e3) / (HopperPeakFlops * ranks) : null;
-                points.Add(new Point(ranks, context, used, best, tflops, mfu, split, error, top1, decodeMs));
+                points.Add(new Point(ranks, context, used, best, tflops, mfu, split, error, top1, decoded));
                 progress.Note($"{ranks} rank(s), {context} tokens, {used}: {best:0} ms");
             }
         }
@@ -111,26 +122,45 @@ internal static class BenchCommand
         return 0;
     }
 
-    /// <summary>One prefill of a random prompt, timed to its logits on the host (the time to first token).</summary>
+    /// <summary>
+    /// One prefill of a random prompt, timed to its logits on the host (the time to first token); then, if
+    /// asked, decode steps for a batch of sequences holding that prompt (the others prefilled untimed).
+    /// </summary>
     private static (double Ms, string Strategy, float[] Logits) Prefill(InferenceEngine engine, int tokens, string strategy,
-        int decodeSteps = 0, Action<double>? decodeMsPerToken = null)
+        int decodeSteps = 0, int batch = 1, Action<DecodeTiming>? decoded = null)
     {
         var ids = RandomPrompt(engine, tokens);
         var sequence = engine.NewSequence();
         var clock = Stopwatch.StartNew();
         var result = engine.Prefill([(sequence, ids)], strategy);
         double ms = clock.Elapsed.TotalMilliseconds;
-        var last = result.Logits[0];
-        if (decodeSteps > 0)
+        var last = result.Logits[0][^engine.Config.VocabSize..];
+        var sequences = new List<Sequence> { sequence };
+        try
         {
-            // Greedy steps on the distributed cache: each token's KV lands round-robin, attention merges by LSE.
-            int token = Sampler.ArgMax(last.AsSpan(last.Length - engine.Config.VocabSize));
-            var decodeClock = Stopwatch.StartNew();
-            for (int i = 0; i < decodeSteps; i++) token = Sampler.ArgMax(engine.Decode([(sequence, token)])[0]);
-            decodeMsPerToken?.Invoke(decodeClock.Elapsed.TotalMilliseconds / decodeSteps);
+            if (decodeSteps > 0)
+            {
+                var next = new List<int> { Sampler.ArgMax(last) };
+                for (int b = 1; b < batch; b++)
+                {
+                    sequences.Add(engine.NewSequence());
+                    next.Add(Sampler.ArgMax(engine.Prefill([(sequences[b], ids)], strategy).Logits[0].AsSpan()[^engine.Config.VocabSize..]));
+                }
+                // Greedy steps on the distributed cache: each token's KV lands round-robin, attention merges by LSE.
+                var decodeClock = Stopwatch.StartNew();
+                for (int i = 0; i < decodeSteps; i++)
+                {
+                    var logits = engine.Decode(sequences.Select((q, b) => (q, next[b])).ToList());
+                    for (int b = 0; b < batch; b++) next[b] = Sampler.ArgMax(logits[b]);
+                }
+                decoded?.Invoke(new DecodeTiming(batch, decodeClock.Elapsed.TotalMilliseconds / decodeSteps));
+            }
         }
-        engine.Release(sequence);
-        return (ms, result.Strategy, last[^engine.Config.VocabSize..]);
+        finally
+        {
+            foreach (var q in sequences) engine.Release(q);
+        }
+        return (ms, result.Strategy, last);
     }
 
     /// <summary>The same random prompt for a given length every time, so exact and approximate runs see one input.</summary>
@@ -161,7 +191,12 @@ internal static class BenchCommand
                     ["model_tflops"] = Math.Round(p.Tflops, 2), ["mfu"] = p.Mfu is { } m ? Math.Round(m, 4) : null,
                     ["parallel_efficiency"] = Math.Round(Baseline(p.Context) / (p.TtftMs * p.Ranks), 4),
                 };
-                if (p.DecodeMsPerToken is { } dm) o["decode_ms_per_token"] = Math.Round(dm, 3);
+                if (p.Decode is { } dt)
+                {
+                    o["batch"] = dt.Batch;
+                    o["decode_ms_per_step"] = Math.Round(dt.MsPerStep, 3);
+                    o["decode_ms_per_token"] = Math.Round(dt.MsPerToken, 3);
+                }
                 if (p.LogitsError is { } e)
                 {
                     o["logits_relative_error"] = Math.Round(e, 6);
@@ -175,8 +210,8 @@ internal static class BenchCommand
         }
         bool anySplit = points.Any(p => p.Split is not null), anyError = points.Any(p => p.LogitsError is not null);
         var table = new Table().AddColumns("ranks", "context", "strategy", "TTFT (s)", "TFLOP/s", "MFU", "par. eff.");
-        bool anyDecode = points.Any(p => p.DecodeMsPerToken is not null);
-        if (anyDecode) table.AddColumn("decode ms/token");
+        bool anyDecode = points.Any(p => p.Decode is not null);
+        if (anyDecode) table.AddColumns("batch", "decode ms/step", "decode ms/token");
         if (anyError) table.AddColumns("logits err", "top-1");
         if (anySplit) table.AddColumn("GEMM / attn / comm / other (ms)");
         foreach (var p in points)
@@ -186,7 +221,7 @@ internal static class BenchCommand
                 : "";
             var cells = new List<string> { p.Ranks.ToString(), p.Context.ToString(), p.Strategy, $"{p.TtftMs / 1e3:0.000}", $"{p.Tflops:0.0}",
                 p.Mfu is { } m ? $"{m:P1}" : "-", $"{Baseline(p.Context) / (p.TtftMs * p.Ranks):P0}" };
-            if (anyDecode) cells.Add(p.DecodeMsPerToken is { } dm ? $"{dm:0.00}" : "");
+            if (anyDecode) cells.AddRange(p.Decode is { } dt ? [dt.Batch.ToString(), $"{dt.MsPerStep:0.00}", $"{dt.MsPerToken:0.00}"] : ["", "", ""]);
             if (anyError) cells.AddRange([p.LogitsError is { } e ? $"{e:0.00e0}" : "", p.Top1Agrees is { } t ? (t ? "yes" : "no") : ""]);
             if (anySplit) cells.Add(split);
             table.AddRow(cells.ToArray());

@@ -8,51 +8,75 @@ namespace LongCtx.Cli;
 /// <summary>
 /// `longctx launch --nproc N -- generate ...`: starts N copies of longctx on this machine, one per rank, with
 /// the torchrun-style environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) that any
-/// launcher — torchrun, SLURM, a job script on every node — can set instead. Rank 0 prints; the others
-/// stay quiet. Exits with the first failing rank's status.
+/// launcher — torchrun, SLURM, a job script on every node — can set instead. Several machines: run it on each
+/// with --nnodes, --node-rank, --master-addr and --master-port, as torchrun. Rank 0 prints; the others stay
+/// quiet. Exits with the first failing rank's status.
 /// </summary>
 internal static class LaunchCommand
 {
     public static Command Create()
     {
-        var nproc = new Option<int>("--nproc") { Description = "processes (ranks) to start", DefaultValueFactory = _ => 2 };
-        var port = new Option<int?>("--master-port") { Description = "rendezvous port of rank 0 (default: a free one)" };
+        var nproc = new Option<int>("--nproc") { Description = "processes (ranks) to start on this machine; with --device cuda, one per GPU", DefaultValueFactory = _ => 2 };
+        var nnodes = new Option<int>("--nnodes") { Description = "machines in the group: run launch on each, with the same --nproc", DefaultValueFactory = _ => 1 };
+        var nodeRank = new Option<int>("--node-rank") { Description = "this machine's index, 0 to --nnodes - 1 (node 0 holds rank 0 and the rendezvous)", DefaultValueFactory = _ => 0 };
+        var address = new Option<string?>("--master-addr") { Description = "host of node 0 as every node reaches it (default 127.0.0.1, one machine)" };
+        var port = new Option<int?>("--master-port") { Description = "rendezvous port of rank 0 (default on one machine: a free one)" };
         var rest = new Argument<string[]>("command") { Description = "the longctx command every rank runs, after --", Arity = ArgumentArity.OneOrMore };
-        var command = new Command("launch", "Run a longctx command as N processes (one per rank) on this machine") { nproc, port, rest };
-        command.SetAction(r => Run(r.GetValue(nproc), r.GetValue(port), r.GetValue(rest)!));
+        var command = new Command("launch", "Run a longctx command as one process per rank, on this machine or several") { nproc, nnodes, nodeRank, address, port, rest };
+        command.SetAction(r => Run(Plan(r.GetValue(nproc), r.GetValue(nnodes), r.GetValue(nodeRank), r.GetValue(address), r.GetValue(port)), r.GetValue(rest)!));
         return command;
     }
 
-    private static int Run(int n, int? masterPort, string[] args)
+    /// <summary>Where this machine's processes sit in the group: ranks NodeRank·Nproc to NodeRank·Nproc + Nproc − 1.</summary>
+    internal sealed record LaunchPlan(int Nproc, int Nnodes, int NodeRank, string MasterAddress, int MasterPort)
     {
-        if (n < 1 || n > 64) throw new LongCtxException($"--nproc {n} is out of range: use 1 to 64");
+        public Dictionary<string, string> Environment(int local) => new()
+        {
+            ["RANK"] = (NodeRank * Nproc + local).ToString(),
+            ["LOCAL_RANK"] = local.ToString(),
+            ["WORLD_SIZE"] = (Nnodes * Nproc).ToString(),
+            ["MASTER_ADDR"] = MasterAddress,
+            ["MASTER_PORT"] = MasterPort.ToString(),
+        };
+    }
+
+    internal static LaunchPlan Plan(int nproc, int nnodes, int nodeRank, string? masterAddress, int? masterPort)
+    {
+        if (nproc < 1 || nproc > 64) throw new LongCtxException($"--nproc {nproc} is out of range: use 1 to 64");
+        if (nnodes < 1) throw new LongCtxException($"--nnodes {nnodes} must be 1 or more");
+        if (nodeRank < 0 || nodeRank >= nnodes) throw new LongCtxException($"--node-rank {nodeRank} must be 0 to {nnodes - 1} (--nnodes {nnodes})");
+        if (nnodes > 1 && (masterAddress is null || masterPort is null))
+            throw new LongCtxException($"--nnodes {nnodes}: give every node the same --master-addr (node 0's host) and --master-port");
+        if (masterPort is < 1 or > 65535) throw new LongCtxException($"--master-port {masterPort} is not a TCP port");
+        return new LaunchPlan(nproc, nnodes, nodeRank, masterAddress ?? "127.0.0.1", masterPort ?? FreePort());
+    }
+
+    private static int Run(LaunchPlan plan, string[] args)
+    {
         if (args.Length == 0 || args[0] == "launch") throw new LongCtxException("give the command every rank runs after --, e.g. longctx launch --nproc 2 -- generate --model DIR ...");
-        int p = masterPort ?? FreePort();
         string exe = Environment.ProcessPath ?? throw new LongCtxException("cannot tell which program to start");
         // Under `dotnet longctx.dll` the program is the host and the first argument the assembly.
         string? assembly = Path.GetFileNameWithoutExtension(exe) == "dotnet" ? Environment.GetCommandLineArgs()[0] : null;
-        var children = Enumerable.Range(0, n).Select(rank =>
+        var children = Enumerable.Range(0, plan.Nproc).Select(local =>
         {
             var psi = new ProcessStartInfo(exe) { UseShellExecute = false };
             if (assembly is not null) psi.ArgumentList.Add(assembly);
             foreach (var a in args) psi.ArgumentList.Add(a);
-            psi.Environment["RANK"] = rank.ToString();
-            psi.Environment["LOCAL_RANK"] = rank.ToString();
-            psi.Environment["WORLD_SIZE"] = n.ToString();
-            psi.Environment["MASTER_ADDR"] = "127.0.0.1";
-            psi.Environment["MASTER_PORT"] = p.ToString();
-            return Process.Start(psi) ?? throw new LongCtxException($"could not start rank {rank}");
+            foreach (var (name, value) in plan.Environment(local)) psi.Environment[name] = value;
+            return Process.Start(psi) ?? throw new LongCtxException($"could not start local rank {local}");
         }).ToList();
+        // Whichever rank fails first decides the status; the others would wait for it forever (a GPU rank
+        // inside an NCCL collective never notices a dead peer), so they are stopped.
+        var running = children.ToDictionary(c => c.WaitForExitAsync(), c => c);
         int status = 0;
-        foreach (var c in children)
+        while (running.Count > 0)
         {
-            c.WaitForExit();
-            if (status == 0 && c.ExitCode != 0)
-            {
-                status = c.ExitCode;
-                // One rank failed: the others would wait for it forever.
-                foreach (var other in children.Where(o => !o.HasExited)) other.Kill(entireProcessTree: true);
-            }
+            var exited = Task.WhenAny(running.Keys).Result;
+            var child = running[exited];
+            running.Remove(exited);
+            if (status != 0 || child.ExitCode == 0) continue;
+            status = child.ExitCode;
+            foreach (var other in running.Values.Where(o => !o.HasExited)) other.Kill(entireProcessTree: true);
         }
         return status;
     }

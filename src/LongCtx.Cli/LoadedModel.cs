@@ -63,18 +63,25 @@ internal sealed class LoadedModel : IDisposable
         HardwareRates? rates = c is not null && bw is not null ? new HardwareRates(c.Value * 1e12, bw.Value * 1e9) : null;
         if ((c is null) != (bw is null)) throw new LongCtxException("give both --compute-tflops and --link-gbps, or neither (then they are measured)");
         var launch = LaunchEnvironment.FromEnvironment();
-        if (launch is not null)
-        {
-            if (device == "cuda") throw new LongCtxException("multi-process GPU groups are not built yet: on one machine use --device cuda --gpus N");
-            if (r.GetValue(o.Ranks) is not 1 and var asked && asked != launch.WorldSize)
-                throw new LongCtxException($"--ranks {asked} disagrees with WORLD_SIZE={launch.WorldSize}: in a multi-process run every process is one rank");
-        }
-        IRankGroup group = launch is not null ? progress.Run("Joining the process group", () => new ProcessRankGroup(config, weights, launch, r.GetValue(o.Threads)))
+        IRankGroup group = launch is not null ? ProcessGroup(r, o, config, weights, device, launch, progress)
             : device == "cuda"
             ? progress.Run($"Loading the model onto {ranks} GPU(s)", () => new GpuRankGroup(config, weights, ranks))
             : new CpuRankGroup(config, weights, ranks, r.GetValue(o.Threads));
         string name = dir is not null ? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir))) : preset!;
         return new LoadedModel(name, config, weights, tokenizer, tokenizerPath, new InferenceEngine(config, group, rates), dummy);
+    }
+
+    /// <summary>This process's rank of a multi-process group: every process is one rank, on the CPU or on GPU LOCAL_RANK.</summary>
+    private static ProcessRankGroup ProcessGroup(ParseResult r, CommonOptions o, ModelConfig config, ModelWeights weights, string device,
+        LaunchEnvironment launch, Progress progress)
+    {
+        if (r.GetValue(o.Ranks) is not 1 and var asked && asked != launch.WorldSize)
+            throw new LongCtxException($"--ranks {asked} disagrees with WORLD_SIZE={launch.WorldSize}: in a multi-process run every process is one rank");
+        if (r.GetValue(o.Gpus) is { } gpus && gpus != launch.WorldSize)
+            throw new LongCtxException($"--gpus {gpus} disagrees with WORLD_SIZE={launch.WorldSize}: in a multi-process run every process is one GPU (leave --gpus out)");
+        return device == "cuda"
+            ? progress.Run($"Joining the process group on GPU {launch.LocalRank}", () => GpuProcessRank.Join(config, weights, launch))
+            : progress.Run("Joining the process group", () => ProcessRankGroup.OnCpu(config, weights, launch, r.GetValue(o.Threads)));
     }
 
     public void Dispose()

@@ -247,6 +247,13 @@ public sealed unsafe class CudaBackend : IBackend
 
     public void Synchronize() => _device.Synchronize();
 
+    /// <summary>Device memory still to be had: free on the GPU plus what the pool keeps cached. The calling thread must have the context current.</summary>
+    public long AvailableMemoryBytes()
+    {
+        CudaDriver.Check(CudaDriver.cuMemGetInfo(out var free, out _), "cuMemGetInfo");
+        return (long)free + _device.Pool.CachedBytes;
+    }
+
     /// <summary>Starts recording the time split (GEMM, attention, communication wait) of the compute stream.</summary>
     public void StartProfiling() => _device.Profiler = new StreamProfiler(_device.ComputeStream);
 

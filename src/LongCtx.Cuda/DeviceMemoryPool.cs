@@ -15,6 +15,8 @@ internal sealed class DeviceMemoryPool : IDisposable
     private long _cachedBytes, _usedBytes;
 
     public long UsedBytes => _usedBytes;
+    /// <summary>Freed blocks kept for reuse: memory a new allocation can still get.</summary>
+    public long CachedBytes => _cachedBytes;
     public long PeakBytes { get; private set; }
 
     public static long RoundUp(long bytes)

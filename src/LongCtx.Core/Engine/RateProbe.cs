@@ -42,6 +42,7 @@ public static class RateProbe
                 rt.Comm.Barrier();
                 clock.Restart();
                 rt.Comm.SendReceive([send], next, [recv], prev).Wait();
+                b.Download<float>(recv.SliceRows(0, 1), new float[kvh * d]); // on a GPU, Wait only orders streams: this waits for the transfer
                 bw = send.Bytes / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
             }
             if (rt.Comm.Size > 1)

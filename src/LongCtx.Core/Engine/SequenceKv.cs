@@ -5,8 +5,9 @@ namespace LongCtx.Engine;
 
 /// <summary>
 /// The KV one rank holds for one sequence, every layer: rows appended in the order the rank computed
-/// them (its prefill chunks, then the decode tokens placed on it). Capacity grows by doubling so a long
-/// conversation does not copy its cache on every turn.
+/// them (its prefill chunks, then the decode tokens placed on it). Capacity grows by an eighth at least, so a
+/// long conversation does not copy its cache on every turn, yet decoding after a 128K prefill asks for
+/// 1.125x the prefill's KV, not twice it (a batch of such caches is what fills a GPU).
 /// </summary>
 public sealed class SequenceKv : IDisposable
 {
@@ -51,7 +52,7 @@ public sealed class SequenceKv : IDisposable
     {
         var old = _keys[layer];
         if (old is not null && old.Rows >= rows) return;
-        int capacity = Math.Max(rows, old is null ? rows : old.Rows * 2);
+        int capacity = Math.Max(rows, old is null ? rows : old.Rows + Math.Max(old.Rows / 8, 64));
         _keys[layer] = Grow(old, capacity, _count[layer]);
         _values[layer] = Grow(_values[layer], capacity, _count[layer]);
     }

@@ -23,11 +23,16 @@ internal static unsafe partial class Nccl
     [LibraryImport(Lib)] public static partial int ncclAllReduce(nint send, nint receive, nuint count, int type, int op, nint comm, nint stream);
     [LibraryImport(Lib)] public static partial int ncclBroadcast(nint send, nint receive, nuint count, int type, int root, nint comm, nint stream);
     [LibraryImport(Lib)] public static partial nint ncclGetErrorString(int result);
+    [LibraryImport(Lib)] public static partial nint ncclGetLastError(nint comm);
 
     public const int Uint8 = 1, Float32 = 7, Bfloat16 = 9, Sum = 0;
 
     public static void Check(int status, string what)
     {
-        if (status != 0) throw new LongCtxException($"{what} failed: NCCL error {status} {Marshal.PtrToStringUTF8(ncclGetErrorString(status))}");
+        if (status == 0) return;
+        // The last error names the cause (which peer, which socket, which library); NCCL_DEBUG=WARN shows more.
+        string? detail = Marshal.PtrToStringUTF8(ncclGetLastError(0));
+        throw new LongCtxException($"{what} failed: NCCL error {status} {Marshal.PtrToStringUTF8(ncclGetErrorString(status))}" +
+                                   (string.IsNullOrWhiteSpace(detail) ? "" : $" ({detail.Trim().ReplaceLineEndings(" ")})") + "; rerun with NCCL_DEBUG=WARN for NCCL's log");
     }
 }

@@ -23,8 +23,8 @@ internal static class FixtureGeneration
         return (CliRunner.Run([.. before, .. generate, .. options]), dump);
     }
 
-    /// <summary>Exactly the reference's greedy tokens, the JSON fields the issue names, and logits within 1e-3.</summary>
-    public static void AssertMatchesReference(CliRunner.Result r, string dump, ReferenceModel reference, int ranks, string strategy)
+    /// <summary>Exactly the reference's greedy tokens, the JSON fields the issue names, and logits within 1e-3 (bf16 GPU runs: 2e-2).</summary>
+    public static void AssertMatchesReference(CliRunner.Result r, string dump, ReferenceModel reference, int ranks, string strategy, double logitsTolerance = 1e-3)
     {
         Assert.True(r.ExitCode == 0, r.Stderr);
         using var json = JsonDocument.Parse(r.Stdout); // one object: in a multi-process run only rank 0 prints
@@ -43,6 +43,6 @@ internal static class FixtureGeneration
         var values = new float[logits.Length];
         Marshal.Copy(logits.Data, values, 0, values.Length);
         double error = DenseReference.RelativeError(values, reference.LogitsLast4);
-        Assert.True(error < 1e-3, $"logits relative error {error:e2}");
+        Assert.True(error < logitsTolerance, $"logits relative error {error:e2}");
     }
 }

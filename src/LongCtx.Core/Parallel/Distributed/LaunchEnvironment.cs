@@ -4,9 +4,13 @@ namespace LongCtx.Parallel.Distributed;
 /// This process's place in a multi-process group, read from the torchrun-style environment: RANK,
 /// WORLD_SIZE, LOCAL_RANK (which local GPU), MASTER_ADDR and MASTER_PORT (where rank 0 runs the
 /// rendezvous). One process per rank; `longctx launch` sets these for processes on one machine.
+/// LONGCTX_RENDEZVOUS_TIMEOUT (seconds, default 120) bounds the wait for the other ranks: raise it when
+/// nodes are started by hand.
 /// </summary>
 public sealed record LaunchEnvironment(int Rank, int WorldSize, int LocalRank, string MasterAddress, int MasterPort)
 {
+    public TimeSpan RendezvousTimeout { get; init; } = TimeSpan.FromMinutes(2);
+
     /// <summary>Null when WORLD_SIZE is unset (a single-process run).</summary>
     public static LaunchEnvironment? FromEnvironment()
     {
@@ -19,7 +23,10 @@ public sealed record LaunchEnvironment(int Rank, int WorldSize, int LocalRank, s
         int local = string.IsNullOrEmpty(localText) ? 0 : Int("LOCAL_RANK", localText, min: 0);
         int port = Int("MASTER_PORT", Required("MASTER_PORT"), min: 1);
         if (port > 65535) throw new LongCtxException($"MASTER_PORT={port} is not a TCP port");
-        return new LaunchEnvironment(rank, size, local, Required("MASTER_ADDR"), port);
+        var env = new LaunchEnvironment(rank, size, local, Required("MASTER_ADDR"), port);
+        return Environment.GetEnvironmentVariable("LONGCTX_RENDEZVOUS_TIMEOUT") is { Length: > 0 } timeout
+            ? env with { RendezvousTimeout = TimeSpan.FromSeconds(Int("LONGCTX_RENDEZVOUS_TIMEOUT", timeout, min: 1)) }
+            : env;
     }
 
     private static string Required(string name) =>

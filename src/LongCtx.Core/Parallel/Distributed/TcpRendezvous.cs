@@ -4,69 +4,39 @@ using System.Net.Sockets;
 namespace LongCtx.Parallel.Distributed;
 
 /// <summary>
-/// Brings a multi-process group together over TCP. Every rank opens a listener on a free port and tells rank 0
-/// (at MASTER_ADDR:MASTER_PORT) where it is; rank 0 answers everyone with the table of addresses and a blob it
-/// chose (the NCCL unique id for GPU groups). Then every pair connects once, the lower rank accepting, giving
-/// the full mesh of sockets the TCP communicator runs on.
+/// Brings a multi-process group together over TCP. Every rank tells rank 0 (at MASTER_ADDR:MASTER_PORT) where
+/// it listens; rank 0 answers everyone with the table of addresses and a blob it chose (the NCCL unique id for
+/// GPU groups). <see cref="Join"/> then connects every pair once, the lower rank accepting, giving the full
+/// mesh of sockets the TCP communicator runs on; <see cref="ShareFromRankZero"/> stops at the blob (NCCL
+/// makes its own connections).
 /// </summary>
 public static class TcpRendezvous
 {
     public sealed record Result(byte[] Blob, Socket?[] Peers);
+
+    /// <summary>The blob rank 0 passes (the others pass anything, e.g. empty), as every rank receives it.</summary>
+    public static byte[] ShareFromRankZero(LaunchEnvironment env, byte[] blobFromRankZero, TimeSpan timeout) =>
+        Meet(env, blobFromRankZero, DateTime.UtcNow + timeout, listenPort: 0).Blob;
 
     public static Result Join(LaunchEnvironment env, byte[] blobFromRankZero, TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;
         using var listener = new TcpListener(IPAddress.Any, 0);
         listener.Start(env.WorldSize);
-        int myPort = ((IPEndPoint)listener.LocalEndpoint).Port;
-
-        IPEndPoint[] table;
-        byte[] blob;
-        if (env.Rank == 0)
-        {
-            using var master = new TcpListener(IPAddress.Any, env.MasterPort);
-            try { master.Start(env.WorldSize); }
-            catch (SocketException e) { throw new LongCtxException($"rank 0 cannot listen on MASTER_PORT {env.MasterPort} ({e.Message}): choose a free port"); }
-            table = new IPEndPoint[env.WorldSize];
-            table[0] = new IPEndPoint(IPAddress.Loopback, myPort);
-            var joined = new List<Socket>();
-            for (int i = 1; i < env.WorldSize; i++)
-            {
-                var s = Accept(master, deadline, "rank 0 waiting for the other ranks");
-                int rank = ReadInt(s), port = ReadInt(s);
-                if (rank <= 0 || rank >= env.WorldSize || table[rank] is not null) throw new LongCtxException($"rendezvous: unexpected rank {rank}");
-                table[rank] = new IPEndPoint(((IPEndPoint)s.RemoteEndPoint!).Address, port);
-                joined.Add(s);
-            }
-            // Rank 0's own address as the others see it: the one they reached the master on.
-            blob = blobFromRankZero;
-            foreach (var s in joined)
-            {
-                var view = (IPEndPoint[])table.Clone();
-                view[0] = new IPEndPoint(((IPEndPoint)s.LocalEndPoint!).Address, myPort);
-                WriteTable(s, view, blob);
-                s.Dispose();
-            }
-        }
-        else
-        {
-            using var s = Connect(env.MasterAddress, env.MasterPort, deadline);
-            WriteInt(s, env.Rank);
-            WriteInt(s, myPort);
-            (table, blob) = ReadTable(s, env.WorldSize);
-        }
+        var (table, blob) = Meet(env, blobFromRankZero, deadline, ((IPEndPoint)listener.LocalEndpoint).Port);
 
         var peers = new Socket?[env.WorldSize];
         for (int j = 0; j < env.Rank; j++)
         {
-            var s = Connect(table[j].Address.ToString(), table[j].Port, deadline);
+            var s = Connect(table[j].Address.ToString(), table[j].Port, deadline, $"rank {j}", "is a firewall in between?");
             WriteInt(s, env.Rank);
             peers[j] = s;
         }
         for (int n = env.Rank + 1; n < env.WorldSize; n++)
         {
-            var s = Accept(listener, deadline, $"rank {env.Rank} waiting for its peers");
-            int from = ReadInt(s);
+            var s = Accept(listener, deadline) ?? throw new LongCtxException(
+                $"rendezvous timed out: rank {env.Rank} waited for the connections of ranks {env.Rank + 1} to {env.WorldSize - 1}; is a firewall in between?");
+            int from = ReadInt(s, "a peer");
             if (from <= env.Rank || from >= env.WorldSize || peers[from] is not null) throw new LongCtxException($"rendezvous: unexpected peer {from}");
             peers[from] = s;
         }
@@ -74,34 +44,86 @@ public static class TcpRendezvous
         return new Result(blob, peers);
     }
 
-    private static Socket Accept(TcpListener listener, DateTime deadline, string what)
+    /// <summary>Every rank's listening address (as this rank can reach it) and rank 0's blob.</summary>
+    private static (IPEndPoint[] Table, byte[] Blob) Meet(LaunchEnvironment env, byte[] blobFromRankZero, DateTime deadline, int listenPort)
     {
-        var task = listener.AcceptSocketAsync();
-        if (!task.Wait(Remaining(deadline))) throw new LongCtxException($"rendezvous timed out: {what}; are all {what.Split(' ')[0]} processes started with the same WORLD_SIZE and MASTER_ADDR?");
-        return task.Result;
+        string master = $"MASTER_ADDR:MASTER_PORT {env.MasterAddress}:{env.MasterPort}";
+        if (env.Rank != 0)
+        {
+            using var s = Connect(env.MasterAddress, env.MasterPort, deadline, "rank 0 (MASTER_ADDR:MASTER_PORT)", "check MASTER_ADDR and MASTER_PORT and that rank 0 runs");
+            WriteInt(s, env.Rank);
+            WriteInt(s, listenPort);
+            // Rank 0 answers once every rank has arrived: waiting longer than the deadline means one never came.
+            s.ReceiveTimeout = Math.Max(1, (int)Remaining(deadline).TotalMilliseconds);
+            try { return ReadTable(s, env.WorldSize, $"rank 0 at {master} (it gives up when not all {env.WorldSize} ranks arrive in time)"); }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.TimedOut)
+            {
+                throw new LongCtxException($"rendezvous timed out: rank {env.Rank} reached rank 0 at {master}, but not all {env.WorldSize} ranks arrived; start every rank with the same WORLD_SIZE, MASTER_ADDR and MASTER_PORT");
+            }
+        }
+
+        using var listener = new TcpListener(IPAddress.Any, env.MasterPort);
+        try { listener.Start(env.WorldSize); }
+        catch (SocketException e) { throw new LongCtxException($"rank 0 cannot listen on MASTER_PORT {env.MasterPort} ({e.Message}): choose a free port"); }
+        var table = new IPEndPoint[env.WorldSize];
+        table[0] = new IPEndPoint(IPAddress.Loopback, listenPort);
+        var joined = new List<Socket>();
+        try
+        {
+            for (int i = 1; i < env.WorldSize; i++)
+            {
+                var s = Accept(listener, deadline) ?? throw new LongCtxException(
+                    $"rendezvous timed out: rank 0 listening at {master} heard from {i - 1} of the other {env.WorldSize - 1} ranks; " +
+                    "start every rank with the same WORLD_SIZE, MASTER_ADDR and MASTER_PORT");
+                joined.Add(s);
+                s.ReceiveTimeout = Math.Max(1, (int)Remaining(deadline).TotalMilliseconds);
+                int rank = ReadInt(s, "a joining rank"), port = ReadInt(s, "a joining rank");
+                if (rank <= 0 || rank >= env.WorldSize || table[rank] is not null) throw new LongCtxException($"rendezvous: unexpected rank {rank} (two processes with one RANK?)");
+                table[rank] = new IPEndPoint(((IPEndPoint)s.RemoteEndPoint!).Address, port);
+            }
+            // Rank 0's own address as the others see it: the one they reached the master on.
+            foreach (var s in joined)
+            {
+                var view = (IPEndPoint[])table.Clone();
+                view[0] = new IPEndPoint(((IPEndPoint)s.LocalEndPoint!).Address, listenPort);
+                WriteTable(s, view, blobFromRankZero);
+            }
+        }
+        finally
+        {
+            foreach (var s in joined) s.Dispose();
+        }
+        return (table, blobFromRankZero);
     }
 
-    private static Socket Connect(string host, int port, DateTime deadline)
+    /// <summary>The next connection, or null if none came before the deadline.</summary>
+    private static Socket? Accept(TcpListener listener, DateTime deadline)
     {
-        while (true)
+        var task = listener.AcceptSocketAsync();
+        return task.Wait(Remaining(deadline)) ? task.Result : null;
+    }
+
+    private static Socket Connect(string host, int port, DateTime deadline, string who, string hint)
+    {
+        string? last = null;
+        while (DateTime.UtcNow < deadline)
         {
             var s = new Socket(SocketType.Stream, ProtocolType.Tcp);
             try
             {
-                s.Connect(host, port);
-                return s;
+                // A host that drops packets would block a plain Connect for minutes, past the deadline.
+                if (s.ConnectAsync(host, port).Wait(Remaining(deadline))) return s;
+                s.Dispose();
+                break;
             }
-            catch (SocketException) when (DateTime.UtcNow < deadline)
+            catch (AggregateException e) when (e.InnerException is SocketException se)
             {
                 s.Dispose();
+                last = se.Message;
                 Thread.Sleep(100); // rank 0 may not be listening yet
             }
-            catch (SocketException e)
-            {
-                s.Dispose();
-                throw new LongCtxException($"rendezvous: cannot reach {host}:{port} ({e.Message}); check MASTER_ADDR and MASTER_PORT and that rank 0 runs");
-            }
         }
+        throw new LongCtxException($"rendezvous timed out: cannot reach {who} at {host}:{port}{(last is null ? "" : $" ({last})")}; {hint}");
     }
 
     private static TimeSpan Remaining(DateTime deadline) => deadline - DateTime.UtcNow is var t && t > TimeSpan.Zero ? t : TimeSpan.Zero;
@@ -118,30 +140,30 @@ public static class TcpRendezvous
         }
     }
 
-    private static (IPEndPoint[], byte[]) ReadTable(Socket s, int size)
+    private static (IPEndPoint[], byte[]) ReadTable(Socket s, int size, string peer)
     {
-        var blob = Read(s, ReadInt(s));
+        var blob = Read(s, ReadInt(s, peer), peer);
         var table = new IPEndPoint[size];
         for (int i = 0; i < size; i++)
         {
-            var address = new IPAddress(Read(s, 16));
-            table[i] = new IPEndPoint(address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address, ReadInt(s));
+            var address = new IPAddress(Read(s, 16, peer));
+            table[i] = new IPEndPoint(address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address, ReadInt(s, peer));
         }
         return (table, blob);
     }
 
-    internal static void WriteInt(Socket s, int v) => s.Send(BitConverter.GetBytes(v));
+    private static void WriteInt(Socket s, int v) => s.Send(BitConverter.GetBytes(v));
 
-    internal static int ReadInt(Socket s) => BitConverter.ToInt32(Read(s, 4));
+    private static int ReadInt(Socket s, string peer) => BitConverter.ToInt32(Read(s, 4, peer));
 
-    internal static byte[] Read(Socket s, int n)
+    private static byte[] Read(Socket s, int n, string peer)
     {
         var buffer = new byte[n];
         int got = 0;
         while (got < n)
         {
             int r = s.Receive(buffer, got, n - got, SocketFlags.None);
-            if (r == 0) throw new LongCtxException("a peer closed its connection during the rendezvous");
+            if (r == 0) throw new LongCtxException($"rendezvous failed: {peer} closed the connection");
             got += r;
         }
         return buffer;

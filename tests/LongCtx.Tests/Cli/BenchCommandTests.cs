@@ -1,0 +1,34 @@
+using System.Text.Json;
+
+namespace LongCtx.Tests.Cli;
+
+/// <summary>`longctx bench` on the CPU: batched decode reports ms per step and per token; bad batch options fail in one line.</summary>
+public class BenchCommandTests
+{
+    [Fact]
+    public void BatchedDecodeReportsStepAndTokenTimes()
+    {
+        var r = CliRunner.Run("bench", "--device", "cpu", "--config", "tiny", "--context", "40", "--gpus", "1,2", "--decode-steps", "3", "--batch", "3", "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var json = JsonDocument.Parse(r.Stdout);
+        var points = json.RootElement.GetProperty("points").EnumerateArray().ToList();
+        Assert.Equal(2, points.Count);
+        foreach (var p in points)
+        {
+            Assert.Equal(3, p.GetProperty("batch").GetInt32());
+            double step = p.GetProperty("decode_ms_per_step").GetDouble(), token = p.GetProperty("decode_ms_per_token").GetDouble();
+            Assert.True(step > 0);
+            Assert.Equal(step / 3, token, 0.002);
+        }
+    }
+
+    [Theory]
+    [InlineData("0", "3", "--batch 0")]
+    [InlineData("2", "0", "--decode-steps")]
+    public void BadBatchIsOneLine(string batch, string steps, string named)
+    {
+        var r = CliRunner.Run("bench", "--device", "cpu", "--config", "tiny", "--context", "40", "--batch", batch, "--decode-steps", steps);
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains(named, Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
+    }
+}
