@@ -28,6 +28,7 @@ internal static class BenchCommand
         var contexts = new Option<string>("--context") { Description = "prompt lengths, comma separated", DefaultValueFactory = _ => "8192" };
         var device = new Option<string>("--device") { Description = "cpu or cuda", DefaultValueFactory = _ => "cuda" };
         var gpus = new Option<string>("--gpus") { Description = "rank counts to run, comma separated (GPUs, or threads on the CPU); efficiency is against the first", DefaultValueFactory = _ => "1" };
+        var ranks = new Option<string?>("--ranks") { Description = "rank counts to run on the --gpus GPUs (then one number); ranks beyond the GPUs share them (exact, slow)" };
         var strategy = new Option<string>("--strategy") { Description = "pass-kv, pass-q, auto or dense (1 rank)", DefaultValueFactory = _ => StrategyNames.Auto };
         var repeat = new Option<int>("--repeat") { Description = "timed prefills per point (the best counts)", DefaultValueFactory = _ => 1 };
         var decode = new Option<int>("--decode-steps") { Description = "after each timed prefill, decode this many tokens on the distributed cache and report ms per step and per token", DefaultValueFactory = _ => 0 };
@@ -35,9 +36,9 @@ internal static class BenchCommand
         var profile = new Option<bool>("--profile") { Description = "also run a profiled prefill for the time split (GPU)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
         var command = new Command("bench", "Measure prefill time to first token on long prompts");
-        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, strategy, repeat, decode, batch, profile, json }) command.Options.Add(o);
+        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, strategy, repeat, decode, batch, profile, json }) command.Options.Add(o);
         command.SetAction(r => Run(r.GetValue(model), r.GetValue(config), r.GetValue(loadFormat)!, r.GetValue(layers), Ints(r.GetValue(contexts)!, "--context"),
-            r.GetValue(device)!, Ints(r.GetValue(gpus)!, "--gpus"), StrategyNames.Validate(r.GetValue(strategy)!), Math.Max(1, r.GetValue(repeat)),
+            r.GetValue(device)!, Layouts(r.GetValue(gpus)!, r.GetValue(ranks)), StrategyNames.Validate(r.GetValue(strategy)!), Math.Max(1, r.GetValue(repeat)),
             r.GetValue(decode), r.GetValue(batch), r.GetValue(profile), r.GetValue(json)));
         return command;
     }
@@ -51,7 +52,7 @@ internal static class BenchCommand
         public double MsPerToken => MsPerStep / Batch;
     }
 
-    private static int Run(string? dir, string? preset, string loadFormat, int? layers, int[] contexts, string device, int[] rankCounts,
+    private static int Run(string? dir, string? preset, string loadFormat, int? layers, int[] contexts, string device, (int Ranks, int Gpus)[] layouts,
         string strategy, int repeat, int decodeSteps, int batch, bool profile, bool json)
     {
         if (decodeSteps < 0) throw new LongCtxException("--decode-steps must be 0 or more");
@@ -71,10 +72,10 @@ internal static class BenchCommand
 
         var points = new List<Point>();
         string deviceName = "";
-        foreach (int ranks in rankCounts)
+        foreach (var (ranks, gpus) in layouts)
         {
             using var group = progress.Run($"Loading the model onto {ranks} rank(s)", () =>
-                device == "cuda" ? (IRankGroup)new GpuRankGroup(cfg, weights, ranks) : new CpuRankGroup(cfg, weights, ranks));
+                device == "cuda" ? (IRankGroup)new GpuRankGroup(cfg, weights, gpus, ranks) : new CpuRankGroup(cfg, weights, ranks));
             deviceName = group.Device;
             using var engine = new InferenceEngine(cfg, group);
             Prefill(engine, 1024, strategy); // compiles kernels, fills the pool, measures rates for auto
@@ -113,7 +114,7 @@ internal static class BenchCommand
                 }
                 double flops = ModelFlops(cfg, context);
                 double tflops = flops / (best / 1e3) / 1e12;
-                double? mfu = device == "cuda" && deviceName.Contains('H') ? flops / (best / 1e3) / (HopperPeakFlops * ranks) : null;
+                double? mfu = device == "cuda" && deviceName.Contains('H') ? flops / (best / 1e3) / (HopperPeakFlops * gpus) : null;
                 points.Add(new Point(ranks, context, used, best, tflops, mfu, split, error, top1, decoded));
                 progress.Note($"{ranks} rank(s), {context} tokens, {used}: {best:0} ms");
             }
@@ -230,7 +231,16 @@ internal static class BenchCommand
         AnsiConsole.Write(table);
     }
 
-    private static int[] Ints(string list, string option)
+    /// <summary>The (ranks, GPUs) to run: each --gpus count as its own rank count, or every --ranks count on the one --gpus count.</summary>
+    private static (int Ranks, int Gpus)[] Layouts(string gpus, string? ranks)
+    {
+        var g = Ints(gpus, "--gpus");
+        if (ranks is null) return g.Select(n => (n, n)).ToArray();
+        if (g.Length != 1) throw new LongCtxException($"--ranks runs every rank count on the same GPUs: give --gpus one number, not {gpus}");
+        return Ints(ranks, "--ranks").Select(n => (n, g[0])).ToArray();
+    }
+
+    public static int[] Ints(string list, string option)
     {
         try { return list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToArray(); }
         catch (FormatException) { throw new LongCtxException($"{option} {list}: expected comma-separated whole numbers"); }

@@ -12,7 +12,7 @@ internal sealed class CommonOptions
     public readonly Option<string> LoadFormat = new("--load-format") { Description = "auto (safetensors) or dummy (random weights of the architecture, no weight file read)", DefaultValueFactory = _ => "auto" };
     public readonly Option<string> Device = new("--device") { Description = "cpu or cuda", DefaultValueFactory = _ => "cpu" };
     public readonly Option<int?> Gpus = new("--gpus") { Description = "GPUs for --device cuda (each one a context-parallel rank); default 1" };
-    public readonly Option<int> Ranks = new("--ranks") { Description = "context-parallel ranks (threads on the CPU backend)", DefaultValueFactory = _ => 1 };
+    public readonly Option<int?> Ranks = new("--ranks") { Description = "context-parallel ranks: threads on the CPU (default 1); on GPUs default --gpus, more share the GPUs (exact, slow: for studies)" };
     public readonly Option<string> Strategy = new("--strategy") { Description = "dense, pass-kv, pass-q, auto (exact), or star, apb (approximate: see docs/APB.md)", DefaultValueFactory = _ => StrategyNames.Auto };
     public readonly Option<int?> Threads = new("--threads") { Description = "CPU threads in all (default: all cores)" };
     public readonly Option<double?> ComputeTflops = new("--compute-tflops") { Description = "attention TFLOP/s per rank for --strategy auto (default: measured)" };

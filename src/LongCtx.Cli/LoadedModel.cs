@@ -58,15 +58,18 @@ internal sealed class LoadedModel : IDisposable
         string? tokenizerPath = r.GetValue(o.TokenizerPath) ?? (dir is not null && File.Exists(Path.Combine(dir, "tokenizer.json")) ? dir : null);
         var tokenizer = tokenizerPath is null ? null : progress.Run("Loading tokenizer", () => Tokenizer.Load(tokenizerPath));
 
-        int ranks = device == "cuda" ? r.GetValue(o.Gpus) ?? 1 : r.GetValue(o.Ranks);
+        int gpus = r.GetValue(o.Gpus) ?? 1;
+        int ranks = r.GetValue(o.Ranks) ?? (device == "cuda" ? gpus : 1);
         double? c = r.GetValue(o.ComputeTflops), bw = r.GetValue(o.LinkGbps);
         HardwareRates? rates = c is not null && bw is not null ? new HardwareRates(c.Value * 1e12, bw.Value * 1e9) : null;
         if ((c is null) != (bw is null)) throw new LongCtxException("give both --compute-tflops and --link-gbps, or neither (then they are measured)");
         var launch = LaunchEnvironment.FromEnvironment();
         IRankGroup group = launch is not null ? ProcessGroup(r, o, config, weights, device, launch, progress)
             : device == "cuda"
-            ? progress.Run($"Loading the model onto {ranks} GPU(s)", () => new GpuRankGroup(config, weights, ranks))
+            ? progress.Run($"Loading the model onto {gpus} GPU(s)", () => new GpuRankGroup(config, weights, gpus, ranks))
             : new CpuRankGroup(config, weights, ranks, r.GetValue(o.Threads));
+        if (r.GetValue(o.Verbose) && device == "cuda" && ranks > gpus)
+            Console.Error.WriteLine($"debug: {ranks} ranks share {gpus} GPU(s) round-robin and talk through device copies (NCCL needs one GPU per rank): exact, not fast");
         string name = dir is not null ? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir))) : preset!;
         return new LoadedModel(name, config, weights, tokenizer, tokenizerPath, new InferenceEngine(config, group, rates), dummy);
     }
@@ -75,7 +78,7 @@ internal sealed class LoadedModel : IDisposable
     private static ProcessRankGroup ProcessGroup(ParseResult r, CommonOptions o, ModelConfig config, ModelWeights weights, string device,
         LaunchEnvironment launch, Progress progress)
     {
-        if (r.GetValue(o.Ranks) is not 1 and var asked && asked != launch.WorldSize)
+        if (r.GetValue(o.Ranks) is int asked && asked != 1 && asked != launch.WorldSize)
             throw new LongCtxException($"--ranks {asked} disagrees with WORLD_SIZE={launch.WorldSize}: in a multi-process run every process is one rank");
         if (r.GetValue(o.Gpus) is { } gpus && gpus != launch.WorldSize)
             throw new LongCtxException($"--gpus {gpus} disagrees with WORLD_SIZE={launch.WorldSize}: in a multi-process run every process is one GPU (leave --gpus out)");

@@ -6,37 +6,52 @@ using LongCtx.Models;
 namespace LongCtx.Cuda;
 
 /// <summary>
-/// N local GPUs as the ranks of one context-parallel group: one thread per GPU (each with its device's
-/// context current), one NCCL communicator per GPU created together with ncclCommInitAll, and a model
-/// copy on every GPU. The engine's orchestration runs on it unchanged.
+/// Local GPUs as the ranks of one context-parallel group: one thread per rank (with its GPU's context
+/// current) and a model copy per rank. One rank per GPU talks through NCCL (one communicator per GPU,
+/// created together with ncclCommInitAll). More ranks than GPUs — to study 4 or 8 ranks on a smaller
+/// machine — share the GPUs round-robin (rank r on GPU r mod G, each with its own streams and pool) and
+/// talk through <see cref="DeviceCopyGroup"/>, since NCCL refuses two ranks on one GPU: exact, not fast.
+/// The engine's orchestration runs on either unchanged.
 /// </summary>
 public sealed class GpuRankGroup : IRankGroup
 {
     private readonly RankRuntime[] _ranks;
     private readonly CudaBackend[] _backends;
+    private readonly DeviceCopyGroup? _shared;
 
-    public unsafe GpuRankGroup(ModelConfig config, ModelWeights weights, int gpus)
+    /// <param name="ranks">ranks to run (default: one per GPU); at least <paramref name="gpus"/>.</param>
+    public unsafe GpuRankGroup(ModelConfig config, ModelWeights weights, int gpus, int? ranks = null)
     {
         int available = CudaBackend.DeviceCount();
         if (available == 0) throw new LongCtxException("--device cuda: no CUDA GPU found on this machine; use --device cpu");
         if (gpus < 1 || gpus > available) throw new LongCtxException($"--gpus {gpus}: this machine has {available} GPU(s)");
-        _backends = new CudaBackend[gpus];
-        RunOn(gpus, r => _backends[r] = new CudaBackend(r));
+        int n = ranks ?? gpus;
+        if (n < gpus) throw new LongCtxException($"--ranks {n} is fewer than --gpus {gpus}: every GPU runs at least one rank; lower --gpus");
+        if (n > 64) throw new LongCtxException($"--ranks {n} is out of range: use at most 64");
+        _backends = new CudaBackend[n];
+        RunOn(n, r => _backends[r] = new CudaBackend(r % gpus));
         var comms = new nint[gpus];
-        var devices = Enumerable.Range(0, gpus).ToArray();
-        fixed (nint* c = comms)
-        fixed (int* d = devices)
-            Nccl.Check(Nccl.ncclCommInitAll(c, gpus, d), "ncclCommInitAll");
-        _ranks = new RankRuntime[gpus];
-        RunOn(gpus, r =>
+        if (n == gpus)
+        {
+            var devices = Enumerable.Range(0, gpus).ToArray();
+            fixed (nint* c = comms)
+            fixed (int* d = devices)
+                Nccl.Check(Nccl.ncclCommInitAll(c, gpus, d), "ncclCommInitAll");
+        }
+        else _shared = new DeviceCopyGroup(n);
+        _ranks = new RankRuntime[n];
+        RunOn(n, r =>
         {
             var backend = _backends[r];
             var replica = new ModelReplica(config, weights, backend);
             backend.Synchronize();
-            _ranks[r] = new RankRuntime(r, backend, new NcclCommunicator(comms[r], r, gpus, backend.Device), replica);
+            var comm = _shared?.Communicator(r, backend.Device) ?? new NcclCommunicator(comms[r], r, n, backend.Device);
+            _ranks[r] = new RankRuntime(r, backend, comm, replica);
             return 0;
         });
-        Device = $"cuda x{gpus} ({_backends[0].Device.Name})";
+        Device = _shared is null
+            ? $"cuda x{gpus} ({_backends[0].Device.Name})"
+            : $"cuda x{gpus} ({_backends[0].Device.Name}) shared by {n} ranks (device copies)";
     }
 
     public int Size => _ranks.Length;
@@ -57,11 +72,16 @@ public sealed class GpuRankGroup : IRankGroup
                 _backends[r]?.MakeCurrent();
                 results[r] = body(r);
             }
-            catch (Exception e) { errors[r] = e; }
-        }, maxStackSize: 4 << 20) { IsBackground = true, Name = $"gpu {r}" }).ToArray();
+            catch (Exception e)
+            {
+                errors[r] = e;
+                _shared?.Cancel(); // the other ranks may be waiting for this one
+            }
+        }, maxStackSize: 4 << 20) { IsBackground = true, Name = $"rank {r}" }).ToArray();
         foreach (var t in threads) t.Start();
         foreach (var t in threads) t.Join();
-        if (errors.FirstOrDefault(e => e is not null) is { } first) ExceptionDispatchInfo.Capture(first).Throw();
+        var first = errors.FirstOrDefault(e => e is not null and not OperationCanceledException) ?? errors.FirstOrDefault(e => e is not null);
+        if (first is not null) ExceptionDispatchInfo.Capture(first).Throw();
         return results;
     }
 

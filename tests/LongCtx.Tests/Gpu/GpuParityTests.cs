@@ -32,4 +32,21 @@ public class GpuParityTests
         var tokens = reference.GreedyContinuation(engine, sequence, prefill.Logits[0].AsSpan(3 * reference.Config.VocabSize).ToArray());
         Assert.Equal(reference.Greedy16, tokens);
     }
+
+    /// <summary>More ranks than GPUs: ranks share GPU 0 and talk through device copies, with the same result.</summary>
+    [GpuTheory]
+    [InlineData(3, StrategyNames.PassKv)]
+    [InlineData(4, StrategyNames.PassQ)]
+    public void SharedGpuRanksMatchTransformers(int ranks, string strategy)
+    {
+        var reference = ReferenceModel.TinyLlama3;
+        using var weights = ModelWeights.Load(reference.Directory, reference.Config);
+        using var engine = new InferenceEngine(reference.Config, new GpuRankGroup(reference.Config, weights, gpus: 1, ranks));
+        var sequence = engine.NewSequence();
+        var prefill = engine.Prefill([(sequence, reference.InputIds)], strategy, keepLast: 4);
+        double error = DenseReference.RelativeError(prefill.Logits[0], reference.LogitsLast4);
+        Assert.True(error < 2e-2, $"{ranks} ranks on 1 GPU {strategy}: logits relative error {error:e2}");
+        var tokens = reference.GreedyContinuation(engine, sequence, prefill.Logits[0].AsSpan(3 * reference.Config.VocabSize).ToArray());
+        Assert.Equal(reference.Greedy16, tokens);
+    }
 }

@@ -1,0 +1,88 @@
+"""The synthetic retrieval task that train.py teaches and prompts.py tests (standard library only).
+
+A document is random filler with key-value records scattered through it; questions follow it:
+
+  value record   K k1 k2 k3 V v1 v2       the key k1k2k3 holds the value v1v2
+  alias record   L a1 a2 a3 K k1 k2 k3    the key a1a2a3 holds whatever k1k2k3 holds (two hops)
+  question       Q k1 k2 k3 A  ->  v1 v2  (for an alias key: the value of the key it names)
+
+Token ranges are disjoint, so only the record structure tells keys, values and filler apart. Keys are
+unique within a document; records sit at uniformly random places, so the needed one (and, for an alias,
+the record it points to) can be anywhere — in another context-parallel block than the question's.
+Sequences are lists of ints; `rng` is a random.Random.
+"""
+
+VOCAB = 512
+BOS, EOS, Q, A, K, V, L = 0, 1, 2, 3, 4, 5, 6
+FILLER = range(16, 128)
+KEYS = range(128, 320)
+VALUES = range(320, 512)
+KEY_LEN, VALUE_LEN = 3, 2
+QUERY_LEN = 1 + KEY_LEN + 1  # Q k1 k2 k3 A: the trailing tokens Star/APB take as the query
+QA_LEN = QUERY_LEN + VALUE_LEN
+TOKENS_PER_RECORD = 128  # document tokens per record, on average
+MIN_RECORDS = 8
+
+
+def document(rng, length):
+    """A document of `length` tokens (BOS first) and its records: (key, value, kind, start) with kind 'kv'
+    or 'alias' (an alias's value is its target's) and start the record's first position."""
+    n = max(MIN_RECORDS, length // TOKENS_PER_RECORD)
+    n_alias = n // 4
+    n_value = n - n_alias
+    keys = unique_keys(rng, n)
+    values = [rng.choices(VALUES, k=VALUE_LEN) for _ in range(n_value)]
+    targets = rng.sample(range(n_value), n_alias)
+    pieces = [[K, *keys[i], V, *values[i]] for i in range(n_value)]
+    pieces += [[L, *keys[n_value + j], K, *keys[t]] for j, t in enumerate(targets)]
+    meta = [(keys[i], values[i], "kv") for i in range(n_value)]
+    meta += [(keys[n_value + j], values[t], "alias") for j, t in enumerate(targets)]
+    order = rng.sample(range(n), n)
+    filler = length - 1 - sum(len(p) for p in pieces)
+    if filler < 0:
+        raise ValueError(f"a document of {length} tokens cannot hold {n} records")
+    # Records go between filler tokens, at sorted random cut points.
+    cuts = sorted(rng.randint(0, filler) for _ in range(n))
+    fill = rng.choices(FILLER, k=filler)
+    ids, records, at = [BOS], [], 0
+    for i, cut in zip(order, cuts):
+        ids += fill[at:cut]
+        at = cut
+        records.append((*meta[i], len(ids)))
+        ids += pieces[i]
+    ids += fill[at:]
+    assert len(ids) == length
+    return ids, records
+
+
+def unique_keys(rng, n):
+    keys = set()
+    while len(keys) < n:
+        keys.add(tuple(rng.choices(KEYS, k=KEY_LEN)))
+    return rng.sample(sorted(keys), n)
+
+
+def question(key):
+    return [Q, *key, A]
+
+
+def pick_questions(rng, records, n, alias_share=0.5):
+    """n records to ask about, about alias_share of them aliases (as many as there are)."""
+    aliases = [r for r in records if r[2] == "alias"]
+    direct = [r for r in records if r[2] == "kv"]
+    n_alias = min(len(aliases), round(n * alias_share))
+    picked = rng.sample(aliases, n_alias) + rng.sample(direct, n - n_alias)
+    rng.shuffle(picked)
+    return picked
+
+
+def training_sequence(rng, length, n_questions):
+    """A document followed by n_questions question-answer pairs, `length` tokens in all, and the positions
+    whose next-token prediction is an answer token (the only ones the loss counts)."""
+    ids, records = document(rng, length - n_questions * QA_LEN)
+    targets = []
+    for key, value, _, _ in pick_questions(rng, records, n_questions):
+        ids += question(key)
+        targets += [len(ids) - 1 + j for j in range(VALUE_LEN)]  # logits at p predict token p+1
+        ids += value
+    return ids, targets
