@@ -33,11 +33,12 @@ internal static class BenchCommand
         var decode = new Option<int>("--decode-steps") { Description = "after each timed prefill, decode this many tokens on the distributed cache and report ms per token", DefaultValueFactory = _ => 0 };
         var profile = new Option<bool>("--profile") { Description = "also run a profiled prefill for the time split (GPU)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
+        var attention = AttentionOption.Create();
         var command = new Command("bench", "Measure prefill time to first token on long prompts");
-        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, strategy, repeat, decode, profile, json }) command.Options.Add(o);
+        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, strategy, repeat, decode, profile, attention, json }) command.Options.Add(o);
         command.SetAction(r => Run(r.GetValue(model), r.GetValue(config), r.GetValue(loadFormat)!, r.GetValue(layers), Ints(r.GetValue(contexts)!, "--context"),
             r.GetValue(device)!, Ints(r.GetValue(gpus)!, "--gpus"), StrategyNames.Validate(r.GetValue(strategy)!), Math.Max(1, r.GetValue(repeat)),
-            r.GetValue(decode), r.GetValue(profile), r.GetValue(json)));
+            r.GetValue(decode), r.GetValue(profile), AttentionOption.Parse(r.GetValue(attention)!, r.GetValue(device)!), r.GetValue(json)));
         return command;
     }
 
@@ -45,7 +46,7 @@ internal static class BenchCommand
         double? LogitsError = null, bool? Top1Agrees = null, double? DecodeMsPerToken = null);
 
     private static int Run(string? dir, string? preset, string loadFormat, int? layers, int[] contexts, string device, int[] rankCounts,
-        string strategy, int repeat, int decodeSteps, bool profile, bool json)
+        string strategy, int repeat, int decodeSteps, bool profile, AttentionImplementation attention, bool json)
     {
         if (device is not ("cpu" or "cuda")) throw new LongCtxException($"--device {device} is unknown: use cpu or cuda");
         var cfg = dir is not null ? ModelConfig.Load(dir) : ModelConfig.Preset(preset ?? throw new LongCtxException("give --model DIR or --config PRESET"));
@@ -61,10 +62,11 @@ internal static class BenchCommand
 
         var points = new List<Point>();
         string deviceName = "";
+        string? attentionReport = null;
         foreach (int ranks in rankCounts)
         {
             using var group = progress.Run($"Loading the model onto {ranks} rank(s)", () =>
-                device == "cuda" ? (IRankGroup)new GpuRankGroup(cfg, weights, ranks) : new CpuRankGroup(cfg, weights, ranks));
+                device == "cuda" ? (IRankGroup)new GpuRankGroup(cfg, weights, ranks, attention) : new CpuRankGroup(cfg, weights, ranks));
             deviceName = group.Device;
             using var engine = new InferenceEngine(cfg, group);
             Prefill(engine, 1024, strategy); // compiles kernels, fills the pool, measures rates for auto
@@ -106,8 +108,9 @@ internal static class BenchCommand
                 points.Add(new Point(ranks, context, used, best, tflops, mfu, split, error, top1, decodeMs));
                 progress.Note($"{ranks} rank(s), {context} tokens, {used}: {best:0} ms");
             }
+            attentionReport = (group as GpuRankGroup)?.AttentionReport();
         }
-        Report(points, cfg, deviceName, json);
+        Report(points, cfg, deviceName, attentionReport, json);
         return 0;
     }
 
@@ -147,7 +150,7 @@ internal static class BenchCommand
         return 2 * perLayer * c.NumLayers * tokens + 2.0 * tokens * tokens * c.QDim * c.NumLayers + 2.0 * c.HiddenSize * c.VocabSize;
     }
 
-    private static void Report(List<Point> points, ModelConfig cfg, string device, bool json)
+    private static void Report(List<Point> points, ModelConfig cfg, string device, string? attention, bool json)
     {
         double Baseline(int context) => points.First(p => p.Context == context).TtftMs * points.First(p => p.Context == context).Ranks;
         if (json)
@@ -170,7 +173,7 @@ internal static class BenchCommand
                 if (p.Split is { } s) o["time_split_ms"] = new JsonObject(s.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)Math.Round(kv.Value, 2))));
                 arr.Add((JsonNode)o);
             }
-            Console.WriteLine(new JsonObject { ["model"] = cfg.ToString(), ["device"] = device, ["points"] = arr }.ToJsonString());
+            Console.WriteLine(new JsonObject { ["model"] = cfg.ToString(), ["device"] = device, ["attention"] = attention, ["points"] = arr }.ToJsonString());
             return;
         }
         bool anySplit = points.Any(p => p.Split is not null), anyError = points.Any(p => p.LogitsError is not null);
@@ -192,6 +195,7 @@ internal static class BenchCommand
             table.AddRow(cells.ToArray());
         }
         Console.WriteLine($"{cfg}\n{device}");
+        if (attention is not null) Console.WriteLine(attention);
         AnsiConsole.Write(table);
     }
 

@@ -12,8 +12,10 @@ namespace LongCtx.Cli;
 /// <summary>A model ready to run: its config, weights (from safetensors or random), tokenizer and engine over the ranks.</summary>
 internal sealed class LoadedModel : IDisposable
 {
-    private LoadedModel(string name, ModelConfig config, ModelWeights weights, Tokenizer? tokenizer, string? tokenizerPath, InferenceEngine engine, bool dummy)
+    private LoadedModel(string name, ModelConfig config, ModelWeights weights, Tokenizer? tokenizer, string? tokenizerPath, InferenceEngine engine, bool dummy,
+        GpuRankGroup? gpus)
     {
+        _gpus = gpus;
         Name = name;
         TokenizerPath = tokenizerPath;
         Config = config;
@@ -33,6 +35,11 @@ internal sealed class LoadedModel : IDisposable
     public InferenceEngine Engine { get; }
     public bool Dummy { get; }
 
+    private readonly GpuRankGroup? _gpus;
+
+    /// <summary>Which attention implementation ran on the GPUs, for --verbose; null on the CPU.</summary>
+    public string? AttentionReport() => _gpus?.AttentionReport();
+
     public Tokenizer RequireTokenizer() => Tokenizer
         ?? throw new LongCtxException("no tokenizer: give --tokenizer PATH (tokenizer.json or its directory), or use --prompt-ids");
 
@@ -45,6 +52,7 @@ internal sealed class LoadedModel : IDisposable
         if (format is not ("auto" or "safetensors" or "dummy"))
             throw new LongCtxException($"--load-format {format} is unknown: use auto, safetensors or dummy");
         bool dummy = format == "dummy";
+        var attention = AttentionOption.Parse(r.GetValue(o.Attention)!, device);
         string? dir = r.GetValue(o.Model);
         string? preset = r.GetValue(o.Config);
 
@@ -71,10 +79,10 @@ internal sealed class LoadedModel : IDisposable
         }
         IRankGroup group = launch is not null ? progress.Run("Joining the process group", () => new ProcessRankGroup(config, weights, launch, r.GetValue(o.Threads)))
             : device == "cuda"
-            ? progress.Run($"Loading the model onto {ranks} GPU(s)", () => new GpuRankGroup(config, weights, ranks))
+            ? progress.Run($"Loading the model onto {ranks} GPU(s)", () => new GpuRankGroup(config, weights, ranks, attention))
             : new CpuRankGroup(config, weights, ranks, r.GetValue(o.Threads));
         string name = dir is not null ? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir))) : preset!;
-        return new LoadedModel(name, config, weights, tokenizer, tokenizerPath, new InferenceEngine(config, group, rates), dummy);
+        return new LoadedModel(name, config, weights, tokenizer, tokenizerPath, new InferenceEngine(config, group, rates), dummy, group as GpuRankGroup);
     }
 
     public void Dispose()

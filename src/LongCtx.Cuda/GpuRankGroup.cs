@@ -15,13 +15,13 @@ public sealed class GpuRankGroup : IRankGroup
     private readonly RankRuntime[] _ranks;
     private readonly CudaBackend[] _backends;
 
-    public unsafe GpuRankGroup(ModelConfig config, ModelWeights weights, int gpus)
+    public unsafe GpuRankGroup(ModelConfig config, ModelWeights weights, int gpus, AttentionImplementation attention = AttentionImplementation.Auto)
     {
         int available = CudaBackend.DeviceCount();
         if (available == 0) throw new LongCtxException("--device cuda: no CUDA GPU found on this machine; use --device cpu");
         if (gpus < 1 || gpus > available) throw new LongCtxException($"--gpus {gpus}: this machine has {available} GPU(s)");
         _backends = new CudaBackend[gpus];
-        RunOn(gpus, r => _backends[r] = new CudaBackend(r));
+        RunOn(gpus, r => _backends[r] = new CudaBackend(r, attention));
         var comms = new nint[gpus];
         var devices = Enumerable.Range(0, gpus).ToArray();
         fixed (nint* c = comms)
@@ -43,6 +43,9 @@ public sealed class GpuRankGroup : IRankGroup
     public int LeadRank => 0;
     public string Device { get; }
     public IReadOnlyList<CudaBackend> Backends => _backends;
+
+    /// <summary>Rank 0's account of which attention implementation ran (every rank runs the same calls).</summary>
+    public string AttentionReport() => _backends[0].AttentionReport();
 
     public T[] Run<T>(Func<RankRuntime, T> body) => RunOn(Size, r => body(_ranks[r]));
 
