@@ -28,7 +28,9 @@ internal sealed unsafe class SdpaPlan(SdpaShape shape, CudnnDescriptor plan, lon
             .Set(AttributeName.VariantPackDataPointers, AttributeType.VoidPointer, count, pointers)
             .Set(AttributeName.VariantPackWorkspace, AttributeType.VoidPointer, 1, &workspace)
             .Complete();
-        Check(cudnnBackendExecute(handle, plan.Handle, pack.Handle), $"cudnnBackendExecute (SDPA {SdpaForwardGraph.Describe(shape)})");
+        int status = cudnnBackendExecute(handle, plan.Handle, pack.Handle);
+        if (status != StatusSuccess)
+            throw new LongCtxException($"{Describe(status, $"cudnnBackendExecute (SDPA {SdpaForwardGraph.Describe(shape)})")}; rerun with --attention kernel to use the own attention kernel");
     }
 
     public void Dispose()
