@@ -18,13 +18,6 @@ internal sealed unsafe class CudnnDescriptor : IDisposable
         Check(cudnnBackendCreateDescriptor(type, out _handle), $"cudnnBackendCreateDescriptor({type})");
     }
 
-    /// <summary>Wraps a descriptor cuDNN filled in (the engine configurations heuristics return).</summary>
-    public CudnnDescriptor(DescriptorType type, nint handle)
-    {
-        _type = type;
-        _handle = handle;
-    }
-
     public nint Handle => _handle;
 
     public CudnnDescriptor Set(AttributeName name, AttributeType type, long count, void* values)

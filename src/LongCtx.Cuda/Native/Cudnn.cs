@@ -13,7 +13,6 @@ internal static unsafe partial class Cudnn
 
     [LibraryImport(Lib)] public static partial nuint cudnnGetVersion();
     [LibraryImport(Lib)] public static partial int cudnnCreate(out nint handle);
-    [LibraryImport(Lib)] public static partial int cudnnDestroy(nint handle);
     [LibraryImport(Lib)] public static partial int cudnnSetStream(nint handle, nint stream);
     [LibraryImport(Lib)] public static partial nint cudnnGetErrorString(int status);
     [LibraryImport(Lib)] public static partial void cudnnGetLastErrorString(byte* message, nuint maxSize);
@@ -91,7 +90,6 @@ internal static unsafe partial class Cudnn
         DataType = 1,
         Boolean = 2,
         Int64 = 3,
-        Float = 4,
         VoidPointer = 6,
         HeuristicsMode = 8,
         PointwiseMode = 14,
@@ -105,7 +103,6 @@ internal static unsafe partial class Cudnn
         Float = 0,
         Int32 = 4,
         BFloat16 = 9,
-        Int64 = 10,
         Boolean = 11,
     }
 
@@ -133,7 +130,6 @@ internal static unsafe partial class Cudnn
     /// <summary>cudnnBackendHeurMode_t.</summary>
     public enum HeuristicsMode
     {
-        Instant = 0,
         Fallback = 2,
         A = 3,
     }
