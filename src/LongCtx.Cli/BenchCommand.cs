@@ -35,11 +35,12 @@ internal static class BenchCommand
         var batch = new Option<int>("--batch") { Description = "sequences decoded together (each with the same prompt prefilled); needs --decode-steps", DefaultValueFactory = _ => 1 };
         var profile = new Option<bool>("--profile") { Description = "also run a profiled prefill for the time split (GPU)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
+        var attention = AttentionOption.Create();
         var command = new Command("bench", "Measure prefill time to first token on long prompts");
-        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, strategy, repeat, decode, batch, profile, json }) command.Options.Add(o);
+        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, strategy, repeat, decode, batch, profile, attention, json }) command.Options.Add(o);
         command.SetAction(r => Run(r.GetValue(model), r.GetValue(config), r.GetValue(loadFormat)!, r.GetValue(layers), Ints(r.GetValue(contexts)!, "--context"),
             r.GetValue(device)!, Layouts(r.GetValue(gpus)!, r.GetValue(ranks)), StrategyNames.Validate(r.GetValue(strategy)!), Math.Max(1, r.GetValue(repeat)),
-            r.GetValue(decode), r.GetValue(batch), r.GetValue(profile), r.GetValue(json)));
+            r.GetValue(decode), r.GetValue(batch), r.GetValue(profile), AttentionOption.Parse(r.GetValue(attention)!, r.GetValue(device)!), r.GetValue(json)));
         return command;
     }
 
@@ -53,7 +54,7 @@ internal static class BenchCommand
     }
 
     private static int Run(string? dir, string? preset, string loadFormat, int? layers, int[] contexts, string device, (int Ranks, int Gpus)[] layouts,
-        string strategy, int repeat, int decodeSteps, int batch, bool profile, bool json)
+        string strategy, int repeat, int decodeSteps, int batch, bool profile, AttentionImplementation attention, bool json)
     {
         if (decodeSteps < 0) throw new LongCtxException("--decode-steps must be 0 or more");
         if (batch < 1) throw new LongCtxException($"--batch {batch} must be 1 or more");
@@ -72,10 +73,11 @@ internal static class BenchCommand
 
         var points = new List<Point>();
         string deviceName = "";
+        string? attentionReport = null;
         foreach (var (ranks, gpus) in layouts)
         {
             using var group = progress.Run($"Loading the model onto {ranks} rank(s)", () =>
-                device == "cuda" ? (IRankGroup)new GpuRankGroup(cfg, weights, gpus, ranks) : new CpuRankGroup(cfg, weights, ranks));
+                device == "cuda" ? (IRankGroup)new GpuRankGroup(cfg, weights, gpus, ranks, attention) : new CpuRankGroup(cfg, weights, ranks));
             deviceName = group.Device;
             using var engine = new InferenceEngine(cfg, group);
             Prefill(engine, 1024, strategy); // compiles kernels, fills the pool, measures rates for auto
@@ -118,8 +120,9 @@ internal static class BenchCommand
                 points.Add(new Point(ranks, context, used, best, tflops, mfu, split, error, top1, decoded));
                 progress.Note($"{ranks} rank(s), {context} tokens, {used}: {best:0} ms");
             }
+            attentionReport = (group as GpuRankGroup)?.AttentionReport();
         }
-        Report(points, cfg, deviceName, json);
+        Report(points, cfg, deviceName, attentionReport, json);
         return 0;
     }
 
@@ -178,7 +181,7 @@ internal static class BenchCommand
         return 2 * perLayer * c.NumLayers * tokens + 2.0 * tokens * tokens * c.QDim * c.NumLayers + 2.0 * c.HiddenSize * c.VocabSize;
     }
 
-    private static void Report(List<Point> points, ModelConfig cfg, string device, bool json)
+    private static void Report(List<Point> points, ModelConfig cfg, string device, string? attention, bool json)
     {
         double Baseline(int context) => points.First(p => p.Context == context).TtftMs * points.First(p => p.Context == context).Ranks;
         if (json)
@@ -206,7 +209,7 @@ internal static class BenchCommand
                 if (p.Split is { } s) o["time_split_ms"] = new JsonObject(s.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)Math.Round(kv.Value, 2))));
                 arr.Add((JsonNode)o);
             }
-            Console.WriteLine(new JsonObject { ["model"] = cfg.ToString(), ["device"] = device, ["points"] = arr }.ToJsonString());
+            Console.WriteLine(new JsonObject { ["model"] = cfg.ToString(), ["device"] = device, ["attention"] = attention, ["points"] = arr }.ToJsonString());
             return;
         }
         bool anySplit = points.Any(p => p.Split is not null), anyError = points.Any(p => p.LogitsError is not null);
@@ -228,6 +231,7 @@ internal static class BenchCommand
             table.AddRow(cells.ToArray());
         }
         Console.WriteLine($"{cfg}\n{device}");
+        if (attention is not null) Console.WriteLine(attention);
         AnsiConsole.Write(table);
     }
 

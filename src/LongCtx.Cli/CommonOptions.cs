@@ -23,19 +23,20 @@ internal sealed class CommonOptions
     public readonly Option<int> TopK = new("--top-k") { Description = "0 for off", DefaultValueFactory = _ => 0 };
     public readonly Option<int?> Seed = new("--seed");
     public readonly Option<bool> Json = new("--json") { Description = "print one JSON object instead of streaming text" };
-    public readonly Option<bool> Verbose = new("--verbose") { Description = "debug log on stderr: the pass-KV / pass-Q choice and its inputs" };
+    public readonly Option<string> Attention = AttentionOption.Create();
+    public readonly Option<bool> Verbose = new("--verbose") { Description = "debug log on stderr: the pass-KV / pass-Q choice and its inputs, which attention implementation ran" };
 
     public void AddTo(Command command)
     {
         foreach (var o in new Option[] { Model, Config, TokenizerPath, LoadFormat, Device, Gpus, Ranks, Strategy, Threads, ComputeTflops, LinkGbps,
-                     MaxNewTokens, Temperature, TopP, TopK, Seed, Json, Verbose })
+                     MaxNewTokens, Temperature, TopP, TopK, Seed, Json, Attention, Verbose })
             command.Options.Add(o);
     }
 
     /// <summary>The options that say which model runs where, without the sampling ones (a server takes those per request).</summary>
     public void AddServingTo(Command command)
     {
-        foreach (var o in new Option[] { Model, Config, TokenizerPath, LoadFormat, Device, Ranks, Strategy, Threads, ComputeTflops, LinkGbps, Verbose })
+        foreach (var o in new Option[] { Model, Config, TokenizerPath, LoadFormat, Device, Ranks, Strategy, Threads, ComputeTflops, LinkGbps, Attention, Verbose })
             command.Options.Add(o);
     }
 

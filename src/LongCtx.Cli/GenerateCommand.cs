@@ -60,6 +60,7 @@ internal static class GenerateCommand
         });
 
         if (r.GetValue(o.Verbose) && result.Choice is { } choice) Console.Error.WriteLine($"debug: strategy choice {choice}");
+        if (r.GetValue(o.Verbose) && model.AttentionReport() is { } attention) Console.Error.WriteLine($"debug: {attention}");
         if (dumpPath is not null) WriteLogits(dumpPath, result.PromptLogits, model.Config.VocabSize);
         if (json) Console.WriteLine(ToJson(result, model).ToJsonString());
         else

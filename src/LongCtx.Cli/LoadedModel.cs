@@ -12,8 +12,10 @@ namespace LongCtx.Cli;
 /// <summary>A model ready to run: its config, weights (from safetensors or random), tokenizer and engine over the ranks.</summary>
 internal sealed class LoadedModel : IDisposable
 {
-    private LoadedModel(string name, ModelConfig config, ModelWeights weights, Tokenizer? tokenizer, string? tokenizerPath, InferenceEngine engine, bool dummy)
+    private LoadedModel(string name, ModelConfig config, ModelWeights weights, Tokenizer? tokenizer, string? tokenizerPath, InferenceEngine engine, bool dummy,
+        GpuRankGroup? gpus)
     {
+        _gpus = gpus;
         Name = name;
         TokenizerPath = tokenizerPath;
         Config = config;
@@ -33,6 +35,11 @@ internal sealed class LoadedModel : IDisposable
     public InferenceEngine Engine { get; }
     public bool Dummy { get; }
 
+    private readonly GpuRankGroup? _gpus;
+
+    /// <summary>Which attention implementation ran on the GPUs, for --verbose; null on the CPU.</summary>
+    public string? AttentionReport() => _gpus?.AttentionReport();
+
     public Tokenizer RequireTokenizer() => Tokenizer
         ?? throw new LongCtxException("no tokenizer: give --tokenizer PATH (tokenizer.json or its directory), or use --prompt-ids");
 
@@ -45,6 +52,7 @@ internal sealed class LoadedModel : IDisposable
         if (format is not ("auto" or "safetensors" or "dummy"))
             throw new LongCtxException($"--load-format {format} is unknown: use auto, safetensors or dummy");
         bool dummy = format == "dummy";
+        var attention = AttentionOption.Parse(r.GetValue(o.Attention)!, device);
         string? dir = r.GetValue(o.Model);
         string? preset = r.GetValue(o.Config);
 
@@ -64,26 +72,26 @@ internal sealed class LoadedModel : IDisposable
         HardwareRates? rates = c is not null && bw is not null ? new HardwareRates(c.Value * 1e12, bw.Value * 1e9) : null;
         if ((c is null) != (bw is null)) throw new LongCtxException("give both --compute-tflops and --link-gbps, or neither (then they are measured)");
         var launch = LaunchEnvironment.FromEnvironment();
-        IRankGroup group = launch is not null ? ProcessGroup(r, o, config, weights, device, launch, progress)
+        IRankGroup group = launch is not null ? ProcessGroup(r, o, config, weights, device, attention, launch, progress)
             : device == "cuda"
-            ? progress.Run($"Loading the model onto {gpus} GPU(s)", () => new GpuRankGroup(config, weights, gpus, ranks))
+            ? progress.Run($"Loading the model onto {gpus} GPU(s)", () => new GpuRankGroup(config, weights, gpus, ranks, attention))
             : new CpuRankGroup(config, weights, ranks, r.GetValue(o.Threads));
         if (r.GetValue(o.Verbose) && device == "cuda" && ranks > gpus)
             Console.Error.WriteLine($"debug: {ranks} ranks share {gpus} GPU(s) round-robin and talk through device copies (NCCL needs one GPU per rank): exact, not fast");
         string name = dir is not null ? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir))) : preset!;
-        return new LoadedModel(name, config, weights, tokenizer, tokenizerPath, new InferenceEngine(config, group, rates), dummy);
+        return new LoadedModel(name, config, weights, tokenizer, tokenizerPath, new InferenceEngine(config, group, rates), dummy, group as GpuRankGroup);
     }
 
     /// <summary>This process's rank of a multi-process group: every process is one rank, on the CPU or on GPU LOCAL_RANK.</summary>
     private static ProcessRankGroup ProcessGroup(ParseResult r, CommonOptions o, ModelConfig config, ModelWeights weights, string device,
-        LaunchEnvironment launch, Progress progress)
+        AttentionImplementation attention, LaunchEnvironment launch, Progress progress)
     {
         if (r.GetValue(o.Ranks) is int asked && asked != 1 && asked != launch.WorldSize)
             throw new LongCtxException($"--ranks {asked} disagrees with WORLD_SIZE={launch.WorldSize}: in a multi-process run every process is one rank");
         if (r.GetValue(o.Gpus) is { } gpus && gpus != launch.WorldSize)
             throw new LongCtxException($"--gpus {gpus} disagrees with WORLD_SIZE={launch.WorldSize}: in a multi-process run every process is one GPU (leave --gpus out)");
         return device == "cuda"
-            ? progress.Run($"Joining the process group on GPU {launch.LocalRank}", () => GpuProcessRank.Join(config, weights, launch))
+            ? progress.Run($"Joining the process group on GPU {launch.LocalRank}", () => GpuProcessRank.Join(config, weights, launch, attention))
             : progress.Run("Joining the process group", () => ProcessRankGroup.OnCpu(config, weights, launch, r.GetValue(o.Threads)));
     }
 

@@ -7,20 +7,22 @@ namespace LongCtx.Cuda;
 
 /// <summary>
 /// The GPU backend: bf16 activations and weights, fp32 accumulation; GEMMs through cuBLAS, everything else
-/// through the NVRTC-compiled kernels of Kernels/. Work is queued on the device's compute stream and only
-/// <see cref="Download"/> waits for it, so a layer runs without host synchronisation.
+/// through the NVRTC-compiled kernels of Kernels/, attention through cuDNN's fused SDPA where it applies
+/// (CudaBackend.Cudnn.cs). Work is queued on the device's compute stream and only <see cref="Download"/>
+/// waits for it, so a layer runs without host synchronisation.
 /// </summary>
-public sealed unsafe class CudaBackend : IBackend
+public sealed unsafe partial class CudaBackend : IBackend
 {
     private const string Elementwise = "elementwise.cu", AttentionSource = "attention.cu";
     private readonly CudaDevice _device;
     private readonly DeviceLayouts _layouts;
     private readonly Dictionary<RopeTable, CudaTensor> _ropeTables = [];
 
-    public CudaBackend(int ordinal)
+    public CudaBackend(int ordinal, AttentionImplementation attention = AttentionImplementation.Auto)
     {
         _device = new CudaDevice(ordinal);
         _layouts = new DeviceLayouts(ints => (CudaTensor)Upload<int>(ints, ints.Length));
+        AttentionMode = attention;
     }
 
     internal CudaDevice Device => _device;
@@ -180,6 +182,8 @@ public sealed unsafe class CudaBackend : IBackend
             Fill(C(lse), float.NegativeInfinity);
             return;
         }
+        if (TryCudnnAttention(qs, queries, ks, C(v), keys, scale, C(output), C(lse))) return;
+        _kernelCalls++;
         var ql = _layouts.Of(queries);
         var kl = _layouts.Of(keys);
         var fn = _device.Function(AttentionSource, "flash_attention", $"HEAD_DIM={d}");
@@ -268,6 +272,7 @@ public sealed unsafe class CudaBackend : IBackend
     public void Dispose()
     {
         foreach (var t in _ropeTables.Values) t.Dispose();
+        _cudnn?.Dispose();
         _device.Dispose();
     }
 

@@ -13,11 +13,11 @@ namespace LongCtx.Cuda;
 /// </summary>
 public static class GpuProcessRank
 {
-    public static ProcessRankGroup Join(ModelConfig config, ModelWeights weights, LaunchEnvironment env)
+    public static ProcessRankGroup Join(ModelConfig config, ModelWeights weights, LaunchEnvironment env, AttentionImplementation attention)
     {
         int ordinal = DeviceFor(env, CudaBackend.DeviceCount());
         // The device first: a GPU that cannot be used fails here, before the other ranks wait on this one.
-        var backend = new CudaBackend(ordinal);
+        var backend = new CudaBackend(ordinal, attention);
         var id = env.Rank == 0 ? NewUniqueId() : [];
         id = TcpRendezvous.ShareFromRankZero(env, id, env.RendezvousTimeout);
         if (id.Length != Marshal.SizeOf<Nccl.UniqueId>()) throw new LongCtxException($"rendezvous: rank 0 sent {id.Length} bytes, not an NCCL unique id (is rank 0 running --device cuda?)");

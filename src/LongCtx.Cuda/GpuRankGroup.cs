@@ -20,7 +20,7 @@ public sealed class GpuRankGroup : IRankGroup
     private readonly DeviceCopyGroup? _shared;
 
     /// <param name="ranks">ranks to run (default: one per GPU); at least <paramref name="gpus"/>.</param>
-    public unsafe GpuRankGroup(ModelConfig config, ModelWeights weights, int gpus, int? ranks = null)
+    public unsafe GpuRankGroup(ModelConfig config, ModelWeights weights, int gpus, int? ranks = null, AttentionImplementation attention = AttentionImplementation.Auto)
     {
         int available = CudaBackend.DeviceCount();
         if (available == 0) throw new LongCtxException("--device cuda: no CUDA GPU found on this machine; use --device cpu");
@@ -29,7 +29,7 @@ public sealed class GpuRankGroup : IRankGroup
         if (n < gpus) throw new LongCtxException($"--ranks {n} is fewer than --gpus {gpus}: every GPU runs at least one rank; lower --gpus");
         if (n > 64) throw new LongCtxException($"--ranks {n} is out of range: use at most 64");
         _backends = new CudaBackend[n];
-        RunOn(n, r => _backends[r] = new CudaBackend(r % gpus));
+        RunOn(n, r => _backends[r] = new CudaBackend(r % gpus, attention));
         var comms = new nint[gpus];
         if (n == gpus)
         {
@@ -58,6 +58,9 @@ public sealed class GpuRankGroup : IRankGroup
     public int LeadRank => 0;
     public string Device { get; }
     public IReadOnlyList<CudaBackend> Backends => _backends;
+
+    /// <summary>Rank 0's account of which attention implementation ran (every rank runs the same calls).</summary>
+    public string AttentionReport() => _backends[0].AttentionReport();
 
     public T[] Run<T>(Func<RankRuntime, T> body) => RunOn(Size, r => body(_ranks[r]));
 

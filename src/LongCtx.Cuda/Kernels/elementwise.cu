@@ -102,6 +102,13 @@ __global__ void merge_attention(bf16* out_acc, float* lse_acc, const bf16* out_p
     if (lane == 0) lse_acc[row] = lse;
 }
 
+// lse[t, h] = stats[h, t] for one block of rows: cuDNN writes its softmax statistics head-major.
+__global__ void lse_from_head_major(const float* stats, float* lse, int rows, int heads) {
+    long i = blockIdx.x * (long)blockDim.x + threadIdx.x;
+    if (i >= (long)rows * heads) return;
+    lse[i] = stats[(i % heads) * rows + i / heads];
+}
+
 __global__ void f32_to_bf16(const float* x, bf16* y, long n) {
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) y[i] = __float2bfloat16(x[i]);
 }

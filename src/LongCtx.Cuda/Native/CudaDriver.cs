@@ -23,6 +23,7 @@ internal static unsafe partial class CudaDriver
     [LibraryImport(Lib, EntryPoint = "cuMemcpyDtoDAsync_v2")] public static partial int cuMemcpyDtoDAsync(nint destination, nint source, nuint bytes, nint stream);
     [LibraryImport(Lib)] public static partial int cuMemcpyPeerAsync(nint destination, nint destinationContext, nint source, nint sourceContext, nuint bytes, nint stream);
     [LibraryImport(Lib, EntryPoint = "cuMemsetD8Async")] public static partial int cuMemsetD8Async(nint destination, byte value, nuint count, nint stream);
+    [LibraryImport(Lib, EntryPoint = "cuMemsetD32Async")] public static partial int cuMemsetD32Async(nint destination, uint value, nuint count, nint stream);
     [LibraryImport(Lib, EntryPoint = "cuMemHostAlloc")] public static partial int cuMemHostAlloc(out nint pointer, nuint bytes, uint flags);
     [LibraryImport(Lib)] public static partial int cuMemFreeHost(nint pointer);
     [LibraryImport(Lib)] public static partial int cuModuleLoadData(out nint module, void* image);

@@ -6,11 +6,11 @@ namespace LongCtx.Cuda.Native;
 /// <summary>
 /// Finds NVIDIA's shared libraries for the LibraryImport declarations of this assembly: CUDA_HOME,
 /// CUDA_PATH, LD_LIBRARY_PATH and the standard folders, trying the unversioned name then the versions
-/// CUDA 12/13 and NCCL 2 ship. A library that is nowhere gets one error listing every place looked in.
+/// CUDA 12/13, NCCL 2 and cuDNN 9 ship. A library that is nowhere gets one error listing every place looked in.
 /// </summary>
 internal static class NativeLibraries
 {
-    public const string Cuda = "longctx-cuda", Nvrtc = "longctx-nvrtc", Cublas = "longctx-cublas", Nccl = "longctx-nccl";
+    public const string Cuda = "longctx-cuda", Nvrtc = "longctx-nvrtc", Cublas = "longctx-cublas", Nccl = "longctx-nccl", Cudnn = "longctx-cudnn";
 
     private static readonly Dictionary<string, string[]> FileNames = new()
     {
@@ -18,6 +18,8 @@ internal static class NativeLibraries
         [Nvrtc] = ["libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12"],
         [Cublas] = ["libcublas.so", "libcublas.so.13", "libcublas.so.12"],
         [Nccl] = ["libnccl.so", "libnccl.so.2"],
+        // The backend API's enum values are cuDNN 9's: never bind another major version.
+        [Cudnn] = ["libcudnn.so.9"],
     };
 
     private static int _registered;
@@ -52,19 +54,41 @@ internal static class NativeLibraries
 
     private static nint Resolve(string name, Assembly assembly, DllImportSearchPath? path)
     {
-        if (!FileNames.TryGetValue(name, out var files)) return 0;
+        if (!FileNames.ContainsKey(name)) return 0;
+        if (TryLoad(name, out var handle, out var error)) return handle;
+        throw new LongCtxException(error);
+    }
+
+    /// <summary>
+    /// Loads one of the libraries without throwing, so an optional one (cuDNN) can be probed: false with
+    /// the one-line error listing where it looked.
+    /// </summary>
+    public static bool TryLoad(string name, out nint handle, out string error)
+    {
+        var files = FileNames[name];
         var looked = new List<string>();
         foreach (var folder in SearchFolders().Distinct())
             foreach (var f in files)
             {
                 string candidate = Path.Combine(folder, f);
                 looked.Add(candidate);
-                if (File.Exists(candidate) && NativeLibrary.TryLoad(candidate, out var handle)) return handle;
+                if (File.Exists(candidate) && NativeLibrary.TryLoad(candidate, out handle))
+                {
+                    error = "";
+                    return true;
+                }
             }
         // Last, the loader's own search (ldconfig cache), which finds the driver's libcuda.so.1 anywhere.
         foreach (var f in files)
-            if (NativeLibrary.TryLoad(f, out var handle)) return handle;
-        throw new LongCtxException($"{files[0]} not found (needed for --device cuda); looked in: {string.Join(", ", looked.Select(Path.GetDirectoryName).Distinct())} " +
-                                   "and the loader path. Install CUDA / NCCL or set CUDA_HOME or LD_LIBRARY_PATH");
+            if (NativeLibrary.TryLoad(f, out handle))
+            {
+                error = "";
+                return true;
+            }
+        handle = 0;
+        string needed = name == Cudnn ? "needed for --attention cudnn" : "needed for --device cuda";
+        error = $"{files[0]} not found ({needed}); looked in: {string.Join(", ", looked.Select(Path.GetDirectoryName).Distinct())} " +
+                $"and the loader path. Install {(name == Cudnn ? "cuDNN 9" : "CUDA / NCCL")} or set CUDA_HOME or LD_LIBRARY_PATH";
+        return false;
     }
 }

@@ -1,0 +1,179 @@
+using LongCtx.Cuda;
+using LongCtx.Parallel;
+using LongCtx.Tensors;
+
+namespace LongCtx.Tests.Cuda;
+
+/// <summary>
+/// The decomposition of an attention call into dense (unmasked or bottom-right causal) blocks, checked
+/// element by element against the layout rule: query i sees key j iff same sequence and pos_k ≤ pos_q.
+/// </summary>
+public class AttentionBlocksTests
+{
+    [Theory]
+    [InlineData(2)] [InlineData(3)] [InlineData(4)]
+    public void RingStepsOfLoadBalancedShardsAreAllDenseBlocks(int ranks)
+    {
+        int seed = Random.Shared.Next();
+        var random = new Random(seed);
+        for (int trial = 0; trial < 10; trial++)
+        {
+            var sequences = Enumerable.Range(0, random.Next(1, 3)).Select(id =>
+            {
+                var cached = new KvPlacement(ranks);
+                int prefix = random.Next(2) == 0 ? 0 : random.Next(1, 40);
+                for (int p = 0; p < prefix; p++) cached.Append(random.Next(ranks), [p]);
+                return new SequenceInput(id, random.Next(2 * ranks, 60), cached);
+            }).ToList();
+            var plan = ShardPlan.LoadBalanced(sequences, ranks);
+            // Pass-KV: rank r's queries against every rank's KV; pass-Q computes the same pairs.
+            foreach (var queries in plan.Shards)
+                foreach (var keys in plan.Shards)
+                {
+                    var blocks = AttentionBlocks.Decompose(queries.Queries, keys.Keys);
+                    Assert.True(blocks is not null, $"seed {seed}: queries of rank {queries.Rank} against the KV of rank {keys.Rank} were not decomposed");
+                    AssertDescribesTheRule(queries.Queries, keys.Keys, blocks, $"seed {seed}, ranks {queries.Rank}/{keys.Rank}");
+                }
+        }
+    }
+
+    [Fact]
+    public void RankOwningTwoChunksSplitsIntoOneCausalAndOneUnmaskedBlock()
+    {
+        // 16 tokens on 2 ranks, chunks of 4: rank 0 owns positions 0-3 and 12-15 and holds their KV.
+        var plan = ShardPlan.LoadBalanced([new SequenceInput(0, 16, new KvPlacement(2))], 2);
+        var own = AttentionBlocks.Decompose(plan.Shards[0].Queries, plan.Shards[0].Keys)!;
+        Assert.Equal([new DenseBlock(0, 4, 0, 4, Causal: true), new DenseBlock(4, 4, 0, 8, Causal: true)], own.Blocks);
+        // Against rank 1's KV (positions 4-11): chunk 0-3 sees nothing, chunk 12-15 sees all 8 keys.
+        var other = AttentionBlocks.Decompose(plan.Shards[0].Queries, plan.Shards[1].Keys)!;
+        Assert.Equal([new DenseBlock(4, 4, 0, 8, Causal: false)], other.Blocks);
+        Assert.Equal([(0, 4)], other.EmptyRuns);
+    }
+
+    [Fact]
+    public void FusedBatchOfSequencesIsOneCausalBlockPerSequence()
+    {
+        var lengths = new[] { 5, 130, 1, 64 };
+        var layout = Concat(lengths.Select((n, s) => Sequence(s, 0, n)));
+        var blocks = AttentionBlocks.Decompose(layout, layout)!;
+        Assert.Equal(lengths.Length, blocks.Blocks.Count);
+        Assert.All(blocks.Blocks, b => Assert.True(b.Causal || b.QueryCount == 1));
+        AssertDescribesTheRule(layout, layout, blocks, "fused batch");
+    }
+
+    [Fact]
+    public void CachedPrefixPrefillIsCausalOverPrefixAndNewTokens()
+    {
+        var queries = Sequence(0, 100, 37);
+        var keys = Sequence(0, 0, 137);
+        var blocks = AttentionBlocks.Decompose(queries, keys)!;
+        Assert.Equal([new DenseBlock(0, 37, 0, 137, Causal: true)], blocks.Blocks);
+        AssertDescribesTheRule(queries, keys, blocks, "cached prefix");
+    }
+
+    [Fact]
+    public void DecodeRowsAreUnmaskedBlocksOverTheirSequencesCaches()
+    {
+        // Three sequences decoding one token each against a cache holding 10, 3 and 7 tokens.
+        var queries = new TokenLayout([0, 1, 2], [10, 3, 7]);
+        var keys = Concat([Sequence(0, 0, 11), Sequence(1, 0, 4), Sequence(2, 0, 8)]);
+        var blocks = AttentionBlocks.Decompose(queries, keys)!;
+        Assert.Equal([new DenseBlock(0, 1, 0, 11, false), new DenseBlock(1, 1, 11, 4, false), new DenseBlock(2, 1, 15, 8, false)], blocks.Blocks);
+        AssertDescribesTheRule(queries, keys, blocks, "decode");
+    }
+
+    [Fact]
+    public void LayoutsThatAreNotDenseBlocksAreRefused()
+    {
+        var queries = Sequence(0, 0, 10);
+        // Keys of one sequence in two row ranges.
+        Assert.Null(AttentionBlocks.Decompose(queries, Concat([Sequence(0, 0, 5), Sequence(1, 0, 3), Sequence(0, 5, 5)])));
+        // Keys out of position order.
+        Assert.Null(AttentionBlocks.Decompose(queries, new TokenLayout(new int[10], [9, 8, 7, 6, 5, 4, 3, 2, 1, 0])));
+        // The first queries see nothing, the later ones something.
+        Assert.Null(AttentionBlocks.Decompose(queries, Sequence(0, 5, 10)));
+        // Every other position held: the visible prefix grows by a half key per query.
+        Assert.Null(AttentionBlocks.Decompose(queries, new TokenLayout(new int[10], Enumerable.Range(0, 10).Select(i => 2 * i).ToArray())));
+    }
+
+    [Fact]
+    public void WheneverRandomLayoutsDecomposeTheBlocksDescribeTheRule()
+    {
+        int seed = Random.Shared.Next();
+        var random = new Random(seed);
+        int decomposed = 0;
+        for (int trial = 0; trial < 2000; trial++)
+        {
+            var queries = RandomLayout(random);
+            var keys = RandomLayout(random);
+            if (AttentionBlocks.Decompose(queries, keys) is not { } blocks) continue;
+            decomposed++;
+            AssertDescribesTheRule(queries, keys, blocks, $"seed {seed}, trial {trial}");
+        }
+        Assert.True(decomposed > 100, $"seed {seed}: only {decomposed} random layouts decomposed");
+    }
+
+    [Fact]
+    public void TheDecompositionIsCachedPerLayoutPair()
+    {
+        var a = Sequence(0, 0, 300);
+        var b = Sequence(0, 0, 300);
+        Assert.Same(AttentionBlocks.Of(a, a), AttentionBlocks.Of(a, a));
+        Assert.NotSame(AttentionBlocks.Of(a, a), AttentionBlocks.Of(a, b));
+    }
+
+    /// <summary>Runs of 1-3 sequences at random offsets, positions consecutive or with random gaps.</summary>
+    private static TokenLayout RandomLayout(Random random)
+    {
+        var parts = new List<TokenLayout>();
+        for (int i = random.Next(1, 4); i > 0; i--)
+        {
+            int seq = random.Next(3), start = random.Next(0, 12), n = random.Next(1, 12);
+            parts.Add(random.Next(4) == 0
+                ? new TokenLayout(Enumerable.Repeat(seq, n).ToArray(), Enumerable.Range(0, n).Select(_ => random.Next(0, 24)).ToArray())
+                : Sequence(seq, start, n));
+        }
+        return Concat(parts);
+    }
+
+    private static void AssertDescribesTheRule(TokenLayout queries, TokenLayout keys, AttentionBlocks? blocks, string where)
+    {
+        Assert.NotNull(blocks);
+        var owner = new int[queries.Count];
+        Array.Fill(owner, -2);
+        for (int b = 0; b < blocks.Blocks.Count; b++)
+        {
+            var block = blocks.Blocks[b];
+            Assert.True(block.KeyCount >= (block.Causal ? block.QueryCount : 1), $"{where}: {block} has too few keys");
+            for (int i = block.QueryStart; i < block.QueryStart + block.QueryCount; i++)
+            {
+                Assert.True(owner[i] == -2, $"{where}: query row {i} is in two blocks");
+                owner[i] = b;
+            }
+        }
+        foreach (var (start, count) in blocks.EmptyRuns)
+            for (int i = start; i < start + count; i++)
+            {
+                Assert.True(owner[i] == -2, $"{where}: query row {i} is in two blocks");
+                owner[i] = -1;
+            }
+        for (int i = 0; i < queries.Count; i++)
+        {
+            Assert.True(owner[i] != -2, $"{where}: query row {i} is in no block");
+            for (int j = 0; j < keys.Count; j++)
+            {
+                bool rule = queries.SeqIds[i] == keys.SeqIds[j] && keys.Positions[j] <= queries.Positions[i];
+                bool described = owner[i] >= 0 && Sees(blocks.Blocks[owner[i]], i, j);
+                Assert.True(rule == described, $"{where}: query {i} (seq {queries.SeqIds[i]} pos {queries.Positions[i]}), key {j} (seq {keys.SeqIds[j]} pos {keys.Positions[j]}): rule {rule}, blocks {described}");
+            }
+        }
+    }
+
+    private static bool Sees(DenseBlock b, int i, int j) =>
+        j >= b.KeyStart && j < b.KeyStart + b.KeyCount && (!b.Causal || j - b.KeyStart <= i - b.QueryStart + b.KeyCount - b.QueryCount);
+
+    private static TokenLayout Sequence(int seq, int start, int count) =>
+        new(Enumerable.Repeat(seq, count).ToArray(), Enumerable.Range(start, count).ToArray());
+
+    private static TokenLayout Concat(IEnumerable<TokenLayout> parts) => TokenLayout.Concat(parts.ToList());
+}
