@@ -1,12 +1,28 @@
 #!/usr/bin/env bash
-# One round on the GPU machine (see scripts/gpu.sh, which publishes and calls this): the GPU checks
-# (fixture parity on 1..N GPUs with both rings, transformers parity of an 8B-shaped model), the
-# benchmarks, and the PyTorch peer, ending with a short table. Needs .publish/linux-x64 (carried).
-#   bench/gpu/run.sh [smoke|quick|full]   (smoke: fixture + 8K bench; quick: + transformers at 8K)
+# One round on the GPU machine (see scripts/gpu.sh, which publishes and calls this). Needs
+# .publish/linux-x64 (carried). Sections, each adding lines to the summary printed last:
+#   fixture     tiny-llama3 against transformers (float64 reference) on 1..N GPUs, both rings
+#   attention   the attention block alone: cuDNN and our kernel against torch SDPA, TFLOP/s at 32K/128K
+#   hf          an 8B-shaped model (2 layers, random bf16) against transformers' float32 logits, 8K and 32K
+#   launch      GPU ranks as processes (bench/gpu/launch_check.sh checks)
+#   bench       8B shape, dummy weights, 32 layers: prefill 32K/128K, time split, decode batch 1 and 8, star/apb
+#   peer        PyTorch: HF transformers + cuDNN on one GPU, torch context_parallel on N GPUs
+#   retrieval   train the retrieval model, evaluate dense/pass-kv/star/apb (bench/retrieval)
+# Modes: smoke (fixture + 8K bench), checks (fixture attention launch + smokes of peer and retrieval),
+# full (fixture attention hf bench peer), retrieval, or a comma-separated list of sections.
+#   bench/gpu/run.sh [smoke|checks|full|retrieval|SECTION,...]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 mode=${1:-full}
+case $mode in
+  smoke) sections=fixture,bench; quick=1 ;;
+  checks) sections=fixture,attention,launch,peer,retrieval; quick=1 ;;
+  full) sections=fixture,attention,hf,bench,peer; quick=0 ;;
+  retrieval) sections=retrieval; quick=0 ;;
+  *) sections=$mode; quick=0 ;;
+esac
+has() { [[ ",$sections," == *",$1,"* ]]; }
 out=${OUT:-/tmp/longctx-out}
 mkdir -p "$out"
 bin=.publish/linux-x64/longctx
@@ -16,66 +32,125 @@ nvidia-smi -L
 summary="$out/summary.txt"
 : > "$summary"
 note() { echo "$*" | tee -a "$summary"; }
-
-# 1. The tiny Llama 3 fixture (reference from transformers in float64) on 1..N GPUs, both rings.
 fx=tests/data/fixtures/tiny-llama3
-python3 bench/gpu/compare.py ids "$fx" "$out/ids.json"
-for g in $(seq 1 "$ngpu"); do
-  for s in pass-kv pass-q; do
-    [[ $g == 1 && $s == pass-q ]] && continue
-    if "$bin" generate --device cuda --gpus "$g" --strategy "$s" --model "$fx" --prompt-ids "$out/ids.json" --temperature 0 \
-        --max-new-tokens 16 --dump-logits "$out/fx-$g-$s.safetensors" --dump-last 4 --json > "$out/fx-$g-$s.json" 2> "$out/fx-$g-$s.err"; then
-      note "$(python3 bench/gpu/compare.py fixture "$fx" "$out/fx-$g-$s.safetensors" "$out/fx-$g-$s.json" "tiny-llama3 $g gpu $s")"
-    else
-      note "tiny-llama3 $g gpu $s: FAIL $(tail -1 "$out/fx-$g-$s.err")"
-    fi
-  done
-done
 
-# 2. An 8B-shaped model (2 layers, random bf16) against transformers' float32 logits at 8K and 32K.
-lens="8192 32768"; [[ $mode == quick ]] && lens="8192"; [[ $mode == smoke ]] && lens=""
-[[ -n $lens ]] && { python3 bench/gpu/compare.py hf-model /tmp/m8b 2> "$out/hf-model.err" || note "hf-model: FAIL $(tail -1 "$out/hf-model.err")"; }
-for n in $lens; do
-  python3 bench/gpu/compare.py hf-logits /tmp/m8b "$n" "$out/ids-$n.json" "$out/hf-$n.safetensors" 2> "$out/hf-$n.err" \
-    || { note "transformers logits $n: FAIL $(tail -1 "$out/hf-$n.err")"; continue; }
-  for g in 1 "$ngpu"; do
+if has fixture; then
+  python3 bench/gpu/compare.py ids "$fx" "$out/ids.json"
+  for g in $(seq 1 "$ngpu"); do
     for s in pass-kv pass-q; do
       [[ $g == 1 && $s == pass-q ]] && continue
-      if "$bin" generate --device cuda --gpus "$g" --strategy "$s" --model /tmp/m8b --prompt-ids "$out/ids-$n.json" --max-new-tokens 0 \
-          --dump-logits "$out/m8b-$n-$g-$s.safetensors" --json > "$out/m8b-$n-$g-$s.json" 2> "$out/m8b-$n-$g-$s.err"; then
-        note "$(python3 bench/gpu/compare.py hf-compare "$out/hf-$n.safetensors" "$out/m8b-$n-$g-$s.safetensors" "8B-shape 2 layers $n tokens $g gpu $s")"
+      if "$bin" generate --device cuda --gpus "$g" --strategy "$s" --model "$fx" --prompt-ids "$out/ids.json" --temperature 0 \
+          --max-new-tokens 16 --dump-logits "$out/fx-$g-$s.safetensors" --dump-last 4 --json > "$out/fx-$g-$s.json" 2> "$out/fx-$g-$s.err"; then
+        note "$(python3 bench/gpu/compare.py fixture "$fx" "$out/fx-$g-$s.safetensors" "$out/fx-$g-$s.json" "tiny-llama3 $g gpu $s")"
       else
-        note "8B-shape $n $g gpu $s: FAIL $(tail -1 "$out/m8b-$n-$g-$s.err")"
+        note "tiny-llama3 $g gpu $s: FAIL $(tail -1 "$out/fx-$g-$s.err")"
       fi
     done
   done
-done
-
-# 3. Benchmarks: 8B shape, dummy weights, all 32 layers.
-gpus=1; [[ $ngpu -gt 1 ]] && gpus="1,$ngpu"
-ctx="32768,131072"; [[ $mode != full ]] && ctx="8192"
-"$bin" bench --config llama3-8b --context "$ctx" --gpus "$gpus" --strategy pass-kv --profile --json > "$out/bench-pass-kv.json" 2> "$out/bench-pass-kv.err" || tail -3 "$out/bench-pass-kv.err"
-# Decode on the distributed cache just under 128K (a 131072-token prompt leaves no position to decode into).
-dctx=130000; [[ $mode != full ]] && dctx=8192
-"$bin" bench --config llama3-8b --context "$dctx" --gpus "$gpus" --strategy pass-kv --decode-steps 32 --json > "$out/bench-decode.json" 2> "$out/bench-decode.err" || tail -3 "$out/bench-decode.err"
-if [[ $ngpu -gt 1 ]]; then
-  for s in pass-q star apb; do
-    "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy $s --json > "$out/bench-$s.json" 2> "$out/bench-$s.err" || tail -3 "$out/bench-$s.err"
+  # More ranks than GPUs (shared GPUs, device copies): exact, for accuracy studies.
+  for s in pass-kv pass-q; do
+    "$bin" generate --device cuda --gpus 1 --ranks 4 --strategy $s --model "$fx" --prompt-ids "$out/ids.json" --temperature 0 --max-new-tokens 16 \
+      --dump-logits "$out/sh-$s.safetensors" --dump-last 4 --json > "$out/sh-$s.json" 2> "$out/sh-$s.err" \
+      && note "$(python3 bench/gpu/compare.py fixture "$fx" "$out/sh-$s.safetensors" "$out/sh-$s.json" "tiny-llama3 4 ranks on 1 gpu $s")" \
+      || note "tiny-llama3 4 ranks on 1 gpu $s: FAIL $(tail -1 "$out/sh-$s.err")"
   done
 fi
-python3 - "$out" >> "$summary" <<'PY'
+
+if has attention; then
+  "$bin" bench-attention --context 4096 --mask causal,none --attention cudnn,kernel --dump "$out/attn.safetensors" > "$out/attn-check.txt" 2>&1 \
+    || note "bench-attention dump: FAIL $(tail -1 "$out/attn-check.txt")"
+  for m in causal none; do
+    [[ -f $out/attn-$m.safetensors ]] && note "$m 4096: $(python3 bench/gpu/check_attention.py "$out/attn-$m.safetensors" 2>&1 | tr '\n' ' ')"
+    rm -f "$out/attn-$m.safetensors"
+  done
+  "$bin" bench-attention --context 32768,131072 --heads 32 --kv-heads 8 --head-dim 128 --mask causal,none --attention cudnn,kernel --json \
+    > "$out/bench-attention.json" 2> "$out/bench-attention.err" || note "bench-attention: FAIL $(tail -1 "$out/bench-attention.err")"
+  python3 - "$out/bench-attention.json" >> "$summary" <<'PY'
+import json, sys
+try: d = json.load(open(sys.argv[1]))
+except Exception as e: print(f"bench-attention: no result ({e})"); sys.exit()
+for p in d.get("points", d if isinstance(d, list) else []):
+    print("attention " + ", ".join(f"{k} {v}" for k, v in p.items()))
+PY
+fi
+
+if has hf; then
+  lens="8192 32768"; [[ $quick == 1 ]] && lens="8192"
+  python3 bench/gpu/compare.py hf-model /tmp/m8b 2> "$out/hf-model.err" || note "hf-model: FAIL $(tail -1 "$out/hf-model.err")"
+  for n in $lens; do
+    python3 bench/gpu/compare.py hf-logits /tmp/m8b "$n" "$out/ids-$n.json" "$out/hf-$n.safetensors" 2> "$out/hf-$n.err" \
+      || { note "transformers logits $n: FAIL $(tail -1 "$out/hf-$n.err")"; continue; }
+    for g in 1 "$ngpu"; do
+      for s in pass-kv pass-q; do
+        [[ $g == 1 && $s == pass-q ]] && continue
+        if "$bin" generate --device cuda --gpus "$g" --strategy "$s" --model /tmp/m8b --prompt-ids "$out/ids-$n.json" --max-new-tokens 0 --verbose \
+            --dump-logits "$out/m8b-$n-$g-$s.safetensors" --json > "$out/m8b-$n-$g-$s.json" 2> "$out/m8b-$n-$g-$s.err"; then
+          note "$(python3 bench/gpu/compare.py hf-compare "$out/hf-$n.safetensors" "$out/m8b-$n-$g-$s.safetensors" "8B-shape 2 layers $n tokens $g gpu $s") [$(grep -o 'cuDNN[^,]*calls\?[^,]*, own kernel for [0-9]*' "$out/m8b-$n-$g-$s.err" | head -1)]"
+        else
+          note "8B-shape $n $g gpu $s: FAIL $(tail -1 "$out/m8b-$n-$g-$s.err")"
+        fi
+      done
+    done
+  done
+fi
+
+if has launch; then
+  bench/gpu/launch_check.sh checks > "$out/launch.txt" 2>&1
+  sed -n '/==== launch summary ====/,$p' "$out/launch.txt" | tail -n +2 >> "$summary"
+fi
+
+if has bench; then
+  gpus=1; [[ $ngpu -gt 1 ]] && gpus="1,$ngpu"
+  ctx="32768,131072"; [[ $quick == 1 ]] && ctx="8192"
+  "$bin" bench --config llama3-8b --context "$ctx" --gpus "$gpus" --strategy pass-kv --profile --json > "$out/bench-pass-kv.json" 2> "$out/bench-pass-kv.err" || note "bench pass-kv: FAIL $(tail -1 "$out/bench-pass-kv.err")"
+  if [[ $ngpu -gt 1 ]]; then
+    for s in pass-q star apb; do
+      "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy $s --json > "$out/bench-$s.json" 2> "$out/bench-$s.err" || note "bench $s: FAIL $(tail -1 "$out/bench-$s.err")"
+    done
+  fi
+  # Decode on the distributed cache just under 128K (a 131072-token prompt leaves no position to decode into);
+  # batch 8 needs 2+ H200s (~82 GB of KV each on 2).
+  dctx=130000; [[ $quick == 1 ]] && dctx=8192
+  "$bin" bench --config llama3-8b --context "$dctx" --gpus "$gpus" --strategy pass-kv --decode-steps 16 --json > "$out/bench-decode1.json" 2> "$out/bench-decode1.err" || note "decode batch 1: FAIL $(tail -1 "$out/bench-decode1.err")"
+  [[ $ngpu -gt 1 ]] && { "$bin" bench --config llama3-8b --context "$dctx" --gpus "$ngpu" --strategy pass-kv --decode-steps 16 --batch 8 --json > "$out/bench-decode8.json" 2> "$out/bench-decode8.err" || note "decode batch 8: FAIL $(tail -1 "$out/bench-decode8.err")"; }
+  python3 - "$out" >> "$summary" <<'PY'
 import json, sys, glob
 for f in sorted(glob.glob(sys.argv[1] + "/bench-*.json")):
+    if "attention" in f: continue
     try: d = json.load(open(f))
     except Exception: print(f"{f}: no result"); continue
     for p in d["points"]:
         s = p.get("time_split_ms") or {}
         split = " split gemm/attn/comm/other ms " + "/".join(f"{s.get(k, 0):.0f}" for k in ("gemm", "attention", "communication", "other")) if s else ""
-        extra = f" decode {p['decode_ms_per_token']} ms/token" if "decode_ms_per_token" in p else ""
+        extra = f" decode batch {p.get('batch', 1)}: {p.get('decode_ms_per_step')} ms/step, {p['decode_ms_per_token']} ms/token" if "decode_ms_per_token" in p else ""
         if "logits_relative_error" in p: extra += f" logits err vs exact {p['logits_relative_error']} top-1 {'agrees' if p['top1_agrees'] else 'differs'}"
-        print(f"longctx {p['ranks']} gpu {p['context']} tokens {p['strategy']}: TTFT {p['ttft_ms']:.0f} ms, {p['model_tflops']:.0f} TFLOP/s, MFU {p['mfu']}, eff {p['parallel_efficiency']}{split}{extra}")
+        print(f"longctx {p['ranks']} gpu {p['context']} tokens {p['strategy']}: TTFT {p['ttft_ms']:.0f} ms, {p['model_tflops']:.0f} TFLOP/s, MFU {p['mfu']}, eff {p['parallel_efficiency']}{split}{extra} [{d.get('attention', '')}]")
 PY
+fi
 
-# 4. The PyTorch peer on one GPU.
-[[ $mode == full ]] && python3 bench/gpu/hf_prefill.py 32768 131072 >> "$summary" 2> "$out/hf-prefill.err"
+if has peer; then
+  if [[ $quick == 1 ]]; then
+    [[ $ngpu -gt 1 ]] && for b in cudnn flash; do
+      timeout 150 torchrun --standalone --nproc-per-node "$ngpu" bench/gpu/torch_cp.py --context 8192 --layers 2 --backend $b --budget-s 120 > "$out/torch-cp-$b.txt" 2>&1
+      note "$(grep -E '^torch context_parallel|OOM|FAIL|Timeout' "$out/torch-cp-$b.txt" | tr '\n' ' ' | cut -c1-600) ($b)"
+    done
+  else
+    python3 bench/gpu/hf_prefill.py 32768 131072 >> "$summary" 2> "$out/hf-prefill.err"
+    [[ $ngpu -gt 1 ]] && { timeout 300 torchrun --standalone --nproc-per-node "$ngpu" bench/gpu/torch_cp.py --context 32768,131072 --layers 32 --backend cudnn --budget-s 280 > "$out/torch-cp.txt" 2>&1
+      grep -E '^torch context_parallel|OOM|FAIL|Timeout' "$out/torch-cp.txt" >> "$summary"; }
+  fi
+fi
+
+if has retrieval; then
+  if [[ $quick == 1 ]]; then
+    python3 bench/retrieval/train.py --out /tmp/retrieval-smoke --smoke > "$out/train-smoke.txt" 2>&1; note "retrieval smoke: $(tail -2 "$out/train-smoke.txt" | tr '\n' ' ')"
+  else
+    python3 bench/retrieval/train.py --out /tmp/retrieval-model --minutes "${TRAIN_MINUTES:-3.5}" > "$out/train.txt" 2>&1
+    grep -E "accuracy at|saved|export check|done after|time is up" "$out/train.txt" >> "$summary"
+    python3 bench/retrieval/prompts.py --out /tmp/retrieval-prompts.jsonl --contexts 16384,32768,65536 --per-task "${PER_TASK:-12}" >> "$summary"
+    "$bin" eval-retrieval --model /tmp/retrieval-model --prompts /tmp/retrieval-prompts.jsonl --strategies dense,pass-kv,star,apb --ranks 2,4,8 \
+      --device cuda --gpus "$ngpu" > "$out/retrieval.txt" 2> "$out/retrieval.err" || note "eval-retrieval: FAIL $(tail -1 "$out/retrieval.err")"
+    cat "$out/retrieval.txt" >> "$summary"
+  fi
+fi
 echo; echo "==== summary ===="; cat "$summary"
