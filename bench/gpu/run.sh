@@ -8,7 +8,7 @@
 #   bench       8B shape, dummy weights, 32 layers: prefill 32K/128K, time split, decode batch 1 and 8, star/apb
 #   peer        PyTorch: HF transformers + cuDNN on one GPU, torch context_parallel on N GPUs
 #   retrieval   train the retrieval model, evaluate dense/pass-kv/star/apb (bench/retrieval)
-# Modes: smoke (fixture + 8K bench), checks (fixture attention launch + smokes of peer and retrieval),
+# Modes: smoke (fixture + 8K bench), checks (every section at 8K, peer and retrieval as smokes),
 # full (fixture attention hf bench peer), retrieval, or a comma-separated list of sections.
 #   bench/gpu/run.sh [smoke|checks|full|retrieval|SECTION,...]
 set -uo pipefail
@@ -17,19 +17,21 @@ export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVL
 mode=${1:-full}
 case $mode in
   smoke) sections=fixture,bench; quick=1 ;;
-  checks) sections=fixture,attention,launch,peer,retrieval; quick=1 ;;
+  checks) sections=fixture,attention,hf,launch,bench,peer,retrieval; quick=1 ;;
   full) sections=fixture,attention,hf,bench,peer; quick=0 ;;
   retrieval) sections=retrieval; quick=0 ;;
   *) sections=$mode; quick=0 ;;
 esac
 has() { [[ ",$sections," == *",$1,"* ]]; }
-out=${OUT:-/tmp/longctx-out}
-mkdir -p "$out"
+# Working files stay on the machine; only the summary (and the benchmark JSON) go to $OUT, which comes back.
+out=/tmp/longctx-work
+results=${OUT:-/tmp/longctx-out}
+mkdir -p "$out" "$results"
 bin=.publish/linux-x64/longctx
 chmod +x "$bin"
 ngpu=$(nvidia-smi -L | wc -l)
 nvidia-smi -L
-summary="$out/summary.txt"
+summary="$results/summary.txt"
 : > "$summary"
 note() { echo "$*" | tee -a "$summary"; }
 fx=tests/data/fixtures/tiny-llama3
@@ -153,4 +155,5 @@ if has retrieval; then
     cat "$out/retrieval.txt" >> "$summary"
   fi
 fi
+cp "$out"/bench-*.json "$results"/ 2>/dev/null
 echo; echo "==== summary ===="; cat "$summary"
