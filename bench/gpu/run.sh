@@ -97,7 +97,7 @@ if has hf; then
 fi
 
 if has launch; then
-  bench/gpu/launch_check.sh checks > "$out/launch.txt" 2>&1
+  OUT="$out/launch" bench/gpu/launch_check.sh checks > "$out/launch.txt" 2>&1
   sed -n '/==== launch summary ====/,$p' "$out/launch.txt" | tail -n +2 >> "$summary"
 fi
 
