@@ -2,7 +2,7 @@
 # The GPU round in one script. Here (with the .NET SDK): publishes longctx self-contained and trimmed for
 # linux-x64 into .publish/linux-x64. On the GPU machine (no .NET; carry .publish): runs bench/gpu/run.sh —
 # GPU checks, benchmarks and the PyTorch peer — and prints a short table last.
-#   scripts/gpu.sh publish        then, on the GPU machine:   scripts/gpu.sh run [quick|full]
+#   scripts/gpu.sh publish        then, on the GPU machine:   scripts/gpu.sh run [smoke|checks|ours|others|full|retrieval]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
@@ -12,5 +12,5 @@ case "${1:-}" in
   run)
     shift; exec bench/gpu/run.sh "$@" ;;
   *)
-    echo "usage: scripts/gpu.sh publish | run [quick|full]" >&2; exit 2 ;;
+    echo "usage: scripts/gpu.sh publish | run [smoke|checks|ours|others|full|retrieval]" >&2; exit 2 ;;
 esac

@@ -2,9 +2,9 @@
 
 A document is random filler with key-value records scattered through it; questions follow it:
 
-  value record   K k1 k2 k3 V v1 v2       the key k1k2k3 holds the value v1v2
-  alias record   L a1 a2 a3 K k1 k2 k3    the key a1a2a3 holds whatever k1k2k3 holds (two hops)
-  question       Q k1 k2 k3 A  ->  v1 v2  (for an alias key: the value of the key it names)
+  value record   K k V v      the key k holds the value v
+  alias record   L a K k      the key a holds whatever k holds (two hops)
+  question       Q k A  ->  v (for an alias key: the value of the key it names)
 
 Token ranges are disjoint, so only the record structure tells keys, values and filler apart. Keys are
 unique within a document; records sit at uniformly random places, so the needed one (and, for an alias,
@@ -12,16 +12,18 @@ the record it points to) can be anywhere — in another context-parallel block t
 Sequences are lists of ints; `rng` is a random.Random.
 """
 
-VOCAB = 512
+VOCAB = 2048
 BOS, EOS, Q, A, K, V, L = 0, 1, 2, 3, 4, 5, 6
-FILLER = range(16, 128)
-KEYS = range(128, 320)
-VALUES = range(320, 512)
-KEY_LEN, VALUE_LEN = 3, 2
-QUERY_LEN = 1 + KEY_LEN + 1  # Q k1 k2 k3 A: the trailing tokens Star/APB take as the query
+FILLER = range(16, 512)
+KEYS = range(512, 1536)  # one token a key: 1024 keys, enough for the 512 records of a 64K document
+VALUES = range(1536, 2048)
+# One-token keys and values: matching one token is the induction step a small model learns in a minute;
+# multi-token keys (three tokens, two-token values) left a 3-minute run at 0% accuracy.
+KEY_LEN, VALUE_LEN = 1, 1
+QUERY_LEN = 1 + KEY_LEN + 1  # Q k A: the trailing tokens Star/APB take as the query
 QA_LEN = QUERY_LEN + VALUE_LEN
 TOKENS_PER_RECORD = 128  # document tokens per record, on average
-MIN_RECORDS = 8
+MIN_RECORDS = 16
 
 
 def document(rng, length):

@@ -6,7 +6,7 @@ Curriculum: lengths 512 -> 16K, each a stage the model moves past at 90% answer 
 current length with shorter ones. Half the steps from 2K on skip positions PoSE-style (Zhu et al. 2023):
 three jumps in the document put its tokens up to 72K apart, so the 16K-token sequences teach the
 positions and distances of the 16K-64K test contexts. Stops when the 16K accuracy passes 98% or the
-time is up, then prints the accuracy at 16K, 32K and 64K with contiguous positions, saves, and checks
+time is up (a stage lasts at most a quarter of it), then prints the accuracy at 16K, 32K and 64K with contiguous positions, saves, and checks
 that transformers' own forward pass of the saved directory gives the logits this script trained.
 
   python3 bench/retrieval/train.py --out /tmp/retrieval-model            (about 4 minutes on one H200)
@@ -26,7 +26,7 @@ import task
 
 STAGES = [(512, 64), (1024, 32), (2048, 16), (4096, 8), (8192, 4), (16384, 2)]  # (length, batch): 32K tokens a step
 SMOKE_STAGES = [(512, 8), (1024, 4)]
-N_QUESTIONS = 8
+N_QUESTIONS = 16  # at most task.MIN_RECORDS: questions are about distinct records
 POSE_SPAN = 72 * 1024  # the largest position a skipped sequence reaches: past the 64K test contexts
 ADVANCE, DONE = 0.90, 0.98
 
@@ -140,8 +140,8 @@ def train(model, args, device):
         if stage == len(stages) - 1 and full and mean > DONE:
             print(f"[{elapsed:6.1f} s] accuracy {mean:.3f} at {stages[stage][0]} tokens: done after {step} steps")
             return step
-        # Move on at 90%, or after a third of the time so the longest length is always trained.
-        if stage < len(stages) - 1 and ((full and mean > ADVANCE) or time.time() - stage_start > args.minutes * 20):
+        # Move on at 90%, or after a quarter of the time so the long lengths are always trained.
+        if stage < len(stages) - 1 and ((full and mean > ADVANCE) or time.time() - stage_start > args.minutes * 15):
             stage, stage_start = stage + 1, time.time()
             recent.clear()
             print(f"[{elapsed:6.1f} s] accuracy {mean:.3f}: on to {stages[stage][0]} tokens")

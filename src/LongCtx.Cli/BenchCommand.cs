@@ -31,16 +31,17 @@ internal static class BenchCommand
         var ranks = new Option<string?>("--ranks") { Description = "rank counts to run on the --gpus GPUs (then one number); ranks beyond the GPUs share them (exact, slow)" };
         var strategy = new Option<string>("--strategy") { Description = "pass-kv, pass-q, auto or dense (1 rank)", DefaultValueFactory = _ => StrategyNames.Auto };
         var repeat = new Option<int>("--repeat") { Description = "timed prefills per point (the best counts)", DefaultValueFactory = _ => 1 };
+        var warmup = new Option<int>("--warmup") { Description = "untimed prefills at each context before the timed ones (they build the cuDNN plans for its shapes)", DefaultValueFactory = _ => 1 };
         var decode = new Option<int>("--decode-steps") { Description = "after each timed prefill, decode this many tokens on the distributed cache and report ms per step and per token", DefaultValueFactory = _ => 0 };
         var batch = new Option<int>("--batch") { Description = "sequences decoded together (each with the same prompt prefilled); needs --decode-steps", DefaultValueFactory = _ => 1 };
         var profile = new Option<bool>("--profile") { Description = "also run a profiled prefill for the time split (GPU)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
         var attention = AttentionOption.Create();
         var command = new Command("bench", "Measure prefill time to first token on long prompts");
-        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, strategy, repeat, decode, batch, profile, attention, json }) command.Options.Add(o);
+        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, strategy, repeat, warmup, decode, batch, profile, attention, json }) command.Options.Add(o);
         command.SetAction(r => Run(r.GetValue(model), r.GetValue(config), r.GetValue(loadFormat)!, r.GetValue(layers), Ints(r.GetValue(contexts)!, "--context"),
             r.GetValue(device)!, Layouts(r.GetValue(gpus)!, r.GetValue(ranks)), StrategyNames.Validate(r.GetValue(strategy)!), Math.Max(1, r.GetValue(repeat)),
-            r.GetValue(decode), r.GetValue(batch), r.GetValue(profile), AttentionOption.Parse(r.GetValue(attention)!, r.GetValue(device)!), r.GetValue(json)));
+            r.GetValue(warmup), r.GetValue(decode), r.GetValue(batch), r.GetValue(profile), AttentionOption.Parse(r.GetValue(attention)!, r.GetValue(device)!), r.GetValue(json)));
         return command;
     }
 
@@ -54,8 +55,9 @@ internal static class BenchCommand
     }
 
     private static int Run(string? dir, string? preset, string loadFormat, int? layers, int[] contexts, string device, (int Ranks, int Gpus)[] layouts,
-        string strategy, int repeat, int decodeSteps, int batch, bool profile, AttentionImplementation attention, bool json)
+        string strategy, int repeat, int warmup, int decodeSteps, int batch, bool profile, AttentionImplementation attention, bool json)
     {
+        if (warmup < 0) throw new LongCtxException($"--warmup {warmup} must be 0 or more");
         if (decodeSteps < 0) throw new LongCtxException("--decode-steps must be 0 or more");
         if (batch < 1) throw new LongCtxException($"--batch {batch} must be 1 or more");
         if (batch > 1 && decodeSteps == 0) throw new LongCtxException($"--batch {batch} batches decode steps: give --decode-steps N too");
@@ -88,6 +90,8 @@ internal static class BenchCommand
                 string used = strategy;
                 float[] logits = [];
                 DecodeTiming? decoded = null;
+                // A context's first prefill also builds a cuDNN plan per new block shape (tens of ms each): not part of a warm TTFT.
+                for (int i = 0; i < warmup; i++) Prefill(engine, context, strategy);
                 for (int i = 0; i < repeat; i++)
                 {
                     var (ms, s, lastLogits) = Prefill(engine, context, strategy, i == repeat - 1 ? decodeSteps : 0, batch, d => decoded = d);

@@ -28,6 +28,21 @@ public sealed partial class CudaBackend
         }
     }
 
+    /// <summary>The most query rows one causal cuDNN call takes; longer causal blocks run as row slices (0: no limit).</summary>
+    public int CudnnCausalRowsPerCall
+    {
+        get => _cudnnCausalRows;
+        set
+        {
+            if (value < 0) throw new LongCtxException($"causal rows per cuDNN call {value} must be 0 (no limit) or more");
+            _cudnnCausalRows = value;
+            if (_cudnn is not null) _cudnn.MaxCausalQueryRows = value;
+        }
+    }
+
+    public const int DefaultCudnnCausalRowsPerCall = CudnnAttention.DefaultMaxCausalQueryRows;
+    private int _cudnnCausalRows = DefaultCudnnCausalRowsPerCall;
+
     /// <summary>The loaded cuDNN's version ("9.14.0"), or null.</summary>
     public string? CudnnVersion => _cudnn is { } c ? CudnnAttention.VersionText(c.Version) : null;
 
@@ -65,6 +80,7 @@ public sealed partial class CudaBackend
         {
             _cudnn = CudnnAttention.TryCreate(_device, out var error);
             if (_cudnn is null) _cudnnUnavailable = error;
+            else _cudnn.MaxCausalQueryRows = _cudnnCausalRows;
         }
         return _cudnn;
     }

@@ -114,6 +114,28 @@ public class AttentionBlocksTests
     }
 
     [Fact]
+    public void CausalRowSlicesSeeExactlyWhatTheWholeBlockSees()
+    {
+        int seed = Random.Shared.Next();
+        var random = new Random(seed);
+        for (int trial = 0; trial < 200; trial++)
+        {
+            int queries = random.Next(1, 60), keys = queries + random.Next(0, 30), maxRows = random.Next(1, 70);
+            var block = new DenseBlock(random.Next(5), queries, random.Next(5), keys, Causal: random.Next(4) != 0);
+            var slices = CudnnAttention.Slices(block, maxRows).ToList();
+            string where = $"seed {seed}, {block}, at most {maxRows} rows";
+            Assert.True(slices.Count == (block.Causal ? (queries + maxRows - 1) / maxRows : 1), $"{where}: {slices.Count} slices");
+            Assert.All(slices, s => Assert.True(s.QueryCount <= (block.Causal ? maxRows : queries) && s.KeyCount >= s.QueryCount || !s.Causal, $"{where}: {s}"));
+            for (int i = block.QueryStart; i < block.QueryStart + queries; i++)
+            {
+                var owner = Assert.Single(slices, s => i >= s.QueryStart && i < s.QueryStart + s.QueryCount);
+                for (int j = 0; j < block.KeyStart + keys + 2; j++)
+                    Assert.True(Sees(block, i, j) == Sees(owner, i, j), $"{where}: query {i}, key {j}");
+            }
+        }
+    }
+
+    [Fact]
     public void TheDecompositionIsCachedPerLayoutPair()
     {
         var a = Sequence(0, 0, 300);
