@@ -96,6 +96,10 @@ if has bench; then
     for s in pass-q star apb; do
       "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy $s --json > "$out/bench-$s.json" 2> "$out/bench-$s.err" || note "bench $s: FAIL $(tail -1 "$out/bench-$s.err")"
     done
+    # Star at APB's anchor (block/4), the issue's "equal anchor length" comparison, at the longest context.
+    long=${ctx##*,}
+    "$bin" bench --config llama3-8b --context "$long" --gpus "$ngpu" --strategy star --anchor-tokens $((long / ngpu / 4)) --json > "$out/bench-star-apb-anchor.json" 2> "$out/bench-star-apb-anchor.err" \
+      || note "bench star at apb's anchor: FAIL $(tail -1 "$out/bench-star-apb-anchor.err")"
   fi
   # Decode on the distributed cache just under 128K (a 131072-token prompt leaves no position to decode into);
   # batch 8 needs 2+ H200s (~82 GB of KV each on 2).
@@ -113,7 +117,7 @@ for f in sorted(glob.glob(sys.argv[1] + "/bench-*.json")):
         split = " split gemm/attn/comm/other ms " + "/".join(f"{s.get(k, 0):.0f}" for k in ("gemm", "attention", "communication", "other")) if s else ""
         extra = f" decode batch {p.get('batch', 1)}: {p.get('decode_ms_per_step')} ms/step, {p['decode_ms_per_token']} ms/token" if "decode_ms_per_token" in p else ""
         if "logits_relative_error" in p: extra += f" logits err vs exact {p['logits_relative_error']} top-1 {'agrees' if p['top1_agrees'] else 'differs'}"
-        print(f"longctx {p['ranks']} gpu {p['context']} tokens {p['strategy']}: TTFT {p['ttft_ms']:.0f} ms, {p['model_tflops']:.0f} TFLOP/s, MFU {p['mfu']}, eff {p['parallel_efficiency']}{split}{extra} [{d.get('attention', '')}]")
+        print(f"longctx {f.split('bench-')[-1][:-5]}: {p['ranks']} gpu {p['context']} tokens {p['strategy']}: TTFT {p['ttft_ms']:.0f} ms, {p['model_tflops']:.0f} TFLOP/s, MFU {p['mfu']}, eff {p['parallel_efficiency']}{split}{extra} [{d.get('attention', '')}]")
 PY
 fi
 

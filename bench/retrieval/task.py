@@ -22,14 +22,14 @@ VALUES = range(1536, 2048)
 KEY_LEN, VALUE_LEN = 1, 1
 QUERY_LEN = 1 + KEY_LEN + 1  # Q k A: the trailing tokens Star/APB take as the query
 QA_LEN = QUERY_LEN + VALUE_LEN
-TOKENS_PER_RECORD = 128  # document tokens per record, on average
-MIN_RECORDS = 16
+TOKENS_PER_RECORD = 128  # document tokens per record, on average, in the test prompts
+MIN_RECORDS = 8
 
 
-def document(rng, length):
+def document(rng, length, tokens_per_record=TOKENS_PER_RECORD):
     """A document of `length` tokens (BOS first) and its records: (key, value, kind, start) with kind 'kv'
     or 'alias' (an alias's value is its target's) and start the record's first position."""
-    n = max(MIN_RECORDS, length // TOKENS_PER_RECORD)
+    n = max(MIN_RECORDS, length // tokens_per_record)
     n_alias = n // 4
     n_value = n - n_alias
     keys = unique_keys(rng, n)
@@ -78,10 +78,10 @@ def pick_questions(rng, records, n, alias_share=0.5):
     return picked
 
 
-def training_sequence(rng, length, n_questions):
+def training_sequence(rng, length, n_questions, tokens_per_record=TOKENS_PER_RECORD):
     """A document followed by n_questions question-answer pairs, `length` tokens in all, and the positions
     whose next-token prediction is an answer token (the only ones the loss counts)."""
-    ids, records = document(rng, length - n_questions * QA_LEN)
+    ids, records = document(rng, length - n_questions * QA_LEN, tokens_per_record)
     targets = []
     for key, value, _, _ in pick_questions(rng, records, n_questions):
         ids += question(key)

@@ -34,14 +34,16 @@ internal static class BenchCommand
         var warmup = new Option<int>("--warmup") { Description = "untimed prefills at each context before the timed ones (they build the cuDNN plans for its shapes)", DefaultValueFactory = _ => 1 };
         var decode = new Option<int>("--decode-steps") { Description = "after each timed prefill, decode this many tokens on the distributed cache and report ms per step and per token", DefaultValueFactory = _ => 0 };
         var batch = new Option<int>("--batch") { Description = "sequences decoded together (each with the same prompt prefilled); needs --decode-steps", DefaultValueFactory = _ => 1 };
+        var anchor = new Option<int?>("--anchor-tokens") { Description = "star and apb: anchor length l_a (default: block length for star, block/4 for apb)" };
+        var passing = new Option<int?>("--passing-tokens") { Description = "apb: entries per KV head each rank passes on, l_p (default: block/8)" };
         var profile = new Option<bool>("--profile") { Description = "also run a profiled prefill for the time split (GPU)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
         var attention = AttentionOption.Create();
         var command = new Command("bench", "Measure prefill time to first token on long prompts");
-        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, strategy, repeat, warmup, decode, batch, profile, attention, json }) command.Options.Add(o);
+        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, strategy, repeat, warmup, decode, batch, anchor, passing, profile, attention, json }) command.Options.Add(o);
         command.SetAction(r => Run(r.GetValue(model), r.GetValue(config), r.GetValue(loadFormat)!, r.GetValue(layers), Ints(r.GetValue(contexts)!, "--context"),
             r.GetValue(device)!, Layouts(r.GetValue(gpus)!, r.GetValue(ranks)), StrategyNames.Validate(r.GetValue(strategy)!), Math.Max(1, r.GetValue(repeat)),
-            r.GetValue(warmup), r.GetValue(decode), r.GetValue(batch), r.GetValue(profile), AttentionOption.Parse(r.GetValue(attention)!, r.GetValue(device)!), r.GetValue(json)));
+            r.GetValue(warmup), r.GetValue(decode), r.GetValue(batch), (r.GetValue(anchor), r.GetValue(passing)), r.GetValue(profile), AttentionOption.Parse(r.GetValue(attention)!, r.GetValue(device)!), r.GetValue(json)));
         return command;
     }
 
@@ -55,8 +57,9 @@ internal static class BenchCommand
     }
 
     private static int Run(string? dir, string? preset, string loadFormat, int? layers, int[] contexts, string device, (int Ranks, int Gpus)[] layouts,
-        string strategy, int repeat, int warmup, int decodeSteps, int batch, bool profile, AttentionImplementation attention, bool json)
+        string strategy, int repeat, int warmup, int decodeSteps, int batch, (int? Anchor, int? Passing) lengths, bool profile, AttentionImplementation attention, bool json)
     {
+        if (lengths.Anchor < 0 || lengths.Passing < 0) throw new LongCtxException("--anchor-tokens and --passing-tokens must be 0 or more");
         if (warmup < 0) throw new LongCtxException($"--warmup {warmup} must be 0 or more");
         if (decodeSteps < 0) throw new LongCtxException("--decode-steps must be 0 or more");
         if (batch < 1) throw new LongCtxException($"--batch {batch} must be 1 or more");
@@ -85,16 +88,17 @@ internal static class BenchCommand
             Prefill(engine, 1024, strategy); // compiles kernels, fills the pool, measures rates for auto
             foreach (int context in contexts)
             {
+                var approximate = lengths is (null, null) ? null : new ApproximateOptions(ApproximateDefaults.QueryTokens(context), lengths.Anchor, lengths.Passing);
                 if (decodeSteps > 0 && group is GpuRankGroup onGpus) KvMemory.CheckFits(onGpus, cfg, context + decodeSteps, batch);
                 double best = double.MaxValue;
                 string used = strategy;
                 float[] logits = [];
                 DecodeTiming? decoded = null;
                 // A context's first prefill also builds a cuDNN plan per new block shape (tens of ms each): not part of a warm TTFT.
-                for (int i = 0; i < warmup; i++) Prefill(engine, context, strategy);
+                for (int i = 0; i < warmup; i++) Prefill(engine, context, strategy, approximate);
                 for (int i = 0; i < repeat; i++)
                 {
-                    var (ms, s, lastLogits) = Prefill(engine, context, strategy, i == repeat - 1 ? decodeSteps : 0, batch, d => decoded = d);
+                    var (ms, s, lastLogits) = Prefill(engine, context, strategy, approximate, i == repeat - 1 ? decodeSteps : 0, batch, d => decoded = d);
                     best = Math.Min(best, ms);
                     used = s;
                     logits = lastLogits;
@@ -111,7 +115,7 @@ internal static class BenchCommand
                 if (profile && group is GpuRankGroup gpu)
                 {
                     gpu.Run(rt => { ((CudaBackend)rt.Backend).StartProfiling(); return 0; });
-                    var (ms, _, _) = Prefill(engine, context, strategy);
+                    var (ms, _, _) = Prefill(engine, context, strategy, approximate);
                     var perRank = gpu.Run(rt => ((CudaBackend)rt.Backend).StopProfiling());
                     // Rank 0's stream; "other" is what no category claims (norms, RoPE, copies, launch gaps).
                     split = perRank[0];
@@ -134,13 +138,13 @@ internal static class BenchCommand
     /// One prefill of a random prompt, timed to its logits on the host (the time to first token); then, if
     /// asked, decode steps for a batch of sequences holding that prompt (the others prefilled untimed).
     /// </summary>
-    private static (double Ms, string Strategy, float[] Logits) Prefill(InferenceEngine engine, int tokens, string strategy,
+    private static (double Ms, string Strategy, float[] Logits) Prefill(InferenceEngine engine, int tokens, string strategy, ApproximateOptions? approximate = null,
         int decodeSteps = 0, int batch = 1, Action<DecodeTiming>? decoded = null)
     {
         var ids = RandomPrompt(engine, tokens);
         var sequence = engine.NewSequence();
         var clock = Stopwatch.StartNew();
-        var result = engine.Prefill([(sequence, ids)], strategy);
+        var result = engine.Prefill([(sequence, ids)], strategy, approximate: approximate);
         double ms = clock.Elapsed.TotalMilliseconds;
         var last = result.Logits[0][^engine.Config.VocabSize..];
         var sequences = new List<Sequence> { sequence };
@@ -152,7 +156,7 @@ internal static class BenchCommand
                 for (int b = 1; b < batch; b++)
                 {
                     sequences.Add(engine.NewSequence());
-                    next.Add(Sampler.ArgMax(engine.Prefill([(sequences[b], ids)], strategy).Logits[0].AsSpan()[^engine.Config.VocabSize..]));
+                    next.Add(Sampler.ArgMax(engine.Prefill([(sequences[b], ids)], strategy, approximate: approximate).Logits[0].AsSpan()[^engine.Config.VocabSize..]));
                 }
                 // Greedy steps on the distributed cache: each token's KV lands round-robin, attention merges by LSE.
                 var decodeClock = Stopwatch.StartNew();

@@ -79,10 +79,12 @@ public sealed class ContextBlocks
     public int[] ContextTokens(int rank, int[] prompt) => ContextLayout(rank).Positions.Select(p => prompt[p]).ToArray();
 
     /// <summary>
-    /// The mask layout of the passing block rank r attends to, the all-gathered rows of ranks 0..r−1: each
-    /// rank's passed entries carry the position where its candidates start, so every block row and query
-    /// row of rank r sees all of them (they all come later) and no anchor row does (the anchor attends only
-    /// to itself, as in exact attention); padding rows belong to no sequence.
+    /// The mask layout of the passing block rank r attends to, the all-gathered rows of ranks 0..r−1: the
+    /// i-th entry rank s passes carries position (start of s's candidates) + i, inside s's candidate range,
+    /// so every block row and query row of rank r sees all of them (they all come later) and no anchor row
+    /// does (the anchor attends only to itself, as in exact attention); padding rows belong to no sequence.
+    /// The positions only mask (the keys were rotated at their true positions before selection); being
+    /// distinct and increasing, they let the GPU run the call as dense blocks (cuDNN) instead of a masked kernel.
     /// </summary>
     public TokenLayout PassingLayout(int rank)
     {
@@ -93,7 +95,7 @@ public sealed class ContextBlocks
             for (int i = 0; i < rows; i++)
             {
                 seq[s * rows + i] = i < Passed(s) ? 0 : NoSequence;
-                pos[s * rows + i] = BlockStart(s) + CandidateStart(s);
+                pos[s * rows + i] = BlockStart(s) + CandidateStart(s) + Math.Min(i, Candidates(s) - 1);
             }
         return new TokenLayout(seq, pos);
     }

@@ -21,7 +21,7 @@ public class LaunchCommandTests
     }
 
     [Fact]
-    public void TwoLaunchesAsTwoNodesMatchTransformers()
+    public async Task TwoLaunchesAsTwoNodesMatchTransformers()
     {
         // Two machines played by two launches here: 2 nodes x 2 processes, ranks numbered node_rank * 2 + local.
         var reference = ReferenceModel.TinyLlama3;
@@ -31,9 +31,9 @@ public class LaunchCommandTests
         string[] Node(int rank) => ["launch", "--nnodes", "2", "--node-rank", rank.ToString(), "--nproc", "2", "--master-addr", "127.0.0.1", "--master-port", port.ToString(), "--"];
         var second = Task.Run(() => FixtureGeneration.Run(reference, secondDir, Node(1), "--strategy", "pass-kv").Result);
         var (first, dump) = FixtureGeneration.Run(reference, dir, Node(0), "--strategy", "pass-kv");
-        Assert.True(second.Wait(TimeSpan.FromMinutes(5)));
-        Assert.True(second.Result.ExitCode == 0, second.Result.Stderr);
-        Assert.Equal("", second.Result.Stdout); // only rank 0, on node 0, prints
+        var node1 = await second.WaitAsync(TimeSpan.FromMinutes(5));
+        Assert.True(node1.ExitCode == 0, node1.Stderr);
+        Assert.Equal("", node1.Stdout); // only rank 0, on node 0, prints
         FixtureGeneration.AssertMatchesReference(first, dump, reference, 4, "pass-kv");
     }
 

@@ -114,6 +114,33 @@ public class AttentionBlocksTests
     }
 
     [Fact]
+    public void StarAndApbCallsAreDenseBlocksWhenNoRankPadsItsPassingRows()
+    {
+        int seed = Random.Shared.Next();
+        var random = new Random(seed);
+        int passingCalls = 0;
+        for (int trial = 0; trial < 100; trial++)
+        {
+            int ranks = random.Next(2, 6), document = random.Next(ranks * 4, 200), query = random.Next(1, 6);
+            int blockLength = document / ranks;
+            var blocks = new ContextBlocks(ranks, document, query, anchorTokens: random.Next(0, blockLength + 1),
+                passingTokens: random.Next(1, blockLength + 2), embedQuery: true);
+            string where = $"seed {seed}, {ranks} ranks, document {document}, query {query}, anchor {blocks.AnchorTokens}, passing {blocks.PassingTokens}";
+            for (int r = 0; r < ranks; r++)
+            {
+                var rows = blocks.ContextLayout(r);
+                AssertDescribesTheRule(rows, rows, AttentionBlocks.Decompose(rows, rows), $"{where}: rank {r} local");
+                bool padded = Enumerable.Range(0, r).Any(s => blocks.Passed(s) < blocks.PassedRows);
+                if (r == 0 || padded) continue;
+                var passing = blocks.PassingLayout(r);
+                AssertDescribesTheRule(rows, passing, AttentionBlocks.Decompose(rows, passing), $"{where}: rank {r} passing");
+                passingCalls++;
+            }
+        }
+        Assert.True(passingCalls > 50, $"seed {seed}: only {passingCalls} passing calls without padding");
+    }
+
+    [Fact]
     public void CausalRowSlicesSeeExactlyWhatTheWholeBlockSees()
     {
         int seed = Random.Shared.Next();
