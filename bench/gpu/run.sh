@@ -6,24 +6,25 @@
 #               causal blocks whole and in row slices of 16K/32K/64K
 #   hf          an 8B-shaped model (2 layers, random bf16) against transformers' float32 logits, 8K and 32K
 #   launch      GPU ranks as processes (bench/gpu/launch_check.sh checks)
-#   bench       8B shape, dummy weights, 32 layers: prefill 32K/128K, time split, decode batch 1 and 8, star/apb
+#   bench       8B shape, dummy weights, 32 layers: prefill 32K/128K on 1 and N GPUs, time split, pass-q, decode batch 1 and 8
+#   approx      star and apb beside exact pass-kv on N GPUs (error against exact), star at apb's anchor
 #   hfprefill   PyTorch: HF transformers + cuDNN SDPA on one GPU, 32K and 128K, 32 layers
 #   peer        PyTorch: torch context_parallel around HF transformers on N GPUs
 #   retrieval   train the retrieval model, evaluate dense/pass-kv/star/apb (bench/retrieval)
 # Modes: smoke (fixture + 8K bench), checks (every section at 8K, peer and retrieval as smokes),
 # ours (fixture attention hf bench hfprefill: about 9 minutes), others (peer retrieval: about 9 minutes),
 # full (both: more than one 10-minute device call), retrieval, or a comma-separated list of sections.
-#   bench/gpu/run.sh [smoke|checks|ours|others|full|retrieval|SECTION,...]
+#   [CONTEXTS=32768,131072] [TRAIN_MINUTES=4] bench/gpu/run.sh [smoke|checks|ours|others|full|retrieval|SECTION,...]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 mode=${1:-full}
 case $mode in
   smoke) sections=fixture,bench; quick=1 ;;
-  checks) sections=fixture,attention,hf,launch,bench,peer,retrieval; quick=1 ;;
-  ours) sections=fixture,attention,hf,bench,hfprefill; quick=0 ;;
+  checks) sections=fixture,attention,hf,launch,bench,approx,peer,retrieval; quick=1 ;;
+  ours) sections=fixture,attention,hf,bench,approx,hfprefill; quick=0 ;;
   others) sections=peer,retrieval; quick=0 ;;
-  full) sections=fixture,attention,hf,bench,hfprefill,peer,retrieval; quick=0 ;;
+  full) sections=fixture,attention,hf,bench,approx,hfprefill,peer,retrieval; quick=0 ;;
   retrieval) sections=retrieval; quick=0 ;;
   *) sections=$mode; quick=0 ;;
 esac
@@ -32,6 +33,7 @@ has() { [[ ",$sections," == *",$1,"* ]]; }
 out=/tmp/longctx-work
 results=${OUT:-/tmp/longctx-out}
 mkdir -p "$out" "$results"
+rm -f "$out"/bench-*.json  # a warm machine keeps the last round's
 bin=.publish/linux-x64/longctx
 chmod +x "$bin"
 ngpu=$(nvidia-smi -L | wc -l)
@@ -88,24 +90,32 @@ if has hfprefill; then
   python3 bench/gpu/hf_prefill.py 32768 131072 >> "$summary" 2> "$out/hf-prefill.err" || note "hf_prefill: FAIL $(tail -1 "$out/hf-prefill.err")"
 fi
 
+ctx=${CONTEXTS:-32768,131072}; [[ $quick == 1 ]] && ctx="8192"
+gpus=1; [[ $ngpu -gt 1 ]] && gpus="1,$ngpu"
+
 if has bench; then
-  gpus=1; [[ $ngpu -gt 1 ]] && gpus="1,$ngpu"
-  ctx="32768,131072"; [[ $quick == 1 ]] && ctx="8192"
   "$bin" bench --config llama3-8b --context "$ctx" --gpus "$gpus" --strategy pass-kv --profile --json > "$out/bench-pass-kv.json" 2> "$out/bench-pass-kv.err" || note "bench pass-kv: FAIL $(tail -1 "$out/bench-pass-kv.err")"
-  if [[ $ngpu -gt 1 ]]; then
-    for s in pass-q star apb; do
-      "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy $s --json > "$out/bench-$s.json" 2> "$out/bench-$s.err" || note "bench $s: FAIL $(tail -1 "$out/bench-$s.err")"
-    done
-    # Star at APB's anchor (block/4), the issue's "equal anchor length" comparison, at the longest context.
-    long=${ctx##*,}
-    "$bin" bench --config llama3-8b --context "$long" --gpus "$ngpu" --strategy star --anchor-tokens $((long / ngpu / 4)) --json > "$out/bench-star-apb-anchor.json" 2> "$out/bench-star-apb-anchor.err" \
-      || note "bench star at apb's anchor: FAIL $(tail -1 "$out/bench-star-apb-anchor.err")"
-  fi
+  [[ $ngpu -gt 1 ]] && { "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy pass-q --json > "$out/bench-pass-q.json" 2> "$out/bench-pass-q.err" || note "bench pass-q: FAIL $(tail -1 "$out/bench-pass-q.err")"; }
   # Decode on the distributed cache just under 128K (a 131072-token prompt leaves no position to decode into);
   # batch 8 needs 2+ H200s (~82 GB of KV each on 2).
   dctx=130000; [[ $quick == 1 ]] && dctx=8192
   "$bin" bench --config llama3-8b --context "$dctx" --gpus "$gpus" --strategy pass-kv --warmup 0 --decode-steps 16 --json > "$out/bench-decode1.json" 2> "$out/bench-decode1.err" || note "decode batch 1: FAIL $(tail -1 "$out/bench-decode1.err")"
   [[ $ngpu -gt 1 ]] && { "$bin" bench --config llama3-8b --context "$dctx" --gpus "$ngpu" --strategy pass-kv --warmup 0 --decode-steps 16 --batch 8 --json > "$out/bench-decode8.json" 2> "$out/bench-decode8.err" || note "decode batch 8: FAIL $(tail -1 "$out/bench-decode8.err")"; }
+fi
+
+if has approx && [[ $ngpu -gt 1 ]]; then
+  # Star and APB beside exact pass-kv on the same GPUs, and Star at APB's anchor (block/4): the APB
+  # issue's "faster than star at equal anchor length", at the longest context.
+  "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy pass-kv --json > "$out/bench-exact.json" 2> "$out/bench-exact.err" || note "bench exact: FAIL $(tail -1 "$out/bench-exact.err")"
+  for s in star apb; do
+    "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy $s --json > "$out/bench-$s.json" 2> "$out/bench-$s.err" || note "bench $s: FAIL $(tail -1 "$out/bench-$s.err")"
+  done
+  long=${ctx##*,}
+  "$bin" bench --config llama3-8b --context "$long" --gpus "$ngpu" --strategy star --anchor-tokens $((long / ngpu / 4)) --json > "$out/bench-star-apb-anchor.json" 2> "$out/bench-star-apb-anchor.err" \
+    || note "bench star at apb's anchor: FAIL $(tail -1 "$out/bench-star-apb-anchor.err")"
+fi
+
+if has bench || has approx; then
   python3 - "$out" >> "$summary" <<'PY'
 import json, sys, glob
 for f in sorted(glob.glob(sys.argv[1] + "/bench-*.json")):
@@ -119,6 +129,7 @@ for f in sorted(glob.glob(sys.argv[1] + "/bench-*.json")):
         if "logits_relative_error" in p: extra += f" logits err vs exact {p['logits_relative_error']} top-1 {'agrees' if p['top1_agrees'] else 'differs'}"
         print(f"longctx {f.split('bench-')[-1][:-5]}: {p['ranks']} gpu {p['context']} tokens {p['strategy']}: TTFT {p['ttft_ms']:.0f} ms, {p['model_tflops']:.0f} TFLOP/s, MFU {p['mfu']}, eff {p['parallel_efficiency']}{split}{extra} [{d.get('attention', '')}]")
 PY
+
 fi
 
 if has peer; then
