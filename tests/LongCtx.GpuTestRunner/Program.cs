@@ -1,8 +1,9 @@
 // The GPU machine has no .NET SDK, only what is carried there self-contained, so `dotnet test` cannot run the
 // [GpuTheory] tests on the one machine where they do not skip. This runs them without xunit's runner: found by
 // reflection, one line per case, the count last; exit 1 if any failed, 2 if none was found (all skipped is 0).
-// scripts/gpu.sh publish puts it in .publish/gpu-tests; bench/gpu/run.sh (section tests) runs it from the
-// repository root.   LongCtx.GpuTestRunner [--filter SUBSTRING-OF-THE-FULL-TEST-NAME]
+// scripts/gpu.sh publish packs it into .publish/gpu-tests.tar.xz; bench/gpu/run.sh (section tests) unpacks it
+// to .publish/gpu-tests and runs it from the repository root.
+//   LongCtx.GpuTestRunner [--filter SUBSTRING-OF-THE-FULL-TEST-NAME]
 using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
