@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # The GPU round in one script. Here (with the .NET SDK): publishes longctx self-contained and trimmed for
-# linux-x64 into .publish/linux-x64. On the GPU machine (no .NET; carry .publish): runs bench/gpu/run.sh —
-# GPU checks, benchmarks and the PyTorch peer — and prints a short table last.
+# linux-x64 into .publish/linux-x64, and the runner of the xunit GPU tests into .publish/gpu-tests.tar.xz. On the GPU
+# machine (no .NET; carry .publish): runs bench/gpu/run.sh — the GPU tests, GPU checks, benchmarks and the
+# PyTorch peer — and prints a short table last.
 #   scripts/gpu.sh publish        then, on the GPU machine:   scripts/gpu.sh run [smoke|checks|ours|others|full|retrieval]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
   publish)
     dotnet publish src/LongCtx.Cli -c Release -r linux-x64 --self-contained -p:PublishTrimmed=true -o .publish/linux-x64 -v quiet -nologo
-    du -sh .publish/linux-x64 ;;
+    # The GPU tests' runner (self-contained and trimmed by its project file) travels packed: unpacked (27 MB)
+    # it would take what a GPU call carries, .publish and the tracked files (22 MB of fixtures), over 64 MiB.
+    # bench/gpu/run.sh unpacks it.
+    rm -rf .publish/gpu-tests
+    dotnet publish tests/LongCtx.GpuTestRunner -c Release -r linux-x64 -o .publish/gpu-tests -v quiet -nologo
+    tar -C .publish -cJf .publish/gpu-tests.tar.xz gpu-tests && rm -r .publish/gpu-tests
+    du -sh .publish/linux-x64 .publish/gpu-tests.tar.xz; du -sh .publish ;;
   run)
     shift; exec bench/gpu/run.sh "$@" ;;
   *)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One round on the GPU machine (see scripts/gpu.sh, which publishes and calls this). Needs
-# .publish/linux-x64 (carried). Sections, each adding lines to the summary printed last:
+# .publish/linux-x64 and .publish/gpu-tests.tar.xz (carried). Sections, each adding lines to the summary printed last:
+#   tests       the xunit GPU tests ([GpuTheory]) through tests/LongCtx.GpuTestRunner: FAIL/SKIP lines and the count
 #   fixture     tiny-llama3 against transformers (float64 reference) on 1..N GPUs, both rings
 #   attention   the attention block alone: cuDNN and our kernel against torch SDPA, TFLOP/s at 32K/128K,
 #               causal blocks whole and in row slices of 16K/32K/64K
@@ -11,8 +12,8 @@
 #   hfprefill   PyTorch: HF transformers + cuDNN SDPA on one GPU, 32K and 128K, 32 layers
 #   peer        PyTorch: torch context_parallel around HF transformers on N GPUs
 #   retrieval   train the retrieval model, evaluate dense/pass-kv/star/apb (bench/retrieval)
-# Modes: smoke (fixture + 8K bench), checks (every section at 8K, peer and retrieval as smokes),
-# ours (fixture attention hf bench hfprefill: about 9 minutes), others (peer retrieval: about 9 minutes),
+# Modes: smoke (tests, fixture, 8K bench), checks (every section at 8K, peer and retrieval as smokes),
+# ours (tests fixture attention hf bench approx hfprefill: about 10 minutes), others (peer retrieval: about 9 minutes),
 # full (both: more than one 10-minute device call), retrieval, or a comma-separated list of sections.
 #   [CONTEXTS=32768,131072] [TRAIN_MINUTES=4] bench/gpu/run.sh [smoke|checks|ours|others|full|retrieval|SECTION,...]
 set -uo pipefail
@@ -20,11 +21,11 @@ cd "$(dirname "$0")/../.."
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 mode=${1:-full}
 case $mode in
-  smoke) sections=fixture,bench; quick=1 ;;
-  checks) sections=fixture,attention,hf,launch,bench,approx,peer,retrieval; quick=1 ;;
-  ours) sections=fixture,attention,hf,bench,approx,hfprefill; quick=0 ;;
+  smoke) sections=tests,fixture,bench; quick=1 ;;
+  checks) sections=tests,fixture,attention,hf,launch,bench,approx,peer,retrieval; quick=1 ;;
+  ours) sections=tests,fixture,attention,hf,bench,approx,hfprefill; quick=0 ;;
   others) sections=peer,retrieval; quick=0 ;;
-  full) sections=fixture,attention,hf,bench,approx,hfprefill,peer,retrieval; quick=0 ;;
+  full) sections=tests,fixture,attention,hf,bench,approx,hfprefill,peer,retrieval; quick=0 ;;
   retrieval) sections=retrieval; quick=0 ;;
   *) sections=$mode; quick=0 ;;
 esac
@@ -42,6 +43,16 @@ summary="$results/summary.txt"
 : > "$summary"
 note() { echo "$*" | tee -a "$summary"; }
 fx=tests/data/fixtures/tiny-llama3
+
+if has tests; then
+  rm -rf .publish/gpu-tests && tar -C .publish -xJf .publish/gpu-tests.tar.xz # packed by scripts/gpu.sh publish
+  runner=.publish/gpu-tests/LongCtx.GpuTestRunner
+  chmod +x "$runner"
+  "$runner" > "$out/gpu-tests.txt" 2>&1
+  grep -E '^(FAIL|SKIP) |^gpu tests: ' "$out/gpu-tests.txt" >> "$summary"
+  grep -q '^gpu tests: ' "$out/gpu-tests.txt" || note "gpu tests: FAIL $(tail -1 "$out/gpu-tests.txt")"
+  cp "$out/gpu-tests.txt" "$results"/ # small, and a failure's stack trace is on stderr there
+fi
 
 if has attention; then
   "$bin" bench-attention --context 4096 --mask causal,none --attention cudnn,kernel --dump "$out/attn.safetensors" > "$out/attn-check.txt" 2>&1 \
@@ -107,12 +118,11 @@ if has approx && [[ $ngpu -gt 1 ]]; then
   # Star and APB beside exact pass-kv on the same GPUs, and Star at APB's anchor (block/4): the APB
   # issue's "faster than star at equal anchor length", at the longest context.
   "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy pass-kv --json > "$out/bench-exact.json" 2> "$out/bench-exact.err" || note "bench exact: FAIL $(tail -1 "$out/bench-exact.err")"
-  for s in star apb; do
-    "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy $s --json > "$out/bench-$s.json" 2> "$out/bench-$s.err" || note "bench $s: FAIL $(tail -1 "$out/bench-$s.err")"
-  done
+  "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy apb --json > "$out/bench-apb.json" 2> "$out/bench-apb.err" || note "bench apb: FAIL $(tail -1 "$out/bench-apb.err")"
   long=${ctx##*,}
   "$bin" bench --config llama3-8b --context "$long" --gpus "$ngpu" --strategy star --anchor-tokens $((long / ngpu / 4)) --json > "$out/bench-star-apb-anchor.json" 2> "$out/bench-star-apb-anchor.err" \
     || note "bench star at apb's anchor: FAIL $(tail -1 "$out/bench-star-apb-anchor.err")"
+  "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy star --json > "$out/bench-star.json" 2> "$out/bench-star.err" || note "bench star: FAIL $(tail -1 "$out/bench-star.err")"
 fi
 
 if has bench || has approx; then

@@ -2,7 +2,10 @@ using System.Diagnostics;
 
 namespace LongCtx.Tests.Cli;
 
-/// <summary>Runs the real `longctx` command (longctx.dll beside the tests) as a child process.</summary>
+/// <summary>
+/// Runs the real `longctx` command as a child process: longctx.dll beside the tests through dotnet, or, where
+/// there is no dotnet (the GPU machine's self-contained test runner), the executable LONGCTX_CLI names.
+/// </summary>
 internal static class CliRunner
 {
     public sealed record Result(int ExitCode, string Stdout, string Stderr);
@@ -15,14 +18,15 @@ internal static class CliRunner
 
     private static Result Start(string? stdin, Dictionary<string, string>? environment, string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet")
+        string? cli = Environment.GetEnvironmentVariable("LONGCTX_CLI");
+        var psi = new ProcessStartInfo(string.IsNullOrEmpty(cli) ? "dotnet" : cli)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "longctx.dll"));
+        if (string.IsNullOrEmpty(cli)) psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "longctx.dll"));
         foreach (var (k, v) in environment ?? []) psi.Environment[k] = v;
         foreach (var a in args) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;

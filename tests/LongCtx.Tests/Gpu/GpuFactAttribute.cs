@@ -4,8 +4,8 @@ namespace LongCtx.Tests.Gpu;
 
 /// <summary>
 /// A test that needs CUDA GPUs: skipped, with the reason shown, where there are fewer than
-/// <paramref name="minimumGpus"/> (CI has none). On the GPU machine the same checks run through
-/// scripts/gpu.sh, since that machine has no .NET SDK to run xunit.
+/// <paramref name="minimumGpus"/> (CI has none). On the GPU machine, which has no .NET SDK to run xunit,
+/// tests/LongCtx.GpuTestRunner runs them (scripts/gpu.sh run, section tests).
 /// </summary>
 public sealed class GpuTheoryAttribute : TheoryAttribute
 {
