@@ -16,7 +16,7 @@ def prompt(rng, context, kind):
     ids, records = task.document(rng, context - task.QUERY_LEN)
     key, value, _, start = rng.choice([r for r in records if r[2] == kind])
     if kind == "alias":  # where the information sits: the value record the alias names
-        target = tuple(ids[start + 1 + task.KEY_LEN + 1:][:task.KEY_LEN])
+        target = tuple(ids[start + 1 + task.KEY_LEN:][:task.KEY_LEN])
         start = next(s for k, _, t, s in records if t == "kv" and k == target)
     return {"ids": ids + task.question(key), "answer": value, "query_tokens": task.QUERY_LEN, "context": context,
             "task": kind, "depth": round(start / len(ids), 3)}

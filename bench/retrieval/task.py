@@ -2,9 +2,14 @@
 
 A document is random filler with key-value records scattered through it; questions follow it:
 
-  value record   K k V v      the key k holds the value v
-  alias record   L a K k      the key a holds whatever k holds (two hops)
-  question       Q k A  ->  v (for an alias key: the value of the key it names)
+  value record   K k v      the key k holds the value v
+  alias record   L a k      the key a holds whatever k holds (two hops)
+  question       Q k  ->  v (for an alias key: the value of the key it names)
+
+The answer is the token after the key's first appearance (for an alias, after the key found there):
+plain induction, the circuit small transformers learn first. A marker between key and value, or a
+question that ends after the key, turned the rounds of 2026-11-23 into a plateau at chance among the
+document's values (about 1/records) for all of their 4 minutes.
 
 Token ranges are disjoint, so only the record structure tells keys, values and filler apart. Keys are
 unique within a document; records sit at uniformly random places, so the needed one (and, for an alias,
@@ -13,14 +18,14 @@ Sequences are lists of ints; `rng` is a random.Random.
 """
 
 VOCAB = 2048
-BOS, EOS, Q, A, K, V, L = 0, 1, 2, 3, 4, 5, 6
+BOS, EOS, Q, K, L = 0, 1, 2, 4, 6
 FILLER = range(16, 512)
 KEYS = range(512, 1536)  # one token a key: 1024 keys, enough for the 512 records of a 64K document
 VALUES = range(1536, 2048)
 # One-token keys and values: matching one token is the induction step a small model learns in a minute;
 # multi-token keys (three tokens, two-token values) left a 3-minute run at 0% accuracy.
 KEY_LEN, VALUE_LEN = 1, 1
-QUERY_LEN = 1 + KEY_LEN + 1  # Q k A: the trailing tokens Star/APB take as the query
+QUERY_LEN = 1 + KEY_LEN  # Q k: the trailing tokens Star/APB take as the query
 QA_LEN = QUERY_LEN + VALUE_LEN
 TOKENS_PER_RECORD = 128  # document tokens per record, on average, in the test prompts
 MIN_RECORDS = 8
@@ -35,8 +40,8 @@ def document(rng, length, tokens_per_record=TOKENS_PER_RECORD):
     keys = unique_keys(rng, n)
     values = [rng.choices(VALUES, k=VALUE_LEN) for _ in range(n_value)]
     targets = rng.sample(range(n_value), n_alias)
-    pieces = [[K, *keys[i], V, *values[i]] for i in range(n_value)]
-    pieces += [[L, *keys[n_value + j], K, *keys[t]] for j, t in enumerate(targets)]
+    pieces = [[K, *keys[i], *values[i]] for i in range(n_value)]
+    pieces += [[L, *keys[n_value + j], *keys[t]] for j, t in enumerate(targets)]
     meta = [(keys[i], values[i], "kv") for i in range(n_value)]
     meta += [(keys[n_value + j], values[t], "alias") for j, t in enumerate(targets)]
     order = rng.sample(range(n), n)
@@ -65,7 +70,7 @@ def unique_keys(rng, n):
 
 
 def question(key):
-    return [Q, *key, A]
+    return [Q, *key]
 
 
 def pick_questions(rng, records, n, alias_share=0.5):
