@@ -74,7 +74,7 @@ internal static class BenchAttentionCommand
                 try
                 {
                     // cuDNN on a causal block once per --causal-rows value; the first value's output is the one compared and dumped.
-                    var runs = s.Implementations.SelectMany(i => i == "cudnn" && causal ? s.CausalRows.Select(r => (i, (int?)r)) : [(i, i == "cudnn" ? (int?)null : null)]);
+                    var runs = s.Implementations.SelectMany(i => i == "cudnn" && causal ? s.CausalRows.Select(r => (i, (int?)r)) : [(i, (int?)null)]);
                     foreach (var (implementation, rows) in runs)
                     {
                         bool first = !results.ContainsKey(implementation);
