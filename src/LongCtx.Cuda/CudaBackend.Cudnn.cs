@@ -36,7 +36,6 @@ public sealed partial class CudaBackend
         {
             if (value < 0) throw new LongCtxException($"causal rows per cuDNN call {value} must be 0 (no limit) or more");
             _cudnnCausalRows = value;
-            if (_cudnn is not null) _cudnn.MaxCausalQueryRows = value;
         }
     }
 
@@ -69,7 +68,7 @@ public sealed partial class CudaBackend
         if (_attention == AttentionImplementation.Kernel || q.Rows < MinimumCudnnQueries || d % 8 != 0 || d > 256) return false;
         if (AttentionBlocks.Of(queries, keys) is not { } blocks || LoadCudnn() is not { } cudnn) return false;
         bool ran = false;
-        _device.Timed("attention", () => ran = cudnn.TryRun(blocks, q, k, v, output, lse, scale));
+        _device.Timed("attention", () => ran = cudnn.TryRun(blocks, _cudnnCausalRows, q, k, v, output, lse, scale));
         if (ran) _cudnnCalls++;
         return ran;
     }
@@ -80,7 +79,6 @@ public sealed partial class CudaBackend
         {
             _cudnn = CudnnAttention.TryCreate(_device, out var error);
             if (_cudnn is null) _cudnnUnavailable = error;
-            else _cudnn.MaxCausalQueryRows = _cudnnCausalRows;
         }
         return _cudnn;
     }

@@ -26,13 +26,11 @@ internal sealed class CudnnAttention : IDisposable
     public long Version { get; }
 
     /// <summary>
-    /// The most query rows one causal cuDNN call takes (0: no limit). A longer causal block runs as row
+    /// The default for the most query rows one causal cuDNN call takes (0: no limit). A longer causal block runs as row
     /// slices, each bottom-right causal over the keys its last row sees: the same mask, rows disjoint, so
     /// nothing is merged. On an H200 (docs/PERFORMANCE.md) slices of 16K rows run causal attention at 688
     /// TFLOP/s at 32K and 587 at 128K, against 626 and 569 for one whole call; 32K and 64K slices gain less.
     /// </summary>
-    public int MaxCausalQueryRows { get; set; } = DefaultMaxCausalQueryRows;
-
     public const int DefaultMaxCausalQueryRows = 16384;
 
     /// <summary>Why the last shape cuDNN declined was declined (for --verbose and the benchmark).</summary>
@@ -67,10 +65,10 @@ internal sealed class CudnnAttention : IDisposable
     /// Queues every block of <paramref name="blocks"/> (and zeroes the empty rows) on the compute stream;
     /// false, with nothing queued, when cuDNN has no plan for one of the block shapes.
     /// </summary>
-    public bool TryRun(AttentionBlocks blocks, CudaTensor q, CudaTensor k, CudaTensor v, CudaTensor output, CudaTensor lse, float scale)
+    public bool TryRun(AttentionBlocks blocks, int maxCausalQueryRows, CudaTensor q, CudaTensor k, CudaTensor v, CudaTensor output, CudaTensor lse, float scale)
     {
         int heads = q.Shape[1], kvHeads = k.Shape[1], d = q.Shape[2];
-        var calls = blocks.Blocks.SelectMany(b => Slices(b, MaxCausalQueryRows)).ToArray();
+        var calls = blocks.Blocks.SelectMany(b => Slices(b, maxCausalQueryRows)).ToArray();
         var plans = new SdpaPlan[calls.Length];
         for (int i = 0; i < plans.Length; i++)
         {
