@@ -4,12 +4,14 @@
 One GPU, fp32 weights with bf16 autocast, attention through SDPA with is_causal (flash; no T x T mask).
 Curriculum: lengths 128 -> 16K, each a stage the model moves past at 90% answer accuracy; steps mix the
 current length with shorter ones. The short stages pack records densely (one per 8 tokens at 128, thinning
-to the test prompts' one per 128 from 2K on): more answers per token, so the matching circuit forms in the
-first minute(s). Rounds on 2026-11-23 (other record formats) never left the plateau at chance: docs/PERFORMANCE.md. Half the steps from 2K on skip positions PoSE-style (Zhu et al. 2023):
-three jumps in the document put its tokens up to 72K apart, so the 16K-token sequences teach the
-positions and distances of the 16K-64K test contexts. Stops when the 16K accuracy passes 98% or the
-time is up (a stage lasts at most a quarter of it), then prints the accuracy at 16K, 32K and 64K with contiguous positions, saves, and checks
-that transformers' own forward pass of the saved directory gives the logits this script trained.
+to the test prompts' one per 128 from 2K on): more answers per token, so the matching circuit forms
+sooner. Batches are built on the GPU: the rounds of 2026-11-23 built them in Python, got ~2,000 steps at
+128 tokens in a quarter of their time and never left the plateau near chance (docs/PERFORMANCE.md).
+Half the steps from 2K on skip positions PoSE-style (Zhu et al. 2023): three jumps in the document put
+its tokens up to 72K apart, so the 16K-token sequences teach the positions and distances of the 16K-64K
+test contexts. Stops when the 16K accuracy passes 98% or the time is up (a stage lasts at most a
+quarter of it), then prints the accuracy at 16K, 32K and 64K with contiguous positions, saves, and
+checks that transformers' own forward pass of the saved directory gives the logits this script trained.
 
   python3 bench/retrieval/train.py --out /tmp/retrieval-model            (about 4 minutes on one H200)
   python3 bench/retrieval/train.py --out /tmp/retrieval-smoke --smoke    (seconds: the plumbing only)
@@ -26,18 +28,29 @@ from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 import task
 
-# (length, batch, document tokens per record): 32K tokens a step
-STAGES = [(128, 256, 8), (256, 128, 16), (512, 64, 32), (1024, 32, 64), (2048, 16, 128), (4096, 8, 128), (8192, 4, 128), (16384, 2, 128)]
-SMOKE_STAGES = [(128, 8, 8), (256, 4, 16)]
-N_QUESTIONS = 8  # at most task.MIN_RECORDS: questions are about distinct records
+# (length, batch, records, questions): 32K tokens a step. The first stages have few records: the fewer the
+# distractors, the sooner the matching circuit forms (with 16 records from the start, the rounds of
+# 2026-11-23 sat near 20% for 10,000 steps). From 2K on one record per 128 tokens, as in the test prompts.
+STAGES = [(64, 512, 4, 4), (128, 256, 8, 8), (256, 128, 16, 16), (512, 64, 16, 16), (1024, 32, 16, 16), (2048, 16, 16, 16),
+          (4096, 8, 32, 16), (8192, 4, 64, 16), (16384, 2, 128, 16)]
+SMOKE_STAGES = [(64, 8, 4, 4), (256, 4, 16, 16)]
+N_QUESTIONS = 16  # in the evaluation; at most task.MIN_RECORDS, since questions are about distinct records
 POSE_SPAN = 72 * 1024  # the largest position a skipped sequence reaches: past the 64K test contexts
 ADVANCE, DONE = 0.90, 0.98
 
 
-def model_config():
-    return LlamaConfig(vocab_size=task.VOCAB, hidden_size=256, intermediate_size=768, num_hidden_layers=6,
-                       num_attention_heads=8, num_key_value_heads=2, head_dim=32, max_position_embeddings=131072,
-                       rope_theta=1e6, rms_norm_eps=1e-5, tie_word_embeddings=False,
+def test_records(length):
+    """Records in a test prompt of `length` tokens (task.document's count)."""
+    return max(task.MIN_RECORDS, (length - N_QUESTIONS * task.QA_LEN) // task.TOKENS_PER_RECORD)
+
+
+def model_config(layers):
+    # Heads of 128 dims with RoPE base 1e7: about ten rotation frequencies fast enough to single out the
+    # previous token, and about twenty slow enough (under 1e-5 rad a token) to match a key's content 64K
+    # tokens back. Heads of 32 dims at base 1e6 had two of the first kind and two of the second.
+    return LlamaConfig(vocab_size=task.VOCAB, hidden_size=256, intermediate_size=768, num_hidden_layers=layers,
+                       num_attention_heads=4, num_key_value_heads=2, head_dim=128, max_position_embeddings=131072,
+                       rope_theta=1e7, rms_norm_eps=1e-5, tie_word_embeddings=False,
                        bos_token_id=task.BOS, eos_token_id=task.EOS)
 
 
@@ -80,27 +93,46 @@ def skipped_positions(rng, length, document):
     return torch.arange(length) + offsets
 
 
-def make_batch(rng, length, size, skip, device, tokens_per_record=task.TOKENS_PER_RECORD):
-    seqs = [task.training_sequence(rng, length, N_QUESTIONS, tokens_per_record) for _ in range(size)]
-    ids = torch.tensor([s for s, _ in seqs], device=device)
-    targets = torch.tensor([t for _, t in seqs], device=device)
-    document = length - N_QUESTIONS * task.QA_LEN
-    positions = torch.stack([skipped_positions(rng, length, document) if skip else torch.arange(length) for _ in range(size)])
-    return ids, positions.to(device), targets
+def make_batch(gen, rng, length, size, n, questions, skip, device):
+    """`size` sequences of `length` tokens built on the GPU (building them in Python held a step to ~27 a
+    second): a document in task.py's layout with n records, one at a random place in each of its equal
+    segments (so records never overlap), then `questions` questions about distinct records. Returns the
+    ids, the positions (PoSE-skipped when `skip`) and the positions whose next token is an answer."""
+    doc = length - questions * task.QA_LEN
+    seg = (doc - 1) // n
+    if seg < task.RECORD_LEN:
+        raise ValueError(f"a document of {doc} tokens cannot hold {n} records")
+    ids = torch.randint(task.FILLER.start, task.FILLER.stop, (size, length), generator=gen, device=device)
+    ids[:, 0] = task.BOS
+    keys = torch.rand(size, len(task.KEYS), generator=gen, device=device).argsort(1)[:, :n] + task.KEYS.start
+    values = torch.randint(task.VALUES.start, task.VALUES.stop, (size, n), generator=gen, device=device)
+    offsets = torch.randint(0, seg - task.RECORD_LEN + 1, (size, n), generator=gen, device=device)
+    starts = 1 + seg * torch.arange(n, device=device) + offsets
+    rows = torch.arange(size, device=device)[:, None]
+    ids[rows, starts] = task.K
+    ids[rows, starts + 1] = keys
+    ids[rows, starts + 2] = values
+    asked = torch.rand(size, n, generator=gen, device=device).argsort(1)[:, :questions]
+    at = doc + task.QA_LEN * torch.arange(questions, device=device)
+    ids[:, at] = task.Q
+    ids[:, at + 1] = keys.gather(1, asked)
+    ids[:, at + 2] = values.gather(1, asked)
+    targets = (at + 1).expand(size, -1).contiguous()  # the key's position predicts the value
+    if not skip:
+        return ids, torch.arange(length, device=device).expand(size, -1), targets
+    return ids, torch.stack([skipped_positions(rng, length, doc) for _ in range(size)]).to(device), targets
 
 
 def question_accuracy(logits, ids, targets):
-    """Share of questions whose every answer token is the argmax (teacher-forced, which for an exact match is greedy)."""
-    labels = ids.gather(1, targets + 1)
-    hit = (logits.argmax(-1) == labels).view(labels.shape[0], N_QUESTIONS, task.VALUE_LEN).all(-1)
-    return hit.float().mean().item()
+    """Share of questions whose answer is the argmax (teacher-forced, which for a one-token answer is greedy)."""
+    return (logits.argmax(-1) == ids.gather(1, targets + 1)).float().mean().item()
 
 
 @torch.no_grad()
-def evaluate(model, rng, length, sequences, device):
+def evaluate(model, gen, rng, length, sequences, device):
     accuracy = 0.0
     for _ in range(sequences):
-        ids, positions, targets = make_batch(rng, length, 1, False, device)
+        ids, positions, targets = make_batch(gen, rng, length, 1, test_records(length), N_QUESTIONS, False, device)
         with torch.autocast("cuda", dtype=torch.bfloat16):
             accuracy += question_accuracy(answer_logits(model, ids, positions, targets), ids, targets)
     return accuracy / sequences
@@ -109,6 +141,7 @@ def evaluate(model, rng, length, sequences, device):
 def train(model, args, device):
     stages = SMOKE_STAGES if args.smoke else STAGES
     rng = random.Random(args.seed)
+    gen = torch.Generator(device=device).manual_seed(args.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.01, fused=True)
     start = time.time()
     stage, stage_start, step, last_log = 0, start, 0, 0.0
@@ -120,9 +153,9 @@ def train(model, args, device):
             return step
         # Half the steps at the current length, the rest at a shorter one, so no length is forgotten.
         current = rng.random() < 0.5 or stage == 0
-        length, size, spacing = stages[stage if current else rng.randrange(stage)]
+        length, size, records, questions = stages[stage if current else rng.randrange(stage)]
         skip = rng.random() < 0.5 and (length >= 2048 or args.smoke)
-        ids, positions, targets = make_batch(rng, length, size, skip, device, spacing)
+        ids, positions, targets = make_batch(gen, rng, length, size, records, questions, skip, device)
         for g in opt.param_groups:
             g["lr"] = args.lr * min(1.0, (step + 1) / 100)
         with torch.autocast("cuda", dtype=torch.bfloat16):
@@ -155,7 +188,7 @@ def train(model, args, device):
 def check_export(model, out, device):
     """transformers' own forward of the saved directory against this script's forward on the same weights."""
     saved = LlamaForCausalLM.from_pretrained(out, dtype=torch.float32).to(device).eval()
-    ids, positions, targets = make_batch(random.Random(7), 1024, 1, False, device)
+    ids, positions, targets = make_batch(torch.Generator(device=device).manual_seed(7), random.Random(7), 1024, 1, 16, N_QUESTIONS, False, device)
     theirs = saved(input_ids=ids).logits.gather(1, targets[..., None].expand(-1, -1, task.VOCAB))
     with torch.autocast("cuda", dtype=torch.bfloat16):
         ours = answer_logits(saved, ids, positions, targets)
@@ -169,21 +202,22 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="directory to write the Hugging Face model to")
     p.add_argument("--minutes", type=float, default=3.5, help="training time limit (evaluation and saving come after)")
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--layers", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--smoke", action="store_true", help="a few tiny steps: checks the script, trains nothing")
     args = p.parse_args()
     device = torch.device("cuda")
     torch.manual_seed(args.seed)
     with device:
-        model = LlamaForCausalLM(model_config())
+        model = LlamaForCausalLM(model_config(args.layers))
     print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters on {torch.cuda.get_device_name()}")
     model.train()
     steps = train(model, args, device)
     model.eval()
-    rng = random.Random(args.seed + 1)
+    rng, gen = random.Random(args.seed + 1), torch.Generator(device=device).manual_seed(args.seed + 1)
     for length in ([2048] if args.smoke else [16384, 32768, 65536]):
-        print(f"accuracy at {length} tokens (contiguous positions): {evaluate(model, rng, length, 1 if args.smoke else 4, device):.3f}", flush=True)
+        print(f"accuracy at {length} tokens (contiguous positions): {evaluate(model, gen, rng, length, 1 if args.smoke else 4, device):.3f}", flush=True)
     model.to(torch.bfloat16).save_pretrained(args.out)
     print(f"saved {args.out} after {steps} steps")
     check_export(model, args.out, device)

@@ -3,10 +3,10 @@ using LongCtx.Tensors;
 namespace LongCtx.Cuda;
 
 /// <summary>
-/// The choice between cuDNN's fused attention and the own kernel. cuDNN takes a call when it has at least
-/// <see cref="MinimumCudnnQueries"/> query rows (shorter blocks, decode above all, keep the kernel's split-K
-/// path) and its layouts decompose into dense blocks (<see cref="AttentionBlocks"/>); everything else, and
-/// any shape cuDNN declines, runs the kernel.
+/// The choice between cuDNN's fused attention and the own kernels. Calls of a few rows go to the decode
+/// kernel (CudaBackend.Decode.cs) first; cuDNN takes a call when it has at least
+/// <see cref="MinimumCudnnQueries"/> query rows and its layouts decompose into dense blocks
+/// (<see cref="AttentionBlocks"/>); everything else, and any shape cuDNN declines, runs the flash kernel.
 /// </summary>
 public sealed partial class CudaBackend
 {
@@ -54,7 +54,7 @@ public sealed partial class CudaBackend
     /// <summary>Which implementation the attention calls so far used, and why cuDNN did not take the others.</summary>
     public string AttentionReport()
     {
-        string report = $"attention on {Name}: cuDNN {CudnnVersion ?? "not loaded"} fused SDPA for {_cudnnCalls} call(s), own kernel for {_kernelCalls}";
+        string report = $"attention on {Name}: cuDNN {CudnnVersion ?? "not loaded"} fused SDPA for {_cudnnCalls} call(s), decode kernel for {_decodeCalls}, own kernel for {_kernelCalls}";
         if (_attention == AttentionImplementation.Kernel) return report + " (--attention kernel)";
         if (_cudnnUnavailable is not null) return report + $" (cuDNN unavailable: {_cudnnUnavailable})";
         return _cudnn?.LastRefusal is { } refusal ? report + $" (cuDNN declined: {refusal})" : report;

@@ -7,9 +7,10 @@ namespace LongCtx.Cuda;
 
 /// <summary>
 /// The GPU backend: bf16 activations and weights, fp32 accumulation; GEMMs through cuBLAS, everything else
-/// through the NVRTC-compiled kernels of Kernels/, attention through cuDNN's fused SDPA where it applies
-/// (CudaBackend.Cudnn.cs). Work is queued on the device's compute stream and only <see cref="Download"/>
-/// waits for it, so a layer runs without host synchronisation.
+/// through the NVRTC-compiled kernels of Kernels/, attention through the decode kernel for a few query rows
+/// (CudaBackend.Decode.cs) and cuDNN's fused SDPA for long blocks where it applies (CudaBackend.Cudnn.cs).
+/// Work is queued on the device's compute stream and only <see cref="Download"/> waits for it, so a layer
+/// runs without host synchronisation.
 /// </summary>
 public sealed unsafe partial class CudaBackend : IBackend
 {
@@ -182,6 +183,7 @@ public sealed unsafe partial class CudaBackend : IBackend
             Fill(C(lse), float.NegativeInfinity);
             return;
         }
+        if (TryDecodeAttention(qs, queries, ks, C(v), keys, scale, C(output), C(lse))) return;
         if (TryCudnnAttention(qs, queries, ks, C(v), keys, scale, C(output), C(lse))) return;
         _kernelCalls++;
         var ql = _layouts.Of(queries);
@@ -192,8 +194,9 @@ public sealed unsafe partial class CudaBackend : IBackend
         _device.AllowSharedMemory(fn, shared);
         const int queryRowsPerBlock = 128;
         uint tiles = (uint)((tq + queryRowsPerBlock - 1) / queryRowsPerBlock);
-        // Few queries against many keys (decode, pass-Q steps) would leave most SMs idle: split the keys
-        // over blocks and merge the partial results by log-sum-exp.
+        // Few queries against many keys would leave most SMs idle: split the keys over blocks and merge the
+        // partial results by log-sum-exp. Decode rows go to the decode kernel; this serves the short calls it
+        // does not take (more than DecodeMaxRows rows, or layouts that are not dense blocks).
         int keyTiles = (tk + 31) / 32;
         int splits = tq <= 64 && tk >= 1024 ? Math.Min(64, Math.Max(1, keyTiles / 16)) : 1;
         int tilesPerSplit = (keyTiles + splits - 1) / splits;

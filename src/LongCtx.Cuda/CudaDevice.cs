@@ -28,6 +28,8 @@ internal sealed unsafe class CudaDevice : IDisposable
         if (major < 8) throw new LongCtxException($"GPU {ordinal} has compute capability {major}.{minor}; the CUDA backend needs 8.0 or newer (bf16 tensor cores)");
         ComputeMajor = major;
         ComputeMinor = minor;
+        CudaDriver.Check(CudaDriver.cuDeviceGetAttribute(out int multiprocessors, CudaDriver.AttributeMultiprocessorCount, device), "cuDeviceGetAttribute");
+        MultiprocessorCount = multiprocessors;
         var name = stackalloc byte[256];
         CudaDriver.cuDeviceGetName(name, 256, device);
         Name = new string((sbyte*)name);
@@ -45,6 +47,8 @@ internal sealed unsafe class CudaDevice : IDisposable
     public string Name { get; }
     public int ComputeMajor { get; }
     public int ComputeMinor { get; }
+    /// <summary>Streaming multiprocessors (132 on an H100 SXM): kernels that would leave some idle size their grids by it.</summary>
+    public int MultiprocessorCount { get; }
     public nint Context { get; }
     public nint ComputeStream { get; }
     public nint CommStream { get; }

@@ -2,6 +2,8 @@ using LongCtx.Cuda;
 using LongCtx.Parallel;
 using LongCtx.Tensors;
 
+using static LongCtx.Tests.Cuda.TestLayouts;
+
 namespace LongCtx.Tests.Cuda;
 
 /// <summary>
@@ -97,21 +99,7 @@ public class AttentionBlocksTests
     }
 
     [Fact]
-    public void WheneverRandomLayoutsDecomposeTheBlocksDescribeTheRule()
-    {
-        int seed = Random.Shared.Next();
-        var random = new Random(seed);
-        int decomposed = 0;
-        for (int trial = 0; trial < 2000; trial++)
-        {
-            var queries = RandomLayout(random);
-            var keys = RandomLayout(random);
-            if (AttentionBlocks.Decompose(queries, keys) is not { } blocks) continue;
-            decomposed++;
-            AssertDescribesTheRule(queries, keys, blocks, $"seed {seed}, trial {trial}");
-        }
-        Assert.True(decomposed > 100, $"seed {seed}: only {decomposed} random layouts decomposed");
-    }
+    public void WheneverRandomLayoutsDecomposeTheBlocksDescribeTheRule() => ForRandomDecomposableLayouts(AssertDescribesTheRule);
 
     [Fact]
     public void StarAndApbCallsAreDenseBlocksWhenNoRankPadsItsPassingRows()
@@ -171,20 +159,6 @@ public class AttentionBlocksTests
         Assert.NotSame(AttentionBlocks.Of(a, a), AttentionBlocks.Of(a, b));
     }
 
-    /// <summary>Runs of 1-3 sequences at random offsets, positions consecutive or with random gaps.</summary>
-    private static TokenLayout RandomLayout(Random random)
-    {
-        var parts = new List<TokenLayout>();
-        for (int i = random.Next(1, 4); i > 0; i--)
-        {
-            int seq = random.Next(3), start = random.Next(0, 12), n = random.Next(1, 12);
-            parts.Add(random.Next(4) == 0
-                ? new TokenLayout(Enumerable.Repeat(seq, n).ToArray(), Enumerable.Range(0, n).Select(_ => random.Next(0, 24)).ToArray())
-                : Sequence(seq, start, n));
-        }
-        return Concat(parts);
-    }
-
     private static void AssertDescribesTheRule(TokenLayout queries, TokenLayout keys, AttentionBlocks? blocks, string where)
     {
         Assert.NotNull(blocks);
@@ -220,9 +194,4 @@ public class AttentionBlocksTests
 
     private static bool Sees(DenseBlock b, int i, int j) =>
         j >= b.KeyStart && j < b.KeyStart + b.KeyCount && (!b.Causal || j - b.KeyStart <= i - b.QueryStart + b.KeyCount - b.QueryCount);
-
-    private static TokenLayout Sequence(int seq, int start, int count) =>
-        new(Enumerable.Repeat(seq, count).ToArray(), Enumerable.Range(start, count).ToArray());
-
-    private static TokenLayout Concat(IEnumerable<TokenLayout> parts) => TokenLayout.Concat(parts.ToList());
 }

@@ -1,0 +1,80 @@
+using LongCtx.Cuda;
+using LongCtx.Tensors;
+
+using static LongCtx.Tests.Cuda.TestLayouts;
+
+namespace LongCtx.Tests.Cuda;
+
+/// <summary>
+/// The per-row key ranges the decode kernel reads, checked key by key against the layout rule (query i sees
+/// key j iff same sequence and pos_k ≤ pos_q), and how the decode launch cuts its work.
+/// </summary>
+public class DecodeRowsTests
+{
+    [Fact]
+    public void WheneverRandomLayoutsDecomposeEachRowsRangeIsExactlyTheKeysItSees() => ForRandomDecomposableLayouts(AssertRangesDescribeTheRule);
+
+    [Fact]
+    public void DecodeRowsOfSeveralSequencesSeeTheirWholeCaches()
+    {
+        // Three sequences decoding one token each against caches of 10, 3 and 7 tokens plus the new one.
+        var queries = new TokenLayout([0, 1, 2], [10, 3, 7]);
+        var keys = Concat([Sequence(0, 0, 11), Sequence(1, 0, 4), Sequence(2, 0, 8)]);
+        var (starts, counts) = DecodeRows.KeyRanges(AttentionBlocks.Decompose(queries, keys)!, queries.Count);
+        Assert.Equal([0, 11, 15], starts);
+        Assert.Equal([11, 4, 8], counts);
+    }
+
+    [Fact]
+    public void ConsecutiveRowsOfOneSequenceSeeGrowingPrefixes()
+    {
+        var queries = Sequence(0, 997, 3);
+        var keys = Sequence(0, 0, 1000);
+        var (starts, counts) = DecodeRows.KeyRanges(AttentionBlocks.Decompose(queries, keys)!, queries.Count);
+        Assert.Equal([0, 0, 0], starts);
+        Assert.Equal([998, 999, 1000], counts);
+    }
+
+    [Fact]
+    public void RowsWithoutVisibleKeysSeeNothing()
+    {
+        // Sequence 1 has no keys here; sequence 2's keys all come after its query.
+        var queries = new TokenLayout([0, 1, 2], [4, 9, 3]);
+        var keys = Concat([Sequence(0, 0, 5), Sequence(2, 10, 5)]);
+        var blocks = AttentionBlocks.Decompose(queries, keys)!;
+        Assert.Equal(2, blocks.EmptyRuns.Count);
+        Assert.Equal([5, 0, 0], DecodeRows.KeyRanges(blocks, queries.Count).Counts);
+    }
+
+    [Theory]
+    [InlineData(132, 8, 130_000, 66)]   // an 8B model decoding one token at 130K: 528 blocks
+    [InlineData(132, 8, 1000, 4)]       // a short cache: no split under 256 keys
+    [InlineData(132, 1, 1_000_000, 256)]
+    [InlineData(132, 128, 100_000, 5)]  // 16 rows of 8 KV heads already fill most of the GPU
+    [InlineData(132, 8, 0, 1)]          // every row sees nothing: one split writes -inf
+    public void SplitsFillTheGpuWithoutCuttingShortRanges(int multiprocessors, int blocksPerSplit, int maxKeyCount, int expected) =>
+        Assert.Equal(expected, CudaBackend.DecodeSplits(multiprocessors, blocksPerSplit, maxKeyCount));
+
+    [Theory]
+    [InlineData(4, 128, 4)]
+    [InlineData(8, 128, 4)]
+    [InlineData(16, 64, 8)]
+    [InlineData(7, 256, 2)]
+    [InlineData(1, 256, 1)]
+    [InlineData(16, 16, 16)]
+    public void GroupsTooLargeForRegistersAreSharedAmongBlocks(int group, int headDim, int expected) =>
+        Assert.Equal(expected, CudaBackend.DecodeHeadsPerBlock(group, headDim));
+
+    private static void AssertRangesDescribeTheRule(TokenLayout queries, TokenLayout keys, AttentionBlocks blocks, string where)
+    {
+        var (starts, counts) = DecodeRows.KeyRanges(blocks, queries.Count);
+        Assert.True(starts.Length == queries.Count && counts.Length == queries.Count, $"{where}: {starts.Length} ranges for {queries.Count} rows");
+        for (int i = 0; i < queries.Count; i++)
+            for (int j = 0; j < keys.Count; j++)
+            {
+                bool rule = queries.SeqIds[i] == keys.SeqIds[j] && keys.Positions[j] <= queries.Positions[i];
+                bool inRange = j >= starts[i] && j < starts[i] + counts[i];
+                Assert.True(rule == inRange, $"{where}: query {i} (seq {queries.SeqIds[i]} pos {queries.Positions[i]}) has keys [{starts[i]}, {starts[i] + counts[i]}), key {j} (seq {keys.SeqIds[j]} pos {keys.Positions[j]}): rule {rule}");
+            }
+    }
+}

@@ -1,0 +1,107 @@
+using LongCtx.Backends;
+using LongCtx.Backends.Cpu;
+using LongCtx.Cuda;
+using LongCtx.Tensors;
+using LongCtx.Tests.Parallel;
+
+using static LongCtx.Tests.Cuda.TestLayouts;
+using static LongCtx.Tests.Gpu.AttentionComparison;
+
+namespace LongCtx.Tests.Gpu;
+
+/// <summary>
+/// The decode kernel (few query rows against KV caches) against the CPU backend, with fresh random bf16
+/// inputs: outputs within 2e-2 and LSEs within 1e-2 relative, rows that see nothing exactly 0 with LSE −inf,
+/// and the decode kernel must actually have run. The shapes cover GQA groups of 1, 3, 4, 7 and 16 (the last
+/// two shared among several blocks per KV head) and head dimensions 32 to 256 (every vector-load width).
+/// </summary>
+public class DecodeAttentionTests
+{
+    public enum Layout
+    {
+        /// <summary>One token decoding against a 5000-token cache.</summary>
+        OneRowLongCache,
+        /// <summary>Eight sequences decoding one token each, caches of 1 to 4097 tokens fused in another order.</summary>
+        EightSequences,
+        /// <summary>Three consecutive new tokens of one sequence: a causal block over its cache.</summary>
+        CausalRows,
+        /// <summary>A decoding row beside one of a sequence without keys here and one whose keys all come later.</summary>
+        RowsSeeingNothing,
+    }
+
+    [GpuTheory]
+    [InlineData(Layout.OneRowLongCache, 32, 8, 128)]
+    [InlineData(Layout.OneRowLongCache, 4, 4, 64)]
+    [InlineData(Layout.OneRowLongCache, 14, 2, 256)]
+    [InlineData(Layout.EightSequences, 8, 2, 128)]
+    [InlineData(Layout.EightSequences, 4, 4, 64)]
+    [InlineData(Layout.EightSequences, 16, 1, 128)]
+    [InlineData(Layout.EightSequences, 4, 1, 32)]
+    [InlineData(Layout.CausalRows, 8, 2, 64)]
+    [InlineData(Layout.CausalRows, 2, 2, 128)]
+    [InlineData(Layout.CausalRows, 12, 4, 48)]
+    [InlineData(Layout.RowsSeeingNothing, 8, 2, 128)]
+    [InlineData(Layout.RowsSeeingNothing, 4, 4, 64)]
+    public void DecodeKernelMatchesTheCpu(Layout layout, int heads, int kvHeads, int headDim)
+    {
+        int seed = Random.Shared.Next();
+        var random = new Random(seed);
+        string where = $"seed {seed}, {layout}, {heads} heads on {kvHeads} KV heads of dim {headDim}";
+        var (queries, keys) = Layouts(layout);
+        var shape = new Shape(heads, kvHeads, headDim);
+        var q = RandomBf16(random, queries.Count * heads * headDim);
+        var k = RandomBf16(random, keys.Count * kvHeads * headDim);
+        var v = RandomBf16(random, keys.Count * kvHeads * headDim);
+        using var cpu = new CpuBackend();
+        using var gpu = new CudaBackend(0);
+        var (expectedOut, expectedLse) = Run(cpu, shape, q, queries, k, v, keys);
+        long before = gpu.DecodeAttentionCalls;
+        var (actualOut, actualLse) = Run(gpu, shape, q, queries, k, v, keys);
+        Assert.True(gpu.DecodeAttentionCalls == before + 1, $"{where}: the decode kernel did not run");
+
+        double outError = DenseReference.RelativeError(actualOut, expectedOut), lseError = LseError(actualLse, expectedLse, where);
+        Assert.True(outError < 2e-2, $"{where}: output vs CPU {outError:e2}");
+        Assert.True(lseError < 1e-2, $"{where}: LSE vs CPU {lseError:e2}");
+        for (int i = 0; i < expectedLse.Length; i++)
+            if (float.IsNegativeInfinity(expectedLse[i]))
+                Assert.True(actualOut.AsSpan(i * headDim, headDim).IndexOfAnyExcept(0f) < 0, $"{where}: row {i / heads} head {i % heads} sees nothing but its output is not 0");
+    }
+
+    private static (TokenLayout Queries, TokenLayout Keys) Layouts(Layout layout)
+    {
+        switch (layout)
+        {
+            case Layout.OneRowLongCache:
+                return (new TokenLayout([0], [4999]), Sequence(0, 0, 5000));
+            case Layout.EightSequences:
+                int[] lengths = [1, 17, 300, 1000, 4097, 63, 2500, 129];
+                var queries = TokenLayout.Concat(lengths.Select((n, s) => new TokenLayout([s], [n - 1])).ToList());
+                var keys = TokenLayout.Concat(lengths.Select((n, s) => Sequence(s, 0, n)).Reverse().ToList());
+                return (queries, keys);
+            case Layout.CausalRows:
+                return (Sequence(0, 1997, 3), Sequence(0, 0, 2000));
+            case Layout.RowsSeeingNothing:
+                // Sequence 1 has no keys in this call; sequence 2's keys are at positions after its query.
+                return (new TokenLayout([1, 0, 2], [7, 2999, 5]), TokenLayout.Concat([Sequence(0, 0, 3000), Sequence(2, 100, 50)]));
+            default:
+                throw new ArgumentOutOfRangeException(nameof(layout));
+        }
+    }
+
+    private readonly record struct Shape(int Heads, int KvHeads, int HeadDim);
+
+    private static (float[] Output, float[] Lse) Run(IBackend b, Shape shape, float[] q, TokenLayout queries, float[] k, float[] v, TokenLayout keys)
+    {
+        using var qt = b.Upload<float>(q, queries.Count, shape.Heads, shape.HeadDim);
+        using var kt = b.Upload<float>(k, keys.Count, shape.KvHeads, shape.HeadDim);
+        using var vt = b.Upload<float>(v, keys.Count, shape.KvHeads, shape.HeadDim);
+        using var output = b.Allocate(b.ActivationType, queries.Count, shape.Heads, shape.HeadDim);
+        using var lse = b.Allocate(DType.F32, queries.Count, shape.Heads);
+        b.Attention(qt, queries, kt, vt, keys, 1f / MathF.Sqrt(shape.HeadDim), output, lse);
+        var o = new float[output.Length];
+        var l = new float[lse.Length];
+        b.Download<float>(output, o);
+        b.Download<float>(lse, l);
+        return (o, l);
+    }
+}
