@@ -45,12 +45,12 @@ public class CudnnAttentionTests
                 var q = RandomBf16(random, queries.Rows * Heads * HeadDim);
                 var k = RandomBf16(random, keys.Keys.Count * KvHeads * HeadDim);
                 var v = RandomBf16(random, keys.Keys.Count * KvHeads * HeadDim);
-                var (cpuOut, cpuLse) = Run(cpu, q, queries.Queries, k, v, keys.Keys);
+                var (cpuOut, cpuLse) = Run(cpu, Heads, KvHeads, HeadDim, q, queries.Queries, k, v, keys.Keys);
                 gpu.AttentionMode = AttentionImplementation.Kernel;
-                var (kernelOut, kernelLse) = Run(gpu, q, queries.Queries, k, v, keys.Keys);
+                var (kernelOut, kernelLse) = Run(gpu, Heads, KvHeads, HeadDim, q, queries.Queries, k, v, keys.Keys);
                 gpu.AttentionMode = AttentionImplementation.Auto;
                 long before = gpu.CudnnAttentionCalls;
-                var (cudnnOut, cudnnLse) = Run(gpu, q, queries.Queries, k, v, keys.Keys);
+                var (cudnnOut, cudnnLse) = Run(gpu, Heads, KvHeads, HeadDim, q, queries.Queries, k, v, keys.Keys);
                 Assert.True(gpu.CudnnAttentionCalls == before + 1, $"{where}: cuDNN did not run: {gpu.CudnnRefusal}");
 
                 Assert.True(DenseReference.RelativeError(cudnnOut, cpuOut) < 2e-2, $"{where}: cuDNN output vs CPU {DenseReference.RelativeError(cudnnOut, cpuOut):e2}");
@@ -58,20 +58,5 @@ public class CudnnAttentionTests
                 Assert.True(LseError(cudnnLse, cpuLse, where) < 1e-2, $"{where}: cuDNN LSE vs CPU {LseError(cudnnLse, cpuLse, where):e2}");
                 Assert.True(LseError(cudnnLse, kernelLse, where) < 1e-2, $"{where}: cuDNN LSE vs kernel {LseError(cudnnLse, kernelLse, where):e2}");
             }
-    }
-
-    private static (float[] Output, float[] Lse) Run(IBackend b, float[] q, TokenLayout queries, float[] k, float[] v, TokenLayout keys)
-    {
-        using var qt = b.Upload<float>(q, queries.Count, Heads, HeadDim);
-        using var kt = b.Upload<float>(k, keys.Count, KvHeads, HeadDim);
-        using var vt = b.Upload<float>(v, keys.Count, KvHeads, HeadDim);
-        using var output = b.Allocate(b.ActivationType, queries.Count, Heads, HeadDim);
-        using var lse = b.Allocate(DType.F32, queries.Count, Heads);
-        b.Attention(qt, queries, kt, vt, keys, 1f / MathF.Sqrt(HeadDim), output, lse);
-        var o = new float[output.Length];
-        var l = new float[lse.Length];
-        b.Download<float>(output, o);
-        b.Download<float>(lse, l);
-        return (o, l);
     }
 }
