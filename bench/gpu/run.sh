@@ -9,6 +9,7 @@
 #   launch      GPU ranks as processes (bench/gpu/launch_check.sh checks)
 #   bench       8B shape, dummy weights, 32 layers: prefill 32K/128K on 1 and N GPUs, time split, pass-q, decode batch 1 and 8
 #   approx      star and apb beside exact pass-kv on N GPUs (error against exact), star at apb's anchor
+#   tp          tensor parallelism: the N GPUs as N/2 context x 2 tensor ranks and as 1 x N, beside N context ranks
 #   hfprefill   PyTorch: HF transformers + cuDNN SDPA on one GPU, 32K and 128K, 32 layers
 #   peer        PyTorch: torch context_parallel around HF transformers on N GPUs
 #   retrieval   train four candidate retrieval models, evaluate the best with dense/pass-kv/star/apb (bench/retrieval)
@@ -22,10 +23,10 @@ export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVL
 mode=${1:-full}
 case $mode in
   smoke) sections=tests,fixture,bench; quick=1 ;;
-  checks) sections=tests,fixture,attention,hf,launch,bench,approx,peer,retrieval; quick=1 ;;
+  checks) sections=tests,fixture,attention,hf,launch,bench,approx,tp,peer,retrieval; quick=1 ;;
   ours) sections=tests,fixture,attention,hf,bench,approx,hfprefill; quick=0 ;;
   others) sections=peer,retrieval; quick=0 ;;
-  full) sections=tests,fixture,attention,hf,bench,approx,hfprefill,peer,retrieval; quick=0 ;;
+  full) sections=tests,fixture,attention,hf,bench,approx,tp,hfprefill,peer,retrieval; quick=0 ;;
   retrieval) sections=retrieval; quick=0 ;;
   *) sections=$mode; quick=0 ;;
 esac
@@ -125,7 +126,16 @@ if has approx && [[ $ngpu -gt 1 ]]; then
   "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy star --json > "$out/bench-star.json" 2> "$out/bench-star.err" || note "bench star: FAIL $(tail -1 "$out/bench-star.err")"
 fi
 
-if has bench || has approx; then
+if has tp && [[ $ngpu -gt 1 ]]; then
+  # The same GPUs as context ranks only (bench section), as context x 2 tensor ranks, and as one tensor group:
+  # TP all-reduces twice per layer where CP passes KV once, so CP should win within a node on long prompts.
+  for t in 2 $ngpu; do
+    [[ $t == 2 && $ngpu == 2 ]] && continue
+    "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --tensor-parallel $t --strategy pass-kv --json > "$out/bench-tp$t.json" 2> "$out/bench-tp$t.err" || note "bench tp $t: FAIL $(tail -1 "$out/bench-tp$t.err")"
+  done
+fi
+
+if has bench || has approx || has tp; then
   python3 - "$out" >> "$summary" <<'PY'
 import json, sys, glob
 for f in sorted(glob.glob(sys.argv[1] + "/bench-*.json")):
@@ -137,7 +147,8 @@ for f in sorted(glob.glob(sys.argv[1] + "/bench-*.json")):
         split = " split gemm/attn/comm/other ms " + "/".join(f"{s.get(k, 0):.0f}" for k in ("gemm", "attention", "communication", "other")) if s else ""
         extra = f" decode batch {p.get('batch', 1)}: {p.get('decode_ms_per_step')} ms/step, {p['decode_ms_per_token']} ms/token" if "decode_ms_per_token" in p else ""
         if "logits_relative_error" in p: extra += f" logits err vs exact {p['logits_relative_error']} top-1 {'agrees' if p['top1_agrees'] else 'differs'}"
-        print(f"longctx {f.split('bench-')[-1][:-5]}: {p['ranks']} gpu {p['context']} tokens {p['strategy']}: TTFT {p['ttft_ms']:.0f} ms, {p['model_tflops']:.0f} TFLOP/s, MFU {p['mfu']}, eff {p['parallel_efficiency']}{split}{extra} [{d.get('attention', '')}]")
+        ranks = f"{p['ranks']}x{p['tensor_parallel']}" if p.get('tensor_parallel', 1) > 1 else p['ranks']
+        print(f"longctx {f.split('bench-')[-1][:-5]}: {ranks} gpu {p['context']} tokens {p['strategy']}: TTFT {p['ttft_ms']:.0f} ms, {p['model_tflops']:.0f} TFLOP/s, MFU {p['mfu']}, eff {p['parallel_efficiency']}{split}{extra} [{d.get('attention', '')}]")
 PY
 
 fi

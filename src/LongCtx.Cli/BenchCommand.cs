@@ -28,7 +28,8 @@ internal static class BenchCommand
         var contexts = new Option<string>("--context") { Description = "prompt lengths, comma separated", DefaultValueFactory = _ => "8192" };
         var device = new Option<string>("--device") { Description = "cpu or cuda", DefaultValueFactory = _ => "cuda" };
         var gpus = new Option<string>("--gpus") { Description = "rank counts to run, comma separated (GPUs, or threads on the CPU); efficiency is against the first", DefaultValueFactory = _ => "1" };
-        var ranks = new Option<string?>("--ranks") { Description = "rank counts to run on the --gpus GPUs (then one number); ranks beyond the GPUs share them (exact, slow)" };
+        var ranks = new Option<string?>("--ranks") { Description = "context-parallel rank counts to run on the --gpus GPUs (then one number); ranks beyond the GPUs share them (exact, slow)" };
+        var tensor = TensorParallelOption.Create();
         var strategy = new Option<string>("--strategy") { Description = "pass-kv, pass-q, auto or dense (1 rank)", DefaultValueFactory = _ => StrategyNames.Auto };
         var repeat = new Option<int>("--repeat") { Description = "timed prefills per point (the best counts)", DefaultValueFactory = _ => 1 };
         var warmup = new Option<int>("--warmup") { Description = "untimed prefills at each context before the timed ones (they build the cuDNN plans for its shapes)", DefaultValueFactory = _ => 1 };
@@ -40,14 +41,15 @@ internal static class BenchCommand
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
         var attention = AttentionOption.Create();
         var command = new Command("bench", "Measure prefill time to first token on long prompts");
-        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, strategy, repeat, warmup, decode, batch, anchor, passing, profile, attention, json }) command.Options.Add(o);
+        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, tensor, strategy, repeat, warmup, decode, batch, anchor, passing, profile, attention, json }) command.Options.Add(o);
         command.SetAction(r => Run(r.GetValue(model), r.GetValue(config), r.GetValue(loadFormat)!, r.GetValue(layers), Ints(r.GetValue(contexts)!, "--context"),
-            r.GetValue(device)!, Layouts(r.GetValue(gpus)!, r.GetValue(ranks)), StrategyNames.Validate(r.GetValue(strategy)!), Math.Max(1, r.GetValue(repeat)),
+            r.GetValue(device)!, Layouts(r.GetValue(gpus)!, r.GetValue(ranks), r.GetValue(tensor)), r.GetValue(tensor), StrategyNames.Validate(r.GetValue(strategy)!), Math.Max(1, r.GetValue(repeat)),
             r.GetValue(warmup), r.GetValue(decode), r.GetValue(batch), (r.GetValue(anchor), r.GetValue(passing)), r.GetValue(profile), AttentionOption.Parse(r.GetValue(attention)!, r.GetValue(device)!), r.GetValue(json)));
         return command;
     }
 
-    private sealed record Point(int Ranks, int Context, string Strategy, double TtftMs, double Tflops, double? Mfu, Dictionary<string, double>? Split,
+    /// <summary>One measurement; Ranks × Tensor ranks ran it (context-parallel × tensor-parallel).</summary>
+    private sealed record Point(int Ranks, int Tensor, int Context, string Strategy, double TtftMs, double Tflops, double? Mfu, Dictionary<string, double>? Split,
         double? LogitsError = null, bool? Top1Agrees = null, DecodeTiming? Decode = null);
 
     /// <summary>Batched decode: one step gives every sequence of the batch a token.</summary>
@@ -56,7 +58,7 @@ internal static class BenchCommand
         public double MsPerToken => MsPerStep / Batch;
     }
 
-    private static int Run(string? dir, string? preset, string loadFormat, int? layers, int[] contexts, string device, (int Ranks, int Gpus)[] layouts,
+    private static int Run(string? dir, string? preset, string loadFormat, int? layers, int[] contexts, string device, (int Ranks, int Gpus)[] layouts, int tensor,
         string strategy, int repeat, int warmup, int decodeSteps, int batch, (int? Anchor, int? Passing) lengths, bool profile, AttentionImplementation attention, bool json)
     {
         if (lengths.Anchor < 0 || lengths.Passing < 0) throw new LongCtxException("--anchor-tokens and --passing-tokens must be 0 or more");
@@ -81,8 +83,8 @@ internal static class BenchCommand
         string? attentionReport = null;
         foreach (var (ranks, gpus) in layouts)
         {
-            using var group = progress.Run($"Loading the model onto {ranks} rank(s)", () =>
-                device == "cuda" ? (IRankGroup)new GpuRankGroup(cfg, weights, gpus, ranks, attention) : new CpuRankGroup(cfg, weights, ranks));
+            using var group = progress.Run($"Loading the model onto {ranks * tensor} rank(s)", () =>
+                device == "cuda" ? (IRankGroup)new GpuRankGroup(cfg, weights, gpus, ranks, attention, tensor) : new CpuRankGroup(cfg, weights, ranks, tensorRanks: tensor));
             deviceName = group.Device;
             using var engine = new InferenceEngine(cfg, group);
             Prefill(engine, 1024, strategy); // compiles kernels, fills the pool, measures rates for auto
@@ -125,8 +127,8 @@ internal static class BenchCommand
                 double flops = ModelFlops(cfg, context);
                 double tflops = flops / (best / 1e3) / 1e12;
                 double? mfu = device == "cuda" && deviceName.Contains('H') ? flops / (best / 1e3) / (HopperPeakFlops * gpus) : null;
-                points.Add(new Point(ranks, context, used, best, tflops, mfu, split, error, top1, decoded));
-                progress.Note($"{ranks} rank(s), {context} tokens, {used}: {best:0} ms");
+                points.Add(new Point(ranks, tensor, context, used, best, tflops, mfu, split, error, top1, decoded));
+                progress.Note($"{RanksText(ranks, tensor)} rank(s), {context} tokens, {used}: {best:0} ms");
             }
             attentionReport = (group as GpuRankGroup)?.AttentionReport();
         }
@@ -191,7 +193,9 @@ internal static class BenchCommand
 
     private static void Report(List<Point> points, ModelConfig cfg, string device, string? attention, bool json)
     {
-        double Baseline(int context) => points.First(p => p.Context == context).TtftMs * points.First(p => p.Context == context).Ranks;
+        // Efficiency counts every rank (a GPU each): TTFT × ranks of the context's first point against this one's.
+        double RankMs(Point p) => p.TtftMs * p.Ranks * p.Tensor;
+        double Efficiency(Point p) => RankMs(points.First(b => b.Context == p.Context)) / RankMs(p);
         if (json)
         {
             var arr = new JsonArray();
@@ -199,9 +203,9 @@ internal static class BenchCommand
             {
                 var o = new JsonObject
                 {
-                    ["ranks"] = p.Ranks, ["context"] = p.Context, ["strategy"] = p.Strategy, ["ttft_ms"] = Math.Round(p.TtftMs, 2),
+                    ["ranks"] = p.Ranks, ["tensor_parallel"] = p.Tensor, ["context"] = p.Context, ["strategy"] = p.Strategy, ["ttft_ms"] = Math.Round(p.TtftMs, 2),
                     ["model_tflops"] = Math.Round(p.Tflops, 2), ["mfu"] = p.Mfu is { } m ? Math.Round(m, 4) : null,
-                    ["parallel_efficiency"] = Math.Round(Baseline(p.Context) / (p.TtftMs * p.Ranks), 4),
+                    ["parallel_efficiency"] = Math.Round(Efficiency(p), 4),
                 };
                 if (p.Decode is { } dt)
                 {
@@ -231,8 +235,8 @@ internal static class BenchCommand
             string split = p.Split is { } s
                 ? $"{s.GetValueOrDefault("gemm"):0} / {s.GetValueOrDefault("attention"):0} / {s.GetValueOrDefault("communication"):0} / {s.GetValueOrDefault("other"):0}"
                 : "";
-            var cells = new List<string> { p.Ranks.ToString(), p.Context.ToString(), p.Strategy, $"{p.TtftMs / 1e3:0.000}", $"{p.Tflops:0.0}",
-                p.Mfu is { } m ? $"{m:P1}" : "-", $"{Baseline(p.Context) / (p.TtftMs * p.Ranks):P0}" };
+            var cells = new List<string> { RanksText(p.Ranks, p.Tensor), p.Context.ToString(), p.Strategy, $"{p.TtftMs / 1e3:0.000}", $"{p.Tflops:0.0}",
+                p.Mfu is { } m ? $"{m:P1}" : "-", $"{Efficiency(p):P0}" };
             if (anyDecode) cells.AddRange(p.Decode is { } dt ? [dt.Batch.ToString(), $"{dt.MsPerStep:0.00}", $"{dt.MsPerToken:0.00}"] : ["", "", ""]);
             if (anyError) cells.AddRange([p.LogitsError is { } e ? $"{e:0.00e0}" : "", p.Top1Agrees is { } t ? (t ? "yes" : "no") : ""]);
             if (anySplit) cells.Add(split);
@@ -243,11 +247,20 @@ internal static class BenchCommand
         AnsiConsole.Write(table);
     }
 
-    /// <summary>The (ranks, GPUs) to run: each --gpus count as its own rank count, or every --ranks count on the one --gpus count.</summary>
-    private static (int Ranks, int Gpus)[] Layouts(string gpus, string? ranks)
+    /// <summary>"4", or "2x4" for 2 context-parallel ranks of 4 tensor-parallel ranks each.</summary>
+    private static string RanksText(int ranks, int tensor) => tensor == 1 ? ranks.ToString() : $"{ranks}x{tensor}";
+
+    /// <summary>
+    /// The (context ranks, GPUs) to run: each --gpus count split into tensor-parallel groups of --tensor-parallel,
+    /// or every --ranks count on the one --gpus count.
+    /// </summary>
+    private static (int Ranks, int Gpus)[] Layouts(string gpus, string? ranks, int tensor)
     {
+        if (tensor < 1) throw new LongCtxException($"--tensor-parallel {tensor} must be 1 or more");
         var g = Ints(gpus, "--gpus");
-        if (ranks is null) return g.Select(n => (n, n)).ToArray();
+        if (ranks is null)
+            return g.Select(n => n % tensor == 0 ? (n / tensor, n)
+                : throw new LongCtxException($"--tensor-parallel {tensor} must divide every --gpus count ({n} does not)")).ToArray();
         if (g.Length != 1) throw new LongCtxException($"--ranks runs every rank count on the same GPUs: give --gpus one number, not {gpus}");
         return Ints(ranks, "--ranks").Select(n => (n, g[0])).ToArray();
     }

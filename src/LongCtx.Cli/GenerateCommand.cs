@@ -89,6 +89,7 @@ internal static class GenerateCommand
             ["cached_tokens"] = g.CachedTokens,
             ["strategy"] = g.Strategy,
             ["ranks"] = model.Engine.Ranks,
+            ["tensor_parallel"] = model.Engine.TensorRanks,
             ["device"] = model.Engine.Device,
             ["weights"] = model.Dummy ? "random" : "loaded",
             ["ttft_ms"] = Math.Round(g.TtftMs, 3),

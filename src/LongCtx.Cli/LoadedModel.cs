@@ -67,17 +67,19 @@ internal sealed class LoadedModel : IDisposable
         var tokenizer = tokenizerPath is null ? null : progress.Run("Loading tokenizer", () => Tokenizer.Load(tokenizerPath));
 
         int gpus = r.GetValue(o.Gpus) ?? 1;
-        int ranks = r.GetValue(o.Ranks) ?? (device == "cuda" ? gpus : 1);
+        int tensor = r.GetValue(o.TensorParallel);
+        if (tensor < 1) throw new LongCtxException($"--tensor-parallel {tensor} must be 1 or more");
+        int? ranks = r.GetValue(o.Ranks);
         double? c = r.GetValue(o.ComputeTflops), bw = r.GetValue(o.LinkGbps);
         HardwareRates? rates = c is not null && bw is not null ? new HardwareRates(c.Value * 1e12, bw.Value * 1e9) : null;
         if ((c is null) != (bw is null)) throw new LongCtxException("give both --compute-tflops and --link-gbps, or neither (then they are measured)");
         var launch = LaunchEnvironment.FromEnvironment();
         IRankGroup group = launch is not null ? ProcessGroup(r, o, config, weights, device, attention, launch, progress)
             : device == "cuda"
-            ? progress.Run($"Loading the model onto {gpus} GPU(s)", () => new GpuRankGroup(config, weights, gpus, ranks, attention))
-            : new CpuRankGroup(config, weights, ranks, r.GetValue(o.Threads));
-        if (r.GetValue(o.Verbose) && device == "cuda" && ranks > gpus)
-            Console.Error.WriteLine($"debug: {ranks} ranks share {gpus} GPU(s) round-robin and talk through device copies (NCCL needs one GPU per rank): exact, not fast");
+            ? progress.Run($"Loading the model onto {gpus} GPU(s)", () => new GpuRankGroup(config, weights, gpus, ranks, attention, tensor))
+            : new CpuRankGroup(config, weights, ranks ?? 1, r.GetValue(o.Threads), tensor);
+        if (r.GetValue(o.Verbose) && group is GpuRankGroup { Size: var all } && all > gpus)
+            Console.Error.WriteLine($"debug: {all} ranks share {gpus} GPU(s) round-robin and talk through device copies (NCCL needs one GPU per rank): exact, not fast");
         string name = dir is not null ? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir))) : preset!;
         return new LoadedModel(name, config, weights, tokenizer, tokenizerPath, new InferenceEngine(config, group, rates), dummy, group as GpuRankGroup);
     }
@@ -86,13 +88,15 @@ internal sealed class LoadedModel : IDisposable
     private static ProcessRankGroup ProcessGroup(ParseResult r, CommonOptions o, ModelConfig config, ModelWeights weights, string device,
         AttentionImplementation attention, LaunchEnvironment launch, Progress progress)
     {
-        if (r.GetValue(o.Ranks) is int asked && asked != 1 && asked != launch.WorldSize)
-            throw new LongCtxException($"--ranks {asked} disagrees with WORLD_SIZE={launch.WorldSize}: in a multi-process run every process is one rank");
+        int tensor = r.GetValue(o.TensorParallel);
+        var grid = RankGrid.ForWorld(launch.WorldSize, tensor);
+        if (r.GetValue(o.Ranks) is int asked && asked != 1 && asked != grid.ContextRanks)
+            throw new LongCtxException($"--ranks {asked} disagrees with WORLD_SIZE={launch.WorldSize} / --tensor-parallel {tensor}: in a multi-process run every process is one rank (leave --ranks out)");
         if (r.GetValue(o.Gpus) is { } gpus && gpus != launch.WorldSize)
             throw new LongCtxException($"--gpus {gpus} disagrees with WORLD_SIZE={launch.WorldSize}: in a multi-process run every process is one GPU (leave --gpus out)");
         return device == "cuda"
-            ? progress.Run($"Joining the process group on GPU {launch.LocalRank}", () => GpuProcessRank.Join(config, weights, launch, attention))
-            : progress.Run("Joining the process group", () => ProcessRankGroup.OnCpu(config, weights, launch, r.GetValue(o.Threads)));
+            ? progress.Run($"Joining the process group on GPU {launch.LocalRank}", () => GpuProcessRank.Join(config, weights, launch, attention, tensor))
+            : progress.Run("Joining the process group", () => ProcessRankGroup.OnCpu(config, weights, launch, r.GetValue(o.Threads), tensor));
     }
 
     public void Dispose()

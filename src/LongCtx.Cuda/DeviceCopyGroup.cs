@@ -20,11 +20,14 @@ internal sealed class DeviceCopyGroup
     private readonly Barrier _barrier;
     private readonly object?[] _slots;
     private readonly BlockingCollection<Message>[,] _mailbox;
-    private readonly CancellationTokenSource _cancel = new();
+    private readonly CancellationTokenSource _cancel;
 
-    public DeviceCopyGroup(int size)
+    public DeviceCopyGroup(int size) : this(size, new CancellationTokenSource()) { }
+
+    private DeviceCopyGroup(int size, CancellationTokenSource cancel)
     {
         Size = size;
+        _cancel = cancel;
         _barrier = new Barrier(size);
         _slots = new object?[size];
         _mailbox = new BlockingCollection<Message>[size, size];
@@ -38,6 +41,9 @@ internal sealed class DeviceCopyGroup
     public ICommunicator Communicator(int rank, CudaDevice device) => new Member(this, rank, device);
 
     public void Cancel() => _cancel.Cancel();
+
+    /// <summary>A ring or tensor-parallel group of <paramref name="size"/> of this group's ranks, cancelled with it.</summary>
+    public DeviceCopyGroup Subgroup(int size) => new(size, _cancel);
 
     /// <summary>What a rank publishes: its tensors and the device they live on.</summary>
     private sealed record Shared(CudaDevice Device, IReadOnlyList<Tensor> Tensors);

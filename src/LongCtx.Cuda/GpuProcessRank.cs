@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using LongCtx.Cuda.Native;
 using LongCtx.Engine;
 using LongCtx.Models;
+using LongCtx.Parallel;
 using LongCtx.Parallel.Distributed;
 
 namespace LongCtx.Cuda;
@@ -9,12 +10,15 @@ namespace LongCtx.Cuda;
 /// <summary>
 /// This process as one GPU rank of a multi-process group (torchrun-style environment, one process per GPU):
 /// GPU LOCAL_RANK, an NCCL communicator made by ncclCommInitRank from the unique id rank 0 created and shared
-/// through the TCP rendezvous, and a model copy. The engine runs on it as on any process group.
+/// through the TCP rendezvous — split into its context-parallel ring and tensor-parallel group when the
+/// world has both (<see cref="RankGrid"/>) — and a model copy. The engine runs on it as on any process group.
 /// </summary>
 public static class GpuProcessRank
 {
-    public static ProcessRankGroup Join(ModelConfig config, ModelWeights weights, LaunchEnvironment env, AttentionImplementation attention)
+    public static ProcessRankGroup Join(ModelConfig config, ModelWeights weights, LaunchEnvironment env, AttentionImplementation attention, int tensorRanks = 1)
     {
+        var grid = RankGrid.ForWorld(env.WorldSize, tensorRanks);
+        if (tensorRanks > 1) TensorSlice.Of(config, 0, tensorRanks);
         int ordinal = DeviceFor(env, CudaBackend.DeviceCount());
         // The device first: a GPU that cannot be used fails here, before the other ranks wait on this one.
         var backend = new CudaBackend(ordinal, attention);
@@ -24,10 +28,11 @@ public static class GpuProcessRank
         backend.MakeCurrent(); // NCCL binds the communicator to the current device
         Nccl.Check(Nccl.ncclCommInitRank(out var comm, env.WorldSize, MemoryMarshal.Read<Nccl.UniqueId>(id), env.Rank),
             $"ncclCommInitRank (rank {env.Rank} of {env.WorldSize}, GPU {ordinal})");
-        var replica = new ModelReplica(config, weights, backend);
+        var (ring, slice) = NcclCommunicator.ForGrid(comm, grid, env.Rank, backend.Device);
+        var replica = new ModelReplica(config, weights, backend, slice);
         backend.Synchronize();
-        var rank = new RankRuntime(env.Rank, backend, new NcclCommunicator(comm, env.Rank, env.WorldSize, backend.Device), replica);
-        return new ProcessRankGroup(rank, env.WorldSize, $"cuda x{env.WorldSize} (processes; this is rank {env.Rank} on GPU {ordinal}, {backend.Device.Name})",
+        var rank = new RankRuntime(env.Rank, backend, ring, replica);
+        return new ProcessRankGroup(rank, grid, $"cuda x{env.WorldSize} (processes; this is rank {env.Rank} on GPU {ordinal}, {backend.Device.Name}{grid.Describe(env.Rank)})",
             backend.MakeCurrent);
     }
 

@@ -2,32 +2,42 @@ using System.Runtime.ExceptionServices;
 using LongCtx.Cuda.Native;
 using LongCtx.Engine;
 using LongCtx.Models;
+using LongCtx.Parallel;
 
 namespace LongCtx.Cuda;
 
 /// <summary>
-/// Local GPUs as the ranks of one context-parallel group: one thread per rank (with its GPU's context
-/// current) and a model copy per rank. One rank per GPU talks through NCCL (one communicator per GPU,
-/// created together with ncclCommInitAll). More ranks than GPUs — to study 4 or 8 ranks on a smaller
-/// machine — share the GPUs round-robin (rank r on GPU r mod G, each with its own streams and pool) and
-/// talk through <see cref="DeviceCopyGroup"/>, since NCCL refuses two ranks on one GPU: exact, not fast.
-/// The engine's orchestration runs on either unchanged.
+/// Local GPUs as the ranks of one context-parallel group, optionally with tensor parallelism (each context
+/// rank's layers split over TensorRanks GPUs, <see cref="RankGrid"/>): one thread per rank (with its GPU's
+/// context current) and a model copy per rank. One rank per GPU talks through NCCL: one communicator per GPU
+/// created together with ncclCommInitAll, split into the rings and tensor-parallel groups when there are
+/// both. More ranks than GPUs — to study 4 or 8 ranks on a smaller machine — share the GPUs round-robin (rank
+/// r on GPU r mod G, each with its own streams and pool) and talk through <see cref="DeviceCopyGroup"/>, since
+/// NCCL refuses two ranks on one GPU: exact, not fast. The engine's orchestration runs on either unchanged.
 /// </summary>
 public sealed class GpuRankGroup : IRankGroup
 {
     private readonly RankRuntime[] _ranks;
     private readonly CudaBackend[] _backends;
     private readonly DeviceCopyGroup? _shared;
+    private readonly RankGrid _grid;
 
-    /// <param name="ranks">ranks to run (default: one per GPU); at least <paramref name="gpus"/>.</param>
-    public unsafe GpuRankGroup(ModelConfig config, ModelWeights weights, int gpus, int? ranks = null, AttentionImplementation attention = AttentionImplementation.Auto)
+    /// <param name="ranks">context-parallel ranks (default: the GPUs divided by <paramref name="tensorRanks"/>); ranks × tensorRanks at least <paramref name="gpus"/>.</param>
+    /// <param name="tensorRanks">GPUs each context rank's layers are split over.</param>
+    public unsafe GpuRankGroup(ModelConfig config, ModelWeights weights, int gpus, int? ranks = null, AttentionImplementation attention = AttentionImplementation.Auto,
+        int tensorRanks = 1)
     {
         int available = CudaBackend.DeviceCount();
         if (available == 0) throw new LongCtxException("--device cuda: no CUDA GPU found on this machine; use --device cpu");
         if (gpus < 1 || gpus > available) throw new LongCtxException($"--gpus {gpus}: this machine has {available} GPU(s)");
-        int n = ranks ?? gpus;
-        if (n < gpus) throw new LongCtxException($"--ranks {n} is fewer than --gpus {gpus}: every GPU runs at least one rank; lower --gpus");
-        if (n > 64) throw new LongCtxException($"--ranks {n} is out of range: use at most 64");
+        if (tensorRanks < 1) throw new LongCtxException($"--tensor-parallel {tensorRanks} must be 1 or more");
+        if (tensorRanks > 1) TensorSlice.Of(config, 0, tensorRanks); // a split the heads refuse fails before any GPU work
+        if (ranks is null && gpus % tensorRanks != 0)
+            throw new LongCtxException($"--tensor-parallel {tensorRanks} must divide --gpus {gpus}: each context rank takes {tensorRanks} GPU(s)");
+        _grid = new RankGrid(ranks ?? gpus / tensorRanks, tensorRanks);
+        int n = _grid.World;
+        if (n < gpus) throw new LongCtxException($"--ranks {_grid.ContextRanks} x --tensor-parallel {tensorRanks} is fewer than --gpus {gpus}: every GPU runs at least one rank; lower --gpus");
+        if (n > 64) throw new LongCtxException($"--ranks {_grid.ContextRanks} x --tensor-parallel {tensorRanks} is out of range: use at most 64 ranks in all");
         _backends = new CudaBackend[n];
         RunOn(n, r => _backends[r] = new CudaBackend(r % gpus, attention));
         var comms = new nint[gpus];
@@ -39,21 +49,30 @@ public sealed class GpuRankGroup : IRankGroup
                 Nccl.Check(Nccl.ncclCommInitAll(c, gpus, d), "ncclCommInitAll");
         }
         else _shared = new DeviceCopyGroup(n);
+        var rings = Enumerable.Range(0, tensorRanks).Select(_ => tensorRanks == 1 ? _shared : _shared?.Subgroup(_grid.ContextRanks)).ToArray();
+        var slices = Enumerable.Range(0, _grid.ContextRanks).Select(_ => tensorRanks == 1 ? null : _shared?.Subgroup(tensorRanks)).ToArray();
         _ranks = new RankRuntime[n];
         RunOn(n, r =>
         {
             var backend = _backends[r];
-            var replica = new ModelReplica(config, weights, backend);
+            int c = _grid.ContextOf(r), t = _grid.TensorOf(r);
+            var (ring, slice) = _shared is null
+                ? NcclCommunicator.ForGrid(comms[r], _grid, r, backend.Device)
+                : (rings[t]!.Communicator(c, backend.Device), slices[c]?.Communicator(t, backend.Device));
+            var replica = new ModelReplica(config, weights, backend, slice);
             backend.Synchronize();
-            var comm = _shared?.Communicator(r, backend.Device) ?? new NcclCommunicator(comms[r], r, n, backend.Device);
-            _ranks[r] = new RankRuntime(r, backend, comm, replica);
+            _ranks[r] = new RankRuntime(r, backend, ring, replica);
             return 0;
         });
+        string split = tensorRanks == 1 ? "" : $", {_grid.ContextRanks} context x {tensorRanks} tensor";
         Device = _shared is null
-            ? $"cuda x{gpus} ({_backends[0].Device.Name})"
-            : $"cuda x{gpus} ({_backends[0].Device.Name}) shared by {n} ranks (device copies)";
+            ? $"cuda x{gpus} ({_backends[0].Device.Name}{split})"
+            : $"cuda x{gpus} ({_backends[0].Device.Name}{split}) shared by {n} ranks (device copies)";
     }
 
+    public int ContextRanks => _grid.ContextRanks;
+    public int TensorRanks => _grid.TensorRanks;
+    /// <summary>Every rank, context × tensor: one per GPU unless they share.</summary>
     public int Size => _ranks.Length;
     public int LeadRank => 0;
     public string Device { get; }
@@ -95,6 +114,7 @@ public sealed class GpuRankGroup : IRankGroup
         {
             _ranks[r].Dispose();
             _ranks[r].Comm.Dispose();
+            _ranks[r].TensorComm?.Dispose();
             _backends[r].Dispose();
             return 0;
         });

@@ -17,6 +17,22 @@ internal sealed class NcclCommunicator(nint comm, int rank, int size, CudaDevice
     public int Rank => rank;
     public int Size => size;
 
+    /// <summary>
+    /// World rank w's context-parallel ring and tensor-parallel group (<see cref="RankGrid"/>) from its world
+    /// communicator: the world itself when there is no tensor parallelism, else two ncclCommSplit calls that
+    /// every rank makes in the same order (ring: color t, ranked by c; group: color c, ranked by t), after
+    /// which the world communicator is no longer needed.
+    /// </summary>
+    public static (ICommunicator Ring, ICommunicator? Slice) ForGrid(nint world, RankGrid grid, int worldRank, CudaDevice device)
+    {
+        if (grid.TensorRanks == 1) return (new NcclCommunicator(world, worldRank, grid.World, device), null);
+        int c = grid.ContextOf(worldRank), t = grid.TensorOf(worldRank);
+        Nccl.Check(Nccl.ncclCommSplit(world, t, c, out var ring, 0), $"ncclCommSplit (ring of tensor rank {t})");
+        Nccl.Check(Nccl.ncclCommSplit(world, c, t, out var slice, 0), $"ncclCommSplit (tensor group of context rank {c})");
+        Nccl.Check(Nccl.ncclCommDestroy(world), "ncclCommDestroy");
+        return (new NcclCommunicator(ring, c, grid.ContextRanks, device), new NcclCommunicator(slice, t, grid.TensorRanks, device));
+    }
+
     public ICommRequest SendReceive(IReadOnlyList<Tensor> send, int sendTo, IReadOnlyList<Tensor> receive, int receiveFrom)
     {
         CudaDevice.Order(device.ComputeStream, device.CommStream);

@@ -24,6 +24,9 @@ public sealed partial class InferenceEngine
             throw new LongCtxException($"{strategy} runs a conversation's first turn only ({sequence.CachedTokens} tokens are cached): use an exact strategy for later turns");
         if (argmaxAll) throw new LongCtxException($"the argmax at every position needs an exact strategy, not {strategy}");
         bool apb = strategy == StrategyNames.Apb;
+        if (apb && options?.RetainingHeads is not null && TensorRanks > 1)
+            throw new LongCtxException($"apb's retaining heads read every head's q, k and v, but --tensor-parallel {TensorRanks} splits the heads: " +
+                                       "leave --tensor-parallel at 1, or remove the retaining heads file to use the query-attention scorer");
         int queryTokens = options?.QueryTokens ?? ApproximateDefaults.QueryTokens(prompt.Length);
         if (queryTokens >= prompt.Length)
             throw new LongCtxException($"the query takes {queryTokens} of the prompt's {prompt.Length} tokens and leaves no document");
@@ -57,7 +60,7 @@ public sealed partial class InferenceEngine
                 IAttentionStrategy local = apb ? new ApbAttention(blocks, compressor!) : new StarAttention(blocks);
                 // The context phase's hidden states are not needed past the last layer's KV: only the cache it filled.
                 using var _ = rt.Model.Forward(blocks.ContextTokens(r, prompt), context.Queries,
-                    (layer, q, k, v) => local.Attend(new AttentionLayer(rt.Backend, rt.Comm, context, layer, c.NumHeads, c.NumKvHeads, c.HeadDim), q, k, v));
+                    (layer, q, k, v) => local.Attend(new AttentionLayer(rt.Backend, rt.Comm, context, layer, rt.Model.Heads, rt.Model.KvHeads, c.HeadDim), q, k, v));
             }
             finally
             {
@@ -72,7 +75,7 @@ public sealed partial class InferenceEngine
                 Appends = r == Ranks - 1 ? [new KvAppend(0, 0, queryTokens)] : [],
             };
             // Every rank holds every query row, so the lead rank reads the wanted rows from its own.
-            return ForwardAndGather(rt, prompt[document..], query, new DistributedDecode(), wanted, row => r == _ranks.LeadRank ? row : -1, gather: false).Logits;
+            return ForwardAndGather(rt, prompt[document..], query, new DistributedDecode(), wanted, row => rt.WorldRank == _ranks.LeadRank ? row : -1, gather: false).Logits;
         });
 
         for (int r = 0; r < Ranks; r++) sequence.Placement.Append(r, blocks.KeptPositions(r));

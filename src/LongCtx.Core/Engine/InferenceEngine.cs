@@ -46,7 +46,9 @@ public sealed partial class InferenceEngine : IDisposable
     }
 
     public ModelConfig Config { get; }
-    public int Ranks => _ranks.Size;
+    /// <summary>Context-parallel ranks: shards of the context (each one TensorRanks GPUs under tensor parallelism).</summary>
+    public int Ranks => _ranks.ContextRanks;
+    public int TensorRanks => _ranks.TensorRanks;
     public string Device => _ranks.Device;
     /// <summary>C and BW for the automatic choice; measured on first need when not configured.</summary>
     public HardwareRates? Rates { get; private set; }
@@ -108,10 +110,11 @@ public sealed partial class InferenceEngine : IDisposable
         IReadOnlyList<int[]>? argmax = null;
         if (argmaxAll)
         {
-            if (results.Length != Ranks) throw new LongCtxException("the argmax at every position needs every rank in this process");
+            if (results.Length != Ranks * TensorRanks) throw new LongCtxException("the argmax at every position needs every rank in this process");
             var all = new int[plan.TotalNewTokens];
+            // Results come in world-rank order; tensor rank 0 of each context rank speaks for its shard.
             for (int r = 0; r < Ranks; r++)
-                for (int i = 0; i < plan.Shards[r].Rows; i++) all[plan.Shards[r].BatchIndex[i]] = results[r].Argmax![i];
+                for (int i = 0; i < plan.Shards[r].Rows; i++) all[plan.Shards[r].BatchIndex[i]] = results[r * TensorRanks].Argmax![i];
             argmax = batch.Select((b, i) => all.AsSpan(batch.Take(i).Sum(x => x.NewTokens.Length), b.NewTokens.Length).ToArray()).ToList();
         }
         return new PrefillResult(Split(results[0].Logits!, keep), argmax, attention.Name, choice, clock.Elapsed);
@@ -154,7 +157,7 @@ public sealed partial class InferenceEngine : IDisposable
                 Appends = Enumerable.Range(0, n).Where(i => owners[i] == rt.Rank).Select(i => new KvAppend(i, i, 1)).ToList(),
             };
             // Every rank holds every row, so no gathering is needed: rank 0 reads its own.
-            return ForwardAndGather(rt, tokens, step, decode, all, row => rt.Rank == _ranks.LeadRank ? row : -1, gather: false);
+            return ForwardAndGather(rt, tokens, step, decode, all, row => rt.WorldRank == _ranks.LeadRank ? row : -1, gather: false);
         });
         for (int i = 0; i < n; i++)
         {
@@ -201,9 +204,10 @@ public sealed partial class InferenceEngine : IDisposable
     }
 
     /// <summary>
-    /// Runs the model on a rank's rows, then brings the wanted rows' hidden states to every rank (an
-    /// all-reduce of a buffer where each rank fills only its own rows — adding zeros is exact) and has
-    /// the lead rank of each process compute their logits (every rank has them after the all-reduce).
+    /// Runs the model on a rank's rows, then brings the wanted rows' hidden states to every rank of its ring
+    /// (an all-reduce of a buffer where each rank fills only its own rows — adding zeros is exact) and has
+    /// the lead rank of each process compute their logits (every rank has them after the all-reduce; the
+    /// ranks of a tensor-parallel group hold the same hidden states, so each ring has them all).
     /// </summary>
     private (float[]? Logits, int[]? Argmax) ForwardAndGather(RankRuntime rt, int[] ids, AttentionStep step, IAttentionStrategy strategy,
         List<int> wanted, Func<int, int> localRowOf, bool gather = true, bool argmaxAll = false)
@@ -212,7 +216,7 @@ public sealed partial class InferenceEngine : IDisposable
         var c = model.Config;
         var b = rt.Backend;
         using var hidden = model.Forward(ids, step.Queries,
-            (layer, q, k, v) => strategy.Attend(new AttentionLayer(b, rt.Comm, step, layer, c.NumHeads, c.NumKvHeads, c.HeadDim), q, k, v));
+            (layer, q, k, v) => strategy.Attend(new AttentionLayer(b, rt.Comm, step, layer, model.Heads, model.KvHeads, c.HeadDim), q, k, v));
         using var rows = b.Allocate(b.ActivationType, wanted.Count, c.HiddenSize);
         for (int i = 0; i < wanted.Count; i++)
         {
@@ -220,7 +224,7 @@ public sealed partial class InferenceEngine : IDisposable
             if (local >= 0) b.Copy(hidden.SliceRows(local, 1), rows.SliceRows(i, 1));
         }
         if (gather) rt.Comm.AllReduceSum(rows);
-        return (rt.Rank == _ranks.LeadRank ? model.Logits(rows) : null, argmaxAll ? ArgmaxOfRows(model, hidden) : null);
+        return (rt.WorldRank == _ranks.LeadRank ? model.Logits(rows) : null, argmaxAll ? ArgmaxOfRows(model, hidden) : null);
     }
 
     /// <summary>The most likely next token after every row, computed in slices so the logits of a long prompt never exist at once.</summary>

@@ -1,5 +1,6 @@
 using LongCtx.Backends;
 using LongCtx.Models;
+using LongCtx.Parallel;
 using LongCtx.Tensors;
 
 namespace LongCtx.Engine;
@@ -8,6 +9,10 @@ namespace LongCtx.Engine;
 /// One rank's copy of a Llama-style decoder (Llama 2/3, Mistral, Qwen2) on its backend, and its forward
 /// pass over the rows the rank owns. Attention is delegated: the caller passes the strategy that turns
 /// this rank's q, k, v into attention output, communicating with the other ranks as it must.
+/// Under tensor parallelism the replica holds only its <see cref="TensorSlice"/> of every layer — its heads
+/// and MLP columns — and completes the o and down projections with an all-reduce over the tensor-parallel
+/// ranks, so every one of them leaves each layer with the whole hidden state (Megatron-style: two all-reduces
+/// per layer, nothing else travels between them).
 /// </summary>
 public sealed class ModelReplica : IDisposable
 {
@@ -15,29 +20,40 @@ public sealed class ModelReplica : IDisposable
     private readonly Tensor _embedding, _finalNorm, _lmHead;
     private readonly Layer[] _layers;
     private readonly RopeTable _rope;
+    private readonly List<IDisposable> _slicedWeights = [];
 
-    public ModelReplica(ModelConfig config, ModelWeights weights, IBackend backend)
+    /// <param name="tensorParallel">the ranks holding the other slices of every layer; null (or one rank) holds whole layers.</param>
+    public ModelReplica(ModelConfig config, ModelWeights weights, IBackend backend, ICommunicator? tensorParallel = null)
     {
         Config = config;
         _b = backend;
+        TensorComm = tensorParallel is { Size: > 1 } ? tensorParallel : null;
+        Slice = TensorComm is null ? TensorSlice.Whole : TensorSlice.Of(config, TensorComm.Rank, TensorComm.Size);
         _embedding = backend.LoadWeight(weights.Embedding);
         _finalNorm = backend.LoadWeight(weights.FinalNorm);
         _lmHead = ReferenceEquals(weights.LmHead, weights.Embedding) ? _embedding : backend.LoadWeight(weights.LmHead);
-        _layers = weights.Layers.Select(w => new Layer(backend, w)).ToArray();
+        _layers = weights.Layers.Select(w => new Layer(backend, TensorParallelWeights.Slice(w, config, Slice, _slicedWeights))).ToArray();
         _rope = config.Rope.BuildTable(config.HeadDim);
     }
 
     public ModelConfig Config { get; }
     public IBackend Backend => _b;
+    public TensorSlice Slice { get; }
+    /// <summary>The tensor-parallel ranks' communicator; null when this replica holds whole layers.</summary>
+    public ICommunicator? TensorComm { get; }
+    /// <summary>Query heads this replica computes (all of them without tensor parallelism).</summary>
+    public int Heads => Slice.Heads(Config);
+    /// <summary>KV heads this replica computes and caches.</summary>
+    public int KvHeads => Slice.KvHeads(Config);
 
-    /// <summary>Attention for one layer: (layer, q [T,NH,D], k [T,NKV,D], v [T,NKV,D]) → output [T,NH,D].</summary>
+    /// <summary>Attention for one layer: (layer, q [T,NH,D], k [T,NKV,D], v [T,NKV,D]) → output [T,NH,D], with this replica's heads.</summary>
     public delegate Tensor AttentionFunction(int layer, Tensor q, Tensor k, Tensor v);
 
     /// <summary>Runs every layer on the given rows and returns the final-normed hidden states [T, hidden].</summary>
     public Tensor Forward(ReadOnlySpan<int> tokenIds, TokenLayout layout, AttentionFunction attend)
     {
         var c = Config;
-        int t = tokenIds.Length;
+        int t = tokenIds.Length, heads = Heads, kvHeads = KvHeads, mlp = Slice.Intermediate(c);
         using var ids = _b.Upload(tokenIds, t);
         var x = _b.Allocate(_b.ActivationType, t, c.HiddenSize);
         _b.Embedding(ids, _embedding, x);
@@ -46,30 +62,32 @@ public sealed class ModelReplica : IDisposable
         {
             var w = _layers[l];
             _b.RmsNorm(x, w.InputNorm, (float)c.RmsNormEps, h);
-            using (var q = _b.Allocate(_b.ActivationType, t, c.NumHeads * c.HeadDim))
-            using (var k = _b.Allocate(_b.ActivationType, t, c.NumKvHeads * c.HeadDim))
-            using (var v = _b.Allocate(_b.ActivationType, t, c.NumKvHeads * c.HeadDim))
+            using (var q = _b.Allocate(_b.ActivationType, t, heads * c.HeadDim))
+            using (var k = _b.Allocate(_b.ActivationType, t, kvHeads * c.HeadDim))
+            using (var v = _b.Allocate(_b.ActivationType, t, kvHeads * c.HeadDim))
             {
                 _b.Linear(h, w.Q, w.QBias, q);
                 _b.Linear(h, w.K, w.KBias, k);
                 _b.Linear(h, w.V, w.VBias, v);
-                var q3 = q.View(t, c.NumHeads, c.HeadDim);
-                var k3 = k.View(t, c.NumKvHeads, c.HeadDim);
+                var q3 = q.View(t, heads, c.HeadDim);
+                var k3 = k.View(t, kvHeads, c.HeadDim);
                 _b.Rope(q3, layout, _rope);
                 _b.Rope(k3, layout, _rope);
-                using var attention = attend(l, q3, k3, v.View(t, c.NumKvHeads, c.HeadDim));
-                _b.Linear(attention.View(t, c.NumHeads * c.HeadDim), w.O, w.OBias, h);
+                using var attention = attend(l, q3, k3, v.View(t, kvHeads, c.HeadDim));
+                _b.Linear(attention.View(t, heads * c.HeadDim), w.O, w.OBias, h);
             }
+            TensorComm?.AllReduceSum(h);
             _b.Add(x, h);
             _b.RmsNorm(x, w.PostAttentionNorm, (float)c.RmsNormEps, h);
-            using (var gate = _b.Allocate(_b.ActivationType, t, c.IntermediateSize))
-            using (var up = _b.Allocate(_b.ActivationType, t, c.IntermediateSize))
+            using (var gate = _b.Allocate(_b.ActivationType, t, mlp))
+            using (var up = _b.Allocate(_b.ActivationType, t, mlp))
             {
                 _b.Linear(h, w.Gate, null, gate);
                 _b.Linear(h, w.Up, null, up);
                 _b.SwiGlu(gate, up, gate);
                 _b.Linear(gate, w.Down, null, h);
             }
+            TensorComm?.AllReduceSum(h);
             _b.Add(x, h);
         }
         _b.RmsNorm(x, _finalNorm, (float)c.RmsNormEps, x);
@@ -93,6 +111,7 @@ public sealed class ModelReplica : IDisposable
         _finalNorm.Dispose();
         if (!ReferenceEquals(_lmHead, _embedding)) _lmHead.Dispose();
         foreach (var l in _layers) l.Dispose();
+        foreach (var w in _slicedWeights) w.Dispose();
     }
 
     private sealed class Layer : IDisposable

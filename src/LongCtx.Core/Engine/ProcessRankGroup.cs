@@ -1,5 +1,7 @@
 using LongCtx.Backends.Cpu;
+using System.Net.Sockets;
 using LongCtx.Models;
+using LongCtx.Parallel;
 using LongCtx.Parallel.Distributed;
 
 namespace LongCtx.Engine;
@@ -15,18 +17,32 @@ namespace LongCtx.Engine;
 /// Makes the rank's device usable from the calling thread (a GPU's context is per thread, and the engine
 /// may be driven from a thread other than the one that built the group); nothing for CPU ranks.
 /// </param>
-public sealed class ProcessRankGroup(RankRuntime rank, int size, string device, Action? bindThread = null) : IRankGroup
+public sealed class ProcessRankGroup(RankRuntime rank, RankGrid grid, string device, Action? bindThread = null) : IRankGroup
 {
-    public static ProcessRankGroup OnCpu(ModelConfig config, ModelWeights weights, LaunchEnvironment env, int? threads = null)
+    /// <summary>
+    /// This process as a CPU rank: the rendezvous connects every pair of ranks, then the ring and the
+    /// tensor-parallel group each take the sockets to their own members (a pair is in one of them at most,
+    /// so each socket has one reader) and the rest are closed.
+    /// </summary>
+    public static ProcessRankGroup OnCpu(ModelConfig config, ModelWeights weights, LaunchEnvironment env, int? threads = null, int tensorRanks = 1)
     {
-        var rendezvous = TcpRendezvous.Join(env, [], env.RendezvousTimeout);
+        var grid = RankGrid.ForWorld(env.WorldSize, tensorRanks);
+        if (tensorRanks > 1) TensorSlice.Of(config, 0, tensorRanks);
+        var peers = TcpRendezvous.Join(env, [], env.RendezvousTimeout).Peers;
+        int c = grid.ContextOf(env.Rank), t = grid.TensorOf(env.Rank);
+        int[] ring = grid.Ring(t), slice = grid.TensorGroup(c);
+        Socket?[] Among(int[] members) => members.Select(m => m == env.Rank ? null : peers[m]).ToArray();
+        foreach (var (s, w) in peers.Select((s, w) => (s, w)))
+            if (!ring.Contains(w) && !slice.Contains(w)) s?.Dispose();
+        var tensorComm = tensorRanks == 1 ? null : new TcpCommunicator(t, Among(slice));
         var backend = new CpuBackend(threads);
-        var rt = new RankRuntime(env.Rank, backend, new TcpCommunicator(env.Rank, rendezvous.Peers), new ModelReplica(config, weights, backend));
-        return new ProcessRankGroup(rt, env.WorldSize, $"cpu x{env.WorldSize} (processes; this is rank {env.Rank})");
+        var rt = new RankRuntime(env.Rank, backend, new TcpCommunicator(c, Among(ring)), new ModelReplica(config, weights, backend, tensorComm));
+        return new ProcessRankGroup(rt, grid, $"cpu x{env.WorldSize} (processes; this is rank {env.Rank}{grid.Describe(env.Rank)})");
     }
 
-    public int Size => size;
-    public int LeadRank => rank.Rank;
+    public int ContextRanks => grid.ContextRanks;
+    public int TensorRanks => grid.TensorRanks;
+    public int LeadRank => rank.WorldRank;
     public string Device => device;
 
     public T[] Run<T>(Func<RankRuntime, T> body)
@@ -40,6 +56,7 @@ public sealed class ProcessRankGroup(RankRuntime rank, int size, string device, 
         bindThread?.Invoke();
         rank.Dispose();
         rank.Comm.Dispose();
+        rank.TensorComm?.Dispose();
         rank.Backend.Dispose();
     }
 }

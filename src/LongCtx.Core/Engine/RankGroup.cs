@@ -3,19 +3,30 @@ using LongCtx.Parallel;
 
 namespace LongCtx.Engine;
 
-/// <summary>What one rank owns: its device backend, its end of the communicator, its model copy and the KV it holds per sequence.</summary>
-public sealed class RankRuntime(int rank, IBackend backend, ICommunicator comm, ModelReplica model) : IDisposable
+/// <summary>
+/// What one rank owns: its device backend, its end of the context-parallel ring, its model copy (with the
+/// tensor-parallel communicator when it holds a slice of each layer) and the KV it holds per sequence.
+/// World rank w = context rank · T + tensor rank, so the T ranks of one tensor-parallel group are neighbours
+/// (one node), and every tensor rank runs its own ring with the ranks of the same tensor rank elsewhere.
+/// </summary>
+public sealed class RankRuntime(int worldRank, IBackend backend, ICommunicator comm, ModelReplica model) : IDisposable
 {
-    public int Rank => rank;
+    public int WorldRank => worldRank;
+    /// <summary>This rank's place in its context-parallel ring (which shard of the context it owns).</summary>
+    public int Rank => comm.Rank;
+    public int TensorRank => model.Slice.Rank;
     public IBackend Backend => backend;
+    /// <summary>The context-parallel ring: ranks holding the same heads, each with its shard of the context.</summary>
     public ICommunicator Comm => comm;
+    /// <summary>The tensor-parallel group: ranks holding the same context shard, each with its heads; null without tensor parallelism.</summary>
+    public ICommunicator? TensorComm => model.TensorComm;
     public ModelReplica Model => model;
     public Dictionary<int, SequenceKv> Caches { get; } = [];
 
     public SequenceKv CacheOf(int sequenceId)
     {
         if (!Caches.TryGetValue(sequenceId, out var kv))
-            Caches[sequenceId] = kv = new SequenceKv(backend, model.Config.NumLayers, model.Config.NumKvHeads, model.Config.HeadDim);
+            Caches[sequenceId] = kv = new SequenceKv(backend, model.Config.NumLayers, model.KvHeads, model.Config.HeadDim);
         return kv;
     }
 
@@ -33,19 +44,23 @@ public sealed class RankRuntime(int rank, IBackend backend, ICommunicator comm, 
 }
 
 /// <summary>
-/// The ranks of one context-parallel group and a way to run the same work on all of them at once (SPMD):
-/// threads over CPU backends in one process, or GPUs.
+/// The ranks of one context-parallel group — each, under tensor parallelism, a group of TensorRanks ranks
+/// sharing its layers — and a way to run the same work on all of them at once (SPMD): threads over CPU
+/// backends in one process, GPUs, or one rank per process.
 /// </summary>
 public interface IRankGroup : IDisposable
 {
-    int Size { get; }
+    /// <summary>Ranks of the context-parallel ring (shards of the context).</summary>
+    int ContextRanks { get; }
+    /// <summary>Ranks each layer is split over (1: no tensor parallelism).</summary>
+    int TensorRanks { get; }
     /// <summary>The backend's name and devices, for logs and --json output.</summary>
     string Device { get; }
     /// <summary>
-    /// The first rank this process runs: it computes the logits the host reads. 0 when every rank is in this
-    /// process; a process of a multi-process group runs only its own ranks.
+    /// The world rank of the first rank this process runs: it computes the logits the host reads. 0 when every
+    /// rank is in this process; a process of a multi-process group runs only its own rank.
     /// </summary>
     int LeadRank { get; }
-    /// <summary>Runs body on every rank of this process concurrently; returns the results in rank order (the lead's first).</summary>
+    /// <summary>Runs body on every rank of this process concurrently; returns the results in world-rank order (the lead's first).</summary>
     T[] Run<T>(Func<RankRuntime, T> body);
 }

@@ -17,7 +17,7 @@ public static class RateProbe
         var rates = group.Run(rt =>
         {
             var b = rt.Backend;
-            int h = config.NumHeads, kvh = config.NumKvHeads, d = config.HeadDim;
+            int h = rt.Model.Heads, kvh = rt.Model.KvHeads, d = config.HeadDim;
             var layout = new TokenLayout(new int[tokens], Enumerable.Range(0, tokens).ToArray());
             using var q = b.Allocate(b.ActivationType, tokens, h, d);
             using var k = b.Allocate(b.ActivationType, tokens, kvh, d);
@@ -45,12 +45,13 @@ public static class RateProbe
                 b.Download<float>(recv.SliceRows(0, 1), new float[kvh * d]); // on a GPU, Wait only orders streams: this waits for the transfer
                 bw = send.Bytes / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
             }
-            if (rt.Comm.Size > 1)
+            if (rt.Comm.Size > 1 || rt.TensorComm is not null)
             {
                 // Ranks in other processes measure on their own; every rank must choose the same ring, so
-                // rank 0's figures (MFLOP/s, KB/s) decide for all.
+                // rank 0's figures (MFLOP/s, KB/s) decide for all: its ring's first, then each tensor group's.
                 using var shared = b.Upload<int>([(int)Math.Min(int.MaxValue, c / 1e6), (int)Math.Min(int.MaxValue, bw / 1e3)], 2);
                 rt.Comm.Broadcast(shared, 0);
+                rt.TensorComm?.Broadcast(shared, 0);
                 var measured = new int[2];
                 b.Download<int>(shared, measured);
                 (c, bw) = (measured[0] * 1e6, measured[1] * 1e3);

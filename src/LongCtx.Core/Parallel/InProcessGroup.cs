@@ -16,12 +16,15 @@ public sealed class InProcessGroup
     private readonly BlockingCollection<byte[][]>[,] _mailbox;
     private readonly Barrier _barrier;
     private readonly object?[] _slots;
-    private readonly CancellationTokenSource _cancel = new();
+    private readonly CancellationTokenSource _cancel;
 
-    public InProcessGroup(int size)
+    public InProcessGroup(int size) : this(size, new CancellationTokenSource()) { }
+
+    private InProcessGroup(int size, CancellationTokenSource cancel)
     {
         if (size < 1) throw new ArgumentOutOfRangeException(nameof(size));
         Size = size;
+        _cancel = cancel;
         _mailbox = new BlockingCollection<byte[][]>[size, size];
         for (int i = 0; i < size; i++)
             for (int j = 0; j < size; j++)
@@ -33,6 +36,13 @@ public sealed class InProcessGroup
     public int Size { get; }
 
     public ICommunicator Communicator(int rank) => new Member(this, rank);
+
+    /// <summary>
+    /// A group of <paramref name="size"/> of this group's threads (a context-parallel ring or a tensor-parallel
+    /// group) with communicators of its own, cancelled with this group: a rank that fails releases its peers'
+    /// waits in every subgroup. Its members run inside this group's <see cref="Run{T}"/>.
+    /// </summary>
+    public InProcessGroup Subgroup(int size) => new(size, _cancel);
 
     /// <summary>Runs body on every rank, one thread each, and returns every rank's result in rank order.</summary>
     public T[] Run<T>(Func<ICommunicator, T> body)

@@ -15,6 +15,8 @@ internal static unsafe partial class Nccl
     [LibraryImport(Lib)] public static partial int ncclCommInitRank(out nint comm, int ranks, UniqueId id, int rank);
     [LibraryImport(Lib)] public static partial int ncclCommInitAll(nint* comms, int count, int* devices);
     [LibraryImport(Lib)] public static partial int ncclCommDestroy(nint comm);
+    /// <summary>NCCL 2.18+: the ranks calling with the same color form a new communicator, ranked by key. config may be 0 (defaults).</summary>
+    [LibraryImport(Lib)] public static partial int ncclCommSplit(nint comm, int color, int key, out nint newcomm, nint config);
     [LibraryImport(Lib)] public static partial int ncclGroupStart();
     [LibraryImport(Lib)] public static partial int ncclGroupEnd();
     [LibraryImport(Lib)] public static partial int ncclSend(nint buffer, nuint count, int type, int peer, nint comm, nint stream);

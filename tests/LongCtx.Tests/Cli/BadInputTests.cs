@@ -88,6 +88,18 @@ public class BadInputTests
     public void UnknownStrategy() => AssertOneLineError(Generate(Model, "--strategy", "pass-z"), "pass-z");
 
     [Fact]
+    public void TensorParallelThatDoesNotDivideTheHeads() =>
+        AssertOneLineError(Generate(Model, "--tensor-parallel", "3"), "--tensor-parallel 3 must divide num_key_value_heads (2)");
+
+    [Fact]
+    public void TensorParallelThatDoesNotDivideTheWorld()
+    {
+        var r = CliRunner.Run(["launch", "--nproc", "3", "--", "generate", "--model", Model, "--prompt-ids", "/dev/null", "--tensor-parallel", "2"]);
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains("--tensor-parallel 2 must divide WORLD_SIZE=3", r.Stderr);
+    }
+
+    [Fact]
     public void DenseOnSeveralRanks() => AssertOneLineError(Generate(Model, "--strategy", "dense", "--ranks", "2"), "dense");
 
     [Fact]

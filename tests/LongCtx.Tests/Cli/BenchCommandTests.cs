@@ -2,7 +2,10 @@ using System.Text.Json;
 
 namespace LongCtx.Tests.Cli;
 
-/// <summary>`longctx bench` on the CPU: batched decode reports ms per step and per token; bad batch options fail in one line.</summary>
+/// <summary>
+/// `longctx bench` on the CPU: batched decode reports ms per step and per token; tensor parallelism splits each
+/// --gpus count into context × tensor ranks; bad batch options fail in one line.
+/// </summary>
 public class BenchCommandTests
 {
     [Fact]
@@ -20,6 +23,26 @@ public class BenchCommandTests
             Assert.True(step > 0);
             Assert.Equal(step / 3, token, 0.002);
         }
+    }
+
+    [Fact]
+    public void TensorParallelSplitsEachRankCount()
+    {
+        var r = CliRunner.Run("bench", "--device", "cpu", "--config", "tiny", "--context", "48", "--gpus", "2,4", "--tp", "2", "--strategy", "pass-kv", "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var json = JsonDocument.Parse(r.Stdout);
+        var points = json.RootElement.GetProperty("points").EnumerateArray().ToList();
+        Assert.Equal([1, 2], points.Select(p => p.GetProperty("ranks").GetInt32()));
+        Assert.All(points, p => Assert.Equal(2, p.GetProperty("tensor_parallel").GetInt32()));
+        Assert.Equal(1.0, points[0].GetProperty("parallel_efficiency").GetDouble());
+    }
+
+    [Fact]
+    public void TensorParallelMustDivideTheRankCounts()
+    {
+        var r = CliRunner.Run("bench", "--device", "cpu", "--config", "tiny", "--context", "48", "--gpus", "2,3", "--tp", "2");
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains("--tensor-parallel 2 must divide every --gpus count (3 does not)", Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
     }
 
     [Theory]

@@ -25,7 +25,8 @@ internal static class FixtureGeneration
     }
 
     /// <summary>Exactly the reference's greedy tokens, the JSON fields the issue names, and logits within 1e-3 (bf16 GPU runs: 2e-2).</summary>
-    public static void AssertMatchesReference(CliRunner.Result r, string dump, ReferenceModel reference, int ranks, string strategy, double logitsTolerance = 1e-3)
+    public static void AssertMatchesReference(CliRunner.Result r, string dump, ReferenceModel reference, int ranks, string strategy, double logitsTolerance = 1e-3,
+        int tensorRanks = 1)
     {
         Assert.True(r.ExitCode == 0, r.Stderr);
         using var json = JsonDocument.Parse(r.Stdout); // one object: in a multi-process run only rank 0 prints
@@ -33,6 +34,7 @@ internal static class FixtureGeneration
         Assert.Equal(reference.Greedy16, root.GetProperty("token_ids").EnumerateArray().Select(e => e.GetInt32()).ToArray());
         Assert.Equal(reference.InputIds.Length, root.GetProperty("prompt_tokens").GetInt32());
         Assert.Equal(ranks, root.GetProperty("ranks").GetInt32());
+        Assert.Equal(tensorRanks, root.GetProperty("tensor_parallel").GetInt32());
         Assert.True(root.GetProperty("ttft_ms").GetDouble() > 0);
         Assert.True(root.TryGetProperty("decode_ms_per_token", out _));
         if (strategy == "auto") Assert.Contains(root.GetProperty("strategy_chosen").GetString(), new[] { "pass-kv", "pass-q" });

@@ -19,6 +19,17 @@ public class GenerateCommandTests
         FixtureGeneration.AssertMatchesReference(r, dump, reference, int.Parse(ranks), strategy);
     }
 
+    [Theory]
+    [InlineData("tiny-llama3", "1", "dense")]
+    [InlineData("tiny-qwen2", "2", "pass-q")]
+    public void TensorParallelGenerationMatchesTransformers(string model, string ranks, string strategy)
+    {
+        var reference = ReferenceModel.Named(model);
+        using var dir = ModelFixtures.NewTempDir();
+        var (r, dump) = FixtureGeneration.Run(reference, dir, [], "--ranks", ranks, "--tp", "2", "--strategy", strategy);
+        FixtureGeneration.AssertMatchesReference(r, dump, reference, int.Parse(ranks), strategy, tensorRanks: 2);
+    }
+
     [Fact]
     public void ChatReusesTheCacheBetweenTurns()
     {

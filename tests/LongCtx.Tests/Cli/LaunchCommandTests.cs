@@ -21,6 +21,16 @@ public class LaunchCommandTests
     }
 
     [Fact]
+    public void TensorParallelInsideContextParallelProcessesMatchesTransformers()
+    {
+        // 4 processes: 2 context ranks, each with its layers split over 2 tensor ranks (ranks 0-1 and 2-3).
+        var reference = ReferenceModel.TinyQwen2;
+        using var dir = ModelFixtures.NewTempDir();
+        var (r, dump) = FixtureGeneration.Run(reference, dir, ["launch", "--nproc", "4", "--"], "--strategy", "pass-kv", "--tensor-parallel", "2");
+        FixtureGeneration.AssertMatchesReference(r, dump, reference, 2, "pass-kv", tensorRanks: 2);
+    }
+
+    [Fact]
     public async Task TwoLaunchesAsTwoNodesMatchTransformers()
     {
         // Two machines played by two launches here: 2 nodes x 2 processes, ranks numbered node_rank * 2 + local.

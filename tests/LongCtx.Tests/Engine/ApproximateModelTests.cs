@@ -100,6 +100,14 @@ public class ApproximateModelTests
         var prefill = engine.Prefill([(engine.NewSequence(), reference.InputIds)], StrategyNames.Apb, 1,
             approximate: new ApproximateOptions(8, PassingTokens: 40, RetainingHeads: heads));
         Assert.All(prefill.Logits[0], x => Assert.True(float.IsFinite(x)));
+
+        // Retaining heads read every head, which tensor parallelism splits: refused in one line, not run on half the heads.
+        var (split, splitWeights) = reference.Open(2, tensorRanks: 2);
+        using var ___ = splitWeights;
+        using var ____ = split;
+        var refused = Assert.Throws<LongCtxException>(() => split.Prefill([(split.NewSequence(), reference.InputIds)], StrategyNames.Apb, 1,
+            approximate: new ApproximateOptions(8, PassingTokens: 40, RetainingHeads: heads)));
+        Assert.Contains("--tensor-parallel 2", refused.Message);
     }
 
     [Fact]

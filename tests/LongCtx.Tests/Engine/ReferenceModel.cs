@@ -41,11 +41,11 @@ internal sealed class ReferenceModel
     public int[] ArgmaxAll { get; }
     public int[] Greedy16 { get; }
 
-    /// <summary>An engine over this model's weights on <paramref name="ranks"/> CPU ranks. Dispose both.</summary>
-    public (InferenceEngine Engine, ModelWeights Weights) Open(int ranks)
+    /// <summary>An engine over this model's weights on <paramref name="ranks"/> CPU context ranks of <paramref name="tensorRanks"/> each. Dispose both.</summary>
+    public (InferenceEngine Engine, ModelWeights Weights) Open(int ranks, int tensorRanks = 1)
     {
         var weights = ModelWeights.Load(Directory, Config);
-        return (new InferenceEngine(Config, new CpuRankGroup(Config, weights, ranks)), weights);
+        return (new InferenceEngine(Config, new CpuRankGroup(Config, weights, ranks, tensorRanks: tensorRanks)), weights);
     }
 
     /// <summary>

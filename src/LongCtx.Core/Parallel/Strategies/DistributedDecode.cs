@@ -6,7 +6,9 @@ namespace LongCtx.Parallel.Strategies;
 /// Decode on the distributed KV cache (the paper's §3.5): every rank runs the new tokens' queries — the
 /// same rows on every rank — against the KV it holds, then the partial outputs and LSEs are all-gathered
 /// and merged in rank order, so every rank ends with the same exact output. The new tokens' own KV is
-/// stored only on the rank the step assigns (round-robin), so caches grow evenly.
+/// stored only on the rank the step assigns (round-robin), so caches grow evenly. Each sequence's queries
+/// read its cache where it is (<see cref="LocalKv.AttendInPlace"/>): a batch of long caches is not copied
+/// into one block every layer.
 /// </summary>
 public sealed class DistributedDecode : IAttentionStrategy
 {
@@ -17,11 +19,10 @@ public sealed class DistributedDecode : IAttentionStrategy
         var b = layer.Backend;
         int n = layer.Ranks;
         LocalKv.Store(layer, k, v);
-        using var local = LocalKv.Block(layer);
         // A rank whose keys no query can see still contributes: zeros with LSE −inf, which the merge ignores.
         var output = b.Allocate(b.ActivationType, q.Rows, layer.Heads, layer.HeadDim);
         using var lse = b.Allocate(DType.F32, q.Rows, layer.Heads);
-        b.Attention(q, layer.Step.Queries, local.K, local.V, layer.Step.Keys, layer.Scale, output, lse);
+        LocalKv.AttendInPlace(layer, q, output, lse);
         if (n == 1) return output;
 
         using var allOut = b.Allocate(b.ActivationType, n * q.Rows, layer.Heads, layer.HeadDim);

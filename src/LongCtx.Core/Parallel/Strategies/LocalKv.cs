@@ -36,6 +36,32 @@ internal static class LocalKv
         return new KvBlock(k, v, Owned: true);
     }
 
+    /// <summary>
+    /// The step's queries against all the KV this rank holds, into output and lse: one attention call per
+    /// sequence against its own cache, read in place, when each sequence's query rows are contiguous (a
+    /// decode step: one row each); else one call against <see cref="Block"/>. For a batch of long caches the
+    /// copy Block makes costs more than the attention. Keys of other sequences are invisible anyway, so the
+    /// split changes no result; a sequence with no KV here gets output 0 and LSE −inf from its empty cache.
+    /// </summary>
+    public static void AttendInPlace(AttentionLayer layer, Tensor q, Tensor output, Tensor lse)
+    {
+        var b = layer.Backend;
+        var step = layer.Step;
+        if (step.Caches.Count > 1 && step.PartsByCache() is { } parts)
+        {
+            foreach (var p in parts)
+            {
+                var cache = step.Caches[p.Cache];
+                int rows = p.Queries.Count;
+                b.Attention(q.SliceRows(p.QueryRow, rows), p.Queries, cache.Keys(layer.Layer), cache.Values(layer.Layer), p.Keys, layer.Scale,
+                    output.SliceRows(p.QueryRow, rows), lse.SliceRows(p.QueryRow, rows));
+            }
+            return;
+        }
+        using var local = Block(layer);
+        b.Attention(q, step.Queries, local.K, local.V, step.Keys, layer.Scale, output, lse);
+    }
+
     /// <summary>Attention of a query block against a key block, or null when the mask hides every key.</summary>
     public static (Tensor Output, Tensor Lse)? Attend(AttentionLayer layer, Tensor q, TokenLayout queries, Tensor k, Tensor v, TokenLayout keys)
     {
