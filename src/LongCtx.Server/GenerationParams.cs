@@ -1,4 +1,5 @@
 using LongCtx.Engine;
+using LongCtx.Parallel;
 
 namespace LongCtx.Server;
 
@@ -10,6 +11,11 @@ public sealed record GenerationParams
     public required int MaxTokens { get; init; }
     public required SamplingOptions Sampling { get; init; }
     public required string Strategy { get; init; }
+    /// <summary>
+    /// Set when the prefill is approximate (star, apb, or auto allowed to pick apb): the engine runs it as a
+    /// conversation's first turn, one sequence alone, so the scheduler neither batches it nor reuses or keeps its KV.
+    /// </summary>
+    public ApproximateOptions? Approximate { get; init; }
     public IReadOnlyList<string> Stop { get; init; } = [];
     public bool Stream { get; init; }
     public bool IncludeUsage { get; init; }

@@ -15,8 +15,6 @@ public sealed class RequestReader(ServedModel model, ServerOptions options)
     /// <summary>OpenAI's default for completions; chat replies run until a stop token or this cap.</summary>
     private const int DefaultCompletionTokens = 16, DefaultChatTokens = 512;
 
-    private static readonly string[] ApproximateStrategies = ["apb", "star"];
-
     public GenerationParams Read(JsonNode? body, bool chat)
     {
         if (body is not JsonObject o) throw ApiException.BadRequest("the request body must be a JSON object");
@@ -26,7 +24,9 @@ public sealed class RequestReader(ServedModel model, ServerOptions options)
         if (o.Bool("logprobs") == true || o.Has("top_logprobs")) throw ApiException.BadRequest("logprobs are not supported", "logprobs");
 
         var prompt = chat ? ChatTokens(o) : CompletionTokens(o);
-        CheckPrompt(prompt, chat ? "messages" : "prompt");
+        string promptParam = chat ? "messages" : "prompt";
+        CheckPrompt(prompt, promptParam);
+        var (strategy, approximate) = LongCtxExtension.Read(o, prompt, promptParam, options.Strategy, model.Engine.Ranks);
         long? maxTokens = o.Integer("max_completion_tokens") ?? o.Integer("max_tokens");
         if (maxTokens is < 1) throw ApiException.BadRequest($"max_tokens must be 1 or more, got {maxTokens}", o.Has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens");
         var streamOptions = o.Object("stream_options");
@@ -36,7 +36,8 @@ public sealed class RequestReader(ServedModel model, ServerOptions options)
             PromptTokens = prompt,
             MaxTokens = (int)Math.Min(maxTokens ?? (chat ? DefaultChatTokens : DefaultCompletionTokens), int.MaxValue),
             Sampling = Sampling(o),
-            Strategy = Strategy(o),
+            Strategy = strategy,
+            Approximate = approximate,
             Stop = Stop(o),
             Stream = o.Bool("stream") ?? false,
             IncludeUsage = streamOptions?.Bool("include_usage", "stream_options.") ?? false,
@@ -122,24 +123,5 @@ public sealed class RequestReader(ServedModel model, ServerOptions options)
         if (stop.Count > 16) throw ApiException.BadRequest("'stop' has more than 16 sequences", "stop");
         if (stop.Any(s => s.Length == 0)) throw ApiException.BadRequest("'stop' sequences must not be empty", "stop");
         return stop;
-    }
-
-    /// <summary>The per-request extension {"longctx": {"strategy", "allow_approximate", "query_tokens"}}.</summary>
-    private string Strategy(JsonObject o)
-    {
-        var ext = o.Object("longctx");
-        if (ext is null) return options.Strategy;
-        bool approximate = ext.Bool("allow_approximate", "longctx.") ?? false;
-        if (ext.Integer("query_tokens", "longctx.") is < 1) throw ApiException.BadRequest("'longctx.query_tokens' must be 1 or more", "longctx.query_tokens");
-        string strategy = ext.String("strategy", "longctx.") ?? options.Strategy;
-        if (ApproximateStrategies.Contains(strategy))
-            throw ApiException.BadRequest(approximate
-                ? $"approximate strategy '{strategy}' is not available in this build: use {string.Join(", ", StrategyNames.Exact)}"
-                : $"strategy '{strategy}' is approximate: set \"allow_approximate\": true (and it is not available in this build yet)", "longctx.strategy");
-        if (!StrategyNames.Exact.Contains(strategy))
-            throw ApiException.BadRequest($"unknown strategy '{strategy}': use one of {string.Join(", ", StrategyNames.Exact)}", "longctx.strategy");
-        if (strategy == StrategyNames.Dense && model.Engine.Ranks > 1)
-            throw ApiException.BadRequest($"strategy dense runs on one rank; this server has {model.Engine.Ranks}: use pass-kv, pass-q or auto", "longctx.strategy");
-        return strategy;
     }
 }

@@ -86,15 +86,43 @@ public sealed class Scheduler : IDisposable
         }
     }
 
-    /// <summary>Prefills the oldest waiting request and every later one of the same strategy that still fits the token budget.</summary>
+    /// <summary>
+    /// Prefills the oldest waiting request: an approximate one alone, on a fresh sequence (the engine runs
+    /// star and apb one first turn at a time); an exact one with every later exact one of the same strategy
+    /// that still fits the token budget, each on its kept conversation when a chat extends one.
+    /// </summary>
     private void PrefillWaiting()
     {
         if (_waiting.Count == 0) return;
-        string strategy = _waiting[0].Params.Strategy;
-        var batch = new List<RunningRequest>();
-        var newTokens = new List<int[]>();
+        var first = _waiting[0].Params;
+        var batch = first.Approximate is null ? ExactBatch(first.Strategy) : [Alone(_waiting[0])];
+
+        PrefillResult result;
+        _metrics.PrefillCall();
+        try { result = Engine.Prefill(batch.Select(b => (b.Request.Sequence, b.NewTokens)).ToList(), first.Strategy, approximate: first.Approximate); }
+        catch (Exception e)
+        {
+            var error = e is LongCtxException ? ApiException.BadRequest(e.Message) : new ApiException(500, $"internal error ({e.GetType().Name}: {e.Message})");
+            foreach (var (r, _) in batch) Finish(r, error: error);
+            return;
+        }
+        for (int i = 0; i < batch.Count; i++)
+        {
+            var r = batch[i].Request;
+            r.Strategy = result.Strategy;
+            _metrics.Prefilled(result.Strategy, r.Job.Params.PromptTokens.Length, r.CachedTokens);
+            _metrics.FirstToken(Stopwatch.GetElapsedTime(r.Job.ReceivedAt).TotalSeconds);
+            _running.Add(r);
+            Accept(r, r.Sampler.Next(result.Logits[i]));
+        }
+    }
+
+    /// <summary>Takes the waiting exact requests of the strategy, oldest first, while their new tokens fit --max-batch-tokens.</summary>
+    private List<(RunningRequest Request, int[] NewTokens)> ExactBatch(string strategy)
+    {
+        var batch = new List<(RunningRequest, int[])>();
         int total = 0;
-        foreach (var job in _waiting.Where(j => j.Params.Strategy == strategy).ToList())
+        foreach (var job in _waiting.Where(j => j.Params.Strategy == strategy && j.Params.Approximate is null).ToList())
         {
             var prompt = job.Params.PromptTokens;
             var kept = job.Params.Chat ? _kept.Take(prompt) : null;
@@ -105,30 +133,19 @@ public sealed class Scheduler : IDisposable
                 break;
             }
             var sequence = kept ?? Engine.NewSequence();
-            batch.Add(new RunningRequest(job, sequence, cached, _model.Tokenizer));
-            newTokens.Add(Generation.UncachedSuffix(sequence, prompt));
-            total += newTokens[^1].Length;
+            var newTokens = Generation.UncachedSuffix(sequence, prompt);
+            batch.Add((new RunningRequest(job, sequence, cached, _model.Tokenizer), newTokens));
+            total += newTokens.Length;
             _waiting.Remove(job);
         }
+        return batch;
+    }
 
-        PrefillResult result;
-        _metrics.PrefillCall();
-        try { result = Engine.Prefill(batch.Select((r, i) => (r.Sequence, newTokens[i])).ToList(), strategy); }
-        catch (Exception e)
-        {
-            var error = e is LongCtxException ? ApiException.BadRequest(e.Message) : new ApiException(500, $"internal error ({e.GetType().Name}: {e.Message})");
-            foreach (var r in batch) Finish(r, error: error);
-            return;
-        }
-        for (int i = 0; i < batch.Count; i++)
-        {
-            var r = batch[i];
-            r.Strategy = result.Strategy;
-            _metrics.Prefilled(result.Strategy, r.Job.Params.PromptTokens.Length, r.CachedTokens);
-            _metrics.FirstToken(Stopwatch.GetElapsedTime(r.Job.ReceivedAt).TotalSeconds);
-            _running.Add(r);
-            Accept(r, r.Sampler.Next(result.Logits[i]));
-        }
+    /// <summary>Takes one waiting request to prefill by itself on a new sequence.</summary>
+    private (RunningRequest Request, int[] NewTokens) Alone(GenerationJob job)
+    {
+        _waiting.Remove(job);
+        return (new RunningRequest(job, Engine.NewSequence(), cachedTokens: 0, _model.Tokenizer), job.Params.PromptTokens);
     }
 
     private void DecodeRunning()
@@ -178,7 +195,10 @@ public sealed class Scheduler : IDisposable
             if (reply.Length > 0 && _model.StopTokens.Contains(reply[^1])) reply = reply[..^1];
             _model.Replies.Remember(r.Text, reply);
         }
-        _kept.Keep(r.Sequence);
+        // An approximate prefill's KV is not what an exact one computes: a next turn prefilled on it would carry
+        // the approximation under an exact strategy's name, and star/apb refuse a cached prefix. That turn starts over.
+        if (r.Job.Params.Approximate is null) _kept.Keep(r.Sequence);
+        else Engine.Release(r.Sequence);
     }
 
     private void UpdateState(bool force)
