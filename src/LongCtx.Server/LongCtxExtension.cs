@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using LongCtx.Engine;
 using LongCtx.Parallel;
+using LongCtx.Parallel.Compression;
 
 namespace LongCtx.Server;
 
@@ -14,7 +15,8 @@ internal static class LongCtxExtension
     private const string Prefix = "longctx.";
 
     /// <summary>The strategy to prefill with, and the approximate options when the prefill will be approximate (null: exact).</summary>
-    public static (string Strategy, ApproximateOptions? Approximate) Read(JsonObject o, int[] prompt, string promptParam, string serverStrategy, int ranks)
+    public static (string Strategy, ApproximateOptions? Approximate) Read(JsonObject o, int[] prompt, string promptParam, string serverStrategy, int ranks,
+        RetainingHeadWeights? retainingHeads)
     {
         var ext = o.Object("longctx");
         bool allowed = ext?.Bool("allow_approximate", Prefix) ?? false;
@@ -46,8 +48,7 @@ internal static class LongCtxExtension
                 $"{runs} takes the prompt's last {queryTokens} tokens as the query and splits the rest over {ranks} rank(s), but the prompt has {prompt.Length}: {fix}",
                 query is null ? promptParam : Prefix + "query_tokens");
         }
-        // No retaining heads: the server is not given the model directory they load from, so APB scores with the training-free scorer.
-        return (strategy, new ApproximateOptions(queryTokens, Clamp(anchor), Clamp(passing), RetainingHeads: null, AllowInAuto: allowed));
+        return (strategy, new ApproximateOptions(queryTokens, Clamp(anchor), Clamp(passing), retainingHeads, AllowInAuto: allowed));
     }
 
     private static int? Clamp(long? tokens) => tokens is { } t ? (int)Math.Min(t, int.MaxValue) : null;

@@ -26,7 +26,7 @@ public sealed class RequestReader(ServedModel model, ServerOptions options)
         var prompt = chat ? ChatTokens(o) : CompletionTokens(o);
         string promptParam = chat ? "messages" : "prompt";
         CheckPrompt(prompt, promptParam);
-        var (strategy, approximate) = LongCtxExtension.Read(o, prompt, promptParam, options.Strategy, model.Engine.Ranks);
+        var (strategy, approximate) = LongCtxExtension.Read(o, prompt, promptParam, options.Strategy, model.Engine.Ranks, model.RetainingHeads);
         long? maxTokens = o.Integer("max_completion_tokens") ?? o.Integer("max_tokens");
         if (maxTokens is < 1) throw ApiException.BadRequest($"max_tokens must be 1 or more, got {maxTokens}", o.Has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens");
         var streamOptions = o.Object("stream_options");

@@ -181,9 +181,11 @@ public sealed class Scheduler : IDisposable
         }
         string rest = r.FlushText();
         if (rest.Length > 0) r.Job.Send(new TextEvent(rest));
-        r.Job.Complete(new FinishedEvent(reason!, r.Usage, r.Generated.ToArray(), r.Strategy));
+        // Keep the conversation before the client hears the reply ended: its next turn may arrive at once and
+        // must find the reply's tokens remembered.
         if (r.Job.Params.Chat && !r.Job.Cancelled) KeepConversation(r);
         else Engine.Release(r.Sequence);
+        r.Job.Complete(new FinishedEvent(reason!, r.Usage, r.Generated.ToArray(), r.Strategy));
     }
 
     /// <summary>Keeps a finished chat's KV for its next turn, and the reply's tokens for when the client sends the reply back.</summary>

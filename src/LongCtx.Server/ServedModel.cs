@@ -1,18 +1,21 @@
 using LongCtx.Engine;
+using LongCtx.Parallel.Compression;
 using LongCtx.Text;
 
 namespace LongCtx.Server;
 
 /// <summary>
 /// What the server serves: the engine (owned by the caller, used only from the scheduler thread), the
-/// tokenizer, the chat template if the model has a known one, and the tokens that end a reply.
+/// tokenizer, the chat template if the model has a known one, the tokens that end a reply, and APB's
+/// retaining heads when the model directory has them (else APB scores with the training-free scorer).
 /// </summary>
-public sealed class ServedModel(string id, InferenceEngine engine, Tokenizer tokenizer, ChatTemplate? template)
+public sealed class ServedModel(string id, InferenceEngine engine, Tokenizer tokenizer, ChatTemplate? template, RetainingHeadWeights? retainingHeads = null)
 {
     public string Id { get; } = id;
     public InferenceEngine Engine { get; } = engine;
     public Tokenizer Tokenizer { get; } = tokenizer;
     public ChatTemplate? Template { get; } = template;
+    public RetainingHeadWeights? RetainingHeads { get; } = retainingHeads;
     public ReplyTokens Replies { get; } = new(capacity: 64);
 
     /// <summary>EOS tokens of config.json and of the tokenizer, and the chat template's end of turn.</summary>

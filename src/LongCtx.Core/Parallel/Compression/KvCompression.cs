@@ -19,7 +19,7 @@ public static class KvCompression
         var rows = new int[heads][];
         var indices = new int[count * heads];
         // Heads are independent: select them in parallel (a block's tens of thousands of entries per head and layer).
-        Parallel.For(0, heads, h =>
+        System.Threading.Tasks.Parallel.For(0, heads, h =>
         {
             rows[h] = TopRows(host, n, heads, h, count);
             for (int i = 0; i < count; i++) indices[i * heads + h] = rows[h][i];
