@@ -30,6 +30,7 @@ internal static class BenchCommand
         var gpus = new Option<string>("--gpus") { Description = "rank counts to run, comma separated (GPUs, or threads on the CPU); efficiency is against the first", DefaultValueFactory = _ => "1" };
         var ranks = new Option<string?>("--ranks") { Description = "context-parallel rank counts to run on the --gpus GPUs (then one number); ranks beyond the GPUs share them (exact, slow)" };
         var tensor = TensorParallelOption.Create();
+        var prefillChunk = PrefillChunkOption.Create();
         var strategy = new Option<string>("--strategy") { Description = "pass-kv, pass-q, auto or dense (1 rank)", DefaultValueFactory = _ => StrategyNames.Auto };
         var repeat = new Option<int>("--repeat") { Description = "timed prefills per point (the best counts)", DefaultValueFactory = _ => 1 };
         var warmup = new Option<int>("--warmup") { Description = "untimed prefills at each context before the timed ones (they build the cuDNN plans for its shapes)", DefaultValueFactory = _ => 1 };
@@ -41,9 +42,9 @@ internal static class BenchCommand
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
         var attention = AttentionOption.Create();
         var command = new Command("bench", "Measure prefill time to first token on long prompts");
-        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, tensor, strategy, repeat, warmup, decode, batch, anchor, passing, profile, attention, json }) command.Options.Add(o);
+        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, tensor, prefillChunk, strategy, repeat, warmup, decode, batch, anchor, passing, profile, attention, json }) command.Options.Add(o);
         command.SetAction(r => Run(r.GetValue(model), r.GetValue(config), r.GetValue(loadFormat)!, r.GetValue(layers), Ints(r.GetValue(contexts)!, "--context"),
-            r.GetValue(device)!, Layouts(r.GetValue(gpus)!, r.GetValue(ranks), r.GetValue(tensor)), r.GetValue(tensor), StrategyNames.Validate(r.GetValue(strategy)!), Math.Max(1, r.GetValue(repeat)),
+            r.GetValue(device)!, Layouts(r.GetValue(gpus)!, r.GetValue(ranks), r.GetValue(tensor)), r.GetValue(tensor), r.GetValue(prefillChunk), StrategyNames.Validate(r.GetValue(strategy)!), Math.Max(1, r.GetValue(repeat)),
             r.GetValue(warmup), r.GetValue(decode), r.GetValue(batch), (r.GetValue(anchor), r.GetValue(passing)), r.GetValue(profile), AttentionOption.Parse(r.GetValue(attention)!, r.GetValue(device)!), r.GetValue(json)));
         return command;
     }
@@ -59,7 +60,7 @@ internal static class BenchCommand
     }
 
     private static int Run(string? dir, string? preset, string loadFormat, int? layers, int[] contexts, string device, (int Ranks, int Gpus)[] layouts, int tensor,
-        string strategy, int repeat, int warmup, int decodeSteps, int batch, (int? Anchor, int? Passing) lengths, bool profile, AttentionImplementation attention, bool json)
+        int? prefillChunk, string strategy, int repeat, int warmup, int decodeSteps, int batch, (int? Anchor, int? Passing) lengths, bool profile, AttentionImplementation attention, bool json)
     {
         if (lengths.Anchor < 0 || lengths.Passing < 0) throw new LongCtxException("--anchor-tokens and --passing-tokens must be 0 or more");
         if (warmup < 0) throw new LongCtxException($"--warmup {warmup} must be 0 or more");
@@ -86,7 +87,7 @@ internal static class BenchCommand
             using var group = progress.Run($"Loading the model onto {ranks * tensor} rank(s)", () =>
                 device == "cuda" ? (IRankGroup)new GpuRankGroup(cfg, weights, gpus, ranks, attention, tensor) : new CpuRankGroup(cfg, weights, ranks, tensorRanks: tensor));
             deviceName = group.Device;
-            using var engine = new InferenceEngine(cfg, group);
+            using var engine = new InferenceEngine(cfg, group) { PrefillChunkTokens = prefillChunk };
             Prefill(engine, 1024, strategy); // compiles kernels, fills the pool, measures rates for auto
             foreach (int context in contexts)
             {

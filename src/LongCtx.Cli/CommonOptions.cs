@@ -14,6 +14,7 @@ internal sealed class CommonOptions
     public readonly Option<int?> Gpus = new("--gpus") { Description = "GPUs for --device cuda (each one a rank); default 1" };
     public readonly Option<int?> Ranks = new("--ranks") { Description = "context-parallel ranks: threads on the CPU (default 1); on GPUs default --gpus / --tensor-parallel, more share the GPUs (exact, slow: for studies)" };
     public readonly Option<int> TensorParallel = TensorParallelOption.Create();
+    public readonly Option<int?> PrefillChunk = PrefillChunkOption.Create();
     public readonly Option<string> Strategy = new("--strategy") { Description = "dense, pass-kv, pass-q, auto (exact), or star, apb (approximate: see docs/APB.md)", DefaultValueFactory = _ => StrategyNames.Auto };
     public readonly Option<int?> Threads = new("--threads") { Description = "CPU threads in all (default: all cores)" };
     public readonly Option<double?> ComputeTflops = new("--compute-tflops") { Description = "attention TFLOP/s per rank for --strategy auto (default: measured)" };
@@ -29,7 +30,7 @@ internal sealed class CommonOptions
 
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { Model, Config, TokenizerPath, LoadFormat, Device, Gpus, Ranks, TensorParallel, Strategy, Threads, ComputeTflops, LinkGbps,
+        foreach (var o in new Option[] { Model, Config, TokenizerPath, LoadFormat, Device, Gpus, Ranks, TensorParallel, PrefillChunk, Strategy, Threads, ComputeTflops, LinkGbps,
                      MaxNewTokens, Temperature, TopP, TopK, Seed, Json, Attention, Verbose })
             command.Options.Add(o);
     }
@@ -37,7 +38,7 @@ internal sealed class CommonOptions
     /// <summary>The options that say which model runs where, without the sampling ones (a server takes those per request).</summary>
     public void AddServingTo(Command command)
     {
-        foreach (var o in new Option[] { Model, Config, TokenizerPath, LoadFormat, Device, Gpus, Ranks, TensorParallel, Strategy, Threads, ComputeTflops, LinkGbps, Attention, Verbose })
+        foreach (var o in new Option[] { Model, Config, TokenizerPath, LoadFormat, Device, Gpus, Ranks, TensorParallel, PrefillChunk, Strategy, Threads, ComputeTflops, LinkGbps, Attention, Verbose })
             command.Options.Add(o);
     }
 

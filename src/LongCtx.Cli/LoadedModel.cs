@@ -81,7 +81,7 @@ internal sealed class LoadedModel : IDisposable
         if (r.GetValue(o.Verbose) && group is GpuRankGroup { Size: var all } && all > gpus)
             Console.Error.WriteLine($"debug: {all} ranks share {gpus} GPU(s) round-robin and talk through device copies (NCCL needs one GPU per rank): exact, not fast");
         string name = dir is not null ? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir))) : preset!;
-        return new LoadedModel(name, config, weights, tokenizer, tokenizerPath, new InferenceEngine(config, group, rates), dummy, group as GpuRankGroup);
+        return new LoadedModel(name, config, weights, tokenizer, tokenizerPath, new InferenceEngine(config, group, rates) { PrefillChunkTokens = r.GetValue(o.PrefillChunk) }, dummy, group as GpuRankGroup);
     }
 
     /// <summary>This process's rank of a multi-process group: every process is one rank, on the CPU or on GPU LOCAL_RANK.</summary>

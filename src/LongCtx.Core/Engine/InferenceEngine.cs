@@ -53,6 +53,19 @@ public sealed partial class InferenceEngine : IDisposable
     /// <summary>C and BW for the automatic choice; measured on first need when not configured.</summary>
     public HardwareRates? Rates { get; private set; }
 
+    /// <summary>
+    /// Exact prefills of more new tokens than this run in pieces of at most this many (<see cref="PrefillInChunks"/>);
+    /// null: whole. Bounds activation memory on long prompts, as vLLM's chunked prefill does.
+    /// </summary>
+    public int? PrefillChunkTokens
+    {
+        get => _prefillChunkTokens;
+        init => _prefillChunkTokens = value is null or >= 1 ? value
+            : throw new LongCtxException($"--prefill-chunk {value} must be 1 or more (or left out to prefill whole)");
+    }
+
+    private readonly int? _prefillChunkTokens;
+
     public Sequence NewSequence() => new(Interlocked.Increment(ref _nextSequenceId), Ranks);
 
     /// <summary>
@@ -68,6 +81,8 @@ public sealed partial class InferenceEngine : IDisposable
         foreach (var (seq, tokens) in batch) CheckTokens(seq, tokens);
         if (StrategyNames.IsApproximate(strategy) || (strategy == StrategyNames.Auto && approximate?.AllowInAuto == true && Ranks > 1))
             return PrefillApproximate(batch, strategy == StrategyNames.Auto ? StrategyNames.Apb : strategy, keepLast, argmaxAll, approximate, clock);
+        if (PrefillChunkTokens is { } chunk && batch.Sum(b => (long)b.NewTokens.Length) > chunk)
+            return PrefillInChunks(batch, strategy, keepLast, argmaxAll, chunk, clock);
         var inputs = batch.Select((b, i) => new SequenceInput(i, b.NewTokens.Length, b.Sequence.Placement)).ToList();
         var plan = ShardPlan.LoadBalanced(inputs, Ranks);
         var (attention, choice) = Choose(strategy, plan);

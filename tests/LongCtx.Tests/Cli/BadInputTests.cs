@@ -100,6 +100,9 @@ public class BadInputTests
     }
 
     [Fact]
+    public void PrefillChunkOfZero() => AssertOneLineError(Generate(Model, "--prefill-chunk", "0"), "--prefill-chunk 0");
+
+    [Fact]
     public void DenseOnSeveralRanks() => AssertOneLineError(Generate(Model, "--strategy", "dense", "--ranks", "2"), "dense");
 
     [Fact]

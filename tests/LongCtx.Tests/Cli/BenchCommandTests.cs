@@ -11,10 +11,7 @@ public class BenchCommandTests
     [Fact]
     public void BatchedDecodeReportsStepAndTokenTimes()
     {
-        var r = CliRunner.Run("bench", "--device", "cpu", "--config", "tiny", "--context", "40", "--gpus", "1,2", "--decode-steps", "3", "--batch", "3", "--json");
-        Assert.True(r.ExitCode == 0, r.Stderr);
-        using var json = JsonDocument.Parse(r.Stdout);
-        var points = json.RootElement.GetProperty("points").EnumerateArray().ToList();
+        var points = Points("--context", "40", "--gpus", "1,2", "--decode-steps", "3", "--batch", "3");
         Assert.Equal(2, points.Count);
         foreach (var p in points)
         {
@@ -28,10 +25,7 @@ public class BenchCommandTests
     [Fact]
     public void TensorParallelSplitsEachRankCount()
     {
-        var r = CliRunner.Run("bench", "--device", "cpu", "--config", "tiny", "--context", "48", "--gpus", "2,4", "--tp", "2", "--strategy", "pass-kv", "--json");
-        Assert.True(r.ExitCode == 0, r.Stderr);
-        using var json = JsonDocument.Parse(r.Stdout);
-        var points = json.RootElement.GetProperty("points").EnumerateArray().ToList();
+        var points = Points("--context", "48", "--gpus", "2,4", "--tp", "2", "--strategy", "pass-kv");
         Assert.Equal([1, 2], points.Select(p => p.GetProperty("ranks").GetInt32()));
         Assert.All(points, p => Assert.Equal(2, p.GetProperty("tensor_parallel").GetInt32()));
         Assert.Equal(1.0, points[0].GetProperty("parallel_efficiency").GetDouble());
@@ -53,5 +47,14 @@ public class BenchCommandTests
         var r = CliRunner.Run("bench", "--device", "cpu", "--config", "tiny", "--context", "40", "--batch", batch, "--decode-steps", steps);
         Assert.NotEqual(0, r.ExitCode);
         Assert.Contains(named, Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
+    }
+
+    /// <summary>The "points" of `bench --device cpu --config tiny ... --json`, which must succeed.</summary>
+    private static List<JsonElement> Points(params string[] options)
+    {
+        var r = CliRunner.Run(["bench", "--device", "cpu", "--config", "tiny", .. options, "--json"]);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var json = JsonDocument.Parse(r.Stdout);
+        return json.RootElement.GetProperty("points").EnumerateArray().Select(p => p.Clone()).ToList();
     }
 }

@@ -31,6 +31,15 @@ public class GenerateCommandTests
     }
 
     [Fact]
+    public void ChunkedPrefillMatchesTransformers()
+    {
+        var reference = ReferenceModel.TinyLlama3;
+        using var dir = ModelFixtures.NewTempDir();
+        var (r, dump) = FixtureGeneration.Run(reference, dir, [], "--ranks", "2", "--prefill-chunk", "100", "--strategy", "auto");
+        FixtureGeneration.AssertMatchesReference(r, dump, reference, 2, "auto");
+    }
+
+    [Fact]
     public void ChatReusesTheCacheBetweenTurns()
     {
         var reference = ReferenceModel.TinyLlama3;

@@ -178,6 +178,7 @@ public class ModelConfigTests
 
     [Theory]
     [InlineData("llama3-8b", 8.02e9, 8.04e9)]
+    [InlineData("llama3-8b-1m", 8.02e9, 8.04e9)]
     [InlineData("llama3-70b", 70.5e9, 70.6e9)]
     [InlineData("llama3-405b", 405.8e9, 405.9e9)]
     [InlineData("qwen2.5-7b", 7.61e9, 7.62e9)]

@@ -1,0 +1,41 @@
+using System.Diagnostics;
+
+namespace LongCtx.Engine;
+
+/// <summary>Chunked prefill: a long exact prefill as a series of partial prefills against the cache it builds.</summary>
+public sealed partial class InferenceEngine
+{
+    /// <summary>
+    /// Prefills each sequence's new tokens <paramref name="chunk"/> at a time: every piece is a partial prefill
+    /// against the KV the earlier pieces left on the ranks (load-balanced on its own, so the cache stays even),
+    /// which is exact — the same attention, cut along the queries. The activations of one piece are all that
+    /// exist at once. With auto, each piece chooses its ring: later pieces meet a large cache, where the
+    /// paper's heuristic turns to pass-Q. Returns what one whole prefill would: each sequence's last keepLast
+    /// logits and, when asked, the argmax at every new position; the strategy and choice of the last piece.
+    /// </summary>
+    private PrefillResult PrefillInChunks(IReadOnlyList<(Sequence Sequence, int[] NewTokens)> batch, string strategy, int keepLast, bool argmaxAll,
+        int chunk, Stopwatch clock)
+    {
+        var logits = new List<float[]>();
+        var argmax = argmaxAll ? new List<int[]>() : null;
+        PrefillResult? last = null;
+        int vocab = Config.VocabSize;
+        foreach (var (sequence, tokens) in batch)
+        {
+            int n = tokens.Length, firstKept = n - Math.Min(Math.Max(1, keepLast), n);
+            var kept = new List<float>();
+            var positions = new List<int>();
+            for (int start = 0; start < n; start += chunk)
+            {
+                int end = Math.Min(n, start + chunk);
+                int wanted = Math.Max(0, end - Math.Max(start, firstKept));
+                last = Prefill([(sequence, tokens[start..end])], strategy, Math.Max(1, wanted), argmaxAll);
+                if (wanted > 0) kept.AddRange(last.Logits[0].AsSpan(last.Logits[0].Length - wanted * vocab));
+                if (argmaxAll) positions.AddRange(last.ArgmaxAll![0]);
+            }
+            logits.Add(kept.ToArray());
+            argmax?.Add(positions.ToArray());
+        }
+        return new PrefillResult(logits, argmax, last!.Strategy, last.Choice, clock.Elapsed);
+    }
+}
