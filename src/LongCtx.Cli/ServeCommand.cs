@@ -42,7 +42,8 @@ internal static class ServeCommand
         using var heads = RetainingHeads(r.GetValue(o.Model), model);
         await using var server = await OpenAiServer.StartAsync(new ServedModel(id, model.Engine, tokenizer, template, heads), options);
         if (model.Dummy) Progress.Warn("note: the weights are random (--load-format dummy): the text is noise, the timings are real");
-        Console.WriteLine($"serving {id} on {model.Engine.Ranks} rank(s), strategy {options.Strategy}, chat template {template?.Name ?? "none (completions only)"}");
+        string ranks = model.Engine.TensorRanks == 1 ? $"{model.Engine.Ranks} rank(s)" : $"{model.Engine.Ranks} context x {model.Engine.TensorRanks} tensor ranks";
+        Console.WriteLine($"serving {id} on {ranks}, strategy {options.Strategy}, chat template {template?.Name ?? "none (completions only)"}");
         Console.WriteLine($"listening on {server.Address}");
         try { await Task.Delay(Timeout.Infinite, cancel); }
         catch (OperationCanceledException) { }

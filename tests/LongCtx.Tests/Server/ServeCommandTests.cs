@@ -5,31 +5,37 @@ using LongCtx.Tests.Text;
 
 namespace LongCtx.Tests.Server;
 
-/// <summary>`longctx serve` as a user starts it: it says where it listens, and answers there.</summary>
+/// <summary>`longctx serve` as a user starts it: it says where it listens and on which ranks, and answers there.</summary>
 public class ServeCommandTests
 {
-    [Fact]
-    public async Task ServesOnTheAddressItPrints()
+    [Theory]
+    [InlineData("--ranks", "2", 2, "on 2 rank(s)")]
+    [InlineData("--tp", "2", 1, "on 1 context x 2 tensor ranks")]
+    public async Task ServesOnTheAddressItPrints(string option, string value, int ranks, string servedOn)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, UseShellExecute = false };
         foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "longctx.dll"), "serve", "--model", ReferenceModel.TinyLlama3.Directory,
-                     "--tokenizer", TokenizerFixtures.FetchedDir("llama3"), "--port", "0", "--ranks", "2" })
+                     "--tokenizer", TokenizerFixtures.FetchedDir("llama3"), "--port", "0", option, value })
             psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         try
         {
-            string? address = null;
+            string? address = null, serving = null;
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
             while (address is null)
             {
                 var line = await p.StandardOutput.ReadLineAsync(timeout.Token);
                 Assert.True(line is not null, "longctx serve exited before it listened");
+                if (line.StartsWith("serving ")) serving = line;
                 if (line.StartsWith("listening on ")) address = line["listening on ".Length..];
             }
+            Assert.Contains(servedOn, serving);
             using var http = new HttpClient { BaseAddress = new Uri(address), Timeout = TimeSpan.FromSeconds(30) };
             var models = JsonDocument.Parse(await http.GetStringAsync("/v1/models")).RootElement;
             Assert.Equal("tiny-llama3", models.GetProperty("data")[0].GetProperty("id").GetString());
-            Assert.Equal(2, models.GetProperty("data")[0].GetProperty("ranks").GetInt32());
+            Assert.Equal(ranks, models.GetProperty("data")[0].GetProperty("ranks").GetInt32());
+            var completion = await http.PostAsync("/v1/completions", new StringContent("""{"prompt": [128000, 791, 6864], "max_tokens": 3, "temperature": 0}"""));
+            Assert.True(completion.IsSuccessStatusCode, await completion.Content.ReadAsStringAsync());
         }
         finally
         {
