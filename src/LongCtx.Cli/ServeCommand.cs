@@ -1,6 +1,5 @@
 using System.CommandLine;
 using LongCtx.Engine;
-using LongCtx.Parallel.Compression;
 using LongCtx.Server;
 
 namespace LongCtx.Cli;
@@ -39,7 +38,7 @@ internal static class ServeCommand
         var tokenizer = model.RequireTokenizer();
         var template = ChatTemplate.Detect(tokenizer, model.TokenizerPath);
         string id = model.Name;
-        using var heads = RetainingHeads(r.GetValue(o.Model), model);
+        using var heads = ApproximateInput.Heads(r.GetValue(o.Model), model.Config);
         await using var server = await OpenAiServer.StartAsync(new ServedModel(id, model.Engine, tokenizer, template, heads), options);
         if (model.Dummy) Progress.Warn("note: the weights are random (--load-format dummy): the text is noise, the timings are real");
         string ranks = model.Engine.TensorRanks == 1 ? $"{model.Engine.Ranks} rank(s)" : $"{model.Engine.Ranks} context x {model.Engine.TensorRanks} tensor ranks";
@@ -48,15 +47,5 @@ internal static class ServeCommand
         try { await Task.Delay(Timeout.Infinite, cancel); }
         catch (OperationCanceledException) { }
         return 0;
-    }
-
-    /// <summary>APB's retaining heads from the model directory; not with tensor parallelism, whose ranks each hold only some of the heads they read.</summary>
-    private static RetainingHeadWeights? RetainingHeads(string? modelDirectory, LoadedModel model)
-    {
-        var heads = ApproximateInput.Heads(modelDirectory, model.Config);
-        if (heads is null || model.Engine.TensorRanks == 1) return heads;
-        heads.Dispose();
-        Progress.Warn($"note: {RetainingHeadWeights.FileName} is not used with --tensor-parallel {model.Engine.TensorRanks}: APB scores with the query-attention scorer");
-        return null;
     }
 }

@@ -24,9 +24,6 @@ public sealed partial class InferenceEngine
             throw new LongCtxException($"{strategy} runs a conversation's first turn only ({sequence.CachedTokens} tokens are cached): use an exact strategy for later turns");
         if (argmaxAll) throw new LongCtxException($"the argmax at every position needs an exact strategy, not {strategy}");
         bool apb = strategy == StrategyNames.Apb;
-        if (apb && options?.RetainingHeads is not null && TensorRanks > 1)
-            throw new LongCtxException($"apb's retaining heads read every head's q, k and v, but --tensor-parallel {TensorRanks} splits the heads: " +
-                                       "leave --tensor-parallel at 1, or remove the retaining heads file to use the query-attention scorer");
         int queryTokens = options?.QueryTokens ?? ApproximateDefaults.QueryTokens(prompt.Length);
         if (queryTokens >= prompt.Length)
             throw new LongCtxException($"the query takes {queryTokens} of the prompt's {prompt.Length} tokens and leaves no document");
@@ -85,5 +82,5 @@ public sealed partial class InferenceEngine
 
     /// <summary>APB's compressor on one rank: the model's retaining heads when it has them, else the query-attention scorer.</summary>
     private static IKvCompressor Compressor(RankRuntime rt, ApproximateOptions? options) =>
-        options?.RetainingHeads is { } heads ? new RetainingHeadScorer(rt.Backend, heads) : new QueryAttentionScorer();
+        options?.RetainingHeads is { } heads ? new RetainingHeadScorer(rt.Backend, heads, rt.TensorComm) : new QueryAttentionScorer();
 }

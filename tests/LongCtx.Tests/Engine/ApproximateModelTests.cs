@@ -101,13 +101,18 @@ public class ApproximateModelTests
             approximate: new ApproximateOptions(8, PassingTokens: 40, RetainingHeads: heads));
         Assert.All(prefill.Logits[0], x => Assert.True(float.IsFinite(x)));
 
-        // Retaining heads read every head, which tensor parallelism splits: refused in one line, not run on half the heads.
-        var (split, splitWeights) = reference.Open(2, tensorRanks: 2);
-        using var ___ = splitWeights;
-        using var ____ = split;
-        var refused = Assert.Throws<LongCtxException>(() => split.Prefill([(split.NewSequence(), reference.InputIds)], StrategyNames.Apb, 1,
-            approximate: new ApproximateOptions(8, PassingTokens: 40, RetainingHeads: heads)));
-        Assert.Contains("--tensor-parallel 2", refused.Message);
+        // Under tensor parallelism each rank scores with its heads' share of the retaining heads and sums over the
+        // group: the same compression, so the same logits to rounding — with passing blocks small enough to select.
+        float[] Apb(int tensorRanks)
+        {
+            var (e, w) = reference.Open(2, tensorRanks);
+            using var ___ = w;
+            using var ____ = e;
+            return e.Prefill([(e.NewSequence(), reference.InputIds)], StrategyNames.Apb, 2,
+                approximate: new ApproximateOptions(8, AnchorTokens: 16, PassingTokens: 24, RetainingHeads: heads)).Logits[0];
+        }
+        double split = DenseReference.RelativeError(Apb(2), Apb(1));
+        Assert.True(split < 1e-5, $"seed {seed}: APB with retaining heads over 2 tensor ranks differs from 1 by {split:e2}");
     }
 
     [Fact]

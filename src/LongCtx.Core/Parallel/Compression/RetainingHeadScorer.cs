@@ -1,4 +1,5 @@
 using LongCtx.Backends;
+using LongCtx.Models;
 using LongCtx.Tensors;
 
 namespace LongCtx.Parallel.Compression;
@@ -6,16 +7,33 @@ namespace LongCtx.Parallel.Compression;
 /// <summary>
 /// The trained compressor on one rank: runs each layer's retaining head (<see cref="RetainingHeadWeights"/>)
 /// on the candidate entries with the backend's Linear and SwiGlu, so it runs wherever the model runs.
+/// Under tensor parallelism a rank holds only its heads' q, k, v, so it keeps the matching input columns of
+/// the gate and up matrices and sums the partial products over the tensor-parallel group — the row-parallel
+/// pattern of the model's o projection — and the rows of down for its own KV heads.
 /// </summary>
 public sealed class RetainingHeadScorer : IKvCompressor, IDisposable
 {
     private readonly IBackend _backend;
     private readonly Tensor[][] _layers;
+    private readonly ICommunicator? _tensorParallel;
+    private readonly List<IDisposable> _slicedWeights = [];
 
-    public RetainingHeadScorer(IBackend backend, RetainingHeadWeights weights)
+    /// <param name="tensorParallel">the ranks holding the model's other heads; null when this rank holds them all.</param>
+    public RetainingHeadScorer(IBackend backend, RetainingHeadWeights weights, ICommunicator? tensorParallel = null)
     {
         _backend = backend;
-        _layers = weights.Layers.Select(l => l.Select(backend.LoadWeight).ToArray()).ToArray();
+        _tensorParallel = tensorParallel is { Size: > 1 } ? tensorParallel : null;
+        _layers = weights.Layers.Select(l => Share(l).Select(backend.LoadWeight).ToArray()).ToArray();
+    }
+
+    /// <summary>This rank's share of one layer's head: the input columns of its q, k, v heads in the first six, its KV heads' rows of down.</summary>
+    private HostTensor[] Share(HostTensor[] layer)
+    {
+        if (_tensorParallel is not { Rank: var t, Size: var size }) return layer;
+        var share = layer[..6].Select(w => TensorParallelWeights.Columns(w, t * (w.Shape[1] / size), w.Shape[1] / size, _slicedWeights)).ToList();
+        int kvHeads = layer[6].Shape[0] / size;
+        share.Add(TensorParallelWeights.Rows(layer[6], t * kvHeads, kvHeads));
+        return [.. share];
     }
 
     public string Name => "retaining-heads";
@@ -28,6 +46,8 @@ public sealed class RetainingHeadScorer : IKvCompressor, IDisposable
         Tensor[] x = [Flat(input.CandidateQ), Flat(input.CandidateK), Flat(input.CandidateV)];
         using var gate = Project(x, w[0..3], n, hidden);
         using var up = Project(x, w[3..6], n, hidden);
+        _tensorParallel?.AllReduceSum(gate);
+        _tensorParallel?.AllReduceSum(up);
         b.SwiGlu(gate, up, gate);
         var scores = b.Allocate(b.ActivationType, n, input.Layer.KvHeads);
         b.Linear(gate, w[6], null, scores);
@@ -53,5 +73,6 @@ public sealed class RetainingHeadScorer : IKvCompressor, IDisposable
     public void Dispose()
     {
         foreach (var l in _layers) foreach (var t in l) t.Dispose();
+        foreach (var w in _slicedWeights) w.Dispose();
     }
 }
