@@ -13,6 +13,7 @@ internal sealed class CompletionEndpoint(ServedModel model, ServerOptions option
 {
     private static readonly byte[] Done = "data: [DONE]\n\n"u8.ToArray();
     private readonly RequestReader _reader = new(model, options);
+    private readonly LogprobsJson _logprobs = new(new TokenText(model.Tokenizer));
     private int _inFlight;
 
     public async Task Handle(HttpContext ctx, bool chat)
@@ -33,7 +34,7 @@ internal sealed class CompletionEndpoint(ServedModel model, ServerOptions option
         {
             using var _ = ctx.RequestAborted.Register(job.Cancel);
             scheduler.Submit(job);
-            var json = new ResponseJson((chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N"), model.Id, chat);
+            var json = new ResponseJson((chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N"), model.Id, chat, _logprobs);
             if (p.Stream) await Stream(ctx, job, json);
             else await Whole(ctx, job, json);
         }
@@ -48,15 +49,19 @@ internal sealed class CompletionEndpoint(ServedModel model, ServerOptions option
     private static async Task Whole(HttpContext ctx, GenerationJob job, ResponseJson json)
     {
         var text = new StringBuilder();
+        var logprobs = job.Params.Logprobs is null ? null : new List<TokenLogprob>();
         await foreach (var e in job.Events.ReadAllAsync(ctx.RequestAborted))
         {
             switch (e)
             {
-                case TextEvent t: text.Append(t.Text); break;
+                case TextEvent t:
+                    text.Append(t.Text);
+                    logprobs?.AddRange(t.Logprobs ?? []);
+                    break;
                 case FailedEvent f: throw f.Error;
                 case FinishedEvent done:
                     ctx.Response.ContentType = "application/json";
-                    await ctx.Response.Body.WriteAsync(json.Complete(text.ToString(), done), ctx.RequestAborted);
+                    await ctx.Response.Body.WriteAsync(json.Complete(text.ToString(), logprobs, done), ctx.RequestAborted);
                     return;
             }
         }
@@ -85,7 +90,7 @@ internal sealed class CompletionEndpoint(ServedModel model, ServerOptions option
         {
             switch (e)
             {
-                case TextEvent t: await Send(json.Chunk(t.Text, usageField: p.IncludeUsage)); break;
+                case TextEvent t: await Send(json.Chunk(t.Text, t.Logprobs, usageField: p.IncludeUsage)); break;
                 case FailedEvent f when !started: throw f.Error;
                 case FailedEvent f: await Send(ResponseJson.Error(f.Error)); break;
                 case FinishedEvent done:

@@ -17,6 +17,12 @@ public sealed record GenerationParams
     /// </summary>
     public ApproximateOptions? Approximate { get; init; }
     public IReadOnlyList<string> Stop { get; init; } = [];
+    /// <summary>Logprobs of each token with this many most likely tokens (completions' logprobs, chat's top_logprobs); null: none.</summary>
+    public int? Logprobs { get; init; }
+    /// <summary>Completions' echo: the prompt's text, which the choice's text starts with; null: no echo.</summary>
+    public string? EchoText { get; init; }
+    /// <summary>Echo with logprobs: the prompt's tokens get logprobs too, so its prefill keeps the logits of every position.</summary>
+    public bool PromptLogprobs => EchoText is not null && Logprobs is not null;
     public bool Stream { get; init; }
     public bool IncludeUsage { get; init; }
 }

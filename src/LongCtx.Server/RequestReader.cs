@@ -21,14 +21,18 @@ public sealed class RequestReader(ServedModel model, ServerOptions options)
         if (o.String("model") is { } name && name != model.Id)
             throw new ApiException(404, $"model '{name}' is not served here: use '{model.Id}'", "model", "model_not_found");
         if (o.Integer("n") is { } n && n != 1) throw ApiException.BadRequest("only n=1 is supported", "n");
-        if (o.Bool("logprobs") == true || o.Has("top_logprobs")) throw ApiException.BadRequest("logprobs are not supported", "logprobs");
+        int? logprobs = chat ? LogprobsRequest.Chat(o) : LogprobsRequest.Completion(o);
+        bool echo = !chat && (o.Bool("echo") ?? false);
 
-        var prompt = chat ? ChatTokens(o) : CompletionTokens(o);
+        var (prompt, promptText) = chat ? (ChatTokens(o), null) : CompletionPrompt(o);
         string promptParam = chat ? "messages" : "prompt";
         CheckPrompt(prompt, promptParam);
         var (strategy, approximate) = LongCtxExtension.Read(o, prompt, promptParam, options.Strategy, model.Engine.Ranks, model.RetainingHeads);
+        if (echo && logprobs is not null) LogprobsRequest.CheckPromptLogprobs(prompt.Length, approximate is not null, options.MaxPromptLogprobTokens);
         long? maxTokens = o.Integer("max_completion_tokens") ?? o.Integer("max_tokens");
-        if (maxTokens is < 1) throw ApiException.BadRequest($"max_tokens must be 1 or more, got {maxTokens}", o.Has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens");
+        // max_tokens 0 asks for nothing but the echoed prompt (and its logprobs): how evaluation harnesses score a text.
+        if (maxTokens < (echo ? 0 : 1))
+            throw ApiException.BadRequest($"max_tokens must be {(echo ? "0" : "1")} or more, got {maxTokens}", o.Has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens");
         var streamOptions = o.Object("stream_options");
         return new GenerationParams
         {
@@ -39,24 +43,31 @@ public sealed class RequestReader(ServedModel model, ServerOptions options)
             Strategy = strategy,
             Approximate = approximate,
             Stop = Stop(o),
+            Logprobs = logprobs,
+            // A text prompt is echoed as sent; token ids as they decode, as the reply's text does.
+            EchoText = echo ? promptText ?? model.Tokenizer.Decode(prompt, skipSpecialTokens: true) : null,
             Stream = o.Bool("stream") ?? false,
             IncludeUsage = streamOptions?.Bool("include_usage", "stream_options.") ?? false,
         };
     }
 
-    private int[] CompletionTokens(JsonObject o)
+    /// <summary>The prompt's tokens, and its text when it came as text.</summary>
+    private (int[] Tokens, string? Text) CompletionPrompt(JsonObject o)
     {
-        switch (o.Field("prompt"))
+        var node = o.Field("prompt");
+        // A batch of one prompt (what lm-eval's local-completions sends at batch size 1) is that prompt.
+        if (node is JsonArray { Count: 1 } one && (one[0] is JsonArray || one[0] is JsonValue first && first.GetValueKind() == JsonValueKind.String)) node = one[0];
+        switch (node)
         {
             case null: throw ApiException.BadRequest("'prompt' is required", "prompt");
             case JsonValue v when v.GetValueKind() == JsonValueKind.String:
                 string text = v.GetValue<string>();
                 if (text.Length == 0) throw ApiException.BadRequest("'prompt' is empty", "prompt");
                 // As `longctx generate --prompt`: the tokenizer adds the model's BOS token.
-                return model.Tokenizer.Encode(text, addSpecialTokens: true);
-            case var node:
-                return JsonFields.TokenIds(node)
-                    ?? throw ApiException.BadRequest("'prompt' must be a string or a non-empty array of token ids (batches of prompts are not supported)", "prompt");
+                return (model.Tokenizer.Encode(text, addSpecialTokens: true), text);
+            default:
+                return (JsonFields.TokenIds(node)
+                    ?? throw ApiException.BadRequest("'prompt' must be a string or a non-empty array of token ids (batches of more than one prompt are not supported)", "prompt"), null);
         }
     }
 

@@ -8,11 +8,12 @@ namespace LongCtx.Server;
 /// The JSON bodies of OpenAI's completion and chat completion responses, whole and as stream chunks,
 /// written with Utf8JsonWriter (the CLI is trimmed: no reflection-based serialization).
 /// </summary>
-internal sealed class ResponseJson(string id, string model, bool chat)
+internal sealed class ResponseJson(string id, string model, bool chat, LogprobsJson logprobs)
 {
     private readonly long _created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
 
-    public byte[] Complete(string text, FinishedEvent done) => Write(w =>
+    /// <summary>The whole response; <paramref name="tokenLogprobs"/> is null when the request asked for none.</summary>
+    public byte[] Complete(string text, IReadOnlyList<TokenLogprob>? tokenLogprobs, FinishedEvent done) => Write(w =>
     {
         Header(w, chat ? "chat.completion" : "text_completion");
         w.WriteStartArray("choices");
@@ -26,7 +27,7 @@ internal sealed class ResponseJson(string id, string model, bool chat)
             w.WriteEndObject();
         }
         else w.WriteString("text", text);
-        w.WriteNull("logprobs");
+        logprobs.Write(w, chat, tokenLogprobs);
         w.WriteString("finish_reason", done.FinishReason);
         w.WriteEndObject();
         w.WriteEndArray();
@@ -34,8 +35,11 @@ internal sealed class ResponseJson(string id, string model, bool chat)
         Extension(w, done);
     });
 
-    /// <summary>A stream chunk with one choice: text (or the assistant role, for chat's first chunk) and, at the end, the finish reason.</summary>
-    public byte[] Chunk(string? text, bool role = false, FinishedEvent? done = null, bool usageField = false) => Write(w =>
+    /// <summary>
+    /// A stream chunk with one choice: text (or the assistant role, for chat's first chunk) with the logprobs of
+    /// the tokens it carries, and, at the end, the finish reason.
+    /// </summary>
+    public byte[] Chunk(string? text, IReadOnlyList<TokenLogprob>? tokenLogprobs = null, bool role = false, FinishedEvent? done = null, bool usageField = false) => Write(w =>
     {
         Header(w, chat ? "chat.completion.chunk" : "text_completion");
         w.WriteStartArray("choices");
@@ -49,7 +53,7 @@ internal sealed class ResponseJson(string id, string model, bool chat)
             w.WriteEndObject();
         }
         else w.WriteString("text", text ?? "");
-        w.WriteNull("logprobs");
+        logprobs.Write(w, chat, tokenLogprobs);
         if (done is null) w.WriteNull("finish_reason");
         else w.WriteString("finish_reason", done.FinishReason);
         w.WriteEndObject();

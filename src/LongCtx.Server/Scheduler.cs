@@ -88,18 +88,21 @@ public sealed class Scheduler : IDisposable
 
     /// <summary>
     /// Prefills the oldest waiting request: an approximate one alone, on a fresh sequence (the engine runs
-    /// star and apb one first turn at a time); an exact one with every later exact one of the same strategy
-    /// that still fits the token budget, each on its kept conversation when a chat extends one.
+    /// star and apb one first turn at a time); one that wants its prompt's logprobs alone too, keeping the
+    /// logits of every prompt position (the prefill's keepLast is one for the whole call); an exact one with
+    /// every later exact one of the same strategy that still fits the token budget, each on its kept
+    /// conversation when a chat extends one.
     /// </summary>
     private void PrefillWaiting()
     {
         if (_waiting.Count == 0) return;
         var first = _waiting[0].Params;
-        var batch = first.Approximate is null ? ExactBatch(first.Strategy) : [Alone(_waiting[0])];
+        var batch = first.Approximate is null && !first.PromptLogprobs ? ExactBatch(first.Strategy) : [Alone(_waiting[0])];
+        int keepLast = first.PromptLogprobs ? first.PromptTokens.Length : 1;
 
         PrefillResult result;
         _metrics.PrefillCall();
-        try { result = Engine.Prefill(batch.Select(b => (b.Request.Sequence, b.NewTokens)).ToList(), first.Strategy, approximate: first.Approximate); }
+        try { result = Engine.Prefill(batch.Select(b => (b.Request.Sequence, b.NewTokens)).ToList(), first.Strategy, keepLast, approximate: first.Approximate); }
         catch (Exception e)
         {
             var error = e is LongCtxException ? ApiException.BadRequest(e.Message) : new ApiException(500, $"internal error ({e.GetType().Name}: {e.Message})");
@@ -109,11 +112,23 @@ public sealed class Scheduler : IDisposable
         for (int i = 0; i < batch.Count; i++)
         {
             var r = batch[i].Request;
+            var p = r.Job.Params;
             r.Strategy = result.Strategy;
-            _metrics.Prefilled(result.Strategy, r.Job.Params.PromptTokens.Length, r.CachedTokens);
-            _metrics.FirstToken(Stopwatch.GetElapsedTime(r.Job.ReceivedAt).TotalSeconds);
+            _metrics.Prefilled(result.Strategy, p.PromptTokens.Length, r.CachedTokens);
+            // Running before anything can throw: a failure then fails the request instead of leaving it waiting.
             _running.Add(r);
-            Accept(r, r.Sampler.Next(result.Logits[i]));
+            var logits = result.Logits[i];
+            if (p.EchoText is not null)
+                r.Job.Send(new TextEvent(p.EchoText, p.PromptLogprobs ? TokenLogprob.ForPrompt(logits, p.PromptTokens, p.Logprobs!.Value, _model.Tokenizer) : null));
+            // Echo with max_tokens 0 (a loglikelihood request) ends at its prompt.
+            if (p.MaxTokens == 0)
+            {
+                Finish(r, "length");
+                continue;
+            }
+            _metrics.FirstToken(Stopwatch.GetElapsedTime(r.Job.ReceivedAt).TotalSeconds);
+            // The last row predicts the first new token (the rows before it are the prompt's, when kept).
+            Accept(r, logits.AsSpan(logits.Length - Engine.Config.VocabSize));
         }
     }
 
@@ -122,7 +137,7 @@ public sealed class Scheduler : IDisposable
     {
         var batch = new List<(RunningRequest, int[])>();
         int total = 0;
-        foreach (var job in _waiting.Where(j => j.Params.Strategy == strategy && j.Params.Approximate is null).ToList())
+        foreach (var job in _waiting.Where(j => j.Params.Strategy == strategy && j.Params.Approximate is null && !j.Params.PromptLogprobs).ToList())
         {
             var prompt = job.Params.PromptTokens;
             var kept = job.Params.Chat ? _kept.Take(prompt) : null;
@@ -156,16 +171,16 @@ public sealed class Scheduler : IDisposable
         var clock = Stopwatch.StartNew();
         var logits = Engine.Decode(batch.Select(r => (r.Sequence, r.Pending)).ToList());
         _metrics.DecodeStep(batch.Count, clock.Elapsed.TotalSeconds);
-        for (int i = 0; i < batch.Count; i++) Accept(batch[i], batch[i].Sampler.Next(logits[i]));
+        for (int i = 0; i < batch.Count; i++) Accept(batch[i], logits[i]);
     }
 
-    /// <summary>Takes a drawn token: sends its text, and ends the request on a stop token, a stop sequence or a length limit.</summary>
-    private void Accept(RunningRequest r, int token)
+    /// <summary>Draws a token from its logits: sends its text, and ends the request on a stop token, a stop sequence or a length limit.</summary>
+    private void Accept(RunningRequest r, ReadOnlySpan<float> logits)
     {
-        r.Generated.Add(token);
+        int token = r.Draw(logits);
         if (_model.StopTokens.Contains(token)) { Finish(r, "stop"); return; }
         string text = r.AddText(token);
-        if (text.Length > 0) r.Job.Send(new TextEvent(text));
+        if (text.Length > 0) r.Job.Send(new TextEvent(text, r.TakeLogprobs()));
         if (r.StoppedByText) Finish(r, "stop");
         else if (r.Generated.Count >= r.Job.Params.MaxTokens || r.Sequence.CachedTokens + 1 >= Engine.Config.MaxPositionEmbeddings) Finish(r, "length");
     }
@@ -180,7 +195,8 @@ public sealed class Scheduler : IDisposable
             return;
         }
         string rest = r.FlushText();
-        if (rest.Length > 0) r.Job.Send(new TextEvent(rest));
+        var logprobs = r.TakeLogprobs();
+        if (rest.Length > 0 || logprobs?.Count > 0) r.Job.Send(new TextEvent(rest, logprobs));
         // Keep the conversation before the client hears the reply ended: its next turn may arrive at once and
         // must find the reply's tokens remembered.
         if (r.Job.Params.Chat && !r.Job.Cancelled) KeepConversation(r);

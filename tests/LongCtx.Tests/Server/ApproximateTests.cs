@@ -132,6 +132,24 @@ public class ApproximateTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task PromptLogprobsNeedAnExactPrefill()
+    {
+        var prompt = ReferenceModel.TinyLlama3.InputIds;
+        // Auto allowed to approximate would pick apb on two ranks: echo with logprobs is refused rather than approximated.
+        var (status, error) = await _s.Post("/v1/completions", TestServer.Json(new { prompt, max_tokens = 0, echo = true, logprobs = 1, longctx = new { allow_approximate = true } }));
+        Assert.Equal(400, status);
+        Assert.Equal("echo", error.GetProperty("error").GetProperty("param").GetString());
+
+        // Exact on two ranks: the rows come back from both in prompt order.
+        var body = await _s.PostOk("/v1/completions", TestServer.Json(new { prompt, max_tokens = 0, echo = true, logprobs = 1 }));
+        LogprobsTests.AssertPromptLogprobsOfTransformers(body.GetProperty("choices")[0].GetProperty("logprobs"));
+
+        // An approximate prefill still gives the logprobs of the tokens it generates.
+        var star = await _s.PostOk("/v1/completions", TestServer.Json(new { prompt = prompt[..300], max_tokens = 4, logprobs = 2, longctx = Longctx("star") }));
+        Assert.Equal(TestServer.TokenIds(star).Length, star.GetProperty("choices")[0].GetProperty("logprobs").GetProperty("token_logprobs").GetArrayLength());
+    }
+
+    [Fact]
     public async Task ServerStrategyApbRunsTheRequestsThatNameNone()
     {
         await using var s = await TestServer.Start(ReferenceModel.TinyLlama3, Ranks, new ServerOptions { Strategy = StrategyNames.Apb });

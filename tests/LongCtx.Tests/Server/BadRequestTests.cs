@@ -8,10 +8,10 @@ namespace LongCtx.Tests.Server;
 /// <summary>Bad requests get the right status and OpenAI's error object, and the server keeps serving.</summary>
 public class BadRequestTests : IAsyncLifetime
 {
-    private const int MaxPrompt = 64;
+    private const int MaxPrompt = 64, MaxPromptLogprobs = 32;
     private TestServer _s = null!;
 
-    public async Task InitializeAsync() => _s = await TestServer.Start(ReferenceModel.TinyLlama3, options: new ServerOptions { MaxPromptTokens = MaxPrompt });
+    public async Task InitializeAsync() => _s = await TestServer.Start(ReferenceModel.TinyLlama3, options: new ServerOptions { MaxPromptTokens = MaxPrompt, MaxPromptLogprobTokens = MaxPromptLogprobs });
     public async Task DisposeAsync() => await _s.DisposeAsync();
 
     private const string Chat = "/v1/chat/completions", Completions = "/v1/completions";
@@ -49,6 +49,18 @@ public class BadRequestTests : IAsyncLifetime
         { "prompt of mixed types", Completions, """{"prompt": [1, "a"]}""", 400, "prompt" },
         { "token id outside the vocabulary", Completions, """{"prompt": [1, 999999]}""", 400, "prompt" },
         { "prompt longer than --max-prompt-tokens", Completions, $$"""{"prompt": [{{string.Join(",", Enumerable.Repeat(791, MaxPrompt + 1))}}]}""", 400, "prompt" },
+        { "logprobs over 20", Completions, """{"prompt": [1, 2], "logprobs": 21}""", 400, "logprobs" },
+        { "negative logprobs", Completions, """{"prompt": [1, 2], "logprobs": -1}""", 400, "logprobs" },
+        { "logprobs true on completions", Completions, """{"prompt": [1, 2], "logprobs": true}""", 400, "logprobs" },
+        { "top_logprobs over 20", Chat, $$"""{"messages": {{Hi}}, "logprobs": true, "top_logprobs": 21}""", 400, "top_logprobs" },
+        { "top_logprobs without logprobs", Chat, $$"""{"messages": {{Hi}}, "top_logprobs": 2}""", 400, "top_logprobs" },
+        { "top_logprobs with logprobs false", Chat, $$"""{"messages": {{Hi}}, "logprobs": false, "top_logprobs": 2}""", 400, "top_logprobs" },
+        { "echo with logprobs under an approximate strategy", Completions,
+            """{"prompt": [1, 2, 3, 4], "echo": true, "logprobs": 1, "longctx": {"strategy": "star", "allow_approximate": true, "query_tokens": 2}}""", 400, "echo" },
+        { "echo with logprobs on too long a prompt", Completions,
+            $$"""{"prompt": [{{string.Join(",", Enumerable.Repeat(791, MaxPromptLogprobs + 1))}}], "echo": true, "logprobs": 0}""", 400, "echo" },
+        { "max_tokens 0 without echo", Completions, """{"prompt": [1, 2], "max_tokens": 0}""", 400, "max_tokens" },
+        { "a batch of two prompts", Completions, """{"prompt": [[1, 2], [3, 4]]}""", 400, "prompt" },
         { "body over the size limit", Completions, $$"""{"prompt": "{{new string('a', 2 << 20)}}"}""", 413, null },
     };
 
@@ -83,6 +95,14 @@ public class BadRequestTests : IAsyncLifetime
     {
         await _s.Http.PostAsync(Chat, new StringContent("{", Encoding.UTF8, "application/json"));
         Assert.True(await _s.Metric("longctx_requests_total{route=\"/v1/chat/completions\",status=\"400\"}") >= 1);
+    }
+
+    [Fact]
+    public async Task EchoIsLimitedOnlyWithLogprobs()
+    {
+        string Prompt(int tokens) => string.Join(",", Enumerable.Repeat(791, tokens));
+        await _s.PostOk(Completions, $$"""{"prompt": [{{Prompt(MaxPromptLogprobs + 1)}}], "echo": true, "max_tokens": 1}""");
+        await _s.PostOk(Completions, $$"""{"prompt": [{{Prompt(MaxPromptLogprobs)}}], "echo": true, "logprobs": 0, "max_tokens": 0}""");
     }
 
     [Fact]
