@@ -118,7 +118,7 @@ public sealed class Tokenizer
 
     /// <summary>The bytes a token decodes to; empty for ids outside the vocab (models often pad their
     /// embedding past the tokenizer) and for special tokens when skipping them.</summary>
-    internal ReadOnlySpan<byte> TokenBytes(int id, bool skipSpecial)
+    public ReadOnlySpan<byte> TokenBytes(int id, bool skipSpecial)
     {
         if ((uint)id >= (uint)_idToBytes.Length || (skipSpecial && _isSpecial[id])) return default;
         return _idToBytes[id];
