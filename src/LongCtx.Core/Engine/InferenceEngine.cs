@@ -149,14 +149,13 @@ public sealed partial class InferenceEngine : IDisposable
         var keys = new TokenLayout[Ranks];
         for (int r = 0; r < Ranks; r++)
         {
-            var s = new List<int>();
-            var p = new List<int>();
+            var layout = new TokenLayoutBuilder(batch.Sum(b => b.Sequence.Placement.On(r).Length) + n);
             for (int i = 0; i < n; i++)
             {
-                foreach (var pos in batch[i].Sequence.Placement.On(r)) { s.Add(i); p.Add(pos); }
-                if (owners[i] == r) { s.Add(i); p.Add(positions[i]); }
+                layout.Append(i, batch[i].Sequence.Placement.On(r));
+                if (owners[i] == r) layout.Append(i, positions[i]);
             }
-            keys[r] = new TokenLayout(s.ToArray(), p.ToArray());
+            keys[r] = layout.Build();
         }
         var tokens = batch.Select(b => b.Token).ToArray();
         var all = Enumerable.Range(0, n).ToList();

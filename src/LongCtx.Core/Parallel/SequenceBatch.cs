@@ -27,7 +27,8 @@ public sealed class KvPlacement
 
     public int Ranks => _positions.Length;
     public int Count => _positions.Sum(p => p.Count);
-    public IReadOnlyList<int> On(int rank) => _positions[rank];
+    /// <summary>The positions rank <paramref name="rank"/> holds, in the order it holds them (valid until the next Append).</summary>
+    public ReadOnlySpan<int> On(int rank) => System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_positions[rank]);
 
     public void Append(int rank, IEnumerable<int> positions) => _positions[rank].AddRange(positions);
 }

@@ -70,16 +70,17 @@ public sealed class ShardPlan
     /// </summary>
     private static TokenLayout KvLayout(IReadOnlyList<SequenceInput> sequences, int rank, List<int> newSeqIds, List<int> newPositions)
     {
-        var s = new List<int>();
-        var p = new List<int>();
+        var layout = new TokenLayoutBuilder();
+        var added = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(newPositions);
         int row = 0;
         foreach (var seq in sequences)
         {
-            var cached = seq.Cached.On(rank);
-            foreach (var pos in cached) { s.Add(seq.SeqId); p.Add(pos); }
-            while (row < newSeqIds.Count && newSeqIds[row] == seq.SeqId) { s.Add(seq.SeqId); p.Add(newPositions[row]); row++; }
+            layout.Append(seq.SeqId, seq.Cached.On(rank));
+            int start = row;
+            while (row < newSeqIds.Count && newSeqIds[row] == seq.SeqId) row++;
+            layout.Append(seq.SeqId, added[start..row]);
         }
-        return new TokenLayout(s.ToArray(), p.ToArray());
+        return layout.Build();
     }
 
     /// <summary>Puts rows computed rank by rank back into batch order: result[BatchIndex] = rank row.</summary>

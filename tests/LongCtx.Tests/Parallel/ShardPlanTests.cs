@@ -37,7 +37,7 @@ public class ShardPlanTests
             }
             // The KV a rank holds: its cached positions, then its new rows, sequence by sequence.
             foreach (var shard in plan.Shards)
-                Assert.Equal(seqs.Sum(s => s.Cached.On(shard.Rank).Count) + shard.Rows, shard.Keys.Count);
+                Assert.Equal(seqs.Sum(s => s.Cached.On(shard.Rank).Length) + shard.Rows, shard.Keys.Count);
         }
     }
 
