@@ -68,7 +68,6 @@ internal sealed class LoadedModel : IDisposable
 
         int gpus = r.GetValue(o.Gpus) ?? 1;
         int tensor = r.GetValue(o.TensorParallel);
-        if (tensor < 1) throw new LongCtxException($"--tensor-parallel {tensor} must be 1 or more");
         int? ranks = r.GetValue(o.Ranks);
         double? c = r.GetValue(o.ComputeTflops), bw = r.GetValue(o.LinkGbps);
         HardwareRates? rates = c is not null && bw is not null ? new HardwareRates(c.Value * 1e12, bw.Value * 1e9) : null;
@@ -89,7 +88,7 @@ internal sealed class LoadedModel : IDisposable
         AttentionImplementation attention, LaunchEnvironment launch, Progress progress)
     {
         int tensor = r.GetValue(o.TensorParallel);
-        var grid = RankGrid.ForWorld(launch.WorldSize, tensor);
+        var grid = RankGrid.ForWorld(config, launch.WorldSize, tensor);
         if (r.GetValue(o.Ranks) is int asked && asked != 1 && asked != grid.ContextRanks)
             throw new LongCtxException($"--ranks {asked} disagrees with WORLD_SIZE={launch.WorldSize} / --tensor-parallel {tensor}: in a multi-process run every process is one rank (leave --ranks out)");
         if (r.GetValue(o.Gpus) is { } gpus && gpus != launch.WorldSize)

@@ -17,8 +17,7 @@ public static class GpuProcessRank
 {
     public static ProcessRankGroup Join(ModelConfig config, ModelWeights weights, LaunchEnvironment env, AttentionImplementation attention, int tensorRanks = 1)
     {
-        var grid = RankGrid.ForWorld(env.WorldSize, tensorRanks);
-        if (tensorRanks > 1) TensorSlice.Of(config, 0, tensorRanks);
+        var grid = RankGrid.ForWorld(config, env.WorldSize, tensorRanks);
         int ordinal = DeviceFor(env, CudaBackend.DeviceCount());
         // The device first: a GPU that cannot be used fails here, before the other ranks wait on this one.
         var backend = new CudaBackend(ordinal, attention);

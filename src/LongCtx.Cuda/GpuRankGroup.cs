@@ -30,11 +30,13 @@ public sealed class GpuRankGroup : IRankGroup
         int available = CudaBackend.DeviceCount();
         if (available == 0) throw new LongCtxException("--device cuda: no CUDA GPU found on this machine; use --device cpu");
         if (gpus < 1 || gpus > available) throw new LongCtxException($"--gpus {gpus}: this machine has {available} GPU(s)");
-        if (tensorRanks < 1) throw new LongCtxException($"--tensor-parallel {tensorRanks} must be 1 or more");
-        if (tensorRanks > 1) TensorSlice.Of(config, 0, tensorRanks); // a split the heads refuse fails before any GPU work
-        if (ranks is null && gpus % tensorRanks != 0)
-            throw new LongCtxException($"--tensor-parallel {tensorRanks} must divide --gpus {gpus}: each context rank takes {tensorRanks} GPU(s)");
-        _grid = new RankGrid(ranks ?? gpus / tensorRanks, tensorRanks);
+        _grid = RankGrid.Of(config, ranks ?? 1, tensorRanks); // a split the heads refuse fails before any GPU work
+        if (ranks is null)
+        {
+            // One context rank per group of tensorRanks GPUs.
+            if (gpus % tensorRanks != 0) throw new LongCtxException($"--tensor-parallel {tensorRanks} must divide --gpus {gpus}: each context rank takes {tensorRanks} GPU(s)");
+            _grid = _grid with { ContextRanks = gpus / tensorRanks };
+        }
         int n = _grid.World;
         if (n < gpus) throw new LongCtxException($"--ranks {_grid.ContextRanks} x --tensor-parallel {tensorRanks} is fewer than --gpus {gpus}: every GPU runs at least one rank; lower --gpus");
         if (n > 64) throw new LongCtxException($"--ranks {_grid.ContextRanks} x --tensor-parallel {tensorRanks} is out of range: use at most 64 ranks in all");

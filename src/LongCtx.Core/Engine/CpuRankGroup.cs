@@ -19,10 +19,9 @@ public sealed class CpuRankGroup : IRankGroup
     public CpuRankGroup(ModelConfig config, ModelWeights weights, int ranks, int? threads = null, int tensorRanks = 1)
     {
         if (ranks < 1 || ranks > 64) throw new LongCtxException($"--ranks {ranks} is out of range: use 1 to 64");
-        if (tensorRanks < 1 || ranks * tensorRanks > 64)
+        var grid = RankGrid.Of(config, ranks, tensorRanks);
+        if (grid.World > 64)
             throw new LongCtxException($"--tensor-parallel {tensorRanks} is out of range: use 1 to {64 / ranks} with --ranks {ranks} (at most 64 threads in all)");
-        if (tensorRanks > 1) TensorSlice.Of(config, 0, tensorRanks); // refuse a split the heads do not allow before building anything
-        var grid = new RankGrid(ranks, tensorRanks);
         ContextRanks = ranks;
         TensorRanks = tensorRanks;
         int world = grid.World;

@@ -23,17 +23,17 @@ public sealed partial class InferenceEngine
         foreach (var (sequence, tokens) in batch)
         {
             int n = tokens.Length, firstKept = n - Math.Min(Math.Max(1, keepLast), n);
-            var kept = new List<float>();
+            var kept = new float[(n - firstKept) * vocab];
             var positions = new List<int>();
             for (int start = 0; start < n; start += chunk)
             {
                 int end = Math.Min(n, start + chunk);
                 int wanted = Math.Max(0, end - Math.Max(start, firstKept));
                 last = Prefill([(sequence, tokens[start..end])], strategy, Math.Max(1, wanted), argmaxAll);
-                if (wanted > 0) kept.AddRange(last.Logits[0].AsSpan(last.Logits[0].Length - wanted * vocab));
+                if (wanted > 0) last.Logits[0].AsSpan(last.Logits[0].Length - wanted * vocab).CopyTo(kept.AsSpan((end - wanted - firstKept) * vocab));
                 if (argmaxAll) positions.AddRange(last.ArgmaxAll![0]);
             }
-            logits.Add(kept.ToArray());
+            logits.Add(kept);
             argmax?.Add(positions.ToArray());
         }
         return new PrefillResult(logits, argmax, last!.Strategy, last.Choice, clock.Elapsed);

@@ -26,8 +26,7 @@ public sealed class ProcessRankGroup(RankRuntime rank, RankGrid grid, string dev
     /// </summary>
     public static ProcessRankGroup OnCpu(ModelConfig config, ModelWeights weights, LaunchEnvironment env, int? threads = null, int tensorRanks = 1)
     {
-        var grid = RankGrid.ForWorld(env.WorldSize, tensorRanks);
-        if (tensorRanks > 1) TensorSlice.Of(config, 0, tensorRanks);
+        var grid = RankGrid.ForWorld(config, env.WorldSize, tensorRanks);
         var peers = TcpRendezvous.Join(env, [], env.RendezvousTimeout).Peers;
         int c = grid.ContextOf(env.Rank), t = grid.TensorOf(env.Rank);
         int[] ring = grid.Ring(t), slice = grid.TensorGroup(c);

@@ -1,3 +1,5 @@
+using LongCtx.Models;
+
 namespace LongCtx.Parallel;
 
 /// <summary>
@@ -10,12 +12,23 @@ public readonly record struct RankGrid(int ContextRanks, int TensorRanks)
 {
     public int World => ContextRanks * TensorRanks;
 
-    /// <summary>The grid of a multi-process world (WORLD_SIZE processes) split into tensor-parallel groups.</summary>
-    public static RankGrid ForWorld(int worldSize, int tensorRanks)
+    /// <summary>
+    /// The grid of <paramref name="contextRanks"/> × <paramref name="tensorRanks"/> ranks for this model: refused here,
+    /// before any rank is built, when the model's heads or MLP do not split over the tensor ranks.
+    /// </summary>
+    public static RankGrid Of(ModelConfig config, int contextRanks, int tensorRanks)
     {
-        if (tensorRanks < 1 || worldSize % tensorRanks != 0)
+        if (tensorRanks < 1) throw new LongCtxException($"--tensor-parallel {tensorRanks} must be 1 or more");
+        if (tensorRanks > 1) TensorSlice.Of(config, 0, tensorRanks);
+        return new RankGrid(contextRanks, tensorRanks);
+    }
+
+    /// <summary>The grid of a multi-process world (WORLD_SIZE processes) split into tensor-parallel groups.</summary>
+    public static RankGrid ForWorld(ModelConfig config, int worldSize, int tensorRanks)
+    {
+        if (tensorRanks >= 1 && worldSize % tensorRanks != 0)
             throw new LongCtxException($"--tensor-parallel {tensorRanks} must divide WORLD_SIZE={worldSize}: the world is context ranks x tensor ranks");
-        return new RankGrid(worldSize / tensorRanks, tensorRanks);
+        return Of(config, worldSize / Math.Max(1, tensorRanks), tensorRanks);
     }
 
     public int ContextOf(int worldRank) => worldRank / TensorRanks;
