@@ -5,6 +5,9 @@
 #   fixture     tiny-llama3 against transformers (float64 reference) on 1..N GPUs, both rings
 #   attention   the attention block alone: cuDNN and our kernel against torch SDPA, TFLOP/s at 32K/128K,
 #               causal blocks in row slices of 16K and 8K
+#   tune        cuDNN call plans compared at 32K/128K (row slices x KV heads per call x engine configuration;
+#               TUNE_PLANS overrides the list), cuDNN only
+#   serve       `longctx serve` on the tiny fixture on GPU 0: one completion with logprobs, one streamed chat
 #   hf          an 8B-shaped model (2 layers, random bf16) against transformers' float32 logits, 8K and 32K
 #   launch      GPU ranks as processes (bench/gpu/launch_check.sh checks)
 #   bench       8B shape, dummy weights, 32 layers: prefill 32K/128K on 1 and N GPUs, time split, pass-q, decode batch 1 and 8
@@ -57,21 +60,29 @@ if has tests; then
 fi
 
 if has attention; then
-  "$bin" bench-attention --context 4096 --mask causal,none --attention cudnn,kernel --causal-rows 1024 --dump "$out/attn.safetensors" > "$out/attn-check.txt" 2>&1 \
+  "$bin" bench-attention --context 4096 --mask causal,none --attention cudnn,kernel --cudnn-calls "rows=1024;rows=1024,kv-heads=1" --dump "$out/attn.safetensors" > "$out/attn-check.txt" 2>&1 \
     || note "bench-attention dump: FAIL $(tail -1 "$out/attn-check.txt")"
   for m in causal none; do
     [[ -f $out/attn-$m.safetensors ]] && note "$m 4096: $(python3 bench/gpu/check_attention.py "$out/attn-$m.safetensors" 2>&1 | tr '\n' ' ')"
     rm -f "$out/attn-$m.safetensors"
   done
   "$bin" bench-attention --context 32768,131072 --heads 32 --kv-heads 8 --head-dim 128 --mask causal,none --attention cudnn,kernel \
-    --causal-rows 16384,8192 --json > "$out/bench-attention.json" 2> "$out/bench-attention.err" || note "bench-attention: FAIL $(tail -1 "$out/bench-attention.err")"
-  python3 - "$out/bench-attention.json" >> "$summary" <<'PY'
-import json, sys
-try: d = json.load(open(sys.argv[1]))
-except Exception as e: print(f"bench-attention: no result ({e})"); sys.exit()
-for p in d.get("points", d if isinstance(d, list) else []):
-    print("attention " + ", ".join(f"{k} {v}" for k, v in p.items()))
-PY
+    --cudnn-calls "rows=16384;rows=8192" --json > "$out/bench-attention.json" 2> "$out/bench-attention.err" || note "bench-attention: FAIL $(tail -1 "$out/bench-attention.err")"
+  bench/gpu/attention_table.py "$out/bench-attention.json" >> "$summary"
+fi
+
+if has tune; then
+  plans=${TUNE_PLANS:-"rows=16384;rows=8192;rows=16384,kv-heads=1;rows=8192,kv-heads=1;rows=32768,kv-heads=1;rows=0,kv-heads=1;rows=16384,kv-heads=2;rows=8192,kv-heads=2;rows=16384,engine=1;rows=16384,engine=2"}
+  "$bin" bench-attention --context 32768,131072 --heads 32 --kv-heads 8 --head-dim 128 --mask causal,none --attention cudnn \
+    --cudnn-calls "$plans" --json > "$out/bench-attention-tune.json" 2> "$out/bench-attention-tune.err" || note "bench-attention tune: FAIL $(tail -1 "$out/bench-attention-tune.err")"
+  bench/gpu/attention_table.py "$out/bench-attention-tune.json" >> "$summary"
+  cp "$out/bench-attention-tune.json" "$results"/
+fi
+
+if has serve; then
+  bench/gpu/serve_check.sh "$bin" "$fx" "$out/serve" > "$out/serve.txt" 2>&1 || note "serve: FAIL $(tail -1 "$out/serve.txt")"
+  grep '^serve: PASS' "$out/serve.txt" >> "$summary"
+  cp "$out/serve/log.txt" "$results/serve-check.txt" 2>/dev/null
 fi
 
 if has hf; then

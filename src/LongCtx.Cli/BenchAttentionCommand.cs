@@ -11,7 +11,7 @@ namespace LongCtx.Cli;
 /// `longctx bench-attention`: one attention call of random bf16 Q/K/V on GPU 0 through the backend's own
 /// Attention entry (so the layout decomposition is part of what is measured), per context length, mask
 /// and implementation: milliseconds (CUDA events), TFLOP/s, and cuDNN's relative error against the own
-/// kernel. Masks: causal is one sequence attending to itself (S×S); none is the unmasked block a ring step
+/// kernel (without it, each cuDNN call plan's against the first plan's). Masks: causal is one sequence attending to itself (S×S); none is the unmasked block a ring step
 /// computes, S/2 queries after S/2 keys. --dump writes the cuDNN run of the smallest context for
 /// bench/gpu/check_attention.py to compare with torch SDPA.
 /// </summary>
@@ -28,27 +28,30 @@ internal static class BenchAttentionCommand
         var masks = new Option<string>("--mask") { Description = "causal (S queries, S keys) and/or none (S/2 queries after S/2 keys: a ring step's unmasked block)", DefaultValueFactory = _ => "causal,none" };
         var implementations = new Option<string>("--attention") { Description = "cudnn and/or kernel; with both, cuDNN's error against the kernel is reported", DefaultValueFactory = _ => "cudnn,kernel" };
         var repeat = new Option<int>("--repeat") { Description = "timed calls per point after one warm-up (the mean counts)", DefaultValueFactory = _ => 3 };
-        var causalRows = new Option<string>("--causal-rows") { Description = "most query rows per causal cuDNN call, comma separated to compare (0: one call)", DefaultValueFactory = _ => CudaBackend.DefaultCudnnCausalRowsPerCall.ToString() };
+        var calls = new Option<string>("--cudnn-calls")
+        {
+            Description = "how blocks are cut into cuDNN calls, plans separated by ';' to compare: rows=R (most rows per causal call, 0: one), kv-heads=G (KV heads per call, 0: all), engine=E (engine configuration index)",
+            DefaultValueFactory = _ => CudnnCallPlan.FromEnvironment().ToString(),
+        };
         var dump = new Option<string?>("--dump") { Description = "safetensors file for the cuDNN run of the smallest context (q, k, v, o, lse); several masks get -MASK before the extension" };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
         var command = new Command("bench-attention", "Time one attention call on GPU 0: cuDNN fused SDPA against the own kernel");
-        foreach (var o in new Option[] { contexts, heads, kvHeads, headDim, masks, implementations, causalRows, repeat, dump, json }) command.Options.Add(o);
+        foreach (var o in new Option[] { contexts, heads, kvHeads, headDim, masks, implementations, calls, repeat, dump, json }) command.Options.Add(o);
         command.SetAction(r => Run(new Settings(Ints(r.GetValue(contexts)!, "--context"), r.GetValue(heads), r.GetValue(kvHeads), r.GetValue(headDim),
             List(r.GetValue(masks)!, "--mask", Masks), List(r.GetValue(implementations)!, "--attention", ["cudnn", "kernel"]),
-            Ints(r.GetValue(causalRows)!, "--causal-rows"), Math.Max(1, r.GetValue(repeat)), r.GetValue(dump), r.GetValue(json))));
+            CallPlans(r.GetValue(calls)!), Math.Max(1, r.GetValue(repeat)), r.GetValue(dump), r.GetValue(json))));
         return command;
     }
 
-    private sealed record Settings(int[] Contexts, int Heads, int KvHeads, int HeadDim, string[] Masks, string[] Implementations, int[] CausalRows, int Repeat, string? Dump, bool Json);
+    private sealed record Settings(int[] Contexts, int Heads, int KvHeads, int HeadDim, string[] Masks, string[] Implementations, CudnnCallPlan[] CallPlans, int Repeat, string? Dump, bool Json);
 
-    private sealed record Point(int Context, string Mask, int QueryRows, int KeyRows, string Implementation, int? CausalRows, double Ms, double Tflops,
+    private sealed record Point(int Context, string Mask, int QueryRows, int KeyRows, string Implementation, CudnnCallPlan? Calls, double Ms, double Tflops,
         double? OutputError, double? LseError, string? Note);
 
     private static int Run(Settings s)
     {
         if (s.Heads < 1 || s.KvHeads < 1 || s.Heads % s.KvHeads != 0) throw new LongCtxException($"--heads {s.Heads} must be a positive multiple of --kv-heads {s.KvHeads}");
         if (s.HeadDim < 16 || s.HeadDim % 16 != 0 || s.HeadDim > 256) throw new LongCtxException($"--head-dim {s.HeadDim}: use a multiple of 16 up to 256");
-        if (s.CausalRows.Any(r => r < 0)) throw new LongCtxException("--causal-rows values must be 0 (one call) or more");
         if (s.Contexts.Any(c => c < 2)) throw new LongCtxException("--context values must be 2 or more");
         if (s.Dump is not null && Path.GetDirectoryName(Path.GetFullPath(s.Dump)) is { } dir && !Directory.Exists(dir))
             throw new LongCtxException($"--dump {s.Dump}: its directory does not exist");
@@ -73,15 +76,18 @@ internal static class BenchAttentionCommand
                 var results = new Dictionary<string, (Tensor O, Tensor Lse)>();
                 try
                 {
-                    // cuDNN on a causal block once per --causal-rows value; the first value's output is the one compared and dumped.
-                    var runs = s.Implementations.SelectMany(i => i == "cudnn" && causal ? s.CausalRows.Select(r => (i, (int?)r)) : [(i, (int?)null)]);
-                    foreach (var (implementation, rows) in runs)
+                    // The kernel first, then cuDNN once per call plan (row slices only matter to a causal block). Each cuDNN run is compared
+                    // with the kernel's output, or without the kernel with the first plan's; the first plan's output is the one dumped.
+                    var plans = causal ? s.CallPlans : s.CallPlans.DistinctBy(p => (p.KvHeadsPerCall, p.EngineConfig)).ToArray();
+                    var runs = s.Implementations.OrderByDescending(i => i == "kernel")
+                        .SelectMany(i => i == "cudnn" ? plans.Select(p => (i, (CudnnCallPlan?)p)) : [(i, (CudnnCallPlan?)null)]);
+                    foreach (var (implementation, callPlan) in runs)
                     {
                         bool first = !results.ContainsKey(implementation);
                         var (o, lse) = (backend.Allocate(backend.ActivationType, sq, s.Heads, s.HeadDim), backend.Allocate(DType.F32, sq, s.Heads));
                         if (first) results[implementation] = (o, lse);
                         backend.AttentionMode = implementation == "cudnn" ? AttentionImplementation.Cudnn : AttentionImplementation.Kernel;
-                        if (rows is { } r) backend.CudnnCausalRowsPerCall = r;
+                        if (callPlan is { } plan) backend.CudnnCalls = plan;
                         long cudnnBefore = backend.CudnnAttentionCalls;
                         try
                         {
@@ -91,8 +97,11 @@ internal static class BenchAttentionCommand
                             double ms = backend.StopProfiling().GetValueOrDefault("attention") / s.Repeat;
                             string? note = implementation == "cudnn" && backend.CudnnAttentionCalls == cudnnBefore
                                 ? $"cuDNN did not run (the kernel did): {backend.CudnnRefusal ?? "the call was not eligible"}" : null;
-                            points.Add(new Point(context, mask, sq, skv, implementation, rows, ms, flops / (ms / 1e3) / 1e12, null, null, note));
-                            progress.Note($"{context} {mask} {implementation}{(rows is { } n ? $" ({n} causal rows per call)" : "")}: {ms:0.00} ms");
+                            var reference = results.GetValueOrDefault("kernel", first ? default : results["cudnn"]);
+                            bool compared = implementation == "cudnn" && reference.O is not null;
+                            points.Add(new Point(context, mask, sq, skv, implementation, callPlan, ms, flops / (ms / 1e3) / 1e12,
+                                compared ? RelativeError(backend, o, reference.O!) : null, compared ? RelativeError(backend, lse, reference.Lse!) : null, note));
+                            progress.Note($"{context} {mask} {implementation}{(callPlan is { } shown ? $" ({shown})" : "")}: {ms:0.00} ms");
                         }
                         finally
                         {
@@ -102,11 +111,6 @@ internal static class BenchAttentionCommand
                                 lse.Dispose();
                             }
                         }
-                    }
-                    if (results.TryGetValue("cudnn", out var c) && results.TryGetValue("kernel", out var reference))
-                    {
-                        int at = points.FindIndex(p => p.Context == context && p.Mask == mask && p.Implementation == "cudnn");
-                        points[at] = points[at] with { OutputError = RelativeError(backend, c.O, reference.O), LseError = RelativeError(backend, c.Lse, reference.Lse) };
                     }
                     if (s.Dump is not null && context == smallest && results.TryGetValue("cudnn", out var dumped))
                         Dump(backend, DumpPath(s.Dump, mask, s.Masks.Length), mask, scale, q, k, v, dumped.O, dumped.Lse);
@@ -203,7 +207,7 @@ internal static class BenchAttentionCommand
             foreach (var p in points)
                 arr.Add((JsonNode)new JsonObject
                 {
-                    ["context"] = p.Context, ["mask"] = p.Mask, ["query_rows"] = p.QueryRows, ["key_rows"] = p.KeyRows, ["attention"] = p.Implementation, ["causal_rows_per_call"] = p.CausalRows,
+                    ["context"] = p.Context, ["mask"] = p.Mask, ["query_rows"] = p.QueryRows, ["key_rows"] = p.KeyRows, ["attention"] = p.Implementation, ["cudnn_calls"] = p.Calls?.ToString(),
                     ["ms"] = Math.Round(p.Ms, 3), ["tflops"] = Math.Round(p.Tflops, 1),
                     ["output_relative_error"] = p.OutputError, ["lse_relative_error"] = p.LseError, ["note"] = p.Note,
                 });
@@ -211,12 +215,18 @@ internal static class BenchAttentionCommand
             return;
         }
         Console.WriteLine($"{backend.Name}, cuDNN {backend.CudnnVersion ?? "not loaded"}, {shape}");
-        var table = new Table().AddColumns("context", "mask", "Sq x Skv", "attention", "causal rows/call", "ms", "TFLOP/s", "O rel. err", "LSE rel. err");
+        var table = new Table().AddColumns("context", "mask", "Sq x Skv", "attention", "cuDNN calls", "ms", "TFLOP/s", "O rel. err", "LSE rel. err");
         foreach (var p in points)
-            table.AddRow(p.Context.ToString(), p.Mask, $"{p.QueryRows}x{p.KeyRows}", p.Implementation, p.CausalRows is { } r ? (r == 0 ? "all" : r.ToString()) : "", $"{p.Ms:0.000}", $"{p.Tflops:0.0}",
+            table.AddRow(p.Context.ToString(), p.Mask, $"{p.QueryRows}x{p.KeyRows}", p.Implementation, p.Calls?.ToString() ?? "", $"{p.Ms:0.000}", $"{p.Tflops:0.0}",
                 p.OutputError is { } e ? $"{e:0.00e0}" : "", p.LseError is { } l ? $"{l:0.00e0}" : "");
         AnsiConsole.Write(table);
         foreach (var p in points.Where(p => p.Note is not null)) Console.WriteLine($"{p.Context} {p.Mask}: {p.Note}");
+    }
+
+    private static CudnnCallPlan[] CallPlans(string list)
+    {
+        var plans = list.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(p => CudnnCallPlan.Parse(p, "--cudnn-calls")).Distinct().ToArray();
+        return plans.Length > 0 ? plans : throw new LongCtxException("--cudnn-calls is empty: give at least one plan, e.g. rows=16384");
     }
 
     private static int[] Ints(string list, string option)

@@ -28,19 +28,8 @@ public sealed partial class CudaBackend
         }
     }
 
-    /// <summary>The most query rows one causal cuDNN call takes; longer causal blocks run as row slices (0: no limit).</summary>
-    public int CudnnCausalRowsPerCall
-    {
-        get => _cudnnCausalRows;
-        set
-        {
-            if (value < 0) throw new LongCtxException($"causal rows per cuDNN call {value} must be 0 (no limit) or more");
-            _cudnnCausalRows = value;
-        }
-    }
-
-    public const int DefaultCudnnCausalRowsPerCall = CudnnAttention.DefaultMaxCausalQueryRows;
-    private int _cudnnCausalRows = DefaultCudnnCausalRowsPerCall;
+    /// <summary>How attention blocks are cut into cuDNN calls (<see cref="CudnnCallPlan.FromEnvironment"/> at construction).</summary>
+    public CudnnCallPlan CudnnCalls { get; set; } = CudnnCallPlan.FromEnvironment();
 
     /// <summary>The loaded cuDNN's version ("9.14.0"), or null.</summary>
     public string? CudnnVersion => _cudnn is { } c ? CudnnAttention.VersionText(c.Version) : null;
@@ -68,7 +57,7 @@ public sealed partial class CudaBackend
         if (_attention == AttentionImplementation.Kernel || q.Rows < MinimumCudnnQueries || d % 8 != 0 || d > 256) return false;
         if (AttentionBlocks.Of(queries, keys) is not { } blocks || LoadCudnn() is not { } cudnn) return false;
         bool ran = false;
-        _device.Timed("attention", () => ran = cudnn.TryRun(blocks, _cudnnCausalRows, q, k, v, output, lse, scale));
+        _device.Timed("attention", () => ran = cudnn.TryRun(blocks, CudnnCalls, q, k, v, output, lse, scale));
         if (ran) _cudnnCalls++;
         return ran;
     }

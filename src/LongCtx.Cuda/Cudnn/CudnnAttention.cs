@@ -25,14 +25,6 @@ internal sealed class CudnnAttention : IDisposable
     /// <summary>cudnnGetVersion(): 91400 for 9.14.0.</summary>
     public long Version { get; }
 
-    /// <summary>
-    /// The default for the most query rows one causal cuDNN call takes (0: no limit). A longer causal block runs as row
-    /// slices, each bottom-right causal over the keys its last row sees: the same mask, rows disjoint, so
-    /// nothing is merged. On an H200 (docs/PERFORMANCE.md) slices of 16K rows run causal attention at 688
-    /// TFLOP/s at 32K and 587 at 128K, against 626 and 569 for one whole call; 32K and 64K slices gain less.
-    /// </summary>
-    public const int DefaultMaxCausalQueryRows = 16384;
-
     /// <summary>Why the last shape cuDNN declined was declined (for --verbose and the benchmark).</summary>
     public string? LastRefusal { get; private set; }
 
@@ -65,15 +57,17 @@ internal sealed class CudnnAttention : IDisposable
     /// Queues every block of <paramref name="blocks"/> (and zeroes the empty rows) on the compute stream;
     /// false, with nothing queued, when cuDNN has no plan for one of the block shapes.
     /// </summary>
-    public bool TryRun(AttentionBlocks blocks, int maxCausalQueryRows, CudaTensor q, CudaTensor k, CudaTensor v, CudaTensor output, CudaTensor lse, float scale)
+    public bool TryRun(AttentionBlocks blocks, CudnnCallPlan callPlan, CudaTensor q, CudaTensor k, CudaTensor v, CudaTensor output, CudaTensor lse, float scale)
     {
         int heads = q.Shape[1], kvHeads = k.Shape[1], d = q.Shape[2];
-        var calls = blocks.Blocks.SelectMany(b => Slices(b, maxCausalQueryRows)).ToArray();
+        int kvPerCall = callPlan.KvHeadsFor(kvHeads), headsPerCall = kvPerCall * (heads / kvHeads);
+        var calls = blocks.Blocks.SelectMany(b => Slices(b, callPlan.MaxCausalRows)).ToArray();
         var plans = new SdpaPlan[calls.Length];
         for (int i = 0; i < plans.Length; i++)
         {
             var b = calls[i];
-            if (Plan(new SdpaShape(heads, kvHeads, d, b.QueryCount, b.KeyCount, b.Causal)) is not { } plan) return false;
+            var shape = new SdpaShape(headsPerCall, kvPerCall, d, b.QueryCount, b.KeyCount, b.Causal, heads, kvHeads, callPlan.EngineConfig);
+            if (Plan(shape) is not { } plan) return false;
             plans[i] = plan;
         }
         long qRow = (long)heads * d * 2, kvRow = (long)kvHeads * d * 2, lseRow = heads * 4L;
@@ -84,24 +78,30 @@ internal sealed class CudnnAttention : IDisposable
                 "cuMemsetD32Async");
         }
         var transpose = _device.Function(Elementwise, "lse_from_head_major");
-        for (int i = 0; i < plans.Length; i++)
+        // Head groups outermost: the calls of one group stream the same KV heads one after the other.
+        for (int kv0 = 0; kv0 < kvHeads; kv0 += kvPerCall)
         {
-            var b = calls[i];
-            long statsBytes = (long)b.QueryCount * heads * 4;
-            nint stats = _device.Pool.Allocate(statsBytes);
-            nint workspace = plans[i].WorkspaceBytes > 0 ? _device.Pool.Allocate(plans[i].WorkspaceBytes) : 0;
-            try
+            long qHead = (long)kv0 * (heads / kvHeads) * d * 2, kvHead = (long)kv0 * d * 2, lseHead = (long)kv0 * (heads / kvHeads) * 4;
+            for (int i = 0; i < plans.Length; i++)
             {
-                plans[i].Execute(_handle, q.Pointer + (nint)(b.QueryStart * qRow), k.Pointer + (nint)(b.KeyStart * kvRow),
-                    v.Pointer + (nint)(b.KeyStart * kvRow), output.Pointer + (nint)(b.QueryStart * qRow), stats, scale, workspace);
-                long n = (long)b.QueryCount * heads;
-                _device.Launch(transpose, ((uint)((n + 255) / 256), 1), 256, 0, stats, lse.Pointer + (nint)(b.QueryStart * lseRow), b.QueryCount, heads);
-            }
-            finally
-            {
-                // Stream-ordered pool: a block freed here is only reused by work queued after this point.
-                _device.Pool.Free(stats, statsBytes);
-                if (workspace != 0) _device.Pool.Free(workspace, plans[i].WorkspaceBytes);
+                var b = calls[i];
+                long statsBytes = (long)b.QueryCount * headsPerCall * 4;
+                nint stats = _device.Pool.Allocate(statsBytes);
+                nint workspace = plans[i].WorkspaceBytes > 0 ? _device.Pool.Allocate(plans[i].WorkspaceBytes) : 0;
+                try
+                {
+                    plans[i].Execute(_handle, q.Pointer + (nint)(b.QueryStart * qRow + qHead), k.Pointer + (nint)(b.KeyStart * kvRow + kvHead),
+                        v.Pointer + (nint)(b.KeyStart * kvRow + kvHead), output.Pointer + (nint)(b.QueryStart * qRow + qHead), stats, scale, workspace);
+                    long n = (long)b.QueryCount * headsPerCall;
+                    _device.Launch(transpose, ((uint)((n + 255) / 256), 1), 256, 0, stats, lse.Pointer + (nint)(b.QueryStart * lseRow + lseHead),
+                        b.QueryCount, headsPerCall, heads);
+                }
+                finally
+                {
+                    // Stream-ordered pool: a block freed here is only reused by work queued after this point.
+                    _device.Pool.Free(stats, statsBytes);
+                    if (workspace != 0) _device.Pool.Free(workspace, plans[i].WorkspaceBytes);
+                }
             }
         }
         return true;

@@ -2,8 +2,14 @@ using static LongCtx.Cuda.Native.Cudnn;
 
 namespace LongCtx.Cuda;
 
-/// <summary>Everything an SDPA plan is specialised on: one entry of the plan cache.</summary>
-internal readonly record struct SdpaShape(int QueryHeads, int KvHeads, int HeadDim, int QueryRows, int KeyRows, bool Causal);
+/// <summary>
+/// Everything an SDPA plan is specialised on: one entry of the plan cache. A call may cover a group of the
+/// heads: <see cref="RowHeads"/> and <see cref="RowKvHeads"/> are the heads of a whole token row (the row
+/// strides), and the caller offsets the pointers to the group's first head. <see cref="EngineConfig"/> is the
+/// index among the engine configurations that finalize (heuristics order).
+/// </summary>
+internal readonly record struct SdpaShape(int QueryHeads, int KvHeads, int HeadDim, int QueryRows, int KeyRows, bool Causal,
+    int RowHeads, int RowKvHeads, int EngineConfig);
 
 /// <summary>
 /// Builds the operation graph cuDNN's fused flash-attention engines recognise — the one cudnn-frontend's
@@ -28,13 +34,19 @@ internal static class SdpaForwardGraph
         try
         {
             var graph = BuildGraph(handle, shape, keep);
+            int skip = shape.EngineConfig, found = 0;
             foreach (var mode in new[] { HeuristicsMode.A, HeuristicsMode.Fallback })
-                if (TryPlan(handle, graph, mode, keep, out var plan) is { } workspace)
+            {
+                if (TryPlan(handle, graph, mode, keep, ref skip, out var plan, out int finalized) is { } workspace)
                 {
                     refusal = "";
                     return new SdpaPlan(shape, plan!, workspace, keep, MaskValue(cudnnVersion));
                 }
-            refusal = $"no cuDNN engine supports SDPA {Describe(shape)} (heuristics modes A and fallback)";
+                found += finalized;
+            }
+            refusal = shape.EngineConfig == 0
+                ? $"no cuDNN engine supports SDPA {Describe(shape)} (heuristics modes A and fallback)"
+                : $"cuDNN has {found} engine configuration(s) for SDPA {Describe(shape)}, not {shape.EngineConfig + 1}";
         }
         catch (LongCtxException e)
         {
@@ -45,14 +57,15 @@ internal static class SdpaForwardGraph
     }
 
     public static string Describe(SdpaShape s) =>
-        $"{(s.Causal ? "causal" : "unmasked")} {s.QueryRows}x{s.KeyRows}, {s.QueryHeads}/{s.KvHeads} heads, d={s.HeadDim}";
+        $"{(s.Causal ? "causal" : "unmasked")} {s.QueryRows}x{s.KeyRows}, {s.QueryHeads}/{s.KvHeads} heads, d={s.HeadDim}"
+        + (s.RowKvHeads != s.KvHeads ? $" (a group of {s.RowHeads}/{s.RowKvHeads})" : "") + (s.EngineConfig > 0 ? $", engine configuration {s.EngineConfig}" : "");
 
     // cudnn-frontend masks with -inf from cuDNN 9.10 on and with the lowest float before.
     private static float MaskValue(long cudnnVersion) => cudnnVersion >= 91000 ? float.NegativeInfinity : float.MinValue;
 
     private static CudnnDescriptor BuildGraph(nint handle, SdpaShape s, List<CudnnDescriptor> keep)
     {
-        long h = s.QueryHeads, hk = s.KvHeads, d = s.HeadDim, sq = s.QueryRows, skv = s.KeyRows;
+        long h = s.QueryHeads, hk = s.KvHeads, d = s.HeadDim, sq = s.QueryRows, skv = s.KeyRows, rowH = s.RowHeads, rowHk = s.RowKvHeads;
         long virtualId = 100;
         CudnnDescriptor Tensor(long uid, DataType type, long[] dims, long[] strides, bool isVirtual = false, bool byValue = false) =>
             Keep(keep, new CudnnDescriptor(DescriptorType.Tensor))
@@ -70,10 +83,10 @@ internal static class SdpaForwardGraph
         CudnnDescriptor Scores(DataType type = DataType.Float) => Tensor(virtualId++, type, scoreDims, scoreStrides, isVirtual: true);
         CudnnDescriptor PerRow() => Tensor(virtualId++, DataType.Float, rowDims, rowStrides, isVirtual: true);
 
-        var q = Tensor(QId, DataType.BFloat16, [1, h, sq, d], [sq * h * d, d, h * d, 1]);
-        var kT = Tensor(KId, DataType.BFloat16, [1, hk, d, skv], [skv * hk * d, d, 1, hk * d]);
-        var v = Tensor(VId, DataType.BFloat16, [1, hk, skv, d], [skv * hk * d, d, hk * d, 1]);
-        var o = Tensor(OId, DataType.BFloat16, [1, h, sq, d], [sq * h * d, d, h * d, 1]);
+        var q = Tensor(QId, DataType.BFloat16, [1, h, sq, d], [sq * rowH * d, d, rowH * d, 1]);
+        var kT = Tensor(KId, DataType.BFloat16, [1, hk, d, skv], [skv * rowHk * d, d, 1, rowHk * d]);
+        var v = Tensor(VId, DataType.BFloat16, [1, hk, skv, d], [skv * rowHk * d, d, rowHk * d, 1]);
+        var o = Tensor(OId, DataType.BFloat16, [1, h, sq, d], [sq * rowH * d, d, rowH * d, 1]);
         var stats = Tensor(StatsId, DataType.Float, rowDims, rowStrides);
         var scale = Tensor(ScaleId, DataType.Float, scalarDims, scalarDims, byValue: true);
 
@@ -127,10 +140,15 @@ internal static class SdpaForwardGraph
             .Complete();
     }
 
-    /// <summary>The first engine configuration of this heuristics mode that finalizes into a plan: its workspace bytes, or null.</summary>
-    private static unsafe long? TryPlan(nint handle, CudnnDescriptor graph, HeuristicsMode mode, List<CudnnDescriptor> keep, out CudnnDescriptor? plan)
+    /// <summary>
+    /// The engine configuration of this heuristics mode that finalizes into a plan after <paramref name="skip"/> others
+    /// did (counted down): its workspace bytes, or null with the number that finalized.
+    /// </summary>
+    private static unsafe long? TryPlan(nint handle, CudnnDescriptor graph, HeuristicsMode mode, List<CudnnDescriptor> keep, ref int skip,
+        out CudnnDescriptor? plan, out int finalized)
     {
         plan = null;
+        finalized = 0;
         using var heuristics = new CudnnDescriptor(DescriptorType.EngineHeuristics);
         heuristics.Set(AttributeName.HeuristicsOperationGraph, graph).Set(AttributeName.HeuristicsMode, mode);
         if (heuristics.TryComplete() != StatusSuccess) return null;
@@ -151,12 +169,18 @@ internal static class SdpaForwardGraph
             {
                 var candidate = Keep(keep, new CudnnDescriptor(DescriptorType.ExecutionPlan));
                 candidate.SetHandle(AttributeName.ExecutionPlanHandle, handle).Set(AttributeName.ExecutionPlanEngineConfig, configs[i]);
-                if (candidate.TryComplete() == StatusSuccess)
+                bool ok = candidate.TryComplete() == StatusSuccess;
+                if (ok && skip == 0)
                 {
                     plan = candidate;
                     keep.Add(configs[i]);
                     configs[i] = null!;
                     return plan.GetInt64(AttributeName.ExecutionPlanWorkspaceSize);
+                }
+                if (ok)
+                {
+                    skip--;
+                    finalized++;
                 }
                 keep.Remove(candidate);
                 candidate.Dispose();
