@@ -4,7 +4,7 @@
 #   tests       the xunit GPU tests ([GpuTheory]) through tests/LongCtx.GpuTestRunner: FAIL/SKIP lines and the count
 #   fixture     tiny-llama3 against transformers (float64 reference) on 1..N GPUs, both rings
 #   attention   the attention block alone: cuDNN and our kernel against torch SDPA, TFLOP/s at 32K/128K,
-#               causal blocks in row slices of 16K and 8K
+#               causal blocks in row slices by length (the default), of 16K and of 8K
 #   tune        cuDNN call plans compared at 32K/128K (row slices x KV heads per call x engine configuration;
 #               TUNE_PLANS overrides the list), cuDNN only
 #   serve       `longctx serve` on the tiny fixture on GPU 0: one completion with logprobs, one streamed chat
@@ -20,7 +20,7 @@
 # Modes: smoke (tests, fixture, 8K bench), checks (every section at 8K, peer and retrieval as smokes),
 # ours (tests fixture attention hf bench approx hfprefill: about 10 minutes), others (peer retrieval: about 9 minutes),
 # full (both: more than one 10-minute device call), retrieval, or a comma-separated list of sections.
-#   [CONTEXTS=32768,131072] [TRAIN_MINUTES=4] [PER_CONTEXT=24] bench/gpu/run.sh [smoke|checks|ours|others|full|retrieval|SECTION,...]
+#   [CONTEXTS=32768,131072] [HF_LENS="8192 32768"] [TUNE_PLANS="rows=auto;..."] [TRAIN_MINUTES=4] [PER_CONTEXT=24] bench/gpu/run.sh [smoke|checks|ours|others|full|retrieval|SECTION,...]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -67,12 +67,12 @@ if has attention; then
     rm -f "$out/attn-$m.safetensors"
   done
   "$bin" bench-attention --context 32768,131072 --heads 32 --kv-heads 8 --head-dim 128 --mask causal,none --attention cudnn,kernel \
-    --cudnn-calls "rows=16384;rows=8192" --json > "$out/bench-attention.json" 2> "$out/bench-attention.err" || note "bench-attention: FAIL $(tail -1 "$out/bench-attention.err")"
+    --cudnn-calls "rows=auto;rows=16384;rows=8192" --json > "$out/bench-attention.json" 2> "$out/bench-attention.err" || note "bench-attention: FAIL $(tail -1 "$out/bench-attention.err")"
   bench/gpu/attention_table.py "$out/bench-attention.json" >> "$summary"
 fi
 
 if has tune; then
-  plans=${TUNE_PLANS:-"rows=16384;rows=8192;rows=16384,kv-heads=1;rows=8192,kv-heads=1;rows=32768,kv-heads=1;rows=0,kv-heads=1;rows=16384,kv-heads=2;rows=8192,kv-heads=2;rows=16384,engine=1;rows=16384,engine=2"}
+  plans=${TUNE_PLANS:-"rows=auto;rows=auto,streams=2;rows=16384;rows=16384,streams=2;rows=8192;rows=8192,streams=2;rows=4096;rows=6144;rows=12288"}
   "$bin" bench-attention --context 32768,131072 --heads 32 --kv-heads 8 --head-dim 128 --mask causal,none --attention cudnn \
     --cudnn-calls "$plans" --json > "$out/bench-attention-tune.json" 2> "$out/bench-attention-tune.err" || note "bench-attention tune: FAIL $(tail -1 "$out/bench-attention-tune.err")"
   bench/gpu/attention_table.py "$out/bench-attention-tune.json" >> "$summary"
@@ -86,7 +86,7 @@ if has serve; then
 fi
 
 if has hf; then
-  lens="8192 32768"; [[ $quick == 1 ]] && lens="8192"
+  lens=${HF_LENS:-"8192 32768"}; [[ $quick == 1 ]] && lens="8192"
   python3 bench/gpu/compare.py hf-model /tmp/m8b 2> "$out/hf-model.err" || note "hf-model: FAIL $(tail -1 "$out/hf-model.err")"
   for n in $lens; do
     python3 bench/gpu/compare.py hf-logits /tmp/m8b "$n" "$out/ids-$n.json" "$out/hf-$n.safetensors" 2> "$out/hf-$n.err" \

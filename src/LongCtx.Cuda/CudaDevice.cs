@@ -39,6 +39,7 @@ internal sealed unsafe class CudaDevice : IDisposable
         CommStream = comm;
         Cublas.Check(Cublas.cublasCreate(out var blas), "cublasCreate");
         Cublas.Check(Cublas.cublasSetStream(blas, compute), "cublasSetStream");
+        SetBlasWorkspace(blas);
         BlasHandle = blas;
         Pool = new DeviceMemoryPool();
     }
@@ -68,6 +69,24 @@ internal sealed unsafe class CudaDevice : IDisposable
         var start = p.Begin();
         work();
         p.End(category, start);
+    }
+
+    /// <summary>
+    /// The environment variable giving cuBLAS's workspace in MiB (default 32, NVIDIA's advice for Hopper, where
+    /// the default handle workspace is smaller than some GEMM kernels want; 0 leaves cuBLAS's own).
+    /// </summary>
+    public const string BlasWorkspaceVariable = "LONGCTX_CUBLAS_WORKSPACE_MB";
+
+    private static void SetBlasWorkspace(nint blas)
+    {
+        string? text = Environment.GetEnvironmentVariable(BlasWorkspaceVariable);
+        int mib = 32;
+        if (text is { Length: > 0 } && (!int.TryParse(text, out mib) || mib < 0 || mib > 4096))
+            throw new LongCtxException($"{BlasWorkspaceVariable}={text}: give the cuBLAS workspace in MiB, 0 to 4096");
+        if (mib == 0) return;
+        // Lives as long as the handle, i.e. the process (see Dispose).
+        CudaDriver.Check(CudaDriver.cuMemAlloc(out var workspace, (nuint)mib << 20), "allocating the cuBLAS workspace");
+        Cublas.Check(Cublas.cublasSetWorkspace(blas, workspace, (nuint)mib << 20), "cublasSetWorkspace");
     }
 
     public static int Count()
@@ -109,7 +128,11 @@ internal sealed unsafe class CudaDevice : IDisposable
     public void Launch(nint function, (uint X, uint Y) grid, uint block, uint sharedBytes, params ReadOnlySpan<KernelArg> args) =>
         Launch(function, (grid.X, grid.Y, 1u), block, sharedBytes, args);
 
-    public void Launch(nint function, (uint X, uint Y, uint Z) grid, uint block, uint sharedBytes, params ReadOnlySpan<KernelArg> args)
+    public void Launch(nint function, (uint X, uint Y, uint Z) grid, uint block, uint sharedBytes, params ReadOnlySpan<KernelArg> args) =>
+        LaunchOn(ComputeStream, function, grid, block, sharedBytes, args);
+
+    /// <summary>Launches on a given stream of this device's context.</summary>
+    public void LaunchOn(nint stream, nint function, (uint X, uint Y, uint Z) grid, uint block, uint sharedBytes, params ReadOnlySpan<KernelArg> args)
     {
         var slots = stackalloc long[args.Length];
         var pointers = stackalloc void*[args.Length];
@@ -118,7 +141,7 @@ internal sealed unsafe class CudaDevice : IDisposable
             slots[i] = args[i].Bits;
             pointers[i] = &slots[i];
         }
-        CudaDriver.Check(CudaDriver.cuLaunchKernel(function, grid.X, grid.Y, grid.Z, block, 1, 1, sharedBytes, ComputeStream, pointers, null), "cuLaunchKernel");
+        CudaDriver.Check(CudaDriver.cuLaunchKernel(function, grid.X, grid.Y, grid.Z, block, 1, 1, sharedBytes, stream, pointers, null), "cuLaunchKernel");
     }
 
     public void Synchronize() => CudaDriver.Check(CudaDriver.cuStreamSynchronize(ComputeStream), "cuStreamSynchronize");

@@ -60,16 +60,16 @@ internal sealed class CudnnAttention : IDisposable
     public bool TryRun(AttentionBlocks blocks, CudnnCallPlan callPlan, CudaTensor q, CudaTensor k, CudaTensor v, CudaTensor output, CudaTensor lse, float scale)
     {
         int heads = q.Shape[1], kvHeads = k.Shape[1], d = q.Shape[2];
-        int kvPerCall = callPlan.KvHeadsFor(kvHeads), headsPerCall = kvPerCall * (heads / kvHeads);
-        var calls = blocks.Blocks.SelectMany(b => Slices(b, callPlan.MaxCausalRows)).ToArray();
-        var plans = new SdpaPlan[calls.Length];
-        for (int i = 0; i < plans.Length; i++)
-        {
-            var b = calls[i];
-            var shape = new SdpaShape(headsPerCall, kvPerCall, d, b.QueryCount, b.KeyCount, b.Causal, heads, kvHeads, callPlan.EngineConfig);
-            if (Plan(shape) is not { } plan) return false;
-            plans[i] = plan;
-        }
+        int kvPerCall = callPlan.KvHeadsFor(kvHeads), group = heads / kvHeads, headsPerCall = kvPerCall * group;
+        // Head groups outermost: the calls of one group stream the same KV heads one after the other.
+        var calls = new List<(DenseBlock Block, int Kv0, SdpaPlan Plan)>();
+        for (int kv0 = 0; kv0 < kvHeads; kv0 += kvPerCall)
+            foreach (var b in blocks.Blocks.SelectMany(b => Slices(b, callPlan.RowsFor(b.QueryCount))))
+            {
+                var shape = new SdpaShape(headsPerCall, kvPerCall, d, b.QueryCount, b.KeyCount, b.Causal, heads, kvHeads, callPlan.EngineConfig);
+                if (Plan(shape) is not { } plan) return false;
+                calls.Add((b, kv0, plan));
+            }
         long qRow = (long)heads * d * 2, kvRow = (long)kvHeads * d * 2, lseRow = heads * 4L;
         foreach (var (start, count) in blocks.EmptyRuns)
         {
@@ -78,34 +78,69 @@ internal sealed class CudnnAttention : IDisposable
                 "cuMemsetD32Async");
         }
         var transpose = _device.Function(Elementwise, "lse_from_head_major");
-        // Head groups outermost: the calls of one group stream the same KV heads one after the other.
-        for (int kv0 = 0; kv0 < kvHeads; kv0 += kvPerCall)
+        // With two streams each call goes to the stream with less work queued so far, and the buffers of every call
+        // are held until the compute stream has waited for the second: the pool orders reuse by the compute stream only.
+        // The one handle is pointed at each call's stream (plans stay tied to the handle they were built with).
+        var streams = callPlan.Streams > 1 && calls.Count > 1 ? new[] { _device.ComputeStream, SecondStream() } : [_device.ComputeStream];
+        if (streams.Length > 1) CudaDevice.Order(_device.ComputeStream, streams[1]);
+        var queued = new double[streams.Length];
+        var held = new List<(nint Pointer, long Bytes)>();
+        try
         {
-            long qHead = (long)kv0 * (heads / kvHeads) * d * 2, kvHead = (long)kv0 * d * 2, lseHead = (long)kv0 * (heads / kvHeads) * 4;
-            for (int i = 0; i < plans.Length; i++)
+            foreach (var (b, kv0, plan) in calls)
             {
-                var b = calls[i];
+                int s = Array.IndexOf(queued, queued.Min());
+                queued[s] += (double)b.QueryCount * b.KeyCount * (b.Causal ? 0.5 : 1);
+                var stream = streams[s];
+                if (streams.Length > 1) Cudnn.Check(Cudnn.cudnnSetStream(_handle, stream), "cudnnSetStream");
+                long qHead = (long)kv0 * group * d * 2, kvHead = (long)kv0 * d * 2, lseHead = (long)kv0 * group * 4;
                 long statsBytes = (long)b.QueryCount * headsPerCall * 4;
-                nint stats = _device.Pool.Allocate(statsBytes);
-                nint workspace = plans[i].WorkspaceBytes > 0 ? _device.Pool.Allocate(plans[i].WorkspaceBytes) : 0;
-                try
-                {
-                    plans[i].Execute(_handle, q.Pointer + (nint)(b.QueryStart * qRow + qHead), k.Pointer + (nint)(b.KeyStart * kvRow + kvHead),
-                        v.Pointer + (nint)(b.KeyStart * kvRow + kvHead), output.Pointer + (nint)(b.QueryStart * qRow + qHead), stats, scale, workspace);
-                    long n = (long)b.QueryCount * headsPerCall;
-                    _device.Launch(transpose, ((uint)((n + 255) / 256), 1), 256, 0, stats, lse.Pointer + (nint)(b.QueryStart * lseRow + lseHead),
-                        b.QueryCount, headsPerCall, heads);
-                }
-                finally
-                {
-                    // Stream-ordered pool: a block freed here is only reused by work queued after this point.
-                    _device.Pool.Free(stats, statsBytes);
-                    if (workspace != 0) _device.Pool.Free(workspace, plans[i].WorkspaceBytes);
-                }
+                nint stats = Hold(held, statsBytes);
+                nint workspace = plan.WorkspaceBytes > 0 ? Hold(held, plan.WorkspaceBytes) : 0;
+                plan.Execute(_handle, q.Pointer + (nint)(b.QueryStart * qRow + qHead), k.Pointer + (nint)(b.KeyStart * kvRow + kvHead),
+                    v.Pointer + (nint)(b.KeyStart * kvRow + kvHead), output.Pointer + (nint)(b.QueryStart * qRow + qHead), stats, scale, workspace);
+                long n = (long)b.QueryCount * headsPerCall;
+                _device.LaunchOn(stream, transpose, ((uint)((n + 255) / 256), 1, 1), 256, 0, stats, lse.Pointer + (nint)(b.QueryStart * lseRow + lseHead),
+                    b.QueryCount, headsPerCall, heads);
+                if (streams.Length == 1) Release(held);
             }
+        }
+        finally
+        {
+            if (streams.Length > 1)
+            {
+                Cudnn.Check(Cudnn.cudnnSetStream(_handle, _device.ComputeStream), "cudnnSetStream");
+                CudaDevice.Order(streams[1], _device.ComputeStream);
+            }
+            Release(held);
         }
         return true;
     }
+
+    private nint Hold(List<(nint, long)> held, long bytes)
+    {
+        nint p = _device.Pool.Allocate(bytes);
+        held.Add((p, bytes));
+        return p;
+    }
+
+    // Stream-ordered pool: a block freed here is only reused by work queued on the compute stream after this point.
+    private void Release(List<(nint Pointer, long Bytes)> held)
+    {
+        foreach (var (p, bytes) in held) _device.Pool.Free(p, bytes);
+        held.Clear();
+    }
+
+    /// <summary>The second stream, made on first use; like the device's streams it lives as long as the process.</summary>
+    private nint SecondStream()
+    {
+        if (_secondStream != 0) return _secondStream;
+        _device.MakeCurrent();
+        CudaDriver.Check(CudaDriver.cuStreamCreate(out _secondStream, CudaDriver.StreamNonBlocking), "cuStreamCreate");
+        return _secondStream;
+    }
+
+    private nint _secondStream;
 
     private const uint NegativeInfinityBits = 0xFF800000;
 

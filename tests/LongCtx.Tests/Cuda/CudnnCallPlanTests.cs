@@ -9,9 +9,10 @@ public class CudnnCallPlanTests
     public void ParsesAnySubsetAndKeepsTheDefaultsForTheRest()
     {
         Assert.Equal(CudnnCallPlan.Default with { KvHeadsPerCall = 1 }, CudnnCallPlan.Parse("kv-heads=1", "test"));
-        Assert.Equal(new CudnnCallPlan(8192, 2, 3), CudnnCallPlan.Parse(" rows=8192, kv-heads=2 ,engine=3", "test"));
+        Assert.Equal(new CudnnCallPlan(8192, 2, 3, 2), CudnnCallPlan.Parse(" rows=8192, kv-heads=2 ,engine=3,streams=2", "test"));
+        Assert.Equal(CudnnCallPlan.AutoRows, CudnnCallPlan.Parse("rows=8192,rows=auto", "test").MaxCausalRows);
         var random = new Random();
-        var plan = new CudnnCallPlan(random.Next(0, 1 << 20), random.Next(0, 64), random.Next(0, 8));
+        var plan = new CudnnCallPlan(random.Next(-1, 1 << 20), random.Next(0, 64), random.Next(0, 8), random.Next(1, 3));
         Assert.Equal(plan, CudnnCallPlan.Parse(plan.ToString(), "test"));
     }
 
@@ -20,6 +21,8 @@ public class CudnnCallPlanTests
     [InlineData("rows", "'rows'")]
     [InlineData("heads=2", "'heads' is unknown")]
     [InlineData("rows=8k", "'rows=8k'")]
+    [InlineData("engine=auto", "only rows may be auto")]
+    [InlineData("streams=3", "streams must be 1 or 2")]
     public void RejectsBadTextNamingTheItem(string text, string named)
     {
         var e = Assert.Throws<LongCtxException>(() => CudnnCallPlan.Parse(text, "LONGCTX_CUDNN_CALLS"));
@@ -36,4 +39,14 @@ public class CudnnCallPlanTests
     [InlineData(16, 8, 8)]
     public void AGroupThatDoesNotDivideTheKvHeadsFallsBackToAllOfThem(int perCall, int kvHeads, int expected) =>
         Assert.Equal(expected, new CudnnCallPlan(0, perCall, 0).KvHeadsFor(kvHeads));
+
+    [Theory]
+    [InlineData(CudnnCallPlan.AutoRows, 4096, 16384)]
+    [InlineData(CudnnCallPlan.AutoRows, 32768, 16384)]
+    [InlineData(CudnnCallPlan.AutoRows, 32769, 8192)]
+    [InlineData(CudnnCallPlan.AutoRows, 131072, 8192)]
+    [InlineData(0, 131072, 0)]
+    [InlineData(4096, 131072, 4096)]
+    public void AutoRowsSliceLongBlocksFiner(int rows, int queryRows, int expected) =>
+        Assert.Equal(expected, new CudnnCallPlan(rows, 0, 0).RowsFor(queryRows));
 }
