@@ -42,6 +42,9 @@ public sealed unsafe partial class CudaBackend : IBackend
         return t;
     }
 
+    // A pool block as it comes: whatever the tensor that had it last left there.
+    public Tensor Scratch(DType dtype, params int[] shape) => CudaTensor.Allocate(_device.Pool, dtype, shape);
+
     public Tensor Upload<T>(ReadOnlySpan<T> data, params int[] shape) where T : unmanaged
     {
         if (typeof(T) == typeof(int))
@@ -120,34 +123,48 @@ public sealed unsafe partial class CudaBackend : IBackend
 
     public void Linear(Tensor x, Tensor weight, Tensor? bias, Tensor y)
     {
-        var xs = C(x);
-        var w = C(weight);
         var ys = C(y);
+        Gemm(C(x), C(weight), ys, beta: 0f);
+        if (bias is not null && ys.Length > 0) _device.Launch(Fn("add_bias"), Grid(ys.Length), 256, 0, ys.Pointer, C(bias).Pointer, ys.Length, ys.RowLength);
+    }
+
+    // beta = 1: cuBLAS adds the product to y in fp32 and rounds to bf16 once.
+    public void LinearAccumulate(Tensor x, Tensor weight, Tensor y) => Gemm(C(x), C(weight), C(y), beta: 1f);
+
+    /// <summary>y = x·Wᵀ + beta·y, computed in fp32 (with beta 0 cuBLAS does not read y).</summary>
+    private void Gemm(CudaTensor xs, CudaTensor w, CudaTensor ys, float beta)
+    {
         int t = xs.Rows, k = xs.RowLength, n = w.Rows;
         Check(w.RowLength == k && ys.Rows == t && ys.RowLength == n, $"Linear: x {xs}, weight {w}, y {ys}");
         if (t == 0) return;
         // Row-major y[T,N] = x[T,K]·W[N,K]ᵀ is column-major yᵀ[N,T] = W·xᵀ: A = W (transposed), B = x.
         _device.Timed("gemm", () =>
         {
-            float alpha = 1f, beta = 0f;
+            // cuBLAS reads the scalars through host pointers: locals here (a captured parameter has no fixed address).
+            float alpha = 1f, betaValue = beta;
             Cublas.Check(Cublas.cublasGemmEx(_device.BlasHandle, Cublas.OpT, Cublas.OpN, n, t, k, &alpha,
-                w.Pointer, Cublas.R16BF, k, xs.Pointer, Cublas.R16BF, k, &beta, ys.Pointer, Cublas.R16BF, n,
+                w.Pointer, Cublas.R16BF, k, xs.Pointer, Cublas.R16BF, k, &betaValue, ys.Pointer, Cublas.R16BF, n,
                 Cublas.Compute32F, Cublas.GemmDefault), "cublasGemmEx");
         });
-        if (bias is not null) _device.Launch(Fn("add_bias"), Grid(ys.Length), 256, 0, ys.Pointer, C(bias).Pointer, ys.Length, n);
     }
 
     public void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y)
     {
         var xs = C(x);
+        nint w = C(weight).Pointer, ys = C(y).Pointer;
         if (xs.Rows == 0) return;
-        _device.Launch(Fn("rms_norm"), ((uint)xs.Rows, 1), 256, 0, xs.Pointer, C(weight).Pointer, C(y).Pointer, xs.RowLength, eps);
+        // Every row starts on 16 bytes when the first does and the row length is a multiple of 8.
+        string kernel = Vectorisable(xs.RowLength, xs.Pointer, w, ys) ? "rms_norm_vec8" : "rms_norm";
+        _device.Launch(Fn(kernel), ((uint)xs.Rows, 1), 256, 0, xs.Pointer, w, ys, xs.RowLength, eps);
     }
 
     public void Add(Tensor accumulator, Tensor x)
     {
         var a = C(accumulator);
-        if (a.Length > 0) _device.Launch(Fn("add_inplace"), Grid(a.Length), 256, 0, a.Pointer, C(x).Pointer, a.Length);
+        nint xs = C(x).Pointer;
+        if (a.Length == 0) return;
+        if (Vectorisable(a.Length, a.Pointer, xs)) _device.Launch(Fn("add_inplace_vec8"), Grid(a.Length / 8), 256, 0, a.Pointer, xs, a.Length / 8);
+        else _device.Launch(Fn("add_inplace"), Grid(a.Length), 256, 0, a.Pointer, xs, a.Length);
     }
 
     public void Rope(Tensor x, TokenLayout layout, RopeTable rope)
@@ -157,15 +174,20 @@ public sealed unsafe partial class CudaBackend : IBackend
         Check(layout.Count == rows && rope.HeadDim == d, $"Rope: {xs} with {layout.Count} positions, table for head dim {rope.HeadDim}");
         if (rows == 0) return;
         if (!_ropeTables.TryGetValue(rope, out var inv)) _ropeTables[rope] = inv = UploadFloats(rope.InvFreq);
-        long threads = (long)rows * (d / 2);
-        _device.Launch(Fn("rope"), ((uint)((threads + 255) / 256), 1), 256, 0, xs.Pointer, _layouts.Of(layout).Positions.Pointer, inv.Pointer,
+        // rope_vec8 reads 8 of each half of a head at a time: d/2 a multiple of 8 keeps every access on 16 bytes.
+        bool vec8 = Vectorisable(d / 2, xs.Pointer);
+        long threads = (long)rows * (d / 2) / (vec8 ? 8 : 1);
+        _device.Launch(Fn(vec8 ? "rope_vec8" : "rope"), ((uint)((threads + 255) / 256), 1), 256, 0, xs.Pointer, _layouts.Of(layout).Positions.Pointer, inv.Pointer,
             rows, heads, d, rope.AttentionScale);
     }
 
     public void SwiGlu(Tensor gate, Tensor up, Tensor y)
     {
         var g = C(gate);
-        if (g.Length > 0) _device.Launch(Fn("swiglu"), Grid(g.Length), 256, 0, g.Pointer, C(up).Pointer, C(y).Pointer, g.Length);
+        nint u = C(up).Pointer, ys = C(y).Pointer;
+        if (g.Length == 0) return;
+        if (Vectorisable(g.Length, g.Pointer, u, ys)) _device.Launch(Fn("swiglu_vec8"), Grid(g.Length / 8), 256, 0, g.Pointer, u, ys, g.Length / 8);
+        else _device.Launch(Fn("swiglu"), Grid(g.Length), 256, 0, g.Pointer, u, ys, g.Length);
     }
 
     public void Attention(Tensor q, TokenLayout queries, Tensor k, Tensor v, TokenLayout keys, float scale, Tensor output, Tensor lse)
@@ -315,6 +337,18 @@ public sealed unsafe partial class CudaBackend : IBackend
     private nint Fn(string kernel) => _device.Function(Elementwise, kernel);
 
     private static (uint, uint) Grid(long n) => ((uint)Math.Min((n + 255) / 256, 65535L * 16), 1);
+
+    /// <summary>
+    /// Whether a _vec8 kernel may take the work: it moves 8 bf16 per 16-byte access, so the length it walks
+    /// must be whole groups of 8 and every pointer on a 16-byte boundary (a row view may start anywhere).
+    /// </summary>
+    private static bool Vectorisable(long length, params ReadOnlySpan<nint> pointers)
+    {
+        if (length % 8 != 0) return false;
+        foreach (var p in pointers)
+            if (p % 16 != 0) return false;
+        return true;
+    }
 
     private static CudaTensor C(Tensor t) => t as CudaTensor ?? throw new ArgumentException($"{t} is not a CUDA tensor");
 

@@ -16,6 +16,11 @@ public interface IBackend : IDisposable
 
     /// <summary>A zero-filled tensor.</summary>
     Tensor Allocate(DType dtype, params int[] shape);
+    /// <summary>
+    /// A tensor whose contents are undefined: the caller writes every element before reading it. Spares the
+    /// fill <see cref="Allocate"/> pays for (on a GPU a memset as large as the tensor).
+    /// </summary>
+    Tensor Scratch(DType dtype, params int[] shape);
     /// <summary>Host to device. float maps to the backend's activation type, int to I32.</summary>
     Tensor Upload<T>(ReadOnlySpan<T> data, params int[] shape) where T : unmanaged;
     /// <summary>Device to host. Activations come back as float, I32 as int.</summary>
@@ -29,6 +34,11 @@ public interface IBackend : IDisposable
     void Embedding(Tensor ids, Tensor table, Tensor output);
     /// <summary>y[T, N] = x[T, K] · W[N, K]ᵀ (+ bias[N]) — the nn.Linear layout.</summary>
     void Linear(Tensor x, Tensor weight, Tensor? bias, Tensor y);
+    /// <summary>
+    /// y[T, N] += x[T, K] · W[N, K]ᵀ: a projection added straight into the residual stream, without a
+    /// [T, N] intermediate (on a GPU the GEMM's epilogue adds, rounding once).
+    /// </summary>
+    void LinearAccumulate(Tensor x, Tensor weight, Tensor y);
     /// <summary>y = x / rms(x) * weight, per row.</summary>
     void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y);
     /// <summary>accumulator += x.</summary>

@@ -55,16 +55,17 @@ public sealed class ModelReplica : IDisposable
         var c = Config;
         int t = tokenIds.Length, heads = Heads, kvHeads = KvHeads, mlp = Slice.Intermediate(c);
         using var ids = _b.Upload(tokenIds, t);
-        var x = _b.Allocate(_b.ActivationType, t, c.HiddenSize);
+        // Scratch, not Allocate: every activation below is written whole (embedding, norm, projection) before it is read.
+        var x = _b.Scratch(_b.ActivationType, t, c.HiddenSize);
         _b.Embedding(ids, _embedding, x);
-        using var h = _b.Allocate(_b.ActivationType, t, c.HiddenSize);
+        using var h = _b.Scratch(_b.ActivationType, t, c.HiddenSize);
         for (int l = 0; l < _layers.Length; l++)
         {
             var w = _layers[l];
             _b.RmsNorm(x, w.InputNorm, (float)c.RmsNormEps, h);
-            using (var q = _b.Allocate(_b.ActivationType, t, heads * c.HeadDim))
-            using (var k = _b.Allocate(_b.ActivationType, t, kvHeads * c.HeadDim))
-            using (var v = _b.Allocate(_b.ActivationType, t, kvHeads * c.HeadDim))
+            using (var q = _b.Scratch(_b.ActivationType, t, heads * c.HeadDim))
+            using (var k = _b.Scratch(_b.ActivationType, t, kvHeads * c.HeadDim))
+            using (var v = _b.Scratch(_b.ActivationType, t, kvHeads * c.HeadDim))
             {
                 _b.Linear(h, w.Q, w.QBias, q);
                 _b.Linear(h, w.K, w.KBias, k);
@@ -74,24 +75,37 @@ public sealed class ModelReplica : IDisposable
                 _b.Rope(q3, layout, _rope);
                 _b.Rope(k3, layout, _rope);
                 using var attention = attend(l, q3, k3, v.View(t, kvHeads, c.HeadDim));
-                _b.Linear(attention.View(t, heads * c.HeadDim), w.O, w.OBias, h);
+                AddProjection(attention.View(t, heads * c.HeadDim), w.O, w.OBias, x, h);
             }
-            TensorComm?.AllReduceSum(h);
-            _b.Add(x, h);
             _b.RmsNorm(x, w.PostAttentionNorm, (float)c.RmsNormEps, h);
-            using (var gate = _b.Allocate(_b.ActivationType, t, mlp))
-            using (var up = _b.Allocate(_b.ActivationType, t, mlp))
+            using (var gate = _b.Scratch(_b.ActivationType, t, mlp))
+            using (var up = _b.Scratch(_b.ActivationType, t, mlp))
             {
                 _b.Linear(h, w.Gate, null, gate);
                 _b.Linear(h, w.Up, null, up);
                 _b.SwiGlu(gate, up, gate);
-                _b.Linear(gate, w.Down, null, h);
+                AddProjection(gate, w.Down, null, x, h);
             }
-            TensorComm?.AllReduceSum(h);
-            _b.Add(x, h);
         }
         _b.RmsNorm(x, _finalNorm, (float)c.RmsNormEps, x);
         return x;
+    }
+
+    /// <summary>
+    /// The residual connection of the o or down projection: x += input · Wᵀ (+ bias), the product summed over
+    /// the tensor-parallel ranks first. <paramref name="partial"/> [T, hidden] holds the product where it has
+    /// to exist on its own (to be all-reduced, or to take the bias); otherwise the GEMM adds into x directly.
+    /// </summary>
+    private void AddProjection(Tensor input, Tensor weight, Tensor? bias, Tensor x, Tensor partial)
+    {
+        if (TensorComm is null && bias is null)
+        {
+            _b.LinearAccumulate(input, weight, x);
+            return;
+        }
+        _b.Linear(input, weight, bias, partial);
+        TensorComm?.AllReduceSum(partial);
+        _b.Add(x, partial);
     }
 
     /// <summary>Logits [rows, vocab] of final hidden states, downloaded to the host.</summary>

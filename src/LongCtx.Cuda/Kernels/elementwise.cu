@@ -9,6 +9,76 @@ __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
+// The sum of v over the block (blockDim.x a multiple of 32), returned to every thread; partial holds 32 floats.
+__device__ __forceinline__ float block_sum(float v, float* partial) {
+    v = warp_sum(v);
+    if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = v;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        v = threadIdx.x < (blockDim.x >> 5) ? partial[threadIdx.x] : 0.f;
+        v = warp_sum(v);
+        if (threadIdx.x == 0) partial[0] = v;
+    }
+    __syncthreads();
+    return partial[0];
+}
+
+// The _vec8 kernels move 8 bf16 per 16-byte access (the host picks them when every pointer is 16-byte aligned and
+// the lengths are whole groups of 8) and do exactly the float operations of their scalar twins, through the
+// helpers below, so both give the same bits.
+
+// A bf16 is the top half of a float; in a 32-bit word the element at the lower address is the low half.
+__device__ __forceinline__ void unpack2(unsigned int u, float* f) {
+    f[0] = __uint_as_float(u << 16);
+    f[1] = __uint_as_float(u & 0xffff0000u);
+}
+
+__device__ __forceinline__ void unpack8(uint4 w, float* f) {
+    unpack2(w.x, f);
+    unpack2(w.y, f + 2);
+    unpack2(w.z, f + 4);
+    unpack2(w.w, f + 6);
+}
+
+// Rounds two floats to bf16 (round to nearest even, as __float2bfloat16) and packs them as unpack2 reads them.
+__device__ __forceinline__ unsigned int pack2(float lo, float hi) {
+    return (unsigned int)__bfloat16_as_ushort(__float2bfloat16(lo)) | ((unsigned int)__bfloat16_as_ushort(__float2bfloat16(hi)) << 16);
+}
+
+__device__ __forceinline__ uint4 pack8(const float* f) {
+    uint4 w;
+    w.x = pack2(f[0], f[1]);
+    w.y = pack2(f[2], f[3]);
+    w.z = pack2(f[4], f[5]);
+    w.w = pack2(f[6], f[7]);
+    return w;
+}
+
+__device__ __forceinline__ float round_bf16(float v) { return __bfloat162float(__float2bfloat16(v)); }
+
+// silu(g) rounded to bf16, as transformers' bf16 act_fn output is before the product with up.
+__device__ __forceinline__ float silu_bf16(float g) { return round_bf16(g / (1.f + __expf(-g))); }
+
+// x / rms rounded to bf16, then times the weight (LlamaRMSNorm casts back to the input type before the scale).
+__device__ __forceinline__ float rms_scale(float x, float inv, float w) { return round_bf16(x * inv) * w; }
+
+// cos and sin of position · inv_freq, times the attention scale. The angle is formed in double and reduced
+// mod 2π so positions near 10^6 keep their phase.
+__device__ __forceinline__ void rope_cos_sin(int position, float inv_freq, float attention_scale, float* c, float* s) {
+    double angle = fmod((double)position * (double)inv_freq, 6.283185307179586);
+    sincosf((float)angle, s, c);
+    *c *= attention_scale;
+    *s *= attention_scale;
+}
+
+// rotate_half on one pair: (a, b) -> (a cos - b sin, b cos + a sin). The _rn intrinsics keep the compiler from
+// contracting into FMAs, which it might do differently in the scalar and the vector kernel.
+__device__ __forceinline__ void rope_rotate(float* a, float* b, float c, float s) {
+    float x = *a, y = *b;
+    *a = __fsub_rn(__fmul_rn(x, c), __fmul_rn(y, s));
+    *b = __fadd_rn(__fmul_rn(y, c), __fmul_rn(x, s));
+}
+
 extern "C" {
 
 // out[t, :] = table[ids[t], :]; one block per row.
@@ -19,25 +89,42 @@ __global__ void embedding(const int* ids, const bf16* table, bf16* out, int hidd
 }
 
 // y = x / rms(x) * w per row, as transformers' LlamaRMSNorm: normalise in fp32, round to bf16, then scale.
+// One block per row; y may be x (every thread reads its elements before the block sum, writes them after).
 __global__ void rms_norm(const bf16* x, const bf16* w, bf16* y, int hidden, float eps) {
     __shared__ float partial[32];
     long row = blockIdx.x;
     const bf16* xr = x + row * hidden;
     float ss = 0.f;
     for (int i = threadIdx.x; i < hidden; i += blockDim.x) { float v = __bfloat162float(xr[i]); ss += v * v; }
-    ss = warp_sum(ss);
-    if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = ss;
-    __syncthreads();
-    if (threadIdx.x < 32) {
-        float v = threadIdx.x < (blockDim.x >> 5) ? partial[threadIdx.x] : 0.f;
-        v = warp_sum(v);
-        if (threadIdx.x == 0) partial[0] = v;
+    float inv = rsqrtf(block_sum(ss, partial) / hidden + eps);
+    for (int i = threadIdx.x; i < hidden; i += blockDim.x)
+        y[row * hidden + i] = __float2bfloat16(rms_scale(__bfloat162float(xr[i]), inv, __bfloat162float(w[i])));
+}
+
+// rms_norm for hidden % 8 == 0: thread i of the block takes the 8-element groups i, i + blockDim.x, ... of the
+// row. The sum of squares adds in another order than rms_norm's, so inv may differ in its last bit.
+__global__ void rms_norm_vec8(const bf16* x, const bf16* w, bf16* y, int hidden, float eps) {
+    __shared__ float partial[32];
+    long row = blockIdx.x;
+    int groups = hidden / 8;
+    const uint4* xr = reinterpret_cast<const uint4*>(x + row * hidden);
+    const uint4* wr = reinterpret_cast<const uint4*>(w);
+    uint4* yr = reinterpret_cast<uint4*>(y + row * hidden);
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < groups; i += blockDim.x) {
+        float v[8];
+        unpack8(xr[i], v);
+        #pragma unroll
+        for (int j = 0; j < 8; j++) ss += v[j] * v[j];
     }
-    __syncthreads();
-    float inv = rsqrtf(partial[0] / hidden + eps);
-    for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
-        bf16 normed = __float2bfloat16(__bfloat162float(xr[i]) * inv);
-        y[row * hidden + i] = __float2bfloat16(__bfloat162float(normed) * __bfloat162float(w[i]));
+    float inv = rsqrtf(block_sum(ss, partial) / hidden + eps);
+    for (int i = threadIdx.x; i < groups; i += blockDim.x) {
+        float v[8], g[8];
+        unpack8(xr[i], v);
+        unpack8(wr[i], g);
+        #pragma unroll
+        for (int j = 0; j < 8; j++) v[j] = rms_scale(v[j], inv, g[j]);
+        yr[i] = pack8(v);
     }
 }
 
@@ -46,38 +133,81 @@ __global__ void add_inplace(bf16* acc, const bf16* x, long n) {
         acc[i] = __float2bfloat16(__bfloat162float(acc[i]) + __bfloat162float(x[i]));
 }
 
+// add_inplace over n8 groups of 8 elements.
+__global__ void add_inplace_vec8(uint4* acc, const uint4* x, long n8) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n8; i += (long)gridDim.x * blockDim.x) {
+        float a[8], b[8];
+        unpack8(acc[i], a);
+        unpack8(x[i], b);
+        #pragma unroll
+        for (int j = 0; j < 8; j++) a[j] += b[j];
+        acc[i] = pack8(a);
+    }
+}
+
 // y[r, :] += bias for every row.
 __global__ void add_bias(bf16* y, const bf16* bias, long n, int width) {
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
         y[i] = __float2bfloat16(__bfloat162float(y[i]) + __bfloat162float(bias[i % width]));
 }
 
-// Rotary embedding in place on x [rows, heads, d] (rotate_half pairing i with i + d/2). The angle is
-// formed in double and reduced mod 2π so positions near 10^6 keep their phase; one thread per (row, i).
+// Rotary embedding in place on x [rows, heads, d] (rotate_half pairing i with i + d/2); one thread per
+// (row, i), looping over the heads so the angle is computed once.
 __global__ void rope(bf16* x, const int* positions, const float* inv_freq, int rows, int heads, int d, float attention_scale) {
     int half = d / 2;
     long idx = blockIdx.x * (long)blockDim.x + threadIdx.x;
     if (idx >= (long)rows * half) return;
     int row = idx / half, i = idx % half;
-    double angle = (double)positions[row] * (double)inv_freq[i];
-    angle = fmod(angle, 6.283185307179586);
-    float s, c;
-    sincosf((float)angle, &s, &c);
-    c *= attention_scale; s *= attention_scale;
+    float c, s;
+    rope_cos_sin(positions[row], inv_freq[i], attention_scale, &c, &s);
     for (int h = 0; h < heads; h++) {
         bf16* v = x + ((long)row * heads + h) * d;
         float a = __bfloat162float(v[i]), b = __bfloat162float(v[i + half]);
-        v[i] = __float2bfloat16(a * c - b * s);
-        v[i + half] = __float2bfloat16(b * c + a * s);
+        rope_rotate(&a, &b, c, s);
+        v[i] = __float2bfloat16(a);
+        v[i + half] = __float2bfloat16(b);
+    }
+}
+
+// rope for d % 16 == 0: one thread per (row, 8 consecutive i), each head one 16-byte access to each half.
+__global__ void rope_vec8(bf16* x, const int* positions, const float* inv_freq, int rows, int heads, int d, float attention_scale) {
+    int half = d / 2, groups = half / 8;
+    long idx = blockIdx.x * (long)blockDim.x + threadIdx.x;
+    if (idx >= (long)rows * groups) return;
+    int row = idx / groups, i0 = (idx % groups) * 8;
+    int position = positions[row];
+    float c[8], s[8];
+    #pragma unroll
+    for (int j = 0; j < 8; j++) rope_cos_sin(position, inv_freq[i0 + j], attention_scale, &c[j], &s[j]);
+    for (int h = 0; h < heads; h++) {
+        bf16* v = x + ((long)row * heads + h) * d;
+        uint4* first = reinterpret_cast<uint4*>(v + i0);
+        uint4* second = reinterpret_cast<uint4*>(v + i0 + half);
+        float a[8], b[8];
+        unpack8(*first, a);
+        unpack8(*second, b);
+        #pragma unroll
+        for (int j = 0; j < 8; j++) rope_rotate(&a[j], &b[j], c[j], s[j]);
+        *first = pack8(a);
+        *second = pack8(b);
     }
 }
 
 // y = silu(gate) * up (y may alias gate).
 __global__ void swiglu(const bf16* gate, const bf16* up, bf16* y, long n) {
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
-        float g = __bfloat162float(gate[i]);
-        float silu = __bfloat162float(__float2bfloat16(g / (1.f + __expf(-g))));
-        y[i] = __float2bfloat16(silu * __bfloat162float(up[i]));
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        y[i] = __float2bfloat16(silu_bf16(__bfloat162float(gate[i])) * __bfloat162float(up[i]));
+}
+
+// swiglu over n8 groups of 8 elements (y may alias gate: each group is read before it is written).
+__global__ void swiglu_vec8(const uint4* gate, const uint4* up, uint4* y, long n8) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n8; i += (long)gridDim.x * blockDim.x) {
+        float g[8], u[8];
+        unpack8(gate[i], g);
+        unpack8(up[i], u);
+        #pragma unroll
+        for (int j = 0; j < 8; j++) g[j] = silu_bf16(g[j]) * u[j];
+        y[i] = pack8(g);
     }
 }
 

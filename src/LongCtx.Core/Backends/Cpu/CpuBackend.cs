@@ -25,6 +25,9 @@ public sealed unsafe class CpuBackend : IBackend
 
     public Tensor Allocate(DType dtype, params int[] shape) => CpuTensor.Allocate(dtype, shape);
 
+    // Clearing host memory costs little next to the CPU's kernels; scratch is simply zeroed too.
+    public Tensor Scratch(DType dtype, params int[] shape) => CpuTensor.Allocate(dtype, shape);
+
     public Tensor Upload<T>(ReadOnlySpan<T> data, params int[] shape) where T : unmanaged
     {
         var dtype = typeof(T) == typeof(float) ? DType.F32 : typeof(T) == typeof(int) ? DType.I32
@@ -69,6 +72,8 @@ public sealed unsafe class CpuBackend : IBackend
 
     public void Linear(Tensor x, Tensor weight, Tensor? bias, Tensor y) =>
         CpuLinear.Run(C(x), C(weight), bias is null ? null : C(bias), C(y), _parallel);
+
+    public void LinearAccumulate(Tensor x, Tensor weight, Tensor y) => CpuLinear.Accumulate(C(x), C(weight), C(y), _parallel);
 
     public void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y)
     {

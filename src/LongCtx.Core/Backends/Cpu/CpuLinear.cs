@@ -5,15 +5,22 @@ using LongCtx.Tensors;
 namespace LongCtx.Backends.Cpu;
 
 /// <summary>
-/// y[T, N] = x[T, K] · W[N, K]ᵀ (+ bias): the nn.Linear product in float32. The output is cut into
-/// (weight-row block × token block) tiles run in parallel; each tile widens its weight rows once and then
-/// computes 4 tokens × 2 weight rows per pass over K so every loaded vector feeds several multiply-adds.
+/// y[T, N] = x[T, K] · W[N, K]ᵀ (+ bias): the nn.Linear product in float32, or y += x · Wᵀ (accumulate).
+/// The output is cut into (weight-row block × token block) tiles run in parallel; each tile widens its weight
+/// rows once and then computes 4 tokens × 2 weight rows per pass over K so every loaded vector feeds several
+/// multiply-adds. Accumulating adds each finished dot product to y, the same float sum as Run then an add.
 /// </summary>
 internal static unsafe class CpuLinear
 {
     private const int WeightBlock = 32, TokenBlock = 64;
 
-    public static void Run(CpuTensor x, CpuTensor w, CpuTensor? bias, CpuTensor y, ParallelOptions parallel)
+    public static void Run(CpuTensor x, CpuTensor w, CpuTensor? bias, CpuTensor y, ParallelOptions parallel) =>
+        Run(x, w, bias, y, accumulate: false, parallel);
+
+    public static void Accumulate(CpuTensor x, CpuTensor w, CpuTensor y, ParallelOptions parallel) =>
+        Run(x, w, null, y, accumulate: true, parallel);
+
+    private static void Run(CpuTensor x, CpuTensor w, CpuTensor? bias, CpuTensor y, bool accumulate, ParallelOptions parallel)
     {
         int t = x.Rows, k = x.RowLength, n = w.Rows;
         if (w.RowLength != k || y.Rows != t || y.RowLength != n)
@@ -37,7 +44,7 @@ internal static unsafe class CpuLinear
                     WeightRows.Read(w, (long)n0 * k, scratch.AsSpan(0, nb * k));
                     wp = s;
                 }
-                Tile(xp + (long)t0 * k, wp, yp + (long)t0 * n + n0, tb, nb, k, n);
+                Tile(xp + (long)t0 * k, wp, yp + (long)t0 * n + n0, tb, nb, k, n, accumulate);
             }
             if (biasRow is not null)
                 for (int i = 0; i < tb; i++)
@@ -46,25 +53,28 @@ internal static unsafe class CpuLinear
         }, _ => { });
     }
 
-    // y[i, j] (row stride ldy) = dot(x[i], w[j]) for i < tb, j < nb.
-    private static void Tile(float* x, float* w, float* y, int tb, int nb, int k, int ldy)
+    // y[i, j] (row stride ldy) = dot(x[i], w[j]) for i < tb, j < nb; += when accumulating.
+    private static void Tile(float* x, float* w, float* y, int tb, int nb, int k, int ldy, bool accumulate)
     {
         int i = 0;
         for (; i + 4 <= tb; i += 4)
         {
             int j = 0;
-            for (; j + 2 <= nb; j += 2) Kernel4x2(x + (long)i * k, w + (long)j * k, y + (long)i * ldy + j, k, ldy);
+            for (; j + 2 <= nb; j += 2) Kernel4x2(x + (long)i * k, w + (long)j * k, y + (long)i * ldy + j, k, ldy, accumulate);
             for (; j < nb; j++)
-                for (int r = 0; r < 4; r++) y[(long)(i + r) * ldy + j] = Dot(x + (long)(i + r) * k, w + (long)j * k, k);
+                for (int r = 0; r < 4; r++) Store(ref y[(long)(i + r) * ldy + j], Dot(x + (long)(i + r) * k, w + (long)j * k, k), accumulate);
         }
         for (; i < tb; i++)
-            for (int j = 0; j < nb; j++) y[(long)i * ldy + j] = Dot(x + (long)i * k, w + (long)j * k, k);
+            for (int j = 0; j < nb; j++) Store(ref y[(long)i * ldy + j], Dot(x + (long)i * k, w + (long)j * k, k), accumulate);
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(ref float y, float dot, bool accumulate) => y = accumulate ? y + dot : dot;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector<float> Load(float* p) => Unsafe.ReadUnaligned<Vector<float>>(p);
 
-    private static void Kernel4x2(float* x, float* w, float* y, int k, int ldy)
+    private static void Kernel4x2(float* x, float* w, float* y, int k, int ldy, bool accumulate)
     {
         int step = Vector<float>.Count, e = 0;
         Vector<float> a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default, a30 = default, a31 = default;
@@ -87,10 +97,10 @@ internal static unsafe class CpuLinear
             s20 += x2[e] * w0[e]; s21 += x2[e] * w1[e];
             s30 += x3[e] * w0[e]; s31 += x3[e] * w1[e];
         }
-        y[0] = s00; y[1] = s01;
-        y[ldy] = s10; y[ldy + 1] = s11;
-        y[2 * ldy] = s20; y[2 * ldy + 1] = s21;
-        y[3 * ldy] = s30; y[3 * ldy + 1] = s31;
+        Store(ref y[0], s00, accumulate); Store(ref y[1], s01, accumulate);
+        Store(ref y[ldy], s10, accumulate); Store(ref y[ldy + 1], s11, accumulate);
+        Store(ref y[2 * ldy], s20, accumulate); Store(ref y[2 * ldy + 1], s21, accumulate);
+        Store(ref y[3 * ldy], s30, accumulate); Store(ref y[3 * ldy + 1], s31, accumulate);
     }
 
     internal static float Dot(float* a, float* b, int k) =>

@@ -1,0 +1,186 @@
+using LongCtx.Backends;
+using LongCtx.Backends.Cpu;
+using LongCtx.Cuda;
+using LongCtx.Models;
+using LongCtx.Tensors;
+using LongCtx.Tests.Parallel;
+
+using static LongCtx.Tests.Gpu.AttentionComparison;
+
+namespace LongCtx.Tests.Gpu;
+
+/// <summary>
+/// The CUDA backend's elementwise operations and LinearAccumulate against the CPU backend, with fresh random
+/// bf16 inputs: within 1e-2 relative (bf16 roundings). The backend runs a 16-byte _vec8 kernel when every
+/// pointer is 16-byte aligned and the length is a multiple of 8, else the scalar kernel; each case also runs
+/// on the same values placed one element past an aligned start, which forces the scalar kernel, and the two
+/// must give the same bits (rms_norm within 1e-3: its vector kernel sums the squares in another order).
+/// Lengths that are not multiples of 8 take the scalar kernel both times.
+/// </summary>
+public class ElementwiseKernelTests
+{
+    private const double CpuTolerance = 1e-2;
+
+    [GpuTheory]
+    [InlineData(8)]
+    [InlineData(4096 * 3)]
+    [InlineData(1000)]
+    [InlineData(1003)]
+    [InlineData(5)]
+    public void SwiGluMatchesTheCpu(int n)
+    {
+        var (random, where) = Seeded($"SwiGlu of {n}");
+        float[] gate = RandomBf16(random, n), up = RandomBf16(random, n);
+        using var cpu = new CpuBackend();
+        using var gpu = new CudaBackend(0);
+        float[] Run(IBackend b, int offset)
+        {
+            using var g = Placed.Upload(b, gate, offset, n);
+            using var u = Placed.Upload(b, up, offset, n);
+            b.SwiGlu(g.Tensor, u.Tensor, g.Tensor); // in place, as the replica runs it
+            return Read(b, g.Tensor);
+        }
+        AssertMatches(Run(cpu, 0), Run(gpu, 0), Run(gpu, 1), where, exactTwins: true);
+    }
+
+    [GpuTheory]
+    [InlineData(8)]
+    [InlineData(4096 * 3)]
+    [InlineData(1000)]
+    [InlineData(1003)]
+    [InlineData(5)]
+    public void AddMatchesTheCpu(int n)
+    {
+        var (random, where) = Seeded($"Add of {n}");
+        float[] acc = RandomBf16(random, n), x = RandomBf16(random, n);
+        using var cpu = new CpuBackend();
+        using var gpu = new CudaBackend(0);
+        float[] Run(IBackend b, int offset)
+        {
+            using var a = Placed.Upload(b, acc, offset, n);
+            using var xt = Placed.Upload(b, x, offset, n);
+            b.Add(a.Tensor, xt.Tensor);
+            return Read(b, a.Tensor);
+        }
+        AssertMatches(Run(cpu, 0), Run(gpu, 0), Run(gpu, 1), where, exactTwins: true);
+    }
+
+    // Hidden 4096 gives each of the 256 threads two 16-byte groups; 64 leaves most of them idle.
+    [GpuTheory]
+    [InlineData(3, 4096, false)]
+    [InlineData(3, 4096, true)]
+    [InlineData(5, 64, false)]
+    [InlineData(2, 1000, true)]
+    [InlineData(3, 1003, false)]
+    [InlineData(3, 1003, true)]
+    public void RmsNormMatchesTheCpu(int rows, int hidden, bool inPlace)
+    {
+        var (random, where) = Seeded($"RmsNorm of [{rows}, {hidden}]{(inPlace ? " in place" : "")}");
+        float[] x = RandomBf16(random, rows * hidden), weight = RandomBf16(random, hidden);
+        using var cpu = new CpuBackend();
+        using var gpu = new CudaBackend(0);
+        float[] Run(IBackend b, int offset)
+        {
+            using var xt = Placed.Upload(b, x, offset, rows, hidden);
+            using var w = Placed.Upload(b, weight, offset, hidden);
+            using var y = inPlace ? null : Placed.Upload(b, new float[x.Length], offset, rows, hidden);
+            var output = y?.Tensor ?? xt.Tensor;
+            b.RmsNorm(xt.Tensor, w.Tensor, 1e-5f, output);
+            return Read(b, output);
+        }
+        AssertMatches(Run(cpu, 0), Run(gpu, 0), Run(gpu, 1), where, exactTwins: false);
+    }
+
+    // Head dims 128 and 48 take rope_vec8 (d/2 a multiple of 8); 40 does not.
+    [GpuTheory]
+    [InlineData(5, 3, 128)]
+    [InlineData(4, 2, 48)]
+    [InlineData(3, 2, 40)]
+    public void RopeMatchesTheCpu(int rows, int heads, int headDim)
+    {
+        var (random, where) = Seeded($"Rope of [{rows}, {heads}, {headDim}]");
+        float[] x = RandomBf16(random, rows * heads * headDim);
+        // Positions up to 10^6: the kernels reduce the angle mod 2π in double to keep the phase there.
+        var layout = new TokenLayout(new int[rows], Enumerable.Range(0, rows).Select(_ => random.Next(1_000_000)).ToArray());
+        var table = RopeConfig.Default(500000).BuildTable(headDim);
+        using var cpu = new CpuBackend();
+        using var gpu = new CudaBackend(0);
+        float[] Run(IBackend b, int offset)
+        {
+            using var xt = Placed.Upload(b, x, offset, rows, heads, headDim);
+            b.Rope(xt.Tensor, layout, table);
+            return Read(b, xt.Tensor);
+        }
+        AssertMatches(Run(cpu, 0), Run(gpu, 0), Run(gpu, 1), where, exactTwins: true);
+    }
+
+    [GpuTheory]
+    [InlineData(37, 256, 96)]
+    [InlineData(1, 64, 8)]
+    public void LinearAccumulateMatchesTheCpu(int tokens, int inFeatures, int outFeatures)
+    {
+        var (random, where) = Seeded($"LinearAccumulate of [{tokens}, {inFeatures}] x [{outFeatures}, {inFeatures}]");
+        float[] x = RandomBf16(random, tokens * inFeatures), w = RandomBf16(random, outFeatures * inFeatures), y = RandomBf16(random, tokens * outFeatures);
+        using var cpu = new CpuBackend();
+        using var gpu = new CudaBackend(0);
+        float[] Run(IBackend b)
+        {
+            using var xt = b.Upload<float>(x, tokens, inFeatures);
+            using var wt = b.Upload<float>(w, outFeatures, inFeatures);
+            using var yt = b.Upload<float>(y, tokens, outFeatures);
+            b.LinearAccumulate(xt, wt, yt);
+            return Read(b, yt);
+        }
+        double error = DenseReference.RelativeError(Run(gpu), Run(cpu));
+        Assert.True(error < CpuTolerance, $"{where}: GPU vs CPU {error:e2}");
+    }
+
+    private static (Random Random, string Where) Seeded(string what)
+    {
+        int seed = Random.Shared.Next();
+        return (new Random(seed), $"seed {seed}, {what}");
+    }
+
+    /// <summary>The GPU's result against the CPU's, and the aligned run against the one forced onto the scalar kernel.</summary>
+    private static void AssertMatches(float[] cpu, float[] aligned, float[] scalar, string where, bool exactTwins)
+    {
+        double error = DenseReference.RelativeError(aligned, cpu);
+        Assert.True(error < CpuTolerance, $"{where}: GPU vs CPU {error:e2}");
+        if (exactTwins)
+        {
+            int differing = aligned.Zip(scalar, (a, s) => BitConverter.SingleToInt32Bits(a) == BitConverter.SingleToInt32Bits(s) ? 0 : 1).Sum();
+            Assert.True(differing == 0, $"{where}: {differing} of {aligned.Length} elements differ between the aligned and the scalar run");
+        }
+        else
+        {
+            double twins = DenseReference.RelativeError(aligned, scalar);
+            Assert.True(twins < 1e-3, $"{where}: aligned vs scalar run {twins:e2}");
+        }
+    }
+
+    private static float[] Read(IBackend b, Tensor t)
+    {
+        var values = new float[t.Length];
+        b.Download<float>(t, values);
+        return values;
+    }
+
+    /// <summary>
+    /// Values uploaded <paramref name="offset"/> elements into a tensor of their own: offset 0 starts on the
+    /// pool's (256-byte) alignment, offset 1 two bytes past it, off every 16-byte boundary.
+    /// </summary>
+    private sealed class Placed(Tensor storage, Tensor tensor) : IDisposable
+    {
+        public Tensor Tensor { get; } = tensor;
+
+        public static Placed Upload(IBackend b, float[] values, int offset, params int[] shape)
+        {
+            var padded = new float[offset + values.Length];
+            values.CopyTo(padded, offset);
+            var storage = b.Upload<float>(padded, padded.Length);
+            return new Placed(storage, storage.SliceRows(offset, values.Length).View(shape));
+        }
+
+        public void Dispose() => storage.Dispose();
+    }
+}
