@@ -5,7 +5,7 @@
 #   fixture     tiny-llama3 against transformers (float64 reference) on 1..N GPUs, both rings
 #   attention   the attention block alone: cuDNN and our kernel against torch SDPA, TFLOP/s at 32K/128K,
 #               causal blocks in row slices by length (the default), of 16K and of 8K
-#   tune        cuDNN call plans compared at 32K/128K (row slices x KV heads per call x engine configuration;
+#   tune        cuDNN call plans compared at 32K/128K (row slices, causal slices split at the diagonal;
 #               TUNE_PLANS overrides the list), cuDNN only
 #   serve       `longctx serve` on the tiny fixture on GPU 0: one completion with logprobs, one streamed chat
 #   hf          an 8B-shaped model (2 layers, random bf16) against transformers' float32 logits, 8K and 32K
@@ -72,7 +72,7 @@ if has attention; then
 fi
 
 if has tune; then
-  plans=${TUNE_PLANS:-"rows=auto;rows=auto,streams=2;rows=16384;rows=16384,streams=2;rows=8192;rows=8192,streams=2;rows=4096;rows=6144;rows=12288"}
+  plans=${TUNE_PLANS:-"rows=auto;rows=auto,diagonal=1;rows=16384,diagonal=1;rows=32768,diagonal=1;rows=0,diagonal=1;rows=8192;rows=4096,diagonal=1"}
   "$bin" bench-attention --context 32768,131072 --heads 32 --kv-heads 8 --head-dim 128 --mask causal,none --attention cudnn \
     --cudnn-calls "$plans" --json > "$out/bench-attention-tune.json" 2> "$out/bench-attention-tune.err" || note "bench-attention tune: FAIL $(tail -1 "$out/bench-attention-tune.err")"
   bench/gpu/attention_table.py "$out/bench-attention-tune.json" >> "$summary"
@@ -91,7 +91,7 @@ if has hf; then
   for n in $lens; do
     python3 bench/gpu/compare.py hf-logits /tmp/m8b "$n" "$out/ids-$n.json" "$out/hf-$n.safetensors" 2> "$out/hf-$n.err" \
       || { note "transformers logits $n: FAIL $(tail -1 "$out/hf-$n.err")"; continue; }
-    for g in 1 "$ngpu"; do
+    for g in $(printf '%s\n' 1 "$ngpu" | uniq); do
       for s in pass-kv pass-q; do
         [[ $g == 1 && $s == pass-q ]] && continue
         if "$bin" generate --device cuda --gpus "$g" --strategy "$s" --model /tmp/m8b --prompt-ids "$out/ids-$n.json" --max-new-tokens 0 --verbose \

@@ -128,11 +128,7 @@ internal sealed unsafe class CudaDevice : IDisposable
     public void Launch(nint function, (uint X, uint Y) grid, uint block, uint sharedBytes, params ReadOnlySpan<KernelArg> args) =>
         Launch(function, (grid.X, grid.Y, 1u), block, sharedBytes, args);
 
-    public void Launch(nint function, (uint X, uint Y, uint Z) grid, uint block, uint sharedBytes, params ReadOnlySpan<KernelArg> args) =>
-        LaunchOn(ComputeStream, function, grid, block, sharedBytes, args);
-
-    /// <summary>Launches on a given stream of this device's context.</summary>
-    public void LaunchOn(nint stream, nint function, (uint X, uint Y, uint Z) grid, uint block, uint sharedBytes, params ReadOnlySpan<KernelArg> args)
+    public void Launch(nint function, (uint X, uint Y, uint Z) grid, uint block, uint sharedBytes, params ReadOnlySpan<KernelArg> args)
     {
         var slots = stackalloc long[args.Length];
         var pointers = stackalloc void*[args.Length];
@@ -141,7 +137,7 @@ internal sealed unsafe class CudaDevice : IDisposable
             slots[i] = args[i].Bits;
             pointers[i] = &slots[i];
         }
-        CudaDriver.Check(CudaDriver.cuLaunchKernel(function, grid.X, grid.Y, grid.Z, block, 1, 1, sharedBytes, stream, pointers, null), "cuLaunchKernel");
+        CudaDriver.Check(CudaDriver.cuLaunchKernel(function, grid.X, grid.Y, grid.Z, block, 1, 1, sharedBytes, ComputeStream, pointers, null), "cuLaunchKernel");
     }
 
     public void Synchronize() => CudaDriver.Check(CudaDriver.cuStreamSynchronize(ComputeStream), "cuStreamSynchronize");

@@ -60,15 +60,12 @@ internal sealed class CudnnAttention : IDisposable
     public bool TryRun(AttentionBlocks blocks, CudnnCallPlan callPlan, CudaTensor q, CudaTensor k, CudaTensor v, CudaTensor output, CudaTensor lse, float scale)
     {
         int heads = q.Shape[1], kvHeads = k.Shape[1], d = q.Shape[2];
-        int kvPerCall = callPlan.KvHeadsFor(kvHeads), group = heads / kvHeads, headsPerCall = kvPerCall * group;
-        // Head groups outermost: the calls of one group stream the same KV heads one after the other.
-        var calls = new List<(DenseBlock Block, int Kv0, SdpaPlan Plan)>();
-        for (int kv0 = 0; kv0 < kvHeads; kv0 += kvPerCall)
-            foreach (var b in blocks.Blocks.SelectMany(b => Slices(b, callPlan.RowsFor(b.QueryCount))))
+        var calls = new List<(DenseBlock Block, bool Merge, SdpaPlan Plan)>();
+        foreach (var slice in blocks.Blocks.SelectMany(b => Slices(b, callPlan.RowsFor(b.QueryCount))))
+            foreach (var (block, merge) in callPlan.SplitDiagonal ? SplitDiagonal(slice) : [(slice, false)])
             {
-                var shape = new SdpaShape(headsPerCall, kvPerCall, d, b.QueryCount, b.KeyCount, b.Causal, heads, kvHeads, callPlan.EngineConfig);
-                if (Plan(shape) is not { } plan) return false;
-                calls.Add((b, kv0, plan));
+                if (Plan(new SdpaShape(heads, kvHeads, d, block.QueryCount, block.KeyCount, block.Causal, callPlan.EngineConfig)) is not { } plan) return false;
+                calls.Add((block, merge, plan));
             }
         long qRow = (long)heads * d * 2, kvRow = (long)kvHeads * d * 2, lseRow = heads * 4L;
         foreach (var (start, count) in blocks.EmptyRuns)
@@ -78,69 +75,55 @@ internal sealed class CudnnAttention : IDisposable
                 "cuMemsetD32Async");
         }
         var transpose = _device.Function(Elementwise, "lse_from_head_major");
-        // With two streams each call goes to the stream with less work queued so far, and the buffers of every call
-        // are held until the compute stream has waited for the second: the pool orders reuse by the compute stream only.
-        // The one handle is pointed at each call's stream (plans stay tied to the handle they were built with).
-        var streams = callPlan.Streams > 1 && calls.Count > 1 ? new[] { _device.ComputeStream, SecondStream() } : [_device.ComputeStream];
-        if (streams.Length > 1) CudaDevice.Order(_device.ComputeStream, streams[1]);
-        var queued = new double[streams.Length];
-        var held = new List<(nint Pointer, long Bytes)>();
-        try
+        var mergeKernel = _device.Function(Elementwise, "merge_attention");
+        foreach (var (b, merge, plan) in calls)
         {
-            foreach (var (b, kv0, plan) in calls)
+            // A merged call writes into its own rows first and is merged into the rows the call before it wrote.
+            long outBytes = merge ? b.QueryCount * qRow : 0, lseBytes = merge ? b.QueryCount * lseRow : 0, statsBytes = b.QueryCount * lseRow;
+            nint o = merge ? _device.Pool.Allocate(outBytes) : output.Pointer + (nint)(b.QueryStart * qRow);
+            nint l = merge ? _device.Pool.Allocate(lseBytes) : lse.Pointer + (nint)(b.QueryStart * lseRow);
+            nint stats = _device.Pool.Allocate(statsBytes);
+            nint workspace = plan.WorkspaceBytes > 0 ? _device.Pool.Allocate(plan.WorkspaceBytes) : 0;
+            try
             {
-                int s = Array.IndexOf(queued, queued.Min());
-                queued[s] += (double)b.QueryCount * b.KeyCount * (b.Causal ? 0.5 : 1);
-                var stream = streams[s];
-                if (streams.Length > 1) Cudnn.Check(Cudnn.cudnnSetStream(_handle, stream), "cudnnSetStream");
-                long qHead = (long)kv0 * group * d * 2, kvHead = (long)kv0 * d * 2, lseHead = (long)kv0 * group * 4;
-                long statsBytes = (long)b.QueryCount * headsPerCall * 4;
-                nint stats = Hold(held, statsBytes);
-                nint workspace = plan.WorkspaceBytes > 0 ? Hold(held, plan.WorkspaceBytes) : 0;
-                plan.Execute(_handle, q.Pointer + (nint)(b.QueryStart * qRow + qHead), k.Pointer + (nint)(b.KeyStart * kvRow + kvHead),
-                    v.Pointer + (nint)(b.KeyStart * kvRow + kvHead), output.Pointer + (nint)(b.QueryStart * qRow + qHead), stats, scale, workspace);
-                long n = (long)b.QueryCount * headsPerCall;
-                _device.LaunchOn(stream, transpose, ((uint)((n + 255) / 256), 1, 1), 256, 0, stats, lse.Pointer + (nint)(b.QueryStart * lseRow + lseHead),
-                    b.QueryCount, headsPerCall, heads);
-                if (streams.Length == 1) Release(held);
+                plan.Execute(_handle, q.Pointer + (nint)(b.QueryStart * qRow), k.Pointer + (nint)(b.KeyStart * kvRow),
+                    v.Pointer + (nint)(b.KeyStart * kvRow), o, stats, scale, workspace);
+                long n = (long)b.QueryCount * heads;
+                _device.Launch(transpose, ((uint)((n + 255) / 256), 1), 256, 0, stats, l, b.QueryCount, heads);
+                if (merge)
+                    _device.Launch(mergeKernel, ((uint)((n * 32 + 255) / 256), 1), 256, 0, output.Pointer + (nint)(b.QueryStart * qRow),
+                        lse.Pointer + (nint)(b.QueryStart * lseRow), o, l, n, d);
             }
-        }
-        finally
-        {
-            if (streams.Length > 1)
+            finally
             {
-                Cudnn.Check(Cudnn.cudnnSetStream(_handle, _device.ComputeStream), "cudnnSetStream");
-                CudaDevice.Order(streams[1], _device.ComputeStream);
+                // Stream-ordered pool: a block freed here is only reused by work queued after this point.
+                _device.Pool.Free(stats, statsBytes);
+                if (workspace != 0) _device.Pool.Free(workspace, plan.WorkspaceBytes);
+                if (merge)
+                {
+                    _device.Pool.Free(o, outBytes);
+                    _device.Pool.Free(l, lseBytes);
+                }
             }
-            Release(held);
         }
         return true;
     }
 
-    private nint Hold(List<(nint, long)> held, long bytes)
+    /// <summary>
+    /// A causal block with keys before its diagonal as the unmasked rectangle over those keys, then the causal
+    /// square on the diagonal (to merge into the rectangle's rows): query i of the block sees keys j ≤ i + K − Q.
+    /// </summary>
+    internal static IEnumerable<(DenseBlock Block, bool Merge)> SplitDiagonal(DenseBlock block)
     {
-        nint p = _device.Pool.Allocate(bytes);
-        held.Add((p, bytes));
-        return p;
+        int before = block.KeyCount - block.QueryCount;
+        if (!block.Causal || before <= 0)
+        {
+            yield return (block, false);
+            yield break;
+        }
+        yield return (block with { KeyCount = before, Causal = false }, false);
+        yield return (new DenseBlock(block.QueryStart, block.QueryCount, block.KeyStart + before, block.QueryCount, Causal: true), true);
     }
-
-    // Stream-ordered pool: a block freed here is only reused by work queued on the compute stream after this point.
-    private void Release(List<(nint Pointer, long Bytes)> held)
-    {
-        foreach (var (p, bytes) in held) _device.Pool.Free(p, bytes);
-        held.Clear();
-    }
-
-    /// <summary>The second stream, made on first use; like the device's streams it lives as long as the process.</summary>
-    private nint SecondStream()
-    {
-        if (_secondStream != 0) return _secondStream;
-        _device.MakeCurrent();
-        CudaDriver.Check(CudaDriver.cuStreamCreate(out _secondStream, CudaDriver.StreamNonBlocking), "cuStreamCreate");
-        return _secondStream;
-    }
-
-    private nint _secondStream;
 
     private const uint NegativeInfinityBits = 0xFF800000;
 

@@ -3,13 +3,10 @@ using static LongCtx.Cuda.Native.Cudnn;
 namespace LongCtx.Cuda;
 
 /// <summary>
-/// Everything an SDPA plan is specialised on: one entry of the plan cache. A call may cover a group of the
-/// heads: <see cref="RowHeads"/> and <see cref="RowKvHeads"/> are the heads of a whole token row (the row
-/// strides), and the caller offsets the pointers to the group's first head. <see cref="EngineConfig"/> is the
+/// Everything an SDPA plan is specialised on: one entry of the plan cache. <see cref="EngineConfig"/> is the
 /// index among the engine configurations that finalize (heuristics order).
 /// </summary>
-internal readonly record struct SdpaShape(int QueryHeads, int KvHeads, int HeadDim, int QueryRows, int KeyRows, bool Causal,
-    int RowHeads, int RowKvHeads, int EngineConfig);
+internal readonly record struct SdpaShape(int QueryHeads, int KvHeads, int HeadDim, int QueryRows, int KeyRows, bool Causal, int EngineConfig);
 
 /// <summary>
 /// Builds the operation graph cuDNN's fused flash-attention engines recognise — the one cudnn-frontend's
@@ -58,14 +55,14 @@ internal static class SdpaForwardGraph
 
     public static string Describe(SdpaShape s) =>
         $"{(s.Causal ? "causal" : "unmasked")} {s.QueryRows}x{s.KeyRows}, {s.QueryHeads}/{s.KvHeads} heads, d={s.HeadDim}"
-        + (s.RowKvHeads != s.KvHeads ? $" (a group of {s.RowHeads}/{s.RowKvHeads})" : "") + (s.EngineConfig > 0 ? $", engine configuration {s.EngineConfig}" : "");
+        + (s.EngineConfig > 0 ? $", engine configuration {s.EngineConfig}" : "");
 
     // cudnn-frontend masks with -inf from cuDNN 9.10 on and with the lowest float before.
     private static float MaskValue(long cudnnVersion) => cudnnVersion >= 91000 ? float.NegativeInfinity : float.MinValue;
 
     private static CudnnDescriptor BuildGraph(nint handle, SdpaShape s, List<CudnnDescriptor> keep)
     {
-        long h = s.QueryHeads, hk = s.KvHeads, d = s.HeadDim, sq = s.QueryRows, skv = s.KeyRows, rowH = s.RowHeads, rowHk = s.RowKvHeads;
+        long h = s.QueryHeads, hk = s.KvHeads, d = s.HeadDim, sq = s.QueryRows, skv = s.KeyRows;
         long virtualId = 100;
         CudnnDescriptor Tensor(long uid, DataType type, long[] dims, long[] strides, bool isVirtual = false, bool byValue = false) =>
             Keep(keep, new CudnnDescriptor(DescriptorType.Tensor))
@@ -83,10 +80,10 @@ internal static class SdpaForwardGraph
         CudnnDescriptor Scores(DataType type = DataType.Float) => Tensor(virtualId++, type, scoreDims, scoreStrides, isVirtual: true);
         CudnnDescriptor PerRow() => Tensor(virtualId++, DataType.Float, rowDims, rowStrides, isVirtual: true);
 
-        var q = Tensor(QId, DataType.BFloat16, [1, h, sq, d], [sq * rowH * d, d, rowH * d, 1]);
-        var kT = Tensor(KId, DataType.BFloat16, [1, hk, d, skv], [skv * rowHk * d, d, 1, rowHk * d]);
-        var v = Tensor(VId, DataType.BFloat16, [1, hk, skv, d], [skv * rowHk * d, d, rowHk * d, 1]);
-        var o = Tensor(OId, DataType.BFloat16, [1, h, sq, d], [sq * rowH * d, d, rowH * d, 1]);
+        var q = Tensor(QId, DataType.BFloat16, [1, h, sq, d], [sq * h * d, d, h * d, 1]);
+        var kT = Tensor(KId, DataType.BFloat16, [1, hk, d, skv], [skv * hk * d, d, 1, hk * d]);
+        var v = Tensor(VId, DataType.BFloat16, [1, hk, skv, d], [skv * hk * d, d, hk * d, 1]);
+        var o = Tensor(OId, DataType.BFloat16, [1, h, sq, d], [sq * h * d, d, h * d, 1]);
         var stats = Tensor(StatsId, DataType.Float, rowDims, rowStrides);
         var scale = Tensor(ScaleId, DataType.Float, scalarDims, scalarDims, byValue: true);
 

@@ -232,14 +232,11 @@ __global__ void merge_attention(bf16* out_acc, float* lse_acc, const bf16* out_p
     if (lane == 0) lse_acc[row] = lse;
 }
 
-// lse[t, h] = stats[h, t] for one block of rows and a group of `heads` of the `row_heads` in an LSE row
-// (lse points at the group's first head): cuDNN writes its softmax statistics head-major.
-__global__ void lse_from_head_major(const float* stats, float* lse, int rows, int heads, int row_heads) {
+// lse[t, h] = stats[h, t] for one block of rows: cuDNN writes its softmax statistics head-major.
+__global__ void lse_from_head_major(const float* stats, float* lse, int rows, int heads) {
     long i = blockIdx.x * (long)blockDim.x + threadIdx.x;
     if (i >= (long)rows * heads) return;
-    long t = i / heads;
-    int h = (int)(i % heads);
-    lse[t * row_heads + h] = stats[(long)h * rows + t];
+    lse[i] = stats[(i % heads) * rows + i / heads];
 }
 
 __global__ void f32_to_bf16(const float* x, bf16* y, long n) {

@@ -67,8 +67,9 @@ internal static class LocalKv
     {
         if (TokenLayout.NothingVisible(queries, keys)) return null;
         var b = layer.Backend;
-        var output = b.Allocate(b.ActivationType, q.Rows, layer.Heads, layer.HeadDim);
-        var lse = b.Allocate(DType.F32, q.Rows, layer.Heads);
+        // Attention writes every row (a row that sees nothing gets 0 and −inf), so no zero fill first.
+        var output = b.Scratch(b.ActivationType, q.Rows, layer.Heads, layer.HeadDim);
+        var lse = b.Scratch(DType.F32, q.Rows, layer.Heads);
         b.Attention(q, queries, k, v, keys, layer.Scale, output, lse);
         return (output, lse);
     }
