@@ -5,8 +5,8 @@
 #   fixture     tiny-llama3 against transformers (float64 reference) on 1..N GPUs, both rings
 #   attention   the attention block alone: cuDNN and our kernel against torch SDPA, TFLOP/s at 32K/128K,
 #               causal blocks in row slices by length (the default), of 16K and of 8K
-#   tune        cuDNN call plans compared at 32K/128K (row slices, causal slices split at the diagonal;
-#               TUNE_PLANS overrides the list), cuDNN only
+#   tune        cuDNN call plans compared at 32K/128K (row slices, engine configuration; TUNE_PLANS
+#               overrides the list), cuDNN only
 #   serve       `longctx serve` on the tiny fixture on GPU 0: one completion with logprobs, one streamed chat
 #   hf          an 8B-shaped model (2 layers, random bf16) against transformers' float32 logits, 8K and 32K
 #   launch      GPU ranks as processes (bench/gpu/launch_check.sh checks)
@@ -20,7 +20,8 @@
 # Modes: smoke (tests, fixture, 8K bench), checks (every section at 8K, peer and retrieval as smokes),
 # ours (tests fixture attention hf bench approx hfprefill: about 10 minutes), others (peer retrieval: about 9 minutes),
 # full (both: more than one 10-minute device call), retrieval, or a comma-separated list of sections.
-#   [CONTEXTS=32768,131072] [HF_LENS="8192 32768"] [TUNE_PLANS="rows=auto;..."] [TRAIN_MINUTES=4] [PER_CONTEXT=24] bench/gpu/run.sh [smoke|checks|ours|others|full|retrieval|SECTION,...]
+#   [CONTEXTS=32768,131072] [HF_LENS="8192 32768"] [TUNE_PLANS="rows=auto;..."] [TRAIN_MINUTES=4] [CANDIDATES="2e-3:4 ..."]
+#   [RETRIEVAL_CONTEXTS=16384,32768,65536] [PER_CONTEXT=24] [PROMPT_SEED=1234] [RETRIEVAL_STRATEGIES=dense,...] [RETRIEVAL_RANKS=2,4,8] bench/gpu/run.sh [smoke|checks|ours|others|full|retrieval|SECTION,...]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -72,7 +73,7 @@ if has attention; then
 fi
 
 if has tune; then
-  plans=${TUNE_PLANS:-"rows=auto;rows=auto,diagonal=1;rows=16384,diagonal=1;rows=32768,diagonal=1;rows=0,diagonal=1;rows=8192;rows=4096,diagonal=1"}
+  plans=${TUNE_PLANS:-"rows=auto;rows=16384;rows=8192;rows=4096;rows=0;rows=auto,engine=1"}
   "$bin" bench-attention --context 32768,131072 --heads 32 --kv-heads 8 --head-dim 128 --mask causal,none --attention cudnn \
     --cudnn-calls "$plans" --json > "$out/bench-attention-tune.json" 2> "$out/bench-attention-tune.err" || note "bench-attention tune: FAIL $(tail -1 "$out/bench-attention-tune.err")"
   bench/gpu/attention_table.py "$out/bench-attention-tune.json" >> "$summary"
@@ -190,7 +191,7 @@ if has retrieval; then
     # Four candidates at once (learning rate : layers), two per GPU (the small model leaves the GPU idle
     # between Python's batches): the one with the best accuracy at 16K-64K is evaluated. Training is a race
     # against the clock; four tries cut the risk that none leaves the plateau in time.
-    candidates="1e-3:2 2e-3:2 1e-3:4 2e-3:4"
+    candidates=${CANDIDATES:-"1e-3:2 2e-3:2 1e-3:4 2e-3:4"}
     i=0
     for c in $candidates; do
       CUDA_VISIBLE_DEVICES=$((i % ngpu)) python3 bench/retrieval/train.py --out "/tmp/retrieval-$c" --lr "${c%:*}" --layers "${c#*:}" --seed $i \
@@ -207,8 +208,10 @@ if has retrieval; then
     [[ -n $best ]] || { note "retrieval training: FAIL $(tail -1 "$out"/train-*.txt | tr '\n' ' ')"; best=missing; }
     note "retrieval model: lr:layers $best (mean accuracy at 16K-64K $best_acc)"
     rm -rf /tmp/retrieval-model; cp -r "/tmp/retrieval-$best" /tmp/retrieval-model
-    python3 bench/retrieval/prompts.py --out /tmp/retrieval-prompts.jsonl --contexts 16384,32768,65536 --per-context "${PER_CONTEXT:-24}" >> "$summary"
-    "$bin" eval-retrieval --model /tmp/retrieval-model --prompts /tmp/retrieval-prompts.jsonl --strategies dense,pass-kv,star,apb --ranks 2,4,8 \
+    python3 bench/retrieval/prompts.py --out /tmp/retrieval-prompts.jsonl --contexts "${RETRIEVAL_CONTEXTS:-16384,32768,65536}" --per-context "${PER_CONTEXT:-24}" \
+      --seed "${PROMPT_SEED:-1234}" >> "$summary"
+    "$bin" eval-retrieval --model /tmp/retrieval-model --prompts /tmp/retrieval-prompts.jsonl --strategies "${RETRIEVAL_STRATEGIES:-dense,pass-kv,star,apb}" \
+      --ranks "${RETRIEVAL_RANKS:-2,4,8}" \
       --device cuda --gpus "$ngpu" > "$out/retrieval.txt" 2> "$out/retrieval.err" || note "eval-retrieval: FAIL $(tail -1 "$out/retrieval.err")"
     cat "$out/retrieval.txt" >> "$summary"
   fi

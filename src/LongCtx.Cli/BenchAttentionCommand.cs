@@ -30,7 +30,7 @@ internal static class BenchAttentionCommand
         var repeat = new Option<int>("--repeat") { Description = "timed calls per point after one warm-up (the mean counts)", DefaultValueFactory = _ => 3 };
         var calls = new Option<string>("--cudnn-calls")
         {
-            Description = "how blocks are cut into cuDNN calls, plans separated by ';' to compare: rows=R|auto (most rows per causal call, 0: one), engine=E (engine configuration index), diagonal=1 (causal slices as rectangle + diagonal, merged)",
+            Description = "how blocks are cut into cuDNN calls, plans separated by ';' to compare: rows=R|auto (most rows per causal call, 0: one), engine=E (engine configuration index)",
             DefaultValueFactory = _ => CudnnCallPlan.FromEnvironment().ToString(),
         };
         var dump = new Option<string?>("--dump") { Description = "safetensors file for the cuDNN run of the smallest context (q, k, v, o, lse); several masks get -MASK before the extension" };
@@ -76,7 +76,7 @@ internal static class BenchAttentionCommand
                 var results = new Dictionary<string, (Tensor O, Tensor Lse)>();
                 try
                 {
-                    // The kernel first, then cuDNN once per call plan (row slices and the diagonal split only matter to a causal block). Each cuDNN run is compared
+                    // The kernel first, then cuDNN once per call plan (row slices only matter to a causal block). Each cuDNN run is compared
                     // with the kernel's output, or without the kernel with the first plan's; the first plan's output is the one dumped.
                     var plans = causal ? s.CallPlans : s.CallPlans.DistinctBy(p => p.EngineConfig).ToArray();
                     var runs = s.Implementations.OrderByDescending(i => i == "kernel")

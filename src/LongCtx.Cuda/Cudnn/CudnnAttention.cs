@@ -60,13 +60,14 @@ internal sealed class CudnnAttention : IDisposable
     public bool TryRun(AttentionBlocks blocks, CudnnCallPlan callPlan, CudaTensor q, CudaTensor k, CudaTensor v, CudaTensor output, CudaTensor lse, float scale)
     {
         int heads = q.Shape[1], kvHeads = k.Shape[1], d = q.Shape[2];
-        var calls = new List<(DenseBlock Block, bool Merge, SdpaPlan Plan)>();
-        foreach (var slice in blocks.Blocks.SelectMany(b => Slices(b, callPlan.RowsFor(b.QueryCount))))
-            foreach (var (block, merge) in callPlan.SplitDiagonal ? SplitDiagonal(slice) : [(slice, false)])
-            {
-                if (Plan(new SdpaShape(heads, kvHeads, d, block.QueryCount, block.KeyCount, block.Causal, callPlan.EngineConfig)) is not { } plan) return false;
-                calls.Add((block, merge, plan));
-            }
+        var calls = blocks.Blocks.SelectMany(b => Slices(b, callPlan.RowsFor(b.QueryCount))).ToArray();
+        var plans = new SdpaPlan[calls.Length];
+        for (int i = 0; i < plans.Length; i++)
+        {
+            var b = calls[i];
+            if (Plan(new SdpaShape(heads, kvHeads, d, b.QueryCount, b.KeyCount, b.Causal, callPlan.EngineConfig)) is not { } plan) return false;
+            plans[i] = plan;
+        }
         long qRow = (long)heads * d * 2, kvRow = (long)kvHeads * d * 2, lseRow = heads * 4L;
         foreach (var (start, count) in blocks.EmptyRuns)
         {
@@ -75,54 +76,27 @@ internal sealed class CudnnAttention : IDisposable
                 "cuMemsetD32Async");
         }
         var transpose = _device.Function(Elementwise, "lse_from_head_major");
-        var mergeKernel = _device.Function(Elementwise, "merge_attention");
-        foreach (var (b, merge, plan) in calls)
+        for (int i = 0; i < plans.Length; i++)
         {
-            // A merged call writes into its own rows first and is merged into the rows the call before it wrote.
-            long outBytes = merge ? b.QueryCount * qRow : 0, lseBytes = merge ? b.QueryCount * lseRow : 0, statsBytes = b.QueryCount * lseRow;
-            nint o = merge ? _device.Pool.Allocate(outBytes) : output.Pointer + (nint)(b.QueryStart * qRow);
-            nint l = merge ? _device.Pool.Allocate(lseBytes) : lse.Pointer + (nint)(b.QueryStart * lseRow);
+            var b = calls[i];
+            long statsBytes = (long)b.QueryCount * heads * 4;
             nint stats = _device.Pool.Allocate(statsBytes);
-            nint workspace = plan.WorkspaceBytes > 0 ? _device.Pool.Allocate(plan.WorkspaceBytes) : 0;
+            nint workspace = plans[i].WorkspaceBytes > 0 ? _device.Pool.Allocate(plans[i].WorkspaceBytes) : 0;
             try
             {
-                plan.Execute(_handle, q.Pointer + (nint)(b.QueryStart * qRow), k.Pointer + (nint)(b.KeyStart * kvRow),
-                    v.Pointer + (nint)(b.KeyStart * kvRow), o, stats, scale, workspace);
+                plans[i].Execute(_handle, q.Pointer + (nint)(b.QueryStart * qRow), k.Pointer + (nint)(b.KeyStart * kvRow),
+                    v.Pointer + (nint)(b.KeyStart * kvRow), output.Pointer + (nint)(b.QueryStart * qRow), stats, scale, workspace);
                 long n = (long)b.QueryCount * heads;
-                _device.Launch(transpose, ((uint)((n + 255) / 256), 1), 256, 0, stats, l, b.QueryCount, heads);
-                if (merge)
-                    _device.Launch(mergeKernel, ((uint)((n * 32 + 255) / 256), 1), 256, 0, output.Pointer + (nint)(b.QueryStart * qRow),
-                        lse.Pointer + (nint)(b.QueryStart * lseRow), o, l, n, d);
+                _device.Launch(transpose, ((uint)((n + 255) / 256), 1), 256, 0, stats, lse.Pointer + (nint)(b.QueryStart * lseRow), b.QueryCount, heads);
             }
             finally
             {
                 // Stream-ordered pool: a block freed here is only reused by work queued after this point.
                 _device.Pool.Free(stats, statsBytes);
-                if (workspace != 0) _device.Pool.Free(workspace, plan.WorkspaceBytes);
-                if (merge)
-                {
-                    _device.Pool.Free(o, outBytes);
-                    _device.Pool.Free(l, lseBytes);
-                }
+                if (workspace != 0) _device.Pool.Free(workspace, plans[i].WorkspaceBytes);
             }
         }
         return true;
-    }
-
-    /// <summary>
-    /// A causal block with keys before its diagonal as the unmasked rectangle over those keys, then the causal
-    /// square on the diagonal (to merge into the rectangle's rows): query i of the block sees keys j ≤ i + K − Q.
-    /// </summary>
-    internal static IEnumerable<(DenseBlock Block, bool Merge)> SplitDiagonal(DenseBlock block)
-    {
-        int before = block.KeyCount - block.QueryCount;
-        if (!block.Causal || before <= 0)
-        {
-            yield return (block, false);
-            yield break;
-        }
-        yield return (block with { KeyCount = before, Causal = false }, false);
-        yield return (new DenseBlock(block.QueryStart, block.QueryCount, block.KeyStart + before, block.QueryCount, Causal: true), true);
     }
 
     private const uint NegativeInfinityBits = 0xFF800000;

@@ -2,29 +2,28 @@ namespace LongCtx.Cuda;
 
 /// <summary>
 /// How one attention block is cut into cuDNN SDPA calls: causal blocks into row slices of at most
-/// <see cref="MaxCausalRows"/> queries (0: one call); with <see cref="SplitDiagonal"/>, each causal slice further
-/// into the unmasked rectangle of the keys before its diagonal and the causal square on it, merged by
-/// log-sum-exp; and which of the engine configurations that finalize runs (<see cref="EngineConfig"/>,
-/// heuristics order). Measured on an H200 (docs/PERFORMANCE.md): the best row slice depends on the block's
-/// length (<see cref="RowsFor"/>); the later engine configurations run at half speed; calls over fewer KV heads
-/// and a second stream for every other call were slower and are gone.
+/// <see cref="MaxCausalRows"/> queries (0: one call), and which of the engine configurations that finalize runs
+/// (<see cref="EngineConfig"/>, heuristics order). Measured on an H200 (docs/PERFORMANCE.md, fifth round): the
+/// best row slice depends on the block's length (<see cref="RowsFor"/>); the later engine configurations run at
+/// half speed. Calls over fewer KV heads, a second stream for every other call, and causal slices split into an
+/// unmasked rectangle and a causal square merged by log-sum-exp were all slower, and are gone.
 /// </summary>
-public readonly record struct CudnnCallPlan(int MaxCausalRows, int EngineConfig, bool SplitDiagonal = false)
+public readonly record struct CudnnCallPlan(int MaxCausalRows, int EngineConfig)
 {
     /// <summary><see cref="MaxCausalRows"/> value that picks the slice by the block's length (<see cref="RowsFor"/>).</summary>
     public const int AutoRows = -1;
 
-    /// <summary>The environment variable that overrides <see cref="Default"/>, e.g. "rows=8192,engine=0,diagonal=1".</summary>
+    /// <summary>The environment variable that overrides <see cref="Default"/>, e.g. "rows=8192,engine=0".</summary>
     public const string EnvironmentVariable = "LONGCTX_CUDNN_CALLS";
 
-    /// <summary>Row slices by the block's length, the first engine configuration, causal slices whole.</summary>
+    /// <summary>Row slices by the block's length, the first engine configuration.</summary>
     public static CudnnCallPlan Default => new(AutoRows, 0);
 
     /// <summary><see cref="Default"/>, or the plan <see cref="EnvironmentVariable"/> gives.</summary>
     public static CudnnCallPlan FromEnvironment() =>
         Environment.GetEnvironmentVariable(EnvironmentVariable) is { Length: > 0 } text ? Parse(text, EnvironmentVariable) : Default;
 
-    /// <summary>"rows=R|auto,engine=E,diagonal=0|1", any subset; the rest from <see cref="Default"/>.</summary>
+    /// <summary>"rows=R|auto,engine=E", either or both; the rest from <see cref="Default"/>.</summary>
     public static CudnnCallPlan Parse(string text, string source)
     {
         var plan = Default;
@@ -33,15 +32,13 @@ public readonly record struct CudnnCallPlan(int MaxCausalRows, int EngineConfig,
             var parts = item.Split('=', 2, StringSplitOptions.TrimEntries);
             int value = 0;
             if (parts.Length != 2 || !(parts is [_, "auto"] || int.TryParse(parts[1], out value) && value >= 0))
-                throw new LongCtxException($"{source} {text}: '{item}' is not name=value with a value of 0 or more (names: rows, engine, diagonal; rows may be auto)");
+                throw new LongCtxException($"{source} {text}: '{item}' is not name=value with a value of 0 or more (names: rows, engine; rows may be auto)");
             if (parts[1] == "auto" && parts[0] != "rows") throw new LongCtxException($"{source} {text}: only rows may be auto");
             plan = parts[0] switch
             {
                 "rows" => plan with { MaxCausalRows = parts[1] == "auto" ? AutoRows : value },
                 "engine" => plan with { EngineConfig = value },
-                "diagonal" when value is 0 or 1 => plan with { SplitDiagonal = value == 1 },
-                "diagonal" => throw new LongCtxException($"{source} {text}: diagonal must be 0 or 1"),
-                _ => throw new LongCtxException($"{source} {text}: '{parts[0]}' is unknown: use rows, engine and/or diagonal"),
+                _ => throw new LongCtxException($"{source} {text}: '{parts[0]}' is unknown: use rows and/or engine"),
             };
         }
         return plan;
@@ -54,5 +51,5 @@ public readonly record struct CudnnCallPlan(int MaxCausalRows, int EngineConfig,
     public int RowsFor(int queryRows) => MaxCausalRows != AutoRows ? MaxCausalRows : queryRows <= 32768 ? 16384 : 8192;
 
     public override string ToString() =>
-        $"rows={(MaxCausalRows == AutoRows ? "auto" : MaxCausalRows)},engine={EngineConfig}{(SplitDiagonal ? ",diagonal=1" : "")}";
+        $"rows={(MaxCausalRows == AutoRows ? "auto" : MaxCausalRows)},engine={EngineConfig}";
 }

@@ -13,20 +13,20 @@ namespace LongCtx.Tests.Gpu;
 /// cuDNN's fused attention against the own kernel and the CPU backend on the layouts ring steps produce
 /// (load-balanced shards, with and without a cached prefix, two sequences fused), with fresh random bf16
 /// inputs: outputs within 2e-2 and LSEs within 1e-2 relative, and cuDNN must actually have run. A small
-/// row limit per call makes the causal blocks run as many row slices; with the diagonal split, each slice also runs as an unmasked rectangle and a causal square merged by log-sum-exp.
+/// row limit per call makes the causal blocks run as many row slices;
 /// </summary>
 public class CudnnAttentionTests
 {
     private const int Heads = 4, KvHeads = 2, HeadDim = 64, Rows16K = 16384;
 
     [GpuTheory]
-    [InlineData(2, 0, Rows16K, false)]
-    [InlineData(3, 0, CudnnCallPlan.AutoRows, false)]
-    [InlineData(4, 100, Rows16K, true)]
-    [InlineData(2, 0, 256, true)]
-    [InlineData(3, 100, 128, true)]
-    [InlineData(3, 100, 0, false)]
-    public void RingLayoutsMatchTheKernelAndTheCpu(int ranks, int cachedPrefix, int causalRowsPerCall, bool splitDiagonal)
+    [InlineData(2, 0, Rows16K)]
+    [InlineData(3, 0, CudnnCallPlan.AutoRows)]
+    [InlineData(4, 100, Rows16K)]
+    [InlineData(2, 0, 256)]
+    [InlineData(3, 100, 128)]
+    [InlineData(3, 100, 0)]
+    public void RingLayoutsMatchTheKernelAndTheCpu(int ranks, int cachedPrefix, int causalRowsPerCall)
     {
         int seed = Random.Shared.Next();
         var random = new Random(seed);
@@ -37,12 +37,12 @@ public class CudnnAttentionTests
             return new SequenceInput(id, n, cached);
         }).ToList();
         var plan = ShardPlan.LoadBalanced(sequences, ranks);
-        using var gpu = new CudaBackend(0, AttentionImplementation.Auto) { CudnnCalls = new CudnnCallPlan(causalRowsPerCall, 0, splitDiagonal) };
+        using var gpu = new CudaBackend(0, AttentionImplementation.Auto) { CudnnCalls = new CudnnCallPlan(causalRowsPerCall, 0) };
         using var cpu = new CpuBackend();
         foreach (var queries in plan.Shards)
             foreach (var keys in plan.Shards)
             {
-                string where = $"seed {seed}, {ranks} ranks, at most {causalRowsPerCall} causal rows a call{(splitDiagonal ? ", diagonal split" : "")}, queries of rank {queries.Rank}, KV of rank {keys.Rank}";
+                string where = $"seed {seed}, {ranks} ranks, at most {causalRowsPerCall} causal rows a call, queries of rank {queries.Rank}, KV of rank {keys.Rank}";
                 var q = RandomBf16(random, queries.Rows * Heads * HeadDim);
                 var k = RandomBf16(random, keys.Keys.Count * KvHeads * HeadDim);
                 var v = RandomBf16(random, keys.Keys.Count * KvHeads * HeadDim);
