@@ -21,46 +21,31 @@ public class ElementwiseKernelTests
 {
     private const double CpuTolerance = 1e-2;
 
+    /// <summary>The two in-place binary operations of a layer: first = op(first, second), as the replica runs them.</summary>
     [GpuTheory]
-    [InlineData(8)]
-    [InlineData(4096 * 3)]
-    [InlineData(1000)]
-    [InlineData(1003)]
-    [InlineData(5)]
-    public void SwiGluMatchesTheCpu(int n)
+    [InlineData("swiglu", 8)]
+    [InlineData("swiglu", 4096 * 3)]
+    [InlineData("swiglu", 1000)]
+    [InlineData("swiglu", 1003)]
+    [InlineData("swiglu", 5)]
+    [InlineData("add", 8)]
+    [InlineData("add", 4096 * 3)]
+    [InlineData("add", 1000)]
+    [InlineData("add", 1003)]
+    [InlineData("add", 5)]
+    public void InPlaceBinaryOperationsMatchTheCpu(string operation, int n)
     {
-        var (random, where) = Seeded($"SwiGlu of {n}");
-        float[] gate = RandomBf16(random, n), up = RandomBf16(random, n);
+        var (random, where) = Seeded($"{operation} of {n}");
+        float[] first = RandomBf16(random, n), second = RandomBf16(random, n);
         using var cpu = new CpuBackend();
         using var gpu = new CudaBackend(0);
         float[] Run(IBackend b, int offset)
         {
-            using var g = Placed.Upload(b, gate, offset, n);
-            using var u = Placed.Upload(b, up, offset, n);
-            b.SwiGlu(g.Tensor, u.Tensor, g.Tensor); // in place, as the replica runs it
-            return Read(b, g.Tensor);
-        }
-        AssertMatches(Run(cpu, 0), Run(gpu, 0), Run(gpu, 1), where, exactTwins: true);
-    }
-
-    [GpuTheory]
-    [InlineData(8)]
-    [InlineData(4096 * 3)]
-    [InlineData(1000)]
-    [InlineData(1003)]
-    [InlineData(5)]
-    public void AddMatchesTheCpu(int n)
-    {
-        var (random, where) = Seeded($"Add of {n}");
-        float[] acc = RandomBf16(random, n), x = RandomBf16(random, n);
-        using var cpu = new CpuBackend();
-        using var gpu = new CudaBackend(0);
-        float[] Run(IBackend b, int offset)
-        {
-            using var a = Placed.Upload(b, acc, offset, n);
-            using var xt = Placed.Upload(b, x, offset, n);
-            b.Add(a.Tensor, xt.Tensor);
-            return Read(b, a.Tensor);
+            using var f = Placed.Upload(b, first, offset, n);
+            using var sec = Placed.Upload(b, second, offset, n);
+            if (operation == "swiglu") b.SwiGlu(f.Tensor, sec.Tensor, f.Tensor);
+            else b.Add(f.Tensor, sec.Tensor);
+            return Read(b, f.Tensor);
         }
         AssertMatches(Run(cpu, 0), Run(gpu, 0), Run(gpu, 1), where, exactTwins: true);
     }
