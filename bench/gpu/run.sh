@@ -10,7 +10,8 @@
 #   serve       `longctx serve` on the tiny fixture on GPU 0: one completion with logprobs, one streamed chat
 #   hf          an 8B-shaped model (2 layers, random bf16) against transformers' float32 logits, 8K and 32K
 #   launch      GPU ranks as processes (bench/gpu/launch_check.sh checks)
-#   bench       8B shape, dummy weights, 32 layers: prefill 32K/128K on 1 and N GPUs, time split, pass-q, decode batch 1 and 8
+#   bench       8B shape, dummy weights, 32 layers: prefill 32K/128K on 1 and N GPUs, time split, pass-q, and decode below
+#   decode      decode at 130K, batch 1 on 1 and N GPUs (with a profiled step's time split) and batch 8 on N
 #   approx      star and apb beside exact pass-kv on N GPUs (error against exact), star at apb's anchor
 #   million     1,048,576 tokens, 8B shape with a 1M window (llama3-8b-1m), pass-kv on 4+ GPUs (one prefill, ~2-3 minutes)
 #   tp          tensor parallelism: the N GPUs as N/2 context x 2 tensor ranks and as 1 x N, beside N context ranks
@@ -21,7 +22,7 @@
 # ours (tests fixture attention hf bench approx hfprefill: about 10 minutes), others (peer retrieval: about 9 minutes),
 # full (both: more than one 10-minute device call), retrieval, or a comma-separated list of sections.
 #   [CONTEXTS=32768,131072] [HF_LENS="8192 32768"] [TUNE_PLANS="rows=auto;..."] [TRAIN_MINUTES=4] [CANDIDATES="2e-3:4 ..."]
-#   [RETRIEVAL_CONTEXTS=16384,32768,65536] [PER_CONTEXT=24] [PROMPT_SEED=1234] [RETRIEVAL_STRATEGIES=dense,...] [RETRIEVAL_RANKS=2,4,8] bench/gpu/run.sh [smoke|checks|ours|others|full|retrieval|SECTION,...]
+#   [RETRIEVAL_MODEL=DIR] [KEEP_MODEL=1] [RETRIEVAL_CONTEXTS=16384,32768,65536] [PER_CONTEXT=24] [PROMPT_SEED=1234] [RETRIEVAL_STRATEGIES=dense,...] [RETRIEVAL_RANKS=2,4,8] bench/gpu/run.sh [smoke|checks|ours|others|full|retrieval|SECTION,...]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -121,10 +122,14 @@ gpus=1; [[ $ngpu -gt 1 ]] && gpus="1,$ngpu"
 if has bench; then
   "$bin" bench --config llama3-8b --context "$ctx" --gpus "$gpus" --strategy pass-kv --profile --json > "$out/bench-pass-kv.json" 2> "$out/bench-pass-kv.err" || note "bench pass-kv: FAIL $(tail -1 "$out/bench-pass-kv.err")"
   [[ $ngpu -gt 1 ]] && { "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy pass-q --json > "$out/bench-pass-q.json" 2> "$out/bench-pass-q.err" || note "bench pass-q: FAIL $(tail -1 "$out/bench-pass-q.err")"; }
+fi
+
+if has bench || has decode; then
   # Decode on the distributed cache just under 128K (a 131072-token prompt leaves no position to decode into);
   # batch 8 needs 2+ H200s (~82 GB of KV each on 2).
   dctx=130000; [[ $quick == 1 ]] && dctx=8192
-  "$bin" bench --config llama3-8b --context "$dctx" --gpus "$gpus" --strategy pass-kv --warmup 0 --decode-steps 16 --json > "$out/bench-decode1.json" 2> "$out/bench-decode1.err" || note "decode batch 1: FAIL $(tail -1 "$out/bench-decode1.err")"
+  # --profile: a second prefill and 16 steps with events around every operation, for the step's time split.
+  "$bin" bench --config llama3-8b --context "$dctx" --gpus "$gpus" --strategy pass-kv --warmup 0 --decode-steps 16 --profile --json > "$out/bench-decode1.json" 2> "$out/bench-decode1.err" || note "decode batch 1: FAIL $(tail -1 "$out/bench-decode1.err")"
   [[ $ngpu -gt 1 ]] && { "$bin" bench --config llama3-8b --context "$dctx" --gpus "$ngpu" --strategy pass-kv --warmup 0 --decode-steps 16 --batch 8 --json > "$out/bench-decode8.json" 2> "$out/bench-decode8.err" || note "decode batch 8: FAIL $(tail -1 "$out/bench-decode8.err")"; }
 fi
 
@@ -154,17 +159,19 @@ if has million && [[ $ngpu -ge 4 ]]; then
   "$bin" bench --config llama3-8b-1m --context 1048576 --gpus "$ngpu" --strategy pass-kv --warmup 0 --json > "$out/bench-million.json" 2> "$out/bench-million.err" || note "bench 1M: FAIL $(tail -1 "$out/bench-million.err")"
 fi
 
-if has bench || has approx || has tp || has million; then
+if has bench || has decode || has approx || has tp || has million; then
   python3 - "$out" >> "$summary" <<'PY'
 import json, sys, glob
 for f in sorted(glob.glob(sys.argv[1] + "/bench-*.json")):
     if "attention" in f: continue
     try: d = json.load(open(f))
     except Exception: print(f"{f}: no result"); continue
+    keys = ("gemm", "attention", "communication", "kernels", "other")
     for p in d["points"]:
         s = p.get("time_split_ms") or {}
-        split = " split gemm/attn/comm/other ms " + "/".join(f"{s.get(k, 0):.0f}" for k in ("gemm", "attention", "communication", "other")) if s else ""
+        split = " split gemm/attn/comm/kernels/other ms " + "/".join(f"{s.get(k, 0):.0f}" for k in keys) if s else ""
         extra = f" decode batch {p.get('batch', 1)}: {p.get('decode_ms_per_step')} ms/step, {p['decode_ms_per_token']} ms/token" if "decode_ms_per_token" in p else ""
+        if ds := p.get("decode_split_ms_per_step"): extra += " (profiled step " + "/".join(f"{ds.get(k, 0):.2f}" for k in keys) + " ms)"
         if "logits_relative_error" in p: extra += f" logits err vs exact {p['logits_relative_error']} top-1 {'agrees' if p['top1_agrees'] else 'differs'}"
         ranks = f"{p['ranks']}x{p['tensor_parallel']}" if p.get('tensor_parallel', 1) > 1 else p['ranks']
         print(f"longctx {f.split('bench-')[-1][:-5]}: {ranks} gpu {p['context']} tokens {p['strategy']}: TTFT {p['ttft_ms']:.0f} ms, {p['model_tflops']:.0f} TFLOP/s, MFU {p['mfu']}, eff {p['parallel_efficiency']}{split}{extra} [{d.get('attention', '')}]")
@@ -191,29 +198,41 @@ if has retrieval; then
     # Four candidates at once (learning rate : layers), two per GPU (the small model leaves the GPU idle
     # between Python's batches): the one with the best accuracy at 16K-64K is evaluated. Training is a race
     # against the clock; four tries cut the risk that none leaves the plateau in time.
-    candidates=${CANDIDATES:-"1e-3:2 2e-3:2 1e-3:4 2e-3:4"}
-    i=0
-    for c in $candidates; do
-      CUDA_VISIBLE_DEVICES=$((i % ngpu)) python3 bench/retrieval/train.py --out "/tmp/retrieval-$c" --lr "${c%:*}" --layers "${c#*:}" --seed $i \
-        --minutes "${TRAIN_MINUTES:-4}" > "$out/train-$c.txt" 2>&1 &
-      i=$((i + 1))
-    done
-    wait
-    best=""; best_acc=-1
-    for c in $candidates; do
-      { grep "\] step" "$out/train-$c.txt" | tail -2; grep -E "on to|accuracy at|saved|export check|done after|time is up|Error" "$out/train-$c.txt"; } | sed "s/^/lr:layers $c: /" >> "$summary"
-      acc=$(grep -oP "accuracy at \d+ tokens \(contiguous positions\): \K[0-9.]+" "$out/train-$c.txt" | awk '{s += $1} END {print (NR ? s / NR : -1)}')
-      if awk "BEGIN {exit !($acc > $best_acc)}"; then best=$c; best_acc=$acc; fi
-    done
-    [[ -n $best ]] || { note "retrieval training: FAIL $(tail -1 "$out"/train-*.txt | tr '\n' ' ')"; best=missing; }
-    note "retrieval model: lr:layers $best (mean accuracy at 16K-64K $best_acc)"
-    rm -rf /tmp/retrieval-model; cp -r "/tmp/retrieval-$best" /tmp/retrieval-model
+    # Candidates are lr:layers[:seed] (seed: the candidate's index). RETRIEVAL_MODEL=DIR evaluates a model
+    # trained before (brought back by KEEP_MODEL=1, which copies the chosen one into $OUT) instead of training.
+    # A packed model (tar -cJf M.tar.xz retrieval-model) is unpacked: packed it fits beside .publish in what a call carries.
+    if [[ -n ${RETRIEVAL_MODEL:-} ]]; then
+      rm -rf /tmp/retrieval-model
+      if [[ $RETRIEVAL_MODEL == *.tar.xz ]]; then tar -C /tmp -xJf "$RETRIEVAL_MODEL"; else cp -r "$RETRIEVAL_MODEL" /tmp/retrieval-model; fi
+      note "retrieval model: $RETRIEVAL_MODEL (trained before)"
+    else
+      candidates=${CANDIDATES:-"1e-3:2 2e-3:2 1e-3:4 2e-3:4"}
+      i=0
+      for c in $candidates; do
+        IFS=: read -r lr layers seed <<< "$c"
+        CUDA_VISIBLE_DEVICES=$((i % ngpu)) python3 bench/retrieval/train.py --out "/tmp/retrieval-$c" --lr "$lr" --layers "$layers" --seed "${seed:-$i}" \
+          --minutes "${TRAIN_MINUTES:-4}" > "$out/train-$c.txt" 2>&1 &
+        i=$((i + 1))
+      done
+      wait
+      cp "$out"/train-*.txt "$results"/  # comes back even if the evaluation below runs past the call's limit
+      best=""; best_acc=-1
+      for c in $candidates; do
+        { grep "\] step" "$out/train-$c.txt" | tail -2; grep -E "on to|accuracy at|saved|export check|done after|time is up|Error" "$out/train-$c.txt"; } | sed "s/^/lr:layers[:seed] $c: /" >> "$summary"
+        acc=$(grep -oP "accuracy at \d+ tokens \(contiguous positions\): \K[0-9.]+" "$out/train-$c.txt" | awk '{s += $1} END {print (NR ? s / NR : -1)}')
+        if awk "BEGIN {exit !($acc > $best_acc)}"; then best=$c; best_acc=$acc; fi
+      done
+      [[ -n $best ]] || { note "retrieval training: FAIL $(tail -1 "$out"/train-*.txt | tr '\n' ' ')"; best=missing; }
+      note "retrieval model: lr:layers[:seed] $best (mean accuracy at 16K-64K $best_acc)"
+      rm -rf /tmp/retrieval-model; cp -r "/tmp/retrieval-$best" /tmp/retrieval-model
+      [[ ${KEEP_MODEL:-0} == 1 ]] && cp -r /tmp/retrieval-model "$results/retrieval-model"
+    fi
     python3 bench/retrieval/prompts.py --out /tmp/retrieval-prompts.jsonl --contexts "${RETRIEVAL_CONTEXTS:-16384,32768,65536}" --per-context "${PER_CONTEXT:-24}" \
       --seed "${PROMPT_SEED:-1234}" >> "$summary"
     "$bin" eval-retrieval --model /tmp/retrieval-model --prompts /tmp/retrieval-prompts.jsonl --strategies "${RETRIEVAL_STRATEGIES:-dense,pass-kv,star,apb}" \
       --ranks "${RETRIEVAL_RANKS:-2,4,8}" \
-      --device cuda --gpus "$ngpu" > "$out/retrieval.txt" 2> "$out/retrieval.err" || note "eval-retrieval: FAIL $(tail -1 "$out/retrieval.err")"
-    cat "$out/retrieval.txt" >> "$summary"
+      --device cuda --gpus "$ngpu" > "$results/retrieval.txt" 2> "$results/retrieval.err" || note "eval-retrieval: FAIL $(tail -1 "$results/retrieval.err")"
+    cat "$results/retrieval.txt" >> "$summary"
   fi
 fi
 # Last: the fixture checks are quick and were run in every earlier round; a long round cut at the limit loses them first.

@@ -53,8 +53,8 @@ internal static class BenchCommand
     private sealed record Point(int Ranks, int Tensor, int Context, string Strategy, double TtftMs, double Tflops, double? Mfu, Dictionary<string, double>? Split,
         double? LogitsError = null, bool? Top1Agrees = null, DecodeTiming? Decode = null);
 
-    /// <summary>Batched decode: one step gives every sequence of the batch a token.</summary>
-    private sealed record DecodeTiming(int Batch, double MsPerStep)
+    /// <summary>Batched decode: one step gives every sequence of the batch a token; Split is a profiled step's time split.</summary>
+    private sealed record DecodeTiming(int Batch, double MsPerStep, Dictionary<string, double>? Split = null)
     {
         public double MsPerToken => MsPerStep / Batch;
     }
@@ -88,7 +88,8 @@ internal static class BenchCommand
                 device == "cuda" ? (IRankGroup)new GpuRankGroup(cfg, weights, gpus, ranks, attention, tensor) : new CpuRankGroup(cfg, weights, ranks, tensorRanks: tensor));
             deviceName = group.Device;
             using var engine = new InferenceEngine(cfg, group) { PrefillChunkTokens = prefillChunk };
-            Prefill(engine, 1024, strategy); // compiles kernels, fills the pool, measures rates for auto
+            // Compiles kernels (the decode ones too, when decode is timed), fills the pool, measures rates for auto.
+            Prefill(engine, 1024, strategy, decodeSteps: Math.Min(decodeSteps, 2), batch: batch);
             foreach (int context in contexts)
             {
                 var approximate = lengths is (null, null) ? null : new ApproximateOptions(ApproximateDefaults.QueryTokens(context), lengths.Anchor, lengths.Passing);
@@ -117,13 +118,11 @@ internal static class BenchCommand
                 Dictionary<string, double>? split = null;
                 if (profile && group is GpuRankGroup gpu)
                 {
-                    gpu.Run(rt => { ((CudaBackend)rt.Backend).StartProfiling(); return 0; });
-                    var (ms, _, _) = Prefill(engine, context, strategy, approximate);
-                    var perRank = gpu.Run(rt => ((CudaBackend)rt.Backend).StopProfiling());
-                    // Rank 0's stream; "other" is what no category claims (norms, RoPE, copies, launch gaps).
-                    split = perRank[0];
-                    split["other"] = Math.Max(0, ms - split.Values.Sum());
-                    split["total"] = ms;
+                    // A second prefill (and decode) with events around every operation: they cost host time, so the
+                    // timed figures above come from the unprofiled runs and only the split from this one.
+                    var profiler = new TimeSplit(gpu);
+                    var (ms, _, _) = Prefill(engine, context, strategy, approximate, decodeSteps, batch, d => decoded = decoded! with { Split = d.Split }, profiler);
+                    split = profiler.PrefillSplit(ms);
                 }
                 double flops = ModelFlops(cfg, context);
                 double tflops = flops / (best / 1e3) / 1e12;
@@ -142,13 +141,15 @@ internal static class BenchCommand
     /// asked, decode steps for a batch of sequences holding that prompt (the others prefilled untimed).
     /// </summary>
     private static (double Ms, string Strategy, float[] Logits) Prefill(InferenceEngine engine, int tokens, string strategy, ApproximateOptions? approximate = null,
-        int decodeSteps = 0, int batch = 1, Action<DecodeTiming>? decoded = null)
+        int decodeSteps = 0, int batch = 1, Action<DecodeTiming>? decoded = null, TimeSplit? profiler = null)
     {
         var ids = RandomPrompt(engine, tokens);
         var sequence = engine.NewSequence();
+        profiler?.Start();
         var clock = Stopwatch.StartNew();
         var result = engine.Prefill([(sequence, ids)], strategy, approximate: approximate);
         double ms = clock.Elapsed.TotalMilliseconds;
+        profiler?.EndPrefill();
         var last = result.Logits[0][^engine.Config.VocabSize..];
         var sequences = new List<Sequence> { sequence };
         try
@@ -162,13 +163,15 @@ internal static class BenchCommand
                     next.Add(Sampler.ArgMax(engine.Prefill([(sequences[b], ids)], strategy, approximate: approximate).Logits[0].AsSpan()[^engine.Config.VocabSize..]));
                 }
                 // Greedy steps on the distributed cache: each token's KV lands round-robin, attention merges by LSE.
+                profiler?.Start();
                 var decodeClock = Stopwatch.StartNew();
                 for (int i = 0; i < decodeSteps; i++)
                 {
                     var logits = engine.Decode(sequences.Select((q, b) => (q, next[b])).ToList());
                     for (int b = 0; b < batch; b++) next[b] = Sampler.ArgMax(logits[b]);
                 }
-                decoded?.Invoke(new DecodeTiming(batch, decodeClock.Elapsed.TotalMilliseconds / decodeSteps));
+                double msPerStep = decodeClock.Elapsed.TotalMilliseconds / decodeSteps;
+                decoded?.Invoke(new DecodeTiming(batch, msPerStep, profiler?.DecodeSplit(msPerStep, decodeSteps)));
             }
         }
         finally
@@ -219,7 +222,8 @@ internal static class BenchCommand
                     o["logits_relative_error"] = Math.Round(e, 6);
                     o["top1_agrees"] = p.Top1Agrees;
                 }
-                if (p.Split is { } s) o["time_split_ms"] = new JsonObject(s.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)Math.Round(kv.Value, 2))));
+                if (p.Split is { } s) o["time_split_ms"] = SplitJson(s);
+                if (p.Decode?.Split is { } ds) o["decode_split_ms_per_step"] = SplitJson(ds);
                 arr.Add((JsonNode)o);
             }
             Console.WriteLine(new JsonObject { ["model"] = cfg.ToString(), ["device"] = device, ["attention"] = attention, ["points"] = arr }.ToJsonString());
@@ -247,6 +251,9 @@ internal static class BenchCommand
         if (attention is not null) Console.WriteLine(attention);
         AnsiConsole.Write(table);
     }
+
+    private static JsonObject SplitJson(Dictionary<string, double> split) =>
+        new(split.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)Math.Round(kv.Value, 3))));
 
     /// <summary>"4", or "2x4" for 2 context-parallel ranks of 4 tensor-parallel ranks each.</summary>
     private static string RanksText(int ranks, int tensor) => tensor == 1 ? ranks.ToString() : $"{ranks}x{tensor}";

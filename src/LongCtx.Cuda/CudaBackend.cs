@@ -14,7 +14,24 @@ namespace LongCtx.Cuda;
 /// </summary>
 public sealed unsafe partial class CudaBackend : IBackend
 {
-    private const string Elementwise = "elementwise.cu", AttentionSource = "attention.cu";
+    private const string Elementwise = "elementwise.cu", AttentionSource = "attention.cu", GemvSource = "gemv.cu";
+    // Kernels/gemv.cu: the decode GEMMs of up to 4 rows stream each weight row once per warp, 8 warps a block.
+    private const int GemvMaxRows = 4, GemvWarpsPerBlock = 8;
+
+    /// <summary>
+    /// The environment variable that sends the GEMMs of few rows to cuBLAS instead of Kernels/gemv.cu when 0,
+    /// to compare the two on the GPU machine.
+    /// </summary>
+    public const string GemvVariable = "LONGCTX_GEMV";
+
+    private readonly bool _useGemv = GemvSwitch();
+
+    private static bool GemvSwitch() => Environment.GetEnvironmentVariable(GemvVariable) switch
+    {
+        null or "" or "1" => true,
+        "0" => false,
+        var text => throw new LongCtxException($"{GemvVariable}={text}: give 1 (the default, own kernel for GEMMs of up to {GemvMaxRows} rows) or 0 (cuBLAS for all)"),
+    };
     private readonly CudaDevice _device;
     private readonly DeviceLayouts _layouts;
     private readonly Dictionary<RopeTable, CudaTensor> _ropeTables = [];
@@ -137,6 +154,13 @@ public sealed unsafe partial class CudaBackend : IBackend
         int t = xs.Rows, k = xs.RowLength, n = w.Rows;
         Check(w.RowLength == k && ys.Rows == t && ys.RowLength == n, $"Linear: x {xs}, weight {w}, y {ys}");
         if (t == 0) return;
+        if (_useGemv && t <= GemvMaxRows && Vectorisable(k, xs.Pointer, w.Pointer))
+        {
+            var gemv = _device.Function(GemvSource, "gemv", $"ROWS={t}");
+            _device.Timed("gemm", () => _device.Launch(gemv, ((uint)CeilDiv(n, GemvWarpsPerBlock), 1), GemvWarpsPerBlock * 32, 0,
+                xs.Pointer, w.Pointer, ys.Pointer, n, k, beta == 0f ? 0 : 1));
+            return;
+        }
         // Row-major y[T,N] = x[T,K]·W[N,K]ᵀ is column-major yᵀ[N,T] = W·xᵀ: A = W (transposed), B = x.
         _device.Timed("gemm", () =>
         {

@@ -46,14 +46,16 @@ public class DecodeRowsTests
         Assert.Equal([5, 0, 0], DecodeRows.KeyRanges(blocks, queries.Count).Counts);
     }
 
+    // 396 resident blocks: 3 per SM on 132 SMs.
     [Theory]
-    [InlineData(132, 8, 130_000, 66)]   // an 8B model decoding one token at 130K: 528 blocks
-    [InlineData(132, 8, 1000, 4)]       // a short cache: no split under 256 keys
-    [InlineData(132, 1, 1_000_000, 256)]
-    [InlineData(132, 128, 100_000, 5)]  // 16 rows of 8 KV heads already fill most of the GPU
-    [InlineData(132, 8, 0, 1)]          // every row sees nothing: one split writes -inf
-    public void SplitsFillTheGpuWithoutCuttingShortRanges(int multiprocessors, int blocksPerSplit, int maxKeyCount, int expected) =>
-        Assert.Equal(expected, CudaBackend.DecodeSplits(multiprocessors, blocksPerSplit, maxKeyCount));
+    [InlineData(396, 8, 130_000, 49)]   // an 8B model decoding one token at 130K: 392 blocks, one wave
+    [InlineData(396, 8, 1000, 4)]       // a short cache: no split under 256 keys
+    [InlineData(396, 1, 1_000_000, 256)]
+    [InlineData(396, 128, 100_000, 3)]  // 16 rows of 8 KV heads already fill most of the GPU
+    [InlineData(396, 512, 100_000, 1)]  // more blocks than fit at once even unsplit
+    [InlineData(396, 8, 0, 1)]          // every row sees nothing: one split writes -inf
+    public void SplitsFillTheGpuWithoutCuttingShortRanges(int residentBlocks, int blocksPerSplit, int maxKeyCount, int expected) =>
+        Assert.Equal(expected, CudaBackend.DecodeSplits(residentBlocks, blocksPerSplit, maxKeyCount));
 
     [Theory]
     [InlineData(4, 128, 4)]
