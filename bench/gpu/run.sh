@@ -4,7 +4,7 @@
 #   tests       the xunit GPU tests ([GpuTheory]) through tests/LongCtx.GpuTestRunner: FAIL/SKIP lines and the count
 #   fixture     tiny-llama3 against transformers (float64 reference) on 1..N GPUs, both rings
 #   attention   the attention block alone: cuDNN and our kernel against torch SDPA, TFLOP/s at 32K/128K,
-#               causal blocks in row slices by length (the default), of 16K and of 8K
+#               causal blocks in row slices by length (the default), of 16K and of 8K; the decode kernel's KV read rate
 #   tune        cuDNN call plans compared at 32K/128K (row slices, engine configuration; TUNE_PLANS
 #               overrides the list), cuDNN only
 #   serve       `longctx serve` on the tiny fixture on GPU 0: one completion with logprobs, one streamed chat
@@ -71,6 +71,10 @@ if has attention; then
   "$bin" bench-attention --context 32768,131072 --heads 32 --kv-heads 8 --head-dim 128 --mask causal,none --attention cudnn,kernel \
     --cudnn-calls "rows=auto;rows=16384;rows=8192" --json > "$out/bench-attention.json" 2> "$out/bench-attention.err" || note "bench-attention: FAIL $(tail -1 "$out/bench-attention.err")"
   bench/gpu/attention_table.py "$out/bench-attention.json" >> "$summary"
+  # The decode kernel alone: one query row over 8K-128K keys, 50 calls each (a call at 8K lasts ~30 us).
+  "$bin" bench-attention --context 8192,32768,131072 --mask decode --repeat 50 --json > "$out/bench-attention-decode.json" 2> "$out/bench-attention-decode.err" \
+    || note "bench-attention decode: FAIL $(tail -1 "$out/bench-attention-decode.err")"
+  bench/gpu/attention_table.py "$out/bench-attention-decode.json" >> "$summary"
 fi
 
 if has tune; then

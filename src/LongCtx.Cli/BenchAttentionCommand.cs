@@ -12,12 +12,13 @@ namespace LongCtx.Cli;
 /// Attention entry (so the layout decomposition is part of what is measured), per context length, mask
 /// and implementation: milliseconds (CUDA events), TFLOP/s, and cuDNN's relative error against the own
 /// kernel (without it, each cuDNN call plan's against the first plan's). Masks: causal is one sequence attending to itself (S×S); none is the unmasked block a ring step
-/// computes, S/2 queries after S/2 keys. --dump writes the cuDNN run of the smallest context for
+/// computes, S/2 queries after S/2 keys; decode is one query row after S keys (the decode kernel, reported
+/// with the rate it reads K and V at, which bounds it). --dump writes the cuDNN run of the smallest context for
 /// bench/gpu/check_attention.py to compare with torch SDPA.
 /// </summary>
 internal static class BenchAttentionCommand
 {
-    private static readonly string[] Masks = ["causal", "none"];
+    private static readonly string[] Masks = ["causal", "none", "decode"];
 
     public static Command Create()
     {
@@ -25,7 +26,7 @@ internal static class BenchAttentionCommand
         var heads = new Option<int>("--heads") { Description = "query heads", DefaultValueFactory = _ => 32 };
         var kvHeads = new Option<int>("--kv-heads") { Description = "key/value heads (grouped-query attention)", DefaultValueFactory = _ => 8 };
         var headDim = new Option<int>("--head-dim") { DefaultValueFactory = _ => 128 };
-        var masks = new Option<string>("--mask") { Description = "causal (S queries, S keys) and/or none (S/2 queries after S/2 keys: a ring step's unmasked block)", DefaultValueFactory = _ => "causal,none" };
+        var masks = new Option<string>("--mask") { Description = "causal (S queries, S keys), none (S/2 queries after S/2 keys: a ring step's unmasked block) and/or decode (1 query after S keys: the decode kernel, with its KV read rate)", DefaultValueFactory = _ => "causal,none" };
         var implementations = new Option<string>("--attention") { Description = "cudnn and/or kernel; with both, cuDNN's error against the kernel is reported", DefaultValueFactory = _ => "cudnn,kernel" };
         var repeat = new Option<int>("--repeat") { Description = "timed calls per point after one warm-up (the mean counts)", DefaultValueFactory = _ => 3 };
         var calls = new Option<string>("--cudnn-calls")
@@ -46,7 +47,7 @@ internal static class BenchAttentionCommand
     private sealed record Settings(int[] Contexts, int Heads, int KvHeads, int HeadDim, string[] Masks, string[] Implementations, CudnnCallPlan[] CallPlans, int Repeat, string? Dump, bool Json);
 
     private sealed record Point(int Context, string Mask, int QueryRows, int KeyRows, string Implementation, CudnnCallPlan? Calls, double Ms, double Tflops,
-        double? OutputError, double? LseError, string? Note);
+        double? OutputError, double? LseError, string? Note, double? KvTbPerSecond = null);
 
     private static int Run(Settings s)
     {
@@ -64,8 +65,8 @@ internal static class BenchAttentionCommand
         foreach (int context in s.Contexts)
             foreach (string mask in s.Masks)
             {
-                bool causal = mask == "causal";
-                int sq = causal ? context : context / 2, skv = causal ? context : context / 2;
+                bool causal = mask == "causal", decode = mask == "decode";
+                int sq = causal ? context : decode ? 1 : context / 2, skv = causal || decode ? context : context / 2;
                 var queries = new TokenLayout(new int[sq], Enumerable.Range(causal ? 0 : skv, sq).ToArray());
                 var keys = causal ? queries : new TokenLayout(new int[skv], Enumerable.Range(0, skv).ToArray());
                 using var q = RandomTensor(backend, sq, s.Heads, s.HeadDim, seed: context);
@@ -79,7 +80,8 @@ internal static class BenchAttentionCommand
                     // The kernel first, then cuDNN once per call plan (row slices only matter to a causal block). Each cuDNN run is compared
                     // with the kernel's output, or without the kernel with the first plan's; the first plan's output is the one dumped.
                     var plans = causal ? s.CallPlans : s.CallPlans.DistinctBy(p => p.EngineConfig).ToArray();
-                    var runs = s.Implementations.OrderByDescending(i => i == "kernel")
+                    // One query row is the decode kernel's whatever the mode: run it once.
+                    var runs = decode ? [("kernel", (CudnnCallPlan?)null)] : s.Implementations.OrderByDescending(i => i == "kernel")
                         .SelectMany(i => i == "cudnn" ? plans.Select(p => (i, (CudnnCallPlan?)p)) : [(i, (CudnnCallPlan?)null)]);
                     foreach (var (implementation, callPlan) in runs)
                     {
@@ -99,8 +101,9 @@ internal static class BenchAttentionCommand
                                 ? $"cuDNN did not run (the kernel did): {backend.CudnnRefusal ?? "the call was not eligible"}" : null;
                             var reference = results.GetValueOrDefault("kernel", first ? default : results["cudnn"]);
                             bool compared = implementation == "cudnn" && reference.O is not null;
+                            double? kvRate = decode ? 2.0 * skv * s.KvHeads * s.HeadDim * 2 / (ms / 1e3) / 1e12 : null;
                             points.Add(new Point(context, mask, sq, skv, implementation, callPlan, ms, flops / (ms / 1e3) / 1e12,
-                                compared ? RelativeError(backend, o, reference.O!) : null, compared ? RelativeError(backend, lse, reference.Lse!) : null, note));
+                                compared ? RelativeError(backend, o, reference.O!) : null, compared ? RelativeError(backend, lse, reference.Lse!) : null, note, kvRate));
                             progress.Note($"{context} {mask} {implementation}{(callPlan is { } shown ? $" ({shown})" : "")}: {ms:0.00} ms");
                         }
                         finally
@@ -208,17 +211,17 @@ internal static class BenchAttentionCommand
                 arr.Add((JsonNode)new JsonObject
                 {
                     ["context"] = p.Context, ["mask"] = p.Mask, ["query_rows"] = p.QueryRows, ["key_rows"] = p.KeyRows, ["attention"] = p.Implementation, ["cudnn_calls"] = p.Calls?.ToString(),
-                    ["ms"] = Math.Round(p.Ms, 3), ["tflops"] = Math.Round(p.Tflops, 1),
+                    ["ms"] = Math.Round(p.Ms, 4), ["tflops"] = Math.Round(p.Tflops, 1), ["kv_tb_per_s"] = p.KvTbPerSecond is { } rate ? Math.Round(rate, 3) : null,
                     ["output_relative_error"] = p.OutputError, ["lse_relative_error"] = p.LseError, ["note"] = p.Note,
                 });
             Console.WriteLine(new JsonObject { ["device"] = backend.Name, ["cudnn"] = backend.CudnnVersion, ["shape"] = shape, ["points"] = arr }.ToJsonString());
             return;
         }
         Console.WriteLine($"{backend.Name}, cuDNN {backend.CudnnVersion ?? "not loaded"}, {shape}");
-        var table = new Table().AddColumns("context", "mask", "Sq x Skv", "attention", "cuDNN calls", "ms", "TFLOP/s", "O rel. err", "LSE rel. err");
+        var table = new Table().AddColumns("context", "mask", "Sq x Skv", "attention", "cuDNN calls", "ms", "TFLOP/s", "KV TB/s", "O rel. err", "LSE rel. err");
         foreach (var p in points)
             table.AddRow(p.Context.ToString(), p.Mask, $"{p.QueryRows}x{p.KeyRows}", p.Implementation, p.Calls?.ToString() ?? "", $"{p.Ms:0.000}", $"{p.Tflops:0.0}",
-                p.OutputError is { } e ? $"{e:0.00e0}" : "", p.LseError is { } l ? $"{l:0.00e0}" : "");
+                p.KvTbPerSecond is { } rate ? $"{rate:0.00}" : "", p.OutputError is { } e ? $"{e:0.00e0}" : "", p.LseError is { } l ? $"{l:0.00e0}" : "");
         AnsiConsole.Write(table);
         foreach (var p in points.Where(p => p.Note is not null)) Console.WriteLine($"{p.Context} {p.Mask}: {p.Note}");
     }

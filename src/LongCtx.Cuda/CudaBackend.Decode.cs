@@ -17,16 +17,13 @@ public sealed partial class CudaBackend
     /// </summary>
     private const int DecodeMaxRows = 16;
     private const string DecodeSource = "decode.cu";
-    // One wave of as many blocks as fit on the GPU at once, but no split shorter than DecodeMinKeysPerSplit keys:
-    // below that the fixed cost of a block (loading the queries, merging its warps, one more partial to merge) dominates.
-    private const int DecodeMinKeysPerSplit = 256, DecodeMaxSplits = 256;
-    private readonly Dictionary<nint, int> _residentDecodeBlocks = [];
-    // A lane keeps HEADS·d/8 floats of queries and as many of accumulators in registers. Past 64 of each the
+    // Enough blocks for this many per SM, but no split shorter than DecodeMinKeysPerSplit keys: below that the
+    // fixed cost of a block (loading the queries, merging its warps, one more partial to merge) dominates.
+    private const int DecodeBlocksPerMultiprocessor = 4, DecodeMinKeysPerSplit = 256, DecodeMaxSplits = 256;
+    // A lane keeps HEADS·d/lanes floats of queries and as many of accumulators in registers. Past 64 of each the
     // kernel would spill, so a larger group's heads are shared among blocks that each read the KV head again
     // (concurrently, so mostly from L2).
     private const int DecodeLaneFloatsPerBlock = 64;
-    // Kernels/decode.cu's shared memory: STAGES tiles of 16 keys' K and V rows, bf16.
-    private const int DecodeStages = 4, DecodeKeysPerTile = 16;
     private DecodeRowsCache? _decodeRows;
     private long _decodeCalls;
 
@@ -39,16 +36,10 @@ public sealed partial class CudaBackend
         int rows = q.Rows, heads = q.Shape[1], d = q.Shape[2], kvHeads = k.Shape[1], group = heads / kvHeads;
         _decodeRows ??= new DecodeRowsCache(ints => (CudaTensor)Upload<int>(ints, ints.Length));
         var ranges = _decodeRows.Of(queries, keys, blocks);
-        int headsPerBlock = DecodeHeadsPerBlock(group, d), blocksPerKvHead = (group + headsPerBlock - 1) / headsPerBlock;
-        string[] defines = [$"HEAD_DIM={d}", $"GROUP={group}", $"HEADS={headsPerBlock}"];
+        int lanes = DecodeLanesPerKey(d), headsPerBlock = DecodeHeadsPerBlock(group, d), blocksPerKvHead = (group + headsPerBlock - 1) / headsPerBlock;
+        int splits = DecodeSplits(_device.MultiprocessorCount, rows * kvHeads * blocksPerKvHead, ranges.MaxKeyCount);
+        string[] defines = [$"HEAD_DIM={d}", $"LANES={lanes}", $"GROUP={group}", $"HEADS={headsPerBlock}"];
         var partial = _device.Function(DecodeSource, "decode_attention_partial", defines);
-        uint tileBytes = (uint)(DecodeStages * 2 * DecodeKeysPerTile * d * 2);
-        if (!_residentDecodeBlocks.TryGetValue(partial, out int perSm))
-        {
-            _device.AllowSharedMemory(partial, tileBytes);
-            _residentDecodeBlocks[partial] = perSm = _device.ResidentBlocksPerMultiprocessor(partial, 128, tileBytes);
-        }
-        int splits = DecodeSplits(perSm * _device.MultiprocessorCount, rows * kvHeads * blocksPerKvHead, ranges.MaxKeyCount);
         // The merge needs only HEAD_DIM, but with the same defines it comes from the cubin just compiled.
         var merge = _device.Function(DecodeSource, "decode_attention_merge", defines);
         int rowHeads = rows * heads;
@@ -58,7 +49,7 @@ public sealed partial class CudaBackend
         {
             _device.Timed("attention", () =>
             {
-                _device.Launch(partial, ((uint)splits, (uint)(kvHeads * blocksPerKvHead), (uint)rows), 128, tileBytes,
+                _device.Launch(partial, ((uint)splits, (uint)(kvHeads * blocksPerKvHead), (uint)rows), 128, 0,
                     q.Pointer, k.Pointer, v.Pointer, ranges.KeyStarts.Pointer, ranges.KeyCounts.Pointer, partOut, partLse,
                     rows, heads, kvHeads, scale * 1.4426950408889634f);
                 _device.Launch(merge, ((uint)((rowHeads * 32 + 255) / 256), 1), 256, 0, partOut, partLse, output.Pointer, lse.Pointer, splits, rowHeads);
@@ -74,21 +65,27 @@ public sealed partial class CudaBackend
         return true;
     }
 
+    /// <summary>
+    /// Lanes that share one key's row: 16 when every lane gets an even number of dims (head dim a multiple of 32),
+    /// else 8. 16 halve the registers a lane holds, which doubles the warps resident (Kernels/decode.cu).
+    /// </summary>
+    internal static int DecodeLanesPerKey(int headDim) => headDim % 32 == 0 ? 16 : 8;
+
     /// <summary>The query heads one block takes: the whole group, or an even share of it when that would not fit in registers.</summary>
     internal static int DecodeHeadsPerBlock(int group, int headDim)
     {
-        int shares = CeilDiv(group * (headDim / 8), DecodeLaneFloatsPerBlock);
+        int shares = CeilDiv(group * (headDim / DecodeLanesPerKey(headDim)), DecodeLaneFloatsPerBlock);
         return CeilDiv(group, shares);
     }
 
     /// <summary>
-    /// How many parts each row's keys are cut into: as many blocks (<paramref name="blocksPerSplit"/> for each) as
-    /// the GPU holds at once (<paramref name="residentBlocks"/>, never a second partial wave), but at least
-    /// <see cref="DecodeMinKeysPerSplit"/> keys a part for the longest row, and at most <see cref="DecodeMaxSplits"/>.
+    /// How many parts each row's keys are cut into: enough blocks (<paramref name="blocksPerSplit"/> for each) for
+    /// <see cref="DecodeBlocksPerMultiprocessor"/> per SM, but at least <see cref="DecodeMinKeysPerSplit"/> keys
+    /// a part for the longest row, and at most <see cref="DecodeMaxSplits"/>.
     /// </summary>
-    internal static int DecodeSplits(int residentBlocks, int blocksPerSplit, int maxKeyCount)
+    internal static int DecodeSplits(int multiprocessors, int blocksPerSplit, int maxKeyCount)
     {
-        int toFill = Math.Max(1, residentBlocks / blocksPerSplit);
+        int toFill = CeilDiv(DecodeBlocksPerMultiprocessor * multiprocessors, blocksPerSplit);
         int worthwhile = CeilDiv(maxKeyCount, DecodeMinKeysPerSplit);
         return Math.Max(1, Math.Min(DecodeMaxSplits, Math.Min(toFill, worthwhile)));
     }

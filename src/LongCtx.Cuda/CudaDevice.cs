@@ -58,7 +58,7 @@ internal sealed unsafe class CudaDevice : IDisposable
     /// <summary>Set while a benchmark wants the time split; null otherwise (no events recorded).</summary>
     public StreamProfiler? Profiler { get; set; }
 
-    /// <summary>The category of kernels launched outside any <see cref="Timed"/> span: norms, RoPE, SwiGLU, adds, copies into caches.</summary>
+    /// <summary>The category of kernels launched outside any <see cref="Timed"/> span: norms, RoPE, SwiGLU, adds, embedding.</summary>
     public const string OtherKernels = "kernels";
     private int _timedDepth;
 
@@ -121,13 +121,6 @@ internal sealed unsafe class CudaDevice : IDisposable
             _functions[key] = f;
             return f;
         }
-    }
-
-    /// <summary>How many blocks of the kernel fit on one SM at once, by its registers and shared memory.</summary>
-    public int ResidentBlocksPerMultiprocessor(nint function, int blockSize, uint sharedBytes)
-    {
-        CudaDriver.Check(CudaDriver.cuOccupancyMaxActiveBlocksPerMultiprocessor(out int blocks, function, blockSize, sharedBytes), "cuOccupancyMaxActiveBlocksPerMultiprocessor");
-        return Math.Max(1, blocks);
     }
 
     /// <summary>Lets a kernel use more than the default 48 KB of dynamic shared memory.</summary>

@@ -3,42 +3,38 @@
 // heads of the GQA group that share that KV head, with CUDA cores (a tensor-core tile would be 1 row of 128).
 //
 // decode_attention_partial: block (split, kv head · chunk, row) of 4 warps takes query row r, HEADS query
-// heads of KV head g, and split s of the row's key range, 16 keys a tile. The tiles' K and V rows come into
-// shared memory by cp.async, STAGES tiles ahead, so up to (STAGES − 1) · 16 keys of K and V are on the way
-// per block without holding registers (a register prefetch of one tile left the HBM waiting on latency at
-// ~2.5 TB/s). Lanes work in groups of 8 per key, a warp on 4 keys of a tile; each lane holds D/8 dims of the
-// queries, of the K and V rows and of a float accumulator per head, and a group sums its partial dot products
-// with 3 xor-shuffles. Online softmax per group and head in log2 units (queries pre-scaled by scale·log2 e,
-// so exp2f); the 4 groups of a warp merge by shuffles, the 4 warps through shared memory, and the split
-// writes its normalised output (float) and its log2-domain LSE. decode_attention_merge: one warp per
-// (row, head) merges the splits by log-sum-exp into the bf16 output and the natural-log LSE (-inf and 0 for a
-// row that sees nothing).
+// heads of KV head g, and split s of the row's key range. Lanes work in groups of LANES per key (16, or 8 when
+// D is not a multiple of 32), a warp on 32/LANES keys and the block on 4·32/LANES keys a step; each lane holds
+// D/LANES dims of the queries, of the K and V rows and of a float accumulator per head, and a group sums its
+// partial dot products with log2(LANES) xor-shuffles. 16 lanes halve the registers a lane needs (192-221 with
+// 8 lanes for 4 heads of 128, two blocks an SM), and with twice the warps resident the long dependency chains of
+// a step are hidden: 2.87 instead of 2.51 TB/s of K and V at 131K keys on an H200 (docs/PERFORMANCE.md). Online softmax per
+// group and head in log2 units (queries pre-scaled by scale·log2 e, so exp2f); the groups of a warp merge by
+// shuffles, the 4 warps through shared memory, and the split writes its normalised output (float) and its
+// log2-domain LSE. decode_attention_merge: one warp per (row, head) merges the splits by log-sum-exp into the
+// bf16 output and the natural-log LSE (-inf and 0 for a row that sees nothing).
 //
-// HEAD_DIM (a multiple of 16 up to 256), GROUP (query heads per KV head) and HEADS (query heads per block:
+// HEAD_DIM (a multiple of 16 up to 256), LANES, GROUP (query heads per KV head) and HEADS (query heads per block:
 // GROUP, or a share of it when the queries and accumulators of the whole group would not fit in registers;
-// the last share may hold fewer than HEADS real heads) are fixed at compile time. The launch gives
-// decode_attention_partial STAGES · 2 · 16 · HEAD_DIM bf16 of dynamic shared memory.
+// the last share may hold fewer than HEADS real heads) are fixed at compile time.
 #include <cuda_bf16.h>
 typedef __nv_bfloat16 bf16;
 // NVRTC has no <math.h>: the infinity the kernels need, spelled out.
 #define INFINITY __int_as_float(0x7f800000)
 
 constexpr int D = HEAD_DIM;
-constexpr int LANES_PER_KEY = 8;
-constexpr int DPL = D / LANES_PER_KEY;                              // dims per lane, even since D % 16 == 0
+constexpr int LANES_PER_KEY = LANES;
+constexpr int DPL = D / LANES_PER_KEY;                              // dims per lane, even: D % (2·LANES) == 0
 constexpr int VEC = DPL % 8 == 0 ? 8 : DPL % 4 == 0 ? 4 : 2;        // bf16 per vector load
 constexpr int PIECES = DPL / VEC;                                   // vector loads per lane and head row
 constexpr int WARPS = 4;
 constexpr int KEYS_PER_STEP = WARPS * (32 / LANES_PER_KEY);
 constexpr int CHUNKS = (GROUP + HEADS - 1) / HEADS;                 // blocks sharing one KV head
-constexpr int STAGES = 4;                                           // tiles in shared memory
-constexpr int ROW_PIECES = D / 8;                                   // 16-byte pieces of a K or V row
-constexpr int TILE_PIECES = 2 * KEYS_PER_STEP * ROW_PIECES;         // a tile's K rows, then its V rows
 constexpr unsigned FULL = 0xffffffffu;
 
-// Lane `sub` of a key's group holds the pieces sub, sub + 8, sub + 16, ... of VEC consecutive dims, so each
-// vector load of the 8 lanes reads 8·VEC contiguous bf16 of the head row (for D = 128: two 128-byte lines,
-// one per load instruction). Element e of the lane's arrays is dimension dim_of(e, sub).
+// Lane `sub` of a key's group holds the pieces sub, sub + LANES, sub + 2·LANES, ... of VEC consecutive dims, so
+// each vector load of the group reads LANES·VEC contiguous bf16 of the head row (for D = 128 and 16 lanes: the
+// whole 256-byte row in one load instruction). Element e of the lane's arrays is dimension dim_of(e, sub).
 __device__ __forceinline__ int dim_of(int e, int sub) { return ((e / VEC) * LANES_PER_KEY + sub) * VEC + e % VEC; }
 
 // The lane's DPL values of one head row (row points at its dimension 0), as DPL/2 packed bf16 pairs.
@@ -55,26 +51,6 @@ __device__ __forceinline__ void load_pairs(unsigned (&w)[DPL / 2], const bf16* r
         } else {
             w[i] = *reinterpret_cast<const unsigned*>(p);
         }
-    }
-}
-
-__device__ __forceinline__ void cp_async16(void* shared, const void* global) {
-    const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(address), "l"(global));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int PENDING> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(PENDING)); }
-
-// Queues the copy of keys [first, first + KEYS_PER_STEP) ∩ [.., end) of one KV head into a stage: K rows at
-// stage[key · D], V rows at stage[(KEYS_PER_STEP + key) · D]. Rows past the end are left as they are (their
-// keys are computed on but never counted).
-__device__ __forceinline__ void load_tile(bf16* stage, const bf16* k_head, const bf16* v_head, long kv_stride, int first, int end) {
-    for (int i = threadIdx.x; i < TILE_PIECES; i += WARPS * 32) {
-        const int is_v = i / (KEYS_PER_STEP * ROW_PIECES), rest = i % (KEYS_PER_STEP * ROW_PIECES);
-        const int key = rest / ROW_PIECES, piece = rest % ROW_PIECES;
-        if (first + key < end)
-            cp_async16(stage + (is_v * KEYS_PER_STEP + key) * D + piece * 8,
-                       (is_v ? v_head : k_head) + (long)(first + key) * kv_stride + piece * 8);
     }
 }
 
@@ -132,30 +108,32 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) decode_attention_partia
     const long kv_stride = (long)kv_heads * D;
     const bf16* k_head = k + (long)g * D;
     const bf16* v_head = v + (long)g * D;
-    extern __shared__ __align__(16) unsigned char tile_bytes[];
-    bf16* tiles = reinterpret_cast<bf16*>(tile_bytes);
-    constexpr int STAGE = 2 * KEYS_PER_STEP * D;
-    const int count_tiles = end > begin ? (end - begin + KEYS_PER_STEP - 1) / KEYS_PER_STEP : 0;
-    #pragma unroll
-    for (int t = 0; t < STAGES - 1; t++) {
-        if (t < count_tiles) load_tile(tiles + t * STAGE, k_head, v_head, kv_stride, begin + t * KEYS_PER_STEP, end);
-        cp_async_commit(); // one group per tile, empty past the last, so the waits below count alike
+    // The group's next key is loaded a step ahead, so its loads are in flight while this step computes.
+    unsigned k_next[DPL / 2], v_next[DPL / 2];
+    {
+        const int key = begin + warp * (32 / LANES_PER_KEY) + slot;
+        if (key < end) {
+            load_pairs(k_next, k_head + key * kv_stride, sub);
+            load_pairs(v_next, v_head + key * kv_stride, sub);
+        } else {
+            #pragma unroll
+            for (int t = 0; t < DPL / 2; t++) k_next[t] = v_next[t] = 0u;
+        }
     }
 
-    // A group's key within a tile; the same tile count for every warp, so every lane reaches the shuffles and
-    // barriers, and a group past the end of the range computes on stale rows and skips the update.
-    const int in_tile = warp * (32 / LANES_PER_KEY) + slot;
-    for (int t = 0; t < count_tiles; t++) {
-        cp_async_wait<STAGES - 2>(); // this thread's copies of tile t have landed
-        __syncthreads();             // everyone's have, and everyone is done with tile t − 1, whose stage is refilled next
-        if (t + STAGES - 1 < count_tiles)
-            load_tile(tiles + ((t + STAGES - 1) % STAGES) * STAGE, k_head, v_head, kv_stride, begin + (t + STAGES - 1) * KEYS_PER_STEP, end);
-        cp_async_commit();
+    // `step` is the same for the whole warp, so every lane reaches the shuffles; a group past the end of the
+    // range computes on stale pairs and skips the update.
+    for (int step = begin + warp * (32 / LANES_PER_KEY); step < end; step += KEYS_PER_STEP) {
+        const int key = step + slot;
+        const bool has = key < end;
+        unsigned kw[DPL / 2], vw[DPL / 2];
+        #pragma unroll
+        for (int t = 0; t < DPL / 2; t++) { kw[t] = k_next[t]; vw[t] = v_next[t]; }
+        if (key + KEYS_PER_STEP < end) {
+            load_pairs(k_next, k_head + (key + KEYS_PER_STEP) * kv_stride, sub);
+            load_pairs(v_next, v_head + (key + KEYS_PER_STEP) * kv_stride, sub);
+        }
 
-        const bf16* stage = tiles + (t % STAGES) * STAGE;
-        const bool has = begin + t * KEYS_PER_STEP + in_tile < end;
-        unsigned kw[DPL / 2];
-        load_pairs(kw, stage + in_tile * D, sub);
         float kf[DPL];
         unpack(kf, kw);
         float s[HEADS];
@@ -164,14 +142,11 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) decode_attention_partia
             float x = 0.f;
             #pragma unroll
             for (int e = 0; e < DPL; e++) x = fmaf(qf[j][e], kf[e], x);
-            x += __shfl_xor_sync(FULL, x, 1);
-            x += __shfl_xor_sync(FULL, x, 2);
-            x += __shfl_xor_sync(FULL, x, 4);
+            #pragma unroll
+            for (int o = 1; o < LANES_PER_KEY; o <<= 1) x += __shfl_xor_sync(FULL, x, o);
             s[j] = x;
         }
         if (has) {
-            unsigned vw[DPL / 2];
-            load_pairs(vw, stage + (KEYS_PER_STEP + in_tile) * D, sub);
             float vf[DPL];
             unpack(vf, vw);
             #pragma unroll
@@ -193,7 +168,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) decode_attention_partia
         }
     }
 
-    // The warp's 4 groups saw different keys for the same dims: merge them pairwise (lanes 8 and 16 apart).
+    // The warp's groups saw different keys for the same dims: merge them pairwise (lanes LANES, 2·LANES, ... apart).
     // A group that saw nothing has m = -inf and weighs 0; exp2f(-inf - -inf) would be NaN, hence the tests.
     #pragma unroll
     for (int j = 0; j < HEADS; j++) {

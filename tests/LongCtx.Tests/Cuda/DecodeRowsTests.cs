@@ -46,23 +46,35 @@ public class DecodeRowsTests
         Assert.Equal([5, 0, 0], DecodeRows.KeyRanges(blocks, queries.Count).Counts);
     }
 
-    // 396 resident blocks: 3 per SM on 132 SMs.
     [Theory]
-    [InlineData(396, 8, 130_000, 49)]   // an 8B model decoding one token at 130K: 392 blocks, one wave
-    [InlineData(396, 8, 1000, 4)]       // a short cache: no split under 256 keys
-    [InlineData(396, 1, 1_000_000, 256)]
-    [InlineData(396, 128, 100_000, 3)]  // 16 rows of 8 KV heads already fill most of the GPU
-    [InlineData(396, 512, 100_000, 1)]  // more blocks than fit at once even unsplit
-    [InlineData(396, 8, 0, 1)]          // every row sees nothing: one split writes -inf
-    public void SplitsFillTheGpuWithoutCuttingShortRanges(int residentBlocks, int blocksPerSplit, int maxKeyCount, int expected) =>
-        Assert.Equal(expected, CudaBackend.DecodeSplits(residentBlocks, blocksPerSplit, maxKeyCount));
+    [InlineData(132, 8, 130_000, 66)]   // an 8B model decoding one token at 130K: 528 blocks
+    [InlineData(132, 8, 1000, 4)]       // a short cache: no split under 256 keys
+    [InlineData(132, 1, 1_000_000, 256)]
+    [InlineData(132, 128, 100_000, 5)]  // 16 rows of 8 KV heads already fill most of the GPU
+    [InlineData(132, 8, 0, 1)]          // every row sees nothing: one split writes -inf
+    public void SplitsFillTheGpuWithoutCuttingShortRanges(int multiprocessors, int blocksPerSplit, int maxKeyCount, int expected) =>
+        Assert.Equal(expected, CudaBackend.DecodeSplits(multiprocessors, blocksPerSplit, maxKeyCount));
 
     [Theory]
-    [InlineData(4, 128, 4)]
-    [InlineData(8, 128, 4)]
-    [InlineData(16, 64, 8)]
-    [InlineData(7, 256, 2)]
+    [InlineData(128, 16)]
+    [InlineData(64, 16)]
+    [InlineData(96, 16)]
+    [InlineData(256, 16)]
+    [InlineData(48, 8)]   // 16 lanes would leave each 3 dims: an odd count breaks the kernel's bf16 pairs
+    [InlineData(80, 8)]
+    [InlineData(16, 8)]
+    public void KeysAreSharedBy16LanesWhenEachGetsAnEvenNumberOfDims(int headDim, int expected) =>
+        Assert.Equal(expected, CudaBackend.DecodeLanesPerKey(headDim));
+
+    // A lane holds HEADS · d / lanes floats of queries: at most 64.
+    [Theory]
+    [InlineData(4, 128, 4)]   // Llama 3 8B: 32 floats
+    [InlineData(8, 128, 8)]   // Llama 3 70B: 64
+    [InlineData(16, 128, 8)]
+    [InlineData(16, 64, 16)]
+    [InlineData(7, 256, 4)]   // 112 floats: two shares of 4 and 3 heads
     [InlineData(1, 256, 1)]
+    [InlineData(12, 48, 6)]   // 8 lanes: 72 floats
     [InlineData(16, 16, 16)]
     public void GroupsTooLargeForRegistersAreSharedAmongBlocks(int group, int headDim, int expected) =>
         Assert.Equal(expected, CudaBackend.DecodeHeadsPerBlock(group, headDim));
