@@ -21,8 +21,8 @@
 # Modes: smoke (tests, fixture, 8K bench), checks (every section at 8K, peer and retrieval as smokes),
 # ours (tests fixture attention hf bench approx hfprefill: about 10 minutes), others (peer retrieval: about 9 minutes),
 # full (both: more than one 10-minute device call), retrieval, or a comma-separated list of sections.
-#   [CONTEXTS=32768,131072] [HF_LENS="8192 32768"] [TUNE_PLANS="rows=auto;..."] [TRAIN_MINUTES=4] [CANDIDATES="2e-3:4 ..."]
-#   [RETRIEVAL_MODEL=DIR] [KEEP_MODEL=1] [RETRIEVAL_CONTEXTS=16384,32768,65536] [PER_CONTEXT=24] [PROMPT_SEED=1234] [RETRIEVAL_STRATEGIES=dense,...] [RETRIEVAL_RANKS=2,4,8] bench/gpu/run.sh [smoke|checks|ours|others|full|retrieval|SECTION,...]
+#   [CONTEXTS=32768,131072] [HF_LENS="8192 32768"] [TUNE_PLANS="rows=auto;..."] [TRAIN_MINUTES=4] [CANDIDATES="2e-3:4[:seed] ..."]
+#   [RETRIEVAL_MODEL=DIR|M.tar.xz] [KEEP_MODEL=1] [RETRIEVAL_CONTEXTS=16384,32768,65536] [PER_CONTEXT=24] [PROMPT_SEED=1234] [RETRIEVAL_STRATEGIES=dense,...] [RETRIEVAL_RANKS=2,4,8] bench/gpu/run.sh [smoke|checks|ours|others|full|retrieval|SECTION,...]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
