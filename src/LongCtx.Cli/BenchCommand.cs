@@ -234,11 +234,11 @@ internal static class BenchCommand
         bool anyDecode = points.Any(p => p.Decode is not null);
         if (anyDecode) table.AddColumns("batch", "decode ms/step", "decode ms/token");
         if (anyError) table.AddColumns("logits err", "top-1");
-        if (anySplit) table.AddColumn("GEMM / attn / comm / other (ms)");
+        if (anySplit) table.AddColumn("GEMM / attn / comm / kernels / other (ms)");
         foreach (var p in points)
         {
             string split = p.Split is { } s
-                ? $"{s.GetValueOrDefault("gemm"):0} / {s.GetValueOrDefault("attention"):0} / {s.GetValueOrDefault("communication"):0} / {s.GetValueOrDefault("other"):0}"
+                ? $"{s.GetValueOrDefault("gemm"):0} / {s.GetValueOrDefault("attention"):0} / {s.GetValueOrDefault("communication"):0} / {s.GetValueOrDefault("kernels"):0} / {s.GetValueOrDefault("other"):0}"
                 : "";
             var cells = new List<string> { RanksText(p.Ranks, p.Tensor), p.Context.ToString(), p.Strategy, $"{p.TtftMs / 1e3:0.000}", $"{p.Tflops:0.0}",
                 p.Mfu is { } m ? $"{m:P1}" : "-", $"{Efficiency(p):P0}" };
