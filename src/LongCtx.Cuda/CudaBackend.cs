@@ -145,6 +145,50 @@ public sealed unsafe partial class CudaBackend : IBackend
         if (bias is not null && ys.Length > 0) _device.Launch(Fn("add_bias"), Grid(ys.Length), 256, 0, ys.Pointer, C(bias).Pointer, ys.Length, ys.RowLength);
     }
 
+    /// <summary>Decode-sized x (up to 4 rows) through gemv3, one launch for up to three projections without biases.</summary>
+    public void LinearEach(Tensor x, params ReadOnlySpan<(Tensor Weight, Tensor? Bias, Tensor Y)> projections)
+    {
+        var xs = C(x);
+        bool fused = projections.Length is >= 1 and <= 3 && GemvTakes(xs);
+        foreach (var (weight, bias, y) in projections)
+            fused &= bias is null && Vectorisable(xs.RowLength, C(weight).Pointer) && C(weight).RowLength == xs.RowLength && C(y).Rows == xs.Rows && C(y).RowLength == weight.Rows;
+        if (!fused)
+        {
+            foreach (var (weight, bias, y) in projections) Linear(x, weight, bias, y);
+            return;
+        }
+        KernelArg[] args = [xs.Pointer, xs.RowLength, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        int outputs = 0;
+        for (int i = 0; i < projections.Length; i++)
+        {
+            var (weight, _, y) = projections[i];
+            (args[2 + 3 * i], args[3 + 3 * i], args[4 + 3 * i]) = (C(weight).Pointer, C(y).Pointer, weight.Rows);
+            outputs += weight.Rows;
+        }
+        var gemv3 = _device.Function(GemvSource, "gemv3", $"ROWS={xs.Rows}");
+        _device.Timed("gemm", () => _device.Launch(gemv3, ((uint)CeilDiv(outputs, GemvWarpsPerBlock), 1), GemvWarpsPerBlock * 32, 0, args));
+    }
+
+    /// <summary>Decode-sized x through gemv_swiglu: both projections and SwiGLU in one launch, the same bits as apart.</summary>
+    public void SwiGluLinear(Tensor x, Tensor gateWeight, Tensor upWeight, Tensor y, Tensor up)
+    {
+        CudaTensor xs = C(x), g = C(gateWeight), u = C(upWeight), ys = C(y);
+        if (!(GemvTakes(xs) && Vectorisable(xs.RowLength, g.Pointer, u.Pointer) && g.RowLength == xs.RowLength && u.RowLength == xs.RowLength
+              && u.Rows == g.Rows && ys.Rows == xs.Rows && ys.RowLength == g.Rows))
+        {
+            Linear(x, gateWeight, null, y);
+            Linear(x, upWeight, null, up);
+            SwiGlu(y, up, y);
+            return;
+        }
+        var fn = _device.Function(GemvSource, "gemv_swiglu", $"ROWS={xs.Rows}");
+        _device.Timed("gemm", () => _device.Launch(fn, ((uint)CeilDiv(g.Rows, GemvWarpsPerBlock), 1), GemvWarpsPerBlock * 32, 0,
+            xs.Pointer, g.Pointer, u.Pointer, ys.Pointer, g.Rows, xs.RowLength));
+    }
+
+    /// <summary>Whether Kernels/gemv.cu takes this x: 1 to 4 rows, whole 16-byte groups on 16-byte boundaries.</summary>
+    private bool GemvTakes(CudaTensor x) => _useGemv && x.Rows is >= 1 and <= GemvMaxRows && Vectorisable(x.RowLength, x.Pointer);
+
     // beta = 1: cuBLAS adds the product to y in fp32 and rounds to bf16 once.
     public void LinearAccumulate(Tensor x, Tensor weight, Tensor y) => Gemm(C(x), C(weight), C(y), beta: 1f);
 
@@ -154,7 +198,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         int t = xs.Rows, k = xs.RowLength, n = w.Rows;
         Check(w.RowLength == k && ys.Rows == t && ys.RowLength == n, $"Linear: x {xs}, weight {w}, y {ys}");
         if (t == 0) return;
-        if (_useGemv && t <= GemvMaxRows && Vectorisable(k, xs.Pointer, w.Pointer))
+        if (GemvTakes(xs) && Vectorisable(k, w.Pointer))
         {
             var gemv = _device.Function(GemvSource, "gemv", $"ROWS={t}");
             _device.Timed("gemm", () => _device.Launch(gemv, ((uint)CeilDiv(n, GemvWarpsPerBlock), 1), GemvWarpsPerBlock * 32, 0,

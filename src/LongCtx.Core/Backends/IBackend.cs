@@ -39,6 +39,27 @@ public interface IBackend : IDisposable
     /// [T, N] intermediate (on a GPU the GEMM's epilogue adds, rounding once).
     /// </summary>
     void LinearAccumulate(Tensor x, Tensor weight, Tensor y);
+    /// <summary>
+    /// Y_i = x · W_iᵀ (+ bias_i) for several projections of the same x (q, k and v): one <see cref="Linear"/> each,
+    /// unless the backend runs them as one (the GPU does for decode-sized x: fewer launches a step).
+    /// </summary>
+    void LinearEach(Tensor x, params ReadOnlySpan<(Tensor Weight, Tensor? Bias, Tensor Y)> projections)
+    {
+        foreach (var (weight, bias, y) in projections) Linear(x, weight, bias, y);
+    }
+
+    /// <summary>
+    /// y = silu(x · Gateᵀ) * (x · Upᵀ), the MLP's first half: two <see cref="Linear"/>s and <see cref="SwiGlu"/>,
+    /// unless the backend fuses them (the GPU does for decode-sized x). <paramref name="up"/> [T, N] is working
+    /// space, left undefined.
+    /// </summary>
+    void SwiGluLinear(Tensor x, Tensor gateWeight, Tensor upWeight, Tensor y, Tensor up)
+    {
+        Linear(x, gateWeight, null, y);
+        Linear(x, upWeight, null, up);
+        SwiGlu(y, up, y);
+    }
+
     /// <summary>y = x / rms(x) * weight, per row.</summary>
     void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y);
     /// <summary>accumulator += x.</summary>

@@ -67,9 +67,7 @@ public sealed class ModelReplica : IDisposable
             using (var k = _b.Scratch(_b.ActivationType, t, kvHeads * c.HeadDim))
             using (var v = _b.Scratch(_b.ActivationType, t, kvHeads * c.HeadDim))
             {
-                _b.Linear(h, w.Q, w.QBias, q);
-                _b.Linear(h, w.K, w.KBias, k);
-                _b.Linear(h, w.V, w.VBias, v);
+                _b.LinearEach(h, (w.Q, w.QBias, q), (w.K, w.KBias, k), (w.V, w.VBias, v));
                 var q3 = q.View(t, heads, c.HeadDim);
                 var k3 = k.View(t, kvHeads, c.HeadDim);
                 _b.Rope(q3, layout, _rope);
@@ -81,9 +79,7 @@ public sealed class ModelReplica : IDisposable
             using (var gate = _b.Scratch(_b.ActivationType, t, mlp))
             using (var up = _b.Scratch(_b.ActivationType, t, mlp))
             {
-                _b.Linear(h, w.Gate, null, gate);
-                _b.Linear(h, w.Up, null, up);
-                _b.SwiGlu(gate, up, gate);
+                _b.SwiGluLinear(h, w.Gate, w.Up, gate, up);
                 AddProjection(gate, w.Down, null, x, h);
             }
         }

@@ -5,6 +5,9 @@
 // once, as cuBLAS does with beta = 1. An 8B decode step at 8K context: 8.13 ms with this kernel, 8.73 with
 // cuBLAS for these GEMMs (docs/PERFORMANCE.md, sixth round).
 //
+// gemv3 runs up to three projections of the same x in one launch (q, k and v), gemv_swiglu the gate and up
+// projections with SwiGLU on the way out; both give the bits of the separate launches they replace.
+//
 // ROWS (1..4) is fixed at compile time; k must be a multiple of 8 and x and w 16-byte aligned (the backend
 // checks and uses cuBLAS otherwise).
 #include <cuda_bf16.h>
@@ -26,18 +29,13 @@ __device__ __forceinline__ float dot8(uint4 a, uint4 b, float acc) {
     return acc;
 }
 
-extern "C" __global__ void __launch_bounds__(WARPS * 32) gemv(const bf16* __restrict__ x, const bf16* __restrict__ w,
-                                                               bf16* __restrict__ y, int n_out, int k, int accumulate)
-{
-    const int lane = threadIdx.x & 31, n = blockIdx.x * WARPS + (threadIdx.x >> 5);
-    if (n >= n_out) return; // whole warps
+// The dot products of w's row n with the ROWS rows of x, summed over the warp (every lane ends with them).
+__device__ __forceinline__ void row_dots(const bf16* __restrict__ x, const bf16* __restrict__ w, int n, int k, int lane, float (&acc)[T]) {
     const int chunks = k / 8;
     const uint4* row = reinterpret_cast<const uint4*>(w + (long)n * k);
     const uint4* xs = reinterpret_cast<const uint4*>(x);
-    float acc[T];
     #pragma unroll
     for (int t = 0; t < T; t++) acc[t] = 0.f;
-
     for (int c0 = lane; c0 < chunks; c0 += 32 * UNROLL) {
         // The weight loads first, all UNROLL of them in flight; streamed (read once, not kept in L1).
         uint4 wv[UNROLL];
@@ -57,12 +55,66 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) gemv(const bf16* __rest
     }
     #pragma unroll
     for (int t = 0; t < T; t++) {
-        float s = acc[t];
         #pragma unroll
-        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(FULL, s, o);
-        if (lane == 0) {
-            bf16* out = y + (long)t * n_out + n;
-            *out = __float2bfloat16(accumulate ? s + __bfloat162float(*out) : s);
-        }
+        for (int o = 16; o > 0; o >>= 1) acc[t] += __shfl_xor_sync(FULL, acc[t], o);
+    }
+}
+
+// y[:, n] = the sums (+ the old y[:, n] when accumulate), each rounded to bf16 once.
+__device__ __forceinline__ void store(bf16* y, int n_out, int n, const float (&s)[T], int accumulate) {
+    #pragma unroll
+    for (int t = 0; t < T; t++) {
+        bf16* out = y + (long)t * n_out + n;
+        *out = __float2bfloat16(accumulate ? s[t] + __bfloat162float(*out) : s[t]);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(WARPS * 32) gemv(const bf16* __restrict__ x, const bf16* __restrict__ w,
+                                                               bf16* __restrict__ y, int n_out, int k, int accumulate)
+{
+    const int lane = threadIdx.x & 31, n = blockIdx.x * WARPS + (threadIdx.x >> 5);
+    if (n >= n_out) return; // whole warps
+    float s[T];
+    row_dots(x, w, n, k, lane, s);
+    if (lane == 0) store(y, n_out, n, s, accumulate);
+}
+
+// The warps walk the outputs of w0, then of w1, then of w2 (n2 = 0 for two projections).
+extern "C" __global__ void __launch_bounds__(WARPS * 32) gemv3(const bf16* __restrict__ x, int k,
+    const bf16* __restrict__ w0, bf16* __restrict__ y0, int n0, const bf16* __restrict__ w1, bf16* __restrict__ y1, int n1,
+    const bf16* __restrict__ w2, bf16* __restrict__ y2, int n2)
+{
+    const int lane = threadIdx.x & 31;
+    int n = blockIdx.x * WARPS + (threadIdx.x >> 5);
+    const bf16* w = w0;
+    bf16* y = y0;
+    int n_out = n0;
+    if (n >= n0) {
+        n -= n0; w = w1; y = y1; n_out = n1;
+        if (n >= n1) { n -= n1; w = w2; y = y2; n_out = n2; }
+    }
+    if (n >= n_out) return;
+    float s[T];
+    row_dots(x, w, n, k, lane, s);
+    if (lane == 0) store(y, n_out, n, s, 0);
+}
+
+__device__ __forceinline__ float round_bf16(float v) { return __bfloat162float(__float2bfloat16(v)); }
+
+// y = silu(x·gateᵀ) · (x·upᵀ) with the roundings of two Linears and elementwise.cu's swiglu: both products
+// rounded to bf16, silu(gate) rounded to bf16 (transformers' act_fn output), the product rounded once more.
+extern "C" __global__ void __launch_bounds__(WARPS * 32) gemv_swiglu(const bf16* __restrict__ x, const bf16* __restrict__ w_gate,
+                                                                      const bf16* __restrict__ w_up, bf16* __restrict__ y, int n_out, int k)
+{
+    const int lane = threadIdx.x & 31, n = blockIdx.x * WARPS + (threadIdx.x >> 5);
+    if (n >= n_out) return;
+    float g[T], u[T];
+    row_dots(x, w_gate, n, k, lane, g);
+    row_dots(x, w_up, n, k, lane, u);
+    if (lane != 0) return;
+    #pragma unroll
+    for (int t = 0; t < T; t++) {
+        const float gate = round_bf16(g[t]);
+        y[(long)t * n_out + n] = __float2bfloat16(round_bf16(gate / (1.f + __expf(-gate))) * round_bf16(u[t]));
     }
 }

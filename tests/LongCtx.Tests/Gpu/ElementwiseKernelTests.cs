@@ -152,6 +152,76 @@ public class ElementwiseKernelTests
         AssertMatches(Run(cpu, 0), Run(gpu, 0), Run(gpu, 1), where, exactTwins: false, twinTolerance: CpuTolerance);
     }
 
+    /// <summary>
+    /// Projections of one x through LinearEach (one gemv3 launch for up to 4 rows): the bits of a Linear each
+    /// on the GPU, and the CPU's values. 5 rows go through cuBLAS one by one; n2 = 0 is two projections.
+    /// </summary>
+    [GpuTheory]
+    [InlineData(1, 4096, 512, 128, 128)]
+    [InlineData(3, 256, 96, 32, 0)]
+    [InlineData(4, 1000, 40, 8, 8)]
+    [InlineData(5, 256, 96, 32, 32)]
+    public void ProjectionsOfOneInputMatchALinearEach(int tokens, int inFeatures, int n0, int n1, int n2)
+    {
+        var (random, where) = Seeded($"LinearEach of [{tokens}, {inFeatures}] into {n0}, {n1}, {n2}");
+        int[] outs = new[] { n0, n1, n2 }.Where(n => n > 0).ToArray();
+        float[] x = RandomBf16(random, tokens * inFeatures);
+        float[][] weights = outs.Select(n => RandomBf16(random, n * inFeatures)).ToArray();
+        using var cpu = new CpuBackend();
+        using var gpu = new CudaBackend(0);
+        float[] Run(IBackend b, bool together)
+        {
+            using var xt = b.Upload<float>(x, tokens, inFeatures);
+            var ws = weights.Select((w, i) => b.Upload<float>(w, outs[i], inFeatures)).ToArray();
+            var ys = outs.Select(n => b.Allocate(b.ActivationType, tokens, n)).ToArray();
+            try
+            {
+                if (together) b.LinearEach(xt, ws.Select((w, i) => (w, (Tensor?)null, ys[i])).ToArray());
+                else for (int i = 0; i < ws.Length; i++) b.Linear(xt, ws[i], null, ys[i]);
+                return ys.SelectMany(y => Read(b, y)).ToArray();
+            }
+            finally
+            {
+                foreach (var t in ws.Concat(ys)) t.Dispose();
+            }
+        }
+        AssertMatches(Run(cpu, true), Run(gpu, true), Run(gpu, false), where, exactTwins: true);
+    }
+
+    /// <summary>
+    /// SwiGluLinear (one gemv_swiglu launch for up to 4 rows): the bits of two Linears and SwiGlu on the GPU,
+    /// and the CPU's values; 6 rows take the separate operations.
+    /// </summary>
+    [GpuTheory]
+    [InlineData(1, 4096, 1536)]
+    [InlineData(2, 1000, 300)]
+    [InlineData(4, 256, 64)]
+    [InlineData(6, 256, 64)]
+    public void SwiGluLinearMatchesTheSeparateOperations(int tokens, int inFeatures, int outFeatures)
+    {
+        var (random, where) = Seeded($"SwiGluLinear of [{tokens}, {inFeatures}] x [{outFeatures}, {inFeatures}]");
+        float[] x = RandomBf16(random, tokens * inFeatures), gate = RandomBf16(random, outFeatures * inFeatures), up = RandomBf16(random, outFeatures * inFeatures);
+        using var cpu = new CpuBackend();
+        using var gpu = new CudaBackend(0);
+        float[] Run(IBackend b, bool fused)
+        {
+            using var xt = b.Upload<float>(x, tokens, inFeatures);
+            using var g = b.Upload<float>(gate, outFeatures, inFeatures);
+            using var u = b.Upload<float>(up, outFeatures, inFeatures);
+            using var y = b.Allocate(b.ActivationType, tokens, outFeatures);
+            using var work = b.Allocate(b.ActivationType, tokens, outFeatures);
+            if (fused) b.SwiGluLinear(xt, g, u, y, work);
+            else
+            {
+                b.Linear(xt, g, null, y);
+                b.Linear(xt, u, null, work);
+                b.SwiGlu(y, work, y);
+            }
+            return Read(b, y);
+        }
+        AssertMatches(Run(cpu, true), Run(gpu, true), Run(gpu, false), where, exactTwins: true);
+    }
+
     private static (Random Random, string Where) Seeded(string what)
     {
         int seed = Random.Shared.Next();

@@ -20,19 +20,21 @@ public sealed class DistributedDecode : IAttentionStrategy
         int n = layer.Ranks;
         LocalKv.Store(layer, k, v);
         // A rank whose keys no query can see still contributes: zeros with LSE −inf, which the merge ignores.
-        var output = b.Allocate(b.ActivationType, q.Rows, layer.Heads, layer.HeadDim);
-        using var lse = b.Allocate(DType.F32, q.Rows, layer.Heads);
+        // Attention writes every row (those zeros too) and the gathers and copies below fill what they write into,
+        // so nothing here needs a zero fill (on a GPU, two memsets a layer of a decode step saved).
+        var output = b.Scratch(b.ActivationType, q.Rows, layer.Heads, layer.HeadDim);
+        using var lse = b.Scratch(DType.F32, q.Rows, layer.Heads);
         LocalKv.AttendInPlace(layer, q, output, lse);
         if (n == 1) return output;
 
-        using var allOut = b.Allocate(b.ActivationType, n * q.Rows, layer.Heads, layer.HeadDim);
-        using var allLse = b.Allocate(DType.F32, n * q.Rows, layer.Heads);
+        using var allOut = b.Scratch(b.ActivationType, n * q.Rows, layer.Heads, layer.HeadDim);
+        using var allLse = b.Scratch(DType.F32, n * q.Rows, layer.Heads);
         layer.Comm.AllGather(output, allOut);
         layer.Comm.AllGather(lse, allLse);
         output.Dispose();
         // Merge in rank order on every rank, so all ranks hold bit-identical results.
-        var result = b.Allocate(b.ActivationType, q.Rows, layer.Heads, layer.HeadDim);
-        using var resultLse = b.Allocate(DType.F32, q.Rows, layer.Heads);
+        var result = b.Scratch(b.ActivationType, q.Rows, layer.Heads, layer.HeadDim);
+        using var resultLse = b.Scratch(DType.F32, q.Rows, layer.Heads);
         b.Copy(allOut.SliceRows(0, q.Rows), result);
         b.Copy(allLse.SliceRows(0, q.Rows), resultLse);
         for (int j = 1; j < n; j++)
