@@ -149,9 +149,8 @@ public sealed unsafe partial class CudaBackend : IBackend
     public void LinearEach(Tensor x, params ReadOnlySpan<(Tensor Weight, Tensor? Bias, Tensor Y)> projections)
     {
         var xs = C(x);
-        bool fused = projections.Length is >= 1 and <= 3 && GemvTakes(xs);
-        foreach (var (weight, bias, y) in projections)
-            fused &= bias is null && Vectorisable(xs.RowLength, C(weight).Pointer) && C(weight).RowLength == xs.RowLength && C(y).Rows == xs.Rows && C(y).RowLength == weight.Rows;
+        bool fused = projections.Length is >= 1 and <= 3;
+        foreach (var (weight, bias, y) in projections) fused &= GemvTakes(xs, C(weight), C(y)) && bias is null;
         if (!fused)
         {
             foreach (var (weight, bias, y) in projections) Linear(x, weight, bias, y);
@@ -173,8 +172,7 @@ public sealed unsafe partial class CudaBackend : IBackend
     public void SwiGluLinear(Tensor x, Tensor gateWeight, Tensor upWeight, Tensor y, Tensor up)
     {
         CudaTensor xs = C(x), g = C(gateWeight), u = C(upWeight), ys = C(y);
-        if (!(GemvTakes(xs) && Vectorisable(xs.RowLength, g.Pointer, u.Pointer) && g.RowLength == xs.RowLength && u.RowLength == xs.RowLength
-              && u.Rows == g.Rows && ys.Rows == xs.Rows && ys.RowLength == g.Rows))
+        if (!(GemvTakes(xs, g, ys) && GemvTakes(xs, u, ys)))
         {
             Linear(x, gateWeight, null, y);
             Linear(x, upWeight, null, up);
@@ -186,8 +184,15 @@ public sealed unsafe partial class CudaBackend : IBackend
             xs.Pointer, g.Pointer, u.Pointer, ys.Pointer, g.Rows, xs.RowLength));
     }
 
-    /// <summary>Whether Kernels/gemv.cu takes this x: 1 to 4 rows, whole 16-byte groups on 16-byte boundaries.</summary>
-    private bool GemvTakes(CudaTensor x) => _useGemv && x.Rows is >= 1 and <= GemvMaxRows && Vectorisable(x.RowLength, x.Pointer);
+    /// <summary>
+    /// Whether Kernels/gemv.cu takes y = x·Wᵀ: 1 to 4 rows of x, whole 16-byte groups on 16-byte boundaries in x
+    /// and W. The shapes must agree whichever runs it: a mismatch throws here.
+    /// </summary>
+    private bool GemvTakes(CudaTensor x, CudaTensor w, CudaTensor y)
+    {
+        Check(w.RowLength == x.RowLength && y.Rows == x.Rows && y.RowLength == w.Rows, $"Linear: x {x}, weight {w}, y {y}");
+        return _useGemv && x.Rows is >= 1 and <= GemvMaxRows && Vectorisable(x.RowLength, x.Pointer, w.Pointer);
+    }
 
     // beta = 1: cuBLAS adds the product to y in fp32 and rounds to bf16 once.
     public void LinearAccumulate(Tensor x, Tensor weight, Tensor y) => Gemm(C(x), C(weight), C(y), beta: 1f);
@@ -196,15 +201,14 @@ public sealed unsafe partial class CudaBackend : IBackend
     private void Gemm(CudaTensor xs, CudaTensor w, CudaTensor ys, float beta)
     {
         int t = xs.Rows, k = xs.RowLength, n = w.Rows;
-        Check(w.RowLength == k && ys.Rows == t && ys.RowLength == n, $"Linear: x {xs}, weight {w}, y {ys}");
-        if (t == 0) return;
-        if (GemvTakes(xs) && Vectorisable(k, w.Pointer))
+        if (GemvTakes(xs, w, ys))
         {
             var gemv = _device.Function(GemvSource, "gemv", $"ROWS={t}");
             _device.Timed("gemm", () => _device.Launch(gemv, ((uint)CeilDiv(n, GemvWarpsPerBlock), 1), GemvWarpsPerBlock * 32, 0,
                 xs.Pointer, w.Pointer, ys.Pointer, n, k, beta == 0f ? 0 : 1));
             return;
         }
+        if (t == 0) return;
         // Row-major y[T,N] = x[T,K]·W[N,K]ᵀ is column-major yᵀ[N,T] = W·xᵀ: A = W (transposed), B = x.
         _device.Timed("gemm", () =>
         {
