@@ -282,11 +282,11 @@ public sealed unsafe partial class CudaBackend : IBackend
         _kernelCalls++;
         var ql = _layouts.Of(queries);
         var kl = _layouts.Of(keys);
-        var fn = _device.Function(AttentionSource, "flash_attention", [$"HEAD_DIM={d}", .. KernelExperiment.Defines]);
-        int queryRows = AttentionQueryRows(d), stages = KernelExperiment.Defines.Contains("STAGES=2") ? 2 : 1;
+        var fn = _device.Function(AttentionSource, "flash_attention", $"HEAD_DIM={d}");
+        int queryRows = AttentionQueryRows(d);
         // The query tile and one K and one V tile, rows padded by 8 elements against bank conflicts, then the
         // query and key rows' sequence ids and positions.
-        uint shared = (uint)((queryRows + 2 * stages * AttentionKeyTile) * (d + 8) * 2 + 2 * (queryRows + stages * AttentionKeyTile) * sizeof(int));
+        uint shared = (uint)((queryRows + 2 * AttentionKeyTile) * (d + 8) * 2 + 2 * (queryRows + AttentionKeyTile) * sizeof(int));
         _device.AllowSharedMemory(fn, shared);
         uint tiles = (uint)((tq + queryRows - 1) / queryRows);
         // Few queries against many keys would leave most SMs idle: split the keys over blocks and merge the

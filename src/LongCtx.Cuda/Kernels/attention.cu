@@ -116,27 +116,14 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention(
     // [Q tile | K tile | V tile] in dynamic shared memory, then the rows' sequence ids and positions.
     extern __shared__ __align__(16) unsigned char smem[];
     bf16* sq = reinterpret_cast<bf16*>(smem);
-#ifndef STAGES
-#define STAGES 1
-#endif
-    bf16* sk0 = sq + BQ * LDS;
-    bf16* sv0 = sk0 + STAGES * BK * LDS;
-    int* sq_seq = reinterpret_cast<int*>(sv0 + STAGES * BK * LDS);
+    bf16* sk = sq + BQ * LDS;
+    bf16* sv = sk + BK * LDS;
+    int* sq_seq = reinterpret_cast<int*>(sv + BK * LDS);
     int* sq_pos = sq_seq + BQ;
-    int* sk_seq0 = sq_pos + BQ;
-    int* sk_pos0 = sk_seq0 + STAGES * BK;
-    int buf = 0;
-#define sk (sk0 + buf * BK * LDS)
-#define sv (sv0 + buf * BK * LDS)
-#define sk_seq (sk_seq0 + buf * BK)
-#define sk_pos (sk_pos0 + buf * BK)
+    int* sk_seq = sq_pos + BQ;
+    int* sk_pos = sk_seq + BK;
 
-#ifdef FORWARD_TILES
-    const int tile = blockIdx.x,
-#else
-    const int tile = gridDim.x - 1 - blockIdx.x,
-#endif
- h = blockIdx.y, g = h / (heads / kv_heads);
+    const int tile = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, g = h / (heads / kv_heads);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gr = lane >> 2, tc = lane & 3;
     const long q_stride = (long)heads * D, kv_stride = (long)kv_heads * D;
     const TileInfo qt = query_summary(q_tiles, tile, tq);
@@ -166,9 +153,6 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention(
             sk_seq[threadIdx.x] = j < tk ? k_seq[j] : -3;
             sk_pos[threadIdx.x] = j < tk ? k_pos[j] : 0x7fffffff;
         }
-#if STAGES == 2
-        load_rows(sv, v, kt * BK, tk, g, kv_stride);
-#endif
     }
     cp_async_commit();
 
@@ -185,34 +169,14 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention(
     // B fragments of two 8-key tiles (K) or two 8-dim tiles (V, transposed).
     const int mat = lane >> 3;
     const bf16* q_frag = sq + (warp * 16 * MT + (lane & 15)) * LDS + (lane >> 4) * 8;
-    const int k_frag_off = ((mat >> 1) * 8 + (lane & 7)) * LDS + (mat & 1) * 8;
-    const int v_frag_off = ((mat & 1) * 8 + (lane & 7)) * LDS + (mat >> 1) * 8;
+    const bf16* k_frag = sk + ((mat >> 1) * 8 + (lane & 7)) * LDS + (mat & 1) * 8;
+    const bf16* v_frag = sv + ((mat & 1) * 8 + (lane & 7)) * LDS + (mat >> 1) * 8;
 
     while (kt < key_tiles) {
-#if STAGES == 2
-        const int next = next_visible_key_tile(k_tiles, qt, kt + 1, key_tiles);
-        if (next < key_tiles) {
-            buf ^= 1;
-            load_rows(sk, k, next * BK, tk, g, kv_stride);
-            load_rows(sv, v, next * BK, tk, g, kv_stride);
-            if (threadIdx.x < BK) {
-                int j = next * BK + threadIdx.x;
-                sk_seq[threadIdx.x] = j < tk ? k_seq[j] : -3;
-                sk_pos[threadIdx.x] = j < tk ? k_pos[j] : 0x7fffffff;
-            }
-            buf ^= 1;
-        }
-        cp_async_commit();
-        cp_async_wait<1>();
-        __syncthreads();
-#else
         cp_async_wait<0>(); // K of this tile (and at first Q) has landed
         __syncthreads();    // ... for every thread, and every warp is done with V of the last tile
         load_rows(sv, v, kt * BK, tk, g, kv_stride);
         cp_async_commit();
-#endif
-        const bf16* k_frag = sk + k_frag_off;
-        const bf16* v_frag = sv + v_frag_off;
 
         // S = Q Kᵀ: per MMA tile 16 rows x 64 keys (8 accumulators of 16x8).
         float s[MT][BK / 8][4];
@@ -254,7 +218,6 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention(
                         }
                 }
         }
-#if STAGES == 1
         const int next = next_visible_key_tile(k_tiles, qt, kt + 1, key_tiles);
 
         cp_async_wait<0>(); // V of this tile has landed
@@ -268,7 +231,6 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention(
             }
         }
         cp_async_commit();
-#endif
 
         // Online softmax in the log2 domain: p = exp2(s·scale − m) as one FMA and one exp2 per score.
         bool grew = false;
@@ -330,10 +292,6 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention(
                 }
             }
         }
-#if STAGES == 2
-        __syncthreads();
-        buf ^= 1;
-#endif
         kt = next;
     }
     cp_async_wait<0>();
