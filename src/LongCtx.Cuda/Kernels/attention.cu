@@ -13,10 +13,7 @@
 // causal block see the most keys), so the short ones fill the tail of the grid. Writes output and the
 // natural-log LSE (-inf, output 0 for a row that saw nothing). HEAD_DIM is fixed at compile time (a multiple
 // of 16 up to 256).
-#include <cuda_bf16.h>
-typedef __nv_bfloat16 bf16;
-// NVRTC has no <math.h>: the infinity the kernels need, spelled out.
-#define INFINITY __int_as_float(0x7f800000)
+#include "tensor_core.cuh"
 
 #define D HEAD_DIM
 // 16-row MMA tiles per warp: two up to head dim 128; at 256 one, else the accumulator alone (MT·D/2 floats
@@ -25,28 +22,7 @@ typedef __nv_bfloat16 bf16;
 #define BQ (4 * 16 * MT)     // query rows per block (CudaBackend.AttentionQueryRows)
 #define BK 64                // keys per tile (CudaBackend.AttentionKeyTile)
 #define SUMMARY 64           // rows per layout summary (DeviceLayout.Tile); a key tile is one summary
-#define LDS (D + 8)
-          // a staged row, padded by 16 bytes so ldmatrix's 8 rows hit distinct banks
-
-__device__ __forceinline__ unsigned smem_addr(const void* p) { return static_cast<unsigned>(__cvta_generic_to_shared(p)); }
-
-// Four 8x8 bf16 matrices from shared memory; lane l gives the address of row l % 8 of matrix l / 8.
-__device__ __forceinline__ void ldmatrix_x4(unsigned* r, const bf16* p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-        : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_addr(p)));
-}
-
-__device__ __forceinline__ void ldmatrix_x4_trans(unsigned* r, const bf16* p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-        : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_addr(p)));
-}
-
-// 16 bytes global -> shared without passing through registers; bytes = 0 writes zeros (rows past the end).
-__device__ __forceinline__ void cp_async16(bf16* dst, const bf16* src, int bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(smem_addr(dst)), "l"(src), "r"(bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
-template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(N)); }
+#define LDS (D + 8)          // a staged row, padded by 16 bytes so ldmatrix's 8 rows hit distinct banks
 
 struct TileInfo { int seq; int min_pos; int max_pos; };
 
@@ -54,28 +30,6 @@ struct TileInfo { int seq; int min_pos; int max_pos; };
 __device__ __forceinline__ bool tile_hidden(const TileInfo& q, const TileInfo& k) {
     if (q.seq >= 0 && k.seq >= 0) return q.seq != k.seq || k.min_pos > q.max_pos;
     return k.min_pos > q.max_pos;
-}
-
-
-__device__ __forceinline__ unsigned pack2(float a, float b) {
-    __nv_bfloat162 v = __floats2bfloat162_rn(a, b);
-    return *reinterpret_cast<unsigned*>(&v);
-}
-
-__device__ __forceinline__ void mma16816(float* c, const unsigned* a, const unsigned* b) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-
-__device__ __forceinline__ float quad_max(float v) {
-    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
-    return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
-}
-
-__device__ __forceinline__ float quad_sum(float v) {
-    v += __shfl_xor_sync(0xffffffffu, v, 1);
-    return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
 
 // Stages rows [first, first + BK) of one KV head's K or V (rows past `count` read as zeros) into a buffer.

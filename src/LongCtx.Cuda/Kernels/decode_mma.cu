@@ -14,10 +14,7 @@
 //
 // HEAD_DIM (a multiple of 16 up to 128: O and Q's fragments take D/2 + D/4 registers a lane), GROUP (1 to 16) and
 // STAGES (2 or more) are fixed at compile time.
-#include <cuda_bf16.h>
-typedef __nv_bfloat16 bf16;
-// NVRTC has no <math.h>: the infinity the kernels need, spelled out.
-#define INFINITY __int_as_float(0x7f800000)
+#include "tensor_core.cuh"
 
 constexpr int D = HEAD_DIM;
 constexpr int WARPS = 4;
@@ -25,51 +22,10 @@ constexpr int KEYS = 16;                          // keys per chunk: the k-step 
 constexpr int LDS = D + 8;                        // padded row: the 8 rows an ldmatrix reads fall in distinct banks
 constexpr int CHUNK = KEYS * LDS;                 // bf16 of one K or V chunk in shared memory
 constexpr int HALVES = GROUP > 8 ? 2 : 1;         // MMA rows gr and gr + 8 of a lane: with 8 heads or fewer the second are padding
-constexpr unsigned FULL = 0xffffffffu;
 static_assert(D % 16 == 0 && D <= 128, "HEAD_DIM: a multiple of 16 up to 128");
 static_assert(GROUP >= 1 && GROUP <= 16, "GROUP: 1 to 16 query heads per KV head");
 static_assert(STAGES >= 2, "STAGES: at least 2");
 
-__device__ __forceinline__ unsigned smem_addr(const void* p) { return static_cast<unsigned>(__cvta_generic_to_shared(p)); }
-
-// Four 8x8 bf16 matrices from shared memory; lane l gives the address of row l % 8 of matrix l / 8.
-__device__ __forceinline__ void ldmatrix_x4(unsigned* r, const bf16* p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-        : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_addr(p)));
-}
-
-__device__ __forceinline__ void ldmatrix_x4_trans(unsigned* r, const bf16* p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-        : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_addr(p)));
-}
-
-// 16 bytes global -> shared without passing through registers; bytes = 0 writes zeros (keys past the end).
-__device__ __forceinline__ void cp_async16(bf16* dst, const bf16* src, int bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(smem_addr(dst)), "l"(src), "r"(bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
-template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(N)); }
-
-__device__ __forceinline__ unsigned pack2(float a, float b) {
-    __nv_bfloat162 v = __floats2bfloat162_rn(a, b);
-    return *reinterpret_cast<unsigned*>(&v);
-}
-
-__device__ __forceinline__ void mma16816(float* c, const unsigned* a, const unsigned* b) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-
-__device__ __forceinline__ float quad_max(float v) {
-    v = fmaxf(v, __shfl_xor_sync(FULL, v, 1));
-    return fmaxf(v, __shfl_xor_sync(FULL, v, 2));
-}
-
-__device__ __forceinline__ float quad_sum(float v) {
-    v += __shfl_xor_sync(FULL, v, 1);
-    return v + __shfl_xor_sync(FULL, v, 2);
-}
 
 // The warp stages the K and V rows of keys [key0, key0 + KEYS) of its head: 16-byte pieces, lane-strided. Keys at
 // or past `end` are zero-filled from a valid address (key 0): their scores are masked, and zero V rows keep P·V finite.
