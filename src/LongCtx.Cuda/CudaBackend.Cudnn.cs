@@ -37,6 +37,9 @@ public sealed partial class CudaBackend
     /// <summary>Attention calls cuDNN computed so far.</summary>
     public long CudnnAttentionCalls => _cudnnCalls;
 
+    /// <summary>Attention calls the own flash-attention kernel (Kernels/attention.cu) computed so far.</summary>
+    public long KernelAttentionCalls => _kernelCalls;
+
     /// <summary>Why cuDNN did not run the last call it could not take (unavailable, or a shape it declined); null if none.</summary>
     public string? CudnnRefusal => _cudnnUnavailable ?? _cudnn?.LastRefusal;
 

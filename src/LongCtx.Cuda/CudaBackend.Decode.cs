@@ -3,10 +3,11 @@ using LongCtx.Tensors;
 namespace LongCtx.Cuda;
 
 /// <summary>
-/// Attention for few query rows (decode) through Kernels/decode.cu: each row's visible keys are one range
-/// (<see cref="DecodeRows"/>), read once per KV head for all the query heads of its group, cut into splits
-/// so the GPU is full, and the splits merged by log-sum-exp. Taken in every <see cref="AttentionImplementation"/>:
-/// it is one of the own kernels.
+/// Attention for few query rows (decode) through Kernels/decode_mma.cu (tensor cores) or Kernels/decode.cu (CUDA
+/// cores, for the shapes the first does not take): each row's visible keys are one range (<see cref="DecodeRows"/>),
+/// read once per KV head for all the query heads of its group, cut into splits so the GPU is full, and the splits
+/// merged by log-sum-exp (decode.cu's merge, for both). Taken in every <see cref="AttentionImplementation"/>: they
+/// are own kernels.
 /// </summary>
 public sealed partial class CudaBackend
 {
@@ -16,19 +17,54 @@ public sealed partial class CudaBackend
     /// among 128 rows and wins there.
     /// </summary>
     private const int DecodeMaxRows = 16;
-    private const string DecodeSource = "decode.cu";
-    // Enough blocks for this many per SM, but no split shorter than DecodeMinKeysPerSplit keys: below that the
-    // fixed cost of a block (loading the queries, merging its warps, one more partial to merge) dominates.
+    private const string DecodeSource = "decode.cu", DecodeMmaSource = "decode_mma.cu";
+    private const int DecodeThreads = 128;
+    // CUDA-core kernel: enough blocks for this many per SM. Either kernel: no split shorter than
+    // DecodeMinKeysPerSplit keys, below which the fixed cost of a block (loading the queries, merging its warps,
+    // one more partial to merge) dominates.
     private const int DecodeBlocksPerMultiprocessor = 4, DecodeMinKeysPerSplit = 256, DecodeMaxSplits = 256;
     // A lane keeps HEADS·d/lanes floats of queries and as many of accumulators in registers. Past 64 of each the
     // kernel would spill, so a larger group's heads are shared among blocks that each read the KV head again
     // (concurrently, so mostly from L2).
     private const int DecodeLaneFloatsPerBlock = 64;
-    private DecodeRowsCache? _decodeRows;
-    private long _decodeCalls;
+    // Tensor-core kernel: the GQA group is the MMA's 16 rows; a lane holds d/2 floats of output and d/4 registers of
+    // queries (~154 registers at d = 128), and each of the 4 warps a ring of 16-key K and V chunks.
+    private const int DecodeMmaMaxGroup = 16, DecodeMmaMaxHeadDim = 128, DecodeMmaWarps = 4, DecodeMmaKeysPerChunk = 16;
 
-    /// <summary>Attention calls the decode kernel computed so far.</summary>
+    /// <summary>
+    /// The environment variable that sends decode attention to the CUDA-core kernel when 0 (the tensor-core kernel
+    /// serves the shapes it takes by default), to compare the two on the GPU machine.
+    /// </summary>
+    public const string DecodeMmaVariable = "LONGCTX_DECODE_MMA";
+
+    /// <summary>The environment variable that overrides the tensor-core kernel's chunks per warp ring (<see cref="DecodeMmaStages"/>), for tuning.</summary>
+    public const string DecodeMmaStagesVariable = "LONGCTX_DECODE_MMA_STAGES";
+
+    /// <summary>Whether decode attention takes the tensor-core kernel where it applies; false: always the CUDA-core kernel.</summary>
+    internal bool UseDecodeMma { get; set; } = Environment.GetEnvironmentVariable(DecodeMmaVariable) switch
+    {
+        null or "" or "1" => true,
+        "0" => false,
+        var text => throw new LongCtxException($"{DecodeMmaVariable}={text}: give 1 (the default, the tensor-core decode kernel where it applies) or 0 (the CUDA-core kernel for all)"),
+    };
+
+    private readonly int? _decodeMmaStages = Environment.GetEnvironmentVariable(DecodeMmaStagesVariable) switch
+    {
+        null or "" => null,
+        var text when int.TryParse(text, out int n) && n is >= 2 and <= 8 => n,
+        var text => throw new LongCtxException($"{DecodeMmaStagesVariable}={text}: give 2 to 8 chunks per warp ring (as shared memory allows: up to 6 at head dim 128)"),
+    };
+
+    private DecodeRowsCache? _decodeRows;
+    // Per tensor-core kernel: its blocks resident per SM (asked once, when its shared memory is also allowed).
+    private readonly Dictionary<nint, int> _decodeMmaResidency = [];
+    private long _decodeCalls, _decodeMmaCalls;
+
+    /// <summary>Attention calls the decode kernels computed so far.</summary>
     public long DecodeAttentionCalls => _decodeCalls;
+
+    /// <summary>Of <see cref="DecodeAttentionCalls"/>, those the tensor-core kernel computed.</summary>
+    internal long DecodeMmaAttentionCalls => _decodeMmaCalls;
 
     private bool TryDecodeAttention(CudaTensor q, TokenLayout queries, CudaTensor k, CudaTensor v, TokenLayout keys, float scale, CudaTensor output, CudaTensor lse)
     {
@@ -36,12 +72,16 @@ public sealed partial class CudaBackend
         int rows = q.Rows, heads = q.Shape[1], d = q.Shape[2], kvHeads = k.Shape[1], group = heads / kvHeads;
         _decodeRows ??= new DecodeRowsCache(ints => (CudaTensor)Upload<int>(ints, ints.Length));
         var ranges = _decodeRows.Of(queries, keys, blocks);
-        int lanes = DecodeLanesPerKey(d), headsPerBlock = DecodeHeadsPerBlock(group, d), blocksPerKvHead = (group + headsPerBlock - 1) / headsPerBlock;
-        int splits = DecodeSplits(_device.MultiprocessorCount, rows * kvHeads * blocksPerKvHead, ranges.MaxKeyCount);
-        string[] defines = [$"HEAD_DIM={d}", $"LANES={lanes}", $"GROUP={group}", $"HEADS={headsPerBlock}"];
-        var partial = _device.Function(DecodeSource, "decode_attention_partial", defines);
-        // The merge needs only HEAD_DIM, but with the same defines it comes from the cubin just compiled.
+        // The CUDA-core kernel's defines: its merge (which needs only HEAD_DIM) serves both kernels from that cubin.
+        int headsPerBlock = DecodeHeadsPerBlock(group, d);
+        string[] defines = [$"HEAD_DIM={d}", $"LANES={DecodeLanesPerKey(d)}", $"GROUP={group}", $"HEADS={headsPerBlock}"];
         var merge = _device.Function(DecodeSource, "decode_attention_merge", defines);
+        bool mma = UseDecodeMma && DecodeMmaTakes(group, d);
+        var (partial, shared, residentBlocks) = mma ? DecodeMmaKernel(group, d)
+            : (_device.Function(DecodeSource, "decode_attention_partial", defines), 0u, DecodeBlocksPerMultiprocessor * _device.MultiprocessorCount);
+        // The tensor-core kernel takes a whole group per block; the CUDA-core kernel may share it among several.
+        int blocksPerKvHead = mma ? 1 : CeilDiv(group, headsPerBlock);
+        int splits = DecodeSplits(residentBlocks, rows * kvHeads * blocksPerKvHead, ranges.MaxKeyCount);
         int rowHeads = rows * heads;
         long partLseBytes = (long)splits * rowHeads * sizeof(float), partOutBytes = partLseBytes * d;
         nint partOut = _device.Pool.Allocate(partOutBytes), partLse = _device.Pool.Allocate(partLseBytes);
@@ -49,7 +89,7 @@ public sealed partial class CudaBackend
         {
             _device.Timed("attention", () =>
             {
-                _device.Launch(partial, ((uint)splits, (uint)(kvHeads * blocksPerKvHead), (uint)rows), 128, 0,
+                _device.Launch(partial, ((uint)splits, (uint)(kvHeads * blocksPerKvHead), (uint)rows), DecodeThreads, shared,
                     q.Pointer, k.Pointer, v.Pointer, ranges.KeyStarts.Pointer, ranges.KeyCounts.Pointer, partOut, partLse,
                     rows, heads, kvHeads, scale * 1.4426950408889634f);
                 _device.Launch(merge, ((uint)((rowHeads * 32 + 255) / 256), 1), 256, 0, partOut, partLse, output.Pointer, lse.Pointer, splits, rowHeads);
@@ -62,8 +102,44 @@ public sealed partial class CudaBackend
             _device.Pool.Free(partLse, partLseBytes);
         }
         _decodeCalls++;
+        if (mma) _decodeMmaCalls++;
         return true;
     }
+
+    /// <summary>
+    /// The tensor-core kernel for the shape, its dynamic shared memory, and how many of its blocks the GPU holds at
+    /// once: the grid is one wave of them, so every split's block runs from the start and the splits (equal shares)
+    /// end together.
+    /// </summary>
+    private (nint Function, uint SharedBytes, int ResidentBlocks) DecodeMmaKernel(int group, int d)
+    {
+        int stages = _decodeMmaStages ?? DecodeMmaStages;
+        var function = _device.Function(DecodeMmaSource, "decode_attention_partial_mma", $"HEAD_DIM={d}", $"GROUP={group}", $"STAGES={stages}");
+        uint shared = DecodeMmaSharedBytes(d, stages);
+        if (!_decodeMmaResidency.TryGetValue(function, out int perMultiprocessor))
+        {
+            _device.AllowSharedMemory(function, shared);
+            perMultiprocessor = Math.Max(1, _device.ResidentBlocksPerMultiprocessor(function, DecodeThreads, shared));
+            _decodeMmaResidency[function] = perMultiprocessor;
+        }
+        return (function, shared, perMultiprocessor * _device.MultiprocessorCount);
+    }
+
+    /// <summary>
+    /// Whether the tensor-core kernel takes the shape: head dims that are multiples of 16 (the MMA's k-step) up to 128
+    /// (its registers), groups of up to 16 query heads (the MMA's rows).
+    /// </summary>
+    internal static bool DecodeMmaTakes(int group, int headDim) => group <= DecodeMmaMaxGroup && headDim % 16 == 0 && headDim <= DecodeMmaMaxHeadDim;
+
+    /// <summary>
+    /// Chunks in each warp's ring of the tensor-core kernel: STAGES − 1 are in flight while one is computed. 4 at
+    /// every head dim: at d = 128 that is 136 KB a block, one block an SM, and it read K and V faster than 3 stages
+    /// with two blocks an SM (3.84 against 3.69 TB/s at 131K keys, 1.67 against 1.24 at 8K; 5 and 6 no faster).
+    /// </summary>
+    internal const int DecodeMmaStages = 4;
+
+    /// <summary>The tensor-core kernel's dynamic shared memory: per warp, STAGES chunks of K and V rows padded by 8 bf16.</summary>
+    internal static uint DecodeMmaSharedBytes(int headDim, int stages) => (uint)(DecodeMmaWarps * stages * 2 * DecodeMmaKeysPerChunk * (headDim + 8) * 2);
 
     /// <summary>
     /// Lanes that share one key's row: 16 when every lane gets an even number of dims (head dim a multiple of 32),
@@ -79,13 +155,14 @@ public sealed partial class CudaBackend
     }
 
     /// <summary>
-    /// How many parts each row's keys are cut into: enough blocks (<paramref name="blocksPerSplit"/> for each) for
-    /// <see cref="DecodeBlocksPerMultiprocessor"/> per SM, but at least <see cref="DecodeMinKeysPerSplit"/> keys
-    /// a part for the longest row, and at most <see cref="DecodeMaxSplits"/>.
+    /// How many parts each row's keys are cut into: as many blocks (<paramref name="blocksPerSplit"/> for each) as
+    /// fit in <paramref name="residentBlocks"/> (not more: a few blocks of a second wave would double the time of
+    /// equal shares), but at least <see cref="DecodeMinKeysPerSplit"/> keys a part for the longest row, and at
+    /// most <see cref="DecodeMaxSplits"/>.
     /// </summary>
-    internal static int DecodeSplits(int multiprocessors, int blocksPerSplit, int maxKeyCount)
+    internal static int DecodeSplits(int residentBlocks, int blocksPerSplit, int maxKeyCount)
     {
-        int toFill = CeilDiv(DecodeBlocksPerMultiprocessor * multiprocessors, blocksPerSplit);
+        int toFill = residentBlocks / blocksPerSplit;
         int worthwhile = CeilDiv(maxKeyCount, DecodeMinKeysPerSplit);
         return Math.Max(1, Math.Min(DecodeMaxSplits, Math.Min(toFill, worthwhile)));
     }

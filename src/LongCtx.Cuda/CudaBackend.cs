@@ -283,16 +283,17 @@ public sealed unsafe partial class CudaBackend : IBackend
         var ql = _layouts.Of(queries);
         var kl = _layouts.Of(keys);
         var fn = _device.Function(AttentionSource, "flash_attention", $"HEAD_DIM={d}");
-        // Two buffers of a 32-key K and V tile, rows padded by 8 elements against bank conflicts.
-        uint shared = (uint)(2 * 2 * 32 * (d + 8) * 2);
+        int queryRows = AttentionQueryRows(d);
+        // The query tile and one K and one V tile, rows padded by 8 elements against bank conflicts, then the
+        // query and key rows' sequence ids and positions.
+        uint shared = (uint)((queryRows + 2 * AttentionKeyTile) * (d + 8) * 2 + 2 * (queryRows + AttentionKeyTile) * sizeof(int));
         _device.AllowSharedMemory(fn, shared);
-        const int queryRowsPerBlock = 128;
-        uint tiles = (uint)((tq + queryRowsPerBlock - 1) / queryRowsPerBlock);
+        uint tiles = (uint)((tq + queryRows - 1) / queryRows);
         // Few queries against many keys would leave most SMs idle: split the keys over blocks and merge the
         // partial results by log-sum-exp. Decode rows go to the decode kernel; this serves the short calls it
         // does not take (more than DecodeMaxRows rows, or layouts that are not dense blocks).
-        int keyTiles = (tk + 31) / 32;
-        int splits = tq <= 64 && tk >= 1024 ? Math.Min(64, Math.Max(1, keyTiles / 16)) : 1;
+        int keyTiles = (tk + AttentionKeyTile - 1) / AttentionKeyTile;
+        int splits = tq <= 64 && tk >= 1024 ? Math.Min(64, Math.Max(1, keyTiles / 8)) : 1;
         int tilesPerSplit = (keyTiles + splits - 1) / splits;
         splits = (keyTiles + tilesPerSplit - 1) / tilesPerSplit;
         var partOut = splits > 1 ? (CudaTensor)Allocate(ActivationType, splits * tq, heads, d) : C(output);
@@ -309,6 +310,12 @@ public sealed unsafe partial class CudaBackend : IBackend
         partOut.Dispose();
         partLse.Dispose();
     }
+
+    /// <summary>Query rows one block of Kernels/attention.cu owns (BQ there): two 16-row MMA tiles per warp, one past head dim 128.</summary>
+    private static int AttentionQueryRows(int headDim) => headDim > 128 ? 64 : 128;
+
+    /// <summary>Keys per tile of Kernels/attention.cu (BK there).</summary>
+    private const int AttentionKeyTile = 64;
 
     public void MergeAttention(Tensor outputAccumulator, Tensor lseAccumulator, Tensor outputPart, Tensor lsePart)
     {

@@ -130,6 +130,13 @@ internal sealed unsafe class CudaDevice : IDisposable
             CudaDriver.Check(CudaDriver.cuFuncSetAttribute(function, CudaDriver.FunctionAttributeMaxDynamicSharedBytes, (int)bytes), "cuFuncSetAttribute");
     }
 
+    /// <summary>How many blocks of <paramref name="function"/> one SM holds at once (registers, shared memory, threads).</summary>
+    public int ResidentBlocksPerMultiprocessor(nint function, int blockSize, uint sharedBytes)
+    {
+        CudaDriver.Check(CudaDriver.cuOccupancyMaxActiveBlocksPerMultiprocessor(out int blocks, function, blockSize, sharedBytes), "cuOccupancyMaxActiveBlocksPerMultiprocessor");
+        return blocks;
+    }
+
     /// <summary>Launches on the compute stream; arguments are blittable values (pointers as nint).</summary>
     public void Launch(nint function, (uint X, uint Y) grid, uint block, uint sharedBytes, params ReadOnlySpan<KernelArg> args) =>
         Launch(function, (grid.X, grid.Y, 1u), block, sharedBytes, args);

@@ -1,6 +1,7 @@
 using System.Reflection;
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.RegularExpressions;
 using LongCtx.Cuda.Native;
 
 namespace LongCtx.Cuda;
@@ -14,7 +15,7 @@ internal static unsafe class KernelCompiler
 {
     public static byte[] Cubin(string resource, int computeMajor, int computeMinor, IReadOnlyList<string> defines)
     {
-        string source = ReadResource(resource);
+        string source = WithHeaders(ReadResource(resource));
         string include = Path.Combine(NativeLibraries.CudaRoot, "include");
         if (!File.Exists(Path.Combine(include, "cuda_bf16.h")))
             throw new LongCtxException($"cuda_bf16.h not found in {include}: the CUDA kernels are compiled at run time and need the CUDA headers; set CUDA_HOME to the CUDA toolkit");
@@ -85,6 +86,13 @@ internal static unsafe class KernelCompiler
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
         return Path.Combine(root, "longctx", "kernels");
     }
+
+    /// <summary>
+    /// Puts each embedded header a line <c>#include "NAME.cuh"</c> names in place of that line: NVRTC gets one source
+    /// with no header list to pass, and the cache key (a hash of the source) changes when a header does.
+    /// </summary>
+    private static string WithHeaders(string source) =>
+        Regex.Replace(source, @"^#include ""(\w+\.cuh)""[ \t]*$", m => ReadResource(m.Groups[1].Value), RegexOptions.Multiline);
 
     private static string ReadResource(string name)
     {

@@ -1,44 +1,28 @@
 // Flash attention with tensor cores (mma.sync m16n8k16, bf16 in, fp32 accumulate), the FlashAttention-2
-// scheme: a block of 4 warps owns 128 query rows of one head, each warp two 16-row MMA tiles held in
-// registers (so every K or V fragment read from shared memory feeds four MMAs: shared-memory bandwidth,
-// not the tensor cores, bounds a one-tile-per-warp kernel on Hopper). K and V tiles of 32 keys are staged in
-// shared memory with cp.async, double-buffered (the next visible tile loads while this one is computed), and
-// read into fragments with ldmatrix; scores, the online softmax and the output accumulator stay in registers.
+// scheme: a block of 4 warps owns BQ query rows of one head, each warp MT 16-row MMA tiles (so every K or V
+// fragment read from shared memory feeds MT MMAs: shared-memory bandwidth, not the tensor cores, bounds a
+// one-tile-per-warp kernel on Hopper). The query tile sits in shared memory and its fragments are read again
+// for every key tile: held in registers (64 of them at head dim 128) they pushed the kernel past 255 registers
+// into spills. Key tiles of 64 rows: K and V have one buffer each, loaded with cp.async so that V of this tile
+// arrives while S = QKᵀ is computed and K of the next visible tile while the softmax and PV run (two barriers a
+// tile). Scores, the online softmax and the output accumulator stay in registers; the accumulator is rescaled
+// only when some row's maximum grew (multiplying by exp2(0) = 1 changes nothing, so skipping it is exact).
 // The mask is the engine's one rule — a query sees a key of the same sequence at a position not after its
 // own — judged per tile from (sequence, min, max position) summaries of 64 rows, so hidden tiles are skipped
-// and fully visible ones skip the per-element test. Writes output and the natural-log LSE (-inf, output 0
-// for a row that saw nothing). HEAD_DIM is fixed at compile time (a multiple of 16).
-#include <cuda_bf16.h>
-typedef __nv_bfloat16 bf16;
-// NVRTC has no <math.h>: the infinity the kernels need, spelled out.
-#define INFINITY __int_as_float(0x7f800000)
+// and fully visible ones skip the per-element test. Query tiles are taken longest first (the last rows of a
+// causal block see the most keys), so the short ones fill the tail of the grid. Writes output and the
+// natural-log LSE (-inf, output 0 for a row that saw nothing). HEAD_DIM is fixed at compile time (a multiple
+// of 16 up to 256).
+#include "tensor_core.cuh"
 
 #define D HEAD_DIM
-#define MT 2                 // 16-row MMA tiles per warp
-#define BQ (4 * 16 * MT)     // query rows per block
-#define BK 32                // keys per tile
-#define SUMMARY 64           // rows per layout summary (DeviceLayout.Tile)
-#define LDS (D + 8)
-
-__device__ __forceinline__ unsigned smem_addr(const void* p) { return static_cast<unsigned>(__cvta_generic_to_shared(p)); }
-
-// Four 8x8 bf16 matrices from shared memory; lane l gives the address of row l % 8 of matrix l / 8.
-__device__ __forceinline__ void ldmatrix_x4(unsigned* r, const bf16* p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-        : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_addr(p)));
-}
-
-__device__ __forceinline__ void ldmatrix_x4_trans(unsigned* r, const bf16* p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-        : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_addr(p)));
-}
-
-// 16 bytes global -> shared without passing through registers; bytes = 0 writes zeros (rows past the end).
-__device__ __forceinline__ void cp_async16(bf16* dst, const bf16* src, int bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(smem_addr(dst)), "l"(src), "r"(bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
-template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(N)); }
+// 16-row MMA tiles per warp: two up to head dim 128; at 256 one, else the accumulator alone (MT·D/2 floats
+// a thread) would take every register.
+#define MT (D > 128 ? 1 : 2)
+#define BQ (4 * 16 * MT)     // query rows per block (CudaBackend.AttentionQueryRows)
+#define BK 64                // keys per tile (CudaBackend.AttentionKeyTile)
+#define SUMMARY 64           // rows per layout summary (DeviceLayout.Tile); a key tile is one summary
+#define LDS (D + 8)          // a staged row, padded by 16 bytes so ldmatrix's 8 rows hit distinct banks
 
 struct TileInfo { int seq; int min_pos; int max_pos; };
 
@@ -48,47 +32,16 @@ __device__ __forceinline__ bool tile_hidden(const TileInfo& q, const TileInfo& k
     return k.min_pos > q.max_pos;
 }
 
-
-__device__ __forceinline__ unsigned pack2(float a, float b) {
-    __nv_bfloat162 v = __floats2bfloat162_rn(a, b);
-    return *reinterpret_cast<unsigned*>(&v);
-}
-
-__device__ __forceinline__ void mma16816(float* c, const unsigned* a, const unsigned* b) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-
-__device__ __forceinline__ float quad_max(float v) {
-    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
-    return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
-}
-
-__device__ __forceinline__ float quad_sum(float v) {
-    v += __shfl_xor_sync(0xffffffffu, v, 1);
-    return v + __shfl_xor_sync(0xffffffffu, v, 2);
-}
-
-// Stages key tile kt of KV head g into a buffer: K and V rows by cp.async, sequence ids and positions by plain stores.
-__device__ __forceinline__ void load_tile(bf16* sk, bf16* sv, int* s_seq, int* s_pos, const bf16* k, const bf16* v,
-                                          const int* k_seq, const int* k_pos, int kt, int tk, int g, long kv_stride) {
-    const int k0 = kt * BK;
+// Stages rows [first, first + BK) of one KV head's K or V (rows past `count` read as zeros) into a buffer.
+__device__ __forceinline__ void load_rows(bf16* dst, const bf16* src, int first, int count, int g, long stride) {
     for (int i = threadIdx.x; i < BK * (D / 8); i += blockDim.x) {
         int r = i / (D / 8), c = (i % (D / 8)) * 8;
-        bool in = k0 + r < tk;
-        long off = in ? (long)(k0 + r) * kv_stride + g * D + c : 0;
-        cp_async16(sk + r * LDS + c, k + off, in ? 16 : 0);
-        cp_async16(sv + r * LDS + c, v + off, in ? 16 : 0);
-    }
-    if (threadIdx.x < BK) {
-        int j = k0 + threadIdx.x;
-        s_seq[threadIdx.x] = j < tk ? k_seq[j] : -3;
-        s_pos[threadIdx.x] = j < tk ? k_pos[j] : 0x7fffffff;
+        bool in = first + r < count;
+        cp_async16(dst + r * LDS + c, src + (in ? (long)(first + r) * stride + g * D + c : 0), in ? 16 : 0);
     }
 }
 
-// The summary of this block's query rows: the two 64-row summaries it spans, merged.
+// The summary of this block's query rows: the 64-row summaries it spans, merged.
 __device__ __forceinline__ TileInfo query_summary(const TileInfo* q_tiles, int tile, int tq) {
     const int count = (tq + SUMMARY - 1) / SUMMARY, first = tile * (BQ / SUMMARY);
     TileInfo t = q_tiles[first];
@@ -101,10 +54,9 @@ __device__ __forceinline__ TileInfo query_summary(const TileInfo* q_tiles, int t
     return t;
 }
 
-// Key tile kt lies inside summary kt / 2: hidden or fully visible there means the same for the tile.
 __device__ __forceinline__ int next_visible_key_tile(const TileInfo* k_tiles, const TileInfo& qt, int from, int count) {
     int t = from;
-    while (t < count && tile_hidden(qt, k_tiles[t * BK / SUMMARY])) t++;
+    while (t < count && tile_hidden(qt, k_tiles[t])) t++;
     return t;
 }
 
@@ -115,51 +67,51 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention(
     bf16* __restrict__ out, float* __restrict__ lse,
     int tq, int tk, int heads, int kv_heads, float scale_log2, int tiles_per_split)
 {
-    // Two buffers of K and V: [K0 | V0 | K1 | V1] in dynamic shared memory.
+    // [Q tile | K tile | V tile] in dynamic shared memory, then the rows' sequence ids and positions.
     extern __shared__ __align__(16) unsigned char smem[];
-    bf16* tiles_kv = reinterpret_cast<bf16*>(smem);
-    __shared__ int s_seq[2][BK], s_pos[2][BK];
+    bf16* sq = reinterpret_cast<bf16*>(smem);
+    bf16* sk = sq + BQ * LDS;
+    bf16* sv = sk + BK * LDS;
+    int* sq_seq = reinterpret_cast<int*>(sv + BK * LDS);
+    int* sq_pos = sq_seq + BQ;
+    int* sk_seq = sq_pos + BQ;
+    int* sk_pos = sk_seq + BK;
 
-    const int tile = blockIdx.x, h = blockIdx.y, g = h / (heads / kv_heads);
+    const int tile = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, g = h / (heads / kv_heads);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gr = lane >> 2, tc = lane & 3;
     const long q_stride = (long)heads * D, kv_stride = (long)kv_heads * D;
     const TileInfo qt = query_summary(q_tiles, tile, tq);
-    // Split-K (decode, short query blocks against long caches): block z covers key tiles
+    // Split-K (short query blocks against long caches): block z covers key tiles
     // [z·tiles_per_split, (z+1)·tiles_per_split) and writes its own partial output and LSE, merged afterwards.
     const int first_tile = blockIdx.z * tiles_per_split;
     const int key_tiles = min((tk + BK - 1) / BK, first_tile + tiles_per_split);
     out += (long)blockIdx.z * tq * q_stride;
     lse += (long)blockIdx.z * tq * heads;
 
+    // The query tile of head h (one cp.async group with the first key tile), and its rows' sequences and positions.
+    const int q0 = tile * BQ;
+    for (int i = threadIdx.x; i < BQ * (D / 8); i += blockDim.x) {
+        int r = i / (D / 8), c = (i % (D / 8)) * 8;
+        bool in = q0 + r < tq;
+        cp_async16(sq + r * LDS + c, q + (in ? (long)(q0 + r) * q_stride + h * D + c : 0), in ? 16 : 0);
+    }
+    for (int r = threadIdx.x; r < BQ; r += blockDim.x) {
+        sq_seq[r] = q0 + r < tq ? q_seq[q0 + r] : -2;
+        sq_pos[r] = q0 + r < tq ? q_pos[q0 + r] : -1;
+    }
     int kt = next_visible_key_tile(k_tiles, qt, first_tile, key_tiles);
-    if (kt < key_tiles) load_tile(tiles_kv, tiles_kv + BK * LDS, s_seq[0], s_pos[0], k, v, k_seq, k_pos, kt, tk, g, kv_stride);
-    cp_async_commit();
-
-    // Rows gr and gr + 8 of each of the warp's MMA tiles; their query pieces as mma A fragments.
-    int row[MT][2], seq[MT][2], pos[MT][2];
-    unsigned qf[MT][D / 16][4];
-    #pragma unroll
-    for (int mt = 0; mt < MT; mt++) {
-        #pragma unroll
-        for (int half = 0; half < 2; half++) {
-            int r = tile * BQ + warp * 16 * MT + mt * 16 + gr + half * 8;
-            row[mt][half] = r;
-            seq[mt][half] = r < tq ? q_seq[r] : -2;
-            pos[mt][half] = r < tq ? q_pos[r] : -1;
-        }
-        #pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) {
-            int c = kk * 16 + tc * 2;
-            #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                int r = row[mt][e & 1];
-                qf[mt][kk][e] = r < tq ? *reinterpret_cast<const unsigned*>(q + r * q_stride + h * D + c + (e >> 1) * 8) : 0u;
-            }
+    if (kt < key_tiles) {
+        load_rows(sk, k, kt * BK, tk, g, kv_stride);
+        if (threadIdx.x < BK) {
+            int j = kt * BK + threadIdx.x;
+            sk_seq[threadIdx.x] = j < tk ? k_seq[j] : -3;
+            sk_pos[threadIdx.x] = j < tk ? k_pos[j] : 0x7fffffff;
         }
     }
+    cp_async_commit();
 
     float o[MT][D / 8][4];
-    float m[MT][2], l[MT][2];
+    float m[MT][2], l[MT][2]; // running maximum (scaled, log2 domain) and this thread's share of the row sum
     #pragma unroll
     for (int mt = 0; mt < MT; mt++) {
         #pragma unroll
@@ -167,85 +119,112 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention(
         m[mt][0] = m[mt][1] = -INFINITY;
         l[mt][0] = l[mt][1] = 0.f;
     }
+    // ldmatrix addresses: A fragments of the warp's query rows (lanes 0-15 rows at column 0, 16-31 at column 8);
+    // B fragments of two 8-key tiles (K) or two 8-dim tiles (V, transposed).
+    const int mat = lane >> 3;
+    const bf16* q_frag = sq + (warp * 16 * MT + (lane & 15)) * LDS + (lane >> 4) * 8;
+    const bf16* k_frag = sk + ((mat >> 1) * 8 + (lane & 7)) * LDS + (mat & 1) * 8;
+    const bf16* v_frag = sv + ((mat & 1) * 8 + (lane & 7)) * LDS + (mat >> 1) * 8;
 
-    int buf = 0;
     while (kt < key_tiles) {
-        const int next = next_visible_key_tile(k_tiles, qt, kt + 1, key_tiles);
-        if (next < key_tiles) {
-            bf16* nk = tiles_kv + (buf ^ 1) * 2 * BK * LDS;
-            load_tile(nk, nk + BK * LDS, s_seq[buf ^ 1], s_pos[buf ^ 1], k, v, k_seq, k_pos, next, tk, g, kv_stride);
-        }
+        cp_async_wait<0>(); // K of this tile (and at first Q) has landed
+        __syncthreads();    // ... for every thread, and every warp is done with V of the last tile
+        load_rows(sv, v, kt * BK, tk, g, kv_stride);
         cp_async_commit();
-        cp_async_wait<1>(); // this tile's group has landed; the next one may still be in flight
-        __syncthreads();
 
-        const bf16* sk = tiles_kv + buf * 2 * BK * LDS;
-        const bf16* sv = sk + BK * LDS;
-        const int* ss = s_seq[buf];
-        const int* sp = s_pos[buf];
-        const TileInfo ki = k_tiles[kt * BK / SUMMARY];
-        const bool full = qt.seq >= 0 && ki.seq >= 0 && qt.seq == ki.seq && ki.max_pos <= qt.min_pos && (kt + 1) * BK <= tk;
-
-        // S = Q Kᵀ: per MMA tile 16 rows x 32 keys (4 accumulators of 16x8); one ldmatrix gives two key
-        // tiles' B fragments, used by both MMA tiles.
+        // S = Q Kᵀ: per MMA tile 16 rows x 64 keys (8 accumulators of 16x8).
         float s[MT][BK / 8][4];
         #pragma unroll
         for (int mt = 0; mt < MT; mt++)
             #pragma unroll
             for (int n = 0; n < BK / 8; n++) s[mt][n][0] = s[mt][n][1] = s[mt][n][2] = s[mt][n][3] = 0.f;
         #pragma unroll
-        for (int n = 0; n < BK / 8; n += 2) {
+        for (int kk = 0; kk < D / 16; kk++) {
+            unsigned a[MT][4];
             #pragma unroll
-            for (int kk = 0; kk < D / 16; kk++) {
+            for (int mt = 0; mt < MT; mt++) ldmatrix_x4(a[mt], q_frag + mt * 16 * LDS + kk * 16);
+            #pragma unroll
+            for (int n = 0; n < BK / 8; n += 2) {
                 unsigned b[4];
-                const int mat = lane >> 3;
-                ldmatrix_x4(b, sk + (n * 8 + (mat >> 1) * 8 + (lane & 7)) * LDS + kk * 16 + (mat & 1) * 8);
+                ldmatrix_x4(b, k_frag + n * 8 * LDS + kk * 16);
                 #pragma unroll
                 for (int mt = 0; mt < MT; mt++) {
-                    mma16816(s[mt][n], qf[mt][kk], b);
-                    mma16816(s[mt][n + 1], qf[mt][kk], b + 2);
+                    mma16816(s[mt][n], a[mt], b);
+                    mma16816(s[mt][n + 1], a[mt], b + 2);
                 }
             }
         }
 
+        const TileInfo ki = k_tiles[kt];
+        const bool full = qt.seq >= 0 && ki.seq >= 0 && qt.seq == ki.seq && ki.max_pos <= qt.min_pos && (kt + 1) * BK <= tk;
+        if (!full) {
+            #pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+                #pragma unroll
+                for (int half = 0; half < 2; half++) {
+                    const int r = warp * 16 * MT + mt * 16 + gr + half * 8, rs = sq_seq[r], rp = sq_pos[r];
+                    #pragma unroll
+                    for (int n = 0; n < BK / 8; n++)
+                        #pragma unroll
+                        for (int e = 0; e < 2; e++) {
+                            const int col = n * 8 + tc * 2 + e;
+                            if (sk_seq[col] != rs || sk_pos[col] > rp) s[mt][n][2 * half + e] = -INFINITY;
+                        }
+                }
+        }
+        const int next = next_visible_key_tile(k_tiles, qt, kt + 1, key_tiles);
+
+        cp_async_wait<0>(); // V of this tile has landed
+        __syncthreads();    // ... for every thread, and every warp is done with K and the key rows' summaries
+        if (next < key_tiles) {
+            load_rows(sk, k, next * BK, tk, g, kv_stride);
+            if (threadIdx.x < BK) {
+                int j = next * BK + threadIdx.x;
+                sk_seq[threadIdx.x] = j < tk ? k_seq[j] : -3;
+                sk_pos[threadIdx.x] = j < tk ? k_pos[j] : 0x7fffffff;
+            }
+        }
+        cp_async_commit();
+
+        // Online softmax in the log2 domain: p = exp2(s·scale − m) as one FMA and one exp2 per score.
+        bool grew = false;
+        float alpha[MT][2];
         #pragma unroll
         for (int mt = 0; mt < MT; mt++) {
-            float mx[2] = { -INFINITY, -INFINITY };
-            #pragma unroll
-            for (int n = 0; n < BK / 8; n++) {
-                #pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    float val = s[mt][n][e] * scale_log2;
-                    if (!full) {
-                        int col = n * 8 + tc * 2 + (e & 1), half = e >> 1;
-                        if (ss[col] != seq[mt][half] || sp[col] > pos[mt][half]) val = -INFINITY;
-                    }
-                    s[mt][n][e] = val;
-                    mx[e >> 1] = fmaxf(mx[e >> 1], val);
-                }
-            }
             #pragma unroll
             for (int half = 0; half < 2; half++) {
-                const float top = fmaxf(m[mt][half], quad_max(mx[half]));
+                float mx = -INFINITY;
+                #pragma unroll
+                for (int n = 0; n < BK / 8; n++) mx = fmaxf(mx, fmaxf(s[mt][n][2 * half], s[mt][n][2 * half + 1]));
+                const float top = fmaxf(m[mt][half], quad_max(mx) * scale_log2);
                 // A row that has seen nothing yet keeps base 0 so exp2(-inf - base) = 0 and nothing becomes NaN.
                 const float base = top == -INFINITY ? 0.f : top;
-                const float alpha = exp2f(m[mt][half] - base);
+                alpha[mt][half] = exp2f(m[mt][half] - base);
+                grew |= top != m[mt][half];
                 float sum = 0.f;
                 #pragma unroll
                 for (int n = 0; n < BK / 8; n++) {
-                    s[mt][n][2 * half] = exp2f(s[mt][n][2 * half] - base);
-                    s[mt][n][2 * half + 1] = exp2f(s[mt][n][2 * half + 1] - base);
+                    s[mt][n][2 * half] = exp2f(fmaf(s[mt][n][2 * half], scale_log2, -base));
+                    s[mt][n][2 * half + 1] = exp2f(fmaf(s[mt][n][2 * half + 1], scale_log2, -base));
                     sum += s[mt][n][2 * half] + s[mt][n][2 * half + 1];
                 }
-                l[mt][half] = l[mt][half] * alpha + sum;
+                l[mt][half] = l[mt][half] * alpha[mt][half] + sum;
                 m[mt][half] = top;
-                #pragma unroll
-                for (int i = 0; i < D / 8; i++) { o[mt][i][2 * half] *= alpha; o[mt][i][2 * half + 1] *= alpha; }
             }
+        }
+        // Once the maxima settle (most tiles of a long row), no row of the warp needs its accumulator rescaled.
+        if (__any_sync(0xffffffffu, grew)) {
+            #pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+                #pragma unroll
+                for (int i = 0; i < D / 8; i++) {
+                    o[mt][i][0] *= alpha[mt][0]; o[mt][i][1] *= alpha[mt][0];
+                    o[mt][i][2] *= alpha[mt][1]; o[mt][i][3] *= alpha[mt][1];
+                }
         }
 
         // O += P V: the score accumulators of two adjacent key tiles are exactly an A fragment; V's B
-        // fragments come transposed from ldmatrix, two head-dim tiles per call, used by both MMA tiles.
+        // fragments come transposed from ldmatrix, two head-dim tiles per call, used by every MMA tile.
         #pragma unroll
         for (int j = 0; j < BK / 16; j++) {
             unsigned a[MT][4];
@@ -259,8 +238,7 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention(
             #pragma unroll
             for (int dn = 0; dn < D / 8; dn += 2) {
                 unsigned b[4];
-                const int mat = lane >> 3;
-                ldmatrix_x4_trans(b, sv + (j * 16 + (mat & 1) * 8 + (lane & 7)) * LDS + dn * 8 + (mat >> 1) * 8);
+                ldmatrix_x4_trans(b, v_frag + j * 16 * LDS + dn * 8);
                 #pragma unroll
                 for (int mt = 0; mt < MT; mt++) {
                     mma16816(o[mt][dn], a[mt], b);
@@ -268,8 +246,6 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention(
                 }
             }
         }
-        __syncthreads(); // everyone is done with this buffer before it is refilled
-        buf ^= 1;
         kt = next;
     }
     cp_async_wait<0>();
@@ -279,7 +255,7 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention(
     for (int mt = 0; mt < MT; mt++) {
         #pragma unroll
         for (int half = 0; half < 2; half++) {
-            const int r = row[mt][half];
+            const int r = q0 + warp * 16 * MT + mt * 16 + gr + half * 8;
             const float total = quad_sum(l[mt][half]);
             if (r >= tq) continue;
             const float inv = total > 0.f ? 1.f / total : 0.f;

@@ -1,6 +1,8 @@
 // Attention for a few query rows (decode: one new token per sequence) against long KV caches. Reading the
 // cache bounds it, so each block reads every K and V row of its key range exactly once, for all the query
-// heads of the GQA group that share that KV head, with CUDA cores (a tensor-core tile would be 1 row of 128).
+// heads of the GQA group that share that KV head, with CUDA cores. decode_mma.cu computes the same partials with
+// tensor cores and is taken where it applies (head dims up to 128, groups up to 16); this kernel serves the other
+// shapes (and all with LONGCTX_DECODE_MMA=0), and its merge serves both.
 //
 // decode_attention_partial: block (split, kv head · chunk, row) of 4 warps takes query row r, HEADS query
 // heads of KV head g, and split s of the row's key range. Lanes work in groups of LANES per key (16, or 8 when

@@ -47,13 +47,38 @@ public class DecodeRowsTests
     }
 
     [Theory]
-    [InlineData(132, 8, 130_000, 66)]   // an 8B model decoding one token at 130K: 528 blocks
-    [InlineData(132, 8, 1000, 4)]       // a short cache: no split under 256 keys
-    [InlineData(132, 1, 1_000_000, 256)]
-    [InlineData(132, 128, 100_000, 5)]  // 16 rows of 8 KV heads already fill most of the GPU
-    [InlineData(132, 8, 0, 1)]          // every row sees nothing: one split writes -inf
-    public void SplitsFillTheGpuWithoutCuttingShortRanges(int multiprocessors, int blocksPerSplit, int maxKeyCount, int expected) =>
-        Assert.Equal(expected, CudaBackend.DecodeSplits(multiprocessors, blocksPerSplit, maxKeyCount));
+    [InlineData(4 * 132, 8, 130_000, 66)]   // CUDA-core kernel (4 blocks an SM), an 8B model decoding one token at 130K: 528 blocks
+    [InlineData(2 * 132, 8, 130_000, 33)]   // tensor-core kernel at d = 128 (2 blocks an SM): one wave of 264
+    [InlineData(4 * 132, 8, 1000, 4)]       // a short cache: no split under 256 keys
+    [InlineData(4 * 132, 1, 1_000_000, 256)]
+    [InlineData(4 * 132, 128, 100_000, 4)]  // 16 rows of 8 KV heads: 512 blocks, and 640 would start a second wave
+    [InlineData(2 * 132, 32, 130_000, 8)]   // 32 KV heads: 256 blocks, not 288
+    [InlineData(2 * 132, 512, 100_000, 1)]  // more blocks than the GPU holds: one split each
+    [InlineData(4 * 132, 8, 0, 1)]          // every row sees nothing: one split writes -inf
+    public void SplitsFillTheGpuWithoutCuttingShortRanges(int residentBlocks, int blocksPerSplit, int maxKeyCount, int expected) =>
+        Assert.Equal(expected, CudaBackend.DecodeSplits(residentBlocks, blocksPerSplit, maxKeyCount));
+
+    [Theory]
+    [InlineData(4, 128, true)]    // Llama 3 8B
+    [InlineData(16, 64, true)]
+    [InlineData(1, 48, true)]     // any multiple of 16: the MMA's k-step
+    [InlineData(8, 256, false)]   // the output would not fit in registers
+    [InlineData(32, 128, false)]  // more heads than the MMA's 16 rows
+    [InlineData(4, 40, false)]
+    public void TheTensorCoreKernelTakesGroupsOfUpTo16AndHeadDimsOfUpTo128(int group, int headDim, bool expected) =>
+        Assert.Equal(expected, CudaBackend.DecodeMmaTakes(group, headDim));
+
+    // Hopper gives an SM 228 KB of shared memory, 1 KB of it reserved per block; the kernel's static part is under 1 KB.
+    [Theory]
+    [InlineData(128, 139_264)]  // one block an SM (measured faster than two with 3 stages)
+    [InlineData(96, 106_496)]
+    [InlineData(64, 73_728)]    // three blocks an SM
+    [InlineData(16, 24_576)]
+    public void TheTensorCoreKernelsRingsFitAnSm(int headDim, int bytes)
+    {
+        Assert.Equal((uint)bytes, CudaBackend.DecodeMmaSharedBytes(headDim, CudaBackend.DecodeMmaStages));
+        Assert.True(bytes + 2048 <= 228 * 1024);
+    }
 
     [Theory]
     [InlineData(128, 16)]

@@ -10,10 +10,12 @@ using static LongCtx.Tests.Gpu.AttentionComparison;
 namespace LongCtx.Tests.Gpu;
 
 /// <summary>
-/// The decode kernel (few query rows against KV caches) against the CPU backend, with fresh random bf16
-/// inputs: outputs within 2e-2 and LSEs within 1e-2 relative, rows that see nothing exactly 0 with LSE −inf,
-/// and the decode kernel must actually have run. The shapes cover GQA groups of 1, 3, 4, 7 and 16 (the last
-/// two shared among several blocks per KV head) and head dimensions 32 to 256 (every vector-load width).
+/// The decode kernels (few query rows against KV caches) against the CPU backend, with fresh random bf16 inputs:
+/// each case runs the tensor-core kernel (Kernels/decode_mma.cu, where it takes the shape) and the CUDA-core kernel
+/// (Kernels/decode.cu) on the same inputs. Outputs within 2e-2 and LSEs within 1e-2 relative, rows that see nothing
+/// exactly 0 with LSE −inf, and the kernel meant must actually have run. The shapes cover GQA groups of 1 to 16
+/// (and 32, which only the CUDA-core kernel takes), head dimensions 32 to 128 on both kernels and 256 on the
+/// CUDA-core one, and rows seeing 1 to 70,000 keys.
 /// </summary>
 public class DecodeAttentionTests
 {
@@ -21,6 +23,8 @@ public class DecodeAttentionTests
     {
         /// <summary>One token decoding against a 5000-token cache.</summary>
         OneRowLongCache,
+        /// <summary>One token decoding against a 70,000-token cache: many chunks per warp, splits of uneven length.</summary>
+        OneRowVeryLongCache,
         /// <summary>Eight sequences decoding one token each, caches of 1 to 4097 tokens fused in another order.</summary>
         EightSequences,
         /// <summary>Three consecutive new tokens of one sequence: a causal block over its cache.</summary>
@@ -33,20 +37,24 @@ public class DecodeAttentionTests
     [InlineData(Layout.OneRowLongCache, 32, 8, 128)]
     [InlineData(Layout.OneRowLongCache, 4, 4, 64)]
     [InlineData(Layout.OneRowLongCache, 14, 2, 256)]
+    [InlineData(Layout.OneRowVeryLongCache, 16, 2, 128)]
+    [InlineData(Layout.OneRowVeryLongCache, 16, 1, 64)]
     [InlineData(Layout.EightSequences, 8, 2, 128)]
     [InlineData(Layout.EightSequences, 4, 4, 64)]
     [InlineData(Layout.EightSequences, 16, 1, 128)]
+    [InlineData(Layout.EightSequences, 8, 1, 64)]
     [InlineData(Layout.EightSequences, 4, 1, 32)]
+    [InlineData(Layout.EightSequences, 32, 1, 64)]
     [InlineData(Layout.CausalRows, 8, 2, 64)]
     [InlineData(Layout.CausalRows, 2, 2, 128)]
     [InlineData(Layout.CausalRows, 12, 4, 48)]
+    [InlineData(Layout.CausalRows, 6, 2, 96)]
     [InlineData(Layout.RowsSeeingNothing, 8, 2, 128)]
     [InlineData(Layout.RowsSeeingNothing, 4, 4, 64)]
-    public void DecodeKernelMatchesTheCpu(Layout layout, int heads, int kvHeads, int headDim)
+    public void DecodeKernelsMatchTheCpu(Layout layout, int heads, int kvHeads, int headDim)
     {
         int seed = Random.Shared.Next();
         var random = new Random(seed);
-        string where = $"seed {seed}, {layout}, {heads} heads on {kvHeads} KV heads of dim {headDim}";
         var (queries, keys) = Layouts(layout);
         var q = RandomBf16(random, queries.Count * heads * headDim);
         var k = RandomBf16(random, keys.Count * kvHeads * headDim);
@@ -54,16 +62,23 @@ public class DecodeAttentionTests
         using var cpu = new CpuBackend();
         using var gpu = new CudaBackend(0);
         var (expectedOut, expectedLse) = Run(cpu, heads, kvHeads, headDim, q, queries, k, v, keys);
-        long before = gpu.DecodeAttentionCalls;
-        var (actualOut, actualLse) = Run(gpu, heads, kvHeads, headDim, q, queries, k, v, keys);
-        Assert.True(gpu.DecodeAttentionCalls == before + 1, $"{where}: the decode kernel did not run");
+        foreach (bool mma in new[] { true, false })
+        {
+            gpu.UseDecodeMma = mma;
+            bool tensorCores = mma && CudaBackend.DecodeMmaTakes(heads / kvHeads, headDim);
+            string where = $"seed {seed}, {layout}, {heads} heads on {kvHeads} KV heads of dim {headDim}, {(tensorCores ? "tensor-core" : "CUDA-core")} kernel";
+            long before = gpu.DecodeAttentionCalls, beforeMma = gpu.DecodeMmaAttentionCalls;
+            var (actualOut, actualLse) = Run(gpu, heads, kvHeads, headDim, q, queries, k, v, keys);
+            Assert.True(gpu.DecodeAttentionCalls == before + 1, $"{where}: the decode kernel did not run");
+            Assert.True(gpu.DecodeMmaAttentionCalls == beforeMma + (tensorCores ? 1 : 0), $"{where}: another decode kernel ran");
 
-        double outError = DenseReference.RelativeError(actualOut, expectedOut), lseError = LseError(actualLse, expectedLse, where);
-        Assert.True(outError < 2e-2, $"{where}: output vs CPU {outError:e2}");
-        Assert.True(lseError < 1e-2, $"{where}: LSE vs CPU {lseError:e2}");
-        for (int i = 0; i < expectedLse.Length; i++)
-            if (float.IsNegativeInfinity(expectedLse[i]))
-                Assert.True(actualOut.AsSpan(i * headDim, headDim).IndexOfAnyExcept(0f) < 0, $"{where}: row {i / heads} head {i % heads} sees nothing but its output is not 0");
+            double outError = DenseReference.RelativeError(actualOut, expectedOut), lseError = LseError(actualLse, expectedLse, where);
+            Assert.True(outError < 2e-2, $"{where}: output vs CPU {outError:e2}");
+            Assert.True(lseError < 1e-2, $"{where}: LSE vs CPU {lseError:e2}");
+            for (int i = 0; i < expectedLse.Length; i++)
+                if (float.IsNegativeInfinity(expectedLse[i]))
+                    Assert.True(actualOut.AsSpan(i * headDim, headDim).IndexOfAnyExcept(0f) < 0, $"{where}: row {i / heads} head {i % heads} sees nothing but its output is not 0");
+        }
     }
 
     private static (TokenLayout Queries, TokenLayout Keys) Layouts(Layout layout)
@@ -72,6 +87,8 @@ public class DecodeAttentionTests
         {
             case Layout.OneRowLongCache:
                 return (new TokenLayout([0], [4999]), Sequence(0, 0, 5000));
+            case Layout.OneRowVeryLongCache:
+                return (new TokenLayout([0], [69_999]), Sequence(0, 0, 70_000));
             case Layout.EightSequences:
                 int[] lengths = [1, 17, 300, 1000, 4097, 63, 2500, 129];
                 var queries = TokenLayout.Concat(lengths.Select((n, s) => new TokenLayout([s], [n - 1])).ToList());
