@@ -56,8 +56,7 @@ public sealed partial class CudaBackend
     };
 
     private DecodeRowsCache? _decodeRows;
-    // Per tensor-core kernel: its blocks resident per SM (asked once, when its shared memory is also allowed).
-    private readonly Dictionary<nint, int> _decodeMmaResidency = [];
+    private readonly Dictionary<(int Group, int HeadDim, bool TensorCores), DecodeKernel> _decodeKernels = [];
     private long _decodeCalls, _decodeMmaCalls;
 
     /// <summary>Attention calls the decode kernels computed so far.</summary>
@@ -72,16 +71,9 @@ public sealed partial class CudaBackend
         int rows = q.Rows, heads = q.Shape[1], d = q.Shape[2], kvHeads = k.Shape[1], group = heads / kvHeads;
         _decodeRows ??= new DecodeRowsCache(ints => (CudaTensor)Upload<int>(ints, ints.Length));
         var ranges = _decodeRows.Of(queries, keys, blocks);
-        // The CUDA-core kernel's defines: its merge (which needs only HEAD_DIM) serves both kernels from that cubin.
-        int headsPerBlock = DecodeHeadsPerBlock(group, d);
-        string[] defines = [$"HEAD_DIM={d}", $"LANES={DecodeLanesPerKey(d)}", $"GROUP={group}", $"HEADS={headsPerBlock}"];
-        var merge = _device.Function(DecodeSource, "decode_attention_merge", defines);
-        bool mma = UseDecodeMma && DecodeMmaTakes(group, d);
-        var (partial, shared, residentBlocks) = mma ? DecodeMmaKernel(group, d)
-            : (_device.Function(DecodeSource, "decode_attention_partial", defines), 0u, DecodeBlocksPerMultiprocessor * _device.MultiprocessorCount);
-        // The tensor-core kernel takes a whole group per block; the CUDA-core kernel may share it among several.
-        int blocksPerKvHead = mma ? 1 : CeilDiv(group, headsPerBlock);
-        int splits = DecodeSplits(residentBlocks, rows * kvHeads * blocksPerKvHead, ranges.MaxKeyCount);
+        var kernel = DecodeKernelFor(group, d);
+        int blocksPerKvHead = kernel.BlocksPerKvHead;
+        int splits = DecodeSplits(kernel.ResidentBlocks, rows * kvHeads * blocksPerKvHead, ranges.MaxKeyCount);
         int rowHeads = rows * heads;
         long partLseBytes = (long)splits * rowHeads * sizeof(float), partOutBytes = partLseBytes * d;
         nint partOut = _device.Pool.Allocate(partOutBytes), partLse = _device.Pool.Allocate(partLseBytes);
@@ -89,10 +81,10 @@ public sealed partial class CudaBackend
         {
             _device.Timed("attention", () =>
             {
-                _device.Launch(partial, ((uint)splits, (uint)(kvHeads * blocksPerKvHead), (uint)rows), DecodeThreads, shared,
+                _device.Launch(kernel.Partial, ((uint)splits, (uint)(kvHeads * blocksPerKvHead), (uint)rows), DecodeThreads, kernel.SharedBytes,
                     q.Pointer, k.Pointer, v.Pointer, ranges.KeyStarts.Pointer, ranges.KeyCounts.Pointer, partOut, partLse,
                     rows, heads, kvHeads, scale * 1.4426950408889634f);
-                _device.Launch(merge, ((uint)((rowHeads * 32 + 255) / 256), 1), 256, 0, partOut, partLse, output.Pointer, lse.Pointer, splits, rowHeads);
+                _device.Launch(kernel.Merge, ((uint)((rowHeads * 32 + 255) / 256), 1), 256, 0, partOut, partLse, output.Pointer, lse.Pointer, splits, rowHeads);
             });
         }
         finally
@@ -102,27 +94,39 @@ public sealed partial class CudaBackend
             _device.Pool.Free(partLse, partLseBytes);
         }
         _decodeCalls++;
-        if (mma) _decodeMmaCalls++;
+        if (kernel.TensorCores) _decodeMmaCalls++;
         return true;
     }
 
     /// <summary>
-    /// The tensor-core kernel for the shape, its dynamic shared memory, and how many of its blocks the GPU holds at
-    /// once: the grid is one wave of them, so every split's block runs from the start and the splits (equal shares)
-    /// end together.
+    /// The decode kernels of one shape and how to launch them, looked up once: the partial kernel (tensor cores where
+    /// <see cref="DecodeMmaTakes"/>, else CUDA cores), the merge (decode.cu's, for both), the dynamic shared memory,
+    /// how many blocks the GPU holds at once (for the tensor-core kernel, from the occupancy API: its grid is one
+    /// wave, so every split's block runs from the start and the splits, equal shares, end together) and the blocks
+    /// that share a KV head's group (the CUDA-core kernel may split a group whose queries would not fit in registers).
     /// </summary>
-    private (nint Function, uint SharedBytes, int ResidentBlocks) DecodeMmaKernel(int group, int d)
+    private readonly record struct DecodeKernel(nint Partial, nint Merge, uint SharedBytes, int ResidentBlocks, int BlocksPerKvHead, bool TensorCores);
+
+    private DecodeKernel DecodeKernelFor(int group, int d)
     {
-        int stages = _decodeMmaStages ?? DecodeMmaStages;
-        var function = _device.Function(DecodeMmaSource, "decode_attention_partial_mma", $"HEAD_DIM={d}", $"GROUP={group}", $"STAGES={stages}");
-        uint shared = DecodeMmaSharedBytes(d, stages);
-        if (!_decodeMmaResidency.TryGetValue(function, out int perMultiprocessor))
+        bool tensorCores = UseDecodeMma && DecodeMmaTakes(group, d);
+        if (_decodeKernels.TryGetValue((group, d, tensorCores), out var kernel)) return kernel;
+        int headsPerBlock = DecodeHeadsPerBlock(group, d);
+        string[] defines = [$"HEAD_DIM={d}", $"LANES={DecodeLanesPerKey(d)}", $"GROUP={group}", $"HEADS={headsPerBlock}"];
+        var merge = _device.Function(DecodeSource, "decode_attention_merge", defines);
+        if (tensorCores)
         {
-            _device.AllowSharedMemory(function, shared);
-            perMultiprocessor = Math.Max(1, _device.ResidentBlocksPerMultiprocessor(function, DecodeThreads, shared));
-            _decodeMmaResidency[function] = perMultiprocessor;
+            int stages = _decodeMmaStages ?? DecodeMmaStages;
+            var partial = _device.Function(DecodeMmaSource, "decode_attention_partial_mma", $"HEAD_DIM={d}", $"GROUP={group}", $"STAGES={stages}");
+            uint shared = DecodeMmaSharedBytes(d, stages);
+            _device.AllowSharedMemory(partial, shared);
+            int perMultiprocessor = Math.Max(1, _device.ResidentBlocksPerMultiprocessor(partial, DecodeThreads, shared));
+            kernel = new(partial, merge, shared, perMultiprocessor * _device.MultiprocessorCount, BlocksPerKvHead: 1, TensorCores: true);
         }
-        return (function, shared, perMultiprocessor * _device.MultiprocessorCount);
+        else
+            kernel = new(_device.Function(DecodeSource, "decode_attention_partial", defines), merge, 0,
+                DecodeBlocksPerMultiprocessor * _device.MultiprocessorCount, CeilDiv(group, headsPerBlock), TensorCores: false);
+        return _decodeKernels[(group, d, tensorCores)] = kernel;
     }
 
     /// <summary>
