@@ -41,6 +41,18 @@ __device__ __forceinline__ void load_rows(bf16* dst, const bf16* src, int first,
     }
 }
 
+// Key tile kt: its K rows by cp.async, its rows' sequence ids and positions by plain stores (past the end: a
+// sequence no query has, so the per-element test hides them).
+__device__ __forceinline__ void load_key_tile(bf16* sk, int* sk_seq, int* sk_pos, const bf16* k, const int* k_seq, const int* k_pos,
+                                              int kt, int tk, int g, long kv_stride) {
+    load_rows(sk, k, kt * BK, tk, g, kv_stride);
+    if (threadIdx.x < BK) {
+        int j = kt * BK + threadIdx.x;
+        sk_seq[threadIdx.x] = j < tk ? k_seq[j] : -3;
+        sk_pos[threadIdx.x] = j < tk ? k_pos[j] : 0x7fffffff;
+    }
+}
+
 // The summary of this block's query rows: the 64-row summaries it spans, merged.
 __device__ __forceinline__ TileInfo query_summary(const TileInfo* q_tiles, int tile, int tq) {
     const int count = (tq + SUMMARY - 1) / SUMMARY, first = tile * (BQ / SUMMARY);
@@ -100,14 +112,7 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention(
         sq_pos[r] = q0 + r < tq ? q_pos[q0 + r] : -1;
     }
     int kt = next_visible_key_tile(k_tiles, qt, first_tile, key_tiles);
-    if (kt < key_tiles) {
-        load_rows(sk, k, kt * BK, tk, g, kv_stride);
-        if (threadIdx.x < BK) {
-            int j = kt * BK + threadIdx.x;
-            sk_seq[threadIdx.x] = j < tk ? k_seq[j] : -3;
-            sk_pos[threadIdx.x] = j < tk ? k_pos[j] : 0x7fffffff;
-        }
-    }
+    if (kt < key_tiles) load_key_tile(sk, sk_seq, sk_pos, k, k_seq, k_pos, kt, tk, g, kv_stride);
     cp_async_commit();
 
     float o[MT][D / 8][4];
@@ -176,14 +181,7 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention(
 
         cp_async_wait<0>(); // V of this tile has landed
         __syncthreads();    // ... for every thread, and every warp is done with K and the key rows' summaries
-        if (next < key_tiles) {
-            load_rows(sk, k, next * BK, tk, g, kv_stride);
-            if (threadIdx.x < BK) {
-                int j = next * BK + threadIdx.x;
-                sk_seq[threadIdx.x] = j < tk ? k_seq[j] : -3;
-                sk_pos[threadIdx.x] = j < tk ? k_pos[j] : 0x7fffffff;
-            }
-        }
+        if (next < key_tiles) load_key_tile(sk, sk_seq, sk_pos, k, k_seq, k_pos, next, tk, g, kv_stride);
         cp_async_commit();
 
         // Online softmax in the log2 domain: p = exp2(s·scale − m) as one FMA and one exp2 per score.
