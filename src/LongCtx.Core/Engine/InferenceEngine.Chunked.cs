@@ -25,6 +25,14 @@ public sealed partial class InferenceEngine
             int n = tokens.Length, firstKept = n - Math.Min(Math.Max(1, keepLast), n);
             var kept = new float[(n - firstKept) * vocab];
             var positions = new List<int>();
+            // Each piece is load-balanced on its own, so a rank ends with about n / Ranks of the new rows: room for
+            // them now, or every piece would grow the cache and copy what the earlier ones left.
+            _ranks.Run(rt =>
+            {
+                var kv = rt.CacheOf(sequence.Id);
+                kv.Reserve(kv.Count + (n + Ranks - 1) / Ranks);
+                return 0;
+            });
             for (int start = 0; start < n; start += chunk)
             {
                 int end = Math.Min(n, start + chunk);

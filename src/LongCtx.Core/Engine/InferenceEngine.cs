@@ -111,6 +111,7 @@ public sealed partial class InferenceEngine : IDisposable
                 Caches = batch.Select(b => rt.CacheOf(b.Sequence.Id)).ToList(),
                 Appends = AppendsOf(shard),
             };
+            foreach (var a in step.Appends) step.Caches[a.Cache].Reserve(step.Caches[a.Cache].Count + a.Count);
             var ids = shard.BatchIndex.Select(i => allTokens[i]).ToArray();
             return ForwardAndGather(rt, ids, step, attention, wanted, row => Array.IndexOf(shard.BatchIndex, row), argmaxAll: argmaxAll);
         });

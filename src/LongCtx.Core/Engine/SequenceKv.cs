@@ -7,7 +7,9 @@ namespace LongCtx.Engine;
 /// The KV one rank holds for one sequence, every layer: rows appended in the order the rank computed
 /// them (its prefill chunks, then the decode tokens placed on it). Capacity grows by an eighth at least, so a
 /// long conversation does not copy its cache on every turn, yet decoding after a 128K prefill asks for
-/// 1.125x the prefill's KV, not twice it (a batch of such caches is what fills a GPU).
+/// 1.125x the prefill's KV, not twice it (a batch of such caches is what fills a GPU). A prefill reserves its
+/// rows and that eighth before it appends (<see cref="Reserve"/>): growing on the first decode step instead
+/// copied the whole cache inside it (16 GB at 130K tokens of the 8B shape, 64 GB at 512K).
 /// </summary>
 public sealed class SequenceKv : IDisposable
 {
@@ -48,12 +50,25 @@ public sealed class SequenceKv : IDisposable
 
     private Tensor View(Tensor? t, int rows) => t?.SliceRows(0, rows) ?? (_empty ??= _backend.Allocate(_backend.ActivationType, 0, _kvHeads, _headDim));
 
+    /// <summary>Room for <paramref name="rows"/> rows in every layer and an eighth more (at least 64) for what follows.</summary>
+    public void Reserve(int rows)
+    {
+        for (int layer = 0; layer < _keys.Length; layer++)
+            if ((_keys[layer]?.Rows ?? 0) < rows) Resize(layer, rows + Headroom(rows));
+    }
+
+    private static int Headroom(int rows) => Math.Max(rows / 8, 64);
+
     private void Reserve(int layer, int rows)
     {
         var old = _keys[layer];
         if (old is not null && old.Rows >= rows) return;
-        int capacity = Math.Max(rows, old is null ? rows : old.Rows + Math.Max(old.Rows / 8, 64));
-        _keys[layer] = Grow(old, capacity, _count[layer]);
+        Resize(layer, Math.Max(rows, old is null ? rows : old.Rows + Headroom(old.Rows)));
+    }
+
+    private void Resize(int layer, int capacity)
+    {
+        _keys[layer] = Grow(_keys[layer], capacity, _count[layer]);
         _values[layer] = Grow(_values[layer], capacity, _count[layer]);
     }
 
