@@ -37,7 +37,7 @@ public sealed class SequenceKv : IDisposable
     {
         int n = k.Rows;
         if (n == 0) return;
-        Reserve(layer, _count[layer] + n);
+        MakeRoom(layer, _count[layer] + n);
         _backend.Copy(k, _keys[layer]!.SliceRows(_count[layer], n));
         _backend.Copy(v, _values[layer]!.SliceRows(_count[layer], n));
         _count[layer] += n;
@@ -59,7 +59,7 @@ public sealed class SequenceKv : IDisposable
 
     private static int Headroom(int rows) => Math.Max(rows / 8, 64);
 
-    private void Reserve(int layer, int rows)
+    private void MakeRoom(int layer, int rows)
     {
         var old = _keys[layer];
         if (old is not null && old.Rows >= rows) return;
