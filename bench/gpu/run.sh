@@ -170,10 +170,10 @@ for f in sorted(glob.glob(sys.argv[1] + "/bench-*.json")):
     if "attention" in f: continue
     try: d = json.load(open(f))
     except Exception: print(f"{f}: no result"); continue
-    keys = ("gemm", "attention", "communication", "kernels", "other")
+    keys = ("gemm", "attention", "communication", "kernels", "copy", "other")
     for p in d["points"]:
         s = p.get("time_split_ms") or {}
-        split = " split gemm/attn/comm/kernels/other ms " + "/".join(f"{s.get(k, 0):.0f}" for k in keys) if s else ""
+        split = " split gemm/attn/comm/kernels/copy/other ms " + "/".join(f"{s.get(k, 0):.0f}" for k in keys) if s else ""
         extra = f" decode batch {p.get('batch', 1)}: {p.get('decode_ms_per_step')} ms/step, {p['decode_ms_per_token']} ms/token" if "decode_ms_per_token" in p else ""
         if ds := p.get("decode_split_ms_per_step"): extra += " (profiled step " + "/".join(f"{ds.get(k, 0):.2f}" for k in keys) + " ms)"
         if "logits_relative_error" in p: extra += f" logits err vs exact {p['logits_relative_error']} top-1 {'agrees' if p['top1_agrees'] else 'differs'}"

@@ -4,8 +4,9 @@ namespace LongCtx.Cli;
 
 /// <summary>
 /// Where a profiled prefill and its decode steps spend rank 0's compute stream: GEMMs, attention, waiting for
-/// communication, the other kernels (norms, RoPE, SwiGLU, adds), and "other", the wall time no category claims
-/// (host gaps between launches, copies, memsets).
+/// communication, the other kernels (norms, RoPE, SwiGLU, adds), device-to-device copies, and "other", the wall time no
+/// category claims (host gaps between launches, memsets). With LONGCTX_PROFILE_BY_KERNEL=1 every kernel is its own
+/// category (LongCtx.Cuda.CudaDevice.ProfileByKernelVariable).
 /// </summary>
 internal sealed class TimeSplit(GpuRankGroup gpu)
 {

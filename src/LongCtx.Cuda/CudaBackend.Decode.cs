@@ -81,10 +81,10 @@ public sealed partial class CudaBackend
         {
             _device.Timed("attention", () =>
             {
-                _device.Launch(kernel.Partial, ((uint)splits, (uint)(kvHeads * blocksPerKvHead), (uint)rows), DecodeThreads, kernel.SharedBytes,
+                _device.LaunchDependent(kernel.Partial, ((uint)splits, (uint)(kvHeads * blocksPerKvHead), (uint)rows), DecodeThreads, kernel.SharedBytes,
                     q.Pointer, k.Pointer, v.Pointer, ranges.KeyStarts.Pointer, ranges.KeyCounts.Pointer, partOut, partLse,
                     rows, heads, kvHeads, scale * 1.4426950408889634f);
-                _device.Launch(kernel.Merge, ((uint)((rowHeads * 32 + 255) / 256), 1), 256, 0, partOut, partLse, output.Pointer, lse.Pointer, splits, rowHeads);
+                _device.LaunchDependent(kernel.Merge, ((uint)((rowHeads * 32 + 255) / 256), 1), 256, 0, partOut, partLse, output.Pointer, lse.Pointer, splits, rowHeads);
             });
         }
         finally

@@ -128,7 +128,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         var s = C(source);
         var d = C(destination);
         Check(s.Bytes == d.Bytes && s.DType == d.DType, $"Copy: {s} into {d}");
-        if (s.Bytes > 0) CudaDriver.Check(CudaDriver.cuMemcpyDtoDAsync(d.Pointer, s.Pointer, (nuint)s.Bytes, _device.ComputeStream), "cuMemcpyDtoDAsync");
+        if (s.Bytes > 0) _device.Timed(CudaDevice.Copies, () => CudaDriver.Check(CudaDriver.cuMemcpyDtoDAsync(d.Pointer, s.Pointer, (nuint)s.Bytes, _device.ComputeStream), "cuMemcpyDtoDAsync"));
     }
 
     public void Embedding(Tensor ids, Tensor table, Tensor output)
@@ -165,7 +165,7 @@ public sealed unsafe partial class CudaBackend : IBackend
             outputs += weight.Rows;
         }
         var gemv3 = _device.Function(GemvSource, "gemv3", $"ROWS={xs.Rows}");
-        _device.Timed("gemm", () => _device.Launch(gemv3, ((uint)CeilDiv(outputs, GemvWarpsPerBlock), 1), GemvWarpsPerBlock * 32, 0, args));
+        _device.Timed("gemm", () => _device.LaunchDependent(gemv3, ((uint)CeilDiv(outputs, GemvWarpsPerBlock), 1), GemvWarpsPerBlock * 32, 0, args));
     }
 
     /// <summary>Decode-sized x through gemv_swiglu: both projections and SwiGLU in one launch, the same bits as apart.</summary>
@@ -180,7 +180,7 @@ public sealed unsafe partial class CudaBackend : IBackend
             return;
         }
         var fn = _device.Function(GemvSource, "gemv_swiglu", $"ROWS={xs.Rows}");
-        _device.Timed("gemm", () => _device.Launch(fn, ((uint)CeilDiv(g.Rows, GemvWarpsPerBlock), 1), GemvWarpsPerBlock * 32, 0,
+        _device.Timed("gemm", () => _device.LaunchDependent(fn, ((uint)CeilDiv(g.Rows, GemvWarpsPerBlock), 1), GemvWarpsPerBlock * 32, 0,
             xs.Pointer, g.Pointer, u.Pointer, ys.Pointer, g.Rows, xs.RowLength));
     }
 
@@ -204,7 +204,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         if (GemvTakes(xs, w, ys))
         {
             var gemv = _device.Function(GemvSource, "gemv", $"ROWS={t}");
-            _device.Timed("gemm", () => _device.Launch(gemv, ((uint)CeilDiv(n, GemvWarpsPerBlock), 1), GemvWarpsPerBlock * 32, 0,
+            _device.Timed("gemm", () => _device.LaunchDependent(gemv, ((uint)CeilDiv(n, GemvWarpsPerBlock), 1), GemvWarpsPerBlock * 32, 0,
                 xs.Pointer, w.Pointer, ys.Pointer, n, k, beta == 0f ? 0 : 1));
             return;
         }
@@ -226,8 +226,8 @@ public sealed unsafe partial class CudaBackend : IBackend
         nint w = C(weight).Pointer, ys = C(y).Pointer;
         if (xs.Rows == 0) return;
         // Every row starts on 16 bytes when the first does and the row length is a multiple of 8.
-        string kernel = Vectorisable(xs.RowLength, xs.Pointer, w, ys) ? "rms_norm_vec8" : "rms_norm";
-        _device.Launch(Fn(kernel), ((uint)xs.Rows, 1), 256, 0, xs.Pointer, w, ys, xs.RowLength, eps);
+        if (Vectorisable(xs.RowLength, xs.Pointer, w, ys)) _device.LaunchDependent(Fn("rms_norm_vec8"), ((uint)xs.Rows, 1), 256, 0, xs.Pointer, w, ys, xs.RowLength, eps);
+        else _device.Launch(Fn("rms_norm"), ((uint)xs.Rows, 1), 256, 0, xs.Pointer, w, ys, xs.RowLength, eps);
     }
 
     public void Add(Tensor accumulator, Tensor x)
@@ -239,19 +239,39 @@ public sealed unsafe partial class CudaBackend : IBackend
         else _device.Launch(Fn("add_inplace"), Grid(a.Length), 256, 0, a.Pointer, xs, a.Length);
     }
 
-    public void Rope(Tensor x, TokenLayout layout, RopeTable rope)
+    public void Rope(Tensor x, TokenLayout layout, RopeTable rope) => RopeTogether(C(x), null, layout, rope);
+
+    /// <summary>q and k in one launch where rope_vec8 takes them (d/2 a multiple of 8, 16-byte rows), else one each.</summary>
+    public void Rope(Tensor q, Tensor k, TokenLayout layout, RopeTable rope) => RopeTogether(C(q), C(k), layout, rope);
+
+    private void RopeTogether(CudaTensor q, CudaTensor? k, TokenLayout layout, RopeTable rope)
     {
-        var xs = C(x);
-        int rows = xs.Rows, heads = xs.Shape[1], d = xs.Shape[2];
-        Check(layout.Count == rows && rope.HeadDim == d, $"Rope: {xs} with {layout.Count} positions, table for head dim {rope.HeadDim}");
+        int rows = q.Rows, d = q.Shape[2];
+        Check(layout.Count == rows && rope.HeadDim == d && (k is null || (k.Rows == rows && k.Shape[2] == d)),
+            $"Rope: {q}{(k is null ? "" : $" and {k}")} with {layout.Count} positions, table for head dim {rope.HeadDim}");
         if (rows == 0) return;
         if (!_ropeTables.TryGetValue(rope, out var inv)) _ropeTables[rope] = inv = UploadFloats(rope.InvFreq);
+        nint positions = _layouts.Of(layout).Positions.Pointer;
         // rope_vec8 reads 8 of each half of a head at a time: d/2 a multiple of 8 keeps every access on 16 bytes.
-        bool vec8 = Vectorisable(d / 2, xs.Pointer);
-        long threads = (long)rows * (d / 2) / (vec8 ? 8 : 1);
-        _device.Launch(Fn(vec8 ? "rope_vec8" : "rope"), ((uint)((threads + 255) / 256), 1), 256, 0, xs.Pointer, _layouts.Of(layout).Positions.Pointer, inv.Pointer,
-            rows, heads, d, rope.AttentionScale);
+        if (!Vectorisable(d / 2, q.Pointer, k?.Pointer ?? 0))
+        {
+            foreach (var x in k is null ? [q] : new[] { q, k })
+                _device.Launch(Fn("rope"), ((uint)(((long)rows * (d / 2) + 255) / 256), 1), 256, 0, x.Pointer, positions, inv.Pointer,
+                    rows, x.Shape[1], d, rope.AttentionScale);
+            return;
+        }
+        int qHeads = q.Shape[1], kHeads = k?.Shape[1] ?? 0, heads = qHeads + kHeads;
+        long rowGroups = (long)rows * (d / 16);
+        // A thread per head where the rows alone would leave the GPU nearly idle (decode), else all of a row's heads
+        // per thread, which computes each angle once.
+        int headRun = rowGroups < RopeThreadsForWholeRows ? 1 : heads;
+        long threads = rowGroups * CeilDiv(heads, headRun);
+        _device.LaunchDependent(Fn("rope_vec8"), ((uint)((threads + 255) / 256), 1), 256, 0, q.Pointer, k?.Pointer ?? 0, positions, inv.Pointer,
+            rows, qHeads, kHeads, d, headRun, rope.AttentionScale);
     }
+
+    // About two threads per core of an H200: past this, a thread per (row, pair group) fills the GPU by itself.
+    private const long RopeThreadsForWholeRows = 64 * 1024;
 
     public void SwiGlu(Tensor gate, Tensor up, Tensor y)
     {

@@ -62,10 +62,24 @@ internal sealed unsafe class CudaDevice : IDisposable
     public const string OtherKernels = "kernels";
     private int _timedDepth;
 
+    /// <summary>
+    /// The environment variable that, set to 1, makes a profile (<c>bench --profile</c>) charge every launch to its
+    /// kernel's name and grid instead of to the categories (GEMM, attention, kernels; copies stay "copy"): where a
+    /// decode step's time goes, kernel by kernel.
+    /// </summary>
+    public const string ProfileByKernelVariable = "LONGCTX_PROFILE_BY_KERNEL";
+
+    private static readonly bool ProfileByKernel = Environment.GetEnvironmentVariable(ProfileByKernelVariable) == "1";
+    private readonly Dictionary<nint, string> _kernelNames = [];
+
+    /// <summary>The category of device-to-device copies (a decode step's KV appends).</summary>
+    public const string Copies = "copy";
+
     /// <summary>Runs <paramref name="work"/>, charging its stream time to <paramref name="category"/> when profiling.</summary>
     public void Timed(string category, Action work)
     {
-        if (Profiler is not { } p)
+        // By kernel, the launches inside charge themselves.
+        if (Profiler is not { } p || (ProfileByKernel && category != Copies))
         {
             work();
             return;
@@ -119,6 +133,7 @@ internal sealed unsafe class CudaDevice : IDisposable
             fixed (byte* image = cubin) CudaDriver.Check(CudaDriver.cuModuleLoadData(out module, image), $"loading {resource}");
             CudaDriver.Check(CudaDriver.cuModuleGetFunction(out f, module, kernel), $"finding kernel {kernel}");
             _functions[key] = f;
+            _kernelNames[f] = kernel;
             return f;
         }
     }
@@ -141,10 +156,41 @@ internal sealed unsafe class CudaDevice : IDisposable
     public void Launch(nint function, (uint X, uint Y) grid, uint block, uint sharedBytes, params ReadOnlySpan<KernelArg> args) =>
         Launch(function, (grid.X, grid.Y, 1u), block, sharedBytes, args);
 
-    public void Launch(nint function, (uint X, uint Y, uint Z) grid, uint block, uint sharedBytes, params ReadOnlySpan<KernelArg> args)
+    public void Launch(nint function, (uint X, uint Y, uint Z) grid, uint block, uint sharedBytes, params ReadOnlySpan<KernelArg> args) =>
+        Launch(function, grid, block, sharedBytes, dependent: false, args);
+
+    /// <summary>
+    /// Launches a kernel that waits for the stream's previous kernel itself (griddepcontrol.wait, Kernels/pdl.cuh)
+    /// before it reads anything that kernel wrote, so on Hopper its blocks may start while the previous grid's
+    /// last blocks still run (programmatic dependent launch): the launch latency and the ramp of one kernel hide
+    /// behind the tail of the one before. A decode step is ~400 short kernels. Elsewhere: a plain launch.
+    /// </summary>
+    public void LaunchDependent(nint function, (uint X, uint Y) grid, uint block, uint sharedBytes, params ReadOnlySpan<KernelArg> args) =>
+        Launch(function, (grid.X, grid.Y, 1u), block, sharedBytes, dependent: ProgrammaticLaunch, args);
+
+    public void LaunchDependent(nint function, (uint X, uint Y, uint Z) grid, uint block, uint sharedBytes, params ReadOnlySpan<KernelArg> args) =>
+        Launch(function, grid, block, sharedBytes, dependent: ProgrammaticLaunch, args);
+
+    /// <summary>
+    /// The environment variable that turns programmatic dependent launch off when 0 (on by default where the GPU
+    /// has it: compute capability 9.0 and newer), to compare the two on the GPU machine.
+    /// </summary>
+    public const string ProgrammaticLaunchVariable = "LONGCTX_PDL";
+
+    /// <summary>Whether <see cref="LaunchDependent(nint, (uint X, uint Y), uint, uint, ReadOnlySpan{KernelArg})"/> lets kernels overlap.</summary>
+    public bool ProgrammaticLaunch => _programmaticLaunch ??= ComputeMajor >= 9 && Environment.GetEnvironmentVariable(ProgrammaticLaunchVariable) switch
+    {
+        null or "" or "1" => true,
+        "0" => false,
+        var text => throw new LongCtxException($"{ProgrammaticLaunchVariable}={text}: give 1 (the default: kernels overlap the previous one's tail on Hopper) or 0 (one after another)"),
+    };
+
+    private bool? _programmaticLaunch;
+
+    private void Launch(nint function, (uint X, uint Y, uint Z) grid, uint block, uint sharedBytes, bool dependent, ReadOnlySpan<KernelArg> args)
     {
         // Profiling: a launch no category claims is charged to OtherKernels, so what stays unclaimed is host gaps.
-        nint start = Profiler is { } p && _timedDepth == 0 ? p.Begin() : 0;
+        nint start = Profiler is { } p && (_timedDepth == 0 || ProfileByKernel) ? p.Begin() : 0;
         var slots = stackalloc long[args.Length];
         var pointers = stackalloc void*[args.Length];
         for (int i = 0; i < args.Length; i++)
@@ -152,8 +198,18 @@ internal sealed unsafe class CudaDevice : IDisposable
             slots[i] = args[i].Bits;
             pointers[i] = &slots[i];
         }
-        CudaDriver.Check(CudaDriver.cuLaunchKernel(function, grid.X, grid.Y, grid.Z, block, 1, 1, sharedBytes, ComputeStream, pointers, null), "cuLaunchKernel");
-        if (start != 0) Profiler!.End(OtherKernels, start);
+        if (dependent)
+        {
+            var attribute = new CudaDriver.LaunchAttribute { Id = CudaDriver.LaunchAttributeProgrammaticStreamSerialization, Value = 1 };
+            var config = new CudaDriver.LaunchConfig
+            {
+                GridX = grid.X, GridY = grid.Y, GridZ = grid.Z, BlockX = block, BlockY = 1, BlockZ = 1, SharedBytes = sharedBytes,
+                Stream = ComputeStream, Attributes = &attribute, AttributeCount = 1,
+            };
+            CudaDriver.Check(CudaDriver.cuLaunchKernelEx(&config, function, pointers, null), "cuLaunchKernelEx");
+        }
+        else CudaDriver.Check(CudaDriver.cuLaunchKernel(function, grid.X, grid.Y, grid.Z, block, 1, 1, sharedBytes, ComputeStream, pointers, null), "cuLaunchKernel");
+        if (start != 0) Profiler!.End(ProfileByKernel ? $"{_kernelNames.GetValueOrDefault(function, "?")} {grid.X}x{grid.Y}x{grid.Z}" : OtherKernels, start);
     }
 
     public void Synchronize() => CudaDriver.Check(CudaDriver.cuStreamSynchronize(ComputeStream), "cuStreamSynchronize");

@@ -21,6 +21,8 @@ public sealed class GpuRankGroup : IRankGroup
     private readonly CudaBackend[] _backends;
     private readonly DeviceCopyGroup? _shared;
     private readonly RankGrid _grid;
+    private RankThreads? _threads;
+    private bool _disposed;
 
     /// <param name="ranks">context-parallel ranks (default: the GPUs divided by <paramref name="tensorRanks"/>); ranks × tensorRanks at least <paramref name="gpus"/>.</param>
     /// <param name="tensorRanks">GPUs each context rank's layers are split over.</param>
@@ -87,23 +89,13 @@ public sealed class GpuRankGroup : IRankGroup
 
     private T[] RunOn<T>(int count, Func<int, T> body)
     {
+        _threads ??= new RankThreads(count);
         var results = new T[count];
-        var errors = new Exception?[count];
-        var threads = Enumerable.Range(0, count).Select(r => new Thread(() =>
+        var errors = _threads.Run(r =>
         {
-            try
-            {
-                _backends[r]?.MakeCurrent();
-                results[r] = body(r);
-            }
-            catch (Exception e)
-            {
-                errors[r] = e;
-                _shared?.Cancel(); // the other ranks may be waiting for this one
-            }
-        }, maxStackSize: 4 << 20) { IsBackground = true, Name = $"rank {r}" }).ToArray();
-        foreach (var t in threads) t.Start();
-        foreach (var t in threads) t.Join();
+            _backends[r]?.MakeCurrent();
+            results[r] = body(r);
+        }, onError: _ => _shared?.Cancel()); // the other ranks may be waiting for this one
         var first = errors.FirstOrDefault(e => e is not null and not OperationCanceledException) ?? errors.FirstOrDefault(e => e is not null);
         if (first is not null) ExceptionDispatchInfo.Capture(first).Throw();
         return results;
@@ -111,7 +103,9 @@ public sealed class GpuRankGroup : IRankGroup
 
     public void Dispose()
     {
-        if (_ranks is null) return;
+        // The engine disposes its group and so may its creator: once is enough.
+        if (_ranks is null || _disposed) return;
+        _disposed = true;
         RunOn(Size, r =>
         {
             _ranks[r].Dispose();
@@ -120,5 +114,6 @@ public sealed class GpuRankGroup : IRankGroup
             _backends[r].Dispose();
             return 0;
         });
+        _threads?.Dispose();
     }
 }

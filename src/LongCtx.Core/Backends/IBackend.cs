@@ -66,6 +66,16 @@ public interface IBackend : IDisposable
     void Add(Tensor accumulator, Tensor x);
     /// <summary>In-place rotary embedding of x [T, heads, D] at the layout's positions.</summary>
     void Rope(Tensor x, TokenLayout layout, RopeTable rope);
+
+    /// <summary>
+    /// <see cref="Rope(Tensor, TokenLayout, RopeTable)"/> of a layer's q [T, NH, D] and k [T, NKV, D], the same rows: one
+    /// call each, unless the backend rotates both at once (the GPU does, one launch fewer per layer).
+    /// </summary>
+    void Rope(Tensor q, Tensor k, TokenLayout layout, RopeTable rope)
+    {
+        Rope(q, layout, rope);
+        Rope(k, layout, rope);
+    }
     /// <summary>y = silu(gate) * up.</summary>
     void SwiGlu(Tensor gate, Tensor up, Tensor y);
 

@@ -70,8 +70,7 @@ public sealed class ModelReplica : IDisposable
                 _b.LinearEach(h, (w.Q, w.QBias, q), (w.K, w.KBias, k), (w.V, w.VBias, v));
                 var q3 = q.View(t, heads, c.HeadDim);
                 var k3 = k.View(t, kvHeads, c.HeadDim);
-                _b.Rope(q3, layout, _rope);
-                _b.Rope(k3, layout, _rope);
+                _b.Rope(q3, k3, layout, _rope);
                 using var attention = attend(l, q3, k3, v.View(t, kvHeads, c.HeadDim));
                 AddProjection(attention.View(t, heads * c.HeadDim), w.O, w.OBias, x, h);
             }

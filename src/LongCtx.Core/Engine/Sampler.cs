@@ -1,3 +1,6 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+
 namespace LongCtx.Engine;
 
 /// <summary>How the next token is drawn from the logits.</summary>
@@ -51,10 +54,29 @@ public sealed class Sampler(SamplingOptions options)
         return order[keep - 1];
     }
 
+    /// <summary>
+    /// The first index of the largest logit (NaN never wins). The maximum is found with SIMD first (a decode step
+    /// scans the whole vocabulary, 128K logits for Llama 3), then the first row equal to it.
+    /// </summary>
     public static int ArgMax(ReadOnlySpan<float> logits)
     {
+        if (logits.Length == 0) return 0;
+        float max = TensorPrimitives.Max(logits);
+        if (float.IsNaN(max)) return ArgMaxSkippingNaN(logits);
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var target = new Vector<float>(max);
+            while (i + Vector<float>.Count <= logits.Length && !Vector.EqualsAny(new Vector<float>(logits[i..]), target)) i += Vector<float>.Count;
+        }
+        while (logits[i] != max) i++;
+        return i;
+    }
+
+    private static int ArgMaxSkippingNaN(ReadOnlySpan<float> logits)
+    {
         int best = 0;
-        for (int i = 1; i < logits.Length; i++) if (logits[i] > logits[best]) best = i;
+        for (int i = 1; i < logits.Length; i++) if (logits[i] > logits[best] || float.IsNaN(logits[best])) best = i;
         return best;
     }
 }

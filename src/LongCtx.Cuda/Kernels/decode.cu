@@ -20,6 +20,7 @@
 // GROUP, or a share of it when the queries and accumulators of the whole group would not fit in registers;
 // the last share may hold fewer than HEADS real heads) are fixed at compile time.
 #include <cuda_bf16.h>
+#include "pdl.cuh"
 typedef __nv_bfloat16 bf16;
 // NVRTC has no <math.h>: the infinity the kernels need, spelled out.
 #define INFINITY __int_as_float(0x7f800000)
@@ -71,6 +72,8 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) decode_attention_partia
     float* __restrict__ part_out, float* __restrict__ part_lse,
     int rows, int heads, int kv_heads, float scale_log2)
 {
+    wait_for_previous_grid(); // launched as a dependent (Kernels/pdl.cuh)
+    let_next_grid_start();
     const int split = blockIdx.x, splits = gridDim.x, r = blockIdx.z;
     const int g = blockIdx.y / CHUNKS, first = (blockIdx.y % CHUNKS) * HEADS; // first: the block's first head within the group
     const int h0 = g * GROUP + first;
@@ -240,6 +243,8 @@ __device__ __forceinline__ float warp_sum(float v) {
 extern "C" __global__ void decode_attention_merge(const float* __restrict__ part_out, const float* __restrict__ part_lse,
                                                   bf16* __restrict__ out, float* __restrict__ lse, int splits, int row_heads)
 {
+    wait_for_previous_grid(); // launched as a dependent (Kernels/pdl.cuh)
+    let_next_grid_start();
     const int rh = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
     if (rh >= row_heads) return; // whole warps: blockDim.x is a multiple of 32
     bf16* o = out + (long)rh * D;

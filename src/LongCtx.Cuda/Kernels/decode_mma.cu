@@ -15,6 +15,7 @@
 // HEAD_DIM (a multiple of 16 up to 128: O and Q's fragments take D/2 + D/4 registers a lane), GROUP (1 to 16) and
 // STAGES (2 or more) are fixed at compile time.
 #include "tensor_core.cuh"
+#include "pdl.cuh"
 
 constexpr int D = HEAD_DIM;
 constexpr int WARPS = 4;
@@ -51,6 +52,8 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) decode_attention_partia
     // Each warp's ring of STAGES chunks, [K | V] per stage; after the loop the same memory merges the warps.
     extern __shared__ __align__(16) unsigned char smem[];
     __shared__ float s_m[WARPS][GROUP], s_l[WARPS][GROUP];
+    wait_for_previous_grid(); // launched as a dependent (Kernels/pdl.cuh)
+    let_next_grid_start();
 
     const int split = blockIdx.x, splits = gridDim.x, g = blockIdx.y, r = blockIdx.z, h0 = g * GROUP;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gr = lane >> 2, tc = lane & 3, mat = lane >> 3;

@@ -34,6 +34,7 @@ internal static unsafe partial class CudaDriver
     [LibraryImport(Lib)]
     public static partial int cuLaunchKernel(nint function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
         uint sharedBytes, nint stream, void** parameters, void** extra);
+    [LibraryImport(Lib)] public static partial int cuLaunchKernelEx(LaunchConfig* config, nint function, void** parameters, void** extra);
     [LibraryImport(Lib)] public static partial int cuStreamCreate(out nint stream, uint flags);
     [LibraryImport(Lib, EntryPoint = "cuStreamDestroy_v2")] public static partial int cuStreamDestroy(nint stream);
     [LibraryImport(Lib)] public static partial int cuStreamSynchronize(nint stream);
@@ -47,6 +48,27 @@ internal static unsafe partial class CudaDriver
 
     public const int AttributeComputeCapabilityMajor = 75, AttributeComputeCapabilityMinor = 76, AttributeMultiprocessorCount = 16;
     public const int FunctionAttributeMaxDynamicSharedBytes = 8;
+    /// <summary>CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION: the launch may overlap the stream's previous kernel.</summary>
+    public const int LaunchAttributeProgrammaticStreamSerialization = 6;
+
+    /// <summary>CUlaunchConfig (cuda.h): grid, block, shared memory, stream and the attributes of one cuLaunchKernelEx.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct LaunchConfig
+    {
+        public uint GridX, GridY, GridZ, BlockX, BlockY, BlockZ, SharedBytes;
+        public nint Stream;
+        public LaunchAttribute* Attributes;
+        public uint AttributeCount;
+    }
+
+    /// <summary>CUlaunchAttribute: an id, padding to 8 bytes, and a 64-byte value union whose first int is what the ids used here read.</summary>
+    [StructLayout(LayoutKind.Sequential, Size = 72)]
+    public struct LaunchAttribute
+    {
+        public int Id;
+        private int _pad;
+        public int Value;
+    }
     public const uint StreamNonBlocking = 1, EventDisableTiming = 2;
 
     public static void Check(int status, string what)

@@ -99,6 +99,40 @@ public class ElementwiseKernelTests
         AssertMatches(Run(cpu, 0), Run(gpu, 0), Run(gpu, 1), where, exactTwins: true);
     }
 
+    // q and k in one launch: a decode row (a thread per head) and 8192 rows (a thread per row's pair group, every
+    // head); head dim 40 takes the scalar kernel, once for each.
+    [GpuTheory]
+    [InlineData(1, 128)]
+    [InlineData(8192, 128)]
+    [InlineData(3, 40)]
+    public void RopeOfQueriesAndKeysTogetherMatchesTheCpu(int rows, int headDim)
+    {
+        const int qHeads = 4, kHeads = 2;
+        var (random, where) = Seeded($"Rope of q [{rows}, {qHeads}, {headDim}] and k [{rows}, {kHeads}, {headDim}]");
+        float[] q = RandomBf16(random, rows * qHeads * headDim), k = RandomBf16(random, rows * kHeads * headDim);
+        var layout = new TokenLayout(new int[rows], Enumerable.Range(0, rows).Select(_ => random.Next(1_000_000)).ToArray());
+        var table = RopeConfig.Default(500000).BuildTable(headDim);
+        using var cpu = new CpuBackend();
+        using var gpu = new CudaBackend(0);
+        float[] Run(IBackend b, bool together)
+        {
+            using var qt = b.Upload<float>(q, rows, qHeads, headDim);
+            using var kt = b.Upload<float>(k, rows, kHeads, headDim);
+            if (together) b.Rope(qt, kt, layout, table);
+            else
+            {
+                b.Rope(qt, layout, table);
+                b.Rope(kt, layout, table);
+            }
+            return [.. Read(b, qt), .. Read(b, kt)];
+        }
+        float[] actual = Run(gpu, together: true);
+        double error = DenseReference.RelativeError(actual, Run(cpu, together: true));
+        Assert.True(error < CpuTolerance, $"{where}: GPU vs CPU {error:e2}");
+        // Each element is rotated by the same arithmetic either way: the same bits as one launch per tensor.
+        Assert.Equal(Run(gpu, together: false).Select(BitConverter.SingleToInt32Bits), actual.Select(BitConverter.SingleToInt32Bits));
+    }
+
     [GpuTheory]
     [InlineData(37, 256, 96)]
     [InlineData(1, 64, 8)]
