@@ -270,7 +270,7 @@ public sealed unsafe partial class CudaBackend : IBackend
             rows, qHeads, kHeads, d, headRun, rope.AttentionScale);
     }
 
-    // About two threads per core of an H200: past this, a thread per (row, pair group) fills the GPU by itself.
+    // About four threads per CUDA core of an H200 (132 SMs of 128): past this, a thread per (row, pair group) fills the GPU by itself.
     private const long RopeThreadsForWholeRows = 64 * 1024;
 
     public void SwiGlu(Tensor gate, Tensor up, Tensor y)

@@ -27,8 +27,6 @@ public sealed class RankThreads : IDisposable
         foreach (var t in _threads) t.Start();
     }
 
-    public int Count => _threads.Length;
-
     /// <summary>
     /// Runs <paramref name="body"/>(rank) on every rank's thread and returns when all have finished, with each rank's
     /// exception (null where it succeeded). <paramref name="onError"/> runs on a failing rank's thread at once, so
