@@ -14,7 +14,7 @@ namespace LongCtx.Cuda;
 /// </summary>
 public sealed unsafe partial class CudaBackend : IBackend
 {
-    private const string Elementwise = "elementwise.cu", AttentionSource = "attention.cu", GemvSource = "gemv.cu";
+    private const string Elementwise = "elementwise.cu", GemvSource = "gemv.cu";
     // Kernels/gemv.cu: the decode GEMMs of up to 4 rows stream each weight row once per warp, 8 warps a block.
     private const int GemvMaxRows = 4, GemvWarpsPerBlock = 8;
 
@@ -299,43 +299,8 @@ public sealed unsafe partial class CudaBackend : IBackend
         }
         if (TryDecodeAttention(qs, queries, ks, C(v), keys, scale, C(output), C(lse))) return;
         if (TryCudnnAttention(qs, queries, ks, C(v), keys, scale, C(output), C(lse))) return;
-        _kernelCalls++;
-        var ql = _layouts.Of(queries);
-        var kl = _layouts.Of(keys);
-        var fn = _device.Function(AttentionSource, "flash_attention", $"HEAD_DIM={d}");
-        int queryRows = AttentionQueryRows(d);
-        // The query tile and one K and one V tile, rows padded by 8 elements against bank conflicts, then the
-        // query and key rows' sequence ids and positions.
-        uint shared = (uint)((queryRows + 2 * AttentionKeyTile) * (d + 8) * 2 + 2 * (queryRows + AttentionKeyTile) * sizeof(int));
-        _device.AllowSharedMemory(fn, shared);
-        uint tiles = (uint)((tq + queryRows - 1) / queryRows);
-        // Few queries against many keys would leave most SMs idle: split the keys over blocks and merge the
-        // partial results by log-sum-exp. Decode rows go to the decode kernel; this serves the short calls it
-        // does not take (more than DecodeMaxRows rows, or layouts that are not dense blocks).
-        int keyTiles = (tk + AttentionKeyTile - 1) / AttentionKeyTile;
-        int splits = tq <= 64 && tk >= 1024 ? Math.Min(64, Math.Max(1, keyTiles / 8)) : 1;
-        int tilesPerSplit = (keyTiles + splits - 1) / splits;
-        splits = (keyTiles + tilesPerSplit - 1) / tilesPerSplit;
-        var partOut = splits > 1 ? (CudaTensor)Allocate(ActivationType, splits * tq, heads, d) : C(output);
-        var partLse = splits > 1 ? (CudaTensor)Allocate(DType.F32, splits * tq, heads) : C(lse);
-        nint vp = C(v).Pointer;
-        _device.Timed("attention", () => _device.Launch(fn, (tiles, (uint)heads, (uint)splits), 128, shared,
-            qs.Pointer, ks.Pointer, vp, ql.SeqIds.Pointer, ql.Positions.Pointer, kl.SeqIds.Pointer, kl.Positions.Pointer,
-            ql.Tiles.Pointer, kl.Tiles.Pointer, partOut.Pointer, partLse.Pointer, tq, tk, heads, kvHeads, scale * 1.4426950408889634f, tilesPerSplit));
-        if (splits == 1) return;
-        Copy(partOut.SliceRows(0, tq), output);
-        Copy(partLse.SliceRows(0, tq), lse);
-        for (int s = 1; s < splits; s++)
-            MergeAttention(output, lse, partOut.SliceRows(s * tq, tq), partLse.SliceRows(s * tq, tq));
-        partOut.Dispose();
-        partLse.Dispose();
+        FlashAttention(qs, queries, ks, C(v), keys, scale, C(output), C(lse));
     }
-
-    /// <summary>Query rows one block of Kernels/attention.cu owns (BQ there): two 16-row MMA tiles per warp, one past head dim 128.</summary>
-    private static int AttentionQueryRows(int headDim) => headDim > 128 ? 64 : 128;
-
-    /// <summary>Keys per tile of Kernels/attention.cu (BK there).</summary>
-    private const int AttentionKeyTile = 64;
 
     public void MergeAttention(Tensor outputAccumulator, Tensor lseAccumulator, Tensor outputPart, Tensor lsePart)
     {

@@ -19,8 +19,8 @@
 // 16-row MMA tiles per warp: two up to head dim 128; at 256 one, else the accumulator alone (MT·D/2 floats
 // a thread) would take every register.
 #define MT (D > 128 ? 1 : 2)
-#define BQ (4 * 16 * MT)     // query rows per block (CudaBackend.AttentionQueryRows)
-#define BK 64                // keys per tile (CudaBackend.AttentionKeyTile)
+#define BQ (4 * 16 * MT)     // query rows per block (CudaBackend.FlashKernelFor)
+#define BK 64                // keys per tile (CudaBackend.FlashKernelFor)
 #define SUMMARY 64           // rows per layout summary (DeviceLayout.Tile); a key tile is one summary
 #define LDS (D + 8)          // a staged row, padded by 16 bytes so ldmatrix's 8 rows hit distinct banks
 

@@ -12,7 +12,8 @@ namespace LongCtx.Tests.Gpu;
 /// on what the ring tests do not reach: head dims 16 to 256 (one MMA tile per warp past 128), GQA groups 1 to 8,
 /// keys in scattered order with padding rows (APB's passing block), two sequences in one call, rows that see
 /// nothing, query tiles cut by the end of the rows, and a few queries over many keys (the split-K path and its
-/// merge). Outputs within 2e-2 and LSEs within 1e-2 relative; the kernel must actually have run.
+/// merge). Outputs within 2e-2 and LSEs within 1e-2 relative; the kernel must actually have run. At head dim 128 on
+/// Hopper both own kernels run (Kernels/attention_wgmma.cu and Kernels/attention.cu) on the same inputs.
 /// </summary>
 public class FlashKernelTests
 {
@@ -42,6 +43,35 @@ public class FlashKernelTests
         Assert.True(LseError(gpuLse, cpuLse, where) < 1e-2, $"{where}: LSE vs CPU {LseError(gpuLse, cpuLse, where):e2}");
     }
 
+    [GpuTheory]
+    [InlineData(8, 2, "causal")]
+    [InlineData(4, 1, "scattered")]
+    [InlineData(8, 2, "split")]
+    [InlineData(8, 8, "long")]
+    public void BothKernelsMatchTheCpuAtHeadDim128(int heads, int kvHeads, string layout)
+    {
+        const int headDim = 128;
+        int seed = Random.Shared.Next();
+        var random = new Random(seed);
+        var (queries, keys) = Layouts(layout, random);
+        var q = RandomBf16(random, queries.Count * heads * headDim);
+        var k = RandomBf16(random, keys.Count * kvHeads * headDim);
+        var v = RandomBf16(random, keys.Count * kvHeads * headDim);
+        using var cpu = new CpuBackend();
+        var (cpuOut, cpuLse) = Run(cpu, heads, kvHeads, headDim, q, queries, k, v, keys);
+        foreach (bool wgmma in new[] { true, false })
+        {
+            string where = $"seed {seed}, {heads}/{kvHeads} heads, {layout}, {(wgmma ? "wgmma" : "mma.sync")} kernel";
+            using var gpu = new CudaBackend(0, AttentionImplementation.Kernel) { UseWgmma = wgmma };
+            bool hopper = gpu.Device.ComputeMajor == 9 && gpu.Device.ComputeMinor == 0;
+            var (gpuOut, gpuLse) = Run(gpu, heads, kvHeads, headDim, q, queries, k, v, keys);
+            Assert.True(gpu.KernelAttentionCalls == 1, $"{where}: the own kernel did not run ({gpu.KernelAttentionCalls} calls)");
+            Assert.True(gpu.WgmmaAttentionCalls == (wgmma && hopper ? 1 : 0), $"{where}: {gpu.WgmmaAttentionCalls} wgmma calls");
+            Assert.True(DenseReference.RelativeError(gpuOut, cpuOut) < 2e-2, $"{where}: output vs CPU {DenseReference.RelativeError(gpuOut, cpuOut):e2}");
+            Assert.True(LseError(gpuLse, cpuLse, where) < 1e-2, $"{where}: LSE vs CPU {LseError(gpuLse, cpuLse, where):e2}");
+        }
+    }
+
     private static (TokenLayout Queries, TokenLayout Keys) Layouts(string layout, Random random)
     {
         switch (layout)
@@ -68,6 +98,14 @@ public class FlashKernelTests
                 var querySeq = Enumerable.Range(0, m).Select(_ => random.Next(3)).ToArray();
                 var queryPos = Enumerable.Range(0, m).Select(_ => random.Next(500)).ToArray();
                 return (new TokenLayout(querySeq, queryPos), new TokenLayout(keySeq, keyPos));
+            }
+            case "long":
+            {
+                // Two causal sequences of 1,000 and 700 tokens: key tiles wholly visible, on the diagonal, hidden,
+                // and across the two sequences.
+                var seqs = Enumerable.Repeat(0, 1000).Concat(Enumerable.Repeat(1, 700)).ToArray();
+                var positions = Enumerable.Range(0, 1000).Concat(Enumerable.Range(0, 700)).ToArray();
+                return (new TokenLayout(seqs, positions), new TokenLayout(seqs, positions));
             }
             case "split":
             {

@@ -1,0 +1,93 @@
+using LongCtx.Tensors;
+
+namespace LongCtx.Cuda;
+
+/// <summary>
+/// The own flash-attention kernels, for the attention calls neither the decode kernel nor cuDNN takes (no cuDNN,
+/// <see cref="AttentionImplementation.Kernel"/>, masks cuDNN does not express: APB's anchor + passing + local
+/// blocks, keys by explicit positions): Kernels/attention_wgmma.cu (Hopper's warpgroup MMA) at head dim 128 on
+/// sm_90, else Kernels/attention.cu (mma.sync, head dims 16 to 256 in steps of 16, any GPU since sm_80).
+/// </summary>
+public sealed partial class CudaBackend
+{
+    /// <summary>
+    /// The environment variable that sends head dim 128 on Hopper to the mma.sync kernel (Kernels/attention.cu) when
+    /// 0, to compare the two on the GPU machine.
+    /// </summary>
+    public const string WgmmaVariable = "LONGCTX_FLASH_WGMMA";
+
+    /// <summary>Whether the own kernel takes wgmma where the GPU and head dim allow; false: always the mma.sync kernel.</summary>
+    internal bool UseWgmma { get; set; } = Environment.GetEnvironmentVariable(WgmmaVariable) switch
+    {
+        null or "" or "1" => true,
+        "0" => false,
+        var text => throw new LongCtxException($"{WgmmaVariable}={text}: give 1 (the default, the wgmma attention kernel at head dim 128 on Hopper) or 0 (the mma.sync kernel for all)"),
+    };
+
+    /// <summary>Of <see cref="KernelAttentionCalls"/>, those the wgmma kernel computed.</summary>
+    internal long WgmmaAttentionCalls { get; private set; }
+
+    /// <summary>
+    /// One own attention kernel and its launch shape: threads a block, query rows a block, keys a tile (a multiple of
+    /// the layouts' 64-row summaries) and dynamic shared memory.
+    /// </summary>
+    private readonly record struct FlashKernel(nint Function, uint Threads, int QueryRows, int KeyTile, uint SharedBytes, bool Wgmma);
+
+    private readonly Dictionary<int, FlashKernel> _flashKernels = [];
+
+    private FlashKernel FlashKernelFor(int d)
+    {
+        bool wgmma = UseWgmma && d == 128 && _device.ComputeMajor == 9 && _device.ComputeMinor == 0;
+        int key = wgmma ? -d : d;
+        if (_flashKernels.TryGetValue(key, out var kernel)) return kernel;
+        if (wgmma)
+        {
+            // Q, two K and two V tiles of 128 rows x 256 bytes from a 1024-byte boundary (the swizzle's period), then
+            // the query rows' and both key buffers' sequence ids and positions.
+            uint shared = 1024 + 5 * 128 * 256 + 2 * (128 + 2 * 128) * sizeof(int);
+            kernel = new(_device.Function("attention_wgmma.cu", "flash_attention_wgmma", Environment.GetEnvironmentVariable("LONGCTX_WGMMA_DEBUG") is { Length: > 0 } dbg ? dbg.Split(',') : []), 256, 128, 128, shared, Wgmma: true);
+        }
+        else
+        {
+            // Query rows a block: two 16-row MMA tiles per warp, one past head dim 128. The query tile and one K and
+            // one V tile of 64 keys, rows padded by 8 elements against bank conflicts, then the query and key rows'
+            // sequence ids and positions.
+            int queryRows = d > 128 ? 64 : 128;
+            const int keyTile = 64;
+            uint shared = (uint)((queryRows + 2 * keyTile) * (d + 8) * 2 + 2 * (queryRows + keyTile) * sizeof(int));
+            kernel = new(_device.Function("attention.cu", "flash_attention", $"HEAD_DIM={d}"), 128, queryRows, keyTile, shared, Wgmma: false);
+        }
+        _device.AllowSharedMemory(kernel.Function, kernel.SharedBytes);
+        return _flashKernels[key] = kernel;
+    }
+
+    private void FlashAttention(CudaTensor q, TokenLayout queries, CudaTensor k, CudaTensor v, TokenLayout keys, float scale, CudaTensor output, CudaTensor lse)
+    {
+        int tq = q.Rows, tk = k.Rows, heads = q.Shape[1], d = q.Shape[2], kvHeads = k.Shape[1];
+        _kernelCalls++;
+        var kernel = FlashKernelFor(d);
+        if (kernel.Wgmma) WgmmaAttentionCalls++;
+        var ql = _layouts.Of(queries);
+        var kl = _layouts.Of(keys);
+        uint tiles = (uint)((tq + kernel.QueryRows - 1) / kernel.QueryRows);
+        // Few queries against many keys would leave most SMs idle: split the keys over blocks (about 512 keys or
+        // more each) and merge the partial results by log-sum-exp. Decode rows go to the decode kernel; this
+        // serves the short calls it does not take (more than DecodeMaxRows rows, or layouts that are not dense blocks).
+        int keyTiles = (tk + kernel.KeyTile - 1) / kernel.KeyTile;
+        int splits = tq <= 64 && tk >= 1024 ? Math.Min(64, Math.Max(1, tk / 512)) : 1;
+        int tilesPerSplit = (keyTiles + splits - 1) / splits;
+        splits = (keyTiles + tilesPerSplit - 1) / tilesPerSplit;
+        var partOut = splits > 1 ? (CudaTensor)Allocate(ActivationType, splits * tq, heads, d) : output;
+        var partLse = splits > 1 ? (CudaTensor)Allocate(DType.F32, splits * tq, heads) : lse;
+        _device.Timed("attention", () => _device.Launch(kernel.Function, (tiles, (uint)heads, (uint)splits), kernel.Threads, kernel.SharedBytes,
+            q.Pointer, k.Pointer, v.Pointer, ql.SeqIds.Pointer, ql.Positions.Pointer, kl.SeqIds.Pointer, kl.Positions.Pointer,
+            ql.Tiles.Pointer, kl.Tiles.Pointer, partOut.Pointer, partLse.Pointer, tq, tk, heads, kvHeads, scale * 1.4426950408889634f, tilesPerSplit));
+        if (splits == 1) return;
+        Copy(partOut.SliceRows(0, tq), output);
+        Copy(partLse.SliceRows(0, tq), lse);
+        for (int s = 1; s < splits; s++)
+            MergeAttention(output, lse, partOut.SliceRows(s * tq, tq), partLse.SliceRows(s * tq, tq));
+        partOut.Dispose();
+        partLse.Dispose();
+    }
+}
