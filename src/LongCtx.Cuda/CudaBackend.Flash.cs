@@ -45,7 +45,7 @@ public sealed partial class CudaBackend
             // Q, two K and two V tiles of 128 rows x 256 bytes from a 1024-byte boundary (the swizzle's period), then
             // the query rows' and both key buffers' sequence ids and positions.
             uint shared = 1024 + 5 * 128 * 256 + 2 * (128 + 2 * 128) * sizeof(int);
-            kernel = new(_device.Function("attention_wgmma.cu", "flash_attention_wgmma", Environment.GetEnvironmentVariable("LONGCTX_WGMMA_DEBUG") is { Length: > 0 } dbg ? dbg.Split(',') : []), 256, 128, 128, shared, Wgmma: true);
+            kernel = new(_device.Function("attention_wgmma.cu", "flash_attention_wgmma"), 256, 128, 128, shared, Wgmma: true);
         }
         else
         {
