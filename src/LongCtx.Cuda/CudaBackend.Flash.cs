@@ -42,10 +42,9 @@ public sealed partial class CudaBackend
         if (_flashKernels.TryGetValue(key, out var kernel)) return kernel;
         if (wgmma)
         {
-            // Q, two K and two V tiles of 128 rows x 256 bytes from a 1024-byte boundary (the swizzle's period), then
-            // the query rows' and both key buffers' sequence ids and positions.
-            uint shared = 1024 + 5 * 128 * 256 + 2 * (128 + 2 * 128) * sizeof(int);
-            kernel = new(_device.Function("attention_wgmma.cu", "flash_attention_wgmma"), 256, 128, 128, shared, Wgmma: true);
+            // Q, two K and two V stages of 128 rows x 256 bytes from a 1024-byte boundary (the swizzle's period), then
+            // nine mbarriers.
+            kernel = new(_device.Function("attention_wgmma.cu", "flash_attention_wgmma"), 384, 128, 128, 1024 + 5 * 128 * 256 + 128, Wgmma: true);
         }
         else
         {
@@ -61,7 +60,7 @@ public sealed partial class CudaBackend
         return _flashKernels[key] = kernel;
     }
 
-    private void FlashAttention(CudaTensor q, TokenLayout queries, CudaTensor k, CudaTensor v, TokenLayout keys, float scale, CudaTensor output, CudaTensor lse)
+    private unsafe void FlashAttention(CudaTensor q, TokenLayout queries, CudaTensor k, CudaTensor v, TokenLayout keys, float scale, CudaTensor output, CudaTensor lse)
     {
         int tq = q.Rows, tk = k.Rows, heads = q.Shape[1], d = q.Shape[2], kvHeads = k.Shape[1];
         _kernelCalls++;
@@ -79,9 +78,24 @@ public sealed partial class CudaBackend
         splits = (keyTiles + tilesPerSplit - 1) / tilesPerSplit;
         var partOut = splits > 1 ? (CudaTensor)Allocate(ActivationType, splits * tq, heads, d) : output;
         var partLse = splits > 1 ? (CudaTensor)Allocate(DType.F32, splits * tq, heads) : lse;
-        _device.Timed("attention", () => _device.Launch(kernel.Function, (tiles, (uint)heads, (uint)splits), kernel.Threads, kernel.SharedBytes,
-            q.Pointer, k.Pointer, v.Pointer, ql.SeqIds.Pointer, ql.Positions.Pointer, kl.SeqIds.Pointer, kl.Positions.Pointer,
-            ql.Tiles.Pointer, kl.Tiles.Pointer, partOut.Pointer, partLse.Pointer, tq, tk, heads, kvHeads, scale * 1.4426950408889634f, tilesPerSplit));
+        if (kernel.Wgmma)
+        {
+            // Three tensor maps, 64-byte aligned as the driver wants them; cuLaunchKernel copies them at the call.
+            byte* buffer = stackalloc byte[3 * Native.CudaDriver.TensorMapBytes + 64];
+            byte* maps = (byte*)(((nint)buffer + 63) & ~(nint)63);
+            EncodeRows(maps, q.Pointer, tq, heads);
+            EncodeRows(maps + Native.CudaDriver.TensorMapBytes, k.Pointer, tk, kvHeads);
+            EncodeRows(maps + 2 * Native.CudaDriver.TensorMapBytes, v.Pointer, tk, kvHeads);
+            nint m = (nint)maps;
+            _device.Timed("attention", () => _device.LaunchWithTensorMaps(kernel.Function, (tiles, (uint)heads, (uint)splits), kernel.Threads, kernel.SharedBytes,
+                [m, m + Native.CudaDriver.TensorMapBytes, m + 2 * Native.CudaDriver.TensorMapBytes],
+                ql.SeqIds.Pointer, ql.Positions.Pointer, kl.SeqIds.Pointer, kl.Positions.Pointer,
+                ql.Tiles.Pointer, kl.Tiles.Pointer, partOut.Pointer, partLse.Pointer, tq, tk, heads, kvHeads, scale * 1.4426950408889634f, tilesPerSplit));
+        }
+        else
+            _device.Timed("attention", () => _device.Launch(kernel.Function, (tiles, (uint)heads, (uint)splits), kernel.Threads, kernel.SharedBytes,
+                q.Pointer, k.Pointer, v.Pointer, ql.SeqIds.Pointer, ql.Positions.Pointer, kl.SeqIds.Pointer, kl.Positions.Pointer,
+                ql.Tiles.Pointer, kl.Tiles.Pointer, partOut.Pointer, partLse.Pointer, tq, tk, heads, kvHeads, scale * 1.4426950408889634f, tilesPerSplit));
         if (splits == 1) return;
         Copy(partOut.SliceRows(0, tq), output);
         Copy(partLse.SliceRows(0, tq), lse);
@@ -89,5 +103,19 @@ public sealed partial class CudaBackend
             MergeAttention(output, lse, partOut.SliceRows(s * tq, tq), partLse.SliceRows(s * tq, tq));
         partOut.Dispose();
         partLse.Dispose();
+    }
+
+    /// <summary>
+    /// A tensor map over a [rows, heads, 128] bf16 tensor for Kernels/attention_wgmma.cu: boxes of 128 rows x 64 head
+    /// dims of one head, 128-byte swizzle (the kernel's shared-memory layout), rows past the end as zeros.
+    /// </summary>
+    private static unsafe void EncodeRows(byte* map, nint address, int rows, int heads)
+    {
+        ulong* dims = stackalloc ulong[] { 128, (ulong)heads, (ulong)rows };
+        ulong* strides = stackalloc ulong[] { 256, (ulong)heads * 256 };
+        uint* box = stackalloc uint[] { 64, 1, 128 };
+        uint* elementStrides = stackalloc uint[] { 1, 1, 1 };
+        Native.CudaDriver.Check(Native.CudaDriver.cuTensorMapEncodeTiled(map, Native.CudaDriver.TensorMapBFloat16, 3, address, dims, strides, box, elementStrides,
+            0, Native.CudaDriver.TensorMapSwizzle128, Native.CudaDriver.TensorMapL2Promotion256, 0), "cuTensorMapEncodeTiled");
     }
 }

@@ -187,16 +187,25 @@ internal sealed unsafe class CudaDevice : IDisposable
 
     private bool? _programmaticLaunch;
 
-    private void Launch(nint function, (uint X, uint Y, uint Z) grid, uint block, uint sharedBytes, bool dependent, ReadOnlySpan<KernelArg> args)
+    /// <summary>
+    /// Launches a kernel whose first parameters are tensor maps (<see cref="CudaDriver.TensorMapBytes"/> each, passed by
+    /// value: <paramref name="tensorMaps"/> points at them), then <paramref name="args"/>.
+    /// </summary>
+    public void LaunchWithTensorMaps(nint function, (uint X, uint Y, uint Z) grid, uint block, uint sharedBytes, ReadOnlySpan<nint> tensorMaps, params ReadOnlySpan<KernelArg> args) =>
+        Launch(function, grid, block, sharedBytes, dependent: false, args, tensorMaps);
+
+    private void Launch(nint function, (uint X, uint Y, uint Z) grid, uint block, uint sharedBytes, bool dependent, ReadOnlySpan<KernelArg> args, ReadOnlySpan<nint> tensorMaps = default)
     {
         // Profiling: a launch no category claims is charged to OtherKernels, so what stays unclaimed is host gaps.
         nint start = Profiler is { } p && (_timedDepth == 0 || ProfileByKernel) ? p.Begin() : 0;
         var slots = stackalloc long[args.Length];
-        var pointers = stackalloc void*[args.Length];
+        int count = tensorMaps.Length + args.Length;
+        var pointers = stackalloc void*[count];
+        for (int i = 0; i < tensorMaps.Length; i++) pointers[i] = (void*)tensorMaps[i];
         for (int i = 0; i < args.Length; i++)
         {
             slots[i] = args[i].Bits;
-            pointers[i] = &slots[i];
+            pointers[tensorMaps.Length + i] = &slots[i];
         }
         if (dependent)
         {

@@ -1,23 +1,31 @@
-// Flash attention on Hopper's warpgroup MMA (wgmma.mma_async, sm_90a), head dim 128: the same contract as
-// attention.cu (the engine's mask rule from per-row sequences and positions, hidden tiles skipped by their 64-row
-// summaries, split-K blocks, output and natural-log LSE), a different engine. A block of two warpgroups owns 128
-// query rows of one head, 64 a warpgroup; key tiles of 128 rows. Where attention.cu feeds mma.sync from
-// registers that ldmatrix filled (shared-memory bandwidth bounds it at ~300 TFLOP/s on an H200), wgmma reads Q and
-// K for S = QKᵀ, and V for O += PV, straight from shared memory through matrix descriptors; P goes from the score
-// accumulators to the A operand in registers without touching shared memory. K and V tiles are double-buffered:
-// the cp.async of the next visible tile is issued before this tile's MMAs and has a whole tile's work to land.
-// The two warpgroups synchronise only once a tile, so one's softmax overlaps the other's MMAs.
-//
-// Shared-memory tiles use wgmma's 128-byte swizzle: a tile of R rows is two panels [R][64 dims] of 128-byte rows,
-// the 16-byte chunk c of row r stored at chunk c ^ (r % 8), every panel 1024-byte aligned. Q and K are read
+// Flash attention on Hopper (sm_90a), head dim 128: the same contract as attention.cu (the engine's mask rule
+// from per-row sequences and positions, hidden tiles skipped by their 64-row summaries, split-K blocks, output and
+// natural-log LSE), built the FlashAttention-3 way. A block owns 128 query rows of one head and has three
+// warpgroups:
+// - warpgroup 2, the producer, gives up its registers (setmaxnreg) and has one thread load tiles with TMA
+//   (cp.async.bulk.tensor through the tensor maps CudaBackend.Flash.cs encodes): Q once, then each visible key
+//   tile's K and V into rings of two stages, each stage with a "full" mbarrier (its bytes have landed) and an
+//   "empty" one (both consumer warpgroups are done with it: K after S, V after PV, so each load has about two
+//   turns to land);
+// - warpgroups 0 and 1, the consumers, own 64 query rows each and run warpgroup MMAs (wgmma.mma_async) with Q, K
+//   and V read from shared memory through matrix descriptors and P passed from the score accumulators as the A
+//   operand in registers. They take turns (named barriers 1 and 2) to issue a tile's O += PV together with the
+//   next tile's S = QKᵀ, so that one warpgroup's softmax runs while the other's MMAs do.
+// TMA writes the tiles in wgmma's 128-byte swizzle: a tile of R rows is two panels [R][64 dims] of 128-byte rows,
+// the 16-byte chunk c of row r stored at chunk c ^ (r % 8), each panel 1024-byte aligned. Q and K are read
 // K-major (dims contiguous), V MN-major (the same layout, read transposed: PV's reduction runs over keys).
+// On an H200 (docs/PERFORMANCE.md, ninth round): 535-600 TFLOP/s, against attention.cu's ~300; the same structure
+// with cp.async loads by the producer warpgroup reached 445-500, and two warpgroups that loaded with cp.async
+// themselves and met at a barrier every tile 385-415.
 #include "tensor_core.cuh"
 
 #define D 128
-#define BQ 128       // query rows per block (CudaBackend.FlashKernelFor)
-#define BK 128       // keys per tile (CudaBackend.FlashKernelFor)
-#define SUMMARY 64   // rows per layout summary (DeviceLayout.Tile)
-#define THREADS 256
+#define BQ 128          // query rows per block (CudaBackend.FlashKernelFor)
+#define BK 128          // keys per tile (CudaBackend.FlashKernelFor)
+#define SUMMARY 64      // rows per layout summary (DeviceLayout.Tile)
+#define CONSUMERS 256
+#define PRODUCERS 128
+#define TURN_BARRIER 1  // named barriers 1 and 2: warpgroup w's turn to issue MMAs is barrier 1 + w
 #define PANEL(rows) ((rows) * 128) // bytes of one 64-dim panel of a tile
 
 struct TileInfo { int seq; int min_pos; int max_pos; };
@@ -49,22 +57,6 @@ __device__ __forceinline__ int next_visible_key_tile(const TileInfo* k_tiles, co
     return t;
 }
 
-__device__ __forceinline__ void cp_async16_at(unsigned dst, const bf16* src, int bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(dst), "l"(src), "r"(bytes));
-}
-
-// Rows [first, first + R) of columns [col, col + 128) of a row-major matrix (rows past `count` as zeros) into a
-// swizzled tile at shared address dst.
-template <int R>
-__device__ __forceinline__ void stage(unsigned dst, const bf16* src, int first, int count, long stride, int col) {
-    for (int i = threadIdx.x; i < R * 16; i += THREADS) {
-        const int r = i >> 4, ch = i & 15;
-        const bool in = first + r < count;
-        const unsigned at = dst + (ch >> 3) * PANEL(R) + r * 128 + (((ch & 7) ^ (r & 7)) << 4);
-        cp_async16_at(at, src + (in ? (long)(first + r) * stride + col + ch * 8 : 0), in ? 16 : 0);
-    }
-}
-
 // A shared-memory matrix descriptor with the 128-byte swizzle: start address, leading and stride byte offsets.
 __device__ __forceinline__ unsigned long long sw128_desc(unsigned addr, unsigned leading, unsigned stride) {
     return (unsigned long long)((addr & 0x3FFFF) >> 4) | ((unsigned long long)(leading >> 4) << 16)
@@ -80,8 +72,6 @@ __device__ __forceinline__ void settled(float (&d)[64]) {
     #pragma unroll
     for (int i = 0; i < 64; i++) asm volatile("" : "+f"(d[i]) :: "memory");
 }
-// Writes by cp.async (the generic proxy) made visible to wgmma's reads (the async proxy).
-__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
 
 // d (64 x 128, fp32) = A·B (+ d when accumulate), A from shared memory (64 x 16, K-major), B from shared memory
 // (16 x 128, K-major): one k-step of S = QKᵀ.
@@ -127,163 +117,216 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[64], const unsigned* a, unsi
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_attention_wgmma(
-    const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
+__device__ __forceinline__ void mbar_init(unsigned bar, int count) { asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"(bar), "r"(count) : "memory"); }
+__device__ __forceinline__ void mbar_arrive(unsigned bar) {
+    asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.shared::cta.b64 state, [%0];\n}" :: "r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(unsigned bar, int parity) {
+    asm volatile("{\n.reg .pred done;\nWAIT:\nmbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n@!done bra WAIT;\n}" :: "r"(bar), "r"(parity) : "memory");
+}
+__device__ __forceinline__ void named_sync(int id) { asm volatile("bar.sync %0, 256;" :: "r"(id) : "memory"); }
+__device__ __forceinline__ void named_arrive(int id) { asm volatile("bar.arrive %0, 256;" :: "r"(id) : "memory"); }
+
+// A CUtensorMap (cuTensorMapEncodeTiled's 128 bytes), passed by value as a __grid_constant__ parameter.
+struct __align__(64) TensorMap { unsigned long long bits[16]; };
+
+// One box of a 3-D tensor map (dims: 64 head dims, head, rows) into shared memory, counted on the barrier's bytes.
+__device__ __forceinline__ void tma_load(unsigned dst, const TensorMap* map, int dim, int head, int row, unsigned bar) {
+    asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];"
+        :: "r"(dst), "l"(map), "r"(dim), "r"(head), "r"(row), "r"(bar) : "memory");
+}
+// Arrives on the barrier and adds `bytes` to the transfers its phase waits for.
+__device__ __forceinline__ void mbar_expect(unsigned bar, unsigned bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" :: "r"(bar), "r"(bytes) : "memory");
+}
+
+// S = Q Kᵀ for this warpgroup's 64 rows against a key tile (not committed).
+__device__ __forceinline__ void issue_scores(float (&s)[64], unsigned sq, unsigned kb, int wg) {
+    #pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+        const unsigned at = (kk & 3) * 32;
+        wgmma_ss(s, sw128_desc(sq + (kk >> 2) * PANEL(BQ) + wg * 64 * 128 + at, 16, 1024),
+                    sw128_desc(kb + (kk >> 2) * PANEL(BK) + at, 16, 1024), kk > 0);
+    }
+}
+
+
+// One tile's loads (BQ = BK = 128 rows): the two 64-dim panels of rows [row, row + 128) of head `head`, counted on
+// barrier `bar`.
+__device__ __forceinline__ void load_tile(unsigned dst, const TensorMap* map, int head, int row, unsigned bar) {
+    mbar_expect(bar, 2 * PANEL(128));
+    tma_load(dst, map, 0, head, row, bar);
+    tma_load(dst + PANEL(128), map, 64, head, row, bar);
+}
+
+extern "C" __global__ void __launch_bounds__(CONSUMERS + PRODUCERS, 1) flash_attention_wgmma(
+    const __grid_constant__ TensorMap mq, const __grid_constant__ TensorMap mk, const __grid_constant__ TensorMap mv,
     const int* __restrict__ q_seq, const int* __restrict__ q_pos, const int* __restrict__ k_seq, const int* __restrict__ k_pos,
     const TileInfo* __restrict__ q_tiles, const TileInfo* __restrict__ k_tiles,
     bf16* __restrict__ out, float* __restrict__ lse,
     int tq, int tk, int heads, int kv_heads, float scale_log2, int tiles_per_split)
 {
-    // [Q | K buffer 0, 1 | V buffer 0, 1] from the first 1024-byte boundary of dynamic shared memory, then the
-    // query rows' and both key buffers' sequence ids and positions.
-    extern __shared__ __align__(1024) unsigned char smem_raw[];
-    const unsigned raw = smem_addr(smem_raw), base = (raw + 1023) & ~1023u;
-    const unsigned sq = base, sk = sq + 2 * PANEL(BQ), sv = sk + 4 * PANEL(BK);
-    int* sq_seq = reinterpret_cast<int*>(smem_raw + (base - raw) + 2 * PANEL(BQ) + 8 * PANEL(BK));
-    int* sq_pos = sq_seq + BQ;
-    int* sk_seq = sq_pos + BQ; // [2][BK]
-    int* sk_pos = sk_seq + 2 * BK;
+    // [Q | V stages 0, 1 | K stages 0, 1 | barriers] from the first 1024-byte boundary of dynamic shared memory.
+    extern __shared__ __align__(1024) unsigned char smem[];
+    const unsigned base = (smem_addr(smem) + 1023) & ~1023u;
+    const unsigned sq = base, sv = sq + 2 * PANEL(BQ), sk = sv + 4 * PANEL(BK);
+    const unsigned bars = sk + 4 * PANEL(BK), q_full = bars, full_v = bars + 8, empty_v = bars + 24, full_k = bars + 40, empty_k = bars + 56;
 
     const int tile = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, g = h / (heads / kv_heads);
-    const int wg = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31, gr = lane >> 2, tc = lane & 3;
-    const long q_stride = (long)heads * D, kv_stride = (long)kv_heads * D;
+    const long q_stride = (long)heads * D;
     const TileInfo qt = summary_of(q_tiles, tile * (BQ / SUMMARY), BQ / SUMMARY, (tq + SUMMARY - 1) / SUMMARY);
+    // Split-K (short query blocks against long caches): block z covers key tiles
+    // [z·tiles_per_split, (z+1)·tiles_per_split) and writes its own partial output and LSE, merged afterwards.
     const int first_tile = blockIdx.z * tiles_per_split;
     const int key_tiles = min((tk + BK - 1) / BK, first_tile + tiles_per_split);
     out += (long)blockIdx.z * tq * q_stride;
     lse += (long)blockIdx.z * tq * heads;
-
-    // Key tile kt into buffer b: K and V by cp.async, the rows' sequences and positions by plain stores (past the
-    // end: a sequence no query has).
-    auto stage_key_tile = [&](int b, int kt) {
-        stage<BK>(sk + b * 2 * PANEL(BK), k, kt * BK, tk, kv_stride, g * D);
-        stage<BK>(sv + b * 2 * PANEL(BK), v, kt * BK, tk, kv_stride, g * D);
-        if (threadIdx.x < BK) {
-            const int j = kt * BK + threadIdx.x;
-            sk_seq[b * BK + threadIdx.x] = j < tk ? k_seq[j] : -3;
-            sk_pos[b * BK + threadIdx.x] = j < tk ? k_pos[j] : 0x7fffffff;
-        }
-    };
-
     const int q0 = tile * BQ;
-    stage<BQ>(sq, q, q0, tq, q_stride, h * D);
-    if (threadIdx.x < BQ) {
-        sq_seq[threadIdx.x] = q0 + threadIdx.x < tq ? q_seq[q0 + threadIdx.x] : -2;
-        sq_pos[threadIdx.x] = q0 + threadIdx.x < tq ? q_pos[q0 + threadIdx.x] : -1;
-    }
-    int kt = next_visible_key_tile(k_tiles, qt, first_tile, key_tiles, tk), buf = 0;
-    int next = kt < key_tiles ? next_visible_key_tile(k_tiles, qt, kt + 1, key_tiles, tk) : key_tiles;
-    if (kt < key_tiles) stage_key_tile(0, kt);
-    cp_async_commit();
-    cp_async_wait<0>();
-    fence_proxy_async();
-    __syncthreads(); // Q and the first key tile have landed for every thread
 
-    float o[64];
-    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f}; // running maximum (log2 domain), this thread's share of the row sum
+    if (threadIdx.x == 0) {
+        mbar_init(q_full, 1);
+        for (int i = 0; i < 2; i++) {
+            mbar_init(full_v + 8 * i, 1);
+            mbar_init(full_k + 8 * i, 1);
+            mbar_init(empty_v + 8 * i, CONSUMERS);
+            mbar_init(empty_k + 8 * i, CONSUMERS);
+        }
+    }
+    __syncthreads();
+
+    if (threadIdx.x >= CONSUMERS) {
+        // The producer needs few registers; the consumers get them (128·40 + 256·232 <= 64K).
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;");
+        if (threadIdx.x != CONSUMERS) return;
+        load_tile(sq, &mq, h, q0, q_full);
+        int n = 0;
+        for (int kt = next_visible_key_tile(k_tiles, qt, first_tile, key_tiles, tk); kt < key_tiles;
+             kt = next_visible_key_tile(k_tiles, qt, kt + 1, key_tiles, tk), n++) {
+            // Stage n & 1, its (n / 2)-th fill: wait for the end of the fill before (a fresh barrier passes parity 1).
+            const int st = n & 1, parity = ((n >> 1) & 1) ^ 1;
+            mbar_wait(empty_k + 8 * st, parity);
+            load_tile(sk + st * 2 * PANEL(BK), &mk, g, kt * BK, full_k + 8 * st);
+            mbar_wait(empty_v + 8 * st, parity);
+            load_tile(sv + st * 2 * PANEL(BK), &mv, g, kt * BK, full_v + 8 * st);
+        }
+        return;
+    }
+
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 232;");
+    // This thread's accumulator element e of 8-column group i sits at row 16·warp + gr (+8 for e >= 2) of the
+    // warpgroup's 64, column 8i + 2tc + (e & 1): the mma.sync layout, one 16-row tile per warp. Its two rows'
+    // sequences and positions stay in registers for the mask.
+    const int wg = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31, gr = lane >> 2, tc = lane & 3;
+    const int row0 = wg * 64 + warp * 16 + gr;
+    int rs[2], rp[2];
+    #pragma unroll
+    for (int half = 0; half < 2; half++) {
+        const int r = q0 + row0 + half * 8;
+        rs[half] = r < tq ? q_seq[r] : -2;
+        rp[half] = r < tq ? q_pos[r] : -1;
+    }
+    float o[64], s[64];
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
     #pragma unroll
     for (int i = 0; i < 64; i++) o[i] = 0.f;
-    // This thread's accumulator element e of 8-column group i sits at row 16·warp + gr (+8 for e >= 2) of the
-    // warpgroup's 64, column 8i + 2tc + (e & 1): the mma.sync layout, one 16-row tile per warp.
-    const int row0 = wg * 64 + warp * 16 + gr;
 
-    // Each tile: S = QKᵀ; once it is done, and the last tile's PV in both warpgroups, the next visible tile is staged
-    // into the buffer that PV read; this tile's O += PV is issued and left running across the wait and the barrier
-    // for the next tile's rows. (Leaving PV running into the next tile's S, with a wait_group 1, made ptxas
-    // serialise the MMAs: 356 against 404 TFLOP/s causal at 32K.)
-    while (kt < key_tiles) {
-        // S = Q Kᵀ, 64 rows x 128 keys per warpgroup, in 8 k-steps of 16 dims (4 per panel, 32 bytes apart).
-        const unsigned kb = sk + buf * 2 * PANEL(BK), vb = sv + buf * 2 * PANEL(BK);
-        float s[64];
+    if (wg == 1) named_arrive(TURN_BARRIER); // warpgroup 0 takes the first turn
+    int kt = next_visible_key_tile(k_tiles, qt, first_tile, key_tiles, tk);
+    if (kt < key_tiles) {
+        // The first turn issues S of the first tile alone.
+        mbar_wait(q_full, 0);
+        mbar_wait(full_k, 0);
+        named_sync(TURN_BARRIER + wg);
         wgmma_fence();
-        #pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) {
-            const unsigned at = (kk & 3) * 32;
-            wgmma_ss(s, sw128_desc(sq + (kk >> 2) * PANEL(BQ) + wg * 64 * 128 + at, 16, 1024),
-                        sw128_desc(kb + (kk >> 2) * PANEL(BK) + at, 16, 1024), kk > 0);
-        }
+        issue_scores(s, sq, sk, wg);
         wgmma_commit();
-        // Summaries read while the MMAs run: this tile's, and which tile comes after the next.
-        const TileInfo ki = key_summary(k_tiles, kt, tk);
-        const int after = next < key_tiles ? next_visible_key_tile(k_tiles, qt, next + 1, key_tiles, tk) : key_tiles;
+        named_arrive(TURN_BARRIER + (wg ^ 1));
         wgmma_wait<0>();
         settled(s);
-        __syncthreads(); // both warpgroups are done with the last tile's PV: its buffer is free
-        if (next < key_tiles) stage_key_tile(buf ^ 1, next);
-        cp_async_commit();
-
-        const bool full = qt.seq >= 0 && ki.seq >= 0 && qt.seq == ki.seq && ki.max_pos <= qt.min_pos && (kt + 1) * BK <= tk;
-        if (!full) {
-            const int* ks = sk_seq + buf * BK;
-            const int* kp = sk_pos + buf * BK;
+        mbar_arrive(empty_k);
+        // Tile n (key tile kt, stage n & 1): mask where the summaries do not show it wholly visible, online softmax
+        // in the log2 domain (as attention.cu), then a turn that issues its PV and the next tile's S.
+        for (int n = 0;; n++) {
+            const int st = n & 1;
+            const TileInfo ki = key_summary(k_tiles, kt, tk);
+            const bool full = qt.seq >= 0 && ki.seq >= 0 && qt.seq == ki.seq && ki.max_pos <= qt.min_pos && (kt + 1) * BK <= tk;
+            if (!full) {
+                // Read from global memory (cached): only the tiles on a diagonal or a sequence border get here.
+                const int* ks = k_seq + kt * BK;
+                const int* kp = k_pos + kt * BK;
+                #pragma unroll
+                for (int half = 0; half < 2; half++)
+                    #pragma unroll
+                    for (int i = 0; i < BK / 8; i++)
+                        #pragma unroll
+                        for (int e = 0; e < 2; e++) {
+                            const int col = i * 8 + tc * 2 + e;
+                            if (kt * BK + col >= tk || ks[col] != rs[half] || kp[col] > rp[half]) s[4 * i + 2 * half + e] = -INFINITY;
+                        }
+            }
+            bool grew = false;
+            float alpha[2];
             #pragma unroll
             for (int half = 0; half < 2; half++) {
-                const int rs = sq_seq[row0 + half * 8], rp = sq_pos[row0 + half * 8];
+                float mx = -INFINITY;
                 #pragma unroll
-                for (int i = 0; i < BK / 8; i++)
-                    #pragma unroll
-                    for (int e = 0; e < 2; e++) {
-                        const int col = i * 8 + tc * 2 + e;
-                        if (ks[col] != rs || kp[col] > rp) s[4 * i + 2 * half + e] = -INFINITY;
-                    }
+                for (int i = 0; i < BK / 8; i++) mx = fmaxf(mx, fmaxf(s[4 * i + 2 * half], s[4 * i + 2 * half + 1]));
+                const float top = fmaxf(m[half], quad_max(mx) * scale_log2);
+                const float base_ = top == -INFINITY ? 0.f : top;
+                alpha[half] = exp2f(m[half] - base_);
+                grew |= top != m[half];
+                float sum = 0.f;
+                #pragma unroll
+                for (int i = 0; i < BK / 8; i++) {
+                    s[4 * i + 2 * half] = exp2f(fmaf(s[4 * i + 2 * half], scale_log2, -base_));
+                    s[4 * i + 2 * half + 1] = exp2f(fmaf(s[4 * i + 2 * half + 1], scale_log2, -base_));
+                    sum += s[4 * i + 2 * half] + s[4 * i + 2 * half + 1];
+                }
+                l[half] = l[half] * alpha[half] + sum;
+                m[half] = top;
             }
-        }
-
-        // Online softmax in the log2 domain, as attention.cu.
-        bool grew = false;
-        float alpha[2];
-        #pragma unroll
-        for (int half = 0; half < 2; half++) {
-            float mx = -INFINITY;
-            #pragma unroll
-            for (int i = 0; i < BK / 8; i++) mx = fmaxf(mx, fmaxf(s[4 * i + 2 * half], s[4 * i + 2 * half + 1]));
-            const float top = fmaxf(m[half], quad_max(mx) * scale_log2);
-            const float base_ = top == -INFINITY ? 0.f : top;
-            alpha[half] = exp2f(m[half] - base_);
-            grew |= top != m[half];
-            float sum = 0.f;
-            #pragma unroll
-            for (int i = 0; i < BK / 8; i++) {
-                s[4 * i + 2 * half] = exp2f(fmaf(s[4 * i + 2 * half], scale_log2, -base_));
-                s[4 * i + 2 * half + 1] = exp2f(fmaf(s[4 * i + 2 * half + 1], scale_log2, -base_));
-                sum += s[4 * i + 2 * half] + s[4 * i + 2 * half + 1];
+            if (__any_sync(0xffffffffu, grew)) {
+                #pragma unroll
+                for (int i = 0; i < D / 8; i++) {
+                    o[4 * i] *= alpha[0]; o[4 * i + 1] *= alpha[0];
+                    o[4 * i + 2] *= alpha[1]; o[4 * i + 3] *= alpha[1];
+                }
             }
-            l[half] = l[half] * alpha[half] + sum;
-            m[half] = top;
-        }
-        if (__any_sync(0xffffffffu, grew)) {
+            // P in bf16 as the A operand: k-step kk (keys 16kk..16kk+15) is column groups 2kk and 2kk+1.
+            unsigned p[BK / 4];
             #pragma unroll
-            for (int i = 0; i < D / 8; i++) {
-                o[4 * i] *= alpha[0]; o[4 * i + 1] *= alpha[0];
-                o[4 * i + 2] *= alpha[1]; o[4 * i + 3] *= alpha[1];
+            for (int kk = 0; kk < BK / 16; kk++) {
+                p[4 * kk] = pack2(s[8 * kk], s[8 * kk + 1]);
+                p[4 * kk + 1] = pack2(s[8 * kk + 2], s[8 * kk + 3]);
+                p[4 * kk + 2] = pack2(s[8 * kk + 4], s[8 * kk + 5]);
+                p[4 * kk + 3] = pack2(s[8 * kk + 6], s[8 * kk + 7]);
             }
+            const int next = next_visible_key_tile(k_tiles, qt, kt + 1, key_tiles, tk);
+            const bool more = next < key_tiles;
+            const int nk = st ^ 1;
+            mbar_wait(full_v + 8 * st, (n >> 1) & 1);
+            if (more) mbar_wait(full_k + 8 * nk, ((n + 1) >> 1) & 1);
+            // O += P V in 8 k-steps of 16 keys (V read transposed: its two 64-dim panels a leading offset apart, each
+            // 8 keys 1024 bytes on), then S = Q Kᵀ of the next tile in 8 k-steps of 16 dims.
+            named_sync(TURN_BARRIER + wg);
+            wgmma_fence();
+            #pragma unroll
+            for (int kk = 0; kk < BK / 16; kk++)
+                wgmma_rs(o, p + 4 * kk, sw128_desc(sv + st * 2 * PANEL(BK) + kk * 16 * 128, PANEL(BK), 1024));
+            if (more) issue_scores(s, sq, sk + nk * 2 * PANEL(BK), wg);
+            wgmma_commit();
+            named_arrive(TURN_BARRIER + (wg ^ 1));
+            wgmma_wait<0>();
+            settled(o);
+            settled(s);
+            // This tile's V and the next tile's K are free for the producer.
+            mbar_arrive(empty_v + 8 * st);
+            if (!more) break;
+            mbar_arrive(empty_k + 8 * nk);
+            kt = next;
         }
-
-        // P in bf16 as the A operand: k-step kk (keys 16kk..16kk+15) is column groups 2kk and 2kk+1.
-        unsigned p[BK / 4];
-        #pragma unroll
-        for (int kk = 0; kk < BK / 16; kk++) {
-            p[4 * kk] = pack2(s[8 * kk], s[8 * kk + 1]);
-            p[4 * kk + 1] = pack2(s[8 * kk + 2], s[8 * kk + 3]);
-            p[4 * kk + 2] = pack2(s[8 * kk + 4], s[8 * kk + 5]);
-            p[4 * kk + 3] = pack2(s[8 * kk + 6], s[8 * kk + 7]);
-        }
-        // O += P V in 8 k-steps of 16 keys: V read transposed, the two 64-dim panels a leading offset apart and
-        // each 8 keys 1024 bytes on.
-        wgmma_fence();
-        #pragma unroll
-        for (int kk = 0; kk < BK / 16; kk++)
-            wgmma_rs(o, p + 4 * kk, sw128_desc(vb + kk * 16 * 128, PANEL(BK), 1024));
-        wgmma_commit();
-        cp_async_wait<0>(); // the next tile's K and V have landed ...
-        fence_proxy_async();
-        __syncthreads();    // ... for every thread
-        wgmma_wait<0>();    // PV, which ran across the wait and the barrier
-        settled(o);
-        buf ^= 1;
-        kt = next;
-        next = after;
     }
+    if (wg == 0) named_sync(TURN_BARRIER); // warpgroup 1's last arrival
 
     const float ln2 = 0.6931471805599453f;
     #pragma unroll

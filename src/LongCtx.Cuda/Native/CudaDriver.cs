@@ -35,6 +35,11 @@ internal static unsafe partial class CudaDriver
     public static partial int cuLaunchKernel(nint function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
         uint sharedBytes, nint stream, void** parameters, void** extra);
     [LibraryImport(Lib)] public static partial int cuLaunchKernelEx(LaunchConfig* config, nint function, void** parameters, void** extra);
+    /// <summary>Writes a 128-byte CUtensorMap (64-byte aligned) describing a tiled view of global memory for TMA loads.</summary>
+    [LibraryImport(Lib)]
+    public static partial int cuTensorMapEncodeTiled(void* tensorMap, int dataType, uint rank, nint globalAddress, ulong* globalDim, ulong* globalStrides,
+        uint* boxDim, uint* elementStrides, int interleave, int swizzle, int l2Promotion, int oobFill);
+    public const int TensorMapBytes = 128, TensorMapBFloat16 = 9, TensorMapSwizzle128 = 3, TensorMapL2Promotion256 = 3;
     [LibraryImport(Lib)] public static partial int cuStreamCreate(out nint stream, uint flags);
     [LibraryImport(Lib, EntryPoint = "cuStreamDestroy_v2")] public static partial int cuStreamDestroy(nint stream);
     [LibraryImport(Lib)] public static partial int cuStreamSynchronize(nint stream);
