@@ -14,6 +14,7 @@
 // natural-log LSE (-inf, output 0 for a row that saw nothing). HEAD_DIM is fixed at compile time (a multiple
 // of 16 up to 256).
 #include "tensor_core.cuh"
+#include "layout_tiles.cuh"
 
 #define D HEAD_DIM
 // 16-row MMA tiles per warp: two up to head dim 128; at 256 one, else the accumulator alone (MT·D/2 floats
@@ -23,14 +24,6 @@
 #define BK 64                // keys per tile (CudaBackend.FlashKernelFor)
 #define SUMMARY 64           // rows per layout summary (DeviceLayout.Tile); a key tile is one summary
 #define LDS (D + 8)          // a staged row, padded by 16 bytes so ldmatrix's 8 rows hit distinct banks
-
-struct TileInfo { int seq; int min_pos; int max_pos; };
-
-// Whether query tile q sees none of key tile k (same rule as the engine's mask, judged on summaries).
-__device__ __forceinline__ bool tile_hidden(const TileInfo& q, const TileInfo& k) {
-    if (q.seq >= 0 && k.seq >= 0) return q.seq != k.seq || k.min_pos > q.max_pos;
-    return k.min_pos > q.max_pos;
-}
 
 // Stages rows [first, first + BK) of one KV head's K or V (rows past `count` read as zeros) into a buffer.
 __device__ __forceinline__ void load_rows(bf16* dst, const bf16* src, int first, int count, int g, long stride) {
@@ -51,19 +44,6 @@ __device__ __forceinline__ void load_key_tile(bf16* sk, int* sk_seq, int* sk_pos
         sk_seq[threadIdx.x] = j < tk ? k_seq[j] : -3;
         sk_pos[threadIdx.x] = j < tk ? k_pos[j] : 0x7fffffff;
     }
-}
-
-// The summary of this block's query rows: the 64-row summaries it spans, merged.
-__device__ __forceinline__ TileInfo query_summary(const TileInfo* q_tiles, int tile, int tq) {
-    const int count = (tq + SUMMARY - 1) / SUMMARY, first = tile * (BQ / SUMMARY);
-    TileInfo t = q_tiles[first];
-    for (int i = first + 1; i < first + BQ / SUMMARY && i < count; i++) {
-        TileInfo u = q_tiles[i];
-        t.seq = t.seq >= 0 && t.seq == u.seq ? t.seq : -1;
-        t.min_pos = min(t.min_pos, u.min_pos);
-        t.max_pos = max(t.max_pos, u.max_pos);
-    }
-    return t;
 }
 
 __device__ __forceinline__ int next_visible_key_tile(const TileInfo* k_tiles, const TileInfo& qt, int from, int count) {
@@ -92,7 +72,7 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention(
     const int tile = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, g = h / (heads / kv_heads);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gr = lane >> 2, tc = lane & 3;
     const long q_stride = (long)heads * D, kv_stride = (long)kv_heads * D;
-    const TileInfo qt = query_summary(q_tiles, tile, tq);
+    const TileInfo qt = summary_of(q_tiles, tile * (BQ / SUMMARY), BQ / SUMMARY, (tq + SUMMARY - 1) / SUMMARY);
     // Split-K (short query blocks against long caches): block z covers key tiles
     // [z·tiles_per_split, (z+1)·tiles_per_split) and writes its own partial output and LSE, merged afterwards.
     const int first_tile = blockIdx.z * tiles_per_split;
