@@ -14,7 +14,7 @@
 // TMA writes the tiles in wgmma's 128-byte swizzle: a tile of R rows is two panels [R][64 dims] of 128-byte rows,
 // the 16-byte chunk c of row r stored at chunk c ^ (r % 8), each panel 1024-byte aligned. Q and K are read
 // K-major (dims contiguous), V MN-major (the same layout, read transposed: PV's reduction runs over keys).
-// On an H200 (docs/PERFORMANCE.md, ninth round): 535-600 TFLOP/s, against attention.cu's ~300; the same structure
+// On an H200 (docs/PERFORMANCE.md, ninth round): 521-602 TFLOP/s, against attention.cu's ~300; the same structure
 // with cp.async loads by the producer warpgroup reached 445-500, and two warpgroups that loaded with cp.async
 // themselves and met at a barrier every tile 385-415.
 #include "tensor_core.cuh"
