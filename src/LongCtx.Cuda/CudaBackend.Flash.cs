@@ -33,13 +33,12 @@ public sealed partial class CudaBackend
     /// </summary>
     private readonly record struct FlashKernel(nint Function, uint Threads, int QueryRows, int KeyTile, uint SharedBytes, bool Wgmma);
 
-    private readonly Dictionary<int, FlashKernel> _flashKernels = [];
+    private readonly Dictionary<(int HeadDim, bool Wgmma), FlashKernel> _flashKernels = [];
 
     private FlashKernel FlashKernelFor(int d)
     {
         bool wgmma = UseWgmma && d == 128 && _device.ComputeMajor == 9 && _device.ComputeMinor == 0;
-        int key = wgmma ? -d : d;
-        if (_flashKernels.TryGetValue(key, out var kernel)) return kernel;
+        if (_flashKernels.TryGetValue((d, wgmma), out var kernel)) return kernel;
         if (wgmma)
         {
             // Q, two K and two V stages of 128 rows x 256 bytes from a 1024-byte boundary (the swizzle's period), then
@@ -57,7 +56,7 @@ public sealed partial class CudaBackend
             kernel = new(_device.Function("attention.cu", "flash_attention", $"HEAD_DIM={d}"), 128, queryRows, keyTile, shared, Wgmma: false);
         }
         _device.AllowSharedMemory(kernel.Function, kernel.SharedBytes);
-        return _flashKernels[key] = kernel;
+        return _flashKernels[(d, wgmma)] = kernel;
     }
 
     private unsafe void FlashAttention(CudaTensor q, TokenLayout queries, CudaTensor k, CudaTensor v, TokenLayout keys, float scale, CudaTensor output, CudaTensor lse)
