@@ -9,14 +9,15 @@
 //   turns to land);
 // - warpgroups 0 and 1, the consumers, own 64 query rows each and run warpgroup MMAs (wgmma.mma_async) with Q, K
 //   and V read from shared memory through matrix descriptors and P passed from the score accumulators as the A
-//   operand in registers. They take turns (named barriers 1 and 2) to issue a tile's O += PV together with the
-//   next tile's S = QKᵀ, so that one warpgroup's softmax runs while the other's MMAs do.
+//   operand in registers. Each overlaps within itself: a turn issues the next tile's S = QKᵀ and then this tile's
+//   O += PV, and the next tile's softmax runs while PV does (two P buffers, O rescaled once PV is done). The two
+//   take turns (named barriers 1 and 2) to issue, so that one warpgroup's softmax also runs under the other's MMAs.
 // TMA writes the tiles in wgmma's 128-byte swizzle: a tile of R rows is two panels [R][64 dims] of 128-byte rows,
 // the 16-byte chunk c of row r stored at chunk c ^ (r % 8), each panel 1024-byte aligned. Q and K are read
 // K-major (dims contiguous), V MN-major (the same layout, read transposed: PV's reduction runs over keys).
-// On an H200 (docs/PERFORMANCE.md, ninth round): 521-602 TFLOP/s, against attention.cu's ~300; the same structure
-// with cp.async loads by the producer warpgroup reached 445-500, and two warpgroups that loaded with cp.async
-// themselves and met at a barrier every tile 385-415.
+// On an H200 (docs/PERFORMANCE.md, ninth and tenth rounds): 575-677 TFLOP/s, against attention.cu's ~300; without
+// the overlap inside a warpgroup 521-602, with cp.async loads by the producer warpgroup 445-500, and two
+// warpgroups that loaded with cp.async themselves and met at a barrier every tile 385-415.
 #include "tensor_core.cuh"
 #include "layout_tiles.cuh"
 
@@ -128,7 +129,6 @@ __device__ __forceinline__ void issue_scores(float (&s)[64], unsigned sq, unsign
     }
 }
 
-
 // One tile's loads (BQ = BK = 128 rows): the two 64-dim panels of rows [row, row + 128) of head `head`, counted on
 // barrier `bar`.
 __device__ __forceinline__ void load_tile(unsigned dst, const TensorMap* map, int head, int row, unsigned bar) {
@@ -136,6 +136,89 @@ __device__ __forceinline__ void load_tile(unsigned dst, const TensorMap* map, in
     tma_load(dst, map, 0, head, row, bar);
     tma_load(dst + PANEL(128), map, 64, head, row, bar);
 }
+
+
+// Hides the keys a partly visible tile's row may not see: only tiles on a diagonal or a sequence border, whose keys'
+// sequences and positions are read from global memory (cached).
+__device__ __forceinline__ void mask_scores(float (&s)[64], const TileInfo& qt, const TileInfo* k_tiles, const int* k_seq, const int* k_pos,
+    int kt, int tk, const int (&rs)[2], const int (&rp)[2], int tc) {
+    const TileInfo ki = key_summary(k_tiles, kt, tk);
+    if (qt.seq >= 0 && ki.seq >= 0 && qt.seq == ki.seq && ki.max_pos <= qt.min_pos && (kt + 1) * BK <= tk) return;
+    const int* ks = k_seq + kt * BK;
+    const int* kp = k_pos + kt * BK;
+    #pragma unroll
+    for (int half = 0; half < 2; half++)
+        #pragma unroll
+        for (int i = 0; i < BK / 8; i++)
+            #pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int col = i * 8 + tc * 2 + e;
+                if (kt * BK + col >= tk || ks[col] != rs[half] || kp[col] > rp[half]) s[4 * i + 2 * half + e] = -INFINITY;
+            }
+}
+
+// The online softmax of one tile in the log2 domain (as attention.cu): the scores become exp2(s·scale − m) under the
+// rows' new maxima m, l gains their sums, alpha is what O must be scaled by; returns whether any maximum grew.
+__device__ __forceinline__ bool online_softmax(float (&s)[64], float (&m)[2], float (&l)[2], float (&alpha)[2], float scale_log2) {
+    bool grew = false;
+    #pragma unroll
+    for (int half = 0; half < 2; half++) {
+        float mx = -INFINITY;
+        #pragma unroll
+        for (int i = 0; i < BK / 8; i++) mx = fmaxf(mx, fmaxf(s[4 * i + 2 * half], s[4 * i + 2 * half + 1]));
+        const float top = fmaxf(m[half], quad_max(mx) * scale_log2);
+        const float base = top == -INFINITY ? 0.f : top;
+        alpha[half] = exp2f(m[half] - base);
+        grew |= top != m[half];
+        float sum = 0.f;
+        #pragma unroll
+        for (int i = 0; i < BK / 8; i++) {
+            s[4 * i + 2 * half] = exp2f(fmaf(s[4 * i + 2 * half], scale_log2, -base));
+            s[4 * i + 2 * half + 1] = exp2f(fmaf(s[4 * i + 2 * half + 1], scale_log2, -base));
+            sum += s[4 * i + 2 * half] + s[4 * i + 2 * half + 1];
+        }
+        l[half] = l[half] * alpha[half] + sum;
+        m[half] = top;
+    }
+    return grew;
+}
+
+__device__ __forceinline__ void rescale(float (&o)[64], const float (&alpha)[2]) {
+    #pragma unroll
+    for (int i = 0; i < D / 8; i++) {
+        o[4 * i] *= alpha[0]; o[4 * i + 1] *= alpha[0];
+        o[4 * i + 2] *= alpha[1]; o[4 * i + 3] *= alpha[1];
+    }
+}
+
+// P in bf16 as the A operand: k-step kk (keys 16kk..16kk+15) is column groups 2kk and 2kk+1.
+__device__ __forceinline__ void to_operand(const float (&s)[64], unsigned (&p)[BK / 4]) {
+    #pragma unroll
+    for (int kk = 0; kk < BK / 16; kk++) {
+        p[4 * kk] = pack2(s[8 * kk], s[8 * kk + 1]);
+        p[4 * kk + 1] = pack2(s[8 * kk + 2], s[8 * kk + 3]);
+        p[4 * kk + 2] = pack2(s[8 * kk + 4], s[8 * kk + 5]);
+        p[4 * kk + 3] = pack2(s[8 * kk + 6], s[8 * kk + 7]);
+    }
+}
+
+// O += P V in 8 k-steps of 16 keys (V read transposed: its two 64-dim panels a leading offset apart, each 8 keys
+// 1024 bytes on); not committed.
+__device__ __forceinline__ void issue_values(float (&o)[64], const unsigned (&p)[BK / 4], unsigned vb) {
+    #pragma unroll
+    for (int kk = 0; kk < BK / 16; kk++)
+        wgmma_rs(o, p + 4 * kk, sw128_desc(vb + kk * 16 * 128, PANEL(BK), 1024));
+}
+
+// The P operand stays in these registers until the MMAs that read it are waited for.
+__device__ __forceinline__ void held(unsigned (&p)[BK / 4]) {
+    #pragma unroll
+    for (int i = 0; i < BK / 4; i++) asm volatile("" : "+r"(p[i]) :: "memory");
+}
+
+// Registers a thread: the producer needs few, the consumers hold O, S and two P buffers (128·24 + 256·240 <= 64K).
+#define PRODUCER_REGS 24
+#define CONSUMER_REGS 240
 
 extern "C" __global__ void __launch_bounds__(CONSUMERS + PRODUCERS, 1) flash_attention_wgmma(
     const __grid_constant__ TensorMap mq, const __grid_constant__ TensorMap mk, const __grid_constant__ TensorMap mv,
@@ -173,8 +256,7 @@ extern "C" __global__ void __launch_bounds__(CONSUMERS + PRODUCERS, 1) flash_att
     __syncthreads();
 
     if (threadIdx.x >= CONSUMERS) {
-        // The producer needs few registers; the consumers get them (128·40 + 256·232 <= 64K).
-        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;");
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" :: "n"(PRODUCER_REGS));
         if (threadIdx.x != CONSUMERS) return;
         load_tile(sq, &mq, h, q0, q_full);
         int n = 0;
@@ -190,7 +272,7 @@ extern "C" __global__ void __launch_bounds__(CONSUMERS + PRODUCERS, 1) flash_att
         return;
     }
 
-    asm volatile("setmaxnreg.inc.sync.aligned.u32 232;");
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" :: "n"(CONSUMER_REGS));
     // This thread's accumulator element e of 8-column group i sits at row 16·warp + gr (+8 for e >= 2) of the
     // warpgroup's 64, column 8i + 2tc + (e & 1): the mma.sync layout, one 16-row tile per warp. Its two rows'
     // sequences and positions stay in registers for the mask.
@@ -222,87 +304,62 @@ extern "C" __global__ void __launch_bounds__(CONSUMERS + PRODUCERS, 1) flash_att
         wgmma_wait<0>();
         settled(s);
         mbar_arrive(empty_k);
-        // Tile n (key tile kt, stage n & 1): mask where the summaries do not show it wholly visible, online softmax
-        // in the log2 domain (as attention.cu), then a turn that issues its PV and the next tile's S.
-        for (int n = 0;; n++) {
-            const int st = n & 1;
-            const TileInfo ki = key_summary(k_tiles, kt, tk);
-            const bool full = qt.seq >= 0 && ki.seq >= 0 && qt.seq == ki.seq && ki.max_pos <= qt.min_pos && (kt + 1) * BK <= tk;
-            if (!full) {
-                // Read from global memory (cached): only the tiles on a diagonal or a sequence border get here.
-                const int* ks = k_seq + kt * BK;
-                const int* kp = k_pos + kt * BK;
-                #pragma unroll
-                for (int half = 0; half < 2; half++)
-                    #pragma unroll
-                    for (int i = 0; i < BK / 8; i++)
-                        #pragma unroll
-                        for (int e = 0; e < 2; e++) {
-                            const int col = i * 8 + tc * 2 + e;
-                            if (kt * BK + col >= tk || ks[col] != rs[half] || kp[col] > rp[half]) s[4 * i + 2 * half + e] = -INFINITY;
-                        }
-            }
-            bool grew = false;
-            float alpha[2];
-            #pragma unroll
-            for (int half = 0; half < 2; half++) {
-                float mx = -INFINITY;
-                #pragma unroll
-                for (int i = 0; i < BK / 8; i++) mx = fmaxf(mx, fmaxf(s[4 * i + 2 * half], s[4 * i + 2 * half + 1]));
-                const float top = fmaxf(m[half], quad_max(mx) * scale_log2);
-                const float base_ = top == -INFINITY ? 0.f : top;
-                alpha[half] = exp2f(m[half] - base_);
-                grew |= top != m[half];
-                float sum = 0.f;
-                #pragma unroll
-                for (int i = 0; i < BK / 8; i++) {
-                    s[4 * i + 2 * half] = exp2f(fmaf(s[4 * i + 2 * half], scale_log2, -base_));
-                    s[4 * i + 2 * half + 1] = exp2f(fmaf(s[4 * i + 2 * half + 1], scale_log2, -base_));
-                    sum += s[4 * i + 2 * half] + s[4 * i + 2 * half + 1];
-                }
-                l[half] = l[half] * alpha[half] + sum;
-                m[half] = top;
-            }
-            if (__any_sync(0xffffffffu, grew)) {
-                #pragma unroll
-                for (int i = 0; i < D / 8; i++) {
-                    o[4 * i] *= alpha[0]; o[4 * i + 1] *= alpha[0];
-                    o[4 * i + 2] *= alpha[1]; o[4 * i + 3] *= alpha[1];
-                }
-            }
-            // P in bf16 as the A operand: k-step kk (keys 16kk..16kk+15) is column groups 2kk and 2kk+1.
-            unsigned p[BK / 4];
-            #pragma unroll
-            for (int kk = 0; kk < BK / 16; kk++) {
-                p[4 * kk] = pack2(s[8 * kk], s[8 * kk + 1]);
-                p[4 * kk + 1] = pack2(s[8 * kk + 2], s[8 * kk + 3]);
-                p[4 * kk + 2] = pack2(s[8 * kk + 4], s[8 * kk + 5]);
-                p[4 * kk + 3] = pack2(s[8 * kk + 6], s[8 * kk + 7]);
-            }
+        float alpha[2];
+        mask_scores(s, qt, k_tiles, k_seq, k_pos, kt, tk, rs, rp, tc);
+        online_softmax(s, m, l, alpha, scale_log2);
+        unsigned p[2][BK / 4];
+        to_operand(s, p[0]);
+        // Tile n (key tile kt, stage n & 1) has its P in `cur`: a turn issues the next tile's S and then this tile's
+        // PV; the next tile's softmax runs while PV does, its P going to `nxt`, and O is rescaled once PV is done.
+        // Returns false at the last tile, whose PV is left to issue. Called with the two P buffers in turn, so that no
+        // register an MMA in flight reads is written: a copy from one buffer to the other made ptxas serialise the
+        // MMAs, and one buffer packed after PV was 1-4% slower (docs/PERFORMANCE.md, tenth round).
+        int n = 0;
+        auto step = [&](unsigned (&cur)[BK / 4], unsigned (&nxt)[BK / 4]) {
+            const int st = n & 1, nk = st ^ 1;
             const int next = next_visible_key_tile(k_tiles, qt, kt + 1, key_tiles, tk);
-            const bool more = next < key_tiles;
-            const int nk = st ^ 1;
+            if (next >= key_tiles) return false;
+            mbar_wait(full_k + 8 * nk, ((n + 1) >> 1) & 1);
             mbar_wait(full_v + 8 * st, (n >> 1) & 1);
-            if (more) mbar_wait(full_k + 8 * nk, ((n + 1) >> 1) & 1);
-            // O += P V in 8 k-steps of 16 keys (V read transposed: its two 64-dim panels a leading offset apart, each
-            // 8 keys 1024 bytes on), then S = Q Kᵀ of the next tile in 8 k-steps of 16 dims.
             named_sync(TURN_BARRIER + wg);
             wgmma_fence();
-            #pragma unroll
-            for (int kk = 0; kk < BK / 16; kk++)
-                wgmma_rs(o, p + 4 * kk, sw128_desc(sv + st * 2 * PANEL(BK) + kk * 16 * 128, PANEL(BK), 1024));
-            if (more) issue_scores(s, sq, sk + nk * 2 * PANEL(BK), wg);
+            issue_scores(s, sq, sk + nk * 2 * PANEL(BK), wg);
+            wgmma_commit();
+            issue_values(o, cur, sv + st * 2 * PANEL(BK));
+            wgmma_commit();
+            named_arrive(TURN_BARRIER + (wg ^ 1));
+            wgmma_wait<1>();
+            settled(s);
+            mbar_arrive(empty_k + 8 * nk);
+            mask_scores(s, qt, k_tiles, k_seq, k_pos, next, tk, rs, rp, tc);
+            const bool grew = online_softmax(s, m, l, alpha, scale_log2);
+            to_operand(s, nxt);
+            wgmma_wait<0>();
+            settled(o);
+            held(cur);
+            mbar_arrive(empty_v + 8 * st);
+            if (__any_sync(0xffffffffu, grew)) rescale(o, alpha);
+            kt = next;
+            n++;
+            return true;
+        };
+        while (step(p[0], p[1]) && step(p[1], p[0])) {}
+        // The last tile's PV.
+        auto finish = [&](unsigned (&last)[BK / 4]) {
+            const int st = n & 1;
+            mbar_wait(full_v + 8 * st, (n >> 1) & 1);
+            named_sync(TURN_BARRIER + wg);
+            wgmma_fence();
+            issue_values(o, last, sv + st * 2 * PANEL(BK));
             wgmma_commit();
             named_arrive(TURN_BARRIER + (wg ^ 1));
             wgmma_wait<0>();
             settled(o);
-            settled(s);
-            // This tile's V and the next tile's K are free for the producer.
+            held(last);
             mbar_arrive(empty_v + 8 * st);
-            if (!more) break;
-            mbar_arrive(empty_k + 8 * nk);
-            kt = next;
-        }
+        };
+        // (Not p[n & 1]: indexing by a variable would put both buffers in local memory.)
+        if (n & 1) finish(p[1]); else finish(p[0]);
     }
     if (wg == 0) named_sync(TURN_BARRIER); // warpgroup 1's last arrival
 
