@@ -11,7 +11,8 @@
 // Each kernel is launched as a dependent of the kernel before it (Kernels/pdl.cuh) and waits for it before it
 // reads x. (Sending each warp's weight row towards L2 before that wait was tried: an 8B decode step at 8K took
 // 6.84 ms with it, 6.07 without it or PDL the call before on another H200; a warp that starts after the previous
-// kernel has ended fetches its row twice.)
+// kernel has ended fetches its row twice. Loading each lane's first 4 chunks into registers before the wait was
+// slower too: 5.92 against 5.81 ms at 8K, 10.14-10.29 against 10.02-10.05 at 130K, docs/PERFORMANCE.md tenth round.)
 //
 // ROWS (1..4) is fixed at compile time; k must be a multiple of 8 and x and w 16-byte aligned (the backend
 // checks and uses cuBLAS otherwise).
