@@ -15,7 +15,7 @@
 // TMA writes the tiles in wgmma's 128-byte swizzle: a tile of R rows is two panels [R][64 dims] of 128-byte rows,
 // the 16-byte chunk c of row r stored at chunk c ^ (r % 8), each panel 1024-byte aligned. Q and K are read
 // K-major (dims contiguous), V MN-major (the same layout, read transposed: PV's reduction runs over keys).
-// On an H200 (docs/PERFORMANCE.md, ninth and tenth rounds): 575-677 TFLOP/s, against attention.cu's ~300; without
+// On an H200 (docs/PERFORMANCE.md, ninth and tenth rounds): 570-677 TFLOP/s, against attention.cu's ~300; without
 // the overlap inside a warpgroup 521-602, with cp.async loads by the producer warpgroup 445-500, and two
 // warpgroups that loaded with cp.async themselves and met at a barrier every tile 385-415.
 #include "tensor_core.cuh"
@@ -136,7 +136,6 @@ __device__ __forceinline__ void load_tile(unsigned dst, const TensorMap* map, in
     tma_load(dst, map, 0, head, row, bar);
     tma_load(dst + PANEL(128), map, 64, head, row, bar);
 }
-
 
 // Hides the keys a partly visible tile's row may not see: only tiles on a diagonal or a sequence border, whose keys'
 // sequences and positions are read from global memory (cached).
