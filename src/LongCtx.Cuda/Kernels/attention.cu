@@ -69,19 +69,15 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention(
     int* sk_seq = sq_pos + BQ;
     int* sk_pos = sk_seq + BK;
 
-    const int tile = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, g = h / (heads / kv_heads);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gr = lane >> 2, tc = lane & 3;
     const long q_stride = (long)heads * D, kv_stride = (long)kv_heads * D;
-    const TileInfo qt = summary_of(q_tiles, tile * (BQ / SUMMARY), BQ / SUMMARY, (tq + SUMMARY - 1) / SUMMARY);
-    // Split-K (short query blocks against long caches): block z covers key tiles
-    // [z·tiles_per_split, (z+1)·tiles_per_split) and writes its own partial output and LSE, merged afterwards.
-    const int first_tile = blockIdx.z * tiles_per_split;
-    const int key_tiles = min((tk + BK - 1) / BK, first_tile + tiles_per_split);
-    out += (long)blockIdx.z * tq * q_stride;
-    lse += (long)blockIdx.z * tq * heads;
+    const BlockWork work = block_work(BQ, BK, SUMMARY, q_tiles, tq, tk, heads, kv_heads, tiles_per_split);
+    const int q0 = work.q0, h = work.h, g = work.g, first_tile = work.first_tile, key_tiles = work.key_tiles;
+    const TileInfo qt = work.qt;
+    out += work.part_row * q_stride;
+    lse += work.part_row * heads;
 
     // The query tile of head h (one cp.async group with the first key tile), and its rows' sequences and positions.
-    const int q0 = tile * BQ;
     for (int i = threadIdx.x; i < BQ * (D / 8); i += blockDim.x) {
         int r = i / (D / 8), c = (i % (D / 8)) * 8;
         bool in = q0 + r < tq;

@@ -232,16 +232,12 @@ extern "C" __global__ void __launch_bounds__(CONSUMERS + PRODUCERS, 1) flash_att
     const unsigned sq = base, sv = sq + 2 * PANEL(BQ), sk = sv + 4 * PANEL(BK);
     const unsigned bars = sk + 4 * PANEL(BK), q_full = bars, full_v = bars + 8, empty_v = bars + 24, full_k = bars + 40, empty_k = bars + 56;
 
-    const int tile = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, g = h / (heads / kv_heads);
     const long q_stride = (long)heads * D;
-    const TileInfo qt = summary_of(q_tiles, tile * (BQ / SUMMARY), BQ / SUMMARY, (tq + SUMMARY - 1) / SUMMARY);
-    // Split-K (short query blocks against long caches): block z covers key tiles
-    // [z·tiles_per_split, (z+1)·tiles_per_split) and writes its own partial output and LSE, merged afterwards.
-    const int first_tile = blockIdx.z * tiles_per_split;
-    const int key_tiles = min((tk + BK - 1) / BK, first_tile + tiles_per_split);
-    out += (long)blockIdx.z * tq * q_stride;
-    lse += (long)blockIdx.z * tq * heads;
-    const int q0 = tile * BQ;
+    const BlockWork work = block_work(BQ, BK, SUMMARY, q_tiles, tq, tk, heads, kv_heads, tiles_per_split);
+    const int q0 = work.q0, h = work.h, g = work.g, first_tile = work.first_tile, key_tiles = work.key_tiles;
+    const TileInfo qt = work.qt;
+    out += work.part_row * q_stride;
+    lse += work.part_row * heads;
 
     if (threadIdx.x == 0) {
         mbar_init(q_full, 1);

@@ -1,6 +1,6 @@
 // The per-64-row summaries of a token layout (DeviceLayout.TileSummaries) as the flash-attention kernels read them
-// (attention.cu, attention_wgmma.cu): whether a tile of queries can see a tile of keys at all, and the summary of
-// a run of tiles. KernelCompiler puts this file in place of its #include line.
+// (attention.cu, attention_wgmma.cu): whether a tile of queries can see a tile of keys at all, the summary of a run
+// of tiles, and the work a block of either kernel has. KernelCompiler puts this file in place of its #include line.
 
 struct TileInfo { int seq; int min_pos; int max_pos; }; // sequence (-1: several), min and max position
 
@@ -20,4 +20,28 @@ __device__ __forceinline__ TileInfo summary_of(const TileInfo* tiles, int first,
         t.max_pos = max(t.max_pos, u.max_pos);
     }
     return t;
+}
+
+// What one block of the flash-attention kernels computes (their grid: x query tiles of bq rows, longest first; y
+// query heads; z key splits). Split-K (short query blocks against long caches): block z covers key tiles
+// [z·tiles_per_split, (z+1)·tiles_per_split) of bk keys and writes its own partial output and LSE, from row
+// z·tq of each, merged afterwards.
+struct BlockWork {
+    int tile, q0, h, g;        // query tile and its first row, query head and its KV head
+    int first_tile, key_tiles; // the key tiles [first_tile, key_tiles) this block may see
+    long part_row;             // the first row of this split's partial output and LSE
+    TileInfo qt;               // the query tile's summary
+};
+
+__device__ __forceinline__ BlockWork block_work(int bq, int bk, int summary, const TileInfo* q_tiles, int tq, int tk, int heads, int kv_heads, int tiles_per_split) {
+    BlockWork w;
+    w.tile = gridDim.x - 1 - blockIdx.x;
+    w.q0 = w.tile * bq;
+    w.h = blockIdx.y;
+    w.g = w.h / (heads / kv_heads);
+    w.first_tile = blockIdx.z * tiles_per_split;
+    w.key_tiles = min((tk + bk - 1) / bk, w.first_tile + tiles_per_split);
+    w.part_row = (long)blockIdx.z * tq;
+    w.qt = summary_of(q_tiles, w.tile * (bq / summary), bq / summary, (tq + summary - 1) / summary);
+    return w;
 }
