@@ -6,8 +6,8 @@ namespace LongCtx.Cuda;
 /// Attention for few query rows (decode) through Kernels/decode_mma.cu (tensor cores) or Kernels/decode.cu (CUDA
 /// cores, for the shapes the first does not take): each row's visible keys are one range (<see cref="DecodeRows"/>),
 /// read once per KV head for all the query heads of its group, cut into splits so the GPU is full, and the splits
-/// merged by log-sum-exp (decode.cu's merge, for both). Taken in every <see cref="AttentionImplementation"/>: they
-/// are own kernels.
+/// merged by log-sum-exp by the last block of each (row, KV head) to finish (Kernels/decode_merge.cuh), in the same
+/// launch. Taken in every <see cref="AttentionImplementation"/>: they are own kernels.
 /// </summary>
 public sealed partial class CudaBackend
 {
@@ -56,6 +56,9 @@ public sealed partial class CudaBackend
     };
 
     private DecodeRowsCache? _decodeRows;
+    // One arrival counter per (row, block column) of the decode kernels' grid, zero between calls: the block that
+    // counts last merges the splits and sets it back (Kernels/decode_merge.cuh). Grown when a grid needs more.
+    private CudaTensor? _decodeArrivals;
     private readonly Dictionary<(int Group, int HeadDim, bool TensorCores), DecodeKernel> _decodeKernels = [];
     private long _decodeCalls, _decodeMmaCalls;
 
@@ -76,16 +79,18 @@ public sealed partial class CudaBackend
         int splits = DecodeSplits(kernel.ResidentBlocks, rows * kvHeads * blocksPerKvHead, ranges.MaxKeyCount);
         int rowHeads = rows * heads;
         long partLseBytes = (long)splits * rowHeads * sizeof(float), partOutBytes = partLseBytes * d;
+        int columns = kvHeads * blocksPerKvHead;
+        if (_decodeArrivals is not { } arrivals || arrivals.Length < rows * columns)
+        {
+            _decodeArrivals?.Dispose();
+            _decodeArrivals = arrivals = (CudaTensor)Upload<int>(new int[DecodeMaxRows * columns], DecodeMaxRows * columns);
+        }
         nint partOut = _device.Pool.Allocate(partOutBytes), partLse = _device.Pool.Allocate(partLseBytes);
         try
         {
-            _device.Timed("attention", () =>
-            {
-                _device.LaunchDependent(kernel.Partial, ((uint)splits, (uint)(kvHeads * blocksPerKvHead), (uint)rows), DecodeThreads, kernel.SharedBytes,
-                    q.Pointer, k.Pointer, v.Pointer, ranges.KeyStarts.Pointer, ranges.KeyCounts.Pointer, partOut, partLse,
-                    rows, heads, kvHeads, scale * 1.4426950408889634f);
-                _device.LaunchDependent(kernel.Merge, ((uint)((rowHeads * 32 + 255) / 256), 1), 256, 0, partOut, partLse, output.Pointer, lse.Pointer, splits, rowHeads);
-            });
+            _device.Timed("attention", () => _device.LaunchDependent(kernel.Partial, ((uint)splits, (uint)columns, (uint)rows), DecodeThreads, kernel.SharedBytes,
+                q.Pointer, k.Pointer, v.Pointer, ranges.KeyStarts.Pointer, ranges.KeyCounts.Pointer, partOut, partLse, output.Pointer, lse.Pointer,
+                arrivals.Pointer, rows, heads, kvHeads, scale * 1.4426950408889634f));
         }
         finally
         {
@@ -99,13 +104,13 @@ public sealed partial class CudaBackend
     }
 
     /// <summary>
-    /// The decode kernels of one shape and how to launch them, looked up once: the partial kernel (tensor cores where
-    /// <see cref="DecodeMmaTakes"/>, else CUDA cores), the merge (decode.cu's, for both), the dynamic shared memory,
+    /// The decode kernel of one shape and how to launch it, looked up once: tensor cores where
+    /// <see cref="DecodeMmaTakes"/>, else CUDA cores, the dynamic shared memory,
     /// how many blocks the GPU holds at once (for the tensor-core kernel, from the occupancy API: its grid is one
     /// wave, so every split's block runs from the start and the splits, equal shares, end together) and the blocks
     /// that share a KV head's group (the CUDA-core kernel may split a group whose queries would not fit in registers).
     /// </summary>
-    private readonly record struct DecodeKernel(nint Partial, nint Merge, uint SharedBytes, int ResidentBlocks, int BlocksPerKvHead, bool TensorCores);
+    private readonly record struct DecodeKernel(nint Partial, uint SharedBytes, int ResidentBlocks, int BlocksPerKvHead, bool TensorCores);
 
     private DecodeKernel DecodeKernelFor(int group, int d)
     {
@@ -113,7 +118,6 @@ public sealed partial class CudaBackend
         if (_decodeKernels.TryGetValue((group, d, tensorCores), out var kernel)) return kernel;
         int headsPerBlock = DecodeHeadsPerBlock(group, d);
         string[] defines = [$"HEAD_DIM={d}", $"LANES={DecodeLanesPerKey(d)}", $"GROUP={group}", $"HEADS={headsPerBlock}"];
-        var merge = _device.Function(DecodeSource, "decode_attention_merge", defines);
         if (tensorCores)
         {
             int stages = _decodeMmaStages ?? DecodeMmaStages;
@@ -121,10 +125,10 @@ public sealed partial class CudaBackend
             uint shared = DecodeMmaSharedBytes(d, stages);
             _device.AllowSharedMemory(partial, shared);
             int perMultiprocessor = Math.Max(1, _device.ResidentBlocksPerMultiprocessor(partial, DecodeThreads, shared));
-            kernel = new(partial, merge, shared, perMultiprocessor * _device.MultiprocessorCount, BlocksPerKvHead: 1, TensorCores: true);
+            kernel = new(partial, shared, perMultiprocessor * _device.MultiprocessorCount, BlocksPerKvHead: 1, TensorCores: true);
         }
         else
-            kernel = new(_device.Function(DecodeSource, "decode_attention_partial", defines), merge, 0,
+            kernel = new(_device.Function(DecodeSource, "decode_attention_partial", defines), 0,
                 DecodeBlocksPerMultiprocessor * _device.MultiprocessorCount, CeilDiv(group, headsPerBlock), TensorCores: false);
         return _decodeKernels[(group, d, tensorCores)] = kernel;
     }

@@ -131,6 +131,35 @@ public sealed unsafe partial class CudaBackend : IBackend
         if (s.Bytes > 0) _device.Timed(CudaDevice.Copies, () => CudaDriver.Check(CudaDriver.cuMemcpyDtoDAsync(d.Pointer, s.Pointer, (nuint)s.Bytes, _device.ComputeStream), "cuMemcpyDtoDAsync"));
     }
 
+    /// <summary>
+    /// Two small copies (a decode step's K and V rows into the cache) as one kernel launched as a dependent: a
+    /// cuMemcpy between two programmatic launches would make the next kernel wait for the copy's launch. Others, and
+    /// copies that are not whole 16-byte words on 16-byte boundaries, go through <see cref="Copy"/>.
+    /// </summary>
+    public void CopyEach(params ReadOnlySpan<(Tensor Source, Tensor Destination)> copies)
+    {
+        bool paired = copies.Length == 2;
+        foreach (var (source, destination) in copies)
+        {
+            var (s, d) = (C(source), C(destination));
+            Check(s.Bytes == d.Bytes && s.DType == d.DType, $"CopyEach: {s} into {d}");
+            paired &= s.Bytes <= SmallCopyBytes && s.Bytes % 16 == 0 && s.Pointer % 16 == 0 && d.Pointer % 16 == 0;
+        }
+        if (!paired)
+        {
+            foreach (var (source, destination) in copies) Copy(source, destination);
+            return;
+        }
+        var (a, aTo, b, bTo) = (C(copies[0].Source), C(copies[0].Destination), C(copies[1].Source), C(copies[1].Destination));
+        long words = (a.Bytes + b.Bytes) / 16;
+        if (words == 0) return;
+        _device.Timed(CudaDevice.Copies, () => _device.LaunchDependent(Fn("copy_pair"), ((uint)CeilDiv((int)words, 256), 1), 256, 0,
+            a.Pointer, aTo.Pointer, (int)(a.Bytes / 16), b.Pointer, bTo.Pointer, (int)(b.Bytes / 16)));
+    }
+
+    /// <summary>The largest copy <see cref="CopyEach"/> takes into its kernel (a batch of decode rows is a few KB).</summary>
+    private const long SmallCopyBytes = 1 << 20;
+
     public void Embedding(Tensor ids, Tensor table, Tensor output)
     {
         var o = C(output);
@@ -148,15 +177,24 @@ public sealed unsafe partial class CudaBackend : IBackend
     /// <summary>Decode-sized x (up to 4 rows) through gemv3, one launch for up to three projections without biases.</summary>
     public void LinearEach(Tensor x, params ReadOnlySpan<(Tensor Weight, Tensor? Bias, Tensor Y)> projections)
     {
-        var xs = C(x);
+        if (TryGemv3(C(x), null, 0f, projections)) return;
+        foreach (var (weight, bias, y) in projections) Linear(x, weight, bias, y);
+    }
+
+    /// <summary>Decode-sized x: gemv3 normalises x itself (the norm's launch saved, h left unwritten).</summary>
+    public void NormedLinearEach(Tensor x, Tensor normWeight, float eps, Tensor h, params ReadOnlySpan<(Tensor Weight, Tensor? Bias, Tensor Y)> projections)
+    {
+        if (NormFuses(C(x), C(normWeight)) && TryGemv3(C(x), C(normWeight), eps, projections)) return;
+        RmsNorm(x, normWeight, eps, h);
+        LinearEach(h, projections);
+    }
+
+    private bool TryGemv3(CudaTensor xs, CudaTensor? norm, float eps, ReadOnlySpan<(Tensor Weight, Tensor? Bias, Tensor Y)> projections)
+    {
         bool fused = projections.Length is >= 1 and <= 3;
         foreach (var (weight, bias, y) in projections) fused &= GemvTakes(xs, C(weight), C(y)) && bias is null;
-        if (!fused)
-        {
-            foreach (var (weight, bias, y) in projections) Linear(x, weight, bias, y);
-            return;
-        }
-        KernelArg[] args = [xs.Pointer, xs.RowLength, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        if (!fused) return false;
+        KernelArg[] args = [xs.Pointer, xs.RowLength, 0, 0, 0, 0, 0, 0, 0, 0, 0, norm?.Pointer ?? 0, eps];
         int outputs = 0;
         for (int i = 0; i < projections.Length; i++)
         {
@@ -164,25 +202,47 @@ public sealed unsafe partial class CudaBackend : IBackend
             (args[2 + 3 * i], args[3 + 3 * i], args[4 + 3 * i]) = (C(weight).Pointer, C(y).Pointer, weight.Rows);
             outputs += weight.Rows;
         }
-        var gemv3 = _device.Function(GemvSource, "gemv3", $"ROWS={xs.Rows}");
-        _device.Timed("gemm", () => _device.LaunchDependent(gemv3, ((uint)CeilDiv(outputs, GemvWarpsPerBlock), 1), GemvWarpsPerBlock * 32, 0, args));
+        var gemv3 = _device.Function(GemvSource, "gemv3", $"ROWS={xs.Rows}", $"NORM={(norm is null ? 0 : 1)}");
+        _device.Timed("gemm", () => _device.LaunchDependent(gemv3, ((uint)CeilDiv(outputs, GemvWarpsPerBlock), 1), GemvWarpsPerBlock * 32, NormedBytes(xs, norm), args));
+        return true;
     }
 
     /// <summary>Decode-sized x through gemv_swiglu: both projections and SwiGLU in one launch, the same bits as apart.</summary>
     public void SwiGluLinear(Tensor x, Tensor gateWeight, Tensor upWeight, Tensor y, Tensor up)
     {
-        CudaTensor xs = C(x), g = C(gateWeight), u = C(upWeight), ys = C(y);
-        if (!(GemvTakes(xs, g, ys) && GemvTakes(xs, u, ys)))
-        {
-            Linear(x, gateWeight, null, y);
-            Linear(x, upWeight, null, up);
-            SwiGlu(y, up, y);
-            return;
-        }
-        var fn = _device.Function(GemvSource, "gemv_swiglu", $"ROWS={xs.Rows}");
-        _device.Timed("gemm", () => _device.LaunchDependent(fn, ((uint)CeilDiv(g.Rows, GemvWarpsPerBlock), 1), GemvWarpsPerBlock * 32, 0,
-            xs.Pointer, g.Pointer, u.Pointer, ys.Pointer, g.Rows, xs.RowLength));
+        if (TryGemvSwiGlu(C(x), null, 0f, C(gateWeight), C(upWeight), C(y))) return;
+        Linear(x, gateWeight, null, y);
+        Linear(x, upWeight, null, up);
+        SwiGlu(y, up, y);
     }
+
+    /// <summary>Decode-sized x: gemv_swiglu normalises x itself (the norm's launch saved, h left unwritten).</summary>
+    public void NormedSwiGluLinear(Tensor x, Tensor normWeight, float eps, Tensor h, Tensor gateWeight, Tensor upWeight, Tensor y, Tensor up)
+    {
+        if (NormFuses(C(x), C(normWeight)) && TryGemvSwiGlu(C(x), C(normWeight), eps, C(gateWeight), C(upWeight), C(y))) return;
+        RmsNorm(x, normWeight, eps, h);
+        SwiGluLinear(h, gateWeight, upWeight, y, up);
+    }
+
+    private bool TryGemvSwiGlu(CudaTensor xs, CudaTensor? norm, float eps, CudaTensor g, CudaTensor u, CudaTensor ys)
+    {
+        if (!(GemvTakes(xs, g, ys) && GemvTakes(xs, u, ys))) return false;
+        var fn = _device.Function(GemvSource, "gemv_swiglu", $"ROWS={xs.Rows}", $"NORM={(norm is null ? 0 : 1)}");
+        _device.Timed("gemm", () => _device.LaunchDependent(fn, ((uint)CeilDiv(g.Rows, GemvWarpsPerBlock), 1), GemvWarpsPerBlock * 32, NormedBytes(xs, norm),
+            xs.Pointer, g.Pointer, u.Pointer, ys.Pointer, g.Rows, xs.RowLength, norm?.Pointer ?? 0, eps));
+        return true;
+    }
+
+    /// <summary>
+    /// Whether the GEMVs may normalise x themselves: whole 16-byte groups on 16-byte boundaries (rms_norm_vec8's
+    /// condition: the same code then gives the same bits), and the normalised rows within the default 48 KB of
+    /// shared memory a block.
+    /// </summary>
+    private static bool NormFuses(CudaTensor x, CudaTensor normWeight) =>
+        Vectorisable(x.RowLength, x.Pointer, normWeight.Pointer) && (long)x.Rows * x.RowLength * 2 <= 48 * 1024;
+
+    /// <summary>The dynamic shared memory of a GEMV that normalises x: its rows in bf16; none without a norm.</summary>
+    private static uint NormedBytes(CudaTensor x, CudaTensor? norm) => norm is null ? 0 : (uint)(x.Rows * x.RowLength * 2);
 
     /// <summary>
     /// Whether Kernels/gemv.cu takes y = x·Wᵀ: 1 to 4 rows of x, whole 16-byte groups on 16-byte boundaries in x
@@ -361,6 +421,7 @@ public sealed unsafe partial class CudaBackend : IBackend
     public void Dispose()
     {
         foreach (var t in _ropeTables.Values) t.Dispose();
+        _decodeArrivals?.Dispose();
         _cudnn?.Dispose();
         _device.Dispose();
     }

@@ -30,6 +30,15 @@ public interface IBackend : IDisposable
     /// <summary>dst = src (same element count and type; either may be a row view).</summary>
     void Copy(Tensor source, Tensor destination);
 
+    /// <summary>
+    /// Several <see cref="Copy"/>s (a layer's new K and V rows into its cache): one each, unless the backend does
+    /// them at once (the GPU does small ones in one launch: two a layer in every decode step).
+    /// </summary>
+    void CopyEach(params ReadOnlySpan<(Tensor Source, Tensor Destination)> copies)
+    {
+        foreach (var (source, destination) in copies) Copy(source, destination);
+    }
+
     /// <summary>output[t, :] = table[ids[t], :] (ids I32 [T], table [V, H], output [T, H]).</summary>
     void Embedding(Tensor ids, Tensor table, Tensor output);
     /// <summary>y[T, N] = x[T, K] · W[N, K]ᵀ (+ bias[N]) — the nn.Linear layout.</summary>
@@ -46,6 +55,24 @@ public interface IBackend : IDisposable
     void LinearEach(Tensor x, params ReadOnlySpan<(Tensor Weight, Tensor? Bias, Tensor Y)> projections)
     {
         foreach (var (weight, bias, y) in projections) Linear(x, weight, bias, y);
+    }
+
+    /// <summary>
+    /// h = RmsNorm(x) and then <see cref="LinearEach"/> of h (a layer's input norm and its q, k, v projections):
+    /// the two, unless the backend fuses the norm into the projections (the GPU does for decode-sized x, and then
+    /// leaves h unwritten: the caller may only use it as working space afterwards).
+    /// </summary>
+    void NormedLinearEach(Tensor x, Tensor normWeight, float eps, Tensor h, params ReadOnlySpan<(Tensor Weight, Tensor? Bias, Tensor Y)> projections)
+    {
+        RmsNorm(x, normWeight, eps, h);
+        LinearEach(h, projections);
+    }
+
+    /// <summary>h = RmsNorm(x) and then <see cref="SwiGluLinear"/> of h, as <see cref="NormedLinearEach"/>.</summary>
+    void NormedSwiGluLinear(Tensor x, Tensor normWeight, float eps, Tensor h, Tensor gateWeight, Tensor upWeight, Tensor y, Tensor up)
+    {
+        RmsNorm(x, normWeight, eps, h);
+        SwiGluLinear(h, gateWeight, upWeight, y, up);
     }
 
     /// <summary>

@@ -62,23 +62,23 @@ public sealed class ModelReplica : IDisposable
         for (int l = 0; l < _layers.Length; l++)
         {
             var w = _layers[l];
-            _b.RmsNorm(x, w.InputNorm, (float)c.RmsNormEps, h);
             using (var q = _b.Scratch(_b.ActivationType, t, heads * c.HeadDim))
             using (var k = _b.Scratch(_b.ActivationType, t, kvHeads * c.HeadDim))
             using (var v = _b.Scratch(_b.ActivationType, t, kvHeads * c.HeadDim))
             {
-                _b.LinearEach(h, (w.Q, w.QBias, q), (w.K, w.KBias, k), (w.V, w.VBias, v));
+                // h: the normed x, or (where the backend fuses the norm into the projections) unwritten; below only
+                // working space for the o projection.
+                _b.NormedLinearEach(x, w.InputNorm, (float)c.RmsNormEps, h, (w.Q, w.QBias, q), (w.K, w.KBias, k), (w.V, w.VBias, v));
                 var q3 = q.View(t, heads, c.HeadDim);
                 var k3 = k.View(t, kvHeads, c.HeadDim);
                 _b.Rope(q3, k3, layout, _rope);
                 using var attention = attend(l, q3, k3, v.View(t, kvHeads, c.HeadDim));
                 AddProjection(attention.View(t, heads * c.HeadDim), w.O, w.OBias, x, h);
             }
-            _b.RmsNorm(x, w.PostAttentionNorm, (float)c.RmsNormEps, h);
             using (var gate = _b.Scratch(_b.ActivationType, t, mlp))
             using (var up = _b.Scratch(_b.ActivationType, t, mlp))
             {
-                _b.SwiGluLinear(h, w.Gate, w.Up, gate, up);
+                _b.NormedSwiGluLinear(x, w.PostAttentionNorm, (float)c.RmsNormEps, h, w.Gate, w.Up, gate, up);
                 AddProjection(gate, w.Down, null, x, h);
             }
         }

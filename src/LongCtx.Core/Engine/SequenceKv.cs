@@ -38,8 +38,7 @@ public sealed class SequenceKv : IDisposable
         int n = k.Rows;
         if (n == 0) return;
         MakeRoom(layer, _count[layer] + n);
-        _backend.Copy(k, _keys[layer]!.SliceRows(_count[layer], n));
-        _backend.Copy(v, _values[layer]!.SliceRows(_count[layer], n));
+        _backend.CopyEach((k, _keys[layer]!.SliceRows(_count[layer], n)), (v, _values[layer]!.SliceRows(_count[layer], n)));
         _count[layer] += n;
     }
 

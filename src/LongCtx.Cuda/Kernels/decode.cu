@@ -2,7 +2,7 @@
 // cache bounds it, so each block reads every K and V row of its key range exactly once, for all the query
 // heads of the GQA group that share that KV head, with CUDA cores. decode_mma.cu computes the same partials with
 // tensor cores and is taken where it applies (head dims up to 128, groups up to 16); this kernel serves the other
-// shapes (and all with LONGCTX_DECODE_MMA=0), and its merge serves both.
+// shapes (and all with LONGCTX_DECODE_MMA=0).
 //
 // decode_attention_partial: block (split, kv head · chunk, row) of 4 warps takes query row r, HEADS query
 // heads of KV head g, and split s of the row's key range. Lanes work in groups of LANES per key (16, or 8 when
@@ -13,8 +13,8 @@
 // a step are hidden: 2.87 instead of 2.51 TB/s of K and V at 131K keys on an H200 (docs/PERFORMANCE.md). Online softmax per
 // group and head in log2 units (queries pre-scaled by scale·log2 e, so exp2f); the groups of a warp merge by
 // shuffles, the 4 warps through shared memory, and the split writes its normalised output (float) and its
-// log2-domain LSE. decode_attention_merge: one warp per (row, head) merges the splits by log-sum-exp into the
-// bf16 output and the natural-log LSE (-inf and 0 for a row that sees nothing).
+// log2-domain LSE. The last split to finish merges them by log-sum-exp into the bf16 output and the natural-log
+// LSE, one warp per head (decode_merge.cuh; -inf and 0 for a row that sees nothing).
 //
 // HEAD_DIM (a multiple of 16 up to 256), LANES, GROUP (query heads per KV head) and HEADS (query heads per block:
 // GROUP, or a share of it when the queries and accumulators of the whole group would not fit in registers;
@@ -34,6 +34,7 @@ constexpr int WARPS = 4;
 constexpr int KEYS_PER_STEP = WARPS * (32 / LANES_PER_KEY);
 constexpr int CHUNKS = (GROUP + HEADS - 1) / HEADS;                 // blocks sharing one KV head
 constexpr unsigned FULL = 0xffffffffu;
+#include "decode_merge.cuh"
 
 // Lane `sub` of a key's group holds the pieces sub, sub + LANES, sub + 2·LANES, ... of VEC consecutive dims, so
 // each vector load of the group reads LANES·VEC contiguous bf16 of the head row (for D = 128 and 16 lanes: the
@@ -69,8 +70,8 @@ __device__ __forceinline__ void unpack(float (&f)[DPL], const unsigned (&w)[DPL 
 extern "C" __global__ void __launch_bounds__(WARPS * 32) decode_attention_partial(
     const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
     const int* __restrict__ key_start, const int* __restrict__ key_count,
-    float* __restrict__ part_out, float* __restrict__ part_lse,
-    int rows, int heads, int kv_heads, float scale_log2)
+    float* __restrict__ part_out, float* __restrict__ part_lse, bf16* __restrict__ out, float* __restrict__ lse,
+    unsigned* __restrict__ arrivals, int rows, int heads, int kv_heads, float scale_log2)
 {
     wait_for_previous_grid(); // launched as a dependent (Kernels/pdl.cuh)
     let_next_grid_start();
@@ -224,56 +225,9 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) decode_attention_partia
         part_out[(out_row + h0 + j) * D + dim] = top == -INFINITY ? 0.f : o / sum;
         if (dim == 0) part_lse[out_row + h0 + j] = top == -INFINITY ? -INFINITY : top + log2f(sum);
     }
-}
 
-__device__ __forceinline__ float warp_max(float v) {
-    #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL, v, o));
-    return v;
-}
-
-__device__ __forceinline__ float warp_sum(float v) {
-    #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(FULL, v, o);
-    return v;
-}
-
-// One warp per (row, head), row_heads = rows · heads of them: the splits' partials [splits, rows, heads, D]
-// and log2 LSEs [splits, rows, heads] into out [rows, heads, D] bf16 and the natural-log lse [rows, heads].
-extern "C" __global__ void decode_attention_merge(const float* __restrict__ part_out, const float* __restrict__ part_lse,
-                                                  bf16* __restrict__ out, float* __restrict__ lse, int splits, int row_heads)
-{
-    wait_for_previous_grid(); // launched as a dependent (Kernels/pdl.cuh)
-    let_next_grid_start();
-    const int rh = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
-    if (rh >= row_heads) return; // whole warps: blockDim.x is a multiple of 32
-    bf16* o = out + (long)rh * D;
-
-    float top = -INFINITY;
-    for (int s = lane; s < splits; s += 32) top = fmaxf(top, part_lse[(long)s * row_heads + rh]);
-    top = warp_max(top);
-    if (top == -INFINITY) {
-        for (int i = lane; i < D; i += 32) o[i] = __float2bfloat16(0.f);
-        if (lane == 0) lse[rh] = -INFINITY;
-        return;
-    }
-    float sum = 0.f;
-    for (int s = lane; s < splits; s += 32) sum += exp2f(part_lse[(long)s * row_heads + rh] - top); // -inf - finite: weight 0
-    const float total = top + log2f(warp_sum(sum));
-
-    constexpr int PER_LANE = (D + 31) / 32;
-    float acc[PER_LANE] = {};
-    for (int s = 0; s < splits; s++) {
-        const float ls = part_lse[(long)s * row_heads + rh];
-        if (ls == -INFINITY) continue; // the same for the whole warp: an empty split adds nothing
-        const float weight = exp2f(ls - total);
-        const float* p = part_out + ((long)s * row_heads + rh) * D;
-        #pragma unroll
-        for (int c = 0; c < PER_LANE; c++)
-            if (c * 32 + lane < D) acc[c] = fmaf(weight, p[c * 32 + lane], acc[c]);
-    }
-    #pragma unroll
-    for (int c = 0; c < PER_LANE; c++)
-        if (c * 32 + lane < D) o[c * 32 + lane] = __float2bfloat16(acc[c]);
-    if (lane == 0) lse[rh] = total * 0.6931471805599453f;
+    // The column's last block merges its heads over the splits (decode_merge.cuh), a warp a head.
+    if (!last_split(arrivals + (long)r * gridDim.y + blockIdx.y, splits)) return;
+    for (int j = warp; j < HEADS; j += WARPS)
+        if (first + j < GROUP) merge_splits(part_out, part_lse, out, lse, splits, rows * heads, r * heads + h0 + j, lane);
 }

@@ -1,5 +1,5 @@
 // Decode attention with tensor cores: the partials of decode.cu's decode_attention_partial (same arguments, same
-// [splits, rows, heads, D] normalised outputs and log2-domain LSEs, merged by decode_attention_merge), with the
+// [splits, rows, heads, D] normalised outputs and log2-domain LSEs, merged by the last split: decode_merge.cuh), with the
 // dot products on mma.sync m16n8k16 (bf16 in, fp32 accumulate) instead of CUDA cores, whose dependency chains
 // held the CUDA-core kernel at ~2.9 TB/s of K and V on an H200.
 //
@@ -26,6 +26,7 @@ constexpr int HALVES = GROUP > 8 ? 2 : 1;         // MMA rows gr and gr + 8 of a
 static_assert(D % 16 == 0 && D <= 128, "HEAD_DIM: a multiple of 16 up to 128");
 static_assert(GROUP >= 1 && GROUP <= 16, "GROUP: 1 to 16 query heads per KV head");
 static_assert(STAGES >= 2, "STAGES: at least 2");
+#include "decode_merge.cuh"
 
 
 // The warp stages the K and V rows of keys [key0, key0 + KEYS) of its head: 16-byte pieces, lane-strided. Keys at
@@ -46,8 +47,8 @@ __device__ __forceinline__ void load_chunk(bf16* sk, bf16* sv, const bf16* k_hea
 extern "C" __global__ void __launch_bounds__(WARPS * 32) decode_attention_partial_mma(
     const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
     const int* __restrict__ key_start, const int* __restrict__ key_count,
-    float* __restrict__ part_out, float* __restrict__ part_lse,
-    int rows, int heads, int kv_heads, float scale_log2)
+    float* __restrict__ part_out, float* __restrict__ part_lse, bf16* __restrict__ out, float* __restrict__ lse,
+    unsigned* __restrict__ arrivals, int rows, int heads, int kv_heads, float scale_log2)
 {
     // Each warp's ring of STAGES chunks, [K | V] per stage; after the loop the same memory merges the warps.
     extern __shared__ __align__(16) unsigned char smem[];
@@ -200,4 +201,8 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) decode_attention_partia
         part_out[(out_row + j) * D + dim] = top == -INFINITY ? 0.f : acc / sum;
         if (dim == 0) part_lse[out_row + j] = top == -INFINITY ? -INFINITY : top + log2f(sum);
     }
+
+    // The column's last block merges the group's heads over the splits (decode_merge.cuh), a warp a head.
+    if (!last_split(arrivals + (long)r * gridDim.y + g, splits)) return;
+    for (int j = warp; j < GROUP; j += WARPS) merge_splits(part_out, part_lse, out, lse, splits, rows * heads, r * heads + h0 + j, lane);
 }

@@ -4,64 +4,14 @@
 typedef __nv_bfloat16 bf16;
 // NVRTC has no <math.h>: the infinity the kernels need, spelled out.
 #define INFINITY __int_as_float(0x7f800000)
-
-__device__ __forceinline__ float warp_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
-// The sum of v over the block (blockDim.x a multiple of 32), returned to every thread; partial holds 32 floats.
-__device__ __forceinline__ float block_sum(float v, float* partial) {
-    v = warp_sum(v);
-    if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = v;
-    __syncthreads();
-    if (threadIdx.x < 32) {
-        v = threadIdx.x < (blockDim.x >> 5) ? partial[threadIdx.x] : 0.f;
-        v = warp_sum(v);
-        if (threadIdx.x == 0) partial[0] = v;
-    }
-    __syncthreads();
-    return partial[0];
-}
+#include "rms_norm.cuh"
 
 // The _vec8 kernels move 8 bf16 per 16-byte access (the host picks them when every pointer is 16-byte aligned and
 // the lengths are whole groups of 8) and do exactly the float operations of their scalar twins, through the
-// helpers below, so both give the same bits.
-
-// A bf16 is the top half of a float; in a 32-bit word the element at the lower address is the low half.
-__device__ __forceinline__ void unpack2(unsigned int u, float* f) {
-    f[0] = __uint_as_float(u << 16);
-    f[1] = __uint_as_float(u & 0xffff0000u);
-}
-
-__device__ __forceinline__ void unpack8(uint4 w, float* f) {
-    unpack2(w.x, f);
-    unpack2(w.y, f + 2);
-    unpack2(w.z, f + 4);
-    unpack2(w.w, f + 6);
-}
-
-// Rounds two floats to bf16 (round to nearest even, as __float2bfloat16) and packs them as unpack2 reads them.
-__device__ __forceinline__ unsigned int pack2(float lo, float hi) {
-    return (unsigned int)__bfloat16_as_ushort(__float2bfloat16(lo)) | ((unsigned int)__bfloat16_as_ushort(__float2bfloat16(hi)) << 16);
-}
-
-__device__ __forceinline__ uint4 pack8(const float* f) {
-    uint4 w;
-    w.x = pack2(f[0], f[1]);
-    w.y = pack2(f[2], f[3]);
-    w.z = pack2(f[4], f[5]);
-    w.w = pack2(f[6], f[7]);
-    return w;
-}
-
-__device__ __forceinline__ float round_bf16(float v) { return __bfloat162float(__float2bfloat16(v)); }
+// helpers below and in rms_norm.cuh, so both give the same bits.
 
 // silu(g) rounded to bf16, as transformers' bf16 act_fn output is before the product with up.
 __device__ __forceinline__ float silu_bf16(float g) { return round_bf16(g / (1.f + __expf(-g))); }
-
-// x / rms rounded to bf16, then times the weight (LlamaRMSNorm casts back to the input type before the scale).
-__device__ __forceinline__ float rms_scale(float x, float inv, float w) { return round_bf16(x * inv) * w; }
 
 // cos and sin of position · inv_freq, times the attention scale. The angle is formed in double and reduced
 // mod 2π so positions near 10^6 keep their phase.
@@ -81,6 +31,15 @@ __device__ __forceinline__ void rope_rotate(float* a, float* b, float c, float s
 }
 
 extern "C" {
+
+// Two copies of 16-byte words in one launch (CudaBackend.CopyEach: a decode step's new K and V rows into the cache).
+__global__ void copy_pair(const uint4* a, uint4* a_to, int a_words, const uint4* b, uint4* b_to, int b_words) {
+    wait_for_previous_grid(); // launched as a dependent (Kernels/pdl.cuh)
+    let_next_grid_start();
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < a_words) a_to[i] = a[i];
+    else if (i < a_words + b_words) b_to[i - a_words] = b[i - a_words];
+}
 
 // out[t, :] = table[ids[t], :]; one block per row.
 __global__ void embedding(const int* ids, const bf16* table, bf16* out, int hidden) {
@@ -109,26 +68,8 @@ __global__ void rms_norm_vec8(const bf16* x, const bf16* w, bf16* y, int hidden,
     wait_for_previous_grid(); // launched as a dependent (Kernels/pdl.cuh)
     let_next_grid_start();
     long row = blockIdx.x;
-    int groups = hidden / 8;
-    const uint4* xr = reinterpret_cast<const uint4*>(x + row * hidden);
-    const uint4* wr = reinterpret_cast<const uint4*>(w);
-    uint4* yr = reinterpret_cast<uint4*>(y + row * hidden);
-    float ss = 0.f;
-    for (int i = threadIdx.x; i < groups; i += blockDim.x) {
-        float v[8];
-        unpack8(xr[i], v);
-        #pragma unroll
-        for (int j = 0; j < 8; j++) ss += v[j] * v[j];
-    }
-    float inv = rsqrtf(block_sum(ss, partial) / hidden + eps);
-    for (int i = threadIdx.x; i < groups; i += blockDim.x) {
-        float v[8], g[8];
-        unpack8(xr[i], v);
-        unpack8(wr[i], g);
-        #pragma unroll
-        for (int j = 0; j < 8; j++) v[j] = rms_scale(v[j], inv, g[j]);
-        yr[i] = pack8(v);
-    }
+    rms_norm_row_vec8(reinterpret_cast<const uint4*>(x + row * hidden), reinterpret_cast<const uint4*>(w),
+                      reinterpret_cast<uint4*>(y + row * hidden), hidden, eps, partial);
 }
 
 __global__ void add_inplace(bf16* acc, const bf16* x, long n) {

@@ -14,11 +14,16 @@
 // kernel has ended fetches its row twice. Loading each lane's first 4 chunks into registers before the wait was
 // slower too: 5.92 against 5.81 ms at 8K, 10.14-10.29 against 10.02-10.05 at 130K, docs/PERFORMANCE.md tenth round.)
 //
-// ROWS (1..4) is fixed at compile time; k must be a multiple of 8 and x and w 16-byte aligned (the backend
-// checks and uses cuBLAS otherwise).
+// With NORM = 1, gemv3 and gemv_swiglu take the un-normalised x and the RMSNorm weight and normalise x themselves,
+// every block into its shared memory, exactly as rms_norm_vec8 does (rms_norm.cuh, the same 256 threads): the norm's
+// launch is saved (two a layer), and every block reads x (8 KB at hidden 4096) and the norm weight from L2.
+//
+// ROWS (1..4) and NORM (0 or 1) are fixed at compile time; k must be a multiple of 8 and x and w 16-byte aligned
+// (the backend checks and uses cuBLAS otherwise).
 #include <cuda_bf16.h>
 #include "pdl.cuh"
 typedef __nv_bfloat16 bf16;
+#include "rms_norm.cuh"
 
 constexpr int T = ROWS;
 constexpr int WARPS = 8;
@@ -36,7 +41,9 @@ __device__ __forceinline__ float dot8(uint4 a, uint4 b, float acc) {
     return acc;
 }
 
-// The dot products of w's row n with the ROWS rows of x, summed over the warp (every lane ends with them).
+// The dot products of w's row n with the ROWS rows of x, summed over the warp (every lane ends with them). x is in
+// global memory (read through the non-coherent cache), or in shared memory when the block normalised it.
+template <bool SHARED_X>
 __device__ __forceinline__ void row_dots(const bf16* __restrict__ x, const bf16* __restrict__ w, int n, int k, int lane, float (&acc)[T]) {
     const int chunks = k / 8;
     const uint4* row = reinterpret_cast<const uint4*>(w + (long)n * k);
@@ -56,7 +63,7 @@ __device__ __forceinline__ void row_dots(const bf16* __restrict__ x, const bf16*
             const int c = c0 + u * 32;
             if (c < chunks) {
                 #pragma unroll
-                for (int t = 0; t < T; t++) acc[t] = dot8(wv[u], __ldg(xs + (long)t * chunks + c), acc[t]);
+                for (int t = 0; t < T; t++) acc[t] = dot8(wv[u], SHARED_X ? xs[(long)t * chunks + c] : __ldg(xs + (long)t * chunks + c), acc[t]);
             }
         }
     }
@@ -84,14 +91,34 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) gemv(const bf16* __rest
     let_next_grid_start();
     if (n >= n_out) return; // whole warps
     float s[T];
-    row_dots(x, w, n, k, lane, s);
+    row_dots<false>(x, w, n, k, lane, s);
     if (lane == 0) store(y, n_out, n, s, accumulate);
 }
 
-// The warps walk the outputs of w0, then of w1, then of w2 (n2 = 0 for two projections).
+#ifndef NORM
+#define NORM 0
+#endif
+
+// With NORM: the block normalises x [T, k] into its dynamic shared memory (T·k bf16) with the norm weight, as
+// rms_norm_vec8 does each row, and returns where it put it. Every thread of the block takes part.
+__device__ __forceinline__ const bf16* normalised(const bf16* x, const bf16* norm_w, float eps, int k) {
+    extern __shared__ uint4 normed[];
+    __shared__ float partial[32];
+    #pragma unroll
+    for (int t = 0; t < T; t++) {
+        if (t > 0) __syncthreads(); // every thread has read the row before's sum from `partial`
+        rms_norm_row_vec8(reinterpret_cast<const uint4*>(x) + t * (k / 8), reinterpret_cast<const uint4*>(norm_w),
+                          normed + t * (k / 8), k, eps, partial);
+    }
+    __syncthreads();
+    return reinterpret_cast<const bf16*>(normed);
+}
+
+// The warps walk the outputs of w0, then of w1, then of w2 (n2 = 0 for two projections). With NORM, x is
+// normalised first (norm_w, eps; unused without).
 extern "C" __global__ void __launch_bounds__(WARPS * 32) gemv3(const bf16* __restrict__ x, int k,
     const bf16* __restrict__ w0, bf16* __restrict__ y0, int n0, const bf16* __restrict__ w1, bf16* __restrict__ y1, int n1,
-    const bf16* __restrict__ w2, bf16* __restrict__ y2, int n2)
+    const bf16* __restrict__ w2, bf16* __restrict__ y2, int n2, const bf16* __restrict__ norm_w, float eps)
 {
     const int lane = threadIdx.x & 31;
     int n = blockIdx.x * WARPS + (threadIdx.x >> 5);
@@ -104,26 +131,27 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) gemv3(const bf16* __res
     }
     wait_for_previous_grid();
     let_next_grid_start();
+    if (NORM) x = normalised(x, norm_w, eps, k);
     if (n >= n_out) return;
     float s[T];
-    row_dots(x, w, n, k, lane, s);
+    row_dots<NORM>(x, w, n, k, lane, s);
     if (lane == 0) store(y, n_out, n, s, 0);
 }
 
-__device__ __forceinline__ float round_bf16(float v) { return __bfloat162float(__float2bfloat16(v)); }
-
 // y = silu(x·gateᵀ) · (x·upᵀ) with the roundings of two Linears and elementwise.cu's swiglu: both products
-// rounded to bf16, silu(gate) rounded to bf16 (transformers' act_fn output), the product rounded once more.
+// rounded to bf16, silu(gate) rounded to bf16 (transformers' act_fn output), the product rounded once more. With
+// NORM, x is normalised first.
 extern "C" __global__ void __launch_bounds__(WARPS * 32) gemv_swiglu(const bf16* __restrict__ x, const bf16* __restrict__ w_gate,
-                                                                      const bf16* __restrict__ w_up, bf16* __restrict__ y, int n_out, int k)
+    const bf16* __restrict__ w_up, bf16* __restrict__ y, int n_out, int k, const bf16* __restrict__ norm_w, float eps)
 {
     const int lane = threadIdx.x & 31, n = blockIdx.x * WARPS + (threadIdx.x >> 5);
     wait_for_previous_grid();
     let_next_grid_start();
+    if (NORM) x = normalised(x, norm_w, eps, k);
     if (n >= n_out) return;
     float g[T], u[T];
-    row_dots(x, w_gate, n, k, lane, g);
-    row_dots(x, w_up, n, k, lane, u);
+    row_dots<NORM>(x, w_gate, n, k, lane, g);
+    row_dots<NORM>(x, w_up, n, k, lane, u);
     if (lane != 0) return;
     #pragma unroll
     for (int t = 0; t < T; t++) {

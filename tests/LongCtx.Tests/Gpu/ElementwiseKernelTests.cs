@@ -256,6 +256,93 @@ public class ElementwiseKernelTests
         AssertMatches(Run(cpu, true), Run(gpu, true), Run(gpu, false), where, exactTwins: true);
     }
 
+    /// <summary>
+    /// The layer's norms fused into the decode GEMVs (NormedLinearEach into gemv3, NormedSwiGluLinear into
+    /// gemv_swiglu: each block normalises x itself for up to 4 rows): the bits of RmsNorm and then the projections
+    /// on the GPU, and the CPU's values. 5 rows take the separate operations.
+    /// </summary>
+    [GpuTheory]
+    [InlineData("qkv", 1, 4096, 512, 128)]
+    [InlineData("qkv", 4, 1000, 40, 8)]
+    [InlineData("qkv", 5, 256, 96, 32)]
+    [InlineData("swiglu", 1, 4096, 1536, 0)]
+    [InlineData("swiglu", 3, 256, 64, 0)]
+    [InlineData("swiglu", 5, 256, 64, 0)]
+    public void NormedProjectionsMatchANormAndTheProjections(string projections, int tokens, int hidden, int n0, int n1)
+    {
+        var (random, where) = Seeded($"{projections} of [{tokens}, {hidden}] normed, into {n0} and {n1}");
+        int[] outs = projections == "qkv" ? [n0, n1, n1] : [n0, n0];
+        float[] x = RandomBf16(random, tokens * hidden), norm = RandomBf16(random, hidden);
+        float[][] weights = outs.Select(n => RandomBf16(random, n * hidden)).ToArray();
+        const float eps = 1e-5f;
+        using var cpu = new CpuBackend();
+        using var gpu = new CudaBackend(0);
+        float[] Run(IBackend b, bool fused)
+        {
+            using var xt = b.Upload<float>(x, tokens, hidden);
+            using var nt = b.Upload<float>(norm, hidden);
+            using var h = b.Allocate(b.ActivationType, tokens, hidden);
+            var ws = weights.Select((w, i) => b.Upload<float>(w, outs[i], hidden)).ToArray();
+            var ys = outs.Select(n => b.Allocate(b.ActivationType, tokens, n)).ToArray();
+            try
+            {
+                if (projections == "qkv")
+                {
+                    var each = ws.Select((w, i) => (w, (Tensor?)null, ys[i])).ToArray();
+                    if (fused) b.NormedLinearEach(xt, nt, eps, h, each);
+                    else
+                    {
+                        b.RmsNorm(xt, nt, eps, h);
+                        b.LinearEach(h, each);
+                    }
+                    return ys.SelectMany(y => Read(b, y)).ToArray();
+                }
+                if (fused) b.NormedSwiGluLinear(xt, nt, eps, h, ws[0], ws[1], ys[0], ys[1]);
+                else
+                {
+                    b.RmsNorm(xt, nt, eps, h);
+                    b.SwiGluLinear(h, ws[0], ws[1], ys[0], ys[1]);
+                }
+                return Read(b, ys[0]);
+            }
+            finally
+            {
+                foreach (var t in ws.Concat(ys)) t.Dispose();
+            }
+        }
+        AssertMatches(Run(cpu, true), Run(gpu, true), Run(gpu, false), where, exactTwins: true);
+    }
+
+    /// <summary>
+    /// CopyEach (a layer's new K and V rows into its cache): two small copies of whole 16-byte words on 16-byte
+    /// boundaries take one kernel, others cuMemcpy. Either way the two destinations, views inside one tensor, hold
+    /// exactly the sources' bits and nothing around them changes.
+    /// </summary>
+    [GpuTheory]
+    [InlineData(1024, 1024, 0)]           // one decode row of 8 KV heads of 128 (bf16), K and V
+    [InlineData(16 * 1024, 16 * 1024, 0)] // 16 rows
+    [InlineData(1000, 24, 0)]             // whole words, of different lengths
+    [InlineData(1024, 1024, 1)]           // sources one element off a 16-byte boundary: cuMemcpy
+    [InlineData(1003, 5, 0)]              // not whole words: cuMemcpy
+    public void CopyEachCopiesExactly(int first, int second, int offset)
+    {
+        var (random, where) = Seeded($"copies of {first} and {second} elements, sources {offset} off");
+        float[] a = RandomBf16(random, first), b = RandomBf16(random, second);
+        int at1 = 8, at2 = at1 + (first + 7) / 8 * 8 + 8, length = at2 + second + 8;
+        float[] background = RandomBf16(random, length);
+        using var gpu = new CudaBackend(0);
+        using var source1 = Placed.Upload(gpu, a, offset, first);
+        using var source2 = Placed.Upload(gpu, b, offset, second);
+        using var destination = gpu.Upload<float>(background, length);
+        gpu.CopyEach((source1.Tensor, destination.SliceRows(at1, first)), (source2.Tensor, destination.SliceRows(at2, second)));
+        var expected = (float[])background.Clone();
+        a.CopyTo(expected, at1);
+        b.CopyTo(expected, at2);
+        var actual = Read(gpu, destination);
+        int differing = expected.Zip(actual, (e, x) => BitConverter.SingleToInt32Bits(e) == BitConverter.SingleToInt32Bits(x) ? 0 : 1).Sum();
+        Assert.True(differing == 0, $"{where}: {differing} of {length} elements differ");
+    }
+
     private static (Random Random, string Where) Seeded(string what)
     {
         int seed = Random.Shared.Next();

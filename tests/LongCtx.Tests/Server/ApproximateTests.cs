@@ -187,10 +187,11 @@ public class ApproximateTests : IAsyncLifetime
             Assert.Equal(a.Strategy, Strategy(body));
             return TestServer.TokenIds(body);
         }).ToArray();
-        await Task.WhenAll(exactAnswers.Concat(approximateAnswers));
+        var exactResults = await Task.WhenAll(exactAnswers);
+        var approximateResults = await Task.WhenAll(approximateAnswers);
 
-        for (int i = 0; i < exactPrompts.Length; i++) Assert.True(exactExpected[i].SequenceEqual(exactAnswers[i].Result), $"exact request {i}");
-        for (int i = 0; i < approximate.Length; i++) Assert.True(approximateExpected[i].SequenceEqual(approximateAnswers[i].Result), $"{approximate[i].Strategy} request");
+        for (int i = 0; i < exactPrompts.Length; i++) Assert.True(exactExpected[i].SequenceEqual(exactResults[i]), $"exact request {i}");
+        for (int i = 0; i < approximate.Length; i++) Assert.True(approximateExpected[i].SequenceEqual(approximateResults[i]), $"{approximate[i].Strategy} request");
     }
 
     [Fact]
