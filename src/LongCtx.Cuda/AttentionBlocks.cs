@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using LongCtx.Tensors;
 
@@ -64,19 +65,32 @@ internal sealed class AttentionBlocks
         return new AttentionBlocks(blocks.ToArray(), empty.ToArray());
     }
 
-    /// <summary>Per sequence, its key rows as one range; Count −1 when they are not contiguous with increasing positions.</summary>
+    /// <summary>
+    /// Per sequence, its key rows as one range; Count −1 when they are not contiguous with increasing positions.
+    /// Vectorised: a decode step's keys are a whole cache, scanned anew every step (130K keys: 0.10 → 0.03 ms).
+    /// </summary>
     private static Dictionary<int, (int Start, int Count)> KeyRanges(TokenLayout keys)
     {
         var ranges = new Dictionary<int, (int Start, int Count)>();
         for (int j = 0; j < keys.Count;)
         {
             int seq = keys.SeqIds[j], start = j;
-            bool increasing = true;
-            for (j++; j < keys.Count && keys.SeqIds[j] == seq; j++)
-                increasing &= keys.Positions[j] > keys.Positions[j - 1];
+            int run = keys.SeqIds.AsSpan(start).IndexOfAnyExcept(seq);
+            j = run < 0 ? keys.Count : start + run;
+            bool increasing = StrictlyIncreasing(keys.Positions.AsSpan(start, j - start));
             ranges[seq] = ranges.ContainsKey(seq) || !increasing ? (start, -1) : (start, j - start);
         }
         return ranges;
+    }
+
+    private static bool StrictlyIncreasing(ReadOnlySpan<int> values)
+    {
+        int width = Vector<int>.Count, i = 1;
+        for (; i + width <= values.Length; i += width)
+            if (!Vector.GreaterThanAll(new Vector<int>(values.Slice(i, width)), new Vector<int>(values.Slice(i - 1, width)))) return false;
+        for (; i < values.Length; i++)
+            if (values[i] <= values[i - 1]) return false;
+        return true;
     }
 
     /// <summary>How many of the increasing positions[start..start+count) are ≤ position.</summary>

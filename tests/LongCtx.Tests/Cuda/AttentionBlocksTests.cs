@@ -84,6 +84,30 @@ public class AttentionBlocksTests
         AssertDescribesTheRule(queries, keys, blocks, "decode");
     }
 
+    /// <summary>
+    /// A decode row over a long cache whose positions repeat or go back once, anywhere (the check runs a vector of
+    /// positions at a time, then one by one): refused; the same cache in order: one unmasked block.
+    /// </summary>
+    [Fact]
+    public void LongCachesOutOfOrderAnywhereAreRefused()
+    {
+        const int n = 1000;
+        var queries = new TokenLayout([0, 1], [n, 5]);
+        var inOrder = Enumerable.Range(0, n).ToArray();
+        Assert.Equal([new DenseBlock(0, 1, 0, n, false), new DenseBlock(1, 1, n, 6, false)],
+            AttentionBlocks.Decompose(queries, Concat([new TokenLayout(new int[n], inOrder), Sequence(1, 0, 6)]))!.Blocks);
+        var random = new Random(Random.Shared.Next());
+        int[] places = [1, 7, 8, 9, 15, 16, 17, 500, n - 9, n - 8, n - 2, n - 1, .. Enumerable.Range(0, 8).Select(_ => random.Next(1, n))];
+        foreach (int at in places)
+            foreach (bool repeat in new[] { true, false })
+            {
+                var positions = (int[])inOrder.Clone();
+                positions[at] = repeat ? positions[at - 1] : positions[at - 1] - 1;
+                var keys = Concat([new TokenLayout(new int[n], positions), Sequence(1, 0, 6)]);
+                Assert.True(AttentionBlocks.Decompose(queries, keys) is null, $"position {at} {(repeat ? "repeats" : "goes back")}: not refused");
+            }
+    }
+
     [Fact]
     public void LayoutsThatAreNotDenseBlocksAreRefused()
     {
