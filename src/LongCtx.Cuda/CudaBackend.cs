@@ -379,6 +379,16 @@ public sealed unsafe partial class CudaBackend : IBackend
         _device.Launch(Fn("gather_rows"), Grid(d.Length), 256, 0, C(source).Pointer, C(indices).Pointer, d.Pointer, (long)d.Rows, d.Shape[1], d.Shape[2]);
     }
 
+    /// <summary>Selected on the GPU (Kernels/top_rows.cu, a block per head): the same rows as the host's selection.</summary>
+    public void TopRowsPerHead(Tensor scores, int count, Tensor rows)
+    {
+        var (s, r) = (C(scores), C(rows));
+        int n = s.Rows, heads = s.Shape[1];
+        Check(s.DType is DType.F32 or DType.BF16 && r.DType == DType.I32 && r.Rows == count && r.Shape[1] == heads && count > 0 && count <= n,
+            $"TopRowsPerHead: {count} rows of scores {s} into {r}");
+        _device.Launch(_device.Function("top_rows.cu", "top_rows"), ((uint)heads, 1), 1024, 0, s.Pointer, s.DType == DType.BF16 ? 1 : 0, r.Pointer, n, heads, count);
+    }
+
     public void KeyAttentionMass(Tensor q, TokenLayout queries, Tensor k, TokenLayout keys, float scale, Tensor mass)
     {
         var qs = C(q);
@@ -433,7 +443,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         CopyIn(t, MemoryMarshal.AsBytes(host.AsSpan()));
     }
 
-    private CudaTensor UploadFloats(float[] values)
+    internal CudaTensor UploadFloats(float[] values)
     {
         var t = CudaTensor.Allocate(_device.Pool, DType.F32, [values.Length]);
         CopyIn(t, MemoryMarshal.AsBytes(values.AsSpan()));

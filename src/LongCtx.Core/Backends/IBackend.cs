@@ -126,6 +126,27 @@ public interface IBackend : IDisposable
     void GatherRows(Tensor source, Tensor indices, Tensor destination);
 
     /// <summary>
+    /// Per head, the rows of the highest scores (KV compression): rows[i, h] (I32 [count, H], 0 &lt; count ≤ n) are
+    /// the rows of head h's count highest scores[·, h] (F32 [n, H]) in ascending order; ties at the cut go to the
+    /// earlier rows and NaN ranks as −inf. Selected on the host unless the backend selects in place (the GPU does:
+    /// no download and no wait for it in every layer).
+    /// </summary>
+    void TopRowsPerHead(Tensor scores, int count, Tensor rows)
+    {
+        int n = scores.Rows, heads = scores.Shape[1];
+        var host = new float[n * heads];
+        Download<float>(scores, host);
+        var top = new int[count * heads];
+        System.Threading.Tasks.Parallel.For(0, heads, h =>
+        {
+            var mine = Parallel.Compression.KvCompression.TopRows(host, n, heads, h, count);
+            for (int i = 0; i < count; i++) top[i * heads + h] = mine[i];
+        });
+        using var uploaded = Upload<int>(top, count, heads);
+        Copy(uploaded, rows);
+    }
+
+    /// <summary>
     /// The attention mass each key receives: mass[j, g] = Σ over query rows i and the query heads h of KV
     /// group g of softmax_j(scale · q[i, h] · k[j, g]) under the layouts' mask (q [Tq, NH, D], k [Tk, NKV, D],
     /// mass F32 [Tk, NKV]). The training-free KV compressor ranks keys by it; Tq is small (the query).

@@ -67,7 +67,11 @@ public class ApproximateStrategyTests
             using var keptV = b.Allocate(DType.F32, keep, kvHeads, d);
             var layer = new AttentionLayer(b, null!, null!, 0, heads, kvHeads, d);
             using var scores = new QueryAttentionScorer().Score(new CompressionInput(layer, null!, k, v, layout, q, queryLayout));
-            var positions = KvCompression.Compress(layer, scores, k, v, layout, keep, keptK, keptV);
+            using var keptRows = b.Allocate(DType.I32, keep, kvHeads);
+            KvCompression.Compress(layer, scores, k, v, keep, keptK, keptV, keptRows);
+            var rowsKept = new int[keep * kvHeads];
+            b.Download<int>(keptRows, rowsKept);
+            var positions = Enumerable.Range(0, kvHeads).Select(h => Enumerable.Range(0, keep).Select(i => layout.Positions[rowsKept[i * kvHeads + h]]).ToArray()).ToArray();
 
             var expectedScores = Mass(qHost, kHost, queries, n, heads, kvHeads, d);
             var kk = new float[keep * kvHeads * d];

@@ -4,36 +4,24 @@ namespace LongCtx.Parallel.Compression;
 
 /// <summary>
 /// Keeps the top-scoring <c>count</c> entries of each KV head: K and V rows gathered per head into
-/// [count, NKV, D] (RoPE was applied before, so each kept key still carries its original position), and,
-/// per head, the positions kept, in position order.
+/// [count, NKV, D] (RoPE was applied before, so each kept key still carries its original position); the rows kept,
+/// per head in ascending order, are left in <c>keptRows</c> [count, NKV] (I32). The selection runs where the scores
+/// are (<see cref="IBackend.TopRowsPerHead"/>), so a layer does not wait for the host.
 /// </summary>
 public static class KvCompression
 {
-    public static int[][] Compress(AttentionLayer layer, Tensor scores, Tensor k, Tensor v, TokenLayout candidates, int count, Tensor keptK, Tensor keptV)
+    public static void Compress(AttentionLayer layer, Tensor scores, Tensor k, Tensor v, int count, Tensor keptK, Tensor keptV, Tensor keptRows)
     {
         var b = layer.Backend;
-        int n = candidates.Count, heads = layer.KvHeads;
-        // Selection happens on the host: the scores are one float per entry and head, small beside the KV.
-        var host = new float[n * heads];
-        b.Download<float>(scores, host);
-        var rows = new int[heads][];
-        var indices = new int[count * heads];
-        // Heads are independent: select them in parallel (a block's tens of thousands of entries per head and layer).
-        System.Threading.Tasks.Parallel.For(0, heads, h =>
-        {
-            rows[h] = TopRows(host, n, heads, h, count);
-            for (int i = 0; i < count; i++) indices[i * heads + h] = rows[h][i];
-        });
-        using var idx = b.Upload<int>(indices, count, heads);
-        b.GatherRows(k, idx, keptK);
-        b.GatherRows(v, idx, keptV);
-        return rows.Select(r => r.Select(i => candidates.Positions[i]).ToArray()).ToArray();
+        b.TopRowsPerHead(scores, count, keptRows);
+        b.GatherRows(k, keptRows, keptK);
+        b.GatherRows(v, keptRows, keptV);
     }
 
     /// <summary>
     /// The rows of the <paramref name="count"/> highest scores of head h, ascending; ties at the cut go to the
     /// earlier rows (NaN counts as −inf). Linear time: the cut is found by selection, not by sorting a block's
-    /// tens of thousands of entries per head and layer.
+    /// tens of thousands of entries per head and layer. The host's <see cref="IBackend.TopRowsPerHead"/>.
     /// </summary>
     internal static int[] TopRows(float[] scores, int n, int heads, int h, int count)
     {

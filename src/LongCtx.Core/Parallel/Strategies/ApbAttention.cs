@@ -65,6 +65,7 @@ public sealed class ApbAttention(ContextBlocks blocks, IKvCompressor compressor)
         var input = new CompressionInput(layer, q.SliceRows(start, n), candK, candV, rows.Slice(start, n),
             q.SliceRows(queryStart, blocks.EmbeddedQuery), rows.Slice(queryStart, blocks.EmbeddedQuery));
         using var scores = compressor.Score(input);
-        KvCompression.Compress(layer, scores, candK, candV, input.Candidates, count, sendK.SliceRows(0, count), sendV.SliceRows(0, count));
+        using var kept = layer.Backend.Scratch(DType.I32, count, layer.KvHeads);
+        KvCompression.Compress(layer, scores, candK, candV, count, sendK.SliceRows(0, count), sendV.SliceRows(0, count), kept);
     }
 }
