@@ -7,7 +7,6 @@
 // Scores are F32 or BF16 (the retaining heads' scores are activations), [n, heads]; rows are I32 [count, heads].
 #include <cuda_bf16.h>
 typedef __nv_bfloat16 bf16;
-#define INFINITY __int_as_float(0x7f800000)
 
 constexpr int THREADS = 1024;
 
@@ -16,10 +15,11 @@ __device__ __forceinline__ float score_at(const void* scores, int bf16_scores, l
 }
 
 // A key with the order of the floats: NaN ranks as -inf, and -0 as +0 (the host compares floats, so they tie).
+// Judged on the bits: with fast math a float comparison would flush denormals to zero, which the host does not.
 __device__ __forceinline__ unsigned order_key(float x) {
-    if (x != x) x = -INFINITY;
-    if (x == 0.f) x = 0.f;
-    const unsigned b = __float_as_uint(x);
+    unsigned b = __float_as_uint(x);
+    if ((b & 0x7fffffffu) > 0x7f800000u) b = 0xff800000u; // NaN: -inf
+    if ((b & 0x7fffffffu) == 0u) b = 0u;                  // -0: +0
     return (b & 0x80000000u) ? ~b : b | 0x80000000u;
 }
 

@@ -7,7 +7,8 @@ namespace LongCtx.Tests.Gpu;
 /// <summary>
 /// The GPU's per-head selection (Kernels/top_rows.cu, APB's KV compression) against the host's
 /// (KvCompression.TopRows): exactly the same rows, for fresh random F32 and BF16 scores with many ties, ±0,
-/// infinities and NaN (ranked as −inf), counts from 1 to all, and blocks from one row to 40,000 (many chunks).
+/// denormals (which a fast-math comparison would flush to 0), infinities and NaN (ranked as −inf), counts from 1
+/// to all, and blocks from one row to 40,000 (many chunks).
 /// </summary>
 public class TopRowsKernelTests
 {
@@ -27,7 +28,8 @@ public class TopRowsKernelTests
             for (int i = 0; i < scores.Length; i++)
             {
                 float x = distinct > 0 ? random.Next(distinct) - 1 : (float)(random.NextDouble() * 2 - 1);
-                if (random.Next(40) == 0) x = random.Next(4) switch { 0 => float.NaN, 1 => float.NegativeInfinity, 2 => float.PositiveInfinity, _ => -0f };
+                if (random.Next(40) == 0)
+                    x = random.Next(6) switch { 0 => float.NaN, 1 => float.NegativeInfinity, 2 => float.PositiveInfinity, 3 => -0f, 4 => 1e-40f, _ => -1e-40f };
                 // BF16: values a bf16 holds exactly (the top half of a float), so the host sees what the GPU holds.
                 scores[i] = bf16 ? BitConverter.UInt32BitsToSingle(BitConverter.SingleToUInt32Bits(x) & 0xFFFF0000u) : x;
             }
