@@ -127,9 +127,9 @@ public interface IBackend : IDisposable
 
     /// <summary>
     /// Per head, the rows of the highest scores (KV compression): rows[i, h] (I32 [count, H], 0 &lt; count ≤ n) are
-    /// the rows of head h's count highest scores[·, h] (F32 [n, H]) in ascending order; ties at the cut go to the
-    /// earlier rows and NaN ranks as −inf. Selected on the host unless the backend selects in place (the GPU does:
-    /// no download and no wait for it in every layer).
+    /// the rows of head h's count highest scores[·, h] (F32 or the activation type, [n, H]) in ascending order;
+    /// ties at the cut go to the earlier rows and NaN ranks as −inf. Selected on the host unless the backend
+    /// selects in place (the GPU does: no download and no wait for it in every layer).
     /// </summary>
     void TopRowsPerHead(Tensor scores, int count, Tensor rows)
     {
