@@ -162,14 +162,11 @@ internal static class BenchCommand
                     sequences.Add(engine.NewSequence());
                     next.Add(Sampler.ArgMax(engine.Prefill([(sequences[b], ids)], strategy, approximate: approximate).Logits[0].AsSpan()[^engine.Config.VocabSize..]));
                 }
-                // Greedy steps on the distributed cache: each token's KV lands round-robin, attention merges by LSE.
+                // Greedy steps on the distributed cache: each token's KV lands round-robin, attention merges by LSE;
+                // the tokens are chosen on the GPU (only they come back), as a server does for greedy requests.
                 profiler?.Start();
                 var decodeClock = Stopwatch.StartNew();
-                for (int i = 0; i < decodeSteps; i++)
-                {
-                    var logits = engine.Decode(sequences.Select((q, b) => (q, next[b])).ToList());
-                    for (int b = 0; b < batch; b++) next[b] = Sampler.ArgMax(logits[b]);
-                }
+                for (int i = 0; i < decodeSteps; i++) next = [.. engine.DecodeGreedy(sequences.Select((q, b) => (q, next[b])).ToList())];
                 double msPerStep = decodeClock.Elapsed.TotalMilliseconds / decodeSteps;
                 decoded?.Invoke(new DecodeTiming(batch, msPerStep, profiler?.DecodeSplit(msPerStep, decodeSteps)));
             }

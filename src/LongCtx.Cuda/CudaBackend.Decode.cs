@@ -1,3 +1,4 @@
+using LongCtx.Backends;
 using LongCtx.Tensors;
 
 namespace LongCtx.Cuda;
@@ -9,7 +10,7 @@ namespace LongCtx.Cuda;
 /// merged by log-sum-exp by the last block of each (row, KV head) to finish (Kernels/decode_merge.cuh), in the same
 /// launch. Taken in every <see cref="AttentionImplementation"/>: they are own kernels.
 /// </summary>
-public sealed partial class CudaBackend
+public sealed unsafe partial class CudaBackend
 {
     /// <summary>
     /// The most query rows the decode kernel takes. It reads a row's keys for that row alone, so many rows over
@@ -55,7 +56,6 @@ public sealed partial class CudaBackend
         var text => throw new LongCtxException($"{DecodeMmaStagesVariable}={text}: give 2 to 8 chunks per warp ring (as shared memory allows: up to 6 at head dim 128)"),
     };
 
-    private DecodeRowsCache? _decodeRows;
     // One arrival counter per (row, block column) of the decode kernels' grid, zero between calls: the block that
     // counts last merges the splits and sets it back (Kernels/decode_merge.cuh). Grown when a grid needs more.
     private CudaTensor? _decodeArrivals;
@@ -70,27 +70,72 @@ public sealed partial class CudaBackend
 
     private bool TryDecodeAttention(CudaTensor q, TokenLayout queries, CudaTensor k, CudaTensor v, TokenLayout keys, float scale, CudaTensor output, CudaTensor lse)
     {
-        if (q.Rows > DecodeMaxRows || AttentionBlocks.Of(queries, keys) is not { } blocks) return false;
-        int rows = q.Rows, heads = q.Shape[1], d = q.Shape[2], kvHeads = k.Shape[1], group = heads / kvHeads;
-        _decodeRows ??= new DecodeRowsCache(ints => (CudaTensor)Upload<int>(ints, ints.Length));
-        var ranges = _decodeRows.Of(queries, keys, blocks);
+        if (q.Rows > DecodeMaxRows) return false;
+        var rows = new DecodeRowsArgument();
+        if (!rows.TryAdd(0, queries, k, v, keys)) return false;
+        LaunchDecode(q, rows, k.Shape[1], scale, output, lse);
+        return true;
+    }
+
+    /// <summary>
+    /// Runs of consecutive parts that the decode kernels take, up to <see cref="DecodeMaxRows"/> rows, in one launch
+    /// each (a batch of 8 sequences decoding one token each: one launch a layer, not 8); any other part through
+    /// <see cref="Attention"/>.
+    /// </summary>
+    public void AttentionEach(Tensor q, Tensor output, Tensor lse, float scale, params ReadOnlySpan<AttentionPart> parts)
+    {
+        var (qs, os, ls) = (C(q), C(output), C(lse));
+        for (int i = 0; i < parts.Length;)
+        {
+            int first = parts[i].QueryRow, rows = 0, j = i, kvHeads = parts[i].K.Shape[1];
+            var argument = new DecodeRowsArgument();
+            for (; j < parts.Length; j++)
+            {
+                var p = parts[j];
+                if (p.QueryRow != first + rows || rows + p.Queries.Count > DecodeMaxRows || p.K.Shape[1] != kvHeads || !DecodeShapeMatches(qs, C(p.K), C(p.V))
+                    || !argument.TryAdd(rows, p.Queries, C(p.K), C(p.V), p.Keys)) break;
+                rows += p.Queries.Count;
+            }
+            if (j == i)
+            {
+                var p = parts[i++];
+                int n = p.Queries.Count;
+                Attention(q.SliceRows(p.QueryRow, n), p.Queries, p.K, p.V, p.Keys, scale, output.SliceRows(p.QueryRow, n), lse.SliceRows(p.QueryRow, n));
+                continue;
+            }
+            if (rows > 0) LaunchDecode(C(qs.SliceRows(first, rows)), argument, kvHeads, scale, C(os.SliceRows(first, rows)), C(ls.SliceRows(first, rows)));
+            i = j;
+        }
+    }
+
+    /// <summary>Whether k and v [keys, KV heads, D] fit q [rows, heads, D] as <see cref="Attention"/> requires (else it says why).</summary>
+    private static bool DecodeShapeMatches(CudaTensor q, CudaTensor k, CudaTensor v) =>
+        k.Shape.Length == 3 && k.Shape[2] == q.Shape[2] && q.Shape[1] % k.Shape[1] == 0 && v.Shape.SequenceEqual(k.Shape) && q.Shape[2] % 16 == 0 && q.Shape[2] <= 256;
+
+    /// <summary>
+    /// The decode kernel over q's rows, each reading its own keys as <paramref name="rows"/> says: the splits of every
+    /// row's range, merged by the last split of each (row, KV head) in the same launch.
+    /// </summary>
+    private void LaunchDecode(CudaTensor q, DecodeRowsArgument rows, int kvHeads, float scale, CudaTensor output, CudaTensor lse)
+    {
+        int rowCount = q.Rows, heads = q.Shape[1], d = q.Shape[2], group = heads / kvHeads;
         var kernel = DecodeKernelFor(group, d);
         int blocksPerKvHead = kernel.BlocksPerKvHead;
-        int splits = DecodeSplits(kernel.ResidentBlocks, rows * kvHeads * blocksPerKvHead, ranges.MaxKeyCount);
-        int rowHeads = rows * heads;
+        int splits = DecodeSplits(kernel.ResidentBlocks, rowCount * kvHeads * blocksPerKvHead, rows.LongestCount(rowCount));
+        int rowHeads = rowCount * heads;
         long partLseBytes = (long)splits * rowHeads * sizeof(float), partOutBytes = partLseBytes * d;
         int columns = kvHeads * blocksPerKvHead;
-        if (_decodeArrivals is not { } arrivals || arrivals.Length < rows * columns)
+        if (_decodeArrivals is not { } arrivals || arrivals.Length < rowCount * columns)
         {
             _decodeArrivals?.Dispose();
             _decodeArrivals = arrivals = (CudaTensor)Upload<int>(new int[DecodeMaxRows * columns], DecodeMaxRows * columns);
         }
         nint partOut = _device.Pool.Allocate(partOutBytes), partLse = _device.Pool.Allocate(partLseBytes);
+        nint byValue = (nint)(&rows); // the driver copies the argument at the launch
         try
         {
-            _device.Timed("attention", () => _device.LaunchDependent(kernel.Partial, ((uint)splits, (uint)columns, (uint)rows), DecodeThreads, kernel.SharedBytes,
-                q.Pointer, k.Pointer, v.Pointer, ranges.KeyStarts.Pointer, ranges.KeyCounts.Pointer, partOut, partLse, output.Pointer, lse.Pointer,
-                arrivals.Pointer, rows, heads, kvHeads, scale * 1.4426950408889634f));
+            _device.Timed("attention", () => _device.LaunchDependentWithStruct(kernel.Partial, ((uint)splits, (uint)columns, (uint)rowCount), DecodeThreads, kernel.SharedBytes,
+                byValue, q.Pointer, partOut, partLse, output.Pointer, lse.Pointer, arrivals.Pointer, rowCount, heads, kvHeads, scale * 1.4426950408889634f));
         }
         finally
         {
@@ -100,7 +145,6 @@ public sealed partial class CudaBackend
         }
         _decodeCalls++;
         if (kernel.TensorCores) _decodeMmaCalls++;
-        return true;
     }
 
     /// <summary>

@@ -14,24 +14,7 @@ namespace LongCtx.Cuda;
 /// </summary>
 public sealed unsafe partial class CudaBackend : IBackend
 {
-    private const string Elementwise = "elementwise.cu", GemvSource = "gemv.cu";
-    // Kernels/gemv.cu: the decode GEMMs of up to 4 rows stream each weight row once per warp, 8 warps a block.
-    private const int GemvMaxRows = 4, GemvWarpsPerBlock = 8;
-
-    /// <summary>
-    /// The environment variable that sends the GEMMs of few rows to cuBLAS instead of Kernels/gemv.cu when 0,
-    /// to compare the two on the GPU machine.
-    /// </summary>
-    public const string GemvVariable = "LONGCTX_GEMV";
-
-    private readonly bool _useGemv = GemvSwitch();
-
-    private static bool GemvSwitch() => Environment.GetEnvironmentVariable(GemvVariable) switch
-    {
-        null or "" or "1" => true,
-        "0" => false,
-        var text => throw new LongCtxException($"{GemvVariable}={text}: give 1 (the default, own kernel for GEMMs of up to {GemvMaxRows} rows) or 0 (cuBLAS for all)"),
-    };
+    private const string Elementwise = "elementwise.cu";
     private readonly CudaDevice _device;
     private readonly DeviceLayouts _layouts;
     private readonly Dictionary<RopeTable, CudaTensor> _ropeTables = [];
@@ -132,29 +115,39 @@ public sealed unsafe partial class CudaBackend : IBackend
     }
 
     /// <summary>
-    /// Two small copies (a decode step's K and V rows into the cache) as one kernel launched as a dependent: a
-    /// cuMemcpy between two programmatic launches would make the next kernel wait for the copy's launch. Others, and
-    /// copies that are not whole 16-byte words on 16-byte boundaries, go through <see cref="Copy"/>.
+    /// Small copies (a decode step's K and V rows of every sequence into its cache) as one kernel launched as a
+    /// dependent, up to <see cref="CopyListArgument.MaxCopies"/> at a time: a cuMemcpy between two programmatic
+    /// launches would make the next kernel wait for the copy's launch. Larger copies, and copies that are not whole
+    /// 16-byte words on 16-byte boundaries, go through <see cref="Copy"/>.
     /// </summary>
     public void CopyEach(params ReadOnlySpan<(Tensor Source, Tensor Destination)> copies)
     {
-        bool paired = copies.Length == 2;
+        var list = new CopyListArgument();
         foreach (var (source, destination) in copies)
         {
             var (s, d) = (C(source), C(destination));
             Check(s.Bytes == d.Bytes && s.DType == d.DType, $"CopyEach: {s} into {d}");
-            paired &= s.Bytes <= SmallCopyBytes && s.Bytes % 16 == 0 && s.Pointer % 16 == 0 && d.Pointer % 16 == 0;
+            if (s.Bytes == 0) continue;
+            if (s.Bytes > SmallCopyBytes || s.Bytes % 16 != 0 || s.Pointer % 16 != 0 || d.Pointer % 16 != 0)
+            {
+                Copy(source, destination);
+                continue;
+            }
+            if (list.Count == CopyListArgument.MaxCopies)
+            {
+                LaunchCopyList(list);
+                list = new CopyListArgument();
+            }
+            list.Add(s.Pointer, d.Pointer, (int)(s.Bytes / 16));
         }
-        if (!paired)
-        {
-            foreach (var (source, destination) in copies) Copy(source, destination);
-            return;
-        }
-        var (a, aTo, b, bTo) = (C(copies[0].Source), C(copies[0].Destination), C(copies[1].Source), C(copies[1].Destination));
-        long words = (a.Bytes + b.Bytes) / 16;
-        if (words == 0) return;
-        _device.Timed(CudaDevice.Copies, () => _device.LaunchDependent(Fn("copy_pair"), ((uint)CeilDiv((int)words, 256), 1), 256, 0,
-            a.Pointer, aTo.Pointer, (int)(a.Bytes / 16), b.Pointer, bTo.Pointer, (int)(b.Bytes / 16)));
+        if (list.Count > 0) LaunchCopyList(list);
+    }
+
+    private void LaunchCopyList(CopyListArgument list)
+    {
+        uint blocks = (uint)CeilDiv(list.Words, 256);
+        nint byValue = (nint)(&list); // the driver copies the argument at the launch
+        _device.Timed(CudaDevice.Copies, () => _device.LaunchDependentWithStruct(Fn("copy_list"), (blocks, 1, 1), 256, 0, byValue));
     }
 
     /// <summary>The largest copy <see cref="CopyEach"/> takes into its kernel (a batch of decode rows is a few KB).</summary>
@@ -165,119 +158,6 @@ public sealed unsafe partial class CudaBackend : IBackend
         var o = C(output);
         if (o.Rows == 0) return;
         _device.Launch(Fn("embedding"), ((uint)o.Rows, 1), 256, 0, C(ids).Pointer, C(table).Pointer, o.Pointer, o.RowLength);
-    }
-
-    public void Linear(Tensor x, Tensor weight, Tensor? bias, Tensor y)
-    {
-        var ys = C(y);
-        Gemm(C(x), C(weight), ys, beta: 0f);
-        if (bias is not null && ys.Length > 0) _device.Launch(Fn("add_bias"), Grid(ys.Length), 256, 0, ys.Pointer, C(bias).Pointer, ys.Length, ys.RowLength);
-    }
-
-    /// <summary>Decode-sized x (up to 4 rows) through gemv3, one launch for up to three projections without biases.</summary>
-    public void LinearEach(Tensor x, params ReadOnlySpan<(Tensor Weight, Tensor? Bias, Tensor Y)> projections)
-    {
-        if (TryGemv3(C(x), null, 0f, projections)) return;
-        foreach (var (weight, bias, y) in projections) Linear(x, weight, bias, y);
-    }
-
-    /// <summary>Decode-sized x: gemv3 normalises x itself (the norm's launch saved, h left unwritten).</summary>
-    public void NormedLinearEach(Tensor x, Tensor normWeight, float eps, Tensor h, params ReadOnlySpan<(Tensor Weight, Tensor? Bias, Tensor Y)> projections)
-    {
-        if (NormFuses(C(x), C(normWeight)) && TryGemv3(C(x), C(normWeight), eps, projections)) return;
-        RmsNorm(x, normWeight, eps, h);
-        LinearEach(h, projections);
-    }
-
-    private bool TryGemv3(CudaTensor xs, CudaTensor? norm, float eps, ReadOnlySpan<(Tensor Weight, Tensor? Bias, Tensor Y)> projections)
-    {
-        bool fused = projections.Length is >= 1 and <= 3;
-        foreach (var (weight, bias, y) in projections) fused &= GemvTakes(xs, C(weight), C(y)) && bias is null;
-        if (!fused) return false;
-        KernelArg[] args = [xs.Pointer, xs.RowLength, 0, 0, 0, 0, 0, 0, 0, 0, 0, norm?.Pointer ?? 0, eps];
-        int outputs = 0;
-        for (int i = 0; i < projections.Length; i++)
-        {
-            var (weight, _, y) = projections[i];
-            (args[2 + 3 * i], args[3 + 3 * i], args[4 + 3 * i]) = (C(weight).Pointer, C(y).Pointer, weight.Rows);
-            outputs += weight.Rows;
-        }
-        var gemv3 = _device.Function(GemvSource, "gemv3", $"ROWS={xs.Rows}", $"NORM={(norm is null ? 0 : 1)}");
-        _device.Timed("gemm", () => _device.LaunchDependent(gemv3, ((uint)CeilDiv(outputs, GemvWarpsPerBlock), 1), GemvWarpsPerBlock * 32, NormedBytes(xs, norm), args));
-        return true;
-    }
-
-    /// <summary>Decode-sized x through gemv_swiglu: both projections and SwiGLU in one launch, the same bits as apart.</summary>
-    public void SwiGluLinear(Tensor x, Tensor gateWeight, Tensor upWeight, Tensor y, Tensor up)
-    {
-        if (TryGemvSwiGlu(C(x), null, 0f, C(gateWeight), C(upWeight), C(y))) return;
-        Linear(x, gateWeight, null, y);
-        Linear(x, upWeight, null, up);
-        SwiGlu(y, up, y);
-    }
-
-    /// <summary>Decode-sized x: gemv_swiglu normalises x itself (the norm's launch saved, h left unwritten).</summary>
-    public void NormedSwiGluLinear(Tensor x, Tensor normWeight, float eps, Tensor h, Tensor gateWeight, Tensor upWeight, Tensor y, Tensor up)
-    {
-        if (NormFuses(C(x), C(normWeight)) && TryGemvSwiGlu(C(x), C(normWeight), eps, C(gateWeight), C(upWeight), C(y))) return;
-        RmsNorm(x, normWeight, eps, h);
-        SwiGluLinear(h, gateWeight, upWeight, y, up);
-    }
-
-    private bool TryGemvSwiGlu(CudaTensor xs, CudaTensor? norm, float eps, CudaTensor g, CudaTensor u, CudaTensor ys)
-    {
-        if (!(GemvTakes(xs, g, ys) && GemvTakes(xs, u, ys))) return false;
-        var fn = _device.Function(GemvSource, "gemv_swiglu", $"ROWS={xs.Rows}", $"NORM={(norm is null ? 0 : 1)}");
-        _device.Timed("gemm", () => _device.LaunchDependent(fn, ((uint)CeilDiv(g.Rows, GemvWarpsPerBlock), 1), GemvWarpsPerBlock * 32, NormedBytes(xs, norm),
-            xs.Pointer, g.Pointer, u.Pointer, ys.Pointer, g.Rows, xs.RowLength, norm?.Pointer ?? 0, eps));
-        return true;
-    }
-
-    /// <summary>
-    /// Whether the GEMVs may normalise x themselves: whole 16-byte groups on 16-byte boundaries (rms_norm_vec8's
-    /// condition: the same code then gives the same bits), and the normalised rows within the default 48 KB of
-    /// shared memory a block.
-    /// </summary>
-    private static bool NormFuses(CudaTensor x, CudaTensor normWeight) =>
-        Vectorisable(x.RowLength, x.Pointer, normWeight.Pointer) && (long)x.Rows * x.RowLength * 2 <= 48 * 1024;
-
-    /// <summary>The dynamic shared memory of a GEMV that normalises x: its rows in bf16; none without a norm.</summary>
-    private static uint NormedBytes(CudaTensor x, CudaTensor? norm) => norm is null ? 0 : (uint)(x.Rows * x.RowLength * 2);
-
-    /// <summary>
-    /// Whether Kernels/gemv.cu takes y = x·Wᵀ: 1 to 4 rows of x, whole 16-byte groups on 16-byte boundaries in x
-    /// and W. The shapes must agree whichever runs it: a mismatch throws here.
-    /// </summary>
-    private bool GemvTakes(CudaTensor x, CudaTensor w, CudaTensor y)
-    {
-        Check(w.RowLength == x.RowLength && y.Rows == x.Rows && y.RowLength == w.Rows, $"Linear: x {x}, weight {w}, y {y}");
-        return _useGemv && x.Rows is >= 1 and <= GemvMaxRows && Vectorisable(x.RowLength, x.Pointer, w.Pointer);
-    }
-
-    // beta = 1: cuBLAS adds the product to y in fp32 and rounds to bf16 once.
-    public void LinearAccumulate(Tensor x, Tensor weight, Tensor y) => Gemm(C(x), C(weight), C(y), beta: 1f);
-
-    /// <summary>y = x·Wᵀ + beta·y, computed in fp32 (with beta 0 cuBLAS does not read y).</summary>
-    private void Gemm(CudaTensor xs, CudaTensor w, CudaTensor ys, float beta)
-    {
-        int t = xs.Rows, k = xs.RowLength, n = w.Rows;
-        if (GemvTakes(xs, w, ys))
-        {
-            var gemv = _device.Function(GemvSource, "gemv", $"ROWS={t}");
-            _device.Timed("gemm", () => _device.LaunchDependent(gemv, ((uint)CeilDiv(n, GemvWarpsPerBlock), 1), GemvWarpsPerBlock * 32, 0,
-                xs.Pointer, w.Pointer, ys.Pointer, n, k, beta == 0f ? 0 : 1));
-            return;
-        }
-        if (t == 0) return;
-        // Row-major y[T,N] = x[T,K]·W[N,K]ᵀ is column-major yᵀ[N,T] = W·xᵀ: A = W (transposed), B = x.
-        _device.Timed("gemm", () =>
-        {
-            // cuBLAS reads the scalars through host pointers: locals here (a captured parameter has no fixed address).
-            float alpha = 1f, betaValue = beta;
-            Cublas.Check(Cublas.cublasGemmEx(_device.BlasHandle, Cublas.OpT, Cublas.OpN, n, t, k, &alpha,
-                w.Pointer, Cublas.R16BF, k, xs.Pointer, Cublas.R16BF, k, &betaValue, ys.Pointer, Cublas.R16BF, n,
-                Cublas.Compute32F, Cublas.GemmDefault), "cublasGemmEx");
-        });
     }
 
     public void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y)
@@ -310,7 +190,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         Check(layout.Count == rows && rope.HeadDim == d && (k is null || (k.Rows == rows && k.Shape[2] == d)),
             $"Rope: {q}{(k is null ? "" : $" and {k}")} with {layout.Count} positions, table for head dim {rope.HeadDim}");
         if (rows == 0) return;
-        if (!_ropeTables.TryGetValue(rope, out var inv)) _ropeTables[rope] = inv = UploadFloats(rope.InvFreq);
+        var inv = RopeInvFreq(rope);
         nint positions = _layouts.Of(layout).Positions.Pointer;
         // rope_vec8 reads 8 of each half of a head at a time: d/2 a multiple of 8 keeps every access on 16 bytes.
         if (!Vectorisable(d / 2, q.Pointer, k?.Pointer ?? 0))
@@ -328,6 +208,12 @@ public sealed unsafe partial class CudaBackend : IBackend
         long threads = rowGroups * CeilDiv(heads, headRun);
         _device.LaunchDependent(Fn("rope_vec8"), ((uint)((threads + 255) / 256), 1), 256, 0, q.Pointer, k?.Pointer ?? 0, positions, inv.Pointer,
             rows, qHeads, kHeads, d, headRun, rope.AttentionScale);
+    }
+
+    private CudaTensor RopeInvFreq(RopeTable rope)
+    {
+        if (!_ropeTables.TryGetValue(rope, out var inv)) _ropeTables[rope] = inv = UploadFloats(rope.InvFreq);
+        return inv;
     }
 
     // About four threads per CUDA core of an H200 (132 SMs of 128): past this, a thread per (row, pair group) fills the GPU by itself.
@@ -360,6 +246,17 @@ public sealed unsafe partial class CudaBackend : IBackend
         if (TryDecodeAttention(qs, queries, ks, C(v), keys, scale, C(output), C(lse))) return;
         if (TryCudnnAttention(qs, queries, ks, C(v), keys, scale, C(output), C(lse))) return;
         FlashAttention(qs, queries, ks, C(v), keys, scale, C(output), C(lse));
+    }
+
+    /// <summary>Kernels/elementwise.cu's argmax_rows, a block a row; only the tokens come back.</summary>
+    public void ArgMaxRows(Tensor x, Span<int> result)
+    {
+        var xs = C(x);
+        Check(xs.DType == DType.BF16 && result.Length == xs.Rows, $"ArgMaxRows: {xs} into {result.Length} tokens");
+        if (xs.Rows == 0) return;
+        using var tokens = (CudaTensor)Scratch(DType.I32, xs.Rows);
+        _device.LaunchDependent(Fn("argmax_rows"), ((uint)xs.Rows, 1), 256, 0, xs.Pointer, tokens.Pointer, xs.RowLength);
+        Download<int>(tokens, result);
     }
 
     public void MergeAttention(Tensor outputAccumulator, Tensor lseAccumulator, Tensor outputPart, Tensor lsePart)

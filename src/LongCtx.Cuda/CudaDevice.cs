@@ -194,18 +194,26 @@ internal sealed unsafe class CudaDevice : IDisposable
     public void LaunchWithTensorMaps(nint function, (uint X, uint Y, uint Z) grid, uint block, uint sharedBytes, ReadOnlySpan<nint> tensorMaps, params ReadOnlySpan<KernelArg> args) =>
         Launch(function, grid, block, sharedBytes, dependent: false, args, tensorMaps);
 
-    private void Launch(nint function, (uint X, uint Y, uint Z) grid, uint block, uint sharedBytes, bool dependent, ReadOnlySpan<KernelArg> args, ReadOnlySpan<nint> tensorMaps = default)
+    /// <summary>
+    /// <see cref="LaunchDependent(nint, (uint X, uint Y, uint Z), uint, uint, ReadOnlySpan{KernelArg})"/> of a kernel
+    /// whose first parameter is a struct passed by value (<paramref name="parameter"/> points at its bytes, which the
+    /// driver copies at the call), then <paramref name="args"/>.
+    /// </summary>
+    public void LaunchDependentWithStruct(nint function, (uint X, uint Y, uint Z) grid, uint block, uint sharedBytes, nint parameter, params ReadOnlySpan<KernelArg> args) =>
+        Launch(function, grid, block, sharedBytes, dependent: ProgrammaticLaunch, args, [parameter]);
+
+    private void Launch(nint function, (uint X, uint Y, uint Z) grid, uint block, uint sharedBytes, bool dependent, ReadOnlySpan<KernelArg> args, ReadOnlySpan<nint> byValue = default)
     {
         // Profiling: a launch no category claims is charged to OtherKernels, so what stays unclaimed is host gaps.
         nint start = Profiler is { } p && (_timedDepth == 0 || ProfileByKernel) ? p.Begin() : 0;
         var slots = stackalloc long[args.Length];
-        int count = tensorMaps.Length + args.Length;
+        int count = byValue.Length + args.Length;
         var pointers = stackalloc void*[count];
-        for (int i = 0; i < tensorMaps.Length; i++) pointers[i] = (void*)tensorMaps[i];
+        for (int i = 0; i < byValue.Length; i++) pointers[i] = (void*)byValue[i];
         for (int i = 0; i < args.Length; i++)
         {
             slots[i] = args[i].Bits;
-            pointers[tensorMaps.Length + i] = &slots[i];
+            pointers[byValue.Length + i] = &slots[i];
         }
         if (dependent)
         {

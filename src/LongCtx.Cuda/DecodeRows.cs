@@ -1,32 +1,15 @@
-using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using LongCtx.Tensors;
 
 namespace LongCtx.Cuda;
 
 /// <summary>
-/// What each query row of an attention call sees, as the decode kernel reads it: one contiguous key range
-/// [start, start + count) per row (count 0: nothing), in device memory, plus the longest range, which sets
-/// how many splits the keys are cut into. Every row of a call that decomposes into dense blocks sees such a
-/// range: its block's keys, or their prefix of a causal block.
+/// What each query row of a decode launch sees: one contiguous key range [start, start + count) of its own K and V
+/// (count 0: nothing). Every row of a call that decomposes into dense blocks sees such a range: its block's keys,
+/// or their prefix of a causal block.
 /// </summary>
-internal sealed class DecodeRows(CudaTensor keyStarts, CudaTensor keyCounts, int maxKeyCount) : IDisposable
+internal static class DecodeRows
 {
-    public CudaTensor KeyStarts => keyStarts;
-    public CudaTensor KeyCounts => keyCounts;
-    public int MaxKeyCount => maxKeyCount;
-
-    ~DecodeRows() => Dispose();
-
-    public void Dispose()
-    {
-        GC.SuppressFinalize(this);
-        lock (this)
-        {
-            keyStarts.Dispose();
-            keyCounts.Dispose();
-        }
-    }
-
     /// <summary>
     /// Per query row, its first key and how many it sees: an unmasked block's rows all see its keys, row i of a
     /// causal block (bottom-right aligned) the first KeyCount − QueryCount + i + 1, and the rows of an empty run none.
@@ -47,18 +30,42 @@ internal sealed class DecodeRows(CudaTensor keyStarts, CudaTensor keyCounts, int
 }
 
 /// <summary>
-/// The device copies of <see cref="DecodeRows"/>, keyed weakly by the (queries, keys) layout pair: every layer
-/// of a decode step passes the same two layout objects, so the ranges are uploaded once per step.
+/// Kernels/decode_rows.cuh's DecodeRows, passed by value to the decode kernels (no upload): per row of the launch,
+/// its K and V (a cache [keys, KV heads, D]) and the key range it sees. The rows of one launch may read different
+/// caches: a decode step's sequences each read their own in one launch.
 /// </summary>
-internal sealed class DecodeRowsCache(Func<int[], CudaTensor> upload)
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct DecodeRowsArgument
 {
-    private readonly ConditionalWeakTable<TokenLayout, ConditionalWeakTable<TokenLayout, DecodeRows>> _table = new();
+    public const int MaxRows = 16;
+    private fixed long _k[MaxRows];
+    private fixed long _v[MaxRows];
+    private fixed int _start[MaxRows];
+    private fixed int _count[MaxRows];
 
-    /// <summary>The ranges of <paramref name="blocks"/>, which must be the decomposition of (queries, keys).</summary>
-    public DecodeRows Of(TokenLayout queries, TokenLayout keys, AttentionBlocks blocks) =>
-        _table.GetValue(queries, _ => new()).GetValue(keys, _ =>
+    /// <summary>
+    /// Rows [first, first + queries.Count) read k and v as (queries, keys) decompose into dense blocks; false (and
+    /// nothing set) when they do not or the rows would not fit.
+    /// </summary>
+    public bool TryAdd(int first, TokenLayout queries, CudaTensor k, CudaTensor v, TokenLayout keys)
+    {
+        if (first + queries.Count > MaxRows || keys.Count != k.Rows || AttentionBlocks.Of(queries, keys) is not { } blocks) return false;
+        var (starts, counts) = DecodeRows.KeyRanges(blocks, queries.Count);
+        for (int i = 0; i < queries.Count; i++)
         {
-            var (starts, counts) = DecodeRows.KeyRanges(blocks, queries.Count);
-            return new DecodeRows(upload(starts), upload(counts), counts.Max());
-        });
+            _k[first + i] = k.Pointer;
+            _v[first + i] = v.Pointer;
+            _start[first + i] = starts[i];
+            _count[first + i] = counts[i];
+        }
+        return true;
+    }
+
+    /// <summary>The most keys one of the first <paramref name="rows"/> rows sees (it sets how many splits the launch cuts).</summary>
+    public int LongestCount(int rows)
+    {
+        int longest = 0;
+        for (int i = 0; i < rows; i++) longest = Math.Max(longest, _count[i]);
+        return longest;
+    }
 }

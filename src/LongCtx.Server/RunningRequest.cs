@@ -30,12 +30,22 @@ internal sealed class RunningRequest(GenerationJob job, Sequence sequence, int c
     public bool StoppedByText { get; private set; }
     public string Text => _text.ToString();
 
+    /// <summary>Whether drawing needs the logits: sampling at a temperature, or logprobs; else the greedy token will do (<see cref="Take"/>).</summary>
+    public bool NeedsLogits => !Job.Params.Sampling.Greedy || Job.Params.Logprobs is not null;
+
     /// <summary>Draws the next token from its position's logits and, with logprobs, records its entry.</summary>
     public int Draw(ReadOnlySpan<float> logits)
     {
         int token = Sampler.Next(logits);
         Generated.Add(token);
         if (Job.Params.Logprobs is { } top) _logprobs!.Add(TokenLogprob.Of(logits, token, top, _decodedChars));
+        return token;
+    }
+
+    /// <summary>Takes the greedy token chosen without the logits (only when <see cref="NeedsLogits"/> is false).</summary>
+    public int Take(int token)
+    {
+        Generated.Add(token);
         return token;
     }
 

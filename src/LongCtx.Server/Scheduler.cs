@@ -128,7 +128,7 @@ public sealed class Scheduler : IDisposable
             }
             _metrics.FirstToken(Stopwatch.GetElapsedTime(r.Job.ReceivedAt).TotalSeconds);
             // The last row predicts the first new token (the rows before it are the prompt's, when kept).
-            Accept(r, logits.AsSpan(logits.Length - Engine.Config.VocabSize));
+            Accept(r, r.Draw(logits.AsSpan(logits.Length - Engine.Config.VocabSize)));
         }
     }
 
@@ -169,15 +169,23 @@ public sealed class Scheduler : IDisposable
         var batch = _running.ToList();
         if (batch.Count == 0) return;
         var clock = Stopwatch.StartNew();
-        var logits = Engine.Decode(batch.Select(r => (r.Sequence, r.Pending)).ToList());
+        var pending = batch.Select(r => (r.Sequence, r.Pending)).ToList();
+        // A batch of greedy requests without logprobs gets its tokens from the GPU, not the logits.
+        if (batch.All(r => !r.NeedsLogits))
+        {
+            var tokens = Engine.DecodeGreedy(pending);
+            _metrics.DecodeStep(batch.Count, clock.Elapsed.TotalSeconds);
+            for (int i = 0; i < batch.Count; i++) Accept(batch[i], batch[i].Take(tokens[i]));
+            return;
+        }
+        var logits = Engine.Decode(pending);
         _metrics.DecodeStep(batch.Count, clock.Elapsed.TotalSeconds);
-        for (int i = 0; i < batch.Count; i++) Accept(batch[i], logits[i]);
+        for (int i = 0; i < batch.Count; i++) Accept(batch[i], batch[i].Draw(logits[i]));
     }
 
-    /// <summary>Draws a token from its logits: sends its text, and ends the request on a stop token, a stop sequence or a length limit.</summary>
-    private void Accept(RunningRequest r, ReadOnlySpan<float> logits)
+    /// <summary>Takes a drawn token: sends its text, and ends the request on a stop token, a stop sequence or a length limit.</summary>
+    private void Accept(RunningRequest r, int token)
     {
-        int token = r.Draw(logits);
         if (_model.StopTokens.Contains(token)) { Finish(r, "stop"); return; }
         string text = r.AddText(token);
         if (text.Length > 0) r.Job.Send(new TextEvent(text, r.TakeLogprobs()));

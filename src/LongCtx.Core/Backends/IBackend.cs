@@ -68,6 +68,20 @@ public interface IBackend : IDisposable
         LinearEach(h, projections);
     }
 
+    /// <summary>
+    /// A layer's attention inputs: q [T, NH·D], k [T, NKV·D] and v from <see cref="NormedLinearEach"/>, then the
+    /// rotary embedding of q and k at the layout's positions (<see cref="Rope(Tensor, Tensor, TokenLayout, RopeTable)"/>):
+    /// the two, unless the backend rotates q and k inside the projections (the GPU does for decode-sized x, one
+    /// launch fewer per layer, the same bits).
+    /// </summary>
+    void NormedRotatedQkv(Tensor x, Tensor normWeight, float eps, Tensor h, (Tensor Weight, Tensor? Bias, Tensor Y) q,
+        (Tensor Weight, Tensor? Bias, Tensor Y) k, (Tensor Weight, Tensor? Bias, Tensor Y) v, TokenLayout layout, RopeTable rope)
+    {
+        NormedLinearEach(x, normWeight, eps, h, q, k, v);
+        int d = rope.HeadDim;
+        Rope(q.Y.View(q.Y.Rows, q.Y.RowLength / d, d), k.Y.View(k.Y.Rows, k.Y.RowLength / d, d), layout, rope);
+    }
+
     /// <summary>h = RmsNorm(x) and then <see cref="SwiGluLinear"/> of h, as <see cref="NormedLinearEach"/>.</summary>
     void NormedSwiGluLinear(Tensor x, Tensor normWeight, float eps, Tensor h, Tensor gateWeight, Tensor upWeight, Tensor y, Tensor up)
     {
@@ -114,6 +128,20 @@ public interface IBackend : IDisposable
     void Attention(Tensor q, TokenLayout queries, Tensor k, Tensor v, TokenLayout keys, float scale, Tensor output, Tensor lse);
 
     /// <summary>
+    /// Attention of row ranges of q, each against its own keys and values (a decode step's sequences, each against
+    /// its cache where it is): <see cref="Attention"/> of each part into the same rows of output and lse, unless the
+    /// backend takes several parts in one launch (the GPU's decode kernels do). Rows no part names are left alone.
+    /// </summary>
+    void AttentionEach(Tensor q, Tensor output, Tensor lse, float scale, params ReadOnlySpan<AttentionPart> parts)
+    {
+        foreach (var p in parts)
+        {
+            int n = p.Queries.Count;
+            Attention(q.SliceRows(p.QueryRow, n), p.Queries, p.K, p.V, p.Keys, scale, output.SliceRows(p.QueryRow, n), lse.SliceRows(p.QueryRow, n));
+        }
+    }
+
+    /// <summary>
     /// Merges a partial attention result into an accumulator by log-sum-exp:
     /// lse = logaddexp(lseAcc, lsePart); outAcc = outAcc·exp(lseAcc−lse) + outPart·exp(lsePart−lse).
     /// </summary>
@@ -147,9 +175,24 @@ public interface IBackend : IDisposable
     }
 
     /// <summary>
+    /// The greedy token of each row of logits x [rows, vocab] into result: <see cref="Engine.Sampler.ArgMax"/> of the
+    /// row read as floats. The GPU finds them on the device and reads back one int a row instead of the logits.
+    /// </summary>
+    void ArgMaxRows(Tensor x, Span<int> result)
+    {
+        var host = new float[x.Length];
+        Download<float>(x, host);
+        int n = x.RowLength;
+        for (int i = 0; i < x.Rows; i++) result[i] = Engine.Sampler.ArgMax(host.AsSpan(i * n, n));
+    }
+
+    /// <summary>
     /// The attention mass each key receives: mass[j, g] = Σ over query rows i and the query heads h of KV
     /// group g of softmax_j(scale · q[i, h] · k[j, g]) under the layouts' mask (q [Tq, NH, D], k [Tk, NKV, D],
     /// mass F32 [Tk, NKV]). The training-free KV compressor ranks keys by it; Tq is small (the query).
     /// </summary>
     void KeyAttentionMass(Tensor q, TokenLayout queries, Tensor k, TokenLayout keys, float scale, Tensor mass);
 }
+
+/// <summary>One part of <see cref="IBackend.AttentionEach"/>: query rows [QueryRow, QueryRow + Queries.Count) against K and V [Keys.Count, NKV, D].</summary>
+public readonly record struct AttentionPart(int QueryRow, TokenLayout Queries, Tensor K, Tensor V, TokenLayout Keys);

@@ -66,8 +66,8 @@ public static class Generation
                 if (request.StopTokens?.Contains(token) == true) { finish = "stop"; break; }
                 if (output.Count >= request.MaxNewTokens || cancel.IsCancellationRequested) break;
                 if (sequence.CachedTokens + 1 >= engine.Config.MaxPositionEmbeddings) break;
-                var logits = engine.Decode([(sequence, token)])[0];
-                token = sampler.Next(logits);
+                // Greedy: the token is chosen where the logits are (the same token as sampler.Next would draw).
+                token = request.Sampling.Greedy ? engine.DecodeGreedy([(sequence, token)])[0] : sampler.Next(engine.Decode([(sequence, token)])[0]);
             }
             decodeClock.Stop();
         }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using LongCtx.Models;
 using LongCtx.Parallel;
 using LongCtx.Parallel.Strategies;
@@ -142,6 +143,18 @@ public sealed partial class InferenceEngine : IDisposable
     /// </summary>
     public IReadOnlyList<float[]> Decode(IReadOnlyList<(Sequence Sequence, int Token)> batch)
     {
+        var logits = DecodeStep(batch, greedy: false).Logits!;
+        return Split(logits, Enumerable.Repeat(1, batch.Count).ToArray());
+    }
+
+    /// <summary>
+    /// <see cref="Decode"/> for greedy sampling: each sequence's next token (<see cref="Sampler.ArgMax"/> of its
+    /// logits), chosen where the logits are, so only the tokens come back from the GPU.
+    /// </summary>
+    public int[] DecodeGreedy(IReadOnlyList<(Sequence Sequence, int Token)> batch) => DecodeStep(batch, greedy: true).Argmax!;
+
+    private (float[]? Logits, int[]? Argmax) DecodeStep(IReadOnlyList<(Sequence Sequence, int Token)> batch, bool greedy)
+    {
         foreach (var (seq, token) in batch) CheckTokens(seq, [token]);
         int n = batch.Count;
         var positions = batch.Select(b => b.Sequence.CachedTokens).ToArray();
@@ -172,14 +185,14 @@ public sealed partial class InferenceEngine : IDisposable
                 Appends = Enumerable.Range(0, n).Where(i => owners[i] == rt.Rank).Select(i => new KvAppend(i, i, 1)).ToList(),
             };
             // Every rank holds every row, so no gathering is needed: rank 0 reads its own.
-            return ForwardAndGather(rt, tokens, step, decode, all, row => rt.WorldRank == _ranks.LeadRank ? row : -1, gather: false);
+            return ForwardAndGather(rt, tokens, step, decode, all, row => rt.WorldRank == _ranks.LeadRank ? row : -1, gather: false, greedy: greedy);
         });
         for (int i = 0; i < n; i++)
         {
             batch[i].Sequence.Placement.Append(owners[i], [positions[i]]);
             batch[i].Sequence.Tokens.Add(tokens[i]);
         }
-        return Split(results[0].Logits!, Enumerable.Repeat(1, n).ToArray());
+        return results[0];
     }
 
     /// <summary>Frees a sequence's KV on every rank.</summary>
@@ -225,7 +238,7 @@ public sealed partial class InferenceEngine : IDisposable
     /// ranks of a tensor-parallel group hold the same hidden states, so each ring has them all).
     /// </summary>
     private (float[]? Logits, int[]? Argmax) ForwardAndGather(RankRuntime rt, int[] ids, AttentionStep step, IAttentionStrategy strategy,
-        List<int> wanted, Func<int, int> localRowOf, bool gather = true, bool argmaxAll = false)
+        List<int> wanted, Func<int, int> localRowOf, bool gather = true, bool argmaxAll = false, bool greedy = false)
     {
         var model = rt.Model;
         var c = model.Config;
@@ -233,13 +246,18 @@ public sealed partial class InferenceEngine : IDisposable
         using var hidden = model.Forward(ids, step.Queries,
             (layer, q, k, v) => strategy.Attend(new AttentionLayer(b, rt.Comm, step, layer, model.Heads, model.KvHeads, c.HeadDim), q, k, v));
         using var rows = b.Allocate(b.ActivationType, wanted.Count, c.HiddenSize);
+        var copies = new List<(Tensor Source, Tensor Destination)>(wanted.Count);
         for (int i = 0; i < wanted.Count; i++)
         {
             int local = localRowOf(wanted[i]);
-            if (local >= 0) b.Copy(hidden.SliceRows(local, 1), rows.SliceRows(i, 1));
+            if (local >= 0) copies.Add((hidden.SliceRows(local, 1), rows.SliceRows(i, 1)));
         }
+        b.CopyEach(CollectionsMarshal.AsSpan(copies)); // one launch for a decode step's rows on the GPU
         if (gather) rt.Comm.AllReduceSum(rows);
-        return (rt.WorldRank == _ranks.LeadRank ? model.Logits(rows) : null, argmaxAll ? ArgmaxOfRows(model, hidden) : null);
+        if (rt.WorldRank != _ranks.LeadRank) return (null, argmaxAll ? ArgmaxOfRows(model, hidden) : null);
+        // Greedy: the wanted rows' tokens instead of their logits.
+        if (greedy) return (null, model.GreedyTokens(rows));
+        return (model.Logits(rows), argmaxAll ? ArgmaxOfRows(model, hidden) : null);
     }
 
     /// <summary>The most likely next token after every row, computed in slices so the logits of a long prompt never exist at once.</summary>

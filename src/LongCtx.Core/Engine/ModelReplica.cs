@@ -68,11 +68,8 @@ public sealed class ModelReplica : IDisposable
             {
                 // h: the normed x, or (where the backend fuses the norm into the projections) unwritten; below only
                 // working space for the o projection.
-                _b.NormedLinearEach(x, w.InputNorm, (float)c.RmsNormEps, h, (w.Q, w.QBias, q), (w.K, w.KBias, k), (w.V, w.VBias, v));
-                var q3 = q.View(t, heads, c.HeadDim);
-                var k3 = k.View(t, kvHeads, c.HeadDim);
-                _b.Rope(q3, k3, layout, _rope);
-                using var attention = attend(l, q3, k3, v.View(t, kvHeads, c.HeadDim));
+                _b.NormedRotatedQkv(x, w.InputNorm, (float)c.RmsNormEps, h, (w.Q, w.QBias, q), (w.K, w.KBias, k), (w.V, w.VBias, v), layout, _rope);
+                using var attention = attend(l, q.View(t, heads, c.HeadDim), k.View(t, kvHeads, c.HeadDim), v.View(t, kvHeads, c.HeadDim));
                 AddProjection(attention.View(t, heads * c.HeadDim), w.O, w.OBias, x, h);
             }
             using (var gate = _b.Scratch(_b.ActivationType, t, mlp))
@@ -111,6 +108,16 @@ public sealed class ModelReplica : IDisposable
         var host = new float[logits.Length];
         _b.Download<float>(logits, host);
         return host;
+    }
+
+    /// <summary>The greedy next token of each final hidden state: only the tokens come back from the backend.</summary>
+    public int[] GreedyTokens(Tensor hidden)
+    {
+        using var logits = _b.Allocate(_b.ActivationType, hidden.Rows, Config.VocabSize);
+        _b.Linear(hidden, _lmHead, null, logits);
+        var tokens = new int[hidden.Rows];
+        _b.ArgMaxRows(logits, tokens);
+        return tokens;
     }
 
     public void Dispose()

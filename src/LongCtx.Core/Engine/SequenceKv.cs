@@ -35,11 +35,22 @@ public sealed class SequenceKv : IDisposable
 
     public void Append(int layer, Tensor k, Tensor v)
     {
-        int n = k.Rows;
-        if (n == 0) return;
-        MakeRoom(layer, _count[layer] + n);
-        _backend.CopyEach((k, _keys[layer]!.SliceRows(_count[layer], n)), (v, _values[layer]!.SliceRows(_count[layer], n)));
-        _count[layer] += n;
+        if (k.Rows == 0) return;
+        var (keys, values) = Claim(layer, k.Rows);
+        _backend.CopyEach((k, keys), (v, values));
+    }
+
+    /// <summary>
+    /// The next <paramref name="rows"/> rows of the layer's keys and values, now counted as held, for the caller to
+    /// fill before anything reads them: a decode step fills every sequence's new rows with one copy (<see
+    /// cref="IBackend.CopyEach"/>).
+    /// </summary>
+    public (Tensor Keys, Tensor Values) Claim(int layer, int rows)
+    {
+        MakeRoom(layer, _count[layer] + rows);
+        var slots = (_keys[layer]!.SliceRows(_count[layer], rows), _values[layer]!.SliceRows(_count[layer], rows));
+        _count[layer] += rows;
+        return slots;
     }
 
     public Tensor Keys(int layer) => View(_keys[layer], _count[layer]);

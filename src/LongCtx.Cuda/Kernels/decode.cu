@@ -35,6 +35,7 @@ constexpr int KEYS_PER_STEP = WARPS * (32 / LANES_PER_KEY);
 constexpr int CHUNKS = (GROUP + HEADS - 1) / HEADS;                 // blocks sharing one KV head
 constexpr unsigned FULL = 0xffffffffu;
 #include "decode_merge.cuh"
+#include "decode_rows.cuh"
 
 // Lane `sub` of a key's group holds the pieces sub, sub + LANES, sub + 2·LANES, ... of VEC consecutive dims, so
 // each vector load of the group reads LANES·VEC contiguous bf16 of the head row (for D = 128 and 16 lanes: the
@@ -68,8 +69,7 @@ __device__ __forceinline__ void unpack(float (&f)[DPL], const unsigned (&w)[DPL 
 }
 
 extern "C" __global__ void __launch_bounds__(WARPS * 32) decode_attention_partial(
-    const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
-    const int* __restrict__ key_start, const int* __restrict__ key_count,
+    const __grid_constant__ DecodeRows keys, const bf16* __restrict__ q,
     float* __restrict__ part_out, float* __restrict__ part_lse, bf16* __restrict__ out, float* __restrict__ lse,
     unsigned* __restrict__ arrivals, int rows, int heads, int kv_heads, float scale_log2)
 {
@@ -81,8 +81,8 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) decode_attention_partia
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, slot = lane / LANES_PER_KEY, sub = lane % LANES_PER_KEY;
 
     // This split's share of the row's keys: the range cut into `splits` parts whose sizes differ by at most one.
-    const int count = key_count[r], per = count / splits, extra = count % splits;
-    const int begin = key_start[r] + split * per + min(split, extra);
+    const int count = keys.count[r], per = count / splits, extra = count % splits;
+    const int begin = keys.start[r] + split * per + min(split, extra);
     const int end = begin + per + (split < extra ? 1 : 0);
 
     // The block's query heads, pre-scaled so that scores are in log2 units; heads past the group (in the last
@@ -112,8 +112,8 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) decode_attention_partia
     }
 
     const long kv_stride = (long)kv_heads * D;
-    const bf16* k_head = k + (long)g * D;
-    const bf16* v_head = v + (long)g * D;
+    const bf16* k_head = keys.k[r] + (long)g * D;
+    const bf16* v_head = keys.v[r] + (long)g * D;
     // The group's next key is loaded a step ahead, so its loads are in flight while this step computes.
     unsigned k_next[DPL / 2], v_next[DPL / 2];
     {

@@ -27,6 +27,7 @@ static_assert(D % 16 == 0 && D <= 128, "HEAD_DIM: a multiple of 16 up to 128");
 static_assert(GROUP >= 1 && GROUP <= 16, "GROUP: 1 to 16 query heads per KV head");
 static_assert(STAGES >= 2, "STAGES: at least 2");
 #include "decode_merge.cuh"
+#include "decode_rows.cuh"
 
 
 // The warp stages the K and V rows of keys [key0, key0 + KEYS) of its head: 16-byte pieces, lane-strided. Keys at
@@ -45,8 +46,7 @@ __device__ __forceinline__ void load_chunk(bf16* sk, bf16* sv, const bf16* k_hea
 }
 
 extern "C" __global__ void __launch_bounds__(WARPS * 32) decode_attention_partial_mma(
-    const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
-    const int* __restrict__ key_start, const int* __restrict__ key_count,
+    const __grid_constant__ DecodeRows keys, const bf16* __restrict__ q,
     float* __restrict__ part_out, float* __restrict__ part_lse, bf16* __restrict__ out, float* __restrict__ lse,
     unsigned* __restrict__ arrivals, int rows, int heads, int kv_heads, float scale_log2)
 {
@@ -60,15 +60,15 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) decode_attention_partia
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gr = lane >> 2, tc = lane & 3, mat = lane >> 3;
 
     // This split's share of the row's keys, cut exactly as decode.cu cuts it.
-    const int count = key_count[r], per = count / splits, extra = count % splits;
-    const int begin = key_start[r] + split * per + min(split, extra);
+    const int count = keys.count[r], per = count / splits, extra = count % splits;
+    const int begin = keys.start[r] + split * per + min(split, extra);
     const int end = begin + per + (split < extra ? 1 : 0);
     const int chunks = (end - begin + KEYS - 1) / KEYS;
     const int mine = (chunks - warp + WARPS - 1) / WARPS;    // chunks warp, warp + WARPS, ... (numerator ≥ 0)
 
     const long kv_stride = (long)kv_heads * D;
-    const bf16* k_head = k + (long)g * D;
-    const bf16* v_head = v + (long)g * D;
+    const bf16* k_head = keys.k[r] + (long)g * D;
+    const bf16* v_head = keys.v[r] + (long)g * D;
     bf16* ring = reinterpret_cast<bf16*>(smem) + warp * STAGES * 2 * CHUNK;
 
     // The first STAGES - 1 chunks start loading before the queries are read. Every slot commits a group, empty or

@@ -13,32 +13,30 @@ typedef __nv_bfloat16 bf16;
 // silu(g) rounded to bf16, as transformers' bf16 act_fn output is before the product with up.
 __device__ __forceinline__ float silu_bf16(float g) { return round_bf16(g / (1.f + __expf(-g))); }
 
-// cos and sin of position · inv_freq, times the attention scale. The angle is formed in double and reduced
-// mod 2π so positions near 10^6 keep their phase.
-__device__ __forceinline__ void rope_cos_sin(int position, float inv_freq, float attention_scale, float* c, float* s) {
-    double angle = fmod((double)position * (double)inv_freq, 6.283185307179586);
-    sincosf((float)angle, s, c);
-    *c *= attention_scale;
-    *s *= attention_scale;
-}
-
-// rotate_half on one pair: (a, b) -> (a cos - b sin, b cos + a sin). The _rn intrinsics keep the compiler from
-// contracting into FMAs, which it might do differently in the scalar and the vector kernel.
-__device__ __forceinline__ void rope_rotate(float* a, float* b, float c, float s) {
-    float x = *a, y = *b;
-    *a = __fsub_rn(__fmul_rn(x, c), __fmul_rn(y, s));
-    *b = __fadd_rn(__fmul_rn(y, c), __fmul_rn(x, s));
-}
+#include "rope.cuh"
 
 extern "C" {
 
-// Two copies of 16-byte words in one launch (CudaBackend.CopyEach: a decode step's new K and V rows into the cache).
-__global__ void copy_pair(const uint4* a, uint4* a_to, int a_words, const uint4* b, uint4* b_to, int b_words) {
+// Up to COPY_LIST_MAX copies of 16-byte words in one launch (CudaBackend.CopyEach: a decode step's new K and V rows
+// of every sequence into its cache), passed by value (CopyListArgument): copy c moves the launch's words
+// [end[c - 1], end[c]), a thread a word.
+#define COPY_LIST_MAX 32
+struct CopyList {
+    const uint4* from[COPY_LIST_MAX];
+    uint4* to[COPY_LIST_MAX];
+    int end[COPY_LIST_MAX];
+    int count;
+};
+
+__global__ void copy_list(const __grid_constant__ CopyList list) {
     wait_for_previous_grid(); // launched as a dependent (Kernels/pdl.cuh)
     let_next_grid_start();
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < a_words) a_to[i] = a[i];
-    else if (i < a_words + b_words) b_to[i - a_words] = b[i - a_words];
+    int c = 0;
+    while (c < list.count && i >= list.end[c]) c++;
+    if (c == list.count) return;
+    const int j = i - (c == 0 ? 0 : list.end[c - 1]);
+    list.to[c][j] = list.from[c][j];
 }
 
 // out[t, :] = table[ids[t], :]; one block per row.
@@ -225,6 +223,47 @@ __global__ void key_attention_mass(const bf16* q, const bf16* k, const int* q_se
         }
     }
     mass[idx] = total;
+}
+
+// The greedy token of each row of logits x [rows, n]: the lowest index of the largest value, NaN skipped (-0 and +0
+// equal), and n − 1 for a row of NaN only: exactly Sampler.ArgMax on the row read back as floats. Values compare as
+// integer keys made from their bits (fast math would flush denormals to 0 in a float comparison). One block a row
+// (blockDim.x 256).
+__device__ __forceinline__ bool is_nan_bits(unsigned bits) { return (bits & 0x7fffffffu) > 0x7f800000u; }
+__device__ __forceinline__ unsigned order_key(unsigned bits) {
+    if (bits == 0x80000000u) bits = 0u; // -0 is +0
+    return bits & 0x80000000u ? ~bits : bits | 0x80000000u;
+}
+
+__global__ void argmax_rows(const unsigned short* x, int* out, int n) {
+    __shared__ unsigned best_key[256];
+    __shared__ int best_index[256];
+    wait_for_previous_grid(); // launched as a dependent (Kernels/pdl.cuh)
+    let_next_grid_start();
+    const unsigned short* row = x + (long)blockIdx.x * n;
+    unsigned key = 0u;
+    int index = -1; // -1: no number seen
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        const unsigned bits = (unsigned)row[i] << 16;
+        if (is_nan_bits(bits)) continue;
+        const unsigned k = order_key(bits);
+        if (index < 0 || k > key) { key = k; index = i; }
+    }
+    best_key[threadIdx.x] = key;
+    best_index[threadIdx.x] = index;
+    __syncthreads();
+    for (int stride = blockDim.x / 2; stride > 0; stride >>= 1) {
+        if (threadIdx.x < stride) {
+            const unsigned k = best_key[threadIdx.x + stride];
+            const int j = best_index[threadIdx.x + stride], mine = best_index[threadIdx.x];
+            if (j >= 0 && (mine < 0 || k > best_key[threadIdx.x] || (k == best_key[threadIdx.x] && j < mine))) {
+                best_key[threadIdx.x] = k;
+                best_index[threadIdx.x] = j;
+            }
+        }
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) out[blockIdx.x] = best_index[0] < 0 ? n - 1 : best_index[0];
 }
 
 }

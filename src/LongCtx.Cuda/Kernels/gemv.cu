@@ -18,12 +18,15 @@
 // every block into its shared memory, exactly as rms_norm_vec8 does (rms_norm.cuh, the same 256 threads): the norm's
 // launch is saved (two a layer), and every block reads x (8 KB at hidden 4096) and the norm weight from L2.
 //
-// ROWS (1..4) and NORM (0 or 1) are fixed at compile time; k must be a multiple of 8 and x and w 16-byte aligned
+// With ROPE = 1, gemv3 rotates q and k (its first two projections) on the way out, saving rope_vec8's launch.
+//
+// ROWS (1..4), NORM and ROPE (0 or 1) are fixed at compile time; k must be a multiple of 8 and x and w 16-byte aligned
 // (the backend checks and uses cuBLAS otherwise).
 #include <cuda_bf16.h>
 #include "pdl.cuh"
 typedef __nv_bfloat16 bf16;
 #include "rms_norm.cuh"
+#include "rope.cuh"
 
 constexpr int T = ROWS;
 constexpr int WARPS = 8;
@@ -114,28 +117,54 @@ __device__ __forceinline__ const bf16* normalised(const bf16* x, const bf16* nor
     return reinterpret_cast<const bf16*>(normed);
 }
 
+#ifndef ROPE
+#define ROPE 0
+#endif
+
 // The warps walk the outputs of w0, then of w1, then of w2 (n2 = 0 for two projections). With NORM, x is
-// normalised first (norm_w, eps; unused without).
+// normalised first (norm_w, eps; unused without). With ROPE, w0 and w1 are q and k and their outputs leave rotated
+// (Kernels/rope.cuh at positions[t], inv_freq, rope_scale; heads of 2 · rope_half): a warp takes the pair (i,
+// i + rope_half) of one head, so each of those units is two rows of w, and rounds both sums to bf16 before the
+// rotation, as rope_vec8 reads them from memory: the bits are those of gemv3 and then rope_vec8.
 extern "C" __global__ void __launch_bounds__(WARPS * 32) gemv3(const bf16* __restrict__ x, int k,
     const bf16* __restrict__ w0, bf16* __restrict__ y0, int n0, const bf16* __restrict__ w1, bf16* __restrict__ y1, int n1,
-    const bf16* __restrict__ w2, bf16* __restrict__ y2, int n2, const bf16* __restrict__ norm_w, float eps)
+    const bf16* __restrict__ w2, bf16* __restrict__ y2, int n2, const bf16* __restrict__ norm_w, float eps,
+    const int* __restrict__ positions, const float* __restrict__ inv_freq, int rope_half, float rope_scale)
 {
     const int lane = threadIdx.x & 31;
+    const int units0 = ROPE ? n0 / 2 : n0, units1 = ROPE ? n1 / 2 : n1;
     int n = blockIdx.x * WARPS + (threadIdx.x >> 5);
     const bf16* w = w0;
     bf16* y = y0;
-    int n_out = n0;
-    if (n >= n0) {
-        n -= n0; w = w1; y = y1; n_out = n1;
-        if (n >= n1) { n -= n1; w = w2; y = y2; n_out = n2; }
+    int n_out = n0, units = units0;
+    bool rotated = ROPE;
+    if (n >= units0) {
+        n -= units0; w = w1; y = y1; n_out = n1; units = units1;
+        if (n >= units1) { n -= units1; w = w2; y = y2; n_out = n2; units = n2; rotated = false; }
     }
     wait_for_previous_grid();
     let_next_grid_start();
     if (NORM) x = normalised(x, norm_w, eps, k);
-    if (n >= n_out) return;
-    float s[T];
-    row_dots<NORM>(x, w, n, k, lane, s);
-    if (lane == 0) store(y, n_out, n, s, 0);
+    if (n >= units) return;
+    if (!rotated) {
+        float s[T];
+        row_dots<NORM>(x, w, n, k, lane, s);
+        if (lane == 0) store(y, n_out, n, s, 0);
+        return;
+    }
+    const int i = n % rope_half, first = n / rope_half * 2 * rope_half + i;
+    float a[T], b[T];
+    row_dots<NORM>(x, w, first, k, lane, a);
+    row_dots<NORM>(x, w, first + rope_half, k, lane, b);
+    if (lane != 0) return;
+    #pragma unroll
+    for (int t = 0; t < T; t++) {
+        float c, s, p = round_bf16(a[t]), q = round_bf16(b[t]);
+        rope_cos_sin(positions[t], inv_freq[i], rope_scale, &c, &s);
+        rope_rotate(&p, &q, c, s);
+        y[(long)t * n_out + first] = __float2bfloat16(p);
+        y[(long)t * n_out + first + rope_half] = __float2bfloat16(q);
+    }
 }
 
 // y = silu(x·gateᵀ) · (x·upᵀ) with the roundings of two Linears and elementwise.cu's swiglu: both products

@@ -82,6 +82,65 @@ public class DecodeAttentionTests
         }
     }
 
+    /// <summary>
+    /// AttentionEach as a decode step calls it: each sequence's query rows against its own cache, a tensor of its
+    /// own (lengths 0 to 5000 at random; the first cache empty, the second sequence decoding 3 tokens at once, a causal
+    /// block). The GPU takes up to 16 rows in one launch, reading every row's cache where it is; the CPU calls
+    /// Attention per part. Both kernels, within the tolerances of <see cref="DecodeKernelsMatchTheCpu"/>.
+    /// </summary>
+    [GpuTheory]
+    [InlineData(8, 32, 8, 128, 1)]  // the 8B shape, 10 rows: one launch
+    [InlineData(20, 8, 2, 64, 2)]   // 22 rows: 16 in one launch, 6 in another
+    [InlineData(5, 16, 1, 128, 1)]
+    public void SequencesReadTheirOwnCachesInOneLaunch(int sequences, int heads, int kvHeads, int headDim, int launches)
+    {
+        int seed = Random.Shared.Next();
+        var random = new Random(seed);
+        int[] lengths = Enumerable.Range(0, sequences).Select(s => s == 0 ? 0 : random.Next(3, 5001)).ToArray();
+        int[] rows = lengths.Select((_, s) => s == 1 ? 3 : 1).ToArray();
+        int totalRows = rows.Sum();
+        var q = RandomBf16(random, totalRows * heads * headDim);
+        float[][] k = lengths.Select(n => RandomBf16(random, n * kvHeads * headDim)).ToArray();
+        float[][] v = lengths.Select(n => RandomBf16(random, n * kvHeads * headDim)).ToArray();
+        float scale = 1f / MathF.Sqrt(headDim);
+        (float[] Output, float[] Lse) Run(IBackend b)
+        {
+            using var qt = b.Upload<float>(q, totalRows, heads, headDim);
+            var caches = lengths.Select((n, s) => (K: b.Upload<float>(k[s], n, kvHeads, headDim), V: b.Upload<float>(v[s], n, kvHeads, headDim))).ToArray();
+            using var output = b.Allocate(b.ActivationType, totalRows, heads, headDim);
+            using var lse = b.Allocate(DType.F32, totalRows, heads);
+            var parts = new AttentionPart[sequences];
+            for (int s = 0, row = 0; s < sequences; row += rows[s], s++)
+            {
+                // The cache holds the sequence's tokens up to and with its new ones (positions length − rows on).
+                var queries = Sequence(s, Math.Max(lengths[s] - rows[s], 0), rows[s]);
+                parts[s] = new AttentionPart(row, queries, caches[s].K, caches[s].V, Sequence(s, 0, lengths[s]));
+            }
+            b.AttentionEach(qt, output, lse, scale, parts);
+            foreach (var (ck, cv) in caches) { ck.Dispose(); cv.Dispose(); }
+            var o = new float[output.Length];
+            var l = new float[lse.Length];
+            b.Download<float>(output, o);
+            b.Download<float>(lse, l);
+            return (o, l);
+        }
+        using var cpu = new CpuBackend();
+        using var gpu = new CudaBackend(0);
+        var (expectedOut, expectedLse) = Run(cpu);
+        foreach (bool mma in new[] { true, false })
+        {
+            gpu.UseDecodeMma = mma;
+            string where = $"seed {seed}, {sequences} sequences of {string.Join("/", lengths)} keys, {heads} heads on {kvHeads} KV heads of dim {headDim}, {(mma ? "tensor-core" : "CUDA-core")} kernel";
+            long before = gpu.DecodeAttentionCalls;
+            var (actualOut, actualLse) = Run(gpu);
+            Assert.True(gpu.DecodeAttentionCalls == before + launches, $"{where}: {gpu.DecodeAttentionCalls - before} decode launches, not {launches}");
+            double outError = DenseReference.RelativeError(actualOut, expectedOut), lseError = LseError(actualLse, expectedLse, where);
+            Assert.True(outError < 2e-2, $"{where}: output vs CPU {outError:e2}");
+            Assert.True(lseError < 1e-2, $"{where}: LSE vs CPU {lseError:e2}");
+            Assert.True(actualOut.AsSpan(0, heads * headDim).IndexOfAnyExcept(0f) < 0, $"{where}: the row of the empty cache is not 0");
+        }
+    }
+
     private static (TokenLayout Queries, TokenLayout Keys) Layouts(Layout layout)
     {
         switch (layout)

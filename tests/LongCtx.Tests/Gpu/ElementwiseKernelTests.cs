@@ -155,10 +155,11 @@ public class ElementwiseKernelTests
     }
 
     /// <summary>
-    /// GEMMs of up to 4 rows run Kernels/gemv.cu when k is a multiple of 8 and x and w are 16-byte aligned: against
-    /// the CPU, and against cuBLAS on the same values (x placed one element off, which sends the call there).
-    /// k = 1000 leaves lanes without a whole round of loads, 1004 is not a multiple of 8 (cuBLAS both times),
-    /// 5 rows are past the kernel's limit.
+    /// GEMMs of up to 4 rows run Kernels/gemv.cu when k is a multiple of 8 and x and w are 16-byte aligned, of 5 to
+    /// 16 rows Kernels/gemv_mma.cu when k is also a multiple of 32: against the CPU, and against cuBLAS on the same
+    /// values (x placed one element off, which sends the call there). k = 1000 leaves lanes without a whole round of
+    /// loads (and is no multiple of 32: cuBLAS at 11 rows), 1004 is not a multiple of 8 (cuBLAS both times), 1027
+    /// outputs leave the last block of gemv_mma partly empty, 17 rows are past both kernels.
     /// </summary>
     [GpuTheory]
     [InlineData(1, 4096, 1027, false)]
@@ -168,6 +169,10 @@ public class ElementwiseKernelTests
     [InlineData(4, 14336, 64, true)]
     [InlineData(1, 1004, 64, false)]
     [InlineData(5, 512, 64, true)]
+    [InlineData(8, 4096, 1027, false)]
+    [InlineData(16, 14336, 96, true)]
+    [InlineData(11, 1000, 64, false)]
+    [InlineData(17, 256, 64, true)]
     public void FewRowGemmsMatchTheCpuAndCublas(int tokens, int inFeatures, int outFeatures, bool accumulate)
     {
         var (random, where) = Seeded($"{(accumulate ? "LinearAccumulate" : "Linear")} of [{tokens}, {inFeatures}] x [{outFeatures}, {inFeatures}]");
@@ -187,14 +192,18 @@ public class ElementwiseKernelTests
     }
 
     /// <summary>
-    /// Projections of one x through LinearEach (one gemv3 launch for up to 4 rows): the bits of a Linear each
-    /// on the GPU, and the CPU's values. 5 rows go through cuBLAS one by one; n2 = 0 is two projections.
+    /// Projections of one x through LinearEach (one gemv3 launch for up to 4 rows, one gemv3_mma for up to 16): the
+    /// bits of a Linear each on the GPU, and the CPU's values. 17 rows go through cuBLAS one by one; n2 = 0 is two
+    /// projections; 40 outputs leave a block of gemv3_mma partly empty.
     /// </summary>
     [GpuTheory]
     [InlineData(1, 4096, 512, 128, 128)]
     [InlineData(3, 256, 96, 32, 0)]
     [InlineData(4, 1000, 40, 8, 8)]
     [InlineData(5, 256, 96, 32, 32)]
+    [InlineData(8, 4096, 512, 128, 128)]
+    [InlineData(13, 256, 96, 40, 0)]
+    [InlineData(17, 256, 96, 32, 32)]
     public void ProjectionsOfOneInputMatchALinearEach(int tokens, int inFeatures, int n0, int n1, int n2)
     {
         var (random, where) = Seeded($"LinearEach of [{tokens}, {inFeatures}] into {n0}, {n1}, {n2}");
@@ -223,14 +232,17 @@ public class ElementwiseKernelTests
     }
 
     /// <summary>
-    /// SwiGluLinear (one gemv_swiglu launch for up to 4 rows): the bits of two Linears and SwiGlu on the GPU,
-    /// and the CPU's values; 6 rows take the separate operations.
+    /// SwiGluLinear (one gemv_swiglu launch for up to 4 rows, one gemv_swiglu_mma for up to 16): the bits of two
+    /// Linears and SwiGlu on the GPU, and the CPU's values; 17 rows take the separate operations (cuBLAS).
     /// </summary>
     [GpuTheory]
     [InlineData(1, 4096, 1536)]
     [InlineData(2, 1000, 300)]
     [InlineData(4, 256, 64)]
     [InlineData(6, 256, 64)]
+    [InlineData(8, 4096, 1536)]
+    [InlineData(16, 1024, 200)]
+    [InlineData(17, 256, 64)]
     public void SwiGluLinearMatchesTheSeparateOperations(int tokens, int inFeatures, int outFeatures)
     {
         var (random, where) = Seeded($"SwiGluLinear of [{tokens}, {inFeatures}] x [{outFeatures}, {inFeatures}]");
@@ -259,88 +271,148 @@ public class ElementwiseKernelTests
     /// <summary>
     /// The layer's norms fused into the decode GEMVs (NormedLinearEach into gemv3, NormedSwiGluLinear into
     /// gemv_swiglu: each block normalises x itself for up to 4 rows): the bits of RmsNorm and then the projections
-    /// on the GPU, and the CPU's values. 5 rows take the separate operations.
+    /// on the GPU, and the CPU's values. 5 to 16 rows take the norm apart and then gemv_mma.cu, 17 cuBLAS.
     /// </summary>
     [GpuTheory]
     [InlineData("qkv", 1, 4096, 512, 128)]
     [InlineData("qkv", 4, 1000, 40, 8)]
     [InlineData("qkv", 5, 256, 96, 32)]
+    [InlineData("qkv", 8, 4096, 512, 128)]
+    [InlineData("qkv", 17, 256, 96, 32)]
     [InlineData("swiglu", 1, 4096, 1536, 0)]
     [InlineData("swiglu", 3, 256, 64, 0)]
     [InlineData("swiglu", 5, 256, 64, 0)]
+    [InlineData("swiglu", 16, 4096, 256, 0)]
+    [InlineData("swiglu", 17, 256, 64, 0)]
     public void NormedProjectionsMatchANormAndTheProjections(string projections, int tokens, int hidden, int n0, int n1)
     {
         var (random, where) = Seeded($"{projections} of [{tokens}, {hidden}] normed, into {n0} and {n1}");
-        int[] outs = projections == "qkv" ? [n0, n1, n1] : [n0, n0];
-        float[] x = RandomBf16(random, tokens * hidden), norm = RandomBf16(random, hidden);
-        float[][] weights = outs.Select(n => RandomBf16(random, n * hidden)).ToArray();
-        const float eps = 1e-5f;
+        var problem = NormedProblem.Draw(random, tokens, hidden, projections == "qkv" ? [n0, n1, n1] : [n0, n0]);
         using var cpu = new CpuBackend();
         using var gpu = new CudaBackend(0);
-        float[] Run(IBackend b, bool fused)
-        {
-            using var xt = b.Upload<float>(x, tokens, hidden);
-            using var nt = b.Upload<float>(norm, hidden);
-            using var h = b.Allocate(b.ActivationType, tokens, hidden);
-            var ws = weights.Select((w, i) => b.Upload<float>(w, outs[i], hidden)).ToArray();
-            var ys = outs.Select(n => b.Allocate(b.ActivationType, tokens, n)).ToArray();
-            try
+        float[] Run(IBackend b, bool fused) => projections == "qkv"
+            ? problem.Run(b, 3, (x, norm, h, ws, ys) =>
             {
-                if (projections == "qkv")
-                {
-                    var each = ws.Select((w, i) => (w, (Tensor?)null, ys[i])).ToArray();
-                    if (fused) b.NormedLinearEach(xt, nt, eps, h, each);
-                    else
-                    {
-                        b.RmsNorm(xt, nt, eps, h);
-                        b.LinearEach(h, each);
-                    }
-                    return ys.SelectMany(y => Read(b, y)).ToArray();
-                }
-                if (fused) b.NormedSwiGluLinear(xt, nt, eps, h, ws[0], ws[1], ys[0], ys[1]);
+                var each = ws.Select((w, i) => (w, (Tensor?)null, ys[i])).ToArray();
+                if (fused) b.NormedLinearEach(x, norm, NormedProblem.Eps, h, each);
                 else
                 {
-                    b.RmsNorm(xt, nt, eps, h);
+                    b.RmsNorm(x, norm, NormedProblem.Eps, h);
+                    b.LinearEach(h, each);
+                }
+            })
+            : problem.Run(b, 1, (x, norm, h, ws, ys) =>
+            {
+                if (fused) b.NormedSwiGluLinear(x, norm, NormedProblem.Eps, h, ws[0], ws[1], ys[0], ys[1]);
+                else
+                {
+                    b.RmsNorm(x, norm, NormedProblem.Eps, h);
                     b.SwiGluLinear(h, ws[0], ws[1], ys[0], ys[1]);
                 }
-                return Read(b, ys[0]);
+            });
+        AssertMatches(Run(cpu, true), Run(gpu, true), Run(gpu, false), where, exactTwins: true);
+    }
+
+    /// <summary>
+    /// A layer's attention inputs normalised and with q and k rotated inside the decode GEMV (NormedRotatedQkv into
+    /// gemv3 with ROPE for up to 4 rows: a warp per pair (i, i + D/2) of a head; into gemv3_mma for 5 to 16: a block
+    /// per 8 such pairs): the bits of NormedLinearEach and then Rope on the GPU, and the CPU's values, at random positions up to
+    /// 10^6 and with YaRN's attention scale. 17 rows take the separate operations; head dim 40 (a non-vectorised
+    /// rope) takes them past 4 rows.
+    /// </summary>
+    [GpuTheory]
+    [InlineData(1, 4096, 32, 8, 128)]
+    [InlineData(4, 1024, 4, 2, 128)]
+    [InlineData(2, 512, 6, 3, 64)]
+    [InlineData(5, 256, 4, 2, 128)]
+    [InlineData(8, 1024, 8, 2, 128)]
+    [InlineData(16, 512, 6, 3, 64)]
+    [InlineData(3, 320, 4, 2, 40)]
+    [InlineData(6, 320, 4, 2, 40)]
+    [InlineData(17, 256, 4, 2, 128)]
+    public void RotatedProjectionsMatchTheProjectionsAndRope(int tokens, int hidden, int heads, int kvHeads, int headDim)
+    {
+        var (random, where) = Seeded($"q/k/v of [{tokens}, {hidden}] normed and rotated, {heads}/{kvHeads} heads of {headDim}");
+        var problem = NormedProblem.Draw(random, tokens, hidden, [heads * headDim, kvHeads * headDim, kvHeads * headDim]);
+        var layout = new TokenLayout(new int[tokens], Enumerable.Range(0, tokens).Select(_ => random.Next(1_000_000)).ToArray());
+        var table = RopeConfig.Default(500000).BuildTable(headDim) with { AttentionScale = 1.1f };
+        using var cpu = new CpuBackend();
+        using var gpu = new CudaBackend(0);
+        float[] Run(IBackend b, bool fused) => problem.Run(b, 3, (x, norm, h, ws, ys) =>
+        {
+            if (fused) b.NormedRotatedQkv(x, norm, NormedProblem.Eps, h, (ws[0], null, ys[0]), (ws[1], null, ys[1]), (ws[2], null, ys[2]), layout, table);
+            else
+            {
+                b.NormedLinearEach(x, norm, NormedProblem.Eps, h, (ws[0], null, ys[0]), (ws[1], null, ys[1]), (ws[2], null, ys[2]));
+                b.Rope(ys[0].View(tokens, heads, headDim), ys[1].View(tokens, kvHeads, headDim), layout, table);
+            }
+        });
+        AssertMatches(Run(cpu, true), Run(gpu, true), Run(gpu, false), where, exactTwins: true);
+    }
+
+    /// <summary>Random bf16 rows x [tokens, hidden], an RMSNorm weight and projection weights [outs[i], hidden].</summary>
+    private sealed record NormedProblem(int Tokens, int Hidden, float[] X, float[] Norm, float[][] Weights, int[] Outs)
+    {
+        public const float Eps = 1e-5f;
+
+        public static NormedProblem Draw(Random random, int tokens, int hidden, int[] outs) =>
+            new(tokens, hidden, RandomBf16(random, tokens * hidden), RandomBf16(random, hidden), outs.Select(n => RandomBf16(random, n * hidden)).ToArray(), outs);
+
+        /// <summary>Uploads the problem to b, runs project(x, norm weight, h, weights, outputs) and reads back the first <paramref name="read"/> outputs.</summary>
+        public float[] Run(IBackend b, int read, Action<Tensor, Tensor, Tensor, Tensor[], Tensor[]> project)
+        {
+            using var x = b.Upload<float>(X, Tokens, Hidden);
+            using var norm = b.Upload<float>(Norm, Hidden);
+            using var h = b.Allocate(b.ActivationType, Tokens, Hidden);
+            var ws = Weights.Select((w, i) => b.Upload<float>(w, Outs[i], Hidden)).ToArray();
+            var ys = Outs.Select(n => b.Allocate(b.ActivationType, Tokens, n)).ToArray();
+            try
+            {
+                project(x, norm, h, ws, ys);
+                return ys.Take(read).SelectMany(y => Read(b, y)).ToArray();
             }
             finally
             {
                 foreach (var t in ws.Concat(ys)) t.Dispose();
             }
         }
-        AssertMatches(Run(cpu, true), Run(gpu, true), Run(gpu, false), where, exactTwins: true);
     }
 
     /// <summary>
-    /// CopyEach (a layer's new K and V rows into its cache): two small copies of whole 16-byte words on 16-byte
-    /// boundaries take one kernel, others cuMemcpy. Either way the two destinations, views inside one tensor, hold
-    /// exactly the sources' bits and nothing around them changes.
+    /// CopyEach (a decode step's new K and V rows into the caches): small copies of whole 16-byte words on 16-byte
+    /// boundaries take one kernel for up to 32 of them, others cuMemcpy. Either way the destinations, views inside
+    /// one tensor with gaps between them, hold exactly the sources' bits and nothing around them changes.
     /// </summary>
     [GpuTheory]
-    [InlineData(1024, 1024, 0)]           // one decode row of 8 KV heads of 128 (bf16), K and V
-    [InlineData(16 * 1024, 16 * 1024, 0)] // 16 rows
-    [InlineData(1000, 24, 0)]             // whole words, of different lengths
-    [InlineData(1024, 1024, 1)]           // sources one element off a 16-byte boundary: cuMemcpy
-    [InlineData(1003, 5, 0)]              // not whole words: cuMemcpy
-    public void CopyEachCopiesExactly(int first, int second, int offset)
+    [InlineData(2, 1024, 0)]      // one decode row of 8 KV heads of 128 (bf16), K and V
+    [InlineData(2, 16 * 1024, 0)] // 16 rows
+    [InlineData(16, 1024, 0)]     // a batch of 8 sequences' K and V rows
+    [InlineData(70, 0, 0)]        // 70 copies of whole words, random lengths: three launches
+    [InlineData(2, 1024, 1)]      // sources one element off a 16-byte boundary: cuMemcpy
+    [InlineData(5, -1, 0)]        // random lengths, mostly not whole words: cuMemcpy for those
+    public void CopyEachCopiesExactly(int copies, int length, int offset)
     {
-        var (random, where) = Seeded($"copies of {first} and {second} elements, sources {offset} off");
-        float[] a = RandomBf16(random, first), b = RandomBf16(random, second);
-        int at1 = 8, at2 = at1 + (first + 7) / 8 * 8 + 8, length = at2 + second + 8;
-        float[] background = RandomBf16(random, length);
+        var (random, where) = Seeded($"{copies} copies of {(length > 0 ? length : length == 0 ? "whole words" : "any")} elements, sources {offset} off");
+        int[] lengths = Enumerable.Range(0, copies).Select(_ => length > 0 ? length : length == 0 ? 8 * random.Next(1, 257) : random.Next(1, 1004)).ToArray();
+        float[][] sources = lengths.Select(n => RandomBf16(random, n)).ToArray();
+        var at = new int[copies];
+        int total = 8;
+        for (int i = 0; i < copies; i++, total += 8)
+        {
+            at[i] = total;
+            total += (lengths[i] + 7) / 8 * 8;
+        }
+        float[] background = RandomBf16(random, total);
         using var gpu = new CudaBackend(0);
-        using var source1 = Placed.Upload(gpu, a, offset, first);
-        using var source2 = Placed.Upload(gpu, b, offset, second);
-        using var destination = gpu.Upload<float>(background, length);
-        gpu.CopyEach((source1.Tensor, destination.SliceRows(at1, first)), (source2.Tensor, destination.SliceRows(at2, second)));
+        var placed = sources.Select((x, i) => Placed.Upload(gpu, x, offset, lengths[i])).ToArray();
+        using var destination = gpu.Upload<float>(background, total);
+        gpu.CopyEach(placed.Select((p, i) => (p.Tensor, destination.SliceRows(at[i], lengths[i]))).ToArray());
         var expected = (float[])background.Clone();
-        a.CopyTo(expected, at1);
-        b.CopyTo(expected, at2);
+        for (int i = 0; i < copies; i++) sources[i].CopyTo(expected, at[i]);
         var actual = Read(gpu, destination);
+        foreach (var p in placed) p.Dispose();
         int differing = expected.Zip(actual, (e, x) => BitConverter.SingleToInt32Bits(e) == BitConverter.SingleToInt32Bits(x) ? 0 : 1).Sum();
-        Assert.True(differing == 0, $"{where}: {differing} of {length} elements differ");
+        Assert.True(differing == 0, $"{where}: {differing} of {total} elements differ");
     }
 
     private static (Random Random, string Where) Seeded(string what)

@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+using LongCtx.Backends;
 using LongCtx.Tensors;
 
 namespace LongCtx.Parallel.Strategies;
@@ -5,10 +7,18 @@ namespace LongCtx.Parallel.Strategies;
 /// <summary>What every strategy does with the rank's own KV: store the new rows, and see all it holds as one block.</summary>
 internal static class LocalKv
 {
+    /// <summary>The pass's new K and V rows into the caches the step appends them to, in one <see cref="IBackend.CopyEach"/>.</summary>
     public static void Store(AttentionLayer layer, Tensor k, Tensor v)
     {
+        var copies = new List<(Tensor Source, Tensor Destination)>(2 * layer.Step.Appends.Count);
         foreach (var a in layer.Step.Appends)
-            layer.Step.Caches[a.Cache].Append(layer.Layer, k.SliceRows(a.Row, a.Count), v.SliceRows(a.Row, a.Count));
+        {
+            if (a.Count == 0) continue;
+            var (keys, values) = layer.Step.Caches[a.Cache].Claim(layer.Layer, a.Count);
+            copies.Add((k.SliceRows(a.Row, a.Count), keys));
+            copies.Add((v.SliceRows(a.Row, a.Count), values));
+        }
+        layer.Backend.CopyEach(CollectionsMarshal.AsSpan(copies));
     }
 
     /// <summary>
@@ -37,9 +47,10 @@ internal static class LocalKv
     }
 
     /// <summary>
-    /// The step's queries against all the KV this rank holds, into output and lse: one attention call per
-    /// sequence against its own cache, read in place, when each sequence's query rows are contiguous (a
-    /// decode step: one row each); else one call against <see cref="Block"/>. For a batch of long caches the
+    /// The step's queries against all the KV this rank holds, into output and lse: each sequence's queries against
+    /// its own cache, read in place (<see cref="IBackend.AttentionEach"/>: on the GPU one launch for a decode step's
+    /// sequences), when each sequence's query rows are contiguous (a decode step: one row each); else one call
+    /// against <see cref="Block"/>. For a batch of long caches the
     /// copy Block makes costs more than the attention. Keys of other sequences are invisible anyway, so the
     /// split changes no result; a sequence with no KV here gets output 0 and LSE −inf from its empty cache.
     /// </summary>
@@ -49,13 +60,13 @@ internal static class LocalKv
         var step = layer.Step;
         if (step.Caches.Count > 1 && step.PartsByCache() is { } parts)
         {
-            foreach (var p in parts)
+            var each = new AttentionPart[parts.Count];
+            for (int i = 0; i < each.Length; i++)
             {
-                var cache = step.Caches[p.Cache];
-                int rows = p.Queries.Count;
-                b.Attention(q.SliceRows(p.QueryRow, rows), p.Queries, cache.Keys(layer.Layer), cache.Values(layer.Layer), p.Keys, layer.Scale,
-                    output.SliceRows(p.QueryRow, rows), lse.SliceRows(p.QueryRow, rows));
+                var (cache, p) = (step.Caches[parts[i].Cache], parts[i]);
+                each[i] = new AttentionPart(p.QueryRow, p.Queries, cache.Keys(layer.Layer), cache.Values(layer.Layer), p.Keys);
             }
+            b.AttentionEach(q, output, lse, layer.Scale, each);
             return;
         }
         using var local = Block(layer);
