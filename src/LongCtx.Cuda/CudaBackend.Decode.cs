@@ -17,7 +17,7 @@ public sealed unsafe partial class CudaBackend
     /// one sequence's keys would read them again per row; the tensor-core flash kernel shares each K/V tile
     /// among 128 rows and wins there.
     /// </summary>
-    private const int DecodeMaxRows = 16;
+    private const int DecodeMaxRows = DecodeRowsArgument.MaxRows;
     private const string DecodeSource = "decode.cu", DecodeMmaSource = "decode_mma.cu";
     private const int DecodeThreads = 128;
     // CUDA-core kernel: enough blocks for this many per SM. Either kernel: no split shorter than
@@ -108,7 +108,7 @@ public sealed unsafe partial class CudaBackend
         }
     }
 
-    /// <summary>Whether k and v [keys, KV heads, D] fit q [rows, heads, D] as <see cref="Attention"/> requires (else it says why).</summary>
+    /// <summary>Whether k and v [keys, KV heads, D] fit q [rows, heads, D] as the decode kernels need (else the part goes to <see cref="Attention"/>, which says what is wrong).</summary>
     private static bool DecodeShapeMatches(CudaTensor q, CudaTensor k, CudaTensor v) =>
         k.Shape.Length == 3 && k.Shape[2] == q.Shape[2] && q.Shape[1] % k.Shape[1] == 0 && v.Shape.SequenceEqual(k.Shape) && q.Shape[2] % 16 == 0 && q.Shape[2] <= 256;
 

@@ -33,13 +33,6 @@ public sealed class SequenceKv : IDisposable
 
     public long Bytes => _keys.Sum(k => k?.Bytes ?? 0) * 2;
 
-    public void Append(int layer, Tensor k, Tensor v)
-    {
-        if (k.Rows == 0) return;
-        var (keys, values) = Claim(layer, k.Rows);
-        _backend.CopyEach((k, keys), (v, values));
-    }
-
     /// <summary>
     /// The next <paramref name="rows"/> rows of the layer's keys and values, now counted as held, for the caller to
     /// fill before anything reads them: a decode step fills every sequence's new rows with one copy (<see

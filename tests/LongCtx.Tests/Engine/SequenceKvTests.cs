@@ -1,3 +1,4 @@
+using LongCtx.Backends;
 using LongCtx.Backends.Cpu;
 using LongCtx.Engine;
 
@@ -27,7 +28,11 @@ public class SequenceKvTests
             var k = Enumerable.Range(0, rows * RowFloats).Select(_ => random.NextSingle()).ToArray();
             appended.Add(k);
             using var kt = b.Upload<float>(k, rows, KvHeads, HeadDim);
-            for (int layer = 0; layer < Layers; layer++) kv.Append(layer, kt, kt);
+            for (int layer = 0; layer < Layers; layer++)
+            {
+                var (keys, values) = kv.Claim(layer, rows);
+                ((IBackend)b).CopyEach((kt, keys), (kt, values));
+            }
         }
         Append(1000);                                   // the prefill
         for (int step = 0; step < 125; step++) Append(1); // decode steps within the reserve

@@ -1,3 +1,4 @@
+using LongCtx.Backends;
 using LongCtx.Backends.Cpu;
 using LongCtx.Engine;
 using LongCtx.Parallel;
@@ -182,7 +183,11 @@ public class ExactStrategyTests(ITestOutputHelper log)
             var layout = new TokenLayout(new int[mine.Length], mine);
             using var k = Gather(backend, layout, K, KvHeads, s);
             using var v = Gather(backend, layout, V, KvHeads, s);
-            kv.Append(0, k, v);
+            if (mine.Length > 0)
+            {
+                var (keys, values) = kv.Claim(0, mine.Length);
+                ((IBackend)backend).CopyEach((k, keys), (v, values));
+            }
             return kv;
         }).ToList();
 
