@@ -38,14 +38,17 @@ internal static class BenchCommand
         var batch = new Option<int>("--batch") { Description = "sequences decoded together (each with the same prompt prefilled); needs --decode-steps", DefaultValueFactory = _ => 1 };
         var anchor = new Option<int?>("--anchor-tokens") { Description = "star and apb: anchor length l_a (default: block length for star, block/4 for apb)" };
         var passing = new Option<int?>("--passing-tokens") { Description = "apb: entries per KV head each rank passes on, l_p (default: block/8)" };
+        var temperature = new Option<float>("--temperature") { Description = "decode steps sample at this temperature (0: greedy); the tokens are drawn on the GPU", DefaultValueFactory = _ => 0f };
+        var topP = new Option<float>("--top-p") { Description = "decode steps: nucleus sampling with this mass", DefaultValueFactory = _ => 1f };
+        var topK = new Option<int>("--top-k") { Description = "decode steps: sample among the k most likely tokens (0: off)", DefaultValueFactory = _ => 0 };
         var profile = new Option<bool>("--profile") { Description = "also run a profiled prefill for the time split (GPU)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
         var attention = AttentionOption.Create();
         var command = new Command("bench", "Measure prefill time to first token on long prompts");
-        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, tensor, prefillChunk, strategy, repeat, warmup, decode, batch, anchor, passing, profile, attention, json }) command.Options.Add(o);
+        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, tensor, prefillChunk, strategy, repeat, warmup, decode, batch, temperature, topP, topK, anchor, passing, profile, attention, json }) command.Options.Add(o);
         command.SetAction(r => Run(r.GetValue(model), r.GetValue(config), r.GetValue(loadFormat)!, r.GetValue(layers), Ints(r.GetValue(contexts)!, "--context"),
             r.GetValue(device)!, Layouts(r.GetValue(gpus)!, r.GetValue(ranks), r.GetValue(tensor)), r.GetValue(tensor), r.GetValue(prefillChunk), StrategyNames.Validate(r.GetValue(strategy)!), Math.Max(1, r.GetValue(repeat)),
-            r.GetValue(warmup), r.GetValue(decode), r.GetValue(batch), (r.GetValue(anchor), r.GetValue(passing)), r.GetValue(profile), AttentionOption.Parse(r.GetValue(attention)!, r.GetValue(device)!), r.GetValue(json)));
+            r.GetValue(warmup), r.GetValue(decode), r.GetValue(batch), Sampling(r.GetValue(temperature), r.GetValue(topP), r.GetValue(topK)), (r.GetValue(anchor), r.GetValue(passing)), r.GetValue(profile), AttentionOption.Parse(r.GetValue(attention)!, r.GetValue(device)!), r.GetValue(json)));
         return command;
     }
 
@@ -60,7 +63,7 @@ internal static class BenchCommand
     }
 
     private static int Run(string? dir, string? preset, string loadFormat, int? layers, int[] contexts, string device, (int Ranks, int Gpus)[] layouts, int tensor,
-        int? prefillChunk, string strategy, int repeat, int warmup, int decodeSteps, int batch, (int? Anchor, int? Passing) lengths, bool profile, AttentionImplementation attention, bool json)
+        int? prefillChunk, string strategy, int repeat, int warmup, int decodeSteps, int batch, SamplingOptions sampling, (int? Anchor, int? Passing) lengths, bool profile, AttentionImplementation attention, bool json)
     {
         if (lengths.Anchor < 0 || lengths.Passing < 0) throw new LongCtxException("--anchor-tokens and --passing-tokens must be 0 or more");
         if (warmup < 0) throw new LongCtxException($"--warmup {warmup} must be 0 or more");
@@ -89,7 +92,7 @@ internal static class BenchCommand
             deviceName = group.Device;
             using var engine = new InferenceEngine(cfg, group) { PrefillChunkTokens = prefillChunk };
             // Compiles kernels (the decode ones too, when decode is timed), fills the pool, measures rates for auto.
-            Prefill(engine, 1024, strategy, decodeSteps: Math.Min(decodeSteps, 2), batch: batch);
+            Prefill(engine, 1024, strategy, decodeSteps: Math.Min(decodeSteps, 2), batch: batch, sampling: sampling);
             foreach (int context in contexts)
             {
                 var approximate = lengths is (null, null) ? null : new ApproximateOptions(ApproximateDefaults.QueryTokens(context), lengths.Anchor, lengths.Passing);
@@ -102,7 +105,7 @@ internal static class BenchCommand
                 for (int i = 0; i < warmup; i++) Prefill(engine, context, strategy, approximate);
                 for (int i = 0; i < repeat; i++)
                 {
-                    var (ms, s, lastLogits) = Prefill(engine, context, strategy, approximate, i == repeat - 1 ? decodeSteps : 0, batch, d => decoded = d);
+                    var (ms, s, lastLogits) = Prefill(engine, context, strategy, approximate, i == repeat - 1 ? decodeSteps : 0, batch, d => decoded = d, sampling: sampling);
                     best = Math.Min(best, ms);
                     used = s;
                     logits = lastLogits;
@@ -121,7 +124,7 @@ internal static class BenchCommand
                     // A second prefill (and decode) with events around every operation: they cost host time, so the
                     // timed figures above come from the unprofiled runs and only the split from this one.
                     var profiler = new TimeSplit(gpu);
-                    var (ms, _, _) = Prefill(engine, context, strategy, approximate, decodeSteps, batch, d => decoded = decoded! with { Split = d.Split }, profiler);
+                    var (ms, _, _) = Prefill(engine, context, strategy, approximate, decodeSteps, batch, d => decoded = decoded! with { Split = d.Split }, profiler, sampling);
                     split = profiler.PrefillSplit(ms);
                 }
                 double flops = ModelFlops(cfg, context);
@@ -141,7 +144,7 @@ internal static class BenchCommand
     /// asked, decode steps for a batch of sequences holding that prompt (the others prefilled untimed).
     /// </summary>
     private static (double Ms, string Strategy, float[] Logits) Prefill(InferenceEngine engine, int tokens, string strategy, ApproximateOptions? approximate = null,
-        int decodeSteps = 0, int batch = 1, Action<DecodeTiming>? decoded = null, TimeSplit? profiler = null)
+        int decodeSteps = 0, int batch = 1, Action<DecodeTiming>? decoded = null, TimeSplit? profiler = null, SamplingOptions? sampling = null)
     {
         var ids = RandomPrompt(engine, tokens);
         var sequence = engine.NewSequence();
@@ -162,11 +165,13 @@ internal static class BenchCommand
                     sequences.Add(engine.NewSequence());
                     next.Add(Sampler.ArgMax(engine.Prefill([(sequences[b], ids)], strategy, approximate: approximate).Logits[0].AsSpan()[^engine.Config.VocabSize..]));
                 }
-                // Greedy steps on the distributed cache: each token's KV lands round-robin, attention merges by LSE;
-                // the tokens are chosen on the GPU (only they come back), as a server does for greedy requests.
+                // Steps on the distributed cache: each token's KV lands round-robin, attention merges by LSE; the
+                // tokens are drawn on the GPU (only they come back), as a server does for requests without logprobs.
+                var samplers = sequences.Select((_, b) => new Sampler((sampling ?? new SamplingOptions()) with { Seed = b })).ToArray();
                 profiler?.Start();
                 var decodeClock = Stopwatch.StartNew();
-                for (int i = 0; i < decodeSteps; i++) next = [.. engine.DecodeGreedy(sequences.Select((q, b) => (q, next[b])).ToList())];
+                for (int i = 0; i < decodeSteps; i++)
+                    next = [.. engine.DecodeTokens(sequences.Select((q, b) => (q, next[b])).ToList(), samplers.Select(s => s.Draw()).ToList())];
                 double msPerStep = decodeClock.Elapsed.TotalMilliseconds / decodeSteps;
                 decoded?.Invoke(new DecodeTiming(batch, msPerStep, profiler?.DecodeSplit(msPerStep, decodeSteps)));
             }
@@ -176,6 +181,13 @@ internal static class BenchCommand
             foreach (var q in sequences) engine.Release(q);
         }
         return (ms, result.Strategy, last);
+    }
+
+    private static SamplingOptions Sampling(float temperature, float topP, int topK)
+    {
+        var s = new SamplingOptions(temperature, topP, topK);
+        s.Validate();
+        return s;
     }
 
     /// <summary>The same random prompt for a given length every time, so exact and approximate runs see one input.</summary>

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using LongCtx.Backends;
 using LongCtx.Cuda.Native;
+using LongCtx.Engine;
 using LongCtx.Tensors;
 
 namespace LongCtx.Cuda;
@@ -248,14 +249,23 @@ public sealed unsafe partial class CudaBackend : IBackend
         FlashAttention(qs, queries, ks, C(v), keys, scale, C(output), C(lse));
     }
 
-    /// <summary>Kernels/elementwise.cu's argmax_rows, a block a row; only the tokens come back.</summary>
-    public void ArgMaxRows(Tensor x, Span<int> result)
+    /// <summary>Kernels/draw_tokens.cu, a block a row and up to 32 rows a launch; only the tokens come back.</summary>
+    public unsafe void DrawTokens(Tensor x, ReadOnlySpan<TokenDraw> draws, Span<int> result)
     {
         var xs = C(x);
-        Check(xs.DType == DType.BF16 && result.Length == xs.Rows, $"ArgMaxRows: {xs} into {result.Length} tokens");
+        Check(xs.DType == DType.BF16 && result.Length == xs.Rows && draws.Length == xs.Rows, $"DrawTokens: {xs}, {draws.Length} draws into {result.Length} tokens");
         if (xs.Rows == 0) return;
         using var tokens = (CudaTensor)Scratch(DType.I32, xs.Rows);
-        _device.LaunchDependent(Fn("argmax_rows"), ((uint)xs.Rows, 1), 256, 0, xs.Pointer, tokens.Pointer, xs.RowLength);
+        var function = _device.Function("draw_tokens.cu", "draw_tokens");
+        const uint warpHistograms = 32 * 256 * sizeof(ulong);
+        _device.AllowSharedMemory(function, warpHistograms);
+        for (int start = 0; start < xs.Rows; start += TokenDrawsArgument.MaxRows)
+        {
+            int rows = Math.Min(TokenDrawsArgument.MaxRows, xs.Rows - start);
+            var argument = new TokenDrawsArgument(draws.Slice(start, rows));
+            _device.LaunchDependentWithStruct(function, ((uint)rows, 1, 1), 1024, warpHistograms, (nint)(&argument),
+                xs.Pointer + (nint)start * xs.RowLength * sizeof(ushort), tokens.Pointer + start * sizeof(int), xs.RowLength);
+        }
         Download<int>(tokens, result);
     }
 

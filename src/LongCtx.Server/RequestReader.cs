@@ -118,8 +118,11 @@ public sealed class RequestReader(ServedModel model, ServerOptions options)
         double temperature = o.Number("temperature") ?? 1.0, topP = o.Number("top_p") ?? 1.0;
         if (!(temperature is >= 0 and <= 2)) throw ApiException.BadRequest($"temperature {temperature} must be in [0, 2]", "temperature");
         if (!(topP is > 0 and <= 1)) throw ApiException.BadRequest($"top_p {topP} must be in (0, 1]", "top_p");
+        // top_k as vLLM takes it: the k most likely tokens; -1 or 0 for all.
+        long topK = o.Integer("top_k") ?? 0;
+        if (topK < -1 || topK > int.MaxValue) throw ApiException.BadRequest($"top_k {topK} must be -1 or 0 (off) or a positive number of tokens", "top_k");
         long? seed = o.Integer("seed");
-        return new SamplingOptions((float)temperature, (float)topP, 0, seed is null ? null : unchecked((int)seed.Value));
+        return new SamplingOptions((float)temperature, (float)topP, (int)Math.Max(0, topK), seed is null ? null : unchecked((int)seed.Value));
     }
 
     private static IReadOnlyList<string> Stop(JsonObject o)

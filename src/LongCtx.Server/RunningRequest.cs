@@ -30,8 +30,8 @@ internal sealed class RunningRequest(GenerationJob job, Sequence sequence, int c
     public bool StoppedByText { get; private set; }
     public string Text => _text.ToString();
 
-    /// <summary>Whether drawing needs the logits: sampling at a temperature, or logprobs; else the greedy token will do (<see cref="Take"/>).</summary>
-    public bool NeedsLogits => !Job.Params.Sampling.Greedy || Job.Params.Logprobs is not null;
+    /// <summary>Whether drawing needs the logits on the host (logprobs); else the token drawn where they are will do (<see cref="Take"/>).</summary>
+    public bool NeedsLogits => Job.Params.Logprobs is not null;
 
     /// <summary>Draws the next token from its position's logits and, with logprobs, records its entry.</summary>
     public int Draw(ReadOnlySpan<float> logits)
@@ -42,7 +42,7 @@ internal sealed class RunningRequest(GenerationJob job, Sequence sequence, int c
         return token;
     }
 
-    /// <summary>Takes the greedy token chosen without the logits (only when <see cref="NeedsLogits"/> is false).</summary>
+    /// <summary>Takes the token drawn, for <see cref="Sampler"/>'s draw, where the logits are (only when <see cref="NeedsLogits"/> is false).</summary>
     public int Take(int token)
     {
         Generated.Add(token);

@@ -170,10 +170,10 @@ public sealed class Scheduler : IDisposable
         if (batch.Count == 0) return;
         var clock = Stopwatch.StartNew();
         var pending = batch.Select(r => (r.Sequence, r.Pending)).ToList();
-        // A batch of greedy requests without logprobs gets its tokens from the GPU, not the logits.
+        // A batch without logprobs has its tokens drawn where the logits are (on the GPU), and only they come back.
         if (batch.All(r => !r.NeedsLogits))
         {
-            var tokens = Engine.DecodeGreedy(pending);
+            var tokens = Engine.DecodeTokens(pending, batch.Select(r => r.Sampler.Draw()).ToList());
             _metrics.DecodeStep(batch.Count, clock.Elapsed.TotalSeconds);
             for (int i = 0; i < batch.Count; i++) Accept(batch[i], batch[i].Take(tokens[i]));
             return;

@@ -175,15 +175,17 @@ public interface IBackend : IDisposable
     }
 
     /// <summary>
-    /// The greedy token of each row of logits x [rows, vocab] into result: <see cref="Engine.Sampler.ArgMax"/> of the
-    /// row read as floats. The GPU finds them on the device and reads back one int a row instead of the logits.
+    /// The next token of each row of logits x [rows, vocab] for its draw: <see cref="Engine.TokenPicker.Pick"/> of the
+    /// row read as floats (greedy draws: <see cref="Engine.Sampler.ArgMax"/>). The GPU picks them on the device and
+    /// reads back one int a row instead of the logits.
     /// </summary>
-    void ArgMaxRows(Tensor x, Span<int> result)
+    void DrawTokens(Tensor x, ReadOnlySpan<Engine.TokenDraw> draws, Span<int> result)
     {
         var host = new float[x.Length];
         Download<float>(x, host);
         int n = x.RowLength;
-        for (int i = 0; i < x.Rows; i++) result[i] = Engine.Sampler.ArgMax(host.AsSpan(i * n, n));
+        for (int i = 0; i < x.Rows; i++)
+            result[i] = draws[i].IsGreedy ? Engine.Sampler.ArgMax(host.AsSpan(i * n, n)) : Engine.TokenPicker.Pick(host.AsSpan(i * n, n), draws[i]);
     }
 
     /// <summary>

@@ -66,8 +66,8 @@ public static class Generation
                 if (request.StopTokens?.Contains(token) == true) { finish = "stop"; break; }
                 if (output.Count >= request.MaxNewTokens || cancel.IsCancellationRequested) break;
                 if (sequence.CachedTokens + 1 >= engine.Config.MaxPositionEmbeddings) break;
-                // Greedy: the token is chosen where the logits are (the same token as sampler.Next would draw).
-                token = request.Sampling.Greedy ? engine.DecodeGreedy([(sequence, token)])[0] : sampler.Next(engine.Decode([(sequence, token)])[0]);
+                // Drawn where the logits are (the token sampler.Next would draw from them on the host).
+                token = engine.DecodeTokens([(sequence, token)], [sampler.Draw()])[0];
             }
             decodeClock.Stop();
         }

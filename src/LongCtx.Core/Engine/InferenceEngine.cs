@@ -131,7 +131,7 @@ public sealed partial class InferenceEngine : IDisposable
             var all = new int[plan.TotalNewTokens];
             // Results come in world-rank order; tensor rank 0 of each context rank speaks for its shard.
             for (int r = 0; r < Ranks; r++)
-                for (int i = 0; i < plan.Shards[r].Rows; i++) all[plan.Shards[r].BatchIndex[i]] = results[r * TensorRanks].Argmax![i];
+                for (int i = 0; i < plan.Shards[r].Rows; i++) all[plan.Shards[r].BatchIndex[i]] = results[r * TensorRanks].Tokens![i];
             argmax = batch.Select((b, i) => all.AsSpan(batch.Take(i).Sum(x => x.NewTokens.Length), b.NewTokens.Length).ToArray()).ToList();
         }
         return new PrefillResult(Split(results[0].Logits!, keep), argmax, attention.Name, choice, clock.Elapsed);
@@ -143,17 +143,21 @@ public sealed partial class InferenceEngine : IDisposable
     /// </summary>
     public IReadOnlyList<float[]> Decode(IReadOnlyList<(Sequence Sequence, int Token)> batch)
     {
-        var logits = DecodeStep(batch, greedy: false).Logits!;
+        var logits = DecodeStep(batch, draws: null).Logits!;
         return Split(logits, Enumerable.Repeat(1, batch.Count).ToArray());
     }
 
     /// <summary>
-    /// <see cref="Decode"/> for greedy sampling: each sequence's next token (<see cref="Sampler.ArgMax"/> of its
-    /// logits), chosen where the logits are, so only the tokens come back from the GPU.
+    /// <see cref="Decode"/> with the sampling done where the logits are: each sequence's next token for its draw
+    /// (<see cref="TokenPicker.Pick"/>, greedy: <see cref="Sampler.ArgMax"/>), so only the tokens come back from the GPU.
     /// </summary>
-    public int[] DecodeGreedy(IReadOnlyList<(Sequence Sequence, int Token)> batch) => DecodeStep(batch, greedy: true).Argmax!;
+    public int[] DecodeTokens(IReadOnlyList<(Sequence Sequence, int Token)> batch, IReadOnlyList<TokenDraw> draws)
+    {
+        if (draws.Count != batch.Count) throw new ArgumentException($"{draws.Count} draws for a batch of {batch.Count}");
+        return DecodeStep(batch, draws).Tokens!;
+    }
 
-    private (float[]? Logits, int[]? Argmax) DecodeStep(IReadOnlyList<(Sequence Sequence, int Token)> batch, bool greedy)
+    private (float[]? Logits, int[]? Tokens) DecodeStep(IReadOnlyList<(Sequence Sequence, int Token)> batch, IReadOnlyList<TokenDraw>? draws)
     {
         foreach (var (seq, token) in batch) CheckTokens(seq, [token]);
         int n = batch.Count;
@@ -185,7 +189,7 @@ public sealed partial class InferenceEngine : IDisposable
                 Appends = Enumerable.Range(0, n).Where(i => owners[i] == rt.Rank).Select(i => new KvAppend(i, i, 1)).ToList(),
             };
             // Every rank holds every row, so no gathering is needed: rank 0 reads its own.
-            return ForwardAndGather(rt, tokens, step, decode, all, row => rt.WorldRank == _ranks.LeadRank ? row : -1, gather: false, greedy: greedy);
+            return ForwardAndGather(rt, tokens, step, decode, all, row => rt.WorldRank == _ranks.LeadRank ? row : -1, gather: false, draws: draws);
         });
         for (int i = 0; i < n; i++)
         {
@@ -237,8 +241,8 @@ public sealed partial class InferenceEngine : IDisposable
     /// the lead rank of each process compute their logits (every rank has them after the all-reduce; the
     /// ranks of a tensor-parallel group hold the same hidden states, so each ring has them all).
     /// </summary>
-    private (float[]? Logits, int[]? Argmax) ForwardAndGather(RankRuntime rt, int[] ids, AttentionStep step, IAttentionStrategy strategy,
-        List<int> wanted, Func<int, int> localRowOf, bool gather = true, bool argmaxAll = false, bool greedy = false)
+    private (float[]? Logits, int[]? Tokens) ForwardAndGather(RankRuntime rt, int[] ids, AttentionStep step, IAttentionStrategy strategy,
+        List<int> wanted, Func<int, int> localRowOf, bool gather = true, bool argmaxAll = false, IReadOnlyList<TokenDraw>? draws = null)
     {
         var model = rt.Model;
         var c = model.Config;
@@ -255,8 +259,8 @@ public sealed partial class InferenceEngine : IDisposable
         b.CopyEach(CollectionsMarshal.AsSpan(copies)); // one launch for a decode step's rows on the GPU
         if (gather) rt.Comm.AllReduceSum(rows);
         if (rt.WorldRank != _ranks.LeadRank) return (null, argmaxAll ? ArgmaxOfRows(model, hidden) : null);
-        // Greedy: the wanted rows' tokens instead of their logits.
-        if (greedy) return (null, model.GreedyTokens(rows));
+        // Drawn where the logits are: the wanted rows' tokens instead of their logits.
+        if (draws is not null) return (null, model.DrawTokens(rows, [.. draws]));
         return (model.Logits(rows), argmaxAll ? ArgmaxOfRows(model, hidden) : null);
     }
 

@@ -110,13 +110,13 @@ public sealed class ModelReplica : IDisposable
         return host;
     }
 
-    /// <summary>The greedy next token of each final hidden state: only the tokens come back from the backend.</summary>
-    public int[] GreedyTokens(Tensor hidden)
+    /// <summary>The next token of each final hidden state for its draw: only the tokens come back from the backend.</summary>
+    public int[] DrawTokens(Tensor hidden, ReadOnlySpan<TokenDraw> draws)
     {
         using var logits = _b.Allocate(_b.ActivationType, hidden.Rows, Config.VocabSize);
         _b.Linear(hidden, _lmHead, null, logits);
         var tokens = new int[hidden.Rows];
-        _b.ArgMaxRows(logits, tokens);
+        _b.DrawTokens(logits, draws, tokens);
         return tokens;
     }
 

@@ -17,42 +17,19 @@ public sealed record SamplingOptions(float Temperature = 0f, float TopP = 1f, in
 }
 
 /// <summary>
-/// Greedy, or temperature sampling restricted by top-k and then top-p (nucleus), in the order Hugging
-/// Face applies them. Seeded, so a seed gives the same tokens on every run.
+/// Greedy, or temperature sampling restricted by top-k and then top-p (nucleus), as Hugging Face applies them
+/// (<see cref="TokenPicker"/> says how exactly). Seeded, so a seed gives the same tokens on every run; the random
+/// numbers stay here, one a step (<see cref="Draw"/>), and the pick runs where the logits are.
 /// </summary>
 public sealed class Sampler(SamplingOptions options)
 {
     private readonly Random _random = options.Seed is { } s ? new Random(s) : new Random();
 
-    public int Next(ReadOnlySpan<float> logits)
-    {
-        if (options.Greedy) return ArgMax(logits);
-        // Candidates sorted by logit, cut by top-k, then softmax at temperature, then cut by top-p.
-        var order = new int[logits.Length];
-        for (int i = 0; i < order.Length; i++) order[i] = i;
-        var keys = logits.ToArray();
-        Array.Sort(keys, order, Comparer<float>.Create((a, b) => b.CompareTo(a)));
-        int k = options.TopK > 0 ? Math.Min(options.TopK, order.Length) : order.Length;
-        var p = new double[k];
-        double max = keys[0], sum = 0;
-        for (int i = 0; i < k; i++) sum += p[i] = Math.Exp((keys[i] - max) / options.Temperature);
-        double cumulative = 0;
-        int keep = k;
-        for (int i = 0; i < k; i++)
-        {
-            cumulative += p[i] / sum;
-            if (cumulative >= options.TopP) { keep = i + 1; break; }
-        }
-        double kept = 0;
-        for (int i = 0; i < keep; i++) kept += p[i];
-        double u = _random.NextDouble() * kept;
-        for (int i = 0; i < keep; i++)
-        {
-            u -= p[i];
-            if (u <= 0) return order[i];
-        }
-        return order[keep - 1];
-    }
+    /// <summary>The next step's draw: its settings and, unless greedy, the next of the seeded random numbers.</summary>
+    public TokenDraw Draw() => options.Greedy ? TokenDraw.Greedy : new TokenDraw(options.Temperature, options.TopP, options.TopK, _random.NextDouble());
+
+    /// <summary>The next token drawn from logits on the host.</summary>
+    public int Next(ReadOnlySpan<float> logits) => options.Greedy ? ArgMax(logits) : TokenPicker.Pick(logits, Draw());
 
     /// <summary>
     /// The first index of the largest logit (NaN never wins). The maximum is found with SIMD first (a decode step

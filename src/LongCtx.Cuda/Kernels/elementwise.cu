@@ -225,45 +225,4 @@ __global__ void key_attention_mass(const bf16* q, const bf16* k, const int* q_se
     mass[idx] = total;
 }
 
-// The greedy token of each row of logits x [rows, n]: the lowest index of the largest value, NaN skipped (-0 and +0
-// equal), and n − 1 for a row of NaN only: exactly Sampler.ArgMax on the row read back as floats. Values compare as
-// integer keys made from their bits (fast math would flush denormals to 0 in a float comparison). One block a row
-// (blockDim.x 256).
-__device__ __forceinline__ bool is_nan_bits(unsigned bits) { return (bits & 0x7fffffffu) > 0x7f800000u; }
-__device__ __forceinline__ unsigned order_key(unsigned bits) {
-    if (bits == 0x80000000u) bits = 0u; // -0 is +0
-    return bits & 0x80000000u ? ~bits : bits | 0x80000000u;
-}
-
-__global__ void argmax_rows(const unsigned short* x, int* out, int n) {
-    __shared__ unsigned best_key[256];
-    __shared__ int best_index[256];
-    wait_for_previous_grid(); // launched as a dependent (Kernels/pdl.cuh)
-    let_next_grid_start();
-    const unsigned short* row = x + (long)blockIdx.x * n;
-    unsigned key = 0u;
-    int index = -1; // -1: no number seen
-    for (int i = threadIdx.x; i < n; i += blockDim.x) {
-        const unsigned bits = (unsigned)row[i] << 16;
-        if (is_nan_bits(bits)) continue;
-        const unsigned k = order_key(bits);
-        if (index < 0 || k > key) { key = k; index = i; }
-    }
-    best_key[threadIdx.x] = key;
-    best_index[threadIdx.x] = index;
-    __syncthreads();
-    for (int stride = blockDim.x / 2; stride > 0; stride >>= 1) {
-        if (threadIdx.x < stride) {
-            const unsigned k = best_key[threadIdx.x + stride];
-            const int j = best_index[threadIdx.x + stride], mine = best_index[threadIdx.x];
-            if (j >= 0 && (mine < 0 || k > best_key[threadIdx.x] || (k == best_key[threadIdx.x] && j < mine))) {
-                best_key[threadIdx.x] = k;
-                best_index[threadIdx.x] = j;
-            }
-        }
-        __syncthreads();
-    }
-    if (threadIdx.x == 0) out[blockIdx.x] = best_index[0] < 0 ? n - 1 : best_index[0];
-}
-
 }

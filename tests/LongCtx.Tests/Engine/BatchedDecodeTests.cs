@@ -5,8 +5,9 @@ namespace LongCtx.Tests.Engine;
 
 /// <summary>
 /// Decode steps batched over several sequences (what `bench --batch` times) give each sequence the logits it
-/// gets decoded alone, step after step, while every rank's cache grows past its prefill size; DecodeGreedy of the
-/// same batch gives the argmax of those logits.
+/// gets decoded alone, step after step, while every rank's cache grows past its prefill size; DecodeTokens of the
+/// same batch, greedy for one sequence and sampled at a temperature with top-k and top-p for the others, draws the
+/// tokens a host Sampler with the same seed draws from those logits.
 /// </summary>
 public class BatchedDecodeTests
 {
@@ -26,26 +27,31 @@ public class BatchedDecodeTests
         using var __ = engine;
         var batched = prompts.Select(_ => engine.NewSequence()).ToList();
         var alone = prompts.Select(_ => engine.NewSequence()).ToList();
-        var greedy = prompts.Select(_ => engine.NewSequence()).ToList();
+        var drawn = prompts.Select(_ => engine.NewSequence()).ToList();
+        int seed = random.Next();
+        SamplingOptions SamplingOf(int i) => i == 0 ? new SamplingOptions() : new SamplingOptions(0.5f + i, TopP: 0.9f, TopK: 40 * i, Seed: seed + i);
+        var onBackend = prompts.Select((_, i) => new Sampler(SamplingOf(i))).ToArray();
+        var onHost = prompts.Select((_, i) => new Sampler(SamplingOf(i))).ToArray();
         var next = new int[prompts.Length];
         for (int i = 0; i < prompts.Length; i++)
         {
             next[i] = Sampler.ArgMax(engine.Prefill([(batched[i], prompts[i])], StrategyNames.PassKv).Logits[0]);
             engine.Prefill([(alone[i], prompts[i])], StrategyNames.PassKv);
-            engine.Prefill([(greedy[i], prompts[i])], StrategyNames.PassKv);
+            engine.Prefill([(drawn[i], prompts[i])], StrategyNames.PassKv);
         }
         var firstTokens = new List<int> { next[0] };
         for (int step = 0; step < steps; step++)
         {
             var logits = engine.Decode(batched.Select((s, i) => (s, next[i])).ToList());
-            var tokens = engine.DecodeGreedy(greedy.Select((s, i) => (s, next[i])).ToList());
+            var tokens = engine.DecodeTokens(drawn.Select((s, i) => (s, next[i])).ToList(), onBackend.Select(s => s.Draw()).ToList());
             for (int i = 0; i < prompts.Length; i++)
             {
                 var single = engine.Decode([(alone[i], next[i])])[0];
                 double error = DenseReference.RelativeError(logits[i], single);
                 Assert.True(error < 1e-5, $"step {step}, sequence {i}: batched logits differ by {error:e2}");
+                int expected = onHost[i].Next(logits[i]);
+                Assert.True(tokens[i] == expected, $"seed {seed}, step {step}, sequence {i}: DecodeTokens drew {tokens[i]}, the host sampler {expected}");
                 next[i] = Sampler.ArgMax(logits[i]);
-                Assert.True(tokens[i] == next[i], $"step {step}, sequence {i}: DecodeGreedy gave {tokens[i]}, the logits' argmax is {next[i]}");
             }
             firstTokens.Add(next[0]);
         }

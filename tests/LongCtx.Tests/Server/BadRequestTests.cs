@@ -33,6 +33,8 @@ public class BadRequestTests : IAsyncLifetime
         { "temperature a string", Chat, $$"""{"messages": {{Hi}}, "temperature": "hot"}""", 400, "temperature" },
         { "temperature out of range", Chat, $$"""{"messages": {{Hi}}, "temperature": 7}""", 400, "temperature" },
         { "top_p zero", Chat, $$"""{"messages": {{Hi}}, "top_p": 0}""", 400, "top_p" },
+        { "top_k below -1", Chat, $$"""{"messages": {{Hi}}, "top_k": -2}""", 400, "top_k" },
+        { "top_k not an integer", Chat, $$"""{"messages": {{Hi}}, "top_k": 2.5}""", 400, "top_k" },
         { "stop a number", Chat, $$"""{"messages": {{Hi}}, "stop": 3}""", 400, "stop" },
         { "n of 2", Chat, $$"""{"messages": {{Hi}}, "n": 2}""", 400, "n" },
         { "unknown model", Chat, $$"""{"messages": {{Hi}}, "model": "gpt-4o"}""", 404, "model" },
