@@ -41,14 +41,15 @@ internal static class BenchCommand
         var temperature = new Option<float>("--temperature") { Description = "decode steps sample at this temperature (0: greedy); the tokens are drawn on the GPU", DefaultValueFactory = _ => 0f };
         var topP = new Option<float>("--top-p") { Description = "decode steps: nucleus sampling with this mass", DefaultValueFactory = _ => 1f };
         var topK = new Option<int>("--top-k") { Description = "decode steps: sample among the k most likely tokens (0: off)", DefaultValueFactory = _ => 0 };
+        var promptLogprobs = new Option<int?>("--prompt-logprobs") { Description = "timed prefills also compute every prompt token's logprob and the N most likely tokens a position (echo with logprobs: an evaluation's loglikelihood)" };
         var profile = new Option<bool>("--profile") { Description = "also run a profiled prefill for the time split (GPU)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
         var attention = AttentionOption.Create();
         var command = new Command("bench", "Measure prefill time to first token on long prompts");
-        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, tensor, prefillChunk, strategy, repeat, warmup, decode, batch, temperature, topP, topK, anchor, passing, profile, attention, json }) command.Options.Add(o);
+        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, tensor, prefillChunk, strategy, repeat, warmup, decode, batch, temperature, topP, topK, promptLogprobs, anchor, passing, profile, attention, json }) command.Options.Add(o);
         command.SetAction(r => Run(r.GetValue(model), r.GetValue(config), r.GetValue(loadFormat)!, r.GetValue(layers), Ints(r.GetValue(contexts)!, "--context"),
             r.GetValue(device)!, Layouts(r.GetValue(gpus)!, r.GetValue(ranks), r.GetValue(tensor)), r.GetValue(tensor), r.GetValue(prefillChunk), StrategyNames.Validate(r.GetValue(strategy)!), Math.Max(1, r.GetValue(repeat)),
-            r.GetValue(warmup), r.GetValue(decode), r.GetValue(batch), Sampling(r.GetValue(temperature), r.GetValue(topP), r.GetValue(topK)), (r.GetValue(anchor), r.GetValue(passing)), r.GetValue(profile), AttentionOption.Parse(r.GetValue(attention)!, r.GetValue(device)!), r.GetValue(json)));
+            r.GetValue(warmup), r.GetValue(decode), r.GetValue(batch), Sampling(r.GetValue(temperature), r.GetValue(topP), r.GetValue(topK)), r.GetValue(promptLogprobs), (r.GetValue(anchor), r.GetValue(passing)), r.GetValue(profile), AttentionOption.Parse(r.GetValue(attention)!, r.GetValue(device)!), r.GetValue(json)));
         return command;
     }
 
@@ -63,7 +64,7 @@ internal static class BenchCommand
     }
 
     private static int Run(string? dir, string? preset, string loadFormat, int? layers, int[] contexts, string device, (int Ranks, int Gpus)[] layouts, int tensor,
-        int? prefillChunk, string strategy, int repeat, int warmup, int decodeSteps, int batch, SamplingOptions sampling, (int? Anchor, int? Passing) lengths, bool profile, AttentionImplementation attention, bool json)
+        int? prefillChunk, string strategy, int repeat, int warmup, int decodeSteps, int batch, SamplingOptions sampling, int? promptLogprobs, (int? Anchor, int? Passing) lengths, bool profile, AttentionImplementation attention, bool json)
     {
         if (lengths.Anchor < 0 || lengths.Passing < 0) throw new LongCtxException("--anchor-tokens and --passing-tokens must be 0 or more");
         if (warmup < 0) throw new LongCtxException($"--warmup {warmup} must be 0 or more");
@@ -105,7 +106,7 @@ internal static class BenchCommand
                 for (int i = 0; i < warmup; i++) Prefill(engine, context, strategy, approximate);
                 for (int i = 0; i < repeat; i++)
                 {
-                    var (ms, s, lastLogits) = Prefill(engine, context, strategy, approximate, i == repeat - 1 ? decodeSteps : 0, batch, d => decoded = d, sampling: sampling);
+                    var (ms, s, lastLogits) = Prefill(engine, context, strategy, approximate, i == repeat - 1 ? decodeSteps : 0, batch, d => decoded = d, sampling: sampling, promptLogprobs: promptLogprobs);
                     best = Math.Min(best, ms);
                     used = s;
                     logits = lastLogits;
@@ -144,13 +145,13 @@ internal static class BenchCommand
     /// asked, decode steps for a batch of sequences holding that prompt (the others prefilled untimed).
     /// </summary>
     private static (double Ms, string Strategy, float[] Logits) Prefill(InferenceEngine engine, int tokens, string strategy, ApproximateOptions? approximate = null,
-        int decodeSteps = 0, int batch = 1, Action<DecodeTiming>? decoded = null, TimeSplit? profiler = null, SamplingOptions? sampling = null)
+        int decodeSteps = 0, int batch = 1, Action<DecodeTiming>? decoded = null, TimeSplit? profiler = null, SamplingOptions? sampling = null, int? promptLogprobs = null)
     {
         var ids = RandomPrompt(engine, tokens);
         var sequence = engine.NewSequence();
         profiler?.Start();
         var clock = Stopwatch.StartNew();
-        var result = engine.Prefill([(sequence, ids)], strategy, approximate: approximate);
+        var result = engine.Prefill([(sequence, ids)], strategy, approximate: approximate, promptLogprobs: promptLogprobs);
         double ms = clock.Elapsed.TotalMilliseconds;
         profiler?.EndPrefill();
         var last = result.Logits[0][^engine.Config.VocabSize..];

@@ -257,16 +257,47 @@ public sealed unsafe partial class CudaBackend : IBackend
         if (xs.Rows == 0) return;
         using var tokens = (CudaTensor)Scratch(DType.I32, xs.Rows);
         var function = _device.Function("draw_tokens.cu", "draw_tokens");
-        const uint warpHistograms = 32 * 256 * sizeof(ulong);
-        _device.AllowSharedMemory(function, warpHistograms);
         for (int start = 0; start < xs.Rows; start += TokenDrawsArgument.MaxRows)
         {
             int rows = Math.Min(TokenDrawsArgument.MaxRows, xs.Rows - start);
             var argument = new TokenDrawsArgument(draws.Slice(start, rows));
-            _device.LaunchDependentWithStruct(function, ((uint)rows, 1, 1), 1024, warpHistograms, (nint)(&argument),
+            _device.LaunchDependentWithStruct(function, ((uint)rows, 1, 1), 1024, 0, (nint)(&argument),
                 xs.Pointer + (nint)start * xs.RowLength * sizeof(ushort), tokens.Pointer + start * sizeof(int), xs.RowLength);
         }
         Download<int>(tokens, result);
+    }
+
+    /// <summary>Kernels/token_logprobs.cu, a block a row; only the logprobs and the top ids come back.</summary>
+    public PositionLogprobs[] Logprobs(Tensor x, ReadOnlySpan<int> tokens, int top)
+    {
+        var xs = C(x);
+        int rows = xs.Rows, n = xs.RowLength;
+        if (xs.DType != DType.BF16 || tokens.Length != rows || top is < 0 or > Engine.Logprobs.MaxTop)
+            throw new LongCtxException($"Logprobs: {tokens.Length} tokens and the top {top} of logits {xs} (bf16, a token a row, top 0 to {Engine.Logprobs.MaxTop})");
+        foreach (int token in tokens)
+            if ((uint)token >= (uint)n) throw new LongCtxException($"Logprobs: token {token} is outside the vocabulary of {n}");
+        if (rows == 0) return [];
+        using var ids = (CudaTensor)Upload<int>(tokens, rows);
+        using var logprob = (CudaTensor)Scratch(DType.F32, rows);
+        using var topIds = (CudaTensor)Scratch(DType.I32, rows, top);
+        using var topLogprobs = (CudaTensor)Scratch(DType.F32, rows, top);
+        _device.LaunchDependent(_device.Function("token_logprobs.cu", "token_logprobs"), ((uint)rows, 1), 1024, 0,
+            xs.Pointer, ids.Pointer, logprob.Pointer, topIds.Pointer, topLogprobs.Pointer, n, top);
+        var lp = new float[rows];
+        var topId = new int[rows * top];
+        var topLp = new float[rows * top];
+        Download<float>(logprob, lp);
+        Download<int>(topIds, topId);
+        Download<float>(topLogprobs, topLp);
+        int count = Math.Min(top, n); // as Engine.Logprobs.Of lists
+        var result = new PositionLogprobs[rows];
+        for (int r = 0; r < rows; r++)
+        {
+            var most = new TopLogprob[count];
+            for (int j = 0; j < count; j++) most[j] = new TopLogprob(topId[r * top + j], topLp[r * top + j]);
+            result[r] = new PositionLogprobs(lp[r], most);
+        }
+        return result;
     }
 
     public void MergeAttention(Tensor outputAccumulator, Tensor lseAccumulator, Tensor outputPart, Tensor lsePart)

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using LongCtx.Engine;
 
 namespace LongCtx.Server;
 

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using LongCtx.Engine;
 
 namespace LongCtx.Server;
 
@@ -8,9 +9,6 @@ namespace LongCtx.Server;
 /// </summary>
 internal static class LogprobsRequest
 {
-    /// <summary>OpenAI's limit on the most likely tokens listed per position.</summary>
-    public const int MaxTop = 20;
-
     /// <summary>Completions: the N most likely tokens per position (0 to 20); null or absent: no logprobs.</summary>
     public static int? Completion(JsonObject o) => Top(o, "logprobs");
 
@@ -23,19 +21,17 @@ internal static class LogprobsRequest
         return on ? top ?? 0 : null;
     }
 
-    /// <summary>The prompt's logprobs need the logits of every prompt position: an exact prefill, and a vocabulary of floats per token.</summary>
-    public static void CheckPromptLogprobs(int promptTokens, bool approximate, int maxPromptTokens)
+    /// <summary>The prompt's logprobs need the logits of every prompt position: an exact prefill.</summary>
+    public static void CheckPromptLogprobs(bool approximate)
     {
         if (approximate)
             throw ApiException.BadRequest("'echo' with 'logprobs' needs the logits of every prompt position, which approximate prefills (star, apb) do not compute: use an exact strategy or leave out echo", "echo");
-        if (promptTokens > maxPromptTokens)
-            throw ApiException.BadRequest($"'echo' with 'logprobs' keeps the logits of every prompt token, so its prompt may have at most {maxPromptTokens} tokens; this one has {promptTokens}: shorten it or leave out echo", "echo");
     }
 
     private static int? Top(JsonObject o, string name)
     {
         long? n = o.Integer(name);
-        if (n is < 0 or > MaxTop) throw ApiException.BadRequest($"'{name}' must be 0 to {MaxTop}, got {n}", name);
+        if (n is < 0 or > Logprobs.MaxTop) throw ApiException.BadRequest($"'{name}' must be 0 to {Logprobs.MaxTop}, got {n}", name);
         return (int?)n;
     }
 }

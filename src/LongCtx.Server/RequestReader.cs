@@ -28,7 +28,7 @@ public sealed class RequestReader(ServedModel model, ServerOptions options)
         string promptParam = chat ? "messages" : "prompt";
         CheckPrompt(prompt, promptParam);
         var (strategy, approximate) = LongCtxExtension.Read(o, prompt, promptParam, options.Strategy, model.Engine.Ranks, model.RetainingHeads);
-        if (echo && logprobs is not null) LogprobsRequest.CheckPromptLogprobs(prompt.Length, approximate is not null, options.MaxPromptLogprobTokens);
+        if (echo && logprobs is not null) LogprobsRequest.CheckPromptLogprobs(approximate is not null);
         long? maxTokens = o.Integer("max_completion_tokens") ?? o.Integer("max_tokens");
         // max_tokens 0 asks for nothing but the echoed prompt (and its logprobs): how evaluation harnesses score a text.
         if (maxTokens < (echo ? 0 : 1))

@@ -30,10 +30,7 @@ internal sealed class RunningRequest(GenerationJob job, Sequence sequence, int c
     public bool StoppedByText { get; private set; }
     public string Text => _text.ToString();
 
-    /// <summary>Whether drawing needs the logits on the host (logprobs); else the token drawn where they are will do (<see cref="Take"/>).</summary>
-    public bool NeedsLogits => Job.Params.Logprobs is not null;
-
-    /// <summary>Draws the next token from its position's logits and, with logprobs, records its entry.</summary>
+    /// <summary>Draws the next token from its position's logits (the prefill's last row) and, with logprobs, records its entry.</summary>
     public int Draw(ReadOnlySpan<float> logits)
     {
         int token = Sampler.Next(logits);
@@ -42,10 +39,11 @@ internal sealed class RunningRequest(GenerationJob job, Sequence sequence, int c
         return token;
     }
 
-    /// <summary>Takes the token drawn, for <see cref="Sampler"/>'s draw, where the logits are (only when <see cref="NeedsLogits"/> is false).</summary>
-    public int Take(int token)
+    /// <summary>Takes the token drawn where the logits are, for <see cref="Sampler"/>'s draw, with its logprobs when the request asks for them.</summary>
+    public int Take(int token, PositionLogprobs? logprobs)
     {
         Generated.Add(token);
+        if (Job.Params.Logprobs is { } top) _logprobs!.Add(TokenLogprob.Of(token, logprobs! with { Top = logprobs.Top[..top] }, _decodedChars));
         return token;
     }
 

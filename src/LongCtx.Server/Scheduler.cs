@@ -88,8 +88,8 @@ public sealed class Scheduler : IDisposable
 
     /// <summary>
     /// Prefills the oldest waiting request: an approximate one alone, on a fresh sequence (the engine runs
-    /// star and apb one first turn at a time); one that wants its prompt's logprobs alone too, keeping the
-    /// logits of every prompt position (the prefill's keepLast is one for the whole call); an exact one with
+    /// star and apb one first turn at a time); one that wants its prompt's logprobs alone too (they are computed
+    /// for every row of the prefill, a slice at a time where the logits are); an exact one with
     /// every later exact one of the same strategy that still fits the token budget, each on its kept
     /// conversation when a chat extends one.
     /// </summary>
@@ -98,11 +98,13 @@ public sealed class Scheduler : IDisposable
         if (_waiting.Count == 0) return;
         var first = _waiting[0].Params;
         var batch = first.Approximate is null && !first.PromptLogprobs ? ExactBatch(first.Strategy) : [Alone(_waiting[0])];
-        int keepLast = first.PromptLogprobs ? first.PromptTokens.Length : 1;
-
         PrefillResult result;
         _metrics.PrefillCall();
-        try { result = Engine.Prefill(batch.Select(b => (b.Request.Sequence, b.NewTokens)).ToList(), first.Strategy, keepLast, approximate: first.Approximate); }
+        try
+        {
+            result = Engine.Prefill(batch.Select(b => (b.Request.Sequence, b.NewTokens)).ToList(), first.Strategy, approximate: first.Approximate,
+                promptLogprobs: first.PromptLogprobs ? first.Logprobs : null);
+        }
         catch (Exception e)
         {
             var error = e is LongCtxException ? ApiException.BadRequest(e.Message) : new ApiException(500, $"internal error ({e.GetType().Name}: {e.Message})");
@@ -119,7 +121,7 @@ public sealed class Scheduler : IDisposable
             _running.Add(r);
             var logits = result.Logits[i];
             if (p.EchoText is not null)
-                r.Job.Send(new TextEvent(p.EchoText, p.PromptLogprobs ? TokenLogprob.ForPrompt(logits, p.PromptTokens, p.Logprobs!.Value, _model.Tokenizer) : null));
+                r.Job.Send(new TextEvent(p.EchoText, p.PromptLogprobs ? TokenLogprob.ForPrompt(result.PromptLogprobs![i], p.PromptTokens, _model.Tokenizer) : null));
             // Echo with max_tokens 0 (a loglikelihood request) ends at its prompt.
             if (p.MaxTokens == 0)
             {
@@ -127,8 +129,8 @@ public sealed class Scheduler : IDisposable
                 continue;
             }
             _metrics.FirstToken(Stopwatch.GetElapsedTime(r.Job.ReceivedAt).TotalSeconds);
-            // The last row predicts the first new token (the rows before it are the prompt's, when kept).
-            Accept(r, r.Draw(logits.AsSpan(logits.Length - Engine.Config.VocabSize)));
+            // The last row predicts the first new token.
+            Accept(r, r.Draw(logits));
         }
     }
 
@@ -170,17 +172,12 @@ public sealed class Scheduler : IDisposable
         if (batch.Count == 0) return;
         var clock = Stopwatch.StartNew();
         var pending = batch.Select(r => (r.Sequence, r.Pending)).ToList();
-        // A batch without logprobs has its tokens drawn where the logits are (on the GPU), and only they come back.
-        if (batch.All(r => !r.NeedsLogits))
-        {
-            var tokens = Engine.DecodeTokens(pending, batch.Select(r => r.Sampler.Draw()).ToList());
-            _metrics.DecodeStep(batch.Count, clock.Elapsed.TotalSeconds);
-            for (int i = 0; i < batch.Count; i++) Accept(batch[i], batch[i].Take(tokens[i]));
-            return;
-        }
-        var logits = Engine.Decode(pending);
+        // Tokens are drawn, and logprobs computed (as many most likely tokens as any request lists), where the logits
+        // are (on the GPU): only they come back.
+        int? top = batch.Max(r => r.Job.Params.Logprobs);
+        var (tokens, logprobs) = Engine.DecodeTokens(pending, batch.Select(r => r.Sampler.Draw()).ToList(), top);
         _metrics.DecodeStep(batch.Count, clock.Elapsed.TotalSeconds);
-        for (int i = 0; i < batch.Count; i++) Accept(batch[i], batch[i].Draw(logits[i]));
+        for (int i = 0; i < batch.Count; i++) Accept(batch[i], batch[i].Take(tokens[i], logprobs?[i]));
     }
 
     /// <summary>Takes a drawn token: sends its text, and ends the request on a stop token, a stop sequence or a length limit.</summary>

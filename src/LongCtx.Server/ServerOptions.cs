@@ -18,11 +18,6 @@ public sealed record ServerOptions
     public string Strategy { get; init; } = StrategyNames.Auto;
     /// <summary>Finished chat conversations whose KV stays cached for the next turn.</summary>
     public int KeptConversations { get; init; } = 8;
-    /// <summary>
-    /// Longest prompt of a request for its prompt's logprobs (echo with logprobs): its prefill keeps a vocabulary
-    /// of float logits per token (8192 tokens of Llama 3's 128256: 4 GiB).
-    /// </summary>
-    public int MaxPromptLogprobTokens { get; init; } = 8192;
 
     public void Validate()
     {
@@ -31,6 +26,5 @@ public sealed record ServerOptions
         if (MaxPromptTokens is < 1) throw new LongCtxException("--max-prompt-tokens must be 1 or more");
         if (MaxConcurrent < 1) throw new LongCtxException("--max-concurrent must be 1 or more");
         if (MaxBatchTokens < 1) throw new LongCtxException("--max-batch-tokens must be 1 or more");
-        if (MaxPromptLogprobTokens < 1) throw new LongCtxException($"MaxPromptLogprobTokens {MaxPromptLogprobTokens} must be 1 or more");
     }
 }

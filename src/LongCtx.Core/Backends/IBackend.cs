@@ -189,6 +189,22 @@ public interface IBackend : IDisposable
     }
 
     /// <summary>
+    /// The log probability of tokens[i] under row i of logits x [rows, vocab], and each row's <paramref name="top"/>
+    /// most likely tokens: <see cref="Engine.Logprobs.Of"/> of the row read as floats. The GPU computes them on the
+    /// device and reads back these figures instead of the logits.
+    /// </summary>
+    Engine.PositionLogprobs[] Logprobs(Tensor x, ReadOnlySpan<int> tokens, int top)
+    {
+        var host = new float[x.Length];
+        Download<float>(x, host);
+        int n = x.RowLength;
+        var ids = tokens.ToArray();
+        var result = new Engine.PositionLogprobs[x.Rows];
+        System.Threading.Tasks.Parallel.For(0, x.Rows, i => result[i] = Engine.Logprobs.Of(host.AsSpan(i * n, n), ids[i], top));
+        return result;
+    }
+
+    /// <summary>
     /// The attention mass each key receives: mass[j, g] = Σ over query rows i and the query heads h of KV
     /// group g of softmax_j(scale · q[i, h] · k[j, g]) under the layouts' mask (q [Tq, NH, D], k [Tk, NKV, D],
     /// mass F32 [Tk, NKV]). The training-free KV compressor ranks keys by it; Tq is small (the query).

@@ -24,10 +24,17 @@ public static class StrategyNames
 
 /// <summary>
 /// One prefill's outcome: the logits kept for each sequence (and, when asked, the argmax at every new
-/// position) and how attention was run; Blocks is the document/query split of an approximate run.
+/// position, and the prompt's logprobs: entry j is new token j + 1's at row j) and how attention was run;
+/// Blocks is the document/query split of an approximate run.
 /// </summary>
 public sealed record PrefillResult(IReadOnlyList<float[]> Logits, IReadOnlyList<int[]>? ArgmaxAll, string Strategy, StrategyChoice? Choice, TimeSpan Elapsed,
-    ContextBlocks? Blocks = null);
+    ContextBlocks? Blocks = null, IReadOnlyList<PositionLogprobs[]>? PromptLogprobs = null);
+
+/// <summary>Rows of a forward pass whose next token's logprobs are wanted: the rows, those tokens, and how many most likely tokens each lists.</summary>
+internal sealed record ScoredRows(List<int> Rows, int[] Tokens, int Top);
+
+/// <summary>What a rank's forward pass brings back: the wanted rows' logits, or tokens (drawn, or argmax at every row), and logprobs.</summary>
+internal sealed record RankOutput(float[]? Logits, int[]? Tokens, PositionLogprobs[]? Logprobs = null);
 
 /// <summary>
 /// Runs prefill and decode of a batch of sequences over the ranks of a group. Coordinates on the host:
@@ -71,19 +78,37 @@ public sealed partial class InferenceEngine : IDisposable
 
     /// <summary>
     /// Prefills the new tokens of each sequence (a first turn, or a later turn against its cached KV) and
-    /// returns, per sequence, the logits [keepLast × vocab] of its last keepLast new tokens. Star and APB
-    /// (and auto, when <paramref name="approximate"/> allows it) run <see cref="PrefillApproximate"/>.
+    /// returns, per sequence, the logits [keepLast × vocab] of its last keepLast new tokens and, with
+    /// <paramref name="promptLogprobs"/> (that many most likely tokens a position), the logprobs of its new tokens
+    /// after the first, computed where the logits are. Star and APB (and auto, when <paramref name="approximate"/>
+    /// allows it) run <see cref="PrefillApproximate"/>.
     /// </summary>
     public PrefillResult Prefill(IReadOnlyList<(Sequence Sequence, int[] NewTokens)> batch, string strategy, int keepLast = 1, bool argmaxAll = false,
-        ApproximateOptions? approximate = null)
+        ApproximateOptions? approximate = null, int? promptLogprobs = null)
     {
         var clock = Stopwatch.StartNew();
         StrategyNames.Validate(strategy);
         foreach (var (seq, tokens) in batch) CheckTokens(seq, tokens);
+        if (promptLogprobs is < 0 or > Logprobs.MaxTop) throw new LongCtxException($"prompt logprobs list 0 to {Logprobs.MaxTop} most likely tokens, not {promptLogprobs}");
         if (StrategyNames.IsApproximate(strategy) || (strategy == StrategyNames.Auto && approximate?.AllowInAuto == true && Ranks > 1))
+        {
+            if (promptLogprobs is not null) throw new LongCtxException($"the prompt's logprobs need an exact strategy, not {strategy}");
             return PrefillApproximate(batch, strategy == StrategyNames.Auto ? StrategyNames.Apb : strategy, keepLast, argmaxAll, approximate, clock);
+        }
         if (PrefillChunkTokens is { } chunk && batch.Sum(b => (long)b.NewTokens.Length) > chunk)
-            return PrefillInChunks(batch, strategy, keepLast, argmaxAll, chunk, clock);
+            return PrefillInChunks(batch, strategy, keepLast, argmaxAll, promptLogprobs, chunk, clock);
+        // Each new token's successor, whose logprob its row gives (the last has none).
+        var next = promptLogprobs is null ? null : batch.Select(b => b.NewTokens.Skip(1).Append(-1).ToArray()).ToArray();
+        return PrefillExact(batch, strategy, keepLast, argmaxAll, promptLogprobs is { } top ? (top, next!) : null, clock);
+    }
+
+    /// <summary>
+    /// An exact prefill in one piece; <paramref name="scoring"/> gives, per sequence and new token, the token whose
+    /// logprob its row gives (−1: none), and how many most likely tokens each lists.
+    /// </summary>
+    private PrefillResult PrefillExact(IReadOnlyList<(Sequence Sequence, int[] NewTokens)> batch, string strategy, int keepLast, bool argmaxAll,
+        (int Top, int[][] Next)? scoring, Stopwatch clock)
+    {
         var inputs = batch.Select((b, i) => new SequenceInput(i, b.NewTokens.Length, b.Sequence.Placement)).ToList();
         var plan = ShardPlan.LoadBalanced(inputs, Ranks);
         var (attention, choice) = Choose(strategy, plan);
@@ -100,6 +125,20 @@ public sealed partial class InferenceEngine : IDisposable
             for (int j = n - keep[i]; j < n; j++) wanted.Add(offset + j);
             offset += n;
         }
+        ScoredRows? scored = null;
+        if (scoring is { } sc)
+        {
+            var rows = new List<int>();
+            var tokens = new List<int>();
+            offset = 0;
+            for (int i = 0; i < batch.Count; i++)
+            {
+                for (int j = 0; j < batch[i].NewTokens.Length; j++)
+                    if (sc.Next[i][j] >= 0) { rows.Add(offset + j); tokens.Add(sc.Next[i][j]); }
+                offset += batch[i].NewTokens.Length;
+            }
+            scored = new ScoredRows(rows, [.. tokens], sc.Top);
+        }
 
         var results = _ranks.Run(rt =>
         {
@@ -114,7 +153,9 @@ public sealed partial class InferenceEngine : IDisposable
             };
             foreach (var a in step.Appends) step.Caches[a.Cache].Reserve(step.Caches[a.Cache].Count + a.Count);
             var ids = shard.BatchIndex.Select(i => allTokens[i]).ToArray();
-            return ForwardAndGather(rt, ids, step, attention, wanted, row => Array.IndexOf(shard.BatchIndex, row), argmaxAll: argmaxAll);
+            var localRows = new Dictionary<int, int>(shard.Rows);
+            for (int i = 0; i < shard.Rows; i++) localRows[shard.BatchIndex[i]] = i;
+            return ForwardAndGather(rt, ids, step, attention, wanted, row => localRows.GetValueOrDefault(row, -1), argmaxAll: argmaxAll, scored: scored);
         });
 
         for (int i = 0; i < batch.Count; i++)
@@ -134,7 +175,20 @@ public sealed partial class InferenceEngine : IDisposable
                 for (int i = 0; i < plan.Shards[r].Rows; i++) all[plan.Shards[r].BatchIndex[i]] = results[r * TensorRanks].Tokens![i];
             argmax = batch.Select((b, i) => all.AsSpan(batch.Take(i).Sum(x => x.NewTokens.Length), b.NewTokens.Length).ToArray()).ToList();
         }
-        return new PrefillResult(Split(results[0].Logits!, keep), argmax, attention.Name, choice, clock.Elapsed);
+        IReadOnlyList<PositionLogprobs[]>? promptLogprobs = null;
+        if (scoring is { } s)
+        {
+            var all = results[0].Logprobs!;
+            int at = 0;
+            promptLogprobs = s.Next.Select(next =>
+            {
+                int count = next.Count(t => t >= 0);
+                var mine = all.AsSpan(at, count).ToArray();
+                at += count;
+                return mine;
+            }).ToList();
+        }
+        return new PrefillResult(Split(results[0].Logits!, keep), argmax, attention.Name, choice, clock.Elapsed, PromptLogprobs: promptLogprobs);
     }
 
     /// <summary>
@@ -151,13 +205,22 @@ public sealed partial class InferenceEngine : IDisposable
     /// <see cref="Decode"/> with the sampling done where the logits are: each sequence's next token for its draw
     /// (<see cref="TokenPicker.Pick"/>, greedy: <see cref="Sampler.ArgMax"/>), so only the tokens come back from the GPU.
     /// </summary>
-    public int[] DecodeTokens(IReadOnlyList<(Sequence Sequence, int Token)> batch, IReadOnlyList<TokenDraw> draws)
+    public int[] DecodeTokens(IReadOnlyList<(Sequence Sequence, int Token)> batch, IReadOnlyList<TokenDraw> draws) => DecodeTokens(batch, draws, null).Tokens;
+
+    /// <summary>
+    /// <see cref="DecodeTokens(IReadOnlyList{ValueTuple{Sequence, int}}, IReadOnlyList{TokenDraw})"/> and, with
+    /// <paramref name="logprobsTop"/>, each drawn token's logprob and its position's most likely tokens, also
+    /// computed where the logits are.
+    /// </summary>
+    public (int[] Tokens, PositionLogprobs[]? Logprobs) DecodeTokens(IReadOnlyList<(Sequence Sequence, int Token)> batch, IReadOnlyList<TokenDraw> draws, int? logprobsTop)
     {
         if (draws.Count != batch.Count) throw new ArgumentException($"{draws.Count} draws for a batch of {batch.Count}");
-        return DecodeStep(batch, draws).Tokens!;
+        if (logprobsTop is < 0 or > Logprobs.MaxTop) throw new LongCtxException($"logprobs list 0 to {Logprobs.MaxTop} most likely tokens, not {logprobsTop}");
+        var output = DecodeStep(batch, draws, logprobsTop);
+        return (output.Tokens!, output.Logprobs);
     }
 
-    private (float[]? Logits, int[]? Tokens) DecodeStep(IReadOnlyList<(Sequence Sequence, int Token)> batch, IReadOnlyList<TokenDraw>? draws)
+    private RankOutput DecodeStep(IReadOnlyList<(Sequence Sequence, int Token)> batch, IReadOnlyList<TokenDraw>? draws, int? logprobsTop = null)
     {
         foreach (var (seq, token) in batch) CheckTokens(seq, [token]);
         int n = batch.Count;
@@ -189,7 +252,7 @@ public sealed partial class InferenceEngine : IDisposable
                 Appends = Enumerable.Range(0, n).Where(i => owners[i] == rt.Rank).Select(i => new KvAppend(i, i, 1)).ToList(),
             };
             // Every rank holds every row, so no gathering is needed: rank 0 reads its own.
-            return ForwardAndGather(rt, tokens, step, decode, all, row => rt.WorldRank == _ranks.LeadRank ? row : -1, gather: false, draws: draws);
+            return ForwardAndGather(rt, tokens, step, decode, all, row => rt.WorldRank == _ranks.LeadRank ? row : -1, gather: false, draws: draws, logprobsTop: logprobsTop);
         });
         for (int i = 0; i < n; i++)
         {
@@ -241,27 +304,49 @@ public sealed partial class InferenceEngine : IDisposable
     /// the lead rank of each process compute their logits (every rank has them after the all-reduce; the
     /// ranks of a tensor-parallel group hold the same hidden states, so each ring has them all).
     /// </summary>
-    private (float[]? Logits, int[]? Tokens) ForwardAndGather(RankRuntime rt, int[] ids, AttentionStep step, IAttentionStrategy strategy,
-        List<int> wanted, Func<int, int> localRowOf, bool gather = true, bool argmaxAll = false, IReadOnlyList<TokenDraw>? draws = null)
+    private RankOutput ForwardAndGather(RankRuntime rt, int[] ids, AttentionStep step, IAttentionStrategy strategy,
+        List<int> wanted, Func<int, int> localRowOf, bool gather = true, bool argmaxAll = false, IReadOnlyList<TokenDraw>? draws = null,
+        int? logprobsTop = null, ScoredRows? scored = null)
     {
         var model = rt.Model;
         var c = model.Config;
         var b = rt.Backend;
         using var hidden = model.Forward(ids, step.Queries,
             (layer, q, k, v) => strategy.Attend(new AttentionLayer(b, rt.Comm, step, layer, model.Heads, model.KvHeads, c.HeadDim), q, k, v));
-        using var rows = b.Allocate(b.ActivationType, wanted.Count, c.HiddenSize);
-        var copies = new List<(Tensor Source, Tensor Destination)>(wanted.Count);
-        for (int i = 0; i < wanted.Count; i++)
+        using var rows = GatherRows(rt, hidden, wanted, localRowOf, gather);
+        using var scoredRows = scored is null ? null : GatherRows(rt, hidden, scored.Rows, localRowOf, gather);
+        if (rt.WorldRank != _ranks.LeadRank) return new RankOutput(null, argmaxAll ? ArgmaxOfRows(model, hidden) : null);
+        // Drawn where the logits are: the wanted rows' tokens (and their logprobs) instead of their logits.
+        if (draws is not null)
         {
-            int local = localRowOf(wanted[i]);
-            if (local >= 0) copies.Add((hidden.SliceRows(local, 1), rows.SliceRows(i, 1)));
+            var (tokens, logprobs) = model.DrawTokens(rows, [.. draws], logprobsTop);
+            return new RankOutput(null, tokens, logprobs);
+        }
+        return new RankOutput(model.Logits(rows), argmaxAll ? ArgmaxOfRows(model, hidden) : null,
+            scored is null ? null : model.Logprobs(scoredRows!, scored.Tokens, scored.Top));
+    }
+
+    /// <summary>
+    /// The hidden states of the given rows of the batch, in that order, on every rank: each rank copies the ones it
+    /// holds (runs of consecutive rows in one copy, the rest in one launch) and, with gather, an all-reduce adds the
+    /// ranks' buffers, zero where a rank holds nothing.
+    /// </summary>
+    private static Tensor GatherRows(RankRuntime rt, Tensor hidden, List<int> batchRows, Func<int, int> localRowOf, bool gather)
+    {
+        var b = rt.Backend;
+        var rows = b.Allocate(b.ActivationType, batchRows.Count, hidden.Shape[1]);
+        var copies = new List<(Tensor Source, Tensor Destination)>();
+        for (int i = 0; i < batchRows.Count;)
+        {
+            int local = localRowOf(batchRows[i]), run = 1;
+            if (local < 0) { i++; continue; }
+            while (i + run < batchRows.Count && localRowOf(batchRows[i + run]) == local + run) run++;
+            copies.Add((hidden.SliceRows(local, run), rows.SliceRows(i, run)));
+            i += run;
         }
         b.CopyEach(CollectionsMarshal.AsSpan(copies)); // one launch for a decode step's rows on the GPU
         if (gather) rt.Comm.AllReduceSum(rows);
-        if (rt.WorldRank != _ranks.LeadRank) return (null, argmaxAll ? ArgmaxOfRows(model, hidden) : null);
-        // Drawn where the logits are: the wanted rows' tokens instead of their logits.
-        if (draws is not null) return (null, model.DrawTokens(rows, [.. draws]));
-        return (model.Logits(rows), argmaxAll ? ArgmaxOfRows(model, hidden) : null);
+        return rows;
     }
 
     /// <summary>The most likely next token after every row, computed in slices so the logits of a long prompt never exist at once.</summary>

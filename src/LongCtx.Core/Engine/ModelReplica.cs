@@ -110,14 +110,35 @@ public sealed class ModelReplica : IDisposable
         return host;
     }
 
-    /// <summary>The next token of each final hidden state for its draw: only the tokens come back from the backend.</summary>
-    public int[] DrawTokens(Tensor hidden, ReadOnlySpan<TokenDraw> draws)
+    /// <summary>
+    /// The next token of each final hidden state for its draw and, with <paramref name="logprobsTop"/>, each drawn
+    /// token's log probability and its position's most likely tokens: only these come back from the backend.
+    /// </summary>
+    public (int[] Tokens, PositionLogprobs[]? Logprobs) DrawTokens(Tensor hidden, ReadOnlySpan<TokenDraw> draws, int? logprobsTop = null)
     {
         using var logits = _b.Allocate(_b.ActivationType, hidden.Rows, Config.VocabSize);
         _b.Linear(hidden, _lmHead, null, logits);
         var tokens = new int[hidden.Rows];
         _b.DrawTokens(logits, draws, tokens);
-        return tokens;
+        return (tokens, logprobsTop is { } top ? _b.Logprobs(logits, tokens, top) : null);
+    }
+
+    /// <summary>
+    /// The log probability of tokens[i] after final hidden state i, and its position's <paramref name="top"/> most
+    /// likely tokens: computed a slice of rows at a time, so the logits of a long prompt never exist at once.
+    /// </summary>
+    public PositionLogprobs[] Logprobs(Tensor hidden, int[] tokens, int top)
+    {
+        const int slice = 256; // 64 MB of bf16 logits for a 128K vocabulary
+        var result = new PositionLogprobs[hidden.Rows];
+        for (int start = 0; start < hidden.Rows; start += slice)
+        {
+            int n = Math.Min(slice, hidden.Rows - start);
+            using var logits = _b.Allocate(_b.ActivationType, n, Config.VocabSize);
+            _b.Linear(hidden.SliceRows(start, n), _lmHead, null, logits);
+            _b.Logprobs(logits, tokens.AsSpan(start, n), top).CopyTo(result, start);
+        }
+        return result;
     }
 
     public void Dispose()

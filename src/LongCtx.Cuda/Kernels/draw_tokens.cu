@@ -8,8 +8,7 @@
 //    by the same radix selection over weights;
 // 4. the token where u · (the kept weight) falls, the kept tokens end to end in vocabulary order: a thread a
 //    contiguous chunk, a block-wide prefix sum of the chunks, and the chunk holding it scanned again.
-// Each warp adds to its own histogram, once per digit per step (__match_any_sync): logits crowd into a few high
-// digits, and shared-memory atomics on 64-bit counts (compare-and-swap loops) were ~100x slower there.
+// Histogram bins are added to once per warp and digit (__match_any_sync): logits crowd into a few high digits.
 #include "pdl.cuh"
 
 constexpr int THREADS = 1024;
@@ -38,14 +37,13 @@ __device__ __forceinline__ unsigned long long weight_of(unsigned short b, unsign
     return __float2ull_rz(exp2f((x - max) * scale) * WEIGHT_OF_MAX);
 }
 
-// Adds w to the warp's own hist[digit]: the lanes with the same digit sum their weights and the first of them adds
-// it, so no two lanes touch one bin. Every lane of the warp calls it (digit 256: nothing to add). A weight is at
-// most 2^40: its two 20-bit halves summed over 32 lanes fit in 32 bits.
-__device__ __forceinline__ void add_to_bin(unsigned long long* warp_hist, unsigned digit, unsigned long long w) {
+// Adds w to hist[digit] once per warp and digit; every lane of the warp calls it (digit 256: nothing to add).
+// A weight is at most 2^40: its two 20-bit halves summed over 32 lanes fit in 32 bits.
+__device__ __forceinline__ void add_to_bin(unsigned long long* hist, unsigned digit, unsigned long long w) {
     const unsigned peers = __match_any_sync(0xffffffffu, digit);
     const unsigned high = __reduce_add_sync(peers, (unsigned)(w >> 20)), low = __reduce_add_sync(peers, (unsigned)(w & 0xfffffu));
     const unsigned long long sum = ((unsigned long long)high << 20) + low;
-    if ((threadIdx.x & 31) == __ffs(peers) - 1 && digit < 256u) warp_hist[digit] += sum;
+    if ((threadIdx.x & 31) == __ffs(peers) - 1 && digit < 256u && sum != 0) atomicAdd(&hist[digit], sum);
 }
 
 // Inclusive prefix sum over the block; totals holds 32 entries.
@@ -72,7 +70,7 @@ __device__ __forceinline__ unsigned long long block_scan(unsigned long long v, u
 }
 
 struct Selection {
-    unsigned long long hist[256]; // the warps' histograms added up
+    unsigned long long hist[256];
     unsigned long long remaining; // of the target, what the digits below the chosen ones must still reach
     unsigned prefix;              // the cut's digits chosen so far
 };
@@ -80,14 +78,12 @@ struct Selection {
 // The key where, from the highest key down, the weight of the keys at or above it first reaches the target.
 // by_count: every key weighs 1 and the target is k; else the weights of the keys at or above floor count, and the
 // target is ceil(top_p · their sum).
-// warp_hists: 32 histograms of 256 bins, one a warp (dynamic shared memory, 64 KB).
 __device__ unsigned cut_of(const unsigned short* x, int n, bool by_count, int k, float top_p, unsigned floor,
-                           unsigned max_key, float max, float scale, Selection& s, unsigned long long* warp_hists) {
-    unsigned long long* mine = warp_hists + (threadIdx.x >> 5) * 256;
+                           unsigned max_key, float max, float scale, Selection& s) {
     __syncthreads(); // every thread has read the previous selection's cut
     if (threadIdx.x == 0) { s.prefix = 0u; s.remaining = (unsigned long long)k; }
     for (int shift = 8; shift >= 0; shift -= 8) {
-        for (int i = threadIdx.x; i < 32 * 256; i += THREADS) warp_hists[i] = 0ull;
+        for (int i = threadIdx.x; i < 256; i += THREADS) s.hist[i] = 0ull;
         __syncthreads();
         const unsigned high = shift == 8 ? 0u : 0xff00u, prefix = s.prefix;
         for (int base = 0; base < n; base += THREADS) {
@@ -102,13 +98,7 @@ __device__ unsigned cut_of(const unsigned short* x, int n, bool by_count, int k,
                     if (w != 0) digit = (key >> shift) & 255u;
                 }
             }
-            add_to_bin(mine, digit, w);
-        }
-        __syncthreads();
-        for (int d = threadIdx.x; d < 256; d += THREADS) {
-            unsigned long long sum = 0ull;
-            for (int w = 0; w < 32; w++) sum += warp_hists[w * 256 + d];
-            s.hist[d] = sum;
+            add_to_bin(s.hist, digit, w);
         }
         __syncthreads();
         if (threadIdx.x == 0) {
@@ -134,7 +124,6 @@ extern "C" __global__ void __launch_bounds__(THREADS) draw_tokens(const TokenDra
     __shared__ unsigned long long totals[32];
     __shared__ unsigned long long best[32];
     __shared__ int numbers[32];
-    extern __shared__ unsigned long long warp_hists[]; // 32 x 256
     wait_for_previous_grid(); // launched as a dependent (Kernels/pdl.cuh)
     let_next_grid_start();
     const int row = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -171,8 +160,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) draw_tokens(const TokenDra
 
     // 2-3. The cut: top-k by count, then top-p by weight.
     unsigned cut = 1u;
-    if (k > 0 && k < count) cut = cut_of(x, n, true, k, 1.f, 0u, max_key, max, scale, s, warp_hists);
-    if (draws.top_p[row] < 1.f) cut = cut_of(x, n, false, 0, draws.top_p[row], cut, max_key, max, scale, s, warp_hists);
+    if (k > 0 && k < count) cut = cut_of(x, n, true, k, 1.f, 0u, max_key, max, scale, s);
+    if (draws.top_p[row] < 1.f) cut = cut_of(x, n, false, 0, draws.top_p[row], cut, max_key, max, scale, s);
 
     // 4. The token where u · (kept weight) falls.
     const int chunk = (n + THREADS - 1) / THREADS, begin = min(n, threadIdx.x * chunk), end = min(n, begin + chunk);

@@ -7,7 +7,7 @@ namespace LongCtx.Tests.Engine;
 /// Decode steps batched over several sequences (what `bench --batch` times) give each sequence the logits it
 /// gets decoded alone, step after step, while every rank's cache grows past its prefill size; DecodeTokens of the
 /// same batch, greedy for one sequence and sampled at a temperature with top-k and top-p for the others, draws the
-/// tokens a host Sampler with the same seed draws from those logits.
+/// tokens a host Sampler with the same seed draws from those logits, and with logprobs, the log-softmax of those logits.
 /// </summary>
 public class BatchedDecodeTests
 {
@@ -43,7 +43,8 @@ public class BatchedDecodeTests
         for (int step = 0; step < steps; step++)
         {
             var logits = engine.Decode(batched.Select((s, i) => (s, next[i])).ToList());
-            var tokens = engine.DecodeTokens(drawn.Select((s, i) => (s, next[i])).ToList(), onBackend.Select(s => s.Draw()).ToList());
+            int top = step % 3 == 0 ? 0 : step % 5;
+            var (tokens, logprobs) = engine.DecodeTokens(drawn.Select((s, i) => (s, next[i])).ToList(), onBackend.Select(s => s.Draw()).ToList(), step % 3 == 0 ? null : top);
             for (int i = 0; i < prompts.Length; i++)
             {
                 var single = engine.Decode([(alone[i], next[i])])[0];
@@ -51,6 +52,13 @@ public class BatchedDecodeTests
                 Assert.True(error < 1e-5, $"step {step}, sequence {i}: batched logits differ by {error:e2}");
                 int expected = onHost[i].Next(logits[i]);
                 Assert.True(tokens[i] == expected, $"seed {seed}, step {step}, sequence {i}: DecodeTokens drew {tokens[i]}, the host sampler {expected}");
+                if (logprobs is not null)
+                {
+                    var position = Logprobs.Of(logits[i], tokens[i], top);
+                    Assert.True(Math.Abs(position.Logprob - logprobs[i].Logprob) < 1e-5, $"seed {seed}, step {step}, sequence {i}: logprob {logprobs[i].Logprob}, of the logits {position.Logprob}");
+                    Assert.Equal(position.Top.Select(t => t.Token), logprobs[i].Top.Select(t => t.Token));
+                }
+                else Assert.True(step % 3 == 0, "logprobs were asked for");
                 next[i] = Sampler.ArgMax(logits[i]);
             }
             firstTokens.Add(next[0]);

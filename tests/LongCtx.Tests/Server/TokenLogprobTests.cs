@@ -1,3 +1,4 @@
+using LongCtx.Engine;
 using LongCtx.Server;
 using LongCtx.Tests.Text;
 
@@ -43,7 +44,8 @@ public class TokenLogprobTests
         int vocab = tokenizer.VocabSize;
         var logits = new float[prompt.Length * vocab];
         for (int i = 0; i < prompt.Length; i++) logits[i * vocab + (i * 7919) % vocab] = 5f;
-        var entries = TokenLogprob.ForPrompt(logits, prompt, top: 1, tokenizer);
+        var positions = Enumerable.Range(0, prompt.Length - 1).Select(i => Logprobs.Of(logits.AsSpan(i * vocab, vocab), prompt[i + 1], 1)).ToArray();
+        var entries = TokenLogprob.ForPrompt(positions, prompt, tokenizer);
         Assert.Null(entries[0].Logprob);
         Assert.Null(entries[0].Top);
         for (int i = 1; i < prompt.Length; i++)
