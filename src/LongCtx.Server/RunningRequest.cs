@@ -43,7 +43,7 @@ internal sealed class RunningRequest(GenerationJob job, Sequence sequence, int c
     public int Take(int token, PositionLogprobs? logprobs)
     {
         Generated.Add(token);
-        if (Job.Params.Logprobs is { } top) _logprobs!.Add(TokenLogprob.Of(token, logprobs! with { Top = logprobs.Top[..top] }, _decodedChars));
+        if (Job.Params.Logprobs is { } top) _logprobs!.Add(TokenLogprob.Of(token, logprobs! with { Top = logprobs.Top[..Math.Min(top, logprobs.Top.Length)] }, _decodedChars));
         return token;
     }
 

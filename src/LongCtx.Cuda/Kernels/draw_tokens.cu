@@ -10,6 +10,7 @@
 //    contiguous chunk, a block-wide prefix sum of the chunks, and the chunk holding it scanned again.
 // Histogram bins are added to once per warp and digit (__match_any_sync): logits crowd into a few high digits.
 #include "pdl.cuh"
+#include "bf16_order_key.cuh"
 
 constexpr int THREADS = 1024;
 constexpr int MAX_ROWS = 32;
@@ -23,13 +24,6 @@ struct TokenDraws {
     int top_k[MAX_ROWS];
     int rows;
 };
-
-// A key that orders as the bf16 values do (TokenPicker.OrderKey's top 16 bits): NaN 0, below every number; -0 is +0.
-__device__ __forceinline__ unsigned key_of(unsigned short b) {
-    if ((b & 0x7fffu) > 0x7f80u) return 0u;
-    if (b == 0x8000u) b = 0u;
-    return (b & 0x8000u) ? (~b & 0xffffu) : (b | 0x8000u);
-}
 
 __device__ __forceinline__ unsigned long long weight_of(unsigned short b, unsigned key, unsigned max_key, float max, float scale) {
     if (key == max_key) return (unsigned long long)WEIGHT_OF_MAX;

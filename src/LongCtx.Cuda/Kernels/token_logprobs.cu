@@ -7,16 +7,10 @@
 // 3. the entries above the cut, and the earliest equal to it up to top (ties go to the lower id); one thread
 //    sorts those few, best first.
 #include "pdl.cuh"
+#include "bf16_order_key.cuh"
 
 constexpr int THREADS = 1024, WARPS = THREADS / 32;
 constexpr int MAX_TOP = 20; // Engine.Logprobs.MaxTop
-
-// A key that orders as the bf16 values do (draw_tokens.cu's): NaN 0, below every number; -0 is +0.
-__device__ __forceinline__ unsigned key_of(unsigned short b) {
-    if ((b & 0x7fffu) > 0x7f80u) return 0u;
-    if (b == 0x8000u) b = 0u;
-    return (b & 0x8000u) ? (~b & 0xffffu) : (b | 0x8000u);
-}
 
 // The bf16 bits of a key (key 0: a NaN).
 __device__ __forceinline__ unsigned short bits_of(unsigned key) {
