@@ -131,10 +131,12 @@ public sealed class ModelReplica : IDisposable
     {
         const int slice = 256; // 64 MB of bf16 logits for a 128K vocabulary
         var result = new PositionLogprobs[hidden.Rows];
+        // One buffer for every slice: the GEMM overwrites what it holds.
+        using var buffer = _b.Allocate(_b.ActivationType, Math.Min(slice, hidden.Rows), Config.VocabSize);
         for (int start = 0; start < hidden.Rows; start += slice)
         {
             int n = Math.Min(slice, hidden.Rows - start);
-            using var logits = _b.Allocate(_b.ActivationType, n, Config.VocabSize);
+            var logits = buffer.SliceRows(0, n);
             _b.Linear(hidden.SliceRows(start, n), _lmHead, null, logits);
             _b.Logprobs(logits, tokens.AsSpan(start, n), top).CopyTo(result, start);
         }
