@@ -1,11 +1,10 @@
 using LongCtx.Backends;
-using LongCtx.Cuda.Native;
 using LongCtx.Tensors;
 
 namespace LongCtx.Cuda;
 
 /// <summary>
-/// The projections: cuBLAS for prefill-sized x; for decode-sized x the own GEMVs, which read each weight once for
+/// The projections: cuBLASLt for prefill-sized x; for decode-sized x the own GEMVs, which read each weight once for
 /// all rows of x — Kernels/gemv.cu on CUDA cores up to 4 rows (with the layer's RMSNorm folded in), Kernels/gemv_mma.cu
 /// on tensor cores for 5 to 16 (a batch of sequences decoding together) — and rotate q and k on the way out.
 /// </summary>
@@ -17,7 +16,7 @@ public sealed unsafe partial class CudaBackend
     private const int GemvMaxRows = 4, GemvMmaMaxRows = 16, GemvWarpsPerBlock = 8, GemvMmaOutputsPerBlock = 16;
 
     /// <summary>
-    /// The environment variable that sends the GEMMs of few rows to cuBLAS instead of the own GEMVs when 0,
+    /// The environment variable that sends the GEMMs of few rows to cuBLASLt instead of the own GEMVs when 0,
     /// to compare the two on the GPU machine.
     /// </summary>
     public const string GemvVariable = "LONGCTX_GEMV";
@@ -28,14 +27,17 @@ public sealed unsafe partial class CudaBackend
     {
         null or "" or "1" => true,
         "0" => false,
-        var text => throw new LongCtxException($"{GemvVariable}={text}: give 1 (the default, own kernels for GEMMs of up to {GemvMmaMaxRows} rows) or 0 (cuBLAS for all)"),
+        var text => throw new LongCtxException($"{GemvVariable}={text}: give 1 (the default, own kernels for GEMMs of up to {GemvMmaMaxRows} rows) or 0 (cuBLASLt for all)"),
     };
 
     public void Linear(Tensor x, Tensor weight, Tensor? bias, Tensor y)
     {
-        var ys = C(y);
-        Gemm(C(x), C(weight), ys, beta: 0f);
-        if (bias is not null && ys.Length > 0) _device.Launch(Fn("add_bias"), Grid(ys.Length), 256, 0, ys.Pointer, C(bias).Pointer, ys.Length, ys.RowLength);
+        var (xs, ws, ys) = (C(x), C(weight), C(y));
+        // cuBLASLt adds a 16-byte aligned bias in its epilogue (fp32, before the one rounding); the GEMVs and other
+        // biases take add_bias after.
+        nint fusedBias = bias is not null && GemvFor(xs, ws, ys) == Gemv.None && C(bias).Pointer % 16 == 0 ? C(bias).Pointer : 0;
+        Gemm(xs, ws, ys, beta: 0f, fusedBias);
+        if (bias is not null && fusedBias == 0 && ys.Length > 0) _device.Launch(Fn("add_bias"), Grid(ys.Length), 256, 0, ys.Pointer, C(bias).Pointer, ys.Length, ys.RowLength);
     }
 
     /// <summary>Decode-sized x (up to 16 rows) through gemv3 or gemv3_mma, one launch for up to three projections without biases.</summary>
@@ -156,7 +158,7 @@ public sealed unsafe partial class CudaBackend
 
     /// <summary>
     /// Which own kernel takes y = x·Wᵀ: Kernels/gemv.cu for 1 to 4 rows of x, Kernels/gemv_mma.cu for 5 to 16 when
-    /// the row length is a multiple of 32, neither (cuBLAS) for more rows; either needs whole 16-byte groups on 16-byte
+    /// the row length is a multiple of 32, neither (cuBLASLt) for more rows; either needs whole 16-byte groups on 16-byte
     /// boundaries in x and W. The shapes must agree whichever runs it: a mismatch throws here.
     /// </summary>
     private Gemv GemvFor(CudaTensor x, CudaTensor w, CudaTensor y)
@@ -188,11 +190,11 @@ public sealed unsafe partial class CudaBackend
         _device.Timed("gemm", () => _device.LaunchDependent(fn, ((uint)blocks, 1), GemvWarpsPerBlock * 32, 0, args));
     }
 
-    // beta = 1: cuBLAS adds the product to y in fp32 and rounds to bf16 once.
+    // beta = 1: cuBLASLt adds the product to y in fp32 and rounds to bf16 once.
     public void LinearAccumulate(Tensor x, Tensor weight, Tensor y) => Gemm(C(x), C(weight), C(y), beta: 1f);
 
-    /// <summary>y = x·Wᵀ + beta·y, computed in fp32 (with beta 0 cuBLAS does not read y).</summary>
-    private void Gemm(CudaTensor xs, CudaTensor w, CudaTensor ys, float beta)
+    /// <summary>y = x·Wᵀ (+ the bias at <paramref name="fusedBias"/>, cuBLASLt only) + beta·y, computed in fp32 (with beta 0 y is not read).</summary>
+    private void Gemm(CudaTensor xs, CudaTensor w, CudaTensor ys, float beta, nint fusedBias = 0)
     {
         int t = xs.Rows, k = xs.RowLength, n = w.Rows;
         switch (GemvFor(xs, w, ys))
@@ -207,14 +209,6 @@ public sealed unsafe partial class CudaBackend
                 return;
         }
         if (t == 0) return;
-        // Row-major y[T,N] = x[T,K]·W[N,K]ᵀ is column-major yᵀ[N,T] = W·xᵀ: A = W (transposed), B = x.
-        _device.Timed("gemm", () =>
-        {
-            // cuBLAS reads the scalars through host pointers: locals here (a captured parameter has no fixed address).
-            float alpha = 1f, betaValue = beta;
-            Cublas.Check(Cublas.cublasGemmEx(_device.BlasHandle, Cublas.OpT, Cublas.OpN, n, t, k, &alpha,
-                w.Pointer, Cublas.R16BF, k, xs.Pointer, Cublas.R16BF, k, &betaValue, ys.Pointer, Cublas.R16BF, n,
-                Cublas.Compute32F, Cublas.GemmDefault), "cublasGemmEx");
-        });
+        _device.Timed("gemm", () => _device.Gemms.Run(xs.Pointer, w.Pointer, ys.Pointer, fusedBias, t, k, n, accumulate: beta != 0f));
     }
 }

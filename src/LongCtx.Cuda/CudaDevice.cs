@@ -4,7 +4,7 @@ namespace LongCtx.Cuda;
 
 /// <summary>
 /// One GPU as a rank uses it: its primary context, a compute stream and a communication stream (NCCL
-/// transfers run on the second so ring steps overlap attention; events order the two), a cuBLAS handle on
+/// transfers run on the second so ring steps overlap attention; events order the two), cuBLASLt's GEMM plans on
 /// the compute stream, the memory pool and the compiled kernels. A thread must <see cref="MakeCurrent"/>
 /// before issuing work.
 /// </summary>
@@ -37,10 +37,7 @@ internal sealed unsafe class CudaDevice : IDisposable
         CudaDriver.Check(CudaDriver.cuStreamCreate(out var comm, CudaDriver.StreamNonBlocking), "cuStreamCreate");
         ComputeStream = compute;
         CommStream = comm;
-        Cublas.Check(Cublas.cublasCreate(out var blas), "cublasCreate");
-        Cublas.Check(Cublas.cublasSetStream(blas, compute), "cublasSetStream");
-        SetBlasWorkspace(blas);
-        BlasHandle = blas;
+        Gemms = new GemmPlans(compute);
         Pool = new DeviceMemoryPool();
     }
 
@@ -53,7 +50,8 @@ internal sealed unsafe class CudaDevice : IDisposable
     public nint Context { get; }
     public nint ComputeStream { get; }
     public nint CommStream { get; }
-    public nint BlasHandle { get; }
+    /// <summary>The GEMMs, through cuBLASLt on the compute stream.</summary>
+    public GemmPlans Gemms { get; }
     public DeviceMemoryPool Pool { get; }
     /// <summary>Set while a benchmark wants the time split; null otherwise (no events recorded).</summary>
     public StreamProfiler? Profiler { get; set; }
@@ -89,24 +87,6 @@ internal sealed unsafe class CudaDevice : IDisposable
         try { work(); }
         finally { _timedDepth--; }
         p.End(category, start);
-    }
-
-    /// <summary>
-    /// The environment variable giving cuBLAS's workspace in MiB (default 32, NVIDIA's advice for Hopper, where
-    /// the default handle workspace is smaller than some GEMM kernels want; 0 leaves cuBLAS's own).
-    /// </summary>
-    public const string BlasWorkspaceVariable = "LONGCTX_CUBLAS_WORKSPACE_MB";
-
-    private static void SetBlasWorkspace(nint blas)
-    {
-        string? text = Environment.GetEnvironmentVariable(BlasWorkspaceVariable);
-        int mib = 32;
-        if (text is { Length: > 0 } && (!int.TryParse(text, out mib) || mib < 0 || mib > 4096))
-            throw new LongCtxException($"{BlasWorkspaceVariable}={text}: give the cuBLAS workspace in MiB, 0 to 4096");
-        if (mib == 0) return;
-        // Lives as long as the handle, i.e. the process (see Dispose).
-        CudaDriver.Check(CudaDriver.cuMemAlloc(out var workspace, (nuint)mib << 20), "allocating the cuBLAS workspace");
-        Cublas.Check(Cublas.cublasSetWorkspace(blas, workspace, (nuint)mib << 20), "cublasSetWorkspace");
     }
 
     public static int Count()
@@ -241,7 +221,7 @@ internal sealed unsafe class CudaDevice : IDisposable
     }
 
     /// <summary>
-    /// Gives the device memory back. Streams, modules and the cuBLAS handle live as long as the process
+    /// Gives the device memory back. Streams, modules and the cuBLASLt handle live as long as the process
     /// (a handful of small objects in the primary context): tearing them down in the middle of a run
     /// crashed inside libcuda on the GPU machine, and nothing is gained by it.
     /// </summary>

@@ -128,7 +128,7 @@ internal sealed class CudnnAttention : IDisposable
         return plan;
     }
 
-    /// <summary>Frees the plans; the handle, like the device's streams and cuBLAS handle, lives as long as the process.</summary>
+    /// <summary>Frees the plans; the handle, like the device's streams and cuBLASLt handle, lives as long as the process.</summary>
     public void Dispose()
     {
         foreach (var p in _plans.Values) p?.Dispose();

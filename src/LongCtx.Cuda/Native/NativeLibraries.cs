@@ -10,13 +10,13 @@ namespace LongCtx.Cuda.Native;
 /// </summary>
 internal static class NativeLibraries
 {
-    public const string Cuda = "longctx-cuda", Nvrtc = "longctx-nvrtc", Cublas = "longctx-cublas", Nccl = "longctx-nccl", Cudnn = "longctx-cudnn";
+    public const string Cuda = "longctx-cuda", Nvrtc = "longctx-nvrtc", CublasLt = "longctx-cublaslt", Nccl = "longctx-nccl", Cudnn = "longctx-cudnn";
 
     private static readonly Dictionary<string, string[]> FileNames = new()
     {
         [Cuda] = ["libcuda.so.1", "libcuda.so"],
         [Nvrtc] = ["libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12"],
-        [Cublas] = ["libcublas.so", "libcublas.so.13", "libcublas.so.12"],
+        [CublasLt] = ["libcublasLt.so", "libcublasLt.so.13", "libcublasLt.so.12"],
         [Nccl] = ["libnccl.so", "libnccl.so.2"],
         // The backend API's enum values are cuDNN 9's: never bind another major version.
         [Cudnn] = ["libcudnn.so.9"],

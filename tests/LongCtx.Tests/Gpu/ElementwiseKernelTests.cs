@@ -156,9 +156,9 @@ public class ElementwiseKernelTests
 
     /// <summary>
     /// GEMMs of up to 4 rows run Kernels/gemv.cu when k is a multiple of 8 and x and w are 16-byte aligned, of 5 to
-    /// 16 rows Kernels/gemv_mma.cu when k is also a multiple of 32: against the CPU, and against cuBLAS on the same
+    /// 16 rows Kernels/gemv_mma.cu when k is also a multiple of 32: against the CPU, and against cuBLASLt on the same
     /// values (x placed one element off, which sends the call there). k = 1000 leaves lanes without a whole round of
-    /// loads (and is no multiple of 32: cuBLAS at 11 rows), 1004 is not a multiple of 8 (cuBLAS both times), 1027
+    /// loads (and is no multiple of 32: cuBLASLt at 11 rows), 1004 is not a multiple of 8 (cuBLASLt both times), 1027
     /// outputs leave the last block of gemv_mma partly empty, 17 rows are past both kernels.
     /// </summary>
     [GpuTheory]
@@ -192,8 +192,39 @@ public class ElementwiseKernelTests
     }
 
     /// <summary>
+    /// GEMMs past 16 rows run through cuBLASLt, whose plans depend on the pointers' alignment and whose epilogue adds a
+    /// 16-byte aligned bias: against the CPU, with x or the bias placed one element off (2-byte aligned x; a bias
+    /// added by add_bias after) giving the same values within bf16 rounding (the epilogue rounds once, add_bias twice).
+    /// </summary>
+    [GpuTheory]
+    [InlineData(64, 4096, 1027, "bias")]
+    [InlineData(300, 1000, 96, "bias")]
+    [InlineData(33, 1004, 64, "bias")]
+    [InlineData(64, 4096, 1027, "accumulate")]
+    [InlineData(300, 1000, 96, "none")]
+    public void CublasLtGemmsMatchTheCpu(int tokens, int inFeatures, int outFeatures, string extra)
+    {
+        var (random, where) = Seeded($"Linear ({extra}) of [{tokens}, {inFeatures}] x [{outFeatures}, {inFeatures}]");
+        float[] x = RandomBf16(random, tokens * inFeatures), w = RandomBf16(random, outFeatures * inFeatures),
+            y = RandomBf16(random, tokens * outFeatures), bias = RandomBf16(random, outFeatures);
+        using var cpu = new CpuBackend();
+        using var gpu = new CudaBackend(0);
+        float[] Run(IBackend b, int offset)
+        {
+            using var xt = Placed.Upload(b, x, offset, tokens, inFeatures);
+            using var bt = Placed.Upload(b, bias, offset, outFeatures);
+            using var wt = b.Upload<float>(w, outFeatures, inFeatures);
+            using var yt = b.Upload<float>(y, tokens, outFeatures);
+            if (extra == "accumulate") b.LinearAccumulate(xt.Tensor, wt, yt);
+            else b.Linear(xt.Tensor, wt, extra == "bias" ? bt.Tensor : null, yt);
+            return Read(b, yt);
+        }
+        AssertMatches(Run(cpu, 0), Run(gpu, 0), Run(gpu, 1), where, exactTwins: false, twinTolerance: CpuTolerance);
+    }
+
+    /// <summary>
     /// Projections of one x through LinearEach (one gemv3 launch for up to 4 rows, one gemv3_mma for up to 16): the
-    /// bits of a Linear each on the GPU, and the CPU's values. 17 rows go through cuBLAS one by one; n2 = 0 is two
+    /// bits of a Linear each on the GPU, and the CPU's values. 17 rows go through cuBLASLt one by one; n2 = 0 is two
     /// projections; 40 outputs leave a block of gemv3_mma partly empty.
     /// </summary>
     [GpuTheory]
@@ -233,7 +264,7 @@ public class ElementwiseKernelTests
 
     /// <summary>
     /// SwiGluLinear (one gemv_swiglu launch for up to 4 rows, one gemv_swiglu_mma for up to 16): the bits of two
-    /// Linears and SwiGlu on the GPU, and the CPU's values; 17 rows take the separate operations (cuBLAS).
+    /// Linears and SwiGlu on the GPU, and the CPU's values; 17 rows take the separate operations (cuBLASLt).
     /// </summary>
     [GpuTheory]
     [InlineData(1, 4096, 1536)]
@@ -271,7 +302,7 @@ public class ElementwiseKernelTests
     /// <summary>
     /// The layer's norms fused into the decode GEMVs (NormedLinearEach into gemv3, NormedSwiGluLinear into
     /// gemv_swiglu: each block normalises x itself for up to 4 rows): the bits of RmsNorm and then the projections
-    /// on the GPU, and the CPU's values. 5 to 16 rows take the norm apart and then gemv_mma.cu, 17 cuBLAS.
+    /// on the GPU, and the CPU's values. 5 to 16 rows take the norm apart and then gemv_mma.cu, 17 cuBLASLt.
     /// </summary>
     [GpuTheory]
     [InlineData("qkv", 1, 4096, 512, 128)]
