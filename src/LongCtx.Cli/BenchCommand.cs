@@ -102,8 +102,9 @@ internal static class BenchCommand
                 string used = strategy;
                 float[] logits = [];
                 DecodeTiming? decoded = null;
-                // A context's first prefill also builds a cuDNN plan per new block shape (tens of ms each): not part of a warm TTFT.
-                for (int i = 0; i < warmup; i++) Prefill(engine, context, strategy, approximate);
+                // A context's first prefill also builds a cuDNN plan per new block shape (tens of ms each) and compiles the
+                // kernels it meets first (token_logprobs.cu with --prompt-logprobs): not part of a warm TTFT.
+                for (int i = 0; i < warmup; i++) Prefill(engine, context, strategy, approximate, promptLogprobs: promptLogprobs);
                 for (int i = 0; i < repeat; i++)
                 {
                     var (ms, s, lastLogits) = Prefill(engine, context, strategy, approximate, i == repeat - 1 ? decodeSteps : 0, batch, d => decoded = d, sampling: sampling, promptLogprobs: promptLogprobs);

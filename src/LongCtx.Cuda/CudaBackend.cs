@@ -7,7 +7,7 @@ using LongCtx.Tensors;
 namespace LongCtx.Cuda;
 
 /// <summary>
-/// The GPU backend: bf16 activations and weights, fp32 accumulation; GEMMs through cuBLAS, everything else
+/// The GPU backend: bf16 activations and weights, fp32 accumulation; GEMMs through cuBLASLt, everything else
 /// through the NVRTC-compiled kernels of Kernels/, attention through the decode kernel for a few query rows
 /// (CudaBackend.Decode.cs) and cuDNN's fused SDPA for long blocks where it applies (CudaBackend.Cudnn.cs).
 /// Work is queued on the device's compute stream and only <see cref="Download"/> waits for it, so a layer
@@ -267,7 +267,11 @@ public sealed unsafe partial class CudaBackend : IBackend
         Download<int>(tokens, result);
     }
 
-    /// <summary>Kernels/token_logprobs.cu, a block a row; only the logprobs and the top ids come back.</summary>
+    /// <summary>
+    /// Kernels/token_logprobs.cu, a block a row; only the logprobs and the top ids come back, in one download (one
+    /// wait for the GPU): a row of 1 + 2 · top ints, the token's logprob, the top ids and their logprobs (floats as
+    /// their bits).
+    /// </summary>
     public PositionLogprobs[] Logprobs(Tensor x, ReadOnlySpan<int> tokens, int top)
     {
         var xs = C(x);
@@ -277,25 +281,21 @@ public sealed unsafe partial class CudaBackend : IBackend
         foreach (int token in tokens)
             if ((uint)token >= (uint)n) throw new LongCtxException($"Logprobs: token {token} is outside the vocabulary of {n}");
         if (rows == 0) return [];
+        int stride = 1 + 2 * top;
         using var ids = (CudaTensor)Upload<int>(tokens, rows);
-        using var logprob = (CudaTensor)Scratch(DType.F32, rows);
-        using var topIds = (CudaTensor)Scratch(DType.I32, rows, top);
-        using var topLogprobs = (CudaTensor)Scratch(DType.F32, rows, top);
+        using var figures = (CudaTensor)Scratch(DType.I32, rows, stride);
         _device.LaunchDependent(_device.Function("token_logprobs.cu", "token_logprobs"), ((uint)rows, 1), 1024, 0,
-            xs.Pointer, ids.Pointer, logprob.Pointer, topIds.Pointer, topLogprobs.Pointer, n, top);
-        var lp = new float[rows];
-        var topId = new int[rows * top];
-        var topLp = new float[rows * top];
-        Download<float>(logprob, lp);
-        Download<int>(topIds, topId);
-        Download<float>(topLogprobs, topLp);
+            xs.Pointer, ids.Pointer, figures.Pointer, n, top);
+        var all = new int[rows * stride];
+        Download<int>(figures, all);
         int count = Math.Min(top, n); // as Engine.Logprobs.Of lists
         var result = new PositionLogprobs[rows];
         for (int r = 0; r < rows; r++)
         {
+            var row = all.AsSpan(r * stride, stride);
             var most = new TopLogprob[count];
-            for (int j = 0; j < count; j++) most[j] = new TopLogprob(topId[r * top + j], topLp[r * top + j]);
-            result[r] = new PositionLogprobs(lp[r], most);
+            for (int j = 0; j < count; j++) most[j] = new TopLogprob(row[1 + j], BitConverter.Int32BitsToSingle(row[1 + top + j]));
+            result[r] = new PositionLogprobs(BitConverter.Int32BitsToSingle(row[0]), most);
         }
         return result;
     }

@@ -1,20 +1,29 @@
 // The next token of each row of bf16 logits [rows, n] for its draw (CudaBackend.DrawTokens): the same algorithm as
-// the host's TokenPicker.Pick, so only one int a row comes back. One block a row:
-// 1. the largest logit and its first index (greedy, or top-k 1, stops here: Sampler.ArgMax's token);
-// 2. top-k: the cut, the k-th largest key, by radix selection on 16-bit keys (two passes of 8 bits, each a
-//    256-bin histogram of the keys that share the digits chosen so far);
+// the host's TokenPicker.Pick, so only one int a row comes back. One block a row, reading it 16 bytes a load with
+// several loads in flight (Kernels/bf16_order_key.cuh), so that a pass over a 256 KB row costs a few µs:
+// 1. the largest logit and its first index (greedy, or top-k 1, stops here: Sampler.ArgMax's token), from each
+//    chunk's maximum (one bf16x2 max per 4 bytes); each thread also keeps its own largest key;
+// 2. top-k: the cut, the k-th largest key. The threads' largest keys are distinct entries, so the k-th largest of
+//    them bounds the cut from below; the radix selection (bf16_order_key.cuh) then counts only the keys from that
+//    bound up to the maximum, which are few, so the histogram sees few atomics and one pass usually settles it;
 // 3. weights e^((x − max)/T) = 2^((x − max) · log2_scale) as integers (2^40 for the largest), so sums are exact in
-//    any order; top-p: the cut where, from the highest key down, their weight first reaches ceil(top_p · total),
-//    by the same radix selection over weights;
-// 4. the token where u · (the kept weight) falls, the kept tokens end to end in vocabulary order: a thread a
-//    contiguous chunk, a block-wide prefix sum of the chunks, and the chunk holding it scanned again.
-// Histogram bins are added to once per warp and digit (__match_any_sync): logits crowd into a few high digits.
+//    any order; top-p: the total weight of the keys at or above the top-k cut (a pass of sums in registers, no
+//    atomics), then the cut where, from the highest key down, their weight first reaches ceil(top_p · total), by
+//    the same radix selection from a bound: the highest key where the threads' largest keys alone reach it;
+// 4. the token where u · (the kept weight) falls, the kept tokens end to end in vocabulary order: each warp sums a
+//    contiguous segment of chunks, a block-wide prefix sum of the warps' sums says which warp holds it, and that
+//    warp walks its segment again, a prefix sum over its lanes a step.
+// Passes after the first skip every chunk whose maximum is below their window, so with a model's logits they cost
+// little beyond reading the row; only sums over every entry (top-p without top-k, and the draw at a temperature
+// alone) compute a weight per entry.
 #include "pdl.cuh"
 #include "bf16_order_key.cuh"
 
-constexpr int THREADS = 1024;
+constexpr int THREADS = 1024, WARPS = THREADS / 32;
 constexpr int MAX_ROWS = 32;
 constexpr float WEIGHT_OF_MAX = 1099511627776.f; // 2^40, TokenPicker.WeightOfMax
+
+static_assert(WARPS == 32 && BINS_PER_THREAD * THREADS == BINS, "block_scan and choose_bin take 32 warps");
 
 // CudaBackend's TokenDrawsArgument, passed by value: row r's uniform number, log2(e)/T, top-p and top-k (1: greedy).
 struct TokenDraws {
@@ -25,153 +34,150 @@ struct TokenDraws {
     int rows;
 };
 
-__device__ __forceinline__ unsigned long long weight_of(unsigned short b, unsigned key, unsigned max_key, float max, float scale) {
-    if (key == max_key) return (unsigned long long)WEIGHT_OF_MAX;
-    const float x = __uint_as_float((unsigned)b << 16);
-    return __float2ull_rz(exp2f((x - max) * scale) * WEIGHT_OF_MAX);
+// Computed whatever the key, the largest's then selected, so that a chunk's eight weights run without branches.
+__device__ __forceinline__ unsigned long long weight_of(unsigned b, unsigned key, unsigned max_key, float max, float scale) {
+    const unsigned long long w = __float2ull_rz(exp2f((value_of(b) - max) * scale) * WEIGHT_OF_MAX);
+    return key == max_key ? (unsigned long long)WEIGHT_OF_MAX : w;
 }
 
-// Adds w to hist[digit] once per warp and digit; every lane of the warp calls it (digit 256: nothing to add).
-// A weight is at most 2^40: its two 20-bit halves summed over 32 lanes fit in 32 bits.
-__device__ __forceinline__ void add_to_bin(unsigned long long* hist, unsigned digit, unsigned long long w) {
-    const unsigned peers = __match_any_sync(0xffffffffu, digit);
-    const unsigned high = __reduce_add_sync(peers, (unsigned)(w >> 20)), low = __reduce_add_sync(peers, (unsigned)(w & 0xfffffu));
-    const unsigned long long sum = ((unsigned long long)high << 20) + low;
-    if ((threadIdx.x & 31) == __ffs(peers) - 1 && digit < 256u && sum != 0) atomicAdd(&hist[digit], sum);
-}
+// All ones where key is kept (at or above cut), else 0: a weight masked with it, rather than selected by key, keeps
+// the compiler from branching around each entry's exp2 (a convergence barrier an entry).
+__device__ __forceinline__ unsigned long long kept_mask(unsigned key, unsigned cut) { return 0ull - (unsigned long long)(key >= cut); }
 
-// Inclusive prefix sum over the block; totals holds 32 entries.
-__device__ __forceinline__ unsigned long long block_scan(unsigned long long v, unsigned long long* totals) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    #pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-        const unsigned long long u = __shfl_up_sync(0xffffffffu, v, o);
-        if (lane >= o) v += u;
-    }
-    if (lane == 31) totals[warp] = v;
-    __syncthreads();
-    if (warp == 0) {
-        unsigned long long t = totals[lane];
-        #pragma unroll
-        for (int o = 1; o < 32; o <<= 1) {
-            const unsigned long long u = __shfl_up_sync(0xffffffffu, t, o);
-            if (lane >= o) t += u;
-        }
-        totals[lane] = t;
-    }
-    __syncthreads();
-    return v + (warp > 0 ? totals[warp - 1] : 0ull);
-}
-
-struct Selection {
-    unsigned long long hist[256];
-    unsigned long long remaining; // of the target, what the digits below the chosen ones must still reach
-    unsigned prefix;              // the cut's digits chosen so far
+struct Shared {
+    Selection selection;
+    unsigned maxima[THREADS];  // each thread's largest key (0: NaN only): the bounds of the cuts
+    unsigned warp_max[WARPS];
+    int first;                 // the largest logit's first index
 };
-
-// The key where, from the highest key down, the weight of the keys at or above it first reaches the target.
-// by_count: every key weighs 1 and the target is k; else the weights of the keys at or above floor count, and the
-// target is ceil(top_p · their sum).
-__device__ unsigned cut_of(const unsigned short* x, int n, bool by_count, int k, float top_p, unsigned floor,
-                           unsigned max_key, float max, float scale, Selection& s) {
-    __syncthreads(); // every thread has read the previous selection's cut
-    if (threadIdx.x == 0) { s.prefix = 0u; s.remaining = (unsigned long long)k; }
-    for (int shift = 8; shift >= 0; shift -= 8) {
-        for (int i = threadIdx.x; i < 256; i += THREADS) s.hist[i] = 0ull;
-        __syncthreads();
-        const unsigned high = shift == 8 ? 0u : 0xff00u, prefix = s.prefix;
-        for (int base = 0; base < n; base += THREADS) {
-            const int i = base + threadIdx.x;
-            unsigned digit = 256u;
-            unsigned long long w = 0ull;
-            if (i < n) {
-                const unsigned short b = x[i];
-                const unsigned key = key_of(b);
-                if ((key & high) == prefix) {
-                    w = by_count ? 1ull : key < floor ? 0ull : weight_of(b, key, max_key, max, scale);
-                    if (w != 0) digit = (key >> shift) & 255u;
-                }
-            }
-            add_to_bin(s.hist, digit, w);
-        }
-        __syncthreads();
-        if (threadIdx.x == 0) {
-            unsigned long long remaining = s.remaining;
-            if (shift == 8 && !by_count) {
-                unsigned long long total = 0ull;
-                for (int d = 0; d < 256; d++) total += s.hist[d];
-                remaining = (unsigned long long)ceil((double)top_p * (double)total);
-            }
-            int digit = 255;
-            for (; digit > 0 && s.hist[digit] < remaining; digit--) remaining -= s.hist[digit];
-            s.prefix = prefix | ((unsigned)digit << shift);
-            s.remaining = remaining;
-        }
-        __syncthreads();
-    }
-    return s.prefix;
-}
 
 extern "C" __global__ void __launch_bounds__(THREADS) draw_tokens(const TokenDraws draws, const unsigned short* __restrict__ logits,
                                                                   int* __restrict__ tokens, int n) {
-    __shared__ Selection s;
-    __shared__ unsigned long long totals[32];
-    __shared__ unsigned long long best[32];
-    __shared__ int numbers[32];
+    __shared__ Shared s;
     wait_for_previous_grid(); // launched as a dependent (Kernels/pdl.cuh)
     let_next_grid_start();
-    const int row = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const unsigned short* x = logits + (long)row * n;
+    const int row_index = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const Row row(logits + (long)row_index * n, n);
 
-    // 1. The largest key, earliest first (packed so one maximum finds both), and how many entries are numbers.
-    unsigned long long packed = 0ull;
-    int count = 0;
-    for (int i = threadIdx.x; i < n; i += THREADS) {
-        const unsigned key = key_of(x[i]);
-        count += key != 0u;
-        const unsigned long long p = ((unsigned long long)key << 32) | (0xffffffffu - (unsigned)i);
-        if (key != 0u && p > packed) packed = p;
-    }
-    #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-        const unsigned long long p = __shfl_xor_sync(0xffffffffu, packed, o);
-        packed = p > packed ? p : packed;
-        count += __shfl_xor_sync(0xffffffffu, count, o);
-    }
-    if (lane == 0) { best[warp] = packed; numbers[warp] = count; }
+    // 1. The largest key: each thread's, with the first of its chunks that holds it, then the block's, whose first
+    // index is the earliest the holders find in their chunks.
+    unsigned best = 0u;
+    int best_chunk = 0;
+    for_each_chunk(row, threadIdx.x, THREADS, row.chunks, [&](int c, uint4 v) {
+        const unsigned key = max_key_of(v);
+        if (key > best) { best = key; best_chunk = c; }
+    });
+    s.maxima[threadIdx.x] = best;
+    const unsigned warp_best = __reduce_max_sync(0xffffffffu, best);
+    if (lane == 0) s.warp_max[warp] = warp_best;
+    if (threadIdx.x == 0) s.first = n;
     __syncthreads();
-    packed = 0ull;
-    count = 0;
-    for (int w = 0; w < 32; w++) { packed = best[w] > packed ? best[w] : packed; count += numbers[w]; }
-    const unsigned max_key = (unsigned)(packed >> 32);
-    const int first = (int)(0xffffffffu - (unsigned)packed);
-    const int k = draws.top_k[row];
+    const unsigned max_key = __reduce_max_sync(0xffffffffu, s.warp_max[lane]);
+    if (max_key != 0u && best == max_key) {
+        bool found = false;
+        for_each_entry(row.chunk(best_chunk), [&](int slot, unsigned b) {
+            if (!found && key_of(b) == max_key) { atomicMin(&s.first, row.index(best_chunk, slot)); found = true; }
+        });
+    }
+    __syncthreads();
+    const int k = draws.top_k[row_index];
     if (max_key == 0u || k == 1) {
-        if (threadIdx.x == 0) tokens[row] = max_key == 0u ? n - 1 : first; // NaN only: Sampler.ArgMax's answer
+        if (threadIdx.x == 0) tokens[row_index] = max_key == 0u ? n - 1 : s.first; // NaN only: Sampler.ArgMax's answer
         return;
     }
-    const float max = __uint_as_float((unsigned)x[first] << 16), scale = draws.log2_scale[row];
+    const float max = value_of(row.x[s.first]), scale = draws.log2_scale[row_index];
 
-    // 2-3. The cut: top-k by count, then top-p by weight.
+    // Entries of the row to visit(bits, key): every entry of the chunks that reach lo, so the visitor tests the key
+    // itself (a select, not a branch); the threads' largest keys likewise.
+    const auto row_entries = [&](unsigned lo, auto&& visit) {
+        for_each_chunk(row, threadIdx.x, THREADS, row.chunks, [&](int, uint4 v) {
+            if (max_key_of(v) >= lo) for_each_entry(v, [&](int, unsigned b) { visit(b, key_of(b)); });
+        });
+    };
+    const auto maxima = [&](unsigned, auto&& visit) {
+        const unsigned key = s.maxima[threadIdx.x];
+        visit(bits_of(key), key);
+    };
+    const auto counted = [](unsigned, unsigned) { return 1ull; };
+    const auto weighed = [&](unsigned b, unsigned key) { return weight_of(b, key, max_key, max, scale); };
+    // The cut for target over entries: from a bound found among the threads' largest keys (still lo where they do
+    // not reach target), then over the row. Every key at or above the bound is in the window, so target stands.
+    const auto cut_over_row = [&](unsigned lo, unsigned long long target, auto&& weight) {
+        const auto histogram_of = [&](auto&& entries) {
+            return [&](unsigned from, unsigned to, int shift) {
+                entries(from, [&](unsigned b, unsigned key) {
+                    const unsigned long long w = weight(b, key);
+                    if (key >= from && key <= to && w != 0ull) add_to_bin(s.selection, (key - from) >> shift, w);
+                });
+            };
+        };
+        unsigned long long remaining = target;
+        const unsigned bound = cut_of(lo, max_key, remaining, s.selection, histogram_of(maxima));
+        remaining = target;
+        return cut_of(bound, max_key, remaining, s.selection, histogram_of(row_entries));
+    };
+
+    // 2-3. The cut: top-k by count (k at least the numbers keeps them all: the count never reaches k, or reaches it
+    // at the lowest number), then top-p by weight.
     unsigned cut = 1u;
-    if (k > 0 && k < count) cut = cut_of(x, n, true, k, 1.f, 0u, max_key, max, scale, s);
-    if (draws.top_p[row] < 1.f) cut = cut_of(x, n, false, 0, draws.top_p[row], cut, max_key, max, scale, s);
-
-    // 4. The token where u · (kept weight) falls.
-    const int chunk = (n + THREADS - 1) / THREADS, begin = min(n, threadIdx.x * chunk), end = min(n, begin + chunk);
-    unsigned long long mine = 0ull;
-    for (int i = begin; i < end; i++) {
-        const unsigned key = key_of(x[i]);
-        if (key >= cut) mine += weight_of(x[i], key, max_key, max, scale);
+    if (k > 0) cut = cut_over_row(1u, (unsigned long long)k, counted);
+    if (draws.top_p[row_index] < 1.f) {
+        unsigned long long mine = 0ull;
+        row_entries(cut, [&](unsigned b, unsigned key) { mine += weighed(b, key) & kept_mask(key, cut); });
+        block_scan(mine, s.selection.totals);
+        const unsigned long long total = s.selection.totals[WARPS - 1];
+        cut = cut_over_row(cut, (unsigned long long)ceil((double)draws.top_p[row_index] * (double)total), weighed);
     }
-    const unsigned long long through = block_scan(mine, totals), kept = totals[31];
-    unsigned long long target = (unsigned long long)(draws.u[row] * (double)kept);
+
+    // 4. The token where u · (kept weight) falls. Warp w's segment: chunks w · steps · 32 on, 32 (a step) at a time.
+    const auto chunk_weight = [&](uint4 v) {
+        unsigned long long sum = 0ull;
+        if (max_key_of(v) >= cut)
+            for_each_entry(v, [&](int, unsigned b) {
+                const unsigned key = key_of(b);
+                sum += weighed(b, key) & kept_mask(key, cut);
+            });
+        return sum;
+    };
+    const int steps = (row.chunks + THREADS - 1) / THREADS, begin = min(row.chunks, warp * steps * 32), end = min(row.chunks, begin + steps * 32);
+    unsigned long long mine = 0ull;
+    for_each_chunk(row, begin + lane, 32, end, [&](int, uint4 v) { mine += chunk_weight(v); });
+    block_scan(mine, s.selection.totals);
+    const unsigned long long before = warp > 0 ? s.selection.totals[warp - 1] : 0ull, kept = s.selection.totals[WARPS - 1];
+    unsigned long long target = (unsigned long long)(draws.u[row_index] * (double)kept);
     if (target >= kept) target = kept - 1;
-    if (mine != 0ull && target >= through - mine && target < through) {
-        unsigned long long sum = through - mine;
-        for (int i = begin; i < end; i++) {
-            const unsigned key = key_of(x[i]);
-            if (key >= cut && (sum += weight_of(x[i], key, max_key, max, scale)) > target) { tokens[row] = i; break; }
+    if (target < before || target >= s.selection.totals[warp]) return; // warp-uniform: another warp holds it
+    unsigned long long passed = before; // the kept weight before the current step
+    for (int step = begin; step < end; step += IN_FLIGHT * 32) {
+        uint4 v[IN_FLIGHT];
+        #pragma unroll
+        for (int u = 0; u < IN_FLIGHT; u++) {
+            const int c = step + u * 32 + lane;
+            v[u] = c < end ? row.chunk(c) : make_uint4(NAN_PAIR, NAN_PAIR, NAN_PAIR, NAN_PAIR);
+        }
+        #pragma unroll
+        for (int u = 0; u < IN_FLIGHT; u++) {
+            const unsigned long long w = chunk_weight(v[u]);
+            unsigned long long through = w; // the step's weight through this lane
+            #pragma unroll
+            for (int o = 1; o < 32; o <<= 1) {
+                const unsigned long long t = __shfl_up_sync(0xffffffffu, through, o);
+                if (lane >= o) through += t;
+            }
+            const unsigned long long step_weight = __shfl_sync(0xffffffffu, through, 31);
+            if (target < passed + step_weight) { // warp-uniform: this step holds it, in the lane where it falls
+                if (target >= passed + through - w && target < passed + through) {
+                    const int c = step + u * 32 + lane;
+                    unsigned long long sum = passed + through - w;
+                    bool found = false;
+                    for_each_entry(v[u], [&](int slot, unsigned b) {
+                        const unsigned key = key_of(b);
+                        if (!found && key >= cut && (sum += weighed(b, key)) > target) { tokens[row_index] = row.index(c, slot); found = true; }
+                    });
+                }
+                return;
+            }
+            passed += step_weight;
         }
     }
 }
