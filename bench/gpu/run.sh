@@ -153,8 +153,7 @@ fi
 if has tp && [[ $ngpu -gt 1 ]]; then
   # The same GPUs as context ranks only (bench section), as context x 2 tensor ranks, and as one tensor group:
   # TP all-reduces twice per layer where CP passes KV once, so CP should win within a node on long prompts.
-  for t in 2 $ngpu; do
-    [[ $t == 2 && $ngpu == 2 ]] && continue
+  for t in $(printf '%s\n' 2 "$ngpu" | uniq); do
     "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --tensor-parallel $t --strategy pass-kv --json > "$out/bench-tp$t.json" 2> "$out/bench-tp$t.err" || note "bench tp $t: FAIL $(tail -1 "$out/bench-tp$t.err")"
   done
 fi
