@@ -30,15 +30,7 @@ public sealed unsafe partial class CudaBackend
         var text => throw new LongCtxException($"{GemvVariable}={text}: give 1 (the default, own kernels for GEMMs of up to {GemvMmaMaxRows} rows) or 0 (cuBLASLt for all)"),
     };
 
-    public void Linear(Tensor x, Tensor weight, Tensor? bias, Tensor y)
-    {
-        var (xs, ws, ys) = (C(x), C(weight), C(y));
-        // cuBLASLt adds a 16-byte aligned bias in its epilogue (fp32, before the one rounding); the GEMVs and other
-        // biases take add_bias after.
-        nint fusedBias = bias is not null && GemvFor(xs, ws, ys) == Gemv.None && C(bias).Pointer % 16 == 0 ? C(bias).Pointer : 0;
-        Gemm(xs, ws, ys, beta: 0f, fusedBias);
-        if (bias is not null && fusedBias == 0 && ys.Length > 0) _device.Launch(Fn("add_bias"), Grid(ys.Length), 256, 0, ys.Pointer, C(bias).Pointer, ys.Length, ys.RowLength);
-    }
+    public void Linear(Tensor x, Tensor weight, Tensor? bias, Tensor y) => Gemm(C(x), C(weight), C(y), beta: 0f, bias is null ? null : C(bias));
 
     /// <summary>Decode-sized x (up to 16 rows) through gemv3 or gemv3_mma, one launch for up to three projections without biases.</summary>
     public void LinearEach(Tensor x, params ReadOnlySpan<(Tensor Weight, Tensor? Bias, Tensor Y)> projections)
@@ -193,8 +185,11 @@ public sealed unsafe partial class CudaBackend
     // beta = 1: cuBLASLt adds the product to y in fp32 and rounds to bf16 once.
     public void LinearAccumulate(Tensor x, Tensor weight, Tensor y) => Gemm(C(x), C(weight), C(y), beta: 1f);
 
-    /// <summary>y = x·Wᵀ (+ the bias at <paramref name="fusedBias"/>, cuBLASLt only) + beta·y, computed in fp32 (with beta 0 y is not read).</summary>
-    private void Gemm(CudaTensor xs, CudaTensor w, CudaTensor ys, float beta, nint fusedBias = 0)
+    /// <summary>
+    /// y = x·Wᵀ + beta·y, computed in fp32 (with beta 0 y is not read), + bias: in that fp32 sum where cuBLASLt's
+    /// epilogue takes it, else by add_bias after.
+    /// </summary>
+    private void Gemm(CudaTensor xs, CudaTensor w, CudaTensor ys, float beta, CudaTensor? bias = null)
     {
         int t = xs.Rows, k = xs.RowLength, n = w.Rows;
         switch (GemvFor(xs, w, ys))
@@ -203,12 +198,18 @@ public sealed unsafe partial class CudaBackend
                 var gemv = _device.Function(GemvSource, "gemv", $"ROWS={t}");
                 _device.Timed("gemm", () => _device.LaunchDependent(gemv, ((uint)CeilDiv(n, GemvWarpsPerBlock), 1), GemvWarpsPerBlock * 32, 0,
                     xs.Pointer, w.Pointer, ys.Pointer, n, k, beta == 0f ? 0 : 1));
-                return;
+                break;
             case Gemv.TensorCores:
                 LaunchGemv3Mma(xs, [(w, ys)], accumulate: beta != 0f);
-                return;
+                break;
+            default:
+                if (t == 0) return;
+                // cuBLASLt adds a 16-byte aligned bias in its epilogue (in fp32, before the one rounding).
+                nint fused = bias is not null && bias.Pointer % 16 == 0 ? bias.Pointer : 0;
+                _device.Timed("gemm", () => _device.Gemms.Run(xs.Pointer, w.Pointer, ys.Pointer, fused, t, k, n, accumulate: beta != 0f));
+                if (fused != 0) return;
+                break;
         }
-        if (t == 0) return;
-        _device.Timed("gemm", () => _device.Gemms.Run(xs.Pointer, w.Pointer, ys.Pointer, fusedBias, t, k, n, accumulate: beta != 0f));
+        if (bias is not null && ys.Length > 0) _device.Launch(Fn("add_bias"), Grid(ys.Length), 256, 0, ys.Pointer, bias.Pointer, ys.Length, ys.RowLength);
     }
 }

@@ -92,6 +92,35 @@ template <class F> __device__ __forceinline__ void for_each_chunk(const Row& row
     }
 }
 
+// A warp's contiguous run of a row's chunks, [begin, end): the warps' runs follow one another in warp order, so what
+// a warp meets in order comes before all the next warp meets.
+struct Segment {
+    int begin, end;
+
+    __device__ Segment(const Row& row, int warp, int threads) {
+        const int steps = (row.chunks + threads - 1) / threads;
+        begin = min(row.chunks, warp * steps * 32);
+        end = min(row.chunks, begin + steps * 32);
+    }
+};
+
+// Walks a warp's segment 32 chunks a step (lane l takes the step's chunk l), IN_FLIGHT steps loaded at once. f(c, v)
+// runs on every lane for every step, so it may shuffle; v is all NaN where c is past the segment. The walk stops
+// when f returns false (it must, warp-uniformly).
+template <class F> __device__ __forceinline__ void walk_segment(const Row& row, Segment segment, int lane, F&& f) {
+    for (int step = segment.begin; step < segment.end; step += IN_FLIGHT * 32) {
+        uint4 v[IN_FLIGHT];
+        #pragma unroll
+        for (int u = 0; u < IN_FLIGHT; u++) {
+            const int c = step + u * 32 + lane;
+            v[u] = c < segment.end ? row.chunk(c) : make_uint4(NAN_PAIR, NAN_PAIR, NAN_PAIR, NAN_PAIR);
+        }
+        #pragma unroll
+        for (int u = 0; u < IN_FLIGHT; u++)
+            if (!f(step + u * 32 + lane, v[u])) return;
+    }
+}
+
 // Inclusive prefix sum over a block of 1024 threads; totals holds 32 entries, and after the call totals[w] is the
 // sum through warp w (totals[31]: the block's).
 __device__ __forceinline__ unsigned long long block_scan(unsigned long long v, unsigned long long* totals) {

@@ -139,45 +139,37 @@ extern "C" __global__ void __launch_bounds__(THREADS) draw_tokens(const TokenDra
             });
         return sum;
     };
-    const int steps = (row.chunks + THREADS - 1) / THREADS, begin = min(row.chunks, warp * steps * 32), end = min(row.chunks, begin + steps * 32);
+    const Segment segment(row, warp, THREADS);
     unsigned long long mine = 0ull;
-    for_each_chunk(row, begin + lane, 32, end, [&](int, uint4 v) { mine += chunk_weight(v); });
+    for_each_chunk(row, segment.begin + lane, 32, segment.end, [&](int, uint4 v) { mine += chunk_weight(v); });
     block_scan(mine, s.selection.totals);
     const unsigned long long before = warp > 0 ? s.selection.totals[warp - 1] : 0ull, kept = s.selection.totals[WARPS - 1];
     unsigned long long target = (unsigned long long)(draws.u[row_index] * (double)kept);
     if (target >= kept) target = kept - 1;
     if (target < before || target >= s.selection.totals[warp]) return; // warp-uniform: another warp holds it
     unsigned long long passed = before; // the kept weight before the current step
-    for (int step = begin; step < end; step += IN_FLIGHT * 32) {
-        uint4 v[IN_FLIGHT];
+    walk_segment(row, segment, lane, [&](int c, uint4 v) {
+        const unsigned long long w = chunk_weight(v);
+        unsigned long long through = w; // the step's weight through this lane
         #pragma unroll
-        for (int u = 0; u < IN_FLIGHT; u++) {
-            const int c = step + u * 32 + lane;
-            v[u] = c < end ? row.chunk(c) : make_uint4(NAN_PAIR, NAN_PAIR, NAN_PAIR, NAN_PAIR);
+        for (int o = 1; o < 32; o <<= 1) {
+            const unsigned long long t = __shfl_up_sync(0xffffffffu, through, o);
+            if (lane >= o) through += t;
         }
-        #pragma unroll
-        for (int u = 0; u < IN_FLIGHT; u++) {
-            const unsigned long long w = chunk_weight(v[u]);
-            unsigned long long through = w; // the step's weight through this lane
-            #pragma unroll
-            for (int o = 1; o < 32; o <<= 1) {
-                const unsigned long long t = __shfl_up_sync(0xffffffffu, through, o);
-                if (lane >= o) through += t;
-            }
-            const unsigned long long step_weight = __shfl_sync(0xffffffffu, through, 31);
-            if (target < passed + step_weight) { // warp-uniform: this step holds it, in the lane where it falls
-                if (target >= passed + through - w && target < passed + through) {
-                    const int c = step + u * 32 + lane;
-                    unsigned long long sum = passed + through - w;
-                    bool found = false;
-                    for_each_entry(v[u], [&](int slot, unsigned b) {
-                        const unsigned key = key_of(b);
-                        if (!found && key >= cut && (sum += weighed(b, key)) > target) { tokens[row_index] = row.index(c, slot); found = true; }
-                    });
-                }
-                return;
-            }
+        const unsigned long long step_weight = __shfl_sync(0xffffffffu, through, 31);
+        if (target >= passed + step_weight) {
             passed += step_weight;
+            return true;
         }
-    }
+        // Warp-uniform: this step holds it, in the lane where it falls.
+        if (target >= passed + through - w && target < passed + through) {
+            unsigned long long sum = passed + through - w;
+            bool found = false;
+            for_each_entry(v, [&](int slot, unsigned b) {
+                const unsigned key = key_of(b);
+                if (!found && key >= cut && (sum += weighed(b, key)) > target) { tokens[row_index] = row.index(c, slot); found = true; }
+            });
+        }
+        return false;
+    });
 }

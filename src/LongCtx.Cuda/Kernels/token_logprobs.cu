@@ -112,39 +112,30 @@ extern "C" __global__ void __launch_bounds__(THREADS) token_logprobs(const unsig
     // entries equal to the cut come in order; the warps' segments follow one another, so the first `ties` of them
     // in warp order are the row's earliest.
     const unsigned ties = (unsigned)remaining;
-    const int steps = (row.chunks + THREADS - 1) / THREADS, begin = min(row.chunks, warp * steps * 32), end = min(row.chunks, begin + steps * 32);
     unsigned seen = 0u;
-    for (int step = begin; step < end; step += IN_FLIGHT * 32) {
-        uint4 v[IN_FLIGHT];
+    const Segment segment(row, warp, THREADS);
+    walk_segment(row, segment, lane, [&](int c, uint4 v) {
+        unsigned equals = 0u; // the slots equal to the cut (past the segment: none, though the cut may be NaN)
+        if (c < segment.end && max_key_of(v) >= cut)
+            for_each_entry(v, [&](int slot, unsigned b) {
+                if (!row.holds(c, slot)) return;
+                const unsigned key = key_of(b);
+                if (key > cut) s.above[atomicAdd(&s.above_count, 1)] = entry_of(key, row.index(c, slot));
+                if (key == cut) equals |= 1u << slot;
+            });
+        if (!__any_sync(0xffffffffu, equals != 0u)) return true;
+        const unsigned mine = __popc(equals);
+        unsigned through = mine; // this step's ties through this lane
         #pragma unroll
-        for (int u = 0; u < IN_FLIGHT; u++) {
-            const int c = step + u * 32 + lane;
-            v[u] = c < end ? row.chunk(c) : make_uint4(NAN_PAIR, NAN_PAIR, NAN_PAIR, NAN_PAIR);
+        for (int o = 1; o < 32; o <<= 1) {
+            const unsigned t = __shfl_up_sync(0xffffffffu, through, o);
+            if (lane >= o) through += t;
         }
-        #pragma unroll
-        for (int u = 0; u < IN_FLIGHT; u++) {
-            const int c = step + u * 32 + lane;
-            unsigned equals = 0u; // the slots equal to the cut
-            if (c < end && max_key_of(v[u]) >= cut)
-                for_each_entry(v[u], [&](int slot, unsigned b) {
-                    if (!row.holds(c, slot)) return;
-                    const unsigned key = key_of(b);
-                    if (key > cut) s.above[atomicAdd(&s.above_count, 1)] = entry_of(key, row.index(c, slot));
-                    if (key == cut) equals |= 1u << slot;
-                });
-            if (!__any_sync(0xffffffffu, equals != 0u)) continue;
-            const unsigned mine = __popc(equals);
-            unsigned through = mine; // this step's ties through this lane
-            #pragma unroll
-            for (int o = 1; o < 32; o <<= 1) {
-                const unsigned t = __shfl_up_sync(0xffffffffu, through, o);
-                if (lane >= o) through += t;
-            }
-            for (unsigned rank = seen + through - mine; equals != 0u && rank < ties; rank++, equals &= equals - 1u)
-                s.equal[warp][rank] = row.index(c, __ffs(equals) - 1);
-            seen += __shfl_sync(0xffffffffu, through, 31);
-        }
-    }
+        for (unsigned rank = seen + through - mine; equals != 0u && rank < ties; rank++, equals &= equals - 1u)
+            s.equal[warp][rank] = row.index(c, __ffs(equals) - 1);
+        seen += __shfl_sync(0xffffffffu, through, 31);
+        return true;
+    });
     if (lane == 0) s.equal_kept[warp] = min(seen, ties);
     __syncthreads();
 
