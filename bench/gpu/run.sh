@@ -20,7 +20,9 @@
 #   retrieval   train four candidate retrieval models, evaluate the best with dense/pass-kv/star/apb (bench/retrieval)
 # Modes: smoke (tests, fixture, 8K bench), checks (every section at 8K, peer and retrieval as smokes),
 # ours (tests fixture attention hf bench approx hfprefill: about 10 minutes), others (peer retrieval: about 9 minutes),
-# full (both: more than one 10-minute device call), retrieval, or a comma-separated list of sections.
+# full (both: more than one 10-minute device call), retrieval, or a comma-separated list of sections. On 4 GPUs,
+# whose time counts in full (three 10-minute calls a session at most), cp4 (fixture bench million) and cp4-others
+# (approx tp peer hfprefill) each fit one call; the GPU tests already ran on 2 (fourteenth round).
 #   [CONTEXTS=32768,131072] [HF_LENS="8192 32768"] [TUNE_PLANS="rows=auto;..."] [TRAIN_MINUTES=4] [CANDIDATES="2e-3:4[:seed] ..."]
 #   [RETRIEVAL_MODEL=DIR|M.tar.xz] [KEEP_MODEL=1] [RETRIEVAL_CONTEXTS=16384,32768,65536] [PER_CONTEXT=24] [PROMPT_SEED=1234] [RETRIEVAL_STRATEGIES=dense,...] [RETRIEVAL_RANKS=2,4,8] bench/gpu/run.sh [smoke|checks|ours|others|full|retrieval|SECTION,...]
 set -uo pipefail
@@ -31,6 +33,8 @@ case $mode in
   smoke) sections=tests,fixture,bench; quick=1 ;;
   checks) sections=tests,fixture,attention,hf,launch,bench,approx,tp,peer,retrieval; quick=1 ;;
   ours) sections=tests,fixture,attention,hf,bench,approx,hfprefill; quick=0 ;;
+  cp4) sections=fixture,bench,million; quick=0 ;;
+  cp4-others) sections=approx,tp,peer,hfprefill; quick=0 ;;
   others) sections=peer,retrieval; quick=0 ;;
   full) sections=tests,fixture,attention,hf,bench,approx,tp,hfprefill,peer,retrieval; quick=0 ;;
   retrieval) sections=retrieval; quick=0 ;;
@@ -41,7 +45,7 @@ has() { [[ ",$sections," == *",$1,"* ]]; }
 out=/tmp/longctx-work
 results=${OUT:-/tmp/longctx-out}
 mkdir -p "$out" "$results"
-rm -f "$out"/bench-*.json  # a warm machine keeps the last round's
+rm -f "$results"/bench-*.json  # a warm machine keeps the last round's (without $OUT)
 bin=.publish/linux-x64/longctx
 chmod +x "$bin"
 ngpu=$(nvidia-smi -L | wc -l)
@@ -49,6 +53,10 @@ nvidia-smi -L
 summary="$results/summary.txt"
 : > "$summary"
 note() { echo "$*" | tee -a "$summary"; }
+# When each section ended (timing.txt beside the summary), to plan the next call's sections within 10 minutes. The
+# benchmark JSON goes to $results as it is written, so a call cut at its limit still brings back what finished.
+last_mark=0
+mark() { (( SECONDS > last_mark )) && echo "$1 done at ${SECONDS} s" >> "$results/timing.txt"; last_mark=$SECONDS; }
 fx=tests/data/fixtures/tiny-llama3
 
 if has tests; then
@@ -60,6 +68,7 @@ if has tests; then
   grep -q '^gpu tests: ' "$out/gpu-tests.txt" || note "gpu tests: FAIL $(tail -1 "$out/gpu-tests.txt")"
   cp "$out/gpu-tests.txt" "$results"/ # small, and a failure's stack trace is on stderr there
 fi
+mark tests
 
 if has attention; then
   "$bin" bench-attention --context 4096 --mask causal,none --attention cudnn,kernel --cudnn-calls "rows=1024" --dump "$out/attn.safetensors" > "$out/attn-check.txt" 2>&1 \
@@ -69,27 +78,29 @@ if has attention; then
     rm -f "$out/attn-$m.safetensors"
   done
   "$bin" bench-attention --context 32768,131072 --heads 32 --kv-heads 8 --head-dim 128 --mask causal,none --attention cudnn,kernel \
-    --cudnn-calls "rows=auto;rows=16384;rows=8192" --json > "$out/bench-attention.json" 2> "$out/bench-attention.err" || note "bench-attention: FAIL $(tail -1 "$out/bench-attention.err")"
-  bench/gpu/attention_table.py "$out/bench-attention.json" >> "$summary"
+    --cudnn-calls "rows=auto;rows=16384;rows=8192" --json > "$results/bench-attention.json" 2> "$out/bench-attention.err" || note "bench-attention: FAIL $(tail -1 "$out/bench-attention.err")"
+  bench/gpu/attention_table.py "$results/bench-attention.json" >> "$summary"
   # The decode kernel alone: one query row over 8K-128K keys, 50 calls each (a call at 8K lasts ~30 us).
-  "$bin" bench-attention --context 8192,32768,131072 --mask decode --repeat 50 --json > "$out/bench-attention-decode.json" 2> "$out/bench-attention-decode.err" \
+  "$bin" bench-attention --context 8192,32768,131072 --mask decode --repeat 50 --json > "$results/bench-attention-decode.json" 2> "$out/bench-attention-decode.err" \
     || note "bench-attention decode: FAIL $(tail -1 "$out/bench-attention-decode.err")"
-  bench/gpu/attention_table.py "$out/bench-attention-decode.json" >> "$summary"
+  bench/gpu/attention_table.py "$results/bench-attention-decode.json" >> "$summary"
 fi
+mark attention
 
 if has tune; then
   plans=${TUNE_PLANS:-"rows=auto;rows=16384;rows=8192;rows=4096;rows=0;rows=auto,engine=1"}
   "$bin" bench-attention --context 32768,131072 --heads 32 --kv-heads 8 --head-dim 128 --mask causal,none --attention cudnn \
-    --cudnn-calls "$plans" --json > "$out/bench-attention-tune.json" 2> "$out/bench-attention-tune.err" || note "bench-attention tune: FAIL $(tail -1 "$out/bench-attention-tune.err")"
-  bench/gpu/attention_table.py "$out/bench-attention-tune.json" >> "$summary"
-  cp "$out/bench-attention-tune.json" "$results"/
+    --cudnn-calls "$plans" --json > "$results/bench-attention-tune.json" 2> "$out/bench-attention-tune.err" || note "bench-attention tune: FAIL $(tail -1 "$out/bench-attention-tune.err")"
+  bench/gpu/attention_table.py "$results/bench-attention-tune.json" >> "$summary"
 fi
+mark tune
 
 if has serve; then
   bench/gpu/serve_check.sh "$bin" "$fx" "$out/serve" > "$out/serve.txt" 2>&1 || note "serve: FAIL $(tail -1 "$out/serve.txt")"
   grep '^serve: PASS' "$out/serve.txt" >> "$summary"
   cp "$out/serve/log.txt" "$results/serve-check.txt" 2>/dev/null
 fi
+mark serve
 
 if has hf; then
   lens=${HF_LENS:-"8192 32768"}; [[ $quick == 1 ]] && lens="8192"
@@ -110,15 +121,18 @@ if has hf; then
     done
   done
 fi
+mark hf
 
 if has launch; then
   OUT="$out/launch" bench/gpu/launch_check.sh checks > "$out/launch.txt" 2>&1
   sed -n '/==== launch summary ====/,$p' "$out/launch.txt" | tail -n +2 >> "$summary"
 fi
+mark launch
 
 if has hfprefill; then
   python3 bench/gpu/hf_prefill.py 32768 131072 >> "$summary" 2> "$out/hf-prefill.err" || note "hf_prefill: FAIL $(tail -1 "$out/hf-prefill.err")"
 fi
+mark hfprefill
 
 ctx=${CONTEXTS:-32768,131072}; [[ $quick == 1 ]] && ctx="8192"
 # 1, 2 and all GPUs (the Hopper issue's 1/2/4); batch-8 decode on those of 2 or more (it does not fit on one).
@@ -126,46 +140,51 @@ gpus=1; [[ $ngpu -gt 2 ]] && gpus="$gpus,2"; [[ $ngpu -gt 1 ]] && gpus="$gpus,$n
 gpus8=${gpus#1,}
 
 if has bench; then
-  "$bin" bench --config llama3-8b --context "$ctx" --gpus "$gpus" --strategy pass-kv --profile --json > "$out/bench-pass-kv.json" 2> "$out/bench-pass-kv.err" || note "bench pass-kv: FAIL $(tail -1 "$out/bench-pass-kv.err")"
-  [[ $ngpu -gt 1 ]] && { "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy pass-q --json > "$out/bench-pass-q.json" 2> "$out/bench-pass-q.err" || note "bench pass-q: FAIL $(tail -1 "$out/bench-pass-q.err")"; }
+  "$bin" bench --config llama3-8b --context "$ctx" --gpus "$gpus" --strategy pass-kv --profile --json > "$results/bench-pass-kv.json" 2> "$out/bench-pass-kv.err" || note "bench pass-kv: FAIL $(tail -1 "$out/bench-pass-kv.err")"
+  [[ $ngpu -gt 1 ]] && { "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy pass-q --json > "$results/bench-pass-q.json" 2> "$out/bench-pass-q.err" || note "bench pass-q: FAIL $(tail -1 "$out/bench-pass-q.err")"; }
 fi
+mark bench
 
 if has bench || has decode; then
   # Decode on the distributed cache just under 128K (a 131072-token prompt leaves no position to decode into);
   # batch 8 needs 2+ H200s (~82 GB of KV each on 2).
   dctx=130000; [[ $quick == 1 ]] && dctx=8192
   # --profile: a second prefill and 16 steps with events around every operation, for the step's time split.
-  "$bin" bench --config llama3-8b --context "$dctx" --gpus "$gpus" --strategy pass-kv --warmup 0 --decode-steps 16 --profile --json > "$out/bench-decode1.json" 2> "$out/bench-decode1.err" || note "decode batch 1: FAIL $(tail -1 "$out/bench-decode1.err")"
-  [[ $ngpu -gt 1 ]] && { "$bin" bench --config llama3-8b --context "$dctx" --gpus "$gpus8" --strategy pass-kv --warmup 0 --decode-steps 16 --batch 8 --json > "$out/bench-decode8.json" 2> "$out/bench-decode8.err" || note "decode batch 8: FAIL $(tail -1 "$out/bench-decode8.err")"; }
+  "$bin" bench --config llama3-8b --context "$dctx" --gpus "$gpus" --strategy pass-kv --warmup 0 --decode-steps 16 --profile --json > "$results/bench-decode1.json" 2> "$out/bench-decode1.err" || note "decode batch 1: FAIL $(tail -1 "$out/bench-decode1.err")"
+  [[ $ngpu -gt 1 ]] && { "$bin" bench --config llama3-8b --context "$dctx" --gpus "$gpus8" --strategy pass-kv --warmup 0 --decode-steps 16 --batch 8 --json > "$results/bench-decode8.json" 2> "$out/bench-decode8.err" || note "decode batch 8: FAIL $(tail -1 "$out/bench-decode8.err")"; }
 fi
+mark decode
 
 if has approx && [[ $ngpu -gt 1 ]]; then
   # Star and APB beside exact pass-kv on the same GPUs, and Star at APB's anchor (block/4): the APB
   # issue's "faster than star at equal anchor length", at the longest context.
-  "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy pass-kv --json > "$out/bench-exact.json" 2> "$out/bench-exact.err" || note "bench exact: FAIL $(tail -1 "$out/bench-exact.err")"
-  "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy apb --json > "$out/bench-apb.json" 2> "$out/bench-apb.err" || note "bench apb: FAIL $(tail -1 "$out/bench-apb.err")"
+  "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy pass-kv --json > "$results/bench-exact.json" 2> "$out/bench-exact.err" || note "bench exact: FAIL $(tail -1 "$out/bench-exact.err")"
+  "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy apb --json > "$results/bench-apb.json" 2> "$out/bench-apb.err" || note "bench apb: FAIL $(tail -1 "$out/bench-apb.err")"
   long=${ctx##*,}
-  "$bin" bench --config llama3-8b --context "$long" --gpus "$ngpu" --strategy star --anchor-tokens $((long / ngpu / 4)) --json > "$out/bench-star-apb-anchor.json" 2> "$out/bench-star-apb-anchor.err" \
+  "$bin" bench --config llama3-8b --context "$long" --gpus "$ngpu" --strategy star --anchor-tokens $((long / ngpu / 4)) --json > "$results/bench-star-apb-anchor.json" 2> "$out/bench-star-apb-anchor.err" \
     || note "bench star at apb's anchor: FAIL $(tail -1 "$out/bench-star-apb-anchor.err")"
-  "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy star --json > "$out/bench-star.json" 2> "$out/bench-star.err" || note "bench star: FAIL $(tail -1 "$out/bench-star.err")"
+  "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy star --json > "$results/bench-star.json" 2> "$out/bench-star.err" || note "bench star: FAIL $(tail -1 "$out/bench-star.err")"
 fi
+mark approx
 
 if has tp && [[ $ngpu -gt 1 ]]; then
   # The same GPUs as context ranks only (bench section), as context x 2 tensor ranks, and as one tensor group:
   # TP all-reduces twice per layer where CP passes KV once, so CP should win within a node on long prompts.
   for t in $(printf '%s\n' 2 "$ngpu" | uniq); do
-    "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --tensor-parallel $t --strategy pass-kv --json > "$out/bench-tp$t.json" 2> "$out/bench-tp$t.err" || note "bench tp $t: FAIL $(tail -1 "$out/bench-tp$t.err")"
+    "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --tensor-parallel $t --strategy pass-kv --json > "$results/bench-tp$t.json" 2> "$out/bench-tp$t.err" || note "bench tp $t: FAIL $(tail -1 "$out/bench-tp$t.err")"
   done
 fi
+mark tp
 
 if has million && [[ $ngpu -ge 4 ]]; then
   # The issue's 1M-token prefill (KV ~32 GB per GPU on 4): one timed prefill after the usual 1K warm-up, no
   # warm-up at 1M (it would double the call); cuDNN plans for its block shapes are built inside the timing.
-  "$bin" bench --config llama3-8b-1m --context 1048576 --gpus "$ngpu" --strategy pass-kv --warmup 0 --json > "$out/bench-million.json" 2> "$out/bench-million.err" || note "bench 1M: FAIL $(tail -1 "$out/bench-million.err")"
+  "$bin" bench --config llama3-8b-1m --context 1048576 --gpus "$ngpu" --strategy pass-kv --warmup 0 --json > "$results/bench-million.json" 2> "$out/bench-million.err" || note "bench 1M: FAIL $(tail -1 "$out/bench-million.err")"
 fi
+mark million
 
 if has bench || has decode || has approx || has tp || has million; then
-  python3 - "$out" >> "$summary" <<'PY'
+  python3 - "$results" >> "$summary" <<'PY'
 import json, sys, glob
 for f in sorted(glob.glob(sys.argv[1] + "/bench-*.json")):
     if "attention" in f: continue
@@ -183,6 +202,7 @@ for f in sorted(glob.glob(sys.argv[1] + "/bench-*.json")):
 PY
 
 fi
+mark summary
 
 if has peer; then
   if [[ $quick == 1 ]]; then
@@ -195,6 +215,7 @@ if has peer; then
       grep -E '^torch context_parallel|OOM|FAIL|Timeout' "$out/torch-cp.txt" >> "$summary"; }
   fi
 fi
+mark peer
 
 if has retrieval; then
   if [[ $quick == 1 ]]; then
@@ -240,6 +261,7 @@ if has retrieval; then
     cat "$results/retrieval.txt" >> "$summary"
   fi
 fi
+mark retrieval
 # Last: the fixture checks are quick and were run in every earlier round; a long round cut at the limit loses them first.
 if has fixture; then
   python3 bench/gpu/compare.py ids "$fx" "$out/ids.json"
@@ -262,6 +284,6 @@ if has fixture; then
       || note "tiny-llama3 4 ranks on 1 gpu $s: FAIL $(tail -1 "$out/sh-$s.err")"
   done
 fi
+mark fixture
 
-cp "$out"/bench-*.json "$results"/ 2>/dev/null
 echo; echo "==== summary ===="; cat "$summary"
