@@ -13,6 +13,7 @@
 #   bench       8B shape, dummy weights, 32 layers: prefill 32K/128K on 1, 2 and N GPUs, time split, pass-q, and decode below
 #   decode      decode at 130K, batch 1 on 1, 2 and N GPUs (with a profiled step's time split) and batch 8 on 2 and N
 #   approx      star and apb beside exact pass-kv on N GPUs (error against exact), star at apb's anchor
+#   kernels     the N-GPU 128K prefill's time by kernel on rank 0 (LONGCTX_PROFILE_BY_KERNEL=1): what a ring adds
 #   million     1,048,576 tokens, 8B shape with a 1M window (llama3-8b-1m), pass-kv on 4+ GPUs (one prefill, ~2-3 minutes)
 #   tp          tensor parallelism: the N GPUs as N/2 context x 2 tensor ranks and as 1 x N, beside N context ranks
 #   hfprefill   PyTorch: HF transformers + cuDNN SDPA on one GPU, 32K and 128K, 32 layers
@@ -21,7 +22,7 @@
 # Modes: smoke (tests, fixture, 8K bench), checks (every section at 8K, peer and retrieval as smokes),
 # ours (tests fixture attention hf bench approx hfprefill: about 10 minutes), others (peer retrieval: about 9 minutes),
 # full (both: more than one 10-minute device call), retrieval, or a comma-separated list of sections. On 4 GPUs,
-# whose time counts in full (three 10-minute calls a session at most), cp4 (fixture bench million) and cp4-others
+# whose time counts in full (three 10-minute calls a session at most), cp4 (fixture bench kernels million) and cp4-others
 # (approx tp peer hfprefill) each fit one call; the GPU tests already ran on 2 (fourteenth round).
 #   [CONTEXTS=32768,131072] [HF_LENS="8192 32768"] [TUNE_PLANS="rows=auto;..."] [TRAIN_MINUTES=4] [CANDIDATES="2e-3:4[:seed] ..."]
 #   [RETRIEVAL_MODEL=DIR|M.tar.xz] [KEEP_MODEL=1] [RETRIEVAL_CONTEXTS=16384,32768,65536] [PER_CONTEXT=24] [PROMPT_SEED=1234] [RETRIEVAL_STRATEGIES=dense,...] [RETRIEVAL_RANKS=2,4,8] bench/gpu/run.sh [smoke|checks|ours|others|full|retrieval|SECTION,...]
@@ -33,7 +34,7 @@ case $mode in
   smoke) sections=tests,fixture,bench; quick=1 ;;
   checks) sections=tests,fixture,attention,hf,launch,bench,approx,tp,peer,retrieval; quick=1 ;;
   ours) sections=tests,fixture,attention,hf,bench,approx,hfprefill; quick=0 ;;
-  cp4) sections=fixture,bench,million; quick=0 ;;
+  cp4) sections=fixture,bench,kernels,million; quick=0 ;;
   cp4-others) sections=approx,tp,peer,hfprefill; quick=0 ;;
   others) sections=peer,retrieval; quick=0 ;;
   full) sections=tests,fixture,attention,hf,bench,approx,tp,hfprefill,peer,retrieval; quick=0 ;;
@@ -175,6 +176,21 @@ if has tp && [[ $ngpu -gt 1 ]]; then
   done
 fi
 mark tp
+
+if has kernels; then
+  # Where rank 0's time outside GEMMs and attention goes, kernel by kernel (cuBLASLt and cuDNN count as "other"),
+  # for the N-GPU prefill at the longest context: the merges, norms and transfers a ring adds to one GPU's work.
+  long=${ctx##*,}
+  LONGCTX_PROFILE_BY_KERNEL=1 "$bin" bench --config llama3-8b --context "$long" --gpus "$ngpu" --strategy pass-kv --profile --json \
+    > "$results/kernels-$ngpu.json" 2> "$out/kernels.err" || note "kernels: FAIL $(tail -1 "$out/kernels.err")"
+  python3 - "$results/kernels-$ngpu.json" >> "$summary" <<'PY'
+import json, sys
+for p in json.load(open(sys.argv[1]))["points"]:
+    s = p.get("time_split_ms") or {}
+    print(f"by kernel, {p['ranks']} gpu {p['context']} tokens, rank 0 (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(s.items(), key=lambda kv: -kv[1])[:14]))
+PY
+fi
+mark kernels
 
 if has million && [[ $ngpu -ge 4 ]]; then
   # The issue's 1M-token prefill (KV ~32 GB per GPU on 4): one timed prefill after the usual 1K warm-up, no
