@@ -3,7 +3,7 @@
 # linux-x64 into .publish/linux-x64, and the runner of the xunit GPU tests into .publish/gpu-tests.tar.xz. On the GPU
 # machine (no .NET; carry .publish): runs bench/gpu/run.sh — the GPU tests, GPU checks, benchmarks and the
 # PyTorch peer — and prints a short table last.
-#   scripts/gpu.sh publish        then, on the GPU machine:   scripts/gpu.sh run [smoke|checks|ours|others|full|retrieval]
+#   scripts/gpu.sh publish        then, on the GPU machine:   scripts/gpu.sh run [smoke|checks|ours|others|cp4|cp4-others|full|retrieval]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
@@ -22,5 +22,5 @@ case "${1:-}" in
   run)
     shift; exec bench/gpu/run.sh "$@" ;;
   *)
-    echo "usage: scripts/gpu.sh publish | run [smoke|checks|ours|others|full|retrieval]" >&2; exit 2 ;;
+    echo "usage: scripts/gpu.sh publish | run [smoke|checks|ours|others|cp4|cp4-others|full|retrieval]" >&2; exit 2 ;;
 esac
