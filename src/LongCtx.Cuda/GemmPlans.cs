@@ -5,7 +5,7 @@ namespace LongCtx.Cuda;
 /// <summary>
 /// One GPU's GEMMs through cuBLASLt: y[t, n] = x[t, k]·W[n, k]ᵀ (+ bias) (+ y), bf16 in and out, fp32 inside, on the
 /// compute stream. A plan (matmul descriptor, layouts, algorithm) per shape, bias and pointer alignment
-/// is chosen once by cuBLASLt's heuristics and kept: a prefill runs the same seven shapes in every layer, so the
+/// is chosen once by cuBLASLt's heuristics and kept: a prefill runs the same four shapes in every layer, so the
 /// heuristic query is paid once a shape.
 /// </summary>
 internal sealed unsafe class GemmPlans
@@ -119,7 +119,7 @@ internal sealed unsafe class GemmPlans
         return lowest is 0 or > 256 ? 256 : (int)lowest;
     }
 
-    public void Clear()
+    private void Clear()
     {
         foreach (var plan in _plans.Values) plan.Dispose();
         _plans.Clear();
