@@ -10,7 +10,8 @@
 #   serve       `longctx serve` on the tiny fixture on GPU 0: one completion with logprobs, one streamed chat
 #   hf          an 8B-shaped model (2 layers, random bf16) against transformers' float32 logits, 8K and 32K
 #   launch      GPU ranks as processes (bench/gpu/launch_check.sh checks)
-#   bench       8B shape, dummy weights, 32 layers: prefill 32K/128K on 1, 2 and N GPUs, time split, pass-q, and decode below
+#   bench       8B shape, dummy weights, 32 layers: prefill 32K/128K on 1, 2 and N GPUs, time split, pass-q, pass-kv with
+#               copy-engine ring transfers (LONGCTX_RING_TRANSFERS=copy), and decode below
 #   decode      decode at 130K, batch 1 on 1, 2 and N GPUs (with a profiled step's time split) and batch 8 on 2 and N
 #   approx      star and apb beside exact pass-kv on N GPUs (error against exact), star at apb's anchor
 #   kernels     the N-GPU 128K prefill's time by kernel on rank 0 (LONGCTX_PROFILE_BY_KERNEL=1): what a ring adds
@@ -143,6 +144,8 @@ gpus8=${gpus#1,}
 if has bench; then
   "$bin" bench --config llama3-8b --context "$ctx" --gpus "$gpus" --strategy pass-kv --profile --json > "$results/bench-pass-kv.json" 2> "$out/bench-pass-kv.err" || note "bench pass-kv: FAIL $(tail -1 "$out/bench-pass-kv.err")"
   [[ $ngpu -gt 1 ]] && { "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy pass-q --json > "$results/bench-pass-q.json" 2> "$out/bench-pass-q.err" || note "bench pass-q: FAIL $(tail -1 "$out/bench-pass-q.err")"; }
+  # The same N-GPU pass-kv with its ring blocks passed by the GPUs' copy engines instead of NCCL's kernels (A/B).
+  [[ $ngpu -gt 1 ]] && { LONGCTX_RING_TRANSFERS=copy "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy pass-kv --profile --json > "$results/bench-pass-kv-copy.json" 2> "$out/bench-pass-kv-copy.err" || note "bench pass-kv copy-engine ring: FAIL $(tail -1 "$out/bench-pass-kv-copy.err")"; }
 fi
 mark bench
 

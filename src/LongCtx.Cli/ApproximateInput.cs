@@ -9,7 +9,7 @@ namespace LongCtx.Cli;
 
 /// <summary>
 /// The options of the approximate strategies (star, apb): where the query is — text appended after the
-/// document, or the prompt's last K tokens — the anchor and passing lengths, and the error measurement.
+/// document, or the prompt's last K tokens — the anchor and passing lengths, the block split, and the error measurement.
 /// </summary>
 internal sealed class ApproximateInput
 {
@@ -18,12 +18,13 @@ internal sealed class ApproximateInput
     public readonly Option<int?> QueryTokens = new("--query-tokens") { Description = "the query is the prompt's last K tokens (default: T/16, 1 to 64)" };
     public readonly Option<int?> AnchorTokens = new("--anchor-tokens") { Description = "anchor length l_a (default: block length for star, block/4 for apb)" };
     public readonly Option<int?> PassingTokens = new("--passing-tokens") { Description = "apb: entries per KV head each rank passes on, l_p (default: block/8)" };
+    public readonly Option<bool> EvenBlocks = new("--even-blocks") { Description = "star and apb: split the document into equal blocks, as the papers do (default: blocks that give every rank the same work)" };
     public readonly Option<bool> AllowApproximate = new("--allow-approximate") { Description = "let --strategy auto choose apb (approximate) on more than one rank" };
     public readonly Option<bool> MeasureError = new("--measure-error") { Description = "approximate runs: also prefill exactly (pass-kv) and report the last-position logits' error" };
 
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { Query, QueryFile, QueryTokens, AnchorTokens, PassingTokens, AllowApproximate, MeasureError })
+        foreach (var o in new Option[] { Query, QueryFile, QueryTokens, AnchorTokens, PassingTokens, EvenBlocks, AllowApproximate, MeasureError })
             command.Options.Add(o);
     }
 
@@ -56,7 +57,7 @@ internal sealed class ApproximateInput
         int? anchor = r.GetValue(AnchorTokens), passing = r.GetValue(PassingTokens);
         if (anchor < 0) throw new LongCtxException("--anchor-tokens must be 0 or more");
         if (passing < 0) throw new LongCtxException("--passing-tokens must be 0 or more");
-        return new ApproximateOptions(queryTokens ?? ApproximateDefaults.QueryTokens(promptTokens), anchor, passing, heads, r.GetValue(AllowApproximate));
+        return new ApproximateOptions(queryTokens ?? ApproximateDefaults.QueryTokens(promptTokens), anchor, passing, heads, r.GetValue(AllowApproximate), r.GetValue(EvenBlocks));
     }
 
     /// <summary>The retaining heads of the model directory, when it has <see cref="RetainingHeadWeights.FileName"/>.</summary>

@@ -38,6 +38,7 @@ internal static class BenchCommand
         var batch = new Option<int>("--batch") { Description = "sequences decoded together (each with the same prompt prefilled); needs --decode-steps", DefaultValueFactory = _ => 1 };
         var anchor = new Option<int?>("--anchor-tokens") { Description = "star and apb: anchor length l_a (default: block length for star, block/4 for apb)" };
         var passing = new Option<int?>("--passing-tokens") { Description = "apb: entries per KV head each rank passes on, l_p (default: block/8)" };
+        var evenBlocks = new Option<bool>("--even-blocks") { Description = "star and apb: split the document into equal blocks, as the papers do (default: blocks that give every rank the same work)" };
         var temperature = new Option<float>("--temperature") { Description = "decode steps sample at this temperature (0: greedy); the tokens are drawn on the GPU", DefaultValueFactory = _ => 0f };
         var topP = new Option<float>("--top-p") { Description = "decode steps: nucleus sampling with this mass", DefaultValueFactory = _ => 1f };
         var topK = new Option<int>("--top-k") { Description = "decode steps: sample among the k most likely tokens (0: off)", DefaultValueFactory = _ => 0 };
@@ -46,10 +47,10 @@ internal static class BenchCommand
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
         var attention = AttentionOption.Create();
         var command = new Command("bench", "Measure prefill time to first token on long prompts");
-        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, tensor, prefillChunk, strategy, repeat, warmup, decode, batch, temperature, topP, topK, promptLogprobs, anchor, passing, profile, attention, json }) command.Options.Add(o);
+        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, tensor, prefillChunk, strategy, repeat, warmup, decode, batch, temperature, topP, topK, promptLogprobs, anchor, passing, evenBlocks, profile, attention, json }) command.Options.Add(o);
         command.SetAction(r => Run(r.GetValue(model), r.GetValue(config), r.GetValue(loadFormat)!, r.GetValue(layers), Ints(r.GetValue(contexts)!, "--context"),
             r.GetValue(device)!, Layouts(r.GetValue(gpus)!, r.GetValue(ranks), r.GetValue(tensor)), r.GetValue(tensor), r.GetValue(prefillChunk), StrategyNames.Validate(r.GetValue(strategy)!), Math.Max(1, r.GetValue(repeat)),
-            r.GetValue(warmup), r.GetValue(decode), r.GetValue(batch), Sampling(r.GetValue(temperature), r.GetValue(topP), r.GetValue(topK)), r.GetValue(promptLogprobs), (r.GetValue(anchor), r.GetValue(passing)), r.GetValue(profile), AttentionOption.Parse(r.GetValue(attention)!, r.GetValue(device)!), r.GetValue(json)));
+            r.GetValue(warmup), r.GetValue(decode), r.GetValue(batch), Sampling(r.GetValue(temperature), r.GetValue(topP), r.GetValue(topK)), r.GetValue(promptLogprobs), (r.GetValue(anchor), r.GetValue(passing), r.GetValue(evenBlocks)), r.GetValue(profile), AttentionOption.Parse(r.GetValue(attention)!, r.GetValue(device)!), r.GetValue(json)));
         return command;
     }
 
@@ -64,7 +65,7 @@ internal static class BenchCommand
     }
 
     private static int Run(string? dir, string? preset, string loadFormat, int? layers, int[] contexts, string device, (int Ranks, int Gpus)[] layouts, int tensor,
-        int? prefillChunk, string strategy, int repeat, int warmup, int decodeSteps, int batch, SamplingOptions sampling, int? promptLogprobs, (int? Anchor, int? Passing) lengths, bool profile, AttentionImplementation attention, bool json)
+        int? prefillChunk, string strategy, int repeat, int warmup, int decodeSteps, int batch, SamplingOptions sampling, int? promptLogprobs, (int? Anchor, int? Passing, bool EvenBlocks) lengths, bool profile, AttentionImplementation attention, bool json)
     {
         if (lengths.Anchor < 0 || lengths.Passing < 0) throw new LongCtxException("--anchor-tokens and --passing-tokens must be 0 or more");
         if (warmup < 0) throw new LongCtxException($"--warmup {warmup} must be 0 or more");
@@ -96,7 +97,8 @@ internal static class BenchCommand
             Prefill(engine, 1024, strategy, decodeSteps: Math.Min(decodeSteps, 2), batch: batch, sampling: sampling);
             foreach (int context in contexts)
             {
-                var approximate = lengths is (null, null) ? null : new ApproximateOptions(ApproximateDefaults.QueryTokens(context), lengths.Anchor, lengths.Passing);
+                var approximate = lengths is (null, null, false) ? null
+                    : new ApproximateOptions(ApproximateDefaults.QueryTokens(context), lengths.Anchor, lengths.Passing, EvenBlocks: lengths.EvenBlocks);
                 if (decodeSteps > 0 && group is GpuRankGroup onGpus) KvMemory.CheckFits(onGpus, cfg, context + decodeSteps, batch);
                 double best = double.MaxValue;
                 string used = strategy;

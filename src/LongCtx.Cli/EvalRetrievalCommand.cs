@@ -30,9 +30,10 @@ internal static class EvalRetrievalCommand
         var threads = new Option<int?>("--threads") { Description = "CPU threads in all (default: all cores)" };
         var anchor = new Option<int?>("--anchor-tokens") { Description = "star/apb anchor length l_a (default: the engine's, docs/APB.md)" };
         var passing = new Option<int?>("--passing-tokens") { Description = "apb passing length l_p (default: the engine's)" };
+        var evenBlocks = new Option<bool>("--even-blocks") { Description = "star and apb: split the document into equal blocks, as the papers do (default: blocks that give every rank the same work)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object instead of the table" };
         var command = new Command("eval-retrieval", "Retrieval accuracy of dense, pass-kv, star and apb over a prompt set");
-        foreach (var o in new Option[] { model, prompts, strategies, ranks, device, gpus, threads, anchor, passing, json }) command.Options.Add(o);
+        foreach (var o in new Option[] { model, prompts, strategies, ranks, device, gpus, threads, anchor, passing, evenBlocks, json }) command.Options.Add(o);
         command.SetAction(r =>
         {
             var d = r.GetValue(device)!;
@@ -41,7 +42,7 @@ internal static class EvalRetrievalCommand
             var rankCounts = BenchCommand.Ints(r.GetValue(ranks)!, "--ranks");
             if (rankCounts.Any(n => n < 1)) throw new LongCtxException($"--ranks {r.GetValue(ranks)}: rank counts must be 1 or more");
             return Run(r.GetValue(model)!, r.GetValue(prompts)!, Strategies(r.GetValue(strategies)!), rankCounts, d, r.GetValue(gpus),
-                r.GetValue(threads), r.GetValue(anchor), r.GetValue(passing), r.GetValue(json));
+                r.GetValue(threads), r.GetValue(anchor), r.GetValue(passing), r.GetValue(evenBlocks), r.GetValue(json));
         });
         return command;
     }
@@ -50,7 +51,7 @@ internal static class EvalRetrievalCommand
     private sealed record Score(string Task, int Context, string Strategy, int Ranks, int Correct, int SameAsDense, int Total);
 
     private static int Run(string dir, string promptPath, string[] strategies, int[] rankCounts, string device, int gpus, int? threads,
-        int? anchor, int? passing, bool json)
+        int? anchor, int? passing, bool evenBlocks, bool json)
     {
         var config = ModelConfig.Load(dir);
         var prompts = RetrievalPrompts.Read(promptPath, config.VocabSize);
@@ -75,7 +76,7 @@ internal static class EvalRetrievalCommand
             foreach (var strategy in names)
             {
                 var start = clock.Elapsed;
-                var answers = prompts.Select(p => Answer(engine, p, strategy, anchor, passing)).ToArray();
+                var answers = prompts.Select(p => Answer(engine, p, strategy, anchor, passing, evenBlocks)).ToArray();
                 if (strategy == StrategyNames.Dense) denseAnswers = answers;
                 var cells = Tally(prompts, answers, denseAnswers, strategy, ranks);
                 scores.AddRange(cells);
@@ -88,9 +89,9 @@ internal static class EvalRetrievalCommand
     }
 
     /// <summary>The greedy answer of one prompt: as many tokens as the expected answer, no stop tokens.</summary>
-    private static int[] Answer(InferenceEngine engine, RetrievalPrompt p, string strategy, int? anchor, int? passing)
+    private static int[] Answer(InferenceEngine engine, RetrievalPrompt p, string strategy, int? anchor, int? passing, bool evenBlocks)
     {
-        var approximate = StrategyNames.IsApproximate(strategy) ? new ApproximateOptions(p.QueryTokens, anchor, passing) : null;
+        var approximate = StrategyNames.IsApproximate(strategy) ? new ApproximateOptions(p.QueryTokens, anchor, passing, EvenBlocks: evenBlocks) : null;
         var request = new GenerationRequest(p.Ids, p.Answer.Length, new SamplingOptions(), strategy, Approximate: approximate);
         var sequence = engine.NewSequence();
         try

@@ -306,8 +306,13 @@ public sealed unsafe partial class CudaBackend : IBackend
         long rows = la.Length;
         if (rows == 0) return;
         int d = (int)(outputAccumulator.Length / rows);
-        _device.Launch(Fn("merge_attention"), ((uint)((rows * 32 + 255) / 256), 1), 256, 0,
-            C(outputAccumulator).Pointer, la.Pointer, C(outputPart).Pointer, C(lsePart).Pointer, rows, d);
+        var (oa, op) = (C(outputAccumulator).Pointer, C(outputPart).Pointer);
+        // merge_attention_vec8: d/8 threads a row, a power of two up to a warp.
+        int perRow = d / 8;
+        if (d % 8 == 0 && perRow <= 32 && (perRow & (perRow - 1)) == 0 && Vectorisable(d, oa, op))
+            _device.Launch(Fn("merge_attention_vec8"), ((uint)((rows * perRow + 255) / 256), 1), 256, 0, oa, la.Pointer, op, C(lsePart).Pointer, rows, d);
+        else
+            _device.Launch(Fn("merge_attention"), ((uint)((rows * 32 + 255) / 256), 1), 256, 0, oa, la.Pointer, op, C(lsePart).Pointer, rows, d);
     }
 
     public void GatherRows(Tensor source, Tensor indices, Tensor destination)

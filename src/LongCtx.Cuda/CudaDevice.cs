@@ -20,6 +20,7 @@ internal sealed unsafe class CudaDevice : IDisposable
         if (ordinal >= count) throw new LongCtxException($"GPU {ordinal} requested but this machine has {count}: lower --gpus");
         Ordinal = ordinal;
         CudaDriver.Check(CudaDriver.cuDeviceGet(out int device, ordinal), "cuDeviceGet");
+        Handle = device;
         CudaDriver.Check(CudaDriver.cuDevicePrimaryCtxRetain(out var context, device), "cuDevicePrimaryCtxRetain");
         Context = context;
         MakeCurrent();
@@ -34,7 +35,10 @@ internal sealed unsafe class CudaDevice : IDisposable
         CudaDriver.cuDeviceGetName(name, 256, device);
         Name = new string((sbyte*)name);
         CudaDriver.Check(CudaDriver.cuStreamCreate(out var compute, CudaDriver.StreamNonBlocking), "cuStreamCreate");
-        CudaDriver.Check(CudaDriver.cuStreamCreate(out var comm, CudaDriver.StreamNonBlocking), "cuStreamCreate");
+        // The communication stream at the highest priority: NCCL's transfer kernels get the next free SM slots ahead of
+        // the attention blocks still queued on the compute stream, so a ring step's transfer does not wait for them.
+        CudaDriver.Check(CudaDriver.cuCtxGetStreamPriorityRange(out _, out int highest), "cuCtxGetStreamPriorityRange");
+        CudaDriver.Check(CudaDriver.cuStreamCreateWithPriority(out var comm, CudaDriver.StreamNonBlocking, highest), "cuStreamCreateWithPriority");
         ComputeStream = compute;
         CommStream = comm;
         Gemms = new GemmPlans(compute);
@@ -48,6 +52,8 @@ internal sealed unsafe class CudaDevice : IDisposable
     /// <summary>Streaming multiprocessors (132 on an H100 SXM): kernels that would leave some idle size their grids by it.</summary>
     public int MultiprocessorCount { get; }
     public nint Context { get; }
+    /// <summary>The device's ordinal as the driver numbers it (cuDeviceGet).</summary>
+    public int Handle { get; }
     public nint ComputeStream { get; }
     public nint CommStream { get; }
     /// <summary>The GEMMs, through cuBLASLt on the compute stream.</summary>

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using LongCtx.Cuda.Native;
 using LongCtx.Parallel;
@@ -8,18 +7,17 @@ namespace LongCtx.Cuda;
 
 /// <summary>
 /// The communicator of ranks that share GPUs (more ranks than GPUs, which NCCL refuses): ranks are threads
-/// of this process and every transfer is a copy the receiving rank issues on its own compute stream —
-/// cuMemcpyDtoD on the same GPU, cuMemcpyPeer between GPUs. Built for exactness, not speed: every
-/// exchange synchronises the streams involved on the host, so nothing overlaps. Collectives meet at a
-/// barrier (publish, pull, synchronise, meet again so no source is reused before every rank has read it);
-/// ring steps go through per-pair mailboxes and the sender's request completes when its message was copied.
+/// of this process and every transfer is a copy the receiving rank issues — cuMemcpyDtoD on the same GPU,
+/// cuMemcpyPeer between GPUs. Ring steps are <see cref="CopyEngineRing"/>'s, queued on the communication
+/// stream like NCCL's; the collectives are built for exactness, not speed: they meet at a barrier (publish,
+/// pull on the compute stream, synchronise, meet again so no source is reused before every rank has read it).
 /// If one rank fails, <see cref="Cancel"/> releases the others from their waits.
 /// </summary>
 internal sealed class DeviceCopyGroup
 {
     private readonly Barrier _barrier;
     private readonly object?[] _slots;
-    private readonly BlockingCollection<Message>[,] _mailbox;
+    private readonly CopyEngineRing _ring;
     private readonly CancellationTokenSource _cancel;
 
     public DeviceCopyGroup(int size) : this(size, new CancellationTokenSource()) { }
@@ -30,10 +28,7 @@ internal sealed class DeviceCopyGroup
         _cancel = cancel;
         _barrier = new Barrier(size);
         _slots = new object?[size];
-        _mailbox = new BlockingCollection<Message>[size, size];
-        for (int i = 0; i < size; i++)
-            for (int j = 0; j < size; j++)
-                _mailbox[i, j] = new BlockingCollection<Message>();
+        _ring = new CopyEngineRing(size, cancel.Token);
     }
 
     public int Size { get; }
@@ -48,22 +43,14 @@ internal sealed class DeviceCopyGroup
     /// <summary>What a rank publishes: its tensors and the device they live on.</summary>
     private sealed record Shared(CudaDevice Device, IReadOnlyList<Tensor> Tensors);
 
-    /// <summary>A ring message: set once the receiver has copied it, so the sender may reuse its tensors.</summary>
-    private sealed record Message(Shared Payload, ManualResetEventSlim Received);
-
     private sealed class Member(DeviceCopyGroup group, int rank, CudaDevice device) : ICommunicator
     {
         private CancellationToken Token => group._cancel.Token;
         public int Rank => rank;
         public int Size => group.Size;
 
-        public ICommRequest SendReceive(IReadOnlyList<Tensor> send, int sendTo, IReadOnlyList<Tensor> receive, int receiveFrom)
-        {
-            device.Synchronize(); // the data to send is written
-            var outgoing = new Message(new Shared(device, send), new ManualResetEventSlim());
-            group._mailbox[rank, sendTo].Add(outgoing, Token);
-            return new RingStep(this, outgoing, receiveFrom, receive);
-        }
+        public ICommRequest SendReceive(IReadOnlyList<Tensor> send, int sendTo, IReadOnlyList<Tensor> receive, int receiveFrom) =>
+            group._ring.SendReceive(rank, device, send, sendTo, receive, receiveFrom);
 
         public void AllGather(Tensor send, Tensor receive)
         {
@@ -136,34 +123,8 @@ internal sealed class DeviceCopyGroup
         }
 
         /// <summary>Copies on this rank's compute stream; the source is another rank's, possibly on another GPU.</summary>
-        public void CopyFrom(CudaDevice source, nint from, nint to, long bytes)
-        {
-            if (bytes == 0) return;
-            if (source.Ordinal == device.Ordinal) // ranks on one GPU share its primary context
-                CudaDriver.Check(CudaDriver.cuMemcpyDtoDAsync(to, from, (nuint)bytes, device.ComputeStream), "cuMemcpyDtoDAsync");
-            else
-                CudaDriver.Check(CudaDriver.cuMemcpyPeerAsync(to, device.Context, from, source.Context, (nuint)bytes, device.ComputeStream), "cuMemcpyPeerAsync");
-        }
-
-        public void TakeMessage(int from, IReadOnlyList<Tensor> receive)
-        {
-            var message = group._mailbox[from, rank].Take(Token);
-            var tensors = message.Payload.Tensors;
-            if (tensors.Count != receive.Count) throw new InvalidOperationException($"rank {rank} expected {receive.Count} tensors from rank {from}, got {tensors.Count}");
-            for (int i = 0; i < tensors.Count; i++)
-            {
-                if (tensors[i].Bytes != receive[i].Bytes) throw new InvalidOperationException($"rank {rank} expected {receive[i]} from rank {from}, got {tensors[i]}");
-                CopyFrom(message.Payload.Device, P(tensors[i]), P(receive[i]), tensors[i].Bytes);
-            }
-            device.Synchronize();
-            message.Received.Set();
-        }
-
-        public void AwaitDelivery(Message sent)
-        {
-            sent.Received.Wait(Token);
-            sent.Received.Dispose();
-        }
+        private void CopyFrom(CudaDevice source, nint from, nint to, long bytes) =>
+            CopyEngineRing.Copy(source, from, device, to, bytes, device.ComputeStream);
 
         private unsafe float[] ReadFloats(Tensor t)
         {
@@ -200,19 +161,5 @@ internal sealed class DeviceCopyGroup
         }
 
         private static nint P(Tensor t) => t is CudaTensor c ? c.Pointer : throw new ArgumentException($"{t} is not a CUDA tensor");
-    }
-
-    /// <summary>One ring step: Wait receives the incoming message, then waits until the outgoing one was received.</summary>
-    private sealed class RingStep(Member member, Message outgoing, int from, IReadOnlyList<Tensor> receive) : ICommRequest
-    {
-        private bool _done;
-
-        public void Wait()
-        {
-            if (_done) return;
-            member.TakeMessage(from, receive);
-            member.AwaitDelivery(outgoing);
-            _done = true;
-        }
     }
 }

@@ -20,14 +20,18 @@ public sealed class GpuRankGroup : IRankGroup
     private readonly RankRuntime[] _ranks;
     private readonly CudaBackend[] _backends;
     private readonly DeviceCopyGroup? _shared;
+    /// <summary>Releases ranks waiting in a copy-engine ring step when another rank fails.</summary>
+    private readonly CancellationTokenSource _copyRingCancel = new();
     private readonly RankGrid _grid;
     private RankThreads? _threads;
     private bool _disposed;
 
     /// <param name="ranks">context-parallel ranks (default: the GPUs divided by <paramref name="tensorRanks"/>); ranks × tensorRanks at least <paramref name="gpus"/>.</param>
     /// <param name="tensorRanks">GPUs each context rank's layers are split over.</param>
+    /// <param name="copyEngineRing">ranks with a GPU each pass ring blocks by copy engine (<see cref="CopyEngineRing"/>), not
+    /// NCCL; null: as <see cref="CopyEngineRing.Variable"/> says.</param>
     public unsafe GpuRankGroup(ModelConfig config, ModelWeights weights, int gpus, int? ranks = null, AttentionImplementation attention = AttentionImplementation.Auto,
-        int tensorRanks = 1)
+        int tensorRanks = 1, bool? copyEngineRing = null)
     {
         int available = CudaBackend.DeviceCount();
         if (available == 0) throw new LongCtxException("--device cuda: no CUDA GPU found on this machine; use --device cpu");
@@ -45,12 +49,18 @@ public sealed class GpuRankGroup : IRankGroup
         _backends = new CudaBackend[n];
         RunOn(n, r => _backends[r] = new CudaBackend(r % gpus, attention));
         var comms = new nint[gpus];
+        CopyEngineRing[]? copyRings = null;
         if (n == gpus)
         {
             var devices = Enumerable.Range(0, gpus).ToArray();
             fixed (nint* c = comms)
             fixed (int* d = devices)
                 Nccl.Check(Nccl.ncclCommInitAll(c, gpus, d), "ncclCommInitAll");
+            if (copyEngineRing ?? CopyEngineRing.Chosen())
+            {
+                CopyEngineRing.EnablePeerAccess(_backends.Select(b => b.Device).ToArray());
+                copyRings = Enumerable.Range(0, tensorRanks).Select(_ => new CopyEngineRing(_grid.ContextRanks, _copyRingCancel.Token)).ToArray();
+            }
         }
         else _shared = new DeviceCopyGroup(n);
         var rings = Enumerable.Range(0, tensorRanks).Select(_ => tensorRanks == 1 ? _shared : _shared?.Subgroup(_grid.ContextRanks)).ToArray();
@@ -61,7 +71,7 @@ public sealed class GpuRankGroup : IRankGroup
             var backend = _backends[r];
             int c = _grid.ContextOf(r), t = _grid.TensorOf(r);
             var (ring, slice) = _shared is null
-                ? NcclCommunicator.ForGrid(comms[r], _grid, r, backend.Device)
+                ? NcclCommunicator.ForGrid(comms[r], _grid, r, backend.Device, copyRings?[t])
                 : (rings[t]!.Communicator(c, backend.Device), slices[c]?.Communicator(t, backend.Device));
             var replica = new ModelReplica(config, weights, backend, slice);
             backend.Synchronize();
@@ -69,8 +79,9 @@ public sealed class GpuRankGroup : IRankGroup
             return 0;
         });
         string split = tensorRanks == 1 ? "" : $", {_grid.ContextRanks} context x {tensorRanks} tensor";
+        string transfers = copyRings is null ? "" : ", ring transfers by copy engine";
         Device = _shared is null
-            ? $"cuda x{gpus} ({_backends[0].Device.Name}{split})"
+            ? $"cuda x{gpus} ({_backends[0].Device.Name}{split}{transfers})"
             : $"cuda x{gpus} ({_backends[0].Device.Name}{split}) shared by {n} ranks (device copies)";
     }
 
@@ -95,7 +106,12 @@ public sealed class GpuRankGroup : IRankGroup
         {
             _backends[r]?.MakeCurrent();
             results[r] = body(r);
-        }, onError: _ => _shared?.Cancel()); // the other ranks may be waiting for this one
+        }, onError: _ =>
+        {
+            // The other ranks may be waiting for this one.
+            _shared?.Cancel();
+            _copyRingCancel.Cancel();
+        });
         var first = errors.FirstOrDefault(e => e is not null and not OperationCanceledException) ?? errors.FirstOrDefault(e => e is not null);
         if (first is not null) ExceptionDispatchInfo.Capture(first).Throw();
         return results;

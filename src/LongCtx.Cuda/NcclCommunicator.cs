@@ -8,11 +8,13 @@ namespace LongCtx.Cuda;
 /// The communicator of ranks that are GPUs, over NCCL. Ring transfers (<see cref="SendReceive"/>) run on
 /// the device's communication stream: it first waits for the compute stream (the data to send is
 /// ready, and any block the pool recycled is no longer read), then the compute stream waits for the
-/// transfer only in <see cref="ICommRequest.Wait"/> — so the attention issued in between overlaps it.
+/// transfer only in <see cref="ICommRequest.Wait"/> — so the attention issued in between overlaps it. With a
+/// <see cref="CopyEngineRing"/> (ranks of one process, <see cref="CopyEngineRing.Variable"/>=copy) the ring
+/// transfers are the copy engines' instead, on the same stream; the collectives stay NCCL's.
 /// Collectives run on the compute stream, in order with the kernels around them. Nothing here blocks
 /// the host except <see cref="Barrier"/>.
 /// </summary>
-internal sealed class NcclCommunicator(nint comm, int rank, int size, CudaDevice device) : ICommunicator
+internal sealed class NcclCommunicator(nint comm, int rank, int size, CudaDevice device, CopyEngineRing? copies = null) : ICommunicator
 {
     public int Rank => rank;
     public int Size => size;
@@ -21,20 +23,22 @@ internal sealed class NcclCommunicator(nint comm, int rank, int size, CudaDevice
     /// World rank w's context-parallel ring and tensor-parallel group (<see cref="RankGrid"/>) from its world
     /// communicator: the world itself when there is no tensor parallelism, else two ncclCommSplit calls that
     /// every rank makes in the same order (ring: color t, ranked by c; group: color c, ranked by t), after
-    /// which the world communicator is no longer needed.
+    /// which the world communicator is no longer needed. <paramref name="copies"/>: the ring's copy-engine transfers,
+    /// if it uses them.
     /// </summary>
-    public static (ICommunicator Ring, ICommunicator? Slice) ForGrid(nint world, RankGrid grid, int worldRank, CudaDevice device)
+    public static (ICommunicator Ring, ICommunicator? Slice) ForGrid(nint world, RankGrid grid, int worldRank, CudaDevice device, CopyEngineRing? copies = null)
     {
-        if (grid.TensorRanks == 1) return (new NcclCommunicator(world, worldRank, grid.World, device), null);
+        if (grid.TensorRanks == 1) return (new NcclCommunicator(world, worldRank, grid.World, device, copies), null);
         int c = grid.ContextOf(worldRank), t = grid.TensorOf(worldRank);
         Nccl.Check(Nccl.ncclCommSplit(world, t, c, out var ring, 0), $"ncclCommSplit (ring of tensor rank {t})");
         Nccl.Check(Nccl.ncclCommSplit(world, c, t, out var slice, 0), $"ncclCommSplit (tensor group of context rank {c})");
         Nccl.Check(Nccl.ncclCommDestroy(world), "ncclCommDestroy");
-        return (new NcclCommunicator(ring, c, grid.ContextRanks, device), new NcclCommunicator(slice, t, grid.TensorRanks, device));
+        return (new NcclCommunicator(ring, c, grid.ContextRanks, device, copies), new NcclCommunicator(slice, t, grid.TensorRanks, device));
     }
 
     public ICommRequest SendReceive(IReadOnlyList<Tensor> send, int sendTo, IReadOnlyList<Tensor> receive, int receiveFrom)
     {
+        if (copies is not null) return copies.SendReceive(rank, device, send, sendTo, receive, receiveFrom);
         CudaDevice.Order(device.ComputeStream, device.CommStream);
         Nccl.Check(Nccl.ncclGroupStart(), "ncclGroupStart");
         foreach (var t in send) Nccl.Check(Nccl.ncclSend(P(t), (nuint)t.Bytes, Nccl.Uint8, sendTo, comm, device.CommStream), "ncclSend");

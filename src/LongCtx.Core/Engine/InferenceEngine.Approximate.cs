@@ -10,7 +10,8 @@ public sealed partial class InferenceEngine
 {
     /// <summary>
     /// Star or APB prefill of one sequence's first turn. The prompt's last K tokens are the query, the rest
-    /// the document (<see cref="ContextBlocks"/>). Phase 1 runs every rank's [anchor copy | block | (query)]
+    /// the document (<see cref="ContextBlocks"/>), in blocks that even out the ranks' work (<see cref="BlockBalance"/>)
+    /// unless the options ask for equal ones. Phase 1 runs every rank's [anchor copy | block | (query)]
     /// through the model with the strategy's block-local attention and keeps each block's KV. Phase 2 runs
     /// the query on every rank against all kept KV, merged by log-sum-exp (exact, as a decode step of K
     /// tokens); the query's KV stays on the last rank. The logits come from the query phase, so keepLast ≤ K.
@@ -31,9 +32,13 @@ public sealed partial class InferenceEngine
         if (keep > queryTokens)
             throw new LongCtxException($"{strategy} computes logits for the query's {queryTokens} tokens only; {keep} were asked for");
         int document = prompt.Length - queryTokens;
-        var blocks = new ContextBlocks(Ranks, document, queryTokens,
-            options?.AnchorTokens ?? ApproximateDefaults.AnchorTokens(apb, document, Ranks),
-            apb ? options?.PassingTokens ?? ApproximateDefaults.PassingTokens(document, Ranks) : 0, embedQuery: apb);
+        if (document < Ranks)
+            throw new LongCtxException($"the document has {document} tokens, fewer than the {Ranks} ranks it is split over: use fewer ranks or an exact strategy");
+        int anchor = options?.AnchorTokens ?? ApproximateDefaults.AnchorTokens(apb, document, Ranks);
+        int passing = apb ? options?.PassingTokens ?? ApproximateDefaults.PassingTokens(document, Ranks) : 0;
+        var lengths = options?.EvenBlocks == true ? null
+            : BlockBalance.Lengths(document, Ranks, Math.Min(anchor, document), passing, apb ? queryTokens : 0, BlockBalance.PairsPerRow(Config));
+        var blocks = new ContextBlocks(Ranks, document, queryTokens, anchor, passing, embedQuery: apb, lengths);
         var contextLayouts = Enumerable.Range(0, Ranks).Select(blocks.ContextLayout).ToArray();
         var queryKeys = blocks.QueryKeys;
         var wanted = Enumerable.Range(queryTokens - keep, keep).ToList();

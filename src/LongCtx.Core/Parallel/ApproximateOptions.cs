@@ -5,14 +5,16 @@ namespace LongCtx.Parallel;
 /// <summary>
 /// How a Star or APB prefill splits its prompt: the query's length (the prompt's last QueryTokens tokens),
 /// anchor and passing lengths (null: <see cref="ApproximateDefaults"/>), and APB's compressor weights
-/// (null: the training-free query-attention scorer). AllowInAuto lets --strategy auto pick APB.
+/// (null: the training-free query-attention scorer). AllowInAuto lets --strategy auto pick APB. EvenBlocks splits the
+/// document into equal blocks, as the papers do, instead of blocks that give every rank the same work (<see cref="BlockBalance"/>).
 /// </summary>
 public sealed record ApproximateOptions(
     int QueryTokens,
     int? AnchorTokens = null,
     int? PassingTokens = null,
     RetainingHeadWeights? RetainingHeads = null,
-    bool AllowInAuto = false);
+    bool AllowInAuto = false,
+    bool EvenBlocks = false);
 
 /// <summary>
 /// Default anchor (l_a) and passing (l_p) lengths from the document length D and rank count N, through the

@@ -4,8 +4,9 @@ namespace LongCtx.Parallel;
 
 /// <summary>
 /// How Star Attention and APB lay one prompt over N ranks: the prompt is a document of D tokens followed
-/// by a query of K tokens. The document is split contiguously (not load-balanced): rank r owns block r,
-/// positions [BlockStart(r), BlockStart(r) + BlockLength(r)). Every rank r > 0 prepends a copy of the
+/// by a query of K tokens. The document is split contiguously: rank r owns block r, positions
+/// [BlockStart(r), BlockStart(r) + BlockLength(r)), the blocks equal (as the papers split it) or of the lengths
+/// given (<see cref="BlockBalance"/>: even work per rank). Every rank r > 0 prepends a copy of the
 /// anchor (the document's first l_a tokens, which open block 0 anyway), computed redundantly and not kept.
 /// With APB every rank also carries the query after its block (the query "embedded in the anchor"), at the
 /// query's true positions, so compression can be query-aware. A rank's rows in the context phase are:
@@ -23,7 +24,9 @@ public sealed class ContextBlocks
 
     private readonly int[] _starts;
 
-    public ContextBlocks(int ranks, int documentTokens, int queryTokens, int anchorTokens, int passingTokens, bool embedQuery)
+    /// <param name="blockLengths">each rank's block length, at least 1, summing to the document; null: equal blocks.</param>
+    public ContextBlocks(int ranks, int documentTokens, int queryTokens, int anchorTokens, int passingTokens, bool embedQuery,
+        IReadOnlyList<int>? blockLengths = null)
     {
         if (documentTokens < ranks)
             throw new LongCtxException($"the document has {documentTokens} tokens, fewer than the {ranks} ranks it is split over: use fewer ranks or an exact strategy");
@@ -31,11 +34,20 @@ public sealed class ContextBlocks
         Ranks = ranks;
         DocumentTokens = documentTokens;
         QueryTokens = queryTokens;
-        _starts = ShardPlan.ChunkStarts(documentTokens, ranks);
+        _starts = blockLengths is null ? ShardPlan.ChunkStarts(documentTokens, ranks) : Starts(blockLengths, documentTokens, ranks);
         // The anchor lies inside block 0, where rank 0 computes it as part of its own block.
         AnchorTokens = Math.Clamp(anchorTokens, 0, BlockLength(0));
         PassingTokens = Math.Max(0, passingTokens);
         EmbeddedQuery = embedQuery ? queryTokens : 0;
+    }
+
+    private static int[] Starts(IReadOnlyList<int> lengths, int documentTokens, int ranks)
+    {
+        if (lengths.Count != ranks || lengths.Any(b => b < 1) || lengths.Sum(b => (long)b) != documentTokens)
+            throw new ArgumentException($"block lengths [{string.Join(", ", lengths)}] do not split {documentTokens} tokens into {ranks} blocks");
+        var starts = new int[ranks + 1];
+        for (int r = 0; r < ranks; r++) starts[r + 1] = starts[r] + lengths[r];
+        return starts;
     }
 
     public int Ranks { get; }
@@ -115,5 +127,5 @@ public sealed class ContextBlocks
     }).ToArray();
 
     public override string ToString() =>
-        $"document {DocumentTokens} in {Ranks} blocks of ~{BlockLength(0)}, query {QueryTokens}, anchor {AnchorTokens}, passing {PassingTokens}";
+        $"document {DocumentTokens} in {Ranks} blocks of {string.Join("/", Enumerable.Range(0, Ranks).Select(BlockLength))}, query {QueryTokens}, anchor {AnchorTokens}, passing {PassingTokens}";
 }

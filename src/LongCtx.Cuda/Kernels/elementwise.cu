@@ -160,25 +160,49 @@ __global__ void swiglu_vec8(const uint4* gate, const uint4* up, uint4* y, long n
     }
 }
 
+// The log-sum-exp merge of a partial attention result (LSE p) into an accumulator (LSE a): the weights of both and the
+// merged LSE; false when the part saw no key and leaves the accumulator as it is.
+__device__ __forceinline__ bool merge_weights(float a, float p, float& wa, float& wp, float& lse) {
+    if (p == -INFINITY) return false;
+    if (a == -INFINITY) { wa = 0.f; wp = 1.f; lse = p; return true; }
+    float m = fmaxf(a, p);
+    float ea = __expf(a - m), ep = __expf(p - m), sum = ea + ep;
+    wa = ea / sum; wp = ep / sum; lse = m + __logf(sum);
+    return true;
+}
+
 // Log-sum-exp merge of a partial attention result into an accumulator; one warp per (token, head) row.
 __global__ void merge_attention(bf16* out_acc, float* lse_acc, const bf16* out_part, const float* lse_part, long rows, int d) {
     long row = (blockIdx.x * (long)blockDim.x + threadIdx.x) >> 5;
     int lane = threadIdx.x & 31;
     if (row >= rows) return;
-    float a = lse_acc[row], p = lse_part[row];
-    if (p == -INFINITY) return;
     float wa, wp, lse;
-    if (a == -INFINITY) { wa = 0.f; wp = 1.f; lse = p; }
-    else {
-        float m = fmaxf(a, p);
-        float ea = __expf(a - m), ep = __expf(p - m), sum = ea + ep;
-        wa = ea / sum; wp = ep / sum; lse = m + __logf(sum);
-    }
+    if (!merge_weights(lse_acc[row], lse_part[row], wa, wp, lse)) return;
     bf16* o = out_acc + row * d;
     const bf16* q = out_part + row * d;
     for (int i = lane; i < d; i += 32) o[i] = __float2bfloat16(wa * __bfloat162float(o[i]) + wp * __bfloat162float(q[i]));
     __syncwarp();
     if (lane == 0) lse_acc[row] = lse;
+}
+
+// merge_attention with 8 elements per thread (16-byte accesses): d/8 threads per (token, head) row, a power of two
+// up to 32 (d = 8 .. 256), so a row's threads share a warp and all read its LSE before the first of them writes it.
+// The ring's merges read and write whole [rows, heads, d] outputs: at 2 bytes per access they ran far below memory speed.
+__global__ void merge_attention_vec8(uint4* out_acc, float* lse_acc, const uint4* out_part, const float* lse_part, long rows, int d) {
+    const int per_row = d >> 3;
+    long t = blockIdx.x * (long)blockDim.x + threadIdx.x;
+    long row = t / per_row;
+    float wa, wp, lse;
+    bool merges = row < rows && merge_weights(lse_acc[row], lse_part[row], wa, wp, lse);
+    __syncwarp(); // every lane gets here: none has returned yet
+    if (!merges) return;
+    float o[8], q[8];
+    unpack8(out_acc[t], o);
+    unpack8(out_part[t], q);
+    #pragma unroll
+    for (int j = 0; j < 8; j++) o[j] = wa * o[j] + wp * q[j];
+    out_acc[t] = pack8(o);
+    if (t % per_row == 0) lse_acc[row] = lse;
 }
 
 // lse[t, h] = stats[h, t] for one block of rows: cuDNN writes its softmax statistics head-major.

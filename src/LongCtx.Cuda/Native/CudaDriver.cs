@@ -41,6 +41,12 @@ internal static unsafe partial class CudaDriver
         uint* boxDim, uint* elementStrides, int interleave, int swizzle, int l2Promotion, int oobFill);
     public const int TensorMapBytes = 128, TensorMapBFloat16 = 9, TensorMapSwizzle128 = 3, TensorMapL2Promotion256 = 3;
     [LibraryImport(Lib)] public static partial int cuStreamCreate(out nint stream, uint flags);
+    [LibraryImport(Lib)] public static partial int cuStreamCreateWithPriority(out nint stream, uint flags, int priority);
+    [LibraryImport(Lib)] public static partial int cuCtxGetStreamPriorityRange(out int least, out int greatest);
+    [LibraryImport(Lib)] public static partial int cuDeviceCanAccessPeer(out int canAccess, int device, int peerDevice);
+    [LibraryImport(Lib)] public static partial int cuCtxEnablePeerAccess(nint peerContext, uint flags);
+    /// <summary>CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED: another user of the context (NCCL) enabled it first.</summary>
+    public const int ErrorPeerAccessAlreadyEnabled = 704;
     [LibraryImport(Lib, EntryPoint = "cuStreamDestroy_v2")] public static partial int cuStreamDestroy(nint stream);
     [LibraryImport(Lib)] public static partial int cuStreamSynchronize(nint stream);
     [LibraryImport(Lib)] public static partial int cuStreamWaitEvent(nint stream, nint ev, uint flags);

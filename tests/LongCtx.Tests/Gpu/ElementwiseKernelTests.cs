@@ -446,6 +446,48 @@ public class ElementwiseKernelTests
         Assert.True(differing == 0, $"{where}: {differing} of {total} elements differ");
     }
 
+    /// <summary>
+    /// A ring's merge: causal attention over the keys split in two at a random row, each half's output and LSE
+    /// merged by <see cref="IBackend.MergeAttention"/>, equals the CPU's attention over all keys. Rows before the
+    /// split see nothing of the second half (LSE −inf: the merge leaves them). Head dims 128 and 64 take
+    /// merge_attention_vec8 (16 and 8 threads a row); 48 (6 a row) and the run one element off take the scalar kernel.
+    /// </summary>
+    [GpuTheory]
+    [InlineData(300, 4, 2, 128)]
+    [InlineData(77, 8, 8, 64)]
+    [InlineData(50, 2, 1, 48)]
+    public void MergedKeyHalvesEqualAttentionOverAllKeys(int n, int heads, int kvHeads, int d)
+    {
+        var (random, where) = Seeded($"merge of [{n}, {heads}, {d}] over {kvHeads} KV heads");
+        int split = random.Next(1, n);
+        where += $", keys split at {split}";
+        float[] q = RandomBf16(random, n * heads * d), k = RandomBf16(random, n * kvHeads * d), v = RandomBf16(random, n * kvHeads * d);
+        var layout = new TokenLayout(new int[n], Enumerable.Range(0, n).ToArray());
+        float scale = 1f / MathF.Sqrt(d);
+        using var cpu = new CpuBackend();
+        var (expected, _) = Run(cpu, heads, kvHeads, d, q, layout, k, v, layout);
+        using var gpu = new CudaBackend(0);
+        using var qt = gpu.Upload<float>(q, n, heads, d);
+        using var kt = gpu.Upload<float>(k, n, kvHeads, d);
+        using var vt = gpu.Upload<float>(v, n, kvHeads, d);
+        float[] Merged(int offset)
+        {
+            using var accumulator = Placed.Upload(gpu, new float[n * heads * d], offset, n, heads, d);
+            using var part = Placed.Upload(gpu, new float[n * heads * d], offset, n, heads, d);
+            using var accumulatorLse = gpu.Allocate(DType.F32, n, heads);
+            using var partLse = gpu.Allocate(DType.F32, n, heads);
+            foreach (var (start, count, output, lse) in new[] { (0, split, accumulator.Tensor, accumulatorLse), (split, n - split, part.Tensor, partLse) })
+            {
+                using var aligned = gpu.Allocate(DType.BF16, n, heads, d);
+                gpu.Attention(qt, layout, kt.SliceRows(start, count), vt.SliceRows(start, count), layout.Slice(start, count), scale, aligned, lse);
+                gpu.Copy(aligned, output);
+            }
+            gpu.MergeAttention(accumulator.Tensor, accumulatorLse, part.Tensor, partLse);
+            return Read(gpu, accumulator.Tensor);
+        }
+        AssertMatches(expected, Merged(0), Merged(1), where, exactTwins: true);
+    }
+
     private static (Random Random, string Where) Seeded(string what)
     {
         int seed = Random.Shared.Next();

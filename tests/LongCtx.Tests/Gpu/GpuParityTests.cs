@@ -8,8 +8,9 @@ namespace LongCtx.Tests.Gpu;
 
 /// <summary>
 /// The CUDA backend against transformers' float64 reference on the tiny Llama 3 fixture: bf16 logits within
-/// 2e-2 relative and the same 16 greedy tokens, on 1, 2 and 4 GPUs (as many as there are) with both rings,
-/// with more ranks than GPUs, and with each layer split over two tensor-parallel ranks.
+/// 2e-2 relative and the same 16 greedy tokens, on 1, 2 and 4 GPUs (as many as there are) with both rings, their
+/// blocks passed by NCCL or by copy engine, with more ranks than GPUs, and with each layer split over two
+/// tensor-parallel ranks.
 /// </summary>
 public class GpuParityTests
 {
@@ -23,6 +24,19 @@ public class GpuParityTests
     {
         gpus = Math.Min(gpus, GpuTheoryAttribute.AvailableGpus.Value);
         AssertMatchesTransformers((config, weights) => new GpuRankGroup(config, weights, gpus), strategy, $"{gpus} GPU(s)");
+    }
+
+    /// <summary>
+    /// One rank per GPU with the ring blocks passed by the GPUs' copy engines instead of NCCL (the collectives stay
+    /// NCCL's); on one GPU the ring has one rank and passes nothing.
+    /// </summary>
+    [GpuTheory]
+    [InlineData(2, StrategyNames.PassKv)]
+    [InlineData(4, StrategyNames.PassQ)]
+    public void CopyEngineRingMatchesTransformers(int gpus, string strategy)
+    {
+        gpus = Math.Min(gpus, GpuTheoryAttribute.AvailableGpus.Value);
+        AssertMatchesTransformers((config, weights) => new GpuRankGroup(config, weights, gpus, copyEngineRing: true), strategy, $"{gpus} GPU(s), copy-engine ring");
     }
 
     /// <summary>More ranks than GPUs: ranks share GPU 0 and talk through device copies, with the same result.</summary>

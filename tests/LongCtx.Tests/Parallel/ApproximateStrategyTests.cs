@@ -9,7 +9,7 @@ namespace LongCtx.Tests.Parallel;
 
 /// <summary>
 /// The context phase of Star Attention and APB on random attention problems: where the approximation
-/// vanishes (APB passing whole blocks; Star on one rank) they equal dense causal attention to float
+/// vanishes (APB passing whole blocks, equal or not; Star on one rank) they equal dense causal attention to float
 /// rounding, for every document row a rank computes (anchor copy and block; the embedded query rows only
 /// score, seeing the blocks up to their rank's, and are recomputed exactly in the query phase).
 /// </summary>
@@ -26,10 +26,19 @@ public class ApproximateStrategyTests
         {
             var p = Problem.Random(random, random.Next(1, 7));
             int document = p.Length - p.Query;
-            var blocks = new ContextBlocks(p.Ranks, document, p.Query, random.Next(0, document / p.Ranks + 2), passingTokens: document, embedQuery: true);
+            // Equal blocks, or blocks of any lengths (a balanced split's are unequal).
+            var lengths = random.Next(2) == 0 ? null : RandomLengths(random, document, p.Ranks);
+            var blocks = new ContextBlocks(p.Ranks, document, p.Query, random.Next(0, document / p.Ranks + 2), passingTokens: document, embedQuery: true, lengths);
             var error = p.RelativeErrorAgainstDense(blocks, () => new ApbAttention(blocks, new QueryAttentionScorer()));
             Assert.True(error < Tolerance, $"seed {seed} trial {trial} {p} {blocks}: relative error {error:e2}");
         }
+    }
+
+    /// <summary>Lengths of at least 1 that sum to <paramref name="total"/>: <paramref name="parts"/> − 1 distinct random cuts.</summary>
+    private static int[] RandomLengths(Random random, int total, int parts)
+    {
+        var cuts = Enumerable.Range(1, total - 1).OrderBy(_ => random.Next()).Take(parts - 1).Order().Prepend(0).Append(total).ToArray();
+        return Enumerable.Range(0, parts).Select(i => cuts[i + 1] - cuts[i]).ToArray();
     }
 
     [Fact]
