@@ -10,11 +10,11 @@
 #   serve       `longctx serve` on the tiny fixture on GPU 0: one completion with logprobs, one streamed chat
 #   hf          an 8B-shaped model (2 layers, random bf16) against transformers' float32 logits, 8K and 32K
 #   launch      GPU ranks as processes (bench/gpu/launch_check.sh checks)
-#   bench       8B shape, dummy weights, 32 layers: prefill 32K/128K on 1, 2 and N GPUs, time split, pass-q, pass-kv with
-#               copy-engine ring transfers (LONGCTX_RING_TRANSFERS=copy), and decode below
+#   bench       8B shape, dummy weights, 32 layers: prefill 32K/128K on 1, 2 and N GPUs, time split, pass-q, and decode below
 #   decode      decode at 130K, batch 1 on 1, 2 and N GPUs (with a profiled step's time split) and batch 8 on 2 and N
-#   approx      star and apb beside exact pass-kv on N GPUs (error against exact), star at apb's anchor
+#   approx      star and apb beside exact pass-kv on N GPUs (error against exact), apb with equal blocks, star at apb's anchor
 #   kernels     the N-GPU 128K prefill's time by kernel on rank 0 (LONGCTX_PROFILE_BY_KERNEL=1): what a ring adds
+#   copyring    the N-GPU pass-kv with ring transfers by copy engine (LONGCTX_RING_TRANSFERS=copy), A/B against the bench section's NCCL ring
 #   million     1,048,576 tokens, 8B shape with a 1M window (llama3-8b-1m), pass-kv on 4+ GPUs (one prefill, ~2-3 minutes)
 #   tp          tensor parallelism: the N GPUs as N/2 context x 2 tensor ranks and as 1 x N, beside N context ranks
 #   hfprefill   PyTorch: HF transformers + cuDNN SDPA on one GPU, 32K and 128K, 32 layers
@@ -23,7 +23,7 @@
 # Modes: smoke (tests, fixture, 8K bench), checks (every section at 8K, peer and retrieval as smokes),
 # ours (tests fixture attention hf bench approx hfprefill: about 10 minutes), others (peer retrieval: about 9 minutes),
 # full (both: more than one 10-minute device call), retrieval, or a comma-separated list of sections. On 4 GPUs,
-# whose time counts in full (three 10-minute calls a session at most), cp4 (fixture bench kernels million) and cp4-others
+# whose time counts in full (three 10-minute calls a session at most), cp4 (fixture bench kernels million copyring) and cp4-others
 # (approx tp peer hfprefill) each fit one call; the GPU tests already ran on 2 (fourteenth round).
 #   [CONTEXTS=32768,131072] [HF_LENS="8192 32768"] [TUNE_PLANS="rows=auto;..."] [TRAIN_MINUTES=4] [CANDIDATES="2e-3:4[:seed] ..."]
 #   [RETRIEVAL_MODEL=DIR|M.tar.xz] [KEEP_MODEL=1] [RETRIEVAL_CONTEXTS=16384,32768,65536] [PER_CONTEXT=24] [PROMPT_SEED=1234] [RETRIEVAL_STRATEGIES=dense,...] [RETRIEVAL_RANKS=2,4,8] bench/gpu/run.sh [smoke|checks|ours|others|cp4|cp4-others|full|retrieval|SECTION,...]
@@ -35,7 +35,7 @@ case $mode in
   smoke) sections=tests,fixture,bench; quick=1 ;;
   checks) sections=tests,fixture,attention,hf,launch,bench,approx,tp,peer,retrieval; quick=1 ;;
   ours) sections=tests,fixture,attention,hf,bench,approx,hfprefill; quick=0 ;;
-  cp4) sections=fixture,bench,kernels,million; quick=0 ;;
+  cp4) sections=fixture,bench,kernels,million,copyring; quick=0 ;;
   cp4-others) sections=approx,tp,peer,hfprefill; quick=0 ;;
   others) sections=peer,retrieval; quick=0 ;;
   full) sections=tests,fixture,attention,hf,bench,approx,tp,hfprefill,peer,retrieval; quick=0 ;;
@@ -144,8 +144,6 @@ gpus8=${gpus#1,}
 if has bench; then
   "$bin" bench --config llama3-8b --context "$ctx" --gpus "$gpus" --strategy pass-kv --profile --json > "$results/bench-pass-kv.json" 2> "$out/bench-pass-kv.err" || note "bench pass-kv: FAIL $(tail -1 "$out/bench-pass-kv.err")"
   [[ $ngpu -gt 1 ]] && { "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy pass-q --json > "$results/bench-pass-q.json" 2> "$out/bench-pass-q.err" || note "bench pass-q: FAIL $(tail -1 "$out/bench-pass-q.err")"; }
-  # The same N-GPU pass-kv with its ring blocks passed by the GPUs' copy engines instead of NCCL's kernels (A/B).
-  [[ $ngpu -gt 1 ]] && { LONGCTX_RING_TRANSFERS=copy "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy pass-kv --profile --json > "$results/bench-pass-kv-copy.json" 2> "$out/bench-pass-kv-copy.err" || note "bench pass-kv copy-engine ring: FAIL $(tail -1 "$out/bench-pass-kv-copy.err")"; }
 fi
 mark bench
 
@@ -164,6 +162,8 @@ if has approx && [[ $ngpu -gt 1 ]]; then
   # issue's "faster than star at equal anchor length", at the longest context.
   "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy pass-kv --json > "$results/bench-exact.json" 2> "$out/bench-exact.err" || note "bench exact: FAIL $(tail -1 "$out/bench-exact.err")"
   "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy apb --json > "$results/bench-apb.json" 2> "$out/bench-apb.err" || note "bench apb: FAIL $(tail -1 "$out/bench-apb.err")"
+  # The papers' equal blocks beside the default balanced ones (docs/APB.md, "Balanced blocks").
+  "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy apb --even-blocks --json > "$results/bench-apb-even.json" 2> "$out/bench-apb-even.err" || note "bench apb even blocks: FAIL $(tail -1 "$out/bench-apb-even.err")"
   long=${ctx##*,}
   "$bin" bench --config llama3-8b --context "$long" --gpus "$ngpu" --strategy star --anchor-tokens $((long / ngpu / 4)) --json > "$results/bench-star-apb-anchor.json" 2> "$out/bench-star-apb-anchor.err" \
     || note "bench star at apb's anchor: FAIL $(tail -1 "$out/bench-star-apb-anchor.err")"
@@ -202,7 +202,15 @@ if has million && [[ $ngpu -ge 4 ]]; then
 fi
 mark million
 
-if has bench || has decode || has approx || has tp || has million; then
+if has copyring && [[ $ngpu -gt 1 ]]; then
+  # The N-GPU pass-kv with its ring blocks passed by the GPUs' copy engines instead of NCCL's kernels, beside the
+  # bench section's NCCL run (A/B). Never run on more than one GPU before: bounded, so a hang costs 4 minutes, not the call.
+  LONGCTX_RING_TRANSFERS=copy timeout 240 "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy pass-kv --profile --json > "$results/bench-pass-kv-copy.json" 2> "$out/bench-pass-kv-copy.err" \
+    || note "bench pass-kv copy-engine ring: FAIL (exit $?) $(tail -1 "$out/bench-pass-kv-copy.err")"
+fi
+mark copyring
+
+if has bench || has decode || has approx || has tp || has million || has copyring; then
   python3 - "$results" >> "$summary" <<'PY'
 import json, sys, glob
 for f in sorted(glob.glob(sys.argv[1] + "/bench-*.json")):

@@ -106,6 +106,7 @@ internal static class GenerateCommand
             o["query_tokens"] = a.QueryTokens;
             o["anchor_tokens"] = a.AnchorTokens;
             o["passing_tokens"] = a.PassingTokens;
+            o["block_tokens"] = new JsonArray(a.BlockTokens.Select(b => (JsonNode)b).ToArray());
             if (a.RelativeError is { } e) o["logits_relative_error"] = e;
             if (a.Top1Agrees is { } t) o["top1_agrees"] = t;
         }

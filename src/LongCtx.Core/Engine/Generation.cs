@@ -18,7 +18,7 @@ public sealed record GenerationRequest(
 /// How an approximate prefill was set up and, when measured, how far its last-position logits are from
 /// exact pass-KV on the same ranks: relative L2 error and whether the top-1 token agrees.
 /// </summary>
-public sealed record ApproximationReport(int QueryTokens, int AnchorTokens, int PassingTokens, double? RelativeError, bool? Top1Agrees);
+public sealed record ApproximationReport(int QueryTokens, int AnchorTokens, int PassingTokens, IReadOnlyList<int> BlockTokens, double? RelativeError, bool? Top1Agrees);
 
 /// <summary>What came out, with the timings a user of a serving engine looks at.</summary>
 public sealed record GenerationResult(
@@ -80,7 +80,8 @@ public static class Generation
             double? error = null;
             bool? agrees = null;
             if (request.MeasureError) (error, agrees) = engine.CompareWithExact(newTokens, promptLogits[^vocab..]);
-            approximation = new ApproximationReport(blocks.QueryTokens, blocks.AnchorTokens, blocks.PassingTokens, error, agrees);
+            approximation = new ApproximationReport(blocks.QueryTokens, blocks.AnchorTokens, blocks.PassingTokens,
+                Enumerable.Range(0, blocks.Ranks).Select(blocks.BlockLength).ToArray(), error, agrees);
         }
         return new GenerationResult(output, finish, request.PromptTokens.Length, cachedBefore, prefill.Strategy, prefill.Choice,
             promptLogits, ttft, decodeSteps == 0 ? 0 : decodeClock.Elapsed.TotalMilliseconds / decodeSteps, approximation);

@@ -24,6 +24,24 @@ public class ApproximateGenerateTests
         double error = root.GetProperty("logits_relative_error").GetDouble();
         Assert.True(double.IsFinite(error) && error >= 0, $"error {error}");
         Assert.Contains(root.GetProperty("top1_agrees").ValueKind, new[] { JsonValueKind.True, JsonValueKind.False });
+        // Balanced blocks: rank 0, with no anchor copy and no passing block, takes the longest.
+        var blocks = root.GetProperty("block_tokens").EnumerateArray().Select(b => b.GetInt32()).ToArray();
+        Assert.Equal(reference.InputIds.Length - 12, blocks.Sum());
+        Assert.True(blocks.Length == 3 && blocks[0] > blocks[1] && blocks[1] >= blocks[2], $"blocks [{string.Join(", ", blocks)}]");
+    }
+
+    [Fact]
+    public void EvenBlocksSplitTheDocumentEqually()
+    {
+        var reference = ReferenceModel.TinyQwen2;
+        using var dir = ModelFixtures.NewTempDir();
+        File.WriteAllText(dir.File("ids.json"), JsonSerializer.Serialize(reference.InputIds));
+        var r = CliRunner.Run("generate", "--model", reference.Directory, "--prompt-ids", dir.File("ids.json"), "--max-new-tokens", "1",
+            "--ranks", "3", "--strategy", "star", "--query-tokens", "10", "--even-blocks", "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var blocks = JsonDocument.Parse(r.Stdout).RootElement.GetProperty("block_tokens").EnumerateArray().Select(b => b.GetInt32()).ToArray();
+        Assert.Equal(reference.InputIds.Length - 10, blocks.Sum());
+        Assert.True(blocks.Length == 3 && blocks.Max() - blocks.Min() <= 1, $"blocks [{string.Join(", ", blocks)}]");
     }
 
     [Fact]
