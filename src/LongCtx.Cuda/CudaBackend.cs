@@ -315,6 +315,21 @@ public sealed unsafe partial class CudaBackend : IBackend
             _device.Launch(Fn("merge_attention"), ((uint)((rows * 32 + 255) / 256), 1), 256, 0, oa, la.Pointer, op, C(lsePart).Pointer, rows, d);
     }
 
+    public void MergeAttentionParts(Tensor parts, Tensor lses, Tensor output)
+    {
+        var (p, l, o) = (C(parts), C(lses), C(output));
+        int d = o.Shape[^1];
+        long rows = o.Length / d;
+        if (rows == 0) return;
+        int n = (int)(l.Length / rows);
+        Check(l.Length == n * rows && p.Length == n * rows * d && p.DType == o.DType && l.DType == DType.F32, $"MergeAttentionParts: {parts} and {lses} are not parts of {output}");
+        int perRow = d / 8;
+        if (d % 8 == 0 && Vectorisable(d, p.Pointer, o.Pointer))
+            _device.Launch(Fn("merge_attention_parts_vec8"), ((uint)((rows * perRow + 255) / 256), 1), 256, 0, p.Pointer, l.Pointer, o.Pointer, rows, d, n);
+        else
+            _device.Launch(Fn("merge_attention_parts"), ((uint)((rows * 32 + 255) / 256), 1), 256, 0, p.Pointer, l.Pointer, o.Pointer, rows, d, n);
+    }
+
     public void GatherRows(Tensor source, Tensor indices, Tensor destination)
     {
         var d = C(destination);

@@ -47,12 +47,22 @@ internal sealed class NcclCommunicator(nint comm, int rank, int size, CudaDevice
         return new Transfer(device);
     }
 
-    public void AllGather(Tensor send, Tensor receive)
+    public void AllGather(Tensor send, Tensor receive) => AllGatherEach([send], [receive]);
+
+    /// <summary>The gathers in one NCCL group: one launch.</summary>
+    public void AllGatherEach(IReadOnlyList<Tensor> send, IReadOnlyList<Tensor> receive)
     {
-        if (receive.Bytes != send.Bytes * size) throw new ArgumentException($"all-gather: receive {receive} must hold {size} x {send}");
-        if (send.Bytes == 0) return;
+        for (int i = 0; i < send.Count; i++)
+            if (receive[i].Bytes != send[i].Bytes * size) throw new ArgumentException($"all-gather: receive {receive[i]} must hold {size} x {send[i]}");
+        if (send.All(t => t.Bytes == 0)) return;
         device.Timed("communication", () =>
-            Nccl.Check(Nccl.ncclAllGather(P(send), P(receive), (nuint)send.Bytes, Nccl.Uint8, comm, device.ComputeStream), "ncclAllGather"));
+        {
+            Nccl.Check(Nccl.ncclGroupStart(), "ncclGroupStart");
+            for (int i = 0; i < send.Count; i++)
+                if (send[i].Bytes > 0)
+                    Nccl.Check(Nccl.ncclAllGather(P(send[i]), P(receive[i]), (nuint)send[i].Bytes, Nccl.Uint8, comm, device.ComputeStream), "ncclAllGather");
+            Nccl.Check(Nccl.ncclGroupEnd(), "ncclGroupEnd");
+        });
     }
 
     public void AllToAll(IReadOnlyList<Tensor> send, IReadOnlyList<Tensor> receive) =>

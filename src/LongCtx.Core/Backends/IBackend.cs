@@ -148,6 +148,13 @@ public interface IBackend : IDisposable
     void MergeAttention(Tensor outputAccumulator, Tensor lseAccumulator, Tensor outputPart, Tensor lsePart);
 
     /// <summary>
+    /// Merges N partial attention results at once: parts [N·rows, heads, d] and lses [N·rows, heads] hold part j in rows
+    /// [j·rows, (j+1)·rows) (an all-gather's layout); output[i] = Σ_j exp(lse_j[i] − L[i])·part_j[i] with
+    /// L = logsumexp_j lse_j, and 0 where every lse_j is −inf. One pass instead of N − 1 pairwise merges.
+    /// </summary>
+    void MergeAttentionParts(Tensor parts, Tensor lses, Tensor output);
+
+    /// <summary>
     /// Per-head row gather (KV compression keeps different rows for each KV head):
     /// destination[i, h, :] = source[indices[i, h], h, :] (source [T, H, D], indices I32 [n, H], destination [n, H, D]).
     /// </summary>

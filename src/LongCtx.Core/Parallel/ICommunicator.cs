@@ -27,6 +27,15 @@ public interface ICommunicator : IDisposable
 
     /// <summary>receive = concatenation over ranks (in rank order) of every rank's send, along rows.</summary>
     void AllGather(Tensor send, Tensor receive);
+
+    /// <summary>
+    /// <see cref="AllGather"/> of each send[i] into receive[i], as one operation where the transport can: NCCL runs a
+    /// group of collectives as one launch, which halves the latency of a decode step's two gathers a layer.
+    /// </summary>
+    void AllGatherEach(IReadOnlyList<Tensor> send, IReadOnlyList<Tensor> receive)
+    {
+        for (int i = 0; i < send.Count; i++) AllGather(send[i], receive[i]);
+    }
     /// <summary>send[j] goes to rank j, receive[j] comes from rank j (shapes agreed beforehand).</summary>
     void AllToAll(IReadOnlyList<Tensor> send, IReadOnlyList<Tensor> receive);
     /// <summary>buffer = elementwise sum of every rank's buffer.</summary>

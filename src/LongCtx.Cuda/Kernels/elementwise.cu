@@ -205,6 +205,54 @@ __global__ void merge_attention_vec8(uint4* out_acc, float* lse_acc, const uint4
     if (t % per_row == 0) lse_acc[row] = lse;
 }
 
+// The N-way merge of a distributed decode step (IBackend.MergeAttentionParts): part j of entry i (a token's head) at
+// parts[(j·rows + i)·d], its LSE at lses[j·rows + i]; out[i] = Σ_j exp(lse_j − L)·part_j with L their logsumexp, or 0
+// where no part saw a key. 8 elements per thread (16-byte accesses), d/8 threads an entry; every thread reads the
+// entry's N LSEs itself (N is the rank count), so no thread waits for another.
+__global__ void merge_attention_parts_vec8(const uint4* parts, const float* lses, uint4* out, long rows, int d, int n) {
+    const int per_row = d >> 3;
+    long t = blockIdx.x * (long)blockDim.x + threadIdx.x;
+    long row = t / per_row;
+    if (row >= rows) return;
+    float m = -INFINITY;
+    for (int j = 0; j < n; j++) m = fmaxf(m, lses[j * rows + row]);
+    float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+    if (m != -INFINITY) {
+        float sum = 0.f;
+        for (int j = 0; j < n; j++) sum += __expf(lses[j * rows + row] - m);
+        for (int j = 0; j < n; j++) {
+            float w = __expf(lses[j * rows + row] - m) / sum;
+            if (w == 0.f) continue;
+            float p[8];
+            unpack8(parts[j * rows * per_row + t], p);
+            #pragma unroll
+            for (int e = 0; e < 8; e++) acc[e] += w * p[e];
+        }
+    }
+    out[t] = pack8(acc);
+}
+
+// merge_attention_parts for any d: one warp per entry.
+__global__ void merge_attention_parts(const bf16* parts, const float* lses, bf16* out, long rows, int d, int n) {
+    long row = (blockIdx.x * (long)blockDim.x + threadIdx.x) >> 5;
+    int lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    float m = -INFINITY;
+    for (int j = 0; j < n; j++) m = fmaxf(m, lses[j * rows + row]);
+    float sum = 0.f;
+    if (m != -INFINITY)
+        for (int j = 0; j < n; j++) sum += __expf(lses[j * rows + row] - m);
+    for (int i = lane; i < d; i += 32) {
+        float acc = 0.f;
+        if (m != -INFINITY)
+            for (int j = 0; j < n; j++) {
+                float w = __expf(lses[j * rows + row] - m) / sum;
+                if (w != 0.f) acc += w * __bfloat162float(parts[(j * rows + row) * d + i]);
+            }
+        out[row * d + i] = __float2bfloat16(acc);
+    }
+}
+
 // lse[t, h] = stats[h, t] for one block of rows: cuDNN writes its softmax statistics head-major.
 __global__ void lse_from_head_major(const float* stats, float* lse, int rows, int heads) {
     long i = blockIdx.x * (long)blockDim.x + threadIdx.x;

@@ -488,6 +488,51 @@ public class ElementwiseKernelTests
         AssertMatches(expected, Merged(0), Merged(1), where, exactTwins: true);
     }
 
+    /// <summary>
+    /// A distributed decode step's one-pass merge on the GPU: attention over keys cut into 3 parts, the parts laid
+    /// out as the all-gather leaves them, merged by <see cref="IBackend.MergeAttentionParts"/>, against the CPU's
+    /// attention over all keys. Head dim 128 takes merge_attention_parts_vec8; 48 and the run one element off take the
+    /// warp-per-entry kernel, with the same bits.
+    /// </summary>
+    [GpuTheory]
+    [InlineData(5, 8, 2, 128)]
+    [InlineData(3, 4, 1, 48)]
+    public void MergedDecodePartsEqualAttentionOverAllKeys(int queries, int heads, int kvHeads, int d)
+    {
+        const int parts = 3;
+        var (random, where) = Seeded($"{parts}-part merge of [{queries}, {heads}, {d}] over {kvHeads} KV heads");
+        int keys = random.Next(3 * 64, 600);
+        int[] cuts = [0, random.Next(1, keys / 2), random.Next(keys / 2, keys), keys];
+        where += $", {keys} keys cut at {cuts[1]} and {cuts[2]}";
+        float[] q = RandomBf16(random, queries * heads * d), k = RandomBf16(random, keys * kvHeads * d), v = RandomBf16(random, keys * kvHeads * d);
+        // Decode rows at the end of the keys, plus one early row that sees only the first part (the others' LSE −inf).
+        var queryLayout = new TokenLayout(new int[queries], Enumerable.Range(0, queries).Select(i => i == 0 ? random.Next(cuts[1]) : keys - 1).ToArray());
+        var keyLayout = new TokenLayout(new int[keys], Enumerable.Range(0, keys).ToArray());
+        float scale = 1f / MathF.Sqrt(d);
+        using var cpu = new CpuBackend();
+        var (expected, _) = Run(cpu, heads, kvHeads, d, q, queryLayout, k, v, keyLayout);
+        using var gpu = new CudaBackend(0);
+        using var qt = gpu.Upload<float>(q, queries, heads, d);
+        using var kt = gpu.Upload<float>(k, keys, kvHeads, d);
+        using var vt = gpu.Upload<float>(v, keys, kvHeads, d);
+        using var gathered = gpu.Allocate(DType.BF16, parts * queries, heads, d);
+        using var gatheredLse = gpu.Allocate(DType.F32, parts * queries, heads);
+        for (int j = 0; j < parts; j++)
+        {
+            int n = cuts[j + 1] - cuts[j];
+            gpu.Attention(qt, queryLayout, kt.SliceRows(cuts[j], n), vt.SliceRows(cuts[j], n), keyLayout.Slice(cuts[j], n), scale,
+                gathered.SliceRows(j * queries, queries), gatheredLse.SliceRows(j * queries, queries));
+        }
+        float[] Merged(int offset)
+        {
+            using var placedParts = Placed.Upload(gpu, Read(gpu, gathered), offset, parts * queries, heads, d);
+            using var output = Placed.Upload(gpu, new float[queries * heads * d], offset, queries, heads, d);
+            gpu.MergeAttentionParts(placedParts.Tensor, gatheredLse, output.Tensor);
+            return Read(gpu, output.Tensor);
+        }
+        AssertMatches(expected, Merged(0), Merged(1), where, exactTwins: true);
+    }
+
     private static (Random Random, string Where) Seeded(string what)
     {
         int seed = Random.Shared.Next();

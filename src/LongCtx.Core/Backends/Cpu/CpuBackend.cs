@@ -149,6 +149,30 @@ public sealed unsafe class CpuBackend : IBackend
     public void Attention(Tensor q, TokenLayout queries, Tensor k, Tensor v, TokenLayout keys, float scale, Tensor output, Tensor lse) =>
         CpuAttention.Run(C(q), queries, C(k), C(v), keys, scale, C(output), C(lse), _parallel);
 
+    public void MergeAttentionParts(Tensor parts, Tensor lses, Tensor output)
+    {
+        var (p, o) = (C(parts), C(output));
+        var l = C(lses).F32;
+        int rows = (int)(o.Length / Math.Max(1, o.Shape[^1])), d = o.Shape[^1], n = l.Length / Math.Max(1, rows);
+        if (l.Length != n * rows || p.Length != (long)n * rows * d) throw new ArgumentException($"MergeAttentionParts: {parts} and {lses} are not parts of {output}");
+        float* src = (float*)p.Data, dst = (float*)o.Data;
+        for (int i = 0; i < rows; i++)
+        {
+            var row = new Span<float>(dst + (long)i * d, d);
+            row.Clear();
+            float m = float.NegativeInfinity;
+            for (int j = 0; j < n; j++) m = Math.Max(m, l[j * rows + i]);
+            if (float.IsNegativeInfinity(m)) continue;
+            float sum = 0;
+            for (int j = 0; j < n; j++) sum += MathF.Exp(l[j * rows + i] - m);
+            for (int j = 0; j < n; j++)
+            {
+                float w = MathF.Exp(l[j * rows + i] - m) / sum;
+                if (w != 0) TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(src + ((long)j * rows + i) * d, d), w, row, row);
+            }
+        }
+    }
+
     public void MergeAttention(Tensor outputAccumulator, Tensor lseAccumulator, Tensor outputPart, Tensor lsePart)
     {
         var oa = C(outputAccumulator);

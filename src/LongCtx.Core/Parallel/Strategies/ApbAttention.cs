@@ -38,8 +38,7 @@ public sealed class ApbAttention(ContextBlocks blocks, IKvCompressor compressor)
         if (rank < layer.Ranks - 1) Compress(layer, q, k, v, sendK, sendV);
         using var allK = b.Allocate(b.ActivationType, layer.Ranks * passedRows, layer.KvHeads, layer.HeadDim);
         using var allV = b.Allocate(b.ActivationType, layer.Ranks * passedRows, layer.KvHeads, layer.HeadDim);
-        layer.Comm.AllGather(sendK, allK);
-        layer.Comm.AllGather(sendV, allV);
+        layer.Comm.AllGatherEach([sendK, sendV], [allK, allV]);
         if (rank > 0 && LocalKv.Attend(layer, q, rows, allK.SliceRows(0, rank * passedRows), allV.SliceRows(0, rank * passedRows),
                 blocks.PassingLayout(rank)) is { } passing)
             acc.Add(passing.Output, passing.Lse);

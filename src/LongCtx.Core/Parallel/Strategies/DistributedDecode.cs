@@ -5,7 +5,7 @@ namespace LongCtx.Parallel.Strategies;
 /// <summary>
 /// Decode on the distributed KV cache (the paper's §3.5): every rank runs the new tokens' queries — the
 /// same rows on every rank — against the KV it holds, then the partial outputs and LSEs are all-gathered
-/// and merged in rank order, so every rank ends with the same exact output. The new tokens' own KV is
+/// (one grouped operation) and merged in one pass, so every rank ends with the same exact output. The new tokens' own KV is
 /// stored only on the rank the step assigns (round-robin), so caches grow evenly. Each sequence's queries
 /// read its cache where it is (<see cref="LocalKv.AttendInPlace"/>): a batch of long caches is not copied
 /// into one block every layer.
@@ -29,16 +29,11 @@ public sealed class DistributedDecode : IAttentionStrategy
 
         using var allOut = b.Scratch(b.ActivationType, n * q.Rows, layer.Heads, layer.HeadDim);
         using var allLse = b.Scratch(DType.F32, n * q.Rows, layer.Heads);
-        layer.Comm.AllGather(output, allOut);
-        layer.Comm.AllGather(lse, allLse);
+        layer.Comm.AllGatherEach([output, lse], [allOut, allLse]);
         output.Dispose();
-        // Merge in rank order on every rank, so all ranks hold bit-identical results.
+        // Every rank merges the same gathered parts in the same order, so all ranks hold bit-identical results.
         var result = b.Scratch(b.ActivationType, q.Rows, layer.Heads, layer.HeadDim);
-        using var resultLse = b.Scratch(DType.F32, q.Rows, layer.Heads);
-        b.Copy(allOut.SliceRows(0, q.Rows), result);
-        b.Copy(allLse.SliceRows(0, q.Rows), resultLse);
-        for (int j = 1; j < n; j++)
-            b.MergeAttention(result, resultLse, allOut.SliceRows(j * q.Rows, q.Rows), allLse.SliceRows(j * q.Rows, q.Rows));
+        b.MergeAttentionParts(allOut, allLse, result);
         return result;
     }
 }
