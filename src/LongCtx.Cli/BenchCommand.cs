@@ -56,7 +56,7 @@ internal static class BenchCommand
 
     /// <summary>One measurement; Ranks × Tensor ranks ran it (context-parallel × tensor-parallel).</summary>
     private sealed record Point(int Ranks, int Tensor, int Context, string Strategy, double TtftMs, double Tflops, double? Mfu, Dictionary<string, double>? Split,
-        double? LogitsError = null, bool? Top1Agrees = null, DecodeTiming? Decode = null);
+        double? LogitsError = null, bool? Top1Agrees = null, DecodeTiming? Decode = null, int[]? BlockTokens = null);
 
     /// <summary>Batched decode: one step gives every sequence of the batch a token; Split is a profiled step's time split.</summary>
     private sealed record DecodeTiming(int Batch, double MsPerStep, Dictionary<string, double>? Split = null)
@@ -103,16 +103,18 @@ internal static class BenchCommand
                 double best = double.MaxValue;
                 string used = strategy;
                 float[] logits = [];
+                int[]? blocks = null;
                 DecodeTiming? decoded = null;
                 // A context's first prefill also builds a cuDNN plan per new block shape (tens of ms each) and compiles the
                 // kernels it meets first (token_logprobs.cu with --prompt-logprobs): not part of a warm TTFT.
                 for (int i = 0; i < warmup; i++) Prefill(engine, context, strategy, approximate, promptLogprobs: promptLogprobs);
                 for (int i = 0; i < repeat; i++)
                 {
-                    var (ms, s, lastLogits) = Prefill(engine, context, strategy, approximate, i == repeat - 1 ? decodeSteps : 0, batch, d => decoded = d, sampling: sampling, promptLogprobs: promptLogprobs);
+                    var (ms, s, lastLogits, layout) = Prefill(engine, context, strategy, approximate, i == repeat - 1 ? decodeSteps : 0, batch, d => decoded = d, sampling: sampling, promptLogprobs: promptLogprobs);
                     best = Math.Min(best, ms);
                     used = s;
                     logits = lastLogits;
+                    blocks = layout is null ? null : Enumerable.Range(0, layout.Ranks).Select(layout.BlockLength).ToArray();
                 }
                 // An approximate run is always reported with its error against exact attention on the same prompt.
                 double? error = null;
@@ -128,13 +130,13 @@ internal static class BenchCommand
                     // A second prefill (and decode) with events around every operation: they cost host time, so the
                     // timed figures above come from the unprofiled runs and only the split from this one.
                     var profiler = new TimeSplit(gpu);
-                    var (ms, _, _) = Prefill(engine, context, strategy, approximate, decodeSteps, batch, d => decoded = decoded! with { Split = d.Split }, profiler, sampling);
+                    var (ms, _, _, _) = Prefill(engine, context, strategy, approximate, decodeSteps, batch, d => decoded = decoded! with { Split = d.Split }, profiler, sampling);
                     split = profiler.PrefillSplit(ms);
                 }
                 double flops = ModelFlops(cfg, context);
                 double tflops = flops / (best / 1e3) / 1e12;
                 double? mfu = device == "cuda" && deviceName.Contains('H') ? flops / (best / 1e3) / (HopperPeakFlops * gpus) : null;
-                points.Add(new Point(ranks, tensor, context, used, best, tflops, mfu, split, error, top1, decoded));
+                points.Add(new Point(ranks, tensor, context, used, best, tflops, mfu, split, error, top1, decoded, blocks));
                 progress.Note($"{RanksText(ranks, tensor)} rank(s), {context} tokens, {used}: {best:0} ms");
             }
             attentionReport = (group as GpuRankGroup)?.AttentionReport();
@@ -147,7 +149,8 @@ internal static class BenchCommand
     /// One prefill of a random prompt, timed to its logits on the host (the time to first token); then, if
     /// asked, decode steps for a batch of sequences holding that prompt (the others prefilled untimed).
     /// </summary>
-    private static (double Ms, string Strategy, float[] Logits) Prefill(InferenceEngine engine, int tokens, string strategy, ApproximateOptions? approximate = null,
+    /// <summary>One prefill of a random prompt (and decode steps after it): its time, the strategy that ran, the last logits and an approximate run's blocks.</summary>
+    private static (double Ms, string Strategy, float[] Logits, ContextBlocks? Blocks) Prefill(InferenceEngine engine, int tokens, string strategy, ApproximateOptions? approximate = null,
         int decodeSteps = 0, int batch = 1, Action<DecodeTiming>? decoded = null, TimeSplit? profiler = null, SamplingOptions? sampling = null, int? promptLogprobs = null)
     {
         var ids = RandomPrompt(engine, tokens);
@@ -184,7 +187,7 @@ internal static class BenchCommand
         {
             foreach (var q in sequences) engine.Release(q);
         }
-        return (ms, result.Strategy, last);
+        return (ms, result.Strategy, last, result.Blocks);
     }
 
     private static SamplingOptions Sampling(float temperature, float topP, int topK)
@@ -235,6 +238,7 @@ internal static class BenchCommand
                     o["logits_relative_error"] = Math.Round(e, 6);
                     o["top1_agrees"] = p.Top1Agrees;
                 }
+                if (p.BlockTokens is { } bt) o["block_tokens"] = new JsonArray(bt.Select(b => (JsonNode)b).ToArray());
                 if (p.Split is { } s) o["time_split_ms"] = SplitJson(s);
                 if (p.Decode?.Split is { } ds) o["decode_split_ms_per_step"] = SplitJson(ds);
                 arr.Add((JsonNode)o);

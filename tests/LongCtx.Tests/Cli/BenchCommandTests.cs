@@ -31,6 +31,22 @@ public class BenchCommandTests
         Assert.Equal(1.0, points[0].GetProperty("parallel_efficiency").GetDouble());
     }
 
+    /// <summary>An approximate point carries its error against exact attention and each rank's block: balanced by default, equal on request.</summary>
+    [Fact]
+    public void ApbReportsItsErrorAndBlocks()
+    {
+        int[] Blocks(params string[] extra)
+        {
+            var p = Assert.Single(Points(["--context", "96", "--gpus", "3", "--strategy", "apb", .. extra]));
+            Assert.True(p.GetProperty("logits_relative_error").GetDouble() >= 0);
+            return p.GetProperty("block_tokens").EnumerateArray().Select(b => b.GetInt32()).ToArray();
+        }
+        // A 96-token prompt: its query is the last 6 (T/16), the document the other 90.
+        var balanced = Blocks();
+        Assert.True(balanced.Sum() == 90 && balanced[0] > balanced[2], $"balanced [{string.Join(", ", balanced)}]");
+        Assert.Equal([30, 30, 30], Blocks("--even-blocks"));
+    }
+
     [Fact]
     public void TensorParallelMustDivideTheRankCounts()
     {
