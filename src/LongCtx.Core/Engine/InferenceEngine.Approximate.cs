@@ -32,8 +32,7 @@ public sealed partial class InferenceEngine
         if (keep > queryTokens)
             throw new LongCtxException($"{strategy} computes logits for the query's {queryTokens} tokens only; {keep} were asked for");
         int document = prompt.Length - queryTokens;
-        if (document < Ranks)
-            throw new LongCtxException($"the document has {document} tokens, fewer than the {Ranks} ranks it is split over: use fewer ranks or an exact strategy");
+        ContextBlocks.RequireBlockPerRank(document, Ranks);
         int anchor = options?.AnchorTokens ?? ApproximateDefaults.AnchorTokens(apb, document, Ranks);
         int passing = apb ? options?.PassingTokens ?? ApproximateDefaults.PassingTokens(document, Ranks) : 0;
         var lengths = options?.EvenBlocks == true ? null

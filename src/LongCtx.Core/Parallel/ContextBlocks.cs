@@ -28,8 +28,7 @@ public sealed class ContextBlocks
     public ContextBlocks(int ranks, int documentTokens, int queryTokens, int anchorTokens, int passingTokens, bool embedQuery,
         IReadOnlyList<int>? blockLengths = null)
     {
-        if (documentTokens < ranks)
-            throw new LongCtxException($"the document has {documentTokens} tokens, fewer than the {ranks} ranks it is split over: use fewer ranks or an exact strategy");
+        RequireBlockPerRank(documentTokens, ranks);
         if (queryTokens < 1) throw new LongCtxException("star and apb need a query of at least one token (--query, --query-file or --query-tokens)");
         Ranks = ranks;
         DocumentTokens = documentTokens;
@@ -39,6 +38,13 @@ public sealed class ContextBlocks
         AnchorTokens = Math.Clamp(anchorTokens, 0, BlockLength(0));
         PassingTokens = Math.Max(0, passingTokens);
         EmbeddedQuery = embedQuery ? queryTokens : 0;
+    }
+
+    /// <summary>Every rank needs a block of at least one token (checked before the block lengths are chosen, too).</summary>
+    public static void RequireBlockPerRank(int documentTokens, int ranks)
+    {
+        if (documentTokens < ranks)
+            throw new LongCtxException($"the document has {documentTokens} tokens, fewer than the {ranks} ranks it is split over: use fewer ranks or an exact strategy");
     }
 
     private static int[] Starts(IReadOnlyList<int> lengths, int documentTokens, int ranks)

@@ -7,16 +7,12 @@ namespace LongCtx.Tests.Cli;
 /// <summary>`longctx generate` with the approximate strategies reports that it is approximate and, measured, how far off.</summary>
 public class ApproximateGenerateTests
 {
+    private static readonly ReferenceModel Reference = ReferenceModel.TinyQwen2;
+
     [Fact]
     public void ApbReportsItsErrorAgainstPassKv()
     {
-        var reference = ReferenceModel.TinyQwen2;
-        using var dir = ModelFixtures.NewTempDir();
-        File.WriteAllText(dir.File("ids.json"), JsonSerializer.Serialize(reference.InputIds));
-        var r = CliRunner.Run("generate", "--model", reference.Directory, "--prompt-ids", dir.File("ids.json"), "--max-new-tokens", "2",
-            "--ranks", "3", "--strategy", "apb", "--query-tokens", "12", "--passing-tokens", "16", "--measure-error", "--json");
-        Assert.True(r.ExitCode == 0, r.Stderr);
-        var root = JsonDocument.Parse(r.Stdout).RootElement;
+        var root = Generate("--max-new-tokens", "2", "--ranks", "3", "--strategy", "apb", "--query-tokens", "12", "--passing-tokens", "16", "--measure-error");
         Assert.True(root.GetProperty("approximate").GetBoolean());
         Assert.Equal("apb", root.GetProperty("strategy").GetString());
         Assert.Equal(12, root.GetProperty("query_tokens").GetInt32());
@@ -25,37 +21,38 @@ public class ApproximateGenerateTests
         Assert.True(double.IsFinite(error) && error >= 0, $"error {error}");
         Assert.Contains(root.GetProperty("top1_agrees").ValueKind, new[] { JsonValueKind.True, JsonValueKind.False });
         // Balanced blocks: rank 0, with no anchor copy and no passing block, takes the longest.
-        var blocks = root.GetProperty("block_tokens").EnumerateArray().Select(b => b.GetInt32()).ToArray();
-        Assert.Equal(reference.InputIds.Length - 12, blocks.Sum());
+        var blocks = Blocks(root);
+        Assert.Equal(Reference.InputIds.Length - 12, blocks.Sum());
         Assert.True(blocks.Length == 3 && blocks[0] > blocks[1] && blocks[1] >= blocks[2], $"blocks [{string.Join(", ", blocks)}]");
     }
 
     [Fact]
     public void EvenBlocksSplitTheDocumentEqually()
     {
-        var reference = ReferenceModel.TinyQwen2;
-        using var dir = ModelFixtures.NewTempDir();
-        File.WriteAllText(dir.File("ids.json"), JsonSerializer.Serialize(reference.InputIds));
-        var r = CliRunner.Run("generate", "--model", reference.Directory, "--prompt-ids", dir.File("ids.json"), "--max-new-tokens", "1",
-            "--ranks", "3", "--strategy", "star", "--query-tokens", "10", "--even-blocks", "--json");
-        Assert.True(r.ExitCode == 0, r.Stderr);
-        var blocks = JsonDocument.Parse(r.Stdout).RootElement.GetProperty("block_tokens").EnumerateArray().Select(b => b.GetInt32()).ToArray();
-        Assert.Equal(reference.InputIds.Length - 10, blocks.Sum());
+        var blocks = Blocks(Generate("--max-new-tokens", "1", "--ranks", "3", "--strategy", "star", "--query-tokens", "10", "--even-blocks"));
+        Assert.Equal(Reference.InputIds.Length - 10, blocks.Sum());
         Assert.True(blocks.Length == 3 && blocks.Max() - blocks.Min() <= 1, $"blocks [{string.Join(", ", blocks)}]");
     }
 
     [Fact]
     public void AutoStaysExactWithoutAllowApproximate()
     {
-        var reference = ReferenceModel.TinyQwen2;
-        using var dir = ModelFixtures.NewTempDir();
-        File.WriteAllText(dir.File("ids.json"), JsonSerializer.Serialize(reference.InputIds));
-        string[] args = ["generate", "--model", reference.Directory, "--prompt-ids", dir.File("ids.json"), "--max-new-tokens", "1",
-            "--ranks", "2", "--strategy", "auto", "--compute-tflops", "1", "--link-gbps", "1", "--json"];
-        var exact = JsonDocument.Parse(CliRunner.Run(args).Stdout).RootElement;
-        Assert.False(exact.GetProperty("approximate").GetBoolean());
-        var approximate = JsonDocument.Parse(CliRunner.Run([.. args, "--allow-approximate"]).Stdout).RootElement;
+        string[] options = ["--max-new-tokens", "1", "--ranks", "2", "--strategy", "auto", "--compute-tflops", "1", "--link-gbps", "1"];
+        Assert.False(Generate(options).GetProperty("approximate").GetBoolean());
+        var approximate = Generate([.. options, "--allow-approximate"]);
         Assert.True(approximate.GetProperty("approximate").GetBoolean());
         Assert.Equal("apb", approximate.GetProperty("strategy").GetString());
     }
+
+    /// <summary>`generate --json` on the tiny Qwen2 fixture's prompt ids with <paramref name="options"/>, which must succeed.</summary>
+    private static JsonElement Generate(params string[] options)
+    {
+        using var dir = ModelFixtures.NewTempDir();
+        File.WriteAllText(dir.File("ids.json"), JsonSerializer.Serialize(Reference.InputIds));
+        var r = CliRunner.Run(["generate", "--model", Reference.Directory, "--prompt-ids", dir.File("ids.json"), .. options, "--json"]);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        return JsonDocument.Parse(r.Stdout).RootElement.Clone();
+    }
+
+    private static int[] Blocks(JsonElement root) => root.GetProperty("block_tokens").EnumerateArray().Select(b => b.GetInt32()).ToArray();
 }
