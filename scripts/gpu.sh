@@ -10,6 +10,9 @@ case "${1:-}" in
   publish)
     rm -rf .publish  # what travels is limited (64 MiB with the tracked files): nothing stale
     dotnet publish src/LongCtx.Cli -c Release -r linux-x64 --self-contained -p:PublishTrimmed=true -o .publish/linux-x64 -v quiet -nologo
+    # The runtime's debugger, tracing and standalone-GC libraries (6.8 MB) are loaded only on request: left here, they
+    # leave room in a call for a retrieval model beside the GPU tests.
+    rm -f .publish/linux-x64/{libmscordaccore,libmscordbi,libcoreclrtraceptprovider,libclrgc,libclrgcexp}.so .publish/linux-x64/createdump
     # The serve check (bench/gpu/serve_check.sh) serves the fixture with the Llama 3 tokenizer: packed, 1.6 MB.
     scripts/fetch-tokenizers.sh > /dev/null && tar -C .cache/tokenizers/llama3 -cJf .publish/tokenizer-llama3.tar.xz tokenizer.json tokenizer_config.json
     # The GPU tests' runner (self-contained and trimmed by its project file) travels packed: unpacked (27 MB)

@@ -360,8 +360,9 @@ public sealed unsafe partial class CudaBackend : IBackend
         Attention(q, queries, k, k, keys, scale, output, lse);
         var ql = _layouts.Of(queries);
         var kl = _layouts.Of(keys);
-        long threads = (long)tk * kvHeads;
-        _device.Launch(Fn("key_attention_mass"), ((uint)((threads + 255) / 256), 1), 256, 0, qs.Pointer, ks.Pointer,
+        Check(d % 16 == 0 && d <= 256 && ks.Pointer % 16 == 0, $"KeyAttentionMass: keys {ks} must be 16-byte aligned rows of a head dimension that is a multiple of 16 up to 256");
+        // Kernels/key_attention_mass.cu: a block of 128 threads per 64 keys of one KV head.
+        _device.Launch(_device.Function("key_attention_mass.cu", "key_attention_mass"), ((uint)((tk + 63) / 64), (uint)kvHeads), 128, 0, qs.Pointer, ks.Pointer,
             ql.SeqIds.Pointer, ql.Positions.Pointer, kl.SeqIds.Pointer, kl.Positions.Pointer, C(lse).Pointer, C(mass).Pointer,
             tq, tk, heads, kvHeads, d, scale);
     }

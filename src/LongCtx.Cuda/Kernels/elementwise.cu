@@ -273,28 +273,4 @@ __global__ void gather_rows(const bf16* source, const int* indices, bf16* destin
     }
 }
 
-// mass[j, g] = Σ over queries i and the heads h of group g of exp(scale·q[i,h]·k[j,g] − lse[i,h]) where visible:
-// the softmax mass key j receives, from the LSE a flash attention pass already computed. One thread per (j, g).
-__global__ void key_attention_mass(const bf16* q, const bf16* k, const int* q_seq, const int* q_pos, const int* k_seq, const int* k_pos,
-                                   const float* lse, float* mass, int tq, int tk, int heads, int kv_heads, int d, float scale) {
-    long idx = blockIdx.x * (long)blockDim.x + threadIdx.x;
-    if (idx >= (long)tk * kv_heads) return;
-    int j = idx / kv_heads, g = idx % kv_heads, group = heads / kv_heads;
-    const bf16* kr = k + idx * d;
-    float total = 0.f;
-    for (int i = 0; i < tq; i++) {
-        if (q_seq[i] != k_seq[j] || k_pos[j] > q_pos[i]) continue;
-        for (int hh = 0; hh < group; hh++) {
-            int h = g * group + hh;
-            float l = lse[(long)i * heads + h];
-            if (l == -INFINITY) continue;
-            const bf16* qr = q + ((long)i * heads + h) * d;
-            float dot = 0.f;
-            for (int e = 0; e < d; e++) dot += __bfloat162float(qr[e]) * __bfloat162float(kr[e]);
-            total += __expf(dot * scale - l);
-        }
-    }
-    mass[idx] = total;
-}
-
 }
