@@ -12,7 +12,8 @@
 #   launch      GPU ranks as processes (bench/gpu/launch_check.sh checks)
 #   bench       8B shape, dummy weights, 32 layers: prefill 32K/128K on 1, 2 and N GPUs, time split, pass-q, and decode below
 #   decode      decode at 130K, batch 1 on 1, 2 and N GPUs (with a profiled step's time split) and batch 8 on 2 and N
-#   approx      star and apb beside exact pass-kv on N GPUs (error against exact), apb with equal blocks, star at apb's anchor
+#   approx      star and apb beside exact pass-kv on N GPUs (error against exact); at the longest context also apb with equal
+#               blocks, star at apb's anchor, apb at block/16 and block/32, star at block/16
 #   kernels     the N-GPU 128K prefill's time by kernel on rank 0 (LONGCTX_PROFILE_BY_KERNEL=1): what a ring adds
 #   copyring    the N-GPU pass-kv with ring transfers by copy engine (LONGCTX_RING_TRANSFERS=copy), A/B against the bench section's NCCL ring
 #   million     1,048,576 tokens, 8B shape with a 1M window (llama3-8b-1m), pass-kv on 4+ GPUs (one prefill, ~2-3 minutes)
@@ -162,9 +163,9 @@ if has approx && [[ $ngpu -gt 1 ]]; then
   # issue's "faster than star at equal anchor length", at the longest context.
   "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy pass-kv --json > "$results/bench-exact.json" 2> "$out/bench-exact.err" || note "bench exact: FAIL $(tail -1 "$out/bench-exact.err")"
   "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy apb --json > "$results/bench-apb.json" 2> "$out/bench-apb.err" || note "bench apb: FAIL $(tail -1 "$out/bench-apb.err")"
-  # The papers' equal blocks beside the default balanced ones (docs/APB.md, "Balanced blocks").
-  "$bin" bench --config llama3-8b --context "$ctx" --gpus "$ngpu" --strategy apb --even-blocks --json > "$results/bench-apb-even.json" 2> "$out/bench-apb-even.err" || note "bench apb even blocks: FAIL $(tail -1 "$out/bench-apb-even.err")"
   long=${ctx##*,}
+  # The papers' equal blocks beside the default balanced ones (docs/APB.md, "Balanced blocks"), at the longest context.
+  "$bin" bench --config llama3-8b --context "$long" --gpus "$ngpu" --strategy apb --even-blocks --json > "$results/bench-apb-even.json" 2> "$out/bench-apb-even.err" || note "bench apb even blocks: FAIL $(tail -1 "$out/bench-apb-even.err")"
   "$bin" bench --config llama3-8b --context "$long" --gpus "$ngpu" --strategy star --anchor-tokens $((long / ngpu / 4)) --json > "$results/bench-star-apb-anchor.json" 2> "$out/bench-star-apb-anchor.err" \
     || note "bench star at apb's anchor: FAIL $(tail -1 "$out/bench-star-apb-anchor.err")"
   # Shorter lengths, block/16 and block/32 (2,048 and 1,024 at 128K on 4): the APB issue's 2x over exact needs them
