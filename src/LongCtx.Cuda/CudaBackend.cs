@@ -353,6 +353,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         var ks = C(k);
         int tq = qs.Rows, tk = ks.Rows, heads = qs.Shape[1], d = qs.Shape[2], kvHeads = ks.Shape[1];
         Check(mass.Length == (long)tk * kvHeads && queries.Count == tq && keys.Count == tk, $"KeyAttentionMass: q {qs}, k {ks}, mass {mass}");
+        Check(d % 16 == 0 && d <= 256 && ks.Pointer % 16 == 0, $"KeyAttentionMass: keys {ks} must be 16-byte aligned rows of a head dimension that is a multiple of 16 up to 256");
         if (tk == 0) return;
         // The flash kernel's LSE normalises each query row; a second pass sums exp(score − LSE) per key.
         using var output = Allocate(ActivationType, tq, heads, d);
@@ -360,7 +361,6 @@ public sealed unsafe partial class CudaBackend : IBackend
         Attention(q, queries, k, k, keys, scale, output, lse);
         var ql = _layouts.Of(queries);
         var kl = _layouts.Of(keys);
-        Check(d % 16 == 0 && d <= 256 && ks.Pointer % 16 == 0, $"KeyAttentionMass: keys {ks} must be 16-byte aligned rows of a head dimension that is a multiple of 16 up to 256");
         // Kernels/key_attention_mass.cu: a block of 128 threads per 64 keys of one KV head.
         _device.Launch(_device.Function("key_attention_mass.cu", "key_attention_mass"), ((uint)((tk + 63) / 64), (uint)kvHeads), 128, 0, qs.Pointer, ks.Pointer,
             ql.SeqIds.Pointer, ql.Positions.Pointer, kl.SeqIds.Pointer, kl.Positions.Pointer, C(lse).Pointer, C(mass).Pointer,
