@@ -11,6 +11,8 @@
 #   hf          an 8B-shaped model (2 layers, random bf16) against transformers' float32 logits, 8K and 32K
 #   launch      GPU ranks as processes (bench/gpu/launch_check.sh checks)
 #   bench       8B shape, dummy weights, 32 layers: prefill 32K/128K on 1, 2 and N GPUs, time split, pass-q, and decode below
+#   share       one GPU's share of a 2- and 4-GPU (on several GPUs: the N-GPU) pass-kv prefill, rank 0 alone with its peers
+#               echoed (bench --one-rank-of): the ring's time without its communication
 #   decode      decode at 130K, batch 1 on 1, 2 and N GPUs (with a profiled step's time split) and batch 8 on 2 and N
 #   approx      star and apb beside exact pass-kv on N GPUs (error against exact); at the longest context also apb with equal
 #               blocks, star at apb's anchor, apb at block/16 and block/32, star at block/16
@@ -22,9 +24,9 @@
 #   peer        PyTorch: torch context_parallel around HF transformers on N GPUs
 #   retrieval   train four candidate retrieval models, evaluate the best with dense/pass-kv/star/apb (bench/retrieval)
 # Modes: smoke (tests, fixture, 8K bench), checks (every section at 8K, peer and retrieval as smokes),
-# ours (tests fixture attention hf bench approx hfprefill: about 10 minutes), others (peer retrieval: about 9 minutes),
+# ours (tests fixture attention hf bench share approx hfprefill: about 10 minutes), others (peer retrieval: about 9 minutes),
 # full (both: more than one 10-minute device call), retrieval, or a comma-separated list of sections. On 4 GPUs,
-# whose time counts in full (three 10-minute calls a session at most), cp4 (fixture bench kernels million copyring) and cp4-others
+# whose time counts in full (three 10-minute calls a session at most), cp4 (fixture bench share kernels million copyring) and cp4-others
 # (approx tp peer hfprefill) each fit one call; the GPU tests already ran on 2 (fourteenth round).
 #   [CONTEXTS=32768,131072] [HF_LENS="8192 32768"] [TUNE_PLANS="rows=auto;..."] [TRAIN_MINUTES=4] [CANDIDATES="2e-3:4[:seed] ..."]
 #   [RETRIEVAL_MODEL=DIR|M.tar.xz] [KEEP_MODEL=1] [RETRIEVAL_CONTEXTS=16384,32768,65536] [PER_CONTEXT=24] [PROMPT_SEED=1234] [RETRIEVAL_STRATEGIES=dense,...] [RETRIEVAL_RANKS=2,4,8] bench/gpu/run.sh [smoke|checks|ours|others|cp4|cp4-others|full|retrieval|SECTION,...]
@@ -34,9 +36,9 @@ export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVL
 mode=${1:-full}
 case $mode in
   smoke) sections=tests,fixture,bench; quick=1 ;;
-  checks) sections=tests,fixture,attention,hf,launch,bench,approx,tp,peer,retrieval; quick=1 ;;
-  ours) sections=tests,fixture,attention,hf,bench,approx,hfprefill; quick=0 ;;
-  cp4) sections=fixture,bench,kernels,million,copyring; quick=0 ;;
+  checks) sections=tests,fixture,attention,hf,launch,bench,share,approx,tp,peer,retrieval; quick=1 ;;
+  ours) sections=tests,fixture,attention,hf,bench,share,approx,hfprefill; quick=0 ;;
+  cp4) sections=fixture,bench,share,kernels,million,copyring; quick=0 ;;
   cp4-others) sections=approx,tp,peer,hfprefill; quick=0 ;;
   others) sections=peer,retrieval; quick=0 ;;
   full) sections=tests,fixture,attention,hf,bench,approx,tp,hfprefill,peer,retrieval; quick=0 ;;
@@ -148,6 +150,16 @@ if has bench; then
 fi
 mark bench
 
+if has share; then
+  # One GPU's share of a 2- and a 4-GPU run (of the N-GPU run on N GPUs), rank 0 alone with its peers echoed
+  # (bench --one-rank-of): the time a ring of that many GPUs would take without its communication. Beside the bench
+  # section's runs on the same machine, the difference is what the transfers and the ranks' waiting cost.
+  shares=2,4; [[ $ngpu -gt 1 ]] && shares=$ngpu
+  "$bin" bench --config llama3-8b --context "$ctx" --one-rank-of "$shares" --strategy pass-kv --profile --json > "$results/bench-share.json" 2> "$out/bench-share.err" \
+    || note "bench one rank alone: FAIL $(tail -1 "$out/bench-share.err")"
+fi
+mark share
+
 if has bench || has decode; then
   # Decode on the distributed cache just under 128K (a 131072-token prompt leaves no position to decode into);
   # batch 8 needs 2+ H200s (~82 GB of KV each on 2).
@@ -217,7 +229,7 @@ if has copyring && [[ $ngpu -gt 1 ]]; then
 fi
 mark copyring
 
-if has bench || has decode || has approx || has tp || has million || has copyring; then
+if has bench || has share || has decode || has approx || has tp || has million || has copyring; then
   python3 - "$results" >> "$summary" <<'PY'
 import json, sys, glob
 for f in sorted(glob.glob(sys.argv[1] + "/bench-*.json")):
@@ -232,7 +244,7 @@ for f in sorted(glob.glob(sys.argv[1] + "/bench-*.json")):
         if ds := p.get("decode_split_ms_per_step"): extra += " (profiled step " + "/".join(f"{ds.get(k, 0):.2f}" for k in keys) + " ms)"
         if "logits_relative_error" in p: extra += f" logits err vs exact {p['logits_relative_error']} top-1 {'agrees' if p['top1_agrees'] else 'differs'}"
         if "block_tokens" in p: extra += " blocks " + "/".join(str(b) for b in p["block_tokens"])
-        ranks = f"{p['ranks']}x{p['tensor_parallel']}" if p.get('tensor_parallel', 1) > 1 else p['ranks']
+        ranks = f"{p['ranks']}x{p['tensor_parallel']}" if p.get('tensor_parallel', 1) > 1 else f"rank 0 of {p['ranks']} alone, 1" if p.get("echoed_rank") else p['ranks']
         print(f"longctx {f.split('bench-')[-1][:-5]}: {ranks} gpu {p['context']} tokens {p['strategy']}: TTFT {p['ttft_ms']:.0f} ms, {p['model_tflops']:.0f} TFLOP/s, MFU {p['mfu']}, eff {p['parallel_efficiency']}{split}{extra} [{d.get('attention', '')}]")
 PY
 

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using LongCtx.Backends.Cpu;
 using LongCtx.Cuda;
 using LongCtx.Engine;
 using LongCtx.Models;
@@ -29,6 +30,7 @@ internal static class BenchCommand
         var device = new Option<string>("--device") { Description = "cpu or cuda", DefaultValueFactory = _ => "cuda" };
         var gpus = new Option<string>("--gpus") { Description = "rank counts to run, comma separated (GPUs, or threads on the CPU); efficiency is against the first", DefaultValueFactory = _ => "1" };
         var ranks = new Option<string?>("--ranks") { Description = "context-parallel rank counts to run on the --gpus GPUs (then one number); ranks beyond the GPUs share them (exact, slow)" };
+        var oneRankOf = new Option<string?>("--one-rank-of") { Description = "rank counts N, comma separated: run rank 0 of N alone on one GPU (or CPU), its peers echoing its transfers: one GPU's share of an N-GPU run without the communication" };
         var tensor = TensorParallelOption.Create();
         var prefillChunk = PrefillChunkOption.Create();
         var strategy = new Option<string>("--strategy") { Description = "pass-kv, pass-q, auto or dense (1 rank)", DefaultValueFactory = _ => StrategyNames.Auto };
@@ -47,16 +49,16 @@ internal static class BenchCommand
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
         var attention = AttentionOption.Create();
         var command = new Command("bench", "Measure prefill time to first token on long prompts");
-        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, tensor, prefillChunk, strategy, repeat, warmup, decode, batch, temperature, topP, topK, promptLogprobs, anchor, passing, evenBlocks, profile, attention, json }) command.Options.Add(o);
+        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, oneRankOf, tensor, prefillChunk, strategy, repeat, warmup, decode, batch, temperature, topP, topK, promptLogprobs, anchor, passing, evenBlocks, profile, attention, json }) command.Options.Add(o);
         command.SetAction(r => Run(r.GetValue(model), r.GetValue(config), r.GetValue(loadFormat)!, r.GetValue(layers), Ints(r.GetValue(contexts)!, "--context"),
-            r.GetValue(device)!, Layouts(r.GetValue(gpus)!, r.GetValue(ranks), r.GetValue(tensor)), r.GetValue(tensor), r.GetValue(prefillChunk), StrategyNames.Validate(r.GetValue(strategy)!), Math.Max(1, r.GetValue(repeat)),
+            r.GetValue(device)!, Layouts(r.GetValue(gpus)!, r.GetValue(ranks), r.GetValue(oneRankOf), r.GetValue(tensor)), r.GetValue(tensor), r.GetValue(prefillChunk), StrategyNames.Validate(r.GetValue(strategy)!), Math.Max(1, r.GetValue(repeat)),
             r.GetValue(warmup), r.GetValue(decode), r.GetValue(batch), Sampling(r.GetValue(temperature), r.GetValue(topP), r.GetValue(topK)), r.GetValue(promptLogprobs), (r.GetValue(anchor), r.GetValue(passing), r.GetValue(evenBlocks)), r.GetValue(profile), AttentionOption.Parse(r.GetValue(attention)!, r.GetValue(device)!), r.GetValue(json)));
         return command;
     }
 
     /// <summary>One measurement; Ranks × Tensor ranks ran it (context-parallel × tensor-parallel).</summary>
     private sealed record Point(int Ranks, int Tensor, int Context, string Strategy, double TtftMs, double Tflops, double? Mfu, Dictionary<string, double>? Split,
-        double? LogitsError = null, bool? Top1Agrees = null, DecodeTiming? Decode = null, int[]? BlockTokens = null);
+        double? LogitsError = null, bool? Top1Agrees = null, DecodeTiming? Decode = null, int[]? BlockTokens = null, bool Echoed = false);
 
     /// <summary>Batched decode: one step gives every sequence of the batch a token; Split is a profiled step's time split.</summary>
     private sealed record DecodeTiming(int Batch, double MsPerStep, Dictionary<string, double>? Split = null)
@@ -64,7 +66,7 @@ internal static class BenchCommand
         public double MsPerToken => MsPerStep / Batch;
     }
 
-    private static int Run(string? dir, string? preset, string loadFormat, int? layers, int[] contexts, string device, (int Ranks, int Gpus)[] layouts, int tensor,
+    private static int Run(string? dir, string? preset, string loadFormat, int? layers, int[] contexts, string device, Layout[] layouts, int tensor,
         int? prefillChunk, string strategy, int repeat, int warmup, int decodeSteps, int batch, SamplingOptions sampling, int? promptLogprobs, (int? Anchor, int? Passing, bool EvenBlocks) lengths, bool profile, AttentionImplementation attention, bool json)
     {
         if (lengths.Anchor < 0 || lengths.Passing < 0) throw new LongCtxException("--anchor-tokens and --passing-tokens must be 0 or more");
@@ -87,10 +89,9 @@ internal static class BenchCommand
         var points = new List<Point>();
         string deviceName = "";
         string? attentionReport = null;
-        foreach (var (ranks, gpus) in layouts)
+        foreach (var (ranks, gpus, echoed) in layouts)
         {
-            using var group = progress.Run($"Loading the model onto {ranks * tensor} rank(s)", () =>
-                device == "cuda" ? (IRankGroup)new GpuRankGroup(cfg, weights, gpus, ranks, attention, tensor) : new CpuRankGroup(cfg, weights, ranks, tensorRanks: tensor));
+            using var group = progress.Run(echoed ? $"Loading the model as rank 0 of {ranks}" : $"Loading the model onto {ranks * tensor} rank(s)", () => Group(cfg, weights, device, ranks, gpus, echoed, tensor, attention));
             deviceName = group.Device;
             using var engine = new InferenceEngine(cfg, group) { PrefillChunkTokens = prefillChunk };
             // Compiles kernels (the decode ones too, when decode is timed), fills the pool, measures rates for auto.
@@ -99,7 +100,7 @@ internal static class BenchCommand
             {
                 var approximate = lengths is (null, null, false) ? null
                     : new ApproximateOptions(ApproximateDefaults.QueryTokens(context), lengths.Anchor, lengths.Passing, EvenBlocks: lengths.EvenBlocks);
-                if (decodeSteps > 0 && group is GpuRankGroup onGpus) KvMemory.CheckFits(onGpus, cfg, context + decodeSteps, batch);
+                if (decodeSteps > 0 && device == "cuda") KvMemory.CheckFits(group, cfg, context + decodeSteps, batch);
                 double best = double.MaxValue;
                 string used = strategy;
                 float[] logits = [];
@@ -116,30 +117,32 @@ internal static class BenchCommand
                     logits = lastLogits;
                     blocks = layout is null ? null : Enumerable.Range(0, layout.Ranks).Select(layout.BlockLength).ToArray();
                 }
-                // An approximate run is always reported with its error against exact attention on the same prompt.
+                // An approximate run is reported with its error against exact attention on the same prompt (a real one: an echoed
+                // rank's peers hold its own keys, so its answer means nothing).
                 double? error = null;
                 bool? top1 = null;
-                if (StrategyNames.IsApproximate(used))
+                if (StrategyNames.IsApproximate(used) && !echoed)
                 {
                     var (e, t) = engine.CompareWithExact(RandomPrompt(engine, context), logits);
                     (error, top1) = (e, t);
                 }
                 Dictionary<string, double>? split = null;
-                if (profile && group is GpuRankGroup gpu)
+                if (profile && device == "cuda")
                 {
                     // A second prefill (and decode) with events around every operation: they cost host time, so the
                     // timed figures above come from the unprofiled runs and only the split from this one.
-                    var profiler = new TimeSplit(gpu);
+                    var profiler = new TimeSplit(group);
                     var (ms, _, _, _) = Prefill(engine, context, strategy, approximate, decodeSteps, batch, d => decoded = decoded! with { Split = d.Split }, profiler, sampling);
                     split = profiler.PrefillSplit(ms);
                 }
                 double flops = ModelFlops(cfg, context);
                 double tflops = flops / (best / 1e3) / 1e12;
-                double? mfu = device == "cuda" && deviceName.Contains('H') ? flops / (best / 1e3) / (HopperPeakFlops * gpus) : null;
-                points.Add(new Point(ranks, tensor, context, used, best, tflops, mfu, split, error, top1, decoded, blocks));
-                progress.Note($"{RanksText(ranks, tensor)} rank(s), {context} tokens, {used}: {best:0} ms");
+                // An echoed rank stands for `ranks` GPUs, each doing its share.
+                double? mfu = device == "cuda" && deviceName.Contains('H') ? flops / (best / 1e3) / (HopperPeakFlops * (echoed ? ranks : gpus)) : null;
+                points.Add(new Point(ranks, tensor, context, used, best, tflops, mfu, split, error, top1, decoded, blocks, echoed));
+                progress.Note($"{RanksText(ranks, tensor, echoed)} rank(s), {context} tokens, {used}: {best:0} ms");
             }
-            attentionReport = (group as GpuRankGroup)?.AttentionReport();
+            if (device == "cuda") attentionReport = group.Run(rt => ((CudaBackend)rt.Backend).AttentionReport())[0];
         }
         Report(points, cfg, deviceName, attentionReport, json);
         return 0;
@@ -227,6 +230,7 @@ internal static class BenchCommand
                     ["model_tflops"] = Math.Round(p.Tflops, 2), ["mfu"] = p.Mfu is { } m ? Math.Round(m, 4) : null,
                     ["parallel_efficiency"] = Math.Round(Efficiency(p), 4),
                 };
+                if (p.Echoed) o["echoed_rank"] = true; // rank 0 of `ranks` alone: no communication in its time
                 if (p.Decode is { } dt)
                 {
                     o["batch"] = dt.Batch;
@@ -257,7 +261,7 @@ internal static class BenchCommand
             string split = p.Split is { } s
                 ? $"{s.GetValueOrDefault("gemm"):0} / {s.GetValueOrDefault("attention"):0} / {s.GetValueOrDefault("communication"):0} / {s.GetValueOrDefault("kernels"):0} / {s.GetValueOrDefault("other"):0}"
                 : "";
-            var cells = new List<string> { RanksText(p.Ranks, p.Tensor), p.Context.ToString(), p.Strategy, $"{p.TtftMs / 1e3:0.000}", $"{p.Tflops:0.0}",
+            var cells = new List<string> { RanksText(p.Ranks, p.Tensor, p.Echoed), p.Context.ToString(), p.Strategy, $"{p.TtftMs / 1e3:0.000}", $"{p.Tflops:0.0}",
                 p.Mfu is { } m ? $"{m:P1}" : "-", $"{Efficiency(p):P0}" };
             if (anyDecode) cells.AddRange(p.Decode is { } dt ? [dt.Batch.ToString(), $"{dt.MsPerStep:0.00}", $"{dt.MsPerToken:0.00}"] : ["", "", ""]);
             if (anyError) cells.AddRange([p.LogitsError is { } e ? $"{e:0.00e0}" : "", p.Top1Agrees is { } t ? (t ? "yes" : "no") : ""]);
@@ -272,22 +276,42 @@ internal static class BenchCommand
     private static JsonObject SplitJson(Dictionary<string, double> split) =>
         new(split.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)Math.Round(kv.Value, 3))));
 
-    /// <summary>"4", or "2x4" for 2 context-parallel ranks of 4 tensor-parallel ranks each.</summary>
-    private static string RanksText(int ranks, int tensor) => tensor == 1 ? ranks.ToString() : $"{ranks}x{tensor}";
+    /// <summary>"4", "2x4" for 2 context-parallel ranks of 4 tensor-parallel ranks each, or "0 of 4" for an echoed rank.</summary>
+    private static string RanksText(int ranks, int tensor, bool echoed = false) => echoed ? $"0 of {ranks}" : tensor == 1 ? ranks.ToString() : $"{ranks}x{tensor}";
+
+    /// <summary>Context ranks on that many GPUs; Echoed: rank 0 of them alone on one (<see cref="EchoPeers"/>).</summary>
+    private readonly record struct Layout(int Ranks, int Gpus, bool Echoed = false);
 
     /// <summary>
-    /// The (context ranks, GPUs) to run: each --gpus count split into tensor-parallel groups of --tensor-parallel,
-    /// or every --ranks count on the one --gpus count.
+    /// The layouts to run: each --gpus count split into tensor-parallel groups of --tensor-parallel, every --ranks count
+    /// on the one --gpus count, or rank 0 of each --one-rank-of count alone.
     /// </summary>
-    private static (int Ranks, int Gpus)[] Layouts(string gpus, string? ranks, int tensor)
+    private static Layout[] Layouts(string gpus, string? ranks, string? oneRankOf, int tensor)
     {
         if (tensor < 1) throw new LongCtxException($"--tensor-parallel {tensor} must be 1 or more");
         var g = Ints(gpus, "--gpus");
+        if (oneRankOf is not null)
+        {
+            if (ranks is not null || tensor != 1 || g is not [1])
+                throw new LongCtxException("--one-rank-of runs one rank on one GPU: leave out --ranks, --tensor-parallel and --gpus");
+            return Ints(oneRankOf, "--one-rank-of").Select(n => n >= 1 ? new Layout(n, 1, Echoed: true)
+                : throw new LongCtxException($"--one-rank-of {oneRankOf}: rank counts must be 1 or more")).ToArray();
+        }
         if (ranks is null)
-            return g.Select(n => n % tensor == 0 ? (n / tensor, n)
+            return g.Select(n => n % tensor == 0 ? new Layout(n / tensor, n)
                 : throw new LongCtxException($"--tensor-parallel {tensor} must divide every --gpus count ({n} does not)")).ToArray();
         if (g.Length != 1) throw new LongCtxException($"--ranks runs every rank count on the same GPUs: give --gpus one number, not {gpus}");
-        return Ints(ranks, "--ranks").Select(n => (n, g[0])).ToArray();
+        return Ints(ranks, "--ranks").Select(n => new Layout(n, g[0])).ToArray();
+    }
+
+    private static IRankGroup Group(ModelConfig cfg, ModelWeights weights, string device, int ranks, int gpus, bool echoed, int tensor, AttentionImplementation attention)
+    {
+        if (!echoed)
+            return device == "cuda" ? new GpuRankGroup(cfg, weights, gpus, ranks, attention, tensor) : new CpuRankGroup(cfg, weights, ranks, tensorRanks: tensor);
+        if (device == "cpu") return ProcessRankGroup.EchoedRank(cfg, weights, new CpuBackend(), ranks, "cpu x1");
+        if (CudaBackend.DeviceCount() == 0) throw new LongCtxException("--device cuda: no CUDA GPU found on this machine; use --device cpu");
+        var gpu = new CudaBackend(0, attention);
+        return ProcessRankGroup.EchoedRank(cfg, weights, gpu, ranks, $"cuda x1 ({gpu.Name})", gpu.MakeCurrent);
     }
 
     public static int[] Ints(string list, string option)

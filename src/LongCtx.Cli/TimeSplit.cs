@@ -1,4 +1,5 @@
 using LongCtx.Cuda;
+using LongCtx.Engine;
 
 namespace LongCtx.Cli;
 
@@ -8,7 +9,7 @@ namespace LongCtx.Cli;
 /// category claims (host gaps between launches, memsets). With LONGCTX_PROFILE_BY_KERNEL=1 every kernel is its own
 /// category (LongCtx.Cuda.CudaDevice.ProfileByKernelVariable).
 /// </summary>
-internal sealed class TimeSplit(GpuRankGroup gpu)
+internal sealed class TimeSplit(IRankGroup gpu)
 {
     private Dictionary<string, double>? _prefill;
 

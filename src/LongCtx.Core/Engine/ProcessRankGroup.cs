@@ -1,3 +1,4 @@
+using LongCtx.Backends;
 using LongCtx.Backends.Cpu;
 using System.Net.Sockets;
 using LongCtx.Models;
@@ -37,6 +38,18 @@ public sealed class ProcessRankGroup(RankRuntime rank, RankGrid grid, string dev
         var backend = new CpuBackend(threads);
         var rt = new RankRuntime(env.Rank, backend, new TcpCommunicator(c, Among(ring)), new ModelReplica(config, weights, backend, tensorComm));
         return new ProcessRankGroup(rt, grid, $"cpu x{env.WorldSize} (processes; this is rank {env.Rank}{grid.Describe(env.Rank)})");
+    }
+
+    /// <summary>
+    /// Rank 0 of a ring of <paramref name="ranks"/> alone on <paramref name="backend"/>, its peers echoing it
+    /// (<see cref="EchoPeers"/>): one device's share of an N-device run, for timing. <paramref name="device"/> names the backend.
+    /// </summary>
+    public static ProcessRankGroup EchoedRank(ModelConfig config, ModelWeights weights, IBackend backend, int ranks, string device, Action? bindThread = null)
+    {
+        var grid = RankGrid.Of(config, ranks, 1);
+        bindThread?.Invoke();
+        var rt = new RankRuntime(0, backend, new EchoPeers(0, ranks, backend), new ModelReplica(config, weights, backend));
+        return new ProcessRankGroup(rt, grid, $"{device} as rank 0 of {ranks}, its peers echoed (no communication)", bindThread);
     }
 
     public int ContextRanks => grid.ContextRanks;

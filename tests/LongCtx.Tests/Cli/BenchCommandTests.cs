@@ -4,7 +4,7 @@ namespace LongCtx.Tests.Cli;
 
 /// <summary>
 /// `longctx bench` on the CPU: batched decode reports ms per step and per token; tensor parallelism splits each
-/// --gpus count into context × tensor ranks; bad batch options fail in one line.
+/// --gpus count into context × tensor ranks; --one-rank-of runs rank 0 of N alone; bad batch options fail in one line.
 /// </summary>
 public class BenchCommandTests
 {
@@ -45,6 +45,28 @@ public class BenchCommandTests
         var balanced = Blocks();
         Assert.True(balanced.Sum() == 90 && balanced[0] > balanced[2], $"balanced [{string.Join(", ", balanced)}]");
         Assert.Equal([30, 30, 30], Blocks("--even-blocks"));
+    }
+
+    /// <summary>An echoed rank is reported as the N ranks it stands for, its efficiency against the first count's.</summary>
+    [Fact]
+    public void OneRankOfReportsTheRanksItStandsFor()
+    {
+        var points = Points("--context", "64", "--one-rank-of", "1,4", "--strategy", "pass-kv", "--decode-steps", "2");
+        Assert.Equal([1, 4], points.Select(p => p.GetProperty("ranks").GetInt32()));
+        Assert.All(points, p => Assert.True(p.GetProperty("echoed_rank").GetBoolean()));
+        Assert.All(points, p => Assert.True(p.GetProperty("decode_ms_per_step").GetDouble() > 0));
+        Assert.Equal(1.0, points[0].GetProperty("parallel_efficiency").GetDouble());
+    }
+
+    [Theory]
+    [InlineData("--gpus", "2")]
+    [InlineData("--ranks", "2")]
+    [InlineData("--tp", "2")]
+    public void OneRankOfRunsOnOneGpu(string option, string value)
+    {
+        var r = CliRunner.Run("bench", "--device", "cpu", "--config", "tiny", "--context", "48", "--one-rank-of", "4", option, value);
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains("--one-rank-of runs one rank on one GPU", Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
     }
 
     [Fact]
