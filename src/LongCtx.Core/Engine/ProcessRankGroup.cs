@@ -46,10 +46,18 @@ public sealed class ProcessRankGroup(RankRuntime rank, RankGrid grid, string dev
     /// </summary>
     public static ProcessRankGroup EchoedRank(ModelConfig config, ModelWeights weights, IBackend backend, int ranks, string device, Action? bindThread = null)
     {
-        var grid = RankGrid.Of(config, ranks, 1);
-        bindThread?.Invoke();
-        var rt = new RankRuntime(0, backend, new EchoPeers(0, ranks, backend), new ModelReplica(config, weights, backend));
-        return new ProcessRankGroup(rt, grid, $"{device} as rank 0 of {ranks}, its peers echoed (no communication)", bindThread);
+        try
+        {
+            var grid = RankGrid.Of(config, ranks, 1);
+            bindThread?.Invoke();
+            var rt = new RankRuntime(0, backend, new EchoPeers(0, ranks, backend), new ModelReplica(config, weights, backend));
+            return new ProcessRankGroup(rt, grid, $"{device} as rank 0 of {ranks}, its peers echoed (no communication)", bindThread);
+        }
+        catch
+        {
+            backend.Dispose(); // the group owns the backend it was given: without a group, nothing else frees it
+            throw;
+        }
     }
 
     public int ContextRanks => grid.ContextRanks;

@@ -64,9 +64,17 @@ public class BenchCommandTests
     [InlineData("--tp", "2")]
     public void OneRankOfRunsOnOneGpu(string option, string value)
     {
-        var r = CliRunner.Run("bench", "--device", "cpu", "--config", "tiny", "--context", "48", "--one-rank-of", "4", option, value);
+        var r = CliRunner.Run("bench", "--device", "cpu", "--config", "tiny", "--context", "48", "--one-rank-of", "4", "--strategy", "pass-kv", option, value);
         Assert.NotEqual(0, r.ExitCode);
         Assert.Contains("--one-rank-of runs one rank on one GPU", Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
+    }
+
+    [Fact]
+    public void OneRankOfNeedsAStrategy()
+    {
+        var r = CliRunner.Run("bench", "--device", "cpu", "--config", "tiny", "--context", "48", "--one-rank-of", "4");
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains("--one-rank-of needs a --strategy", Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
     }
 
     [Fact]
