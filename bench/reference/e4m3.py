@@ -43,6 +43,7 @@ def _decode_table():
 
 
 DECODE = _decode_table()
+_MIDPOINTS = (DECODE[:126] + DECODE[1:127]) / 2  # between consecutive non-negative finite values, 0 .. 432
 
 
 def decode(codes):
@@ -61,33 +62,50 @@ def _f32(x):
     return np.asarray(x, dtype=np.float32)
 
 
-def _quantize_div(x32, scale32):
-    """codes of e4m3(clamp(f32(x / scale)))."""
-    return encode(np.divide(x32, scale32, dtype=np.float32))
+def boundary_distance(v):
+    """|v - the nearest rounding boundary of e4m3| for scaled values v (a boundary is a midpoint between
+    neighbouring e4m3 values; above 448 there is none, everything saturates to 448). A quantised value whose
+    input moves by less than this keeps its code."""
+    a = np.abs(np.asarray(v, dtype=np.float64))
+    i = np.clip(np.searchsorted(_MIDPOINTS, a), 1, len(_MIDPOINTS) - 1)
+    return np.minimum(np.abs(a - _MIDPOINTS[i - 1]), np.abs(a - _MIDPOINTS[i]))
 
 
-def quantize_per_token(x):
+def _scaled_div(x32, scale32):
+    return np.divide(x32, scale32, dtype=np.float32)
+
+
+def scaled_with_scale(x, scale):
+    """f32(x / scale): the value that is clamped and rounded to e4m3."""
+    return _scaled_div(_f32(x), _f32(scale))
+
+
+def quantize_with_scale(x, scale):
+    """codes of e4m3(clamp(f32(x / scale))) for a given scale (array broadcast against x, or scalar)."""
+    return encode(scaled_with_scale(x, scale))
+
+
+def scaled_per_token(x):
     """Dynamic per-token (per-row) activations: compressed-tensors 'token' strategy and --quantization fp8.
-    Returns (codes [rows, k], scale [rows] float32) with x ~= decode(codes) * scale."""
+    scale = max(f32(amax / 448), 1 / (448 * 512)); returns (f32(x / scale), scale [rows] float32)."""
     x32 = _f32(x)
     amax = np.max(np.abs(x32), axis=-1)
     scale = np.maximum(np.divide(amax, _F448, dtype=np.float32), PER_TOKEN_MIN_SCALE).astype(np.float32)
-    return _quantize_div(x32, scale[..., None]), scale
+    return _scaled_div(x32, scale[..., None]), scale
 
 
-def quantize_per_token_fbgemm(x, ub):
-    """fbgemm_fp8 activations: m = clamp(amax, 1e-12, ub); inv = f32(448 / m); codes = e4m3(clamp(f32(x * inv)));
-    the dequantisation scale is f32(1 / inv). Returns (codes, scale [rows] float32)."""
+def scaled_per_token_fbgemm(x, ub):
+    """fbgemm_fp8 activations: m = clamp(amax, 1e-12, ub); inv = f32(448 / m); the rounded value is f32(x * inv)
+    and the dequantisation scale f32(1 / inv). Returns (f32(x * inv), scale [rows] float32)."""
     x32 = _f32(x)
     m = np.clip(np.max(np.abs(x32), axis=-1), FBGEMM_AMAX_EPS, np.float32(ub)).astype(np.float32)
     inv = np.divide(_F448, m, dtype=np.float32)
-    codes = encode(np.multiply(x32, inv[..., None], dtype=np.float32))
-    return codes, np.divide(np.float32(1.0), inv, dtype=np.float32)
+    return np.multiply(x32, inv[..., None], dtype=np.float32), np.divide(np.float32(1.0), inv, dtype=np.float32)
 
 
-def quantize_per_token_group(x, group=128):
+def scaled_per_token_group(x, group=128):
     """Block format ('fp8' with weight_block_size) activations: per row, per group of `group` columns,
-    scale = f32(max(amax, 1e-10) / 448). Returns (codes [rows, k], scale [rows, k/group] float32)."""
+    scale = f32(max(amax, 1e-10) / 448). Returns (f32(x / scale), scale [rows, k/group] float32)."""
     x32 = _f32(x)
     rows, k = x32.shape
     if k % group:
@@ -95,13 +113,28 @@ def quantize_per_token_group(x, group=128):
     g = x32.reshape(rows, k // group, group)
     amax = np.maximum(np.max(np.abs(g), axis=-1), GROUP_AMAX_EPS)
     scale = np.divide(amax, _F448, dtype=np.float32)
-    return _quantize_div(g, scale[..., None]).reshape(rows, k), scale
+    return _scaled_div(g, scale[..., None]).reshape(rows, k), scale
+
+
+def quantize_per_token(x):
+    v, scale = scaled_per_token(x)
+    return encode(v), scale
+
+
+def quantize_per_token_fbgemm(x, ub):
+    v, scale = scaled_per_token_fbgemm(x, ub)
+    return encode(v), scale
+
+
+def quantize_per_token_group(x, group=128):
+    v, scale = scaled_per_token_group(x, group)
+    return encode(v), scale
 
 
 def quantize_static(x, scale):
     """Static per-tensor activations (compressed-tensors input_scale) and the FP8 KV cache (k_scale, v_scale):
     codes = e4m3(clamp(f32(x / scale)))."""
-    return _quantize_div(_f32(x), np.float32(scale))
+    return quantize_with_scale(x, np.float32(scale))
 
 
 def quantize_weight_per_row(w):
@@ -116,7 +149,7 @@ def quantize_weight_per_tensor(w, scale_round=None):
     scale = np.divide(np.max(np.abs(w32)), _F448, dtype=np.float32)
     if scale_round is not None:
         scale = np.float32(scale_round(scale))
-    return _quantize_div(w32, scale), np.float32(scale)
+    return quantize_with_scale(w32, scale), np.float32(scale)
 
 
 def quantize_weight_blocks(w, block=(128, 128), scale_round=None):
@@ -131,5 +164,5 @@ def quantize_weight_blocks(w, block=(128, 128), scale_round=None):
     scale = np.divide(np.max(np.abs(tiles), axis=(1, 3)), _F448, dtype=np.float32)
     if scale_round is not None:
         scale = np.asarray(scale_round(scale), dtype=np.float32)
-    codes = _quantize_div(tiles, scale[:, None, :, None]).reshape(n, k)
+    codes = quantize_with_scale(tiles, scale[:, None, :, None]).reshape(n, k)
     return codes, scale

@@ -10,10 +10,11 @@ FIRST_PROMPT_ID = 3  # ids 0..2 are pad/eos/bos-like and never drawn for prompts
 
 
 class Family:
-    def __init__(self, name, arch, model_type, config_class, shape, v5, v4, init, attn_impl="sdpa", gemma=False):
+    def __init__(self, name, arch, model_type, config_class, shape, v5, v4, init, attn_impl="sdpa", gemma=False,
+                 vocab=VOCAB):
         self.name, self.arch, self.model_type, self.config_class = name, arch, model_type, config_class
         self.shape, self.v5, self.v4, self.init, self.attn_impl, self.gemma = shape, v5, v4, init, attn_impl, gemma
-        self.model_class = arch
+        self.model_class, self.vocab = arch, vocab
 
     @property
     def window(self):
@@ -21,7 +22,7 @@ class Family:
 
     def v5_kwargs(self):
         s = self.shape
-        kw = dict(vocab_size=VOCAB, hidden_size=s["hidden"], intermediate_size=s["intermediate"],
+        kw = dict(vocab_size=self.vocab, hidden_size=s["hidden"], intermediate_size=s["intermediate"],
                   num_hidden_layers=s["layers"], num_attention_heads=s["heads"], num_key_value_heads=s["kv_heads"],
                   max_position_embeddings=32768, rms_norm_eps=1e-6, tie_word_embeddings=s["tie"],
                   bos_token_id=2, eos_token_id=1, pad_token_id=0)
@@ -34,7 +35,7 @@ class Family:
         """config.json as a transformers 4 era checkpoint of this family publishes it (top-level rope_theta and
         rope_scaling, torch_dtype, no layer_types where those checkpoints had none)."""
         s = self.shape
-        c = {"architectures": [self.arch], "model_type": self.model_type, "vocab_size": VOCAB,
+        c = {"architectures": [self.arch], "model_type": self.model_type, "vocab_size": self.vocab,
              "hidden_size": s["hidden"], "intermediate_size": s["intermediate"], "num_hidden_layers": s["layers"],
              "num_attention_heads": s["heads"], "num_key_value_heads": s["kv_heads"],
              "max_position_embeddings": 32768, "rms_norm_eps": 1e-6, "tie_word_embeddings": s["tie"],
@@ -47,7 +48,7 @@ class Family:
 
 
 def _qwen3():
-    shape = dict(hidden=64, intermediate=192, layers=3, heads=4, kv_heads=2, head_dim=32, tie=True)
+    shape = dict(hidden=64, intermediate=128, layers=3, heads=4, kv_heads=2, head_dim=32, tie=True)
     v5 = dict(rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}, use_sliding_window=False,
               attention_bias=False, hidden_act="silu")
     v4 = dict(rope_theta=1000000.0, rope_scaling=None, use_sliding_window=False, sliding_window=None,
@@ -58,7 +59,7 @@ def _qwen3():
 
 
 def _mistral():
-    shape = dict(hidden=64, intermediate=192, layers=3, heads=4, kv_heads=2, tie=False)
+    shape = dict(hidden=64, intermediate=128, layers=3, heads=4, kv_heads=2, tie=False)
     v5 = dict(rope_parameters={"rope_type": "default", "rope_theta": 10000.0}, sliding_window=100, hidden_act="silu")
     v4 = dict(rope_theta=10000.0, sliding_window=100, hidden_act="silu")
     init = dict(embed=1.0, qk=1.6, v=1.0, o=1.0, mlp=1.2, norm=(1.0, 0.1), final_norm=(1.0, 0.1), head=3.0)
@@ -67,7 +68,7 @@ def _mistral():
 
 def _qwen2():
     # Layers 0-1 attend to everything, layers 2-3 to the last 192 keys (max_window_layers = 2).
-    shape = dict(hidden=64, intermediate=192, layers=4, heads=4, kv_heads=2, tie=False)
+    shape = dict(hidden=64, intermediate=128, layers=4, heads=4, kv_heads=2, tie=False)
     v5 = dict(rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}, use_sliding_window=True,
               sliding_window=192, max_window_layers=2, hidden_act="silu")
     v4 = dict(rope_theta=1000000.0, rope_scaling=None, use_sliding_window=True, sliding_window=192,
@@ -79,7 +80,7 @@ def _qwen2():
 
 def _gemma2():
     # Soft-capping values far below the published 50/30 so that they change the logits of a tiny model.
-    shape = dict(hidden=64, intermediate=192, layers=4, heads=4, kv_heads=2, head_dim=32, tie=True)
+    shape = dict(hidden=64, intermediate=128, layers=4, heads=4, kv_heads=2, head_dim=32, tie=True)
     common = dict(query_pre_attn_scalar=48, sliding_window=64, attn_logit_softcapping=6.0,
                   final_logit_softcapping=8.0, hidden_activation="gelu_pytorch_tanh", attention_bias=False)
     v5 = dict(common, rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
@@ -94,7 +95,7 @@ def _gemma2():
 def _gemma3():
     # Seven layers: five local, one global (layer 5), one local again; the global layer's RoPE is
     # theta 1e6 with linear scaling 8 (as Gemma 3 4B-27B), the local layers' theta 1e4.
-    shape = dict(hidden=64, intermediate=192, layers=7, heads=4, kv_heads=2, head_dim=32, tie=True)
+    shape = dict(hidden=64, intermediate=128, layers=7, heads=4, kv_heads=2, head_dim=32, tie=True)
     common = dict(query_pre_attn_scalar=48, sliding_window=128, attn_logit_softcapping=None,
                   final_logit_softcapping=None, hidden_activation="gelu_pytorch_tanh", attention_bias=False)
     v5 = dict(common, rope_parameters={
@@ -128,7 +129,7 @@ def make_weights(fam, seed):
         mean, std = mean_std
         w[name] = mean + std * rng.standard_normal(n)
 
-    w["model.embed_tokens.weight"] = rng.normal(0.0, g["embed"], size=(VOCAB, h))
+    w["model.embed_tokens.weight"] = rng.normal(0.0, g["embed"], size=(fam.vocab, h))
     for i in range(s["layers"]):
         p = f"model.layers.{i}."
         vec(p + "input_layernorm.weight", h, g["norm"])
@@ -152,5 +153,5 @@ def make_weights(fam, seed):
         mat(p + "mlp.down_proj.weight", h, inter, g["mlp"])
     vec("model.norm.weight", h, g["final_norm"])
     if not s["tie"]:
-        mat("lm_head.weight", VOCAB, h, g["head"])
+        mat("lm_head.weight", fam.vocab, h, g["head"])
     return {k: fio.bf16_round(v) for k, v in w.items()}

@@ -9,10 +9,12 @@ transformers (or with --numpy-only) the references come from np_decoder instead 
 that mode is for trying the script out, not for committing its output.
 """
 import argparse
+import multiprocessing
 import os
 import shutil
 import sys
 import time
+import traceback
 
 import numpy as np
 
@@ -46,19 +48,32 @@ def judge(logits, tokens, rows):
             "ok": bool(varies and greedy_rel.min() >= MIN_GREEDY_MARGIN)}
 
 
-def choose_seed(fam, spec, ids, seeds, say):
-    best = None
-    for seed in seeds:
-        model = nd.Model(spec, fs.make_weights(fam, seed))
-        logits, tokens, rows = model.prefill_and_greedy(ids, GREEDY_STEPS)
-        j = judge(logits, tokens, rows)
-        say(f"   seed {seed}: {j}")
-        key = (j["ok"], j["varies"], j["prompt_margin_rel_min"] if j["ok"] else j["greedy_margin_rel_min"])
-        if best is None or key > best[0]:
-            best = (key, seed, j)
-    if not best[2]["ok"]:
-        say(f"   WARNING: no seed met the criteria; using seed {best[1]}")
-    return best[1], best[2]
+def prompts_for(fam, args):
+    rng = np.random.default_rng(1000 + fs.FAMILIES.index(fam))
+    return (rng.integers(fs.FIRST_PROMPT_ID, fam.vocab, args.prompt_tokens),
+            rng.integers(fs.FIRST_PROMPT_ID, fam.vocab, args.short_tokens))
+
+
+def try_seed(fam_index, seed, args):
+    """Seed statistics for one family (a pool task)."""
+    fam = fs.FAMILIES[fam_index]
+    ids, _ = prompts_for(fam, args)
+    model = nd.Model(nd.spec_from_config(fam.v4_config()), fs.make_weights(fam, seed))
+    return judge(*model.prefill_and_greedy(ids, GREEDY_STEPS))
+
+
+def best_seed(judged, say):
+    """judged: {seed: judge(...)}; the seed whose continuation varies with clear greedy decisions and whose
+    smallest argmax margin over the prompt is largest."""
+    def key(seed):
+        j = judged[seed]
+        return (j["ok"], j["varies"], j["prompt_margin_rel_min"] if j["ok"] else j["greedy_margin_rel_min"])
+    for seed in sorted(judged):
+        say(f"   seed {seed}: {judged[seed]}")
+    seed = max(judged, key=key)
+    if not judged[seed]["ok"]:
+        say(f"   WARNING: no seed met the criteria; using seed {seed}")
+    return seed
 
 
 def sensitivity_variants(fam, spec):
@@ -98,18 +113,20 @@ def compare(logits, tokens, ref_logits, ref_tokens):
             "greedy_equal": list(tokens) == list(ref_tokens)}
 
 
-def build_family(fam, args, out_root, use_hf, say):
+def build_family(fam_index, seed, judged, args, out_root, use_hf):
+    """Writes one family's directory (a pool task); returns (facts, log lines)."""
+    lines = []
+    say = lines.append
+    fam = fs.FAMILIES[fam_index]
+    if use_hf:
+        import torch
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, args.jobs)))
     d = os.path.join(out_root, fam.name)
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
-    rng = np.random.default_rng(1000 + fs.FAMILIES.index(fam))
-    ids = rng.integers(fs.FIRST_PROMPT_ID, fs.VOCAB, args.prompt_tokens)
-    short_ids = rng.integers(fs.FIRST_PROMPT_ID, fs.VOCAB, args.short_tokens)
+    ids, short_ids = prompts_for(fam, args)
     v4 = fam.v4_config()
     spec4 = nd.spec_from_config(v4)
-
-    say(f"  choosing a seed ({len(args.seed_list)} tries, prompt {len(ids)} tokens)")
-    seed, judged = choose_seed(fam, spec4, ids, args.seed_list, say)
     weights = fs.make_weights(fam, seed)
 
     fio.write_json(os.path.join(d, "config.transformers4.json"), v4)
@@ -199,7 +216,23 @@ def build_family(fam, args, out_root, use_hf, say):
         f"{checks['numpy_float32_engine_estimate']['logits_last4_rel_error']:.1e} / "
         f"{checks['numpy_float32_engine_estimate']['argmax_mismatches']} argmax mismatches, numpy vs reference "
         f"{checks['numpy_float64_transformers_quirks']['logits_last4_rel_error']:.1e}, {fio.dir_bytes(d)} bytes")
-    return facts
+    return facts, lines
+
+
+def run_pool(jobs, fn, tasks):
+    """fn(*task) for every task, in `jobs` processes; each result is (value, None) or (None, error text)."""
+    if jobs <= 1:
+        return [_guarded(fn, t) for t in tasks]
+    ctx = multiprocessing.get_context("spawn")  # no fork after torch is imported
+    with ctx.Pool(jobs) as pool:
+        return pool.starmap(_guarded, [(fn, t) for t in tasks])
+
+
+def _guarded(fn, task):
+    try:
+        return fn(*task), None
+    except Exception as e:  # one family's failure must not stop the others
+        return None, f"{type(e).__name__}: {e}\n{traceback.format_exc()}"
 
 
 def main():
@@ -209,22 +242,47 @@ def main():
     ap.add_argument("--numpy-only", action="store_true", help="do not use transformers even if it is there")
     ap.add_argument("--only", default="", help="comma-separated family names (default: all)")
     ap.add_argument("--seeds", type=int, default=12, help="seeds tried per family")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes")
     args = ap.parse_args()
-    args.prompt_tokens, args.short_tokens = (300, 40) if args.smoke else (2083, 131)
-    args.seed_list = list(range(2 if args.smoke else args.seeds))
+    args.prompt_tokens, args.short_tokens = (300, 40) if args.smoke else (2083, 80)
+    seeds = list(range(2 if args.smoke else args.seeds))
+    if args.jobs > 1:  # one BLAS thread per worker process
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, "1")
     out_root = os.path.abspath(args.out)
     os.makedirs(out_root, exist_ok=True)
     runner = fio.Runner(os.path.join(out_root, "log.txt"))
     use_hf = hf_tools.available() and not args.numpy_only
     runner.say(f"families -> {out_root}; reference from {'transformers' if use_hf else 'np_decoder (numpy only)'}"
-               + (f" {hf_tools.versions()}" if use_hf else ""))
+               + (f" {hf_tools.versions()}" if use_hf else "") + f"; {args.jobs} processes")
     start = time.time()
-    wanted = [f for f in fs.FAMILIES if not args.only or f.name in args.only.split(",")]
-    for fam in wanted:
-        runner.run(fam.name, build_family, fam, args, out_root, use_hf, runner.say)
+    wanted = [i for i, f in enumerate(fs.FAMILIES) if not args.only or f.name in args.only.split(",")]
+    tasks = [(i, seed, args) for i in wanted for seed in seeds]
+    results = run_pool(args.jobs, try_seed, tasks)
+    chosen = {}
+    for i in wanted:
+        runner.say(f"== {fs.FAMILIES[i].name}: seed search ({len(seeds)} seeds, prompt {args.prompt_tokens} tokens)")
+        judged = {t[1]: r for t, (r, err) in zip(tasks, results) if t[0] == i and r is not None}
+        for t, (r, err) in zip(tasks, results):
+            if t[0] == i and err:
+                runner.say(f"   seed {t[1]} FAILED: {err}")
+        if judged:
+            chosen[i] = (best_seed(judged, runner.say), judged)
+    build = [(i, chosen[i][0], chosen[i][1][chosen[i][0]], args, out_root, use_hf) for i in chosen]
+    for (i, *_), (value, err) in zip(build, run_pool(min(args.jobs, len(build)), build_family, build)):
+        name = fs.FAMILIES[i].name
+        if err:
+            runner.failures[name] = err.splitlines()[0]
+            runner.say(f"== {name}: FAILED: {err}")
+        else:
+            runner.results[name] = value[0]
+            for line in value[1]:
+                runner.say(line)
+    for i in set(wanted) - set(chosen):
+        runner.failures[fs.FAMILIES[i].name] = "every seed failed"
     summary = {"reference": "transformers" if use_hf else "numpy_only", "smoke": args.smoke,
                "versions": hf_tools.versions() if use_hf else None, "seconds": round(time.time() - start, 1),
-               "failures": runner.failures, "families": {k: v for k, v in runner.results.items() if v}}
+               "failures": runner.failures, "families": runner.results}
     fio.write_json(os.path.join(out_root, "summary.json"), summary)
     parent, sub = os.path.split(out_root)
     tar = fio.write_tar_xz(parent, sub, sub + ".tar.xz")

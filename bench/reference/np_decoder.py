@@ -117,14 +117,24 @@ class Model:
     with transformers tightly.
 
     qlinear(name, x) -> y or None plugs in a quantised linear layer for weight `name` (None: unquantised);
-    kv_hook(layer, k, v) -> (k, v) transforms keys (after RoPE) and values as a KV cache would store them."""
+    kv_hook(layer, k, v) -> (k, v) transforms keys (after RoPE) and values as a KV cache would store them.
+    noise=(seed, eps) adds eps * rms(row) * N(0, 1) to every norm, linear and attention output: an engine whose
+    rounding differs from this one's, for finding out which results such differences can change."""
 
-    def __init__(self, spec, weights, dtype=np.float64, hf_quirks=False, qlinear=None, kv_hook=None):
+    def __init__(self, spec, weights, dtype=np.float64, hf_quirks=False, qlinear=None, kv_hook=None, noise=None):
         self.s, self.dtype, self.hf = spec, np.dtype(dtype), hf_quirks
         self.w = {k: np.asarray(v, dtype=self.dtype) for k, v in weights.items()}
         if spec.tie:
             self.w["lm_head.weight"] = self.w["model.embed_tokens.weight"]
         self.qlinear, self.kv_hook = qlinear, kv_hook
+        self.noise = (np.random.default_rng(noise[0]), noise[1]) if noise else None
+
+    def _jitter(self, y):
+        if self.noise is None:
+            return y
+        rng, eps = self.noise
+        rms = np.sqrt(np.mean(y * y, axis=-1, keepdims=True))
+        return (y + eps * rms * rng.standard_normal(y.shape)).astype(self.dtype)
 
     # ---- pieces -----------------------------------------------------------------------------------
     def _linear(self, name, x, bias=None):
@@ -134,9 +144,12 @@ class Model:
         y = np.asarray(y, dtype=self.dtype)
         if bias is not None:
             y = y + self.w[bias]
-        return y
+        return self._jitter(y)
 
     def _norm(self, x, weight_name):
+        return self._jitter(self._rms_norm(x, weight_name))
+
+    def _rms_norm(self, x, weight_name):
         w = self.w[weight_name]
         off = self.s.norm_offset
         if self.hf:  # transformers: RMSNorm in float32, Gemma's (1 + w) in float32 too
@@ -175,11 +188,22 @@ class Model:
     def _attention(self, q, k, v, qpos, kpos, windowed):
         """q [H, n, d], k/v [Hkv, m, d] -> [n, H*d]."""
         s = self.s
+        out = np.empty((q.shape[1], s.heads, s.head_dim), dtype=self.dtype)
+        for a in range(0, q.shape[1], 256):  # query chunks; each sees only the keys it may attend to
+            b = min(a + 256, q.shape[1])
+            lo = max(0, int(qpos[a]) - s.window + 1) if windowed else 0
+            hi = int(qpos[b - 1]) + 1
+            kp = kpos[lo:hi]
+            allowed = kp[None, :] <= qpos[a:b, None]
+            if windowed:
+                allowed &= kp[None, :] > qpos[a:b, None] - s.window
+            out[a:b] = self._attend(q[:, a:b], k[:, lo:hi], v[:, lo:hi], allowed)
+        return self._jitter(out.reshape(q.shape[1], -1))
+
+    def _attend(self, q, k, v, allowed):
+        s = self.s
         t = self.dtype.type
         group = s.heads // s.kv_heads
-        allowed = kpos[None, :] <= qpos[:, None]
-        if windowed:
-            allowed &= kpos[None, :] > qpos[:, None] - s.window
         out = np.empty((q.shape[1], s.heads, s.head_dim), dtype=self.dtype)
         for h in range(s.heads):
             sc = (q[h] @ k[h // group].T) * t(s.attn_scale)
@@ -195,7 +219,7 @@ class Model:
                 e = np.exp(sc - sc.max(axis=-1, keepdims=True))
                 p = e / e.sum(axis=-1, keepdims=True)
             out[:, h, :] = p @ v[h // group]
-        return out.reshape(q.shape[1], -1)
+        return out
 
     # ---- forward ----------------------------------------------------------------------------------
     def new_cache(self):
