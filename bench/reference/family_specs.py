@@ -53,7 +53,7 @@ def _qwen3():
               attention_bias=False, hidden_act="silu")
     v4 = dict(rope_theta=1000000.0, rope_scaling=None, use_sliding_window=False, sliding_window=None,
               max_window_layers=3, attention_bias=False, hidden_act="silu")
-    init = dict(embed=1.0, qk=1.0, v=1.0, o=1.0, mlp=1.6, norm=(1.0, 0.1), qk_norm=(1.8, 0.2),
+    init = dict(embed=1.0, qk=1.0, v=1.0, o=1.0, mlp=2.5, norm=(1.0, 0.1), qk_norm=(1.8, 0.2),
                 final_norm=(1.0, 0.1), head=None)
     return Family("tiny-qwen3", "Qwen3ForCausalLM", "qwen3", "Qwen3Config", shape, v5, v4, init)
 
@@ -86,8 +86,8 @@ def _gemma2():
     v5 = dict(common, rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
     v4 = dict(common, rope_theta=10000.0, hidden_act="gelu_pytorch_tanh", cache_implementation="hybrid",
               sliding_window_size=64)
-    init = dict(embed=0.125, qk=1.8, v=1.0, o=1.0, mlp=1.2, norm=(0.0, 0.1), post_norm=(1.5, 0.3),
-                final_norm=(1.5, 0.2), head=None)
+    init = dict(embed=0.0625, qk=1.8, v=1.0, o=1.0, mlp=2.0, norm=(0.0, 0.1), post_norm=(3.0, 0.3),
+                final_norm=(3.5, 0.2), head=None)
     return Family("tiny-gemma2", "Gemma2ForCausalLM", "gemma2", "Gemma2Config", shape, v5, v4, init,
                   attn_impl="eager", gemma=True)
 

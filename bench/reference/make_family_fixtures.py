@@ -42,7 +42,8 @@ def judge(logits, tokens, rows):
     """Seed statistics: does the continuation vary, and how far are the argmax decisions from ties."""
     rel = fio.top2_margins(logits) / logits.std(axis=-1)
     greedy_rel = fio.top2_margins(rows) / rows.std(axis=-1)
-    varies = len(set(tokens)) >= MIN_DISTINCT and longest_run(tokens) <= MAX_RUN
+    varies = len(set(tokens)) >= MIN_DISTINCT and longest_run(tokens) <= MAX_RUN \
+        and min(tokens) >= fs.FIRST_PROMPT_ID  # no pad/eos/bos id, so no engine stops early
     return {"varies": bool(varies), "distinct": len(set(tokens)), "longest_run": longest_run(tokens),
             "greedy_margin_rel_min": float(greedy_rel.min()), "prompt_margin_rel_min": float(rel.min()),
             "ok": bool(varies and greedy_rel.min() >= MIN_GREEDY_MARGIN)}
@@ -244,7 +245,7 @@ def main():
     ap.add_argument("--seeds", type=int, default=12, help="seeds tried per family")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes")
     args = ap.parse_args()
-    args.prompt_tokens, args.short_tokens = (300, 40) if args.smoke else (2083, 80)
+    args.prompt_tokens, args.short_tokens = (300, 40) if args.smoke else (2083, 48)
     seeds = list(range(2 if args.smoke else args.seeds))
     if args.jobs > 1:  # one BLAS thread per worker process
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):

@@ -76,9 +76,12 @@ def calibrate(spec, weights, ids):
         return k, v
 
     nd.Model(spec, weights, qlinear=lin, kv_hook=kv).forward(ids)
-    # The ub clamps the top fifth of the calibration rows, so that the fixture shows whether it is applied.
-    ub = float(f"{np.quantile(per_token, 0.8):.2g}")
+    # The ub clamps the top tenth of the calibration rows, so that the fixture shows whether it is applied.
+    ub = float(f"{np.quantile(per_token, 0.9):.2g}")
     return amax, ub
+
+
+FORMAT_NAMES = ["fp8-ct-channel", "fp8-ct-tensor", "fp8-fbgemm", "fp8-block", "fp8-ct-kv", "bf16"]
 
 
 def formats_for(fam, spec, weights, cal, ub):
@@ -105,19 +108,41 @@ def candidate(fam, spec, seed, ids, cal_ids):
 
 
 def choose_seed(fam, spec, ids, cal_ids, seeds, say):
+    """The weights under which most formats continue the first candidate prompt with varied, clear greedy
+    tokens (each checkpoint then chooses its own prompt)."""
     best = None
     for seed in seeds:
         runs = candidate(fam, spec, seed, ids, cal_ids)[4]
         js = {n: judge(*r) for n, r in runs.items()}
-        ok = all(j["ok"] for j in js.values())
-        worst = min(j["prompt_margin_rel_min"] if ok else j["greedy_margin_rel_min"] for j in js.values())
-        say(f"   seed {seed}: all formats ok {ok}, worst margin {worst:.2e}, distinct "
+        n_ok = sum(j["ok"] for j in js.values())
+        worst = min(j["greedy_margin_rel_min"] for j in js.values())
+        say(f"   seed {seed}: {n_ok} of {len(js)} formats ok, worst greedy margin {worst:.2e}, distinct "
             f"{[j['distinct'] for j in js.values()]}")
-        if best is None or (ok, worst) > best[0]:
-            best = ((ok, worst), seed)
-    if not best[0][0]:
-        say(f"   WARNING: no seed met the criteria in every format; using seed {best[1]}")
+        if best is None or (n_ok, worst) > best[0]:
+            best = ((n_ok, worst), seed)
     return best[1]
+
+
+def robust_tokens(spec, weights, fmt, vocab, floor=1e-6):
+    """Token ids whose first quantisation (layer 0's input, which depends on the token alone) has a
+    quantisation margin of at least `floor`: prompts drawn from them avoid near-ties that every engine
+    would meet at the same place."""
+    per_row = {}
+
+    def observer(name, x, v, s):
+        if name.startswith("model.layers.0.") and "first" not in per_row:
+            x = np.asarray(x, dtype=np.float64)
+            rms = np.sqrt(np.mean(x * x, axis=-1, keepdims=True))
+            per_row["first"] = (e4m3.boundary_distance(v) * s / (np.abs(x) + rms)).min(axis=-1)
+    ids = np.arange(3, vocab)
+    fmt.observer = observer
+    try:
+        model_for(spec, weights, fmt).forward(ids)
+    finally:
+        fmt.observer = None
+    if "first" not in per_row:  # layer 0 is not quantised (fbgemm's ignore list): every token will do
+        return ids
+    return ids[per_row["first"] >= floor]
 
 
 def _trunc_codes(x32, s):
@@ -252,8 +277,11 @@ def choose_prompt(spec, weights, fmt, prompts, say):
     return p, ids, agrees, margin
 
 
-def write_checkpoint(d, fam, fmt_name, fmt, spec, weights, prompts, say):
+def write_checkpoint(d, fam, fmt_name, fmt, spec, weights, args, say):
     os.makedirs(d)
+    tokens_ok = robust_tokens(spec, weights, fmt, VOCAB)
+    rng = np.random.default_rng(3000 + 10 * MODELS.index(fam) + FORMAT_NAMES.index(fmt_name))
+    prompts = [rng.choice(tokens_ok, args.prompt_tokens) for _ in range(args.prompts)]
     config = fam.v4_config()
     if fmt_name != "bf16":
         config["quantization_config"] = fmt.quantization_config()
@@ -292,15 +320,15 @@ def build_model(fam, args, out_root, say):
     spec = nd.spec_from_config(fam.v4_config())
     rng = np.random.default_rng(2000 + MODELS.index(fam))
     cal_ids = rng.integers(3, VOCAB, 256)
-    prompts = [rng.integers(3, VOCAB, args.prompt_tokens) for _ in range(args.prompts)]
+    first = rng.integers(3, VOCAB, args.prompt_tokens)
     say(f"  choosing a seed ({len(args.seed_list)} tries)")
-    seed = choose_seed(fam, spec, prompts[0], cal_ids, args.seed_list, say)
-    weights, cal, ub, fmts, _ = candidate(fam, spec, seed, prompts[0], cal_ids)
+    seed = choose_seed(fam, spec, first, cal_ids, args.seed_list, say)
+    weights, cal, ub, fmts, _ = candidate(fam, spec, seed, first, cal_ids)
     result = {"seed": seed, "activation_scale_ub": ub, "calibration_amax": cal, "checkpoints": {}}
     for fmt_name, fmt in fmts.items():
         d = os.path.join(out_root, f"{fam.name}-{fmt_name}")
         shutil.rmtree(d, ignore_errors=True)
-        facts = write_checkpoint(d, fam, fmt_name, fmt, spec, weights, prompts, say)
+        facts = write_checkpoint(d, fam, fmt_name, fmt, spec, weights, args, say)
         facts.update(seed=seed, model=fam.name)
         if isinstance(fmt, ff.Fbgemm):
             facts["activation_scale_ub"] = ub
@@ -454,7 +482,7 @@ def main():
     ap.add_argument("--out", required=True, help="output folder, e.g. $OUT/fp8")
     ap.add_argument("--smoke", action="store_true", help="a short prompt and two seed tries: checks the script")
     ap.add_argument("--seeds", type=int, default=12, help="seeds tried per model")
-    ap.add_argument("--prompts", type=int, default=32, help="prompts tried per checkpoint")
+    ap.add_argument("--prompts", type=int, default=64, help="prompts tried per checkpoint")
     args = ap.parse_args()
     args.prompt_tokens = 32
     args.seed_list = list(range(2 if args.smoke else args.seeds))
