@@ -141,9 +141,14 @@ def relative_error(actual, expected):
 
 
 def write_tar_xz(out_dir, subdir, tar_name):
-    """One tar.xz of out_dir/subdir (paths inside start with subdir/); returns its path."""
-    path = os.path.join(out_dir, tar_name)
-    with tarfile.open(path, "w:xz", preset=9) as tar:
+    """One tar.xz of out_dir/subdir (paths inside start with subdir/), or a tar.gz where this Python has no
+    lzma; returns its path."""
+    try:
+        import lzma  # noqa: F401
+        path, mode, kw = os.path.join(out_dir, tar_name), "w:xz", {"preset": 9}
+    except ImportError:
+        path, mode, kw = os.path.join(out_dir, tar_name.replace(".tar.xz", ".tar.gz")), "w:gz", {}
+    with tarfile.open(path, mode, **kw) as tar:
         tar.add(os.path.join(out_dir, subdir), arcname=subdir)
     return path
 
