@@ -16,10 +16,6 @@ class Family:
         self.shape, self.v5, self.v4, self.init, self.attn_impl, self.gemma = shape, v5, v4, init, attn_impl, gemma
         self.model_class, self.vocab = arch, vocab
 
-    @property
-    def window(self):
-        return self.v4.get("sliding_window") if self.v4.get("use_sliding_window", True) else None
-
     def v5_kwargs(self):
         s = self.shape
         kw = dict(vocab_size=self.vocab, hidden_size=s["hidden"], intermediate_size=s["intermediate"],

@@ -16,8 +16,8 @@ def _module(name):
     return name[: -len(".weight")]
 
 
-def _ct_args(strategy, dynamic, observer, group_size=None, block_structure=None):
-    return {"actorder": None, "block_structure": block_structure, "dynamic": dynamic, "group_size": group_size,
+def _ct_args(strategy, dynamic, observer):
+    return {"actorder": None, "block_structure": None, "dynamic": dynamic, "group_size": None,
             "num_bits": 8, "observer": observer, "observer_kwargs": {}, "strategy": strategy, "symmetric": True,
             "type": "float"}
 
@@ -33,7 +33,6 @@ def _ct_config(weights, inputs, kv=None):
 
 class Format:
     """Base: per-weight codes and scales; subclasses define the scales and the activation quantiser."""
-    name = ""
     scale_name = "weight_scale"
 
     def __init__(self, weights, calibration=None, ignore=()):
@@ -109,7 +108,6 @@ class Format:
 
 class CtChannel(Format):
     """compressed-tensors FP8_DYNAMIC: per-channel BF16 weight_scale [out, 1]; dynamic per-token activations."""
-    name = "ct-channel"
 
     def quantize_weight(self, name, w):
         _, s = e4m3.quantize_per_token(w)  # f32(amax / 448) per output row
@@ -128,7 +126,6 @@ class CtChannel(Format):
 
 class CtTensor(Format):
     """compressed-tensors FP8 (static): per-tensor BF16 weight_scale [1] and input_scale [1]."""
-    name = "ct-tensor"
 
     def quantize_weight(self, name, w):
         codes, s = e4m3.quantize_weight_per_tensor(w, scale_round=fio.bf16_round)
@@ -154,7 +151,6 @@ class CtTensor(Format):
 class CtKv(CtChannel):
     """CtChannel plus compressed-tensors' kv_cache_scheme: per-layer BF16 k_scale and v_scale [1] on self_attn;
     keys (after RoPE) and values are stored as e4m3(clamp(x / scale)) and read back as code * scale."""
-    name = "ct-kv"
 
     def __init__(self, weights, calibration, layers):
         super().__init__(weights, calibration)
@@ -187,7 +183,6 @@ class CtKv(CtChannel):
 class Fbgemm(Format):
     """fbgemm_fp8 (Meta's Llama 3.1 FP8): F32 weight_scale [out, 1] from fbgemm's row quantiser; activations
     per token with the row maximum clamped to activation_scale_ub; modules_to_not_convert stay bf16."""
-    name = "fbgemm"
 
     def __init__(self, weights, calibration, ub, ignore):
         self.ub = ub
@@ -211,7 +206,6 @@ class Fbgemm(Format):
 class Block(Format):
     """'fp8' with weight_block_size [128, 128] (DeepSeek-V3 / Qwen3-FP8): weight_scale_inv [out/128, in/128]
     (F32 as DeepSeek writes it, or BF16 as Qwen3-FP8 does); activations per token in groups of 128."""
-    name = "block"
     scale_name = "weight_scale_inv"
 
     def __init__(self, weights, scale_dtype):
@@ -249,7 +243,6 @@ class Block(Format):
 class Online(Format):
     """--quantization fp8 on a bf16 checkpoint: weights per output row, f32(amax / 448) kept in float32;
     activations per token, dynamic. Nothing of it is stored: the checkpoint stays bf16."""
-    name = "online"
 
     def quantize_weight(self, name, w):
         codes, s = e4m3.quantize_weight_per_row(w)

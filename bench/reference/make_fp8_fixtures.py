@@ -154,7 +154,7 @@ def _trunc_codes(x32, s):
     return e4m3.encode(np.copysign(np.floor(a / q) * q, y))
 
 
-def sensitivity_hooks(name, fmt):
+def sensitivity_hooks(fmt):
     """Quantised-layer mistakes an engine could make, as qlinear hooks (plus 'KV cache not quantised')."""
     def with_inputs(qin):
         def hook(wname, x):
@@ -299,7 +299,7 @@ def write_checkpoint(d, fam, fmt_name, fmt, spec, weights, args, say):
     checks = {"prompt_candidate": p, "float32_reproduces_reference": agrees,
               "versus_bf16_model": compare(logits, tokens, bf16_logits, bf16_tokens)}
     sens = {}
-    for label, (hook, kv) in sensitivity_hooks(fmt_name, fmt).items():
+    for label, (hook, kv) in sensitivity_hooks(fmt).items():
         lg, tk, _ = model_for(spec, weights, fmt, qlinear=hook, kv=kv).prefill_and_greedy(ids, GREEDY_STEPS)
         sens[label] = compare(lg, tk, logits, tokens)
         sens[label]["caught"] = bool(sens[label]["logits_last4_rel_error"] > 3e-3
