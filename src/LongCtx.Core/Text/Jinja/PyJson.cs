@@ -21,7 +21,6 @@ internal static class PyJson
         float f => (double)f,
         JsonNode node => FromJson(node),
         IEnumerable<KeyValuePair<string, object?>> map => ToDict(map.Select(kv => (kv.Key, Import(kv.Value)))),
-        object?[] tuple => tuple.Select(Import).ToArray(),
         IEnumerable seq => seq.Cast<object?>().Select(Import).ToList(),
         _ => throw new ArgumentException($"a {v.GetType().Name} cannot be passed to a template"),
     };
