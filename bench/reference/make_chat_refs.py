@@ -139,7 +139,8 @@ def main():
             special = special_tokens_from_config(tok_dir)
         else:
             tok = AutoTokenizer.from_pretrained(tok_dir)
-            special = {k: v for k, v in tok.special_tokens_map.items()}
+            # What apply_chat_template passes to the template besides the call's kwargs: {**tok.special_tokens_map, **kwargs}.
+            special = {k: [str(t) for t in v] if isinstance(v, (list, tuple)) else str(v) for k, v in tok.special_tokens_map.items()}
         cases = []
         for name, messages, agp, kwargs in COMMON + EXTRA.get(family, []):
             case = {"name": name, "messages": messages, "add_generation_prompt": agp, "kwargs": kwargs}
