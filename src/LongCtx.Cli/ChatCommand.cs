@@ -63,8 +63,8 @@ internal static class ChatCommand
             }
             var result = model.Engine.Generate(sequence,
                 new GenerationRequest(prompt, r.GetValue(o.MaxNewTokens), sampling, strategy, StopTokens: stopTokens));
-            conversation.AddRange(result.Tokens);
-            chat?.AddReply(result.Tokens, stopTokens);
+            if (chat is null) conversation.AddRange(result.Tokens);
+            else chat.AddReply(result.Tokens, stopTokens);
             if (r.GetValue(o.Verbose) && result.Choice is { } choice) Console.Error.WriteLine($"debug: strategy choice {choice}");
             if (json)
                 Console.WriteLine(new JsonObject

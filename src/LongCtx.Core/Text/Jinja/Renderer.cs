@@ -188,7 +188,7 @@ internal sealed class Scope(Scope? parent)
         return false;
     }
 
-    public Scope? Parent { get; } = parent;
+    private Scope? Parent { get; } = parent;
 
     public void Set(string name, object? value) => _vars[name] = value;
 }

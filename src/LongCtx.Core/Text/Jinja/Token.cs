@@ -19,7 +19,6 @@ internal enum TokenKind
 /// <summary>One token of a template: text outside tags, a tag delimiter, or a piece of an expression.</summary>
 internal readonly record struct Token(TokenKind Kind, string Value, int Line)
 {
-    public bool Is(TokenKind kind, string value) => Kind == kind && Value == value;
     public bool IsName(string name) => Kind == TokenKind.Name && Value == name;
     public bool IsOperator(string op) => Kind == TokenKind.Operator && Value == op;
 
