@@ -2,14 +2,16 @@ using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using LongCtx.Engine;
+using LongCtx.Server;
 
 namespace LongCtx.Cli;
 
 /// <summary>
-/// `longctx chat`: a multi-turn conversation on one distributed KV cache. Each line of stdin is a turn
-/// (text, or with --ids a JSON array of token ids); the conversation so far — earlier turns and the
-/// tokens generated for them — stays cached over the ranks, and each turn is a partial prefill of only
-/// its new tokens. With --json every turn prints one JSON line, cached_tokens showing the reuse.
+/// `longctx chat`: a multi-turn conversation on one distributed KV cache. Each line of stdin is a turn: a user
+/// message rendered with the model's chat template (or --chat-template FILE) when it has one, else raw text,
+/// or with --ids a JSON array of token ids. The conversation so far — earlier turns and the tokens generated for
+/// them — stays cached over the ranks, and each turn is a partial prefill of only its new tokens. With --json
+/// every turn prints one JSON line, cached_tokens showing the reuse.
 /// </summary>
 internal static class ChatCommand
 {
@@ -17,31 +19,52 @@ internal static class ChatCommand
     {
         var common = new CommonOptions();
         var ids = new Option<bool>("--ids") { Description = "each stdin line is a JSON array of token ids" };
+        var chatTemplate = ChatTemplateOption.Create();
         var command = new Command("chat", "Multi-turn generation that reuses the distributed KV cache between turns");
         common.AddTo(command);
         command.Options.Add(ids);
-        command.SetAction(r => Run(r, common, r.GetValue(ids)));
+        command.Options.Add(chatTemplate);
+        command.SetAction(r => Run(r, common, r.GetValue(ids), r.GetValue(chatTemplate)));
         return command;
     }
 
-    private static int Run(ParseResult r, CommonOptions o, bool idLines)
+    private static int Run(ParseResult r, CommonOptions o, bool idLines, string? chatTemplateFile)
     {
         bool json = r.GetValue(o.Json);
         var sampling = o.Sampling(r);
         string strategy = StrategyNames.Validate(r.GetValue(o.Strategy)!);
+        if (idLines && chatTemplateFile is not null) throw new LongCtxException("--chat-template renders text turns; --ids turns are token ids already: drop one of them");
         var progress = new Progress(!json);
         using var model = LoadedModel.Load(r, o, progress);
+        var template = idLines ? null : ChatTemplate.Load(model.TokenizerPath, chatTemplateFile);
+        var chat = template is null ? null : new TemplateConversation(template, model.RequireTokenizer());
+        var stopTokens = model.Config.EosTokenIds.Concat(chat?.EndOfTurn is { } end ? [end] : []).ToHashSet();
         var sequence = model.Engine.NewSequence();
         var conversation = new List<int>();
         string? line;
         while ((line = Console.In.ReadLine()) is not null)
         {
             if (line.Length == 0) continue;
-            var turn = idLines ? ParseIds(line) : model.RequireTokenizer().Encode(line, addSpecialTokens: conversation.Count == 0);
-            conversation.AddRange(turn);
+            int[] prompt;
+            if (chat is not null)
+            {
+                prompt = chat.AddUserTurn(line);
+                // A template that rewrites earlier turns (drops a reasoning block) changes the past: that turn starts over.
+                if (!prompt.AsSpan().StartsWith(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(sequence.Tokens)) || prompt.Length == sequence.Tokens.Count)
+                {
+                    model.Engine.Release(sequence);
+                    sequence = model.Engine.NewSequence();
+                }
+            }
+            else
+            {
+                conversation.AddRange(idLines ? ParseIds(line) : model.RequireTokenizer().Encode(line, addSpecialTokens: conversation.Count == 0));
+                prompt = conversation.ToArray();
+            }
             var result = model.Engine.Generate(sequence,
-                new GenerationRequest(conversation.ToArray(), r.GetValue(o.MaxNewTokens), sampling, strategy, StopTokens: model.Config.EosTokenIds));
-            conversation.AddRange(result.Tokens);
+                new GenerationRequest(prompt, r.GetValue(o.MaxNewTokens), sampling, strategy, StopTokens: stopTokens));
+            if (chat is null) conversation.AddRange(result.Tokens);
+            else chat.AddReply(result.Tokens, stopTokens);
             if (r.GetValue(o.Verbose) && result.Choice is { } choice) Console.Error.WriteLine($"debug: strategy choice {choice}");
             if (json)
                 Console.WriteLine(new JsonObject

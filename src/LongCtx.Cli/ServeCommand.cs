@@ -15,9 +15,10 @@ internal static class ServeCommand
         var maxPrompt = new Option<int?>("--max-prompt-tokens") { Description = "longest prompt admitted (default: max_position_embeddings)" };
         var maxConcurrent = new Option<int>("--max-concurrent") { Description = "generation requests in flight at once; more get 429", DefaultValueFactory = _ => 256 };
         var maxBatch = new Option<int>("--max-batch-tokens") { Description = "new tokens of the prefills fused into one engine call", DefaultValueFactory = _ => 16384 };
+        var chatTemplate = ChatTemplateOption.Create();
         var command = new Command("serve", "Serve the model over an OpenAI-compatible HTTP API (completions, chat completions, streaming)");
         common.AddServingTo(command);
-        foreach (var o in new Option[] { host, port, maxPrompt, maxConcurrent, maxBatch }) command.Options.Add(o);
+        foreach (var o in new Option[] { host, port, maxPrompt, maxConcurrent, maxBatch, chatTemplate }) command.Options.Add(o);
         command.SetAction((r, cancel) => Run(r, common, new ServerOptions
         {
             Host = r.GetValue(host)!,
@@ -26,17 +27,17 @@ internal static class ServeCommand
             MaxConcurrent = r.GetValue(maxConcurrent),
             MaxBatchTokens = r.GetValue(maxBatch),
             Strategy = StrategyNames.Validate(r.GetValue(common.Strategy)!),
-        }, cancel));
+        }, r.GetValue(chatTemplate), cancel));
         return command;
     }
 
-    private static async Task<int> Run(ParseResult r, CommonOptions o, ServerOptions options, CancellationToken cancel)
+    private static async Task<int> Run(ParseResult r, CommonOptions o, ServerOptions options, string? chatTemplateFile, CancellationToken cancel)
     {
         options.Validate();
         var progress = new Progress(true);
         using var model = LoadedModel.Load(r, o, progress);
         var tokenizer = model.RequireTokenizer();
-        var template = ChatTemplate.Detect(tokenizer, model.TokenizerPath);
+        var template = ChatTemplate.Load(model.TokenizerPath, chatTemplateFile);
         string id = model.Name;
         using var heads = ApproximateInput.Heads(r.GetValue(o.Model), model.Config);
         await using var server = await OpenAiServer.StartAsync(new ServedModel(id, model.Engine, tokenizer, template, heads), options);

@@ -1,85 +1,99 @@
 using System.Text.Json.Nodes;
 using LongCtx.Text;
+using LongCtx.Text.Jinja;
 
 namespace LongCtx.Server;
 
-/// <summary>One message of a chat request.</summary>
-public sealed record ChatMessage(string Role, string Content);
+/// <summary>One message of a chat request; <paramref name="ReasoningContent"/> is an assistant turn's reasoning, as Qwen3's template reads it.</summary>
+public sealed record ChatMessage(string Role, string Content, string? ReasoningContent = null);
 
 /// <summary>
-/// A model family's chat format: how messages become the prompt, and the token that ends a turn (a stop
-/// token for the reply). Only the plain formats are built in (no tools, no reasoning blocks); a model
-/// whose format is not recognised serves completions but not chat.
+/// The model's own chat template, rendered as transformers' apply_chat_template renders it: the Jinja template
+/// with messages, add_generation_prompt, the tokenizer's special tokens (bos_token, eos_token...), tools absent
+/// (None), and the request's chat_template_kwargs (enable_thinking...).
 /// </summary>
 public sealed class ChatTemplate
 {
-    private readonly string _begin;
-    private readonly Func<string, string> _header;
-    private readonly string _endOfTurn;
-    private readonly bool _trim;
+    /// <summary>Variables the renderer sets itself, which chat_template_kwargs may not replace (transformers refuses them too).</summary>
+    public static readonly IReadOnlySet<string> ReservedVariables = new HashSet<string> { "messages", "add_generation_prompt", "tools", "documents" };
 
-    private ChatTemplate(string name, string begin, Func<string, string> header, string endOfTurn, bool trim)
+    private readonly JinjaTemplate _template;
+    private readonly IReadOnlyDictionary<string, object?> _specialTokens;
+
+    private ChatTemplate(JinjaTemplate template, IReadOnlyDictionary<string, object?> specialTokens)
     {
-        Name = name;
-        _begin = begin;
-        _header = header;
-        _endOfTurn = endOfTurn;
-        _trim = trim;
+        _template = template;
+        _specialTokens = specialTokens;
     }
 
-    public string Name { get; }
-    public string EndOfTurn => _endOfTurn;
+    /// <summary>Where the template came from (a file, or tokenizer_config.json's chat_template).</summary>
+    public string Name => _template.Name;
 
-    /// <summary>Llama 3: &lt;|begin_of_text|&gt; then header, content (trimmed, as Meta's template does), &lt;|eot_id|&gt;.</summary>
-    public static readonly ChatTemplate Llama3 = new("llama3", "<|begin_of_text|>",
-        role => $"<|start_header_id|>{role}<|end_header_id|>\n\n", "<|eot_id|>", trim: true);
-
-    /// <summary>ChatML (Qwen): &lt;|im_start|&gt;role\ncontent&lt;|im_end|&gt;\n.</summary>
-    public static readonly ChatTemplate ChatMl = new("chatml", "",
-        role => $"<|im_start|>{role}\n", "<|im_end|>", trim: false);
+    /// <exception cref="TemplateException">The template does not parse.</exception>
+    public static ChatTemplate Parse(string source, string name, IReadOnlyDictionary<string, object?>? specialTokens = null) =>
+        new(JinjaTemplate.Parse(source, name), specialTokens ?? new Dictionary<string, object?>());
 
     /// <summary>
-    /// The template of a tokenizer: recognised by its tokens in tokenizer_config.json's chat_template,
-    /// else by the tokens in the vocabulary; null when neither names a known format.
+    /// The template of the tokenizer at <paramref name="tokenizerPath"/> (tokenizer.json or its directory), or
+    /// <paramref name="templateFile"/> when given (--chat-template); null when there is neither.
     /// </summary>
-    public static ChatTemplate? Detect(Tokenizer tokenizer, string? tokenizerPath)
+    public static ChatTemplate? Load(string? tokenizerPath, string? templateFile = null)
     {
-        string? source = tokenizerPath is null ? null : ReadChatTemplate(tokenizerPath);
-        foreach (var t in new[] { Llama3, ChatMl })
+        string? dir = tokenizerPath is null ? null
+            : Directory.Exists(tokenizerPath) ? tokenizerPath : Path.GetDirectoryName(Path.GetFullPath(tokenizerPath));
+        var tokens = dir is null ? new Dictionary<string, object?>() : ChatTemplateFiles.SpecialTokens(dir);
+        if (templateFile is not null)
         {
-            bool named = source is not null ? source.Contains(t.EndOfTurn) : tokenizer.TokenToId(t.EndOfTurn) is not null;
-            if (named && tokenizer.TokenToId(t.EndOfTurn) is not null) return t;
+            if (!File.Exists(templateFile)) throw new LongCtxException($"--chat-template {templateFile}: no such file");
+            return Parse(File.ReadAllText(templateFile), templateFile, tokens);
         }
-        return null;
+        return dir is not null && ChatTemplateFiles.Find(dir) is var (source, name) ? Parse(source, name, tokens) : null;
     }
 
-    private static string? ReadChatTemplate(string tokenizerPath)
+    /// <summary>The prompt text for <paramref name="messages"/>.</summary>
+    /// <exception cref="TemplateException">The template refused the messages (raise_exception) or failed on them.</exception>
+    public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true,
+        IReadOnlyDictionary<string, object?>? kwargs = null, Func<DateTime>? now = null) =>
+        RenderValues(messages.Select(m =>
+        {
+            var d = new Dictionary<string, object?> { ["role"] = m.Role, ["content"] = m.Content };
+            if (m.ReasoningContent is not null) d["reasoning_content"] = m.ReasoningContent;
+            return (object?)d;
+        }).ToList(), addGenerationPrompt, kwargs, now);
+
+    /// <summary>As <see cref="Render(IReadOnlyList{ChatMessage}, bool, IReadOnlyDictionary{string, object?}?, Func{DateTime}?)"/>, for messages as JSON (any fields).</summary>
+    public string RenderJson(JsonArray messages, bool addGenerationPrompt = true, IReadOnlyDictionary<string, object?>? kwargs = null, Func<DateTime>? now = null) =>
+        RenderValues(messages.Select(m => (object?)m).ToList(), addGenerationPrompt, kwargs, now);
+
+    private string RenderValues(List<object?> messages, bool addGenerationPrompt, IReadOnlyDictionary<string, object?>? kwargs, Func<DateTime>? now)
     {
-        string dir = Directory.Exists(tokenizerPath) ? tokenizerPath : Path.GetDirectoryName(Path.GetFullPath(tokenizerPath))!;
-        string path = Path.Combine(dir, "tokenizer_config.json");
-        if (!File.Exists(path)) return null;
-        try { return JsonNode.Parse(File.ReadAllText(path))?["chat_template"] is JsonValue v && v.TryGetValue<string>(out var s) ? s : null; }
-        catch (System.Text.Json.JsonException e) { throw new LongCtxException($"{path}: not valid JSON ({e.Message})"); }
+        var vars = new Dictionary<string, object?>(_specialTokens, StringComparer.Ordinal);
+        foreach (var (name, value) in kwargs ?? new Dictionary<string, object?>())
+        {
+            if (ReservedVariables.Contains(name)) throw new ArgumentException($"'{name}' is set by the renderer, not by template kwargs", nameof(kwargs));
+            vars[name] = value;
+        }
+        vars["messages"] = messages;
+        vars["tools"] = null;
+        vars["documents"] = null;
+        vars["add_generation_prompt"] = addGenerationPrompt;
+        return _template.Render(vars, now);
     }
 
     /// <summary>
-    /// The prompt's pieces in order, each either template text (with special tokens) or a message's
-    /// content. Pieces are encoded one by one, so an assistant message can be replaced by the exact tokens
-    /// that were generated for it (<see cref="ReplyTokens"/>); every piece boundary sits at a special
-    /// token, where the tokenizer splits anyway, so this equals encoding the whole string.
+    /// The token that ends an assistant turn in this template (Llama 3's &lt;|eot_id|&gt;, ChatML's &lt;|im_end|&gt;...):
+    /// the special token right after an assistant message in a rendered conversation; null when there is none.
     /// </summary>
-    public IEnumerable<(string Text, ChatMessage? Content)> Pieces(IReadOnlyList<ChatMessage> messages)
+    public int? EndOfTurnToken(Tokenizer tokenizer)
     {
-        yield return (_begin, null);
-        foreach (var m in messages)
-        {
-            yield return (_header(m.Role), null);
-            yield return (_trim ? m.Content.Trim() : m.Content, m);
-            yield return (_endOfTurn + (_trim ? "" : "\n"), null);
-        }
-        yield return (_header("assistant"), null);
+        const string reply = "\uE000reply\uE001";
+        string text;
+        try { text = Render([new("user", "Hi"), new("assistant", reply), new("user", "Bye")]); }
+        catch (TemplateException) { return null; }
+        int at = text.IndexOf(reply, StringComparison.Ordinal);
+        if (at < 0) return null;
+        int[] ids = tokenizer.Encode(text[(at + reply.Length)..].TrimStart());
+        // Only a special token ends a turn; plain text after a reply (a space, a newline) does not.
+        return ids.Length > 0 && tokenizer.Decode([ids[0]], skipSpecialTokens: true).Length == 0 ? ids[0] : null;
     }
-
-    /// <summary>The prompt as one string (what Hugging Face's apply_chat_template with add_generation_prompt renders).</summary>
-    public string Render(IReadOnlyList<ChatMessage> messages) => string.Concat(Pieces(messages).Select(p => p.Text));
 }

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using LongCtx.Engine;
 using LongCtx.Text;
+using LongCtx.Text.Jinja;
 
 namespace LongCtx.Server;
 
@@ -76,9 +77,21 @@ public sealed class RequestReader(ServedModel model, ServerOptions options)
         if (o.Field("messages") is not JsonArray list) throw ApiException.BadRequest(o.Has("messages") ? "'messages' must be an array" : "'messages' is required", "messages");
         if (list.Count == 0) throw ApiException.BadRequest("'messages' is empty", "messages");
         var template = model.Template
-            ?? throw ApiException.BadRequest("this model has no chat template this server knows (Llama 3 or ChatML): use /v1/completions", "messages", "chat_template_unknown");
+            ?? throw ApiException.BadRequest("this model has no chat template (tokenizer_config.json has no chat_template): serve it with --chat-template FILE, or use /v1/completions", "messages", "chat_template_unknown");
         var messages = list.Select((m, i) => Message(m, $"messages[{i}]")).ToList();
-        return ChatPrompt.Encode(template, model.Tokenizer, messages, model.Replies);
+        var kwargs = TemplateKwargs(o);
+        try { return ChatPrompt.Encode(template, model.Tokenizer, messages, model.Replies, kwargs); }
+        catch (TemplateException e) { throw ApiException.BadRequest($"the chat template refused the messages: {(e.Raised ? e.Detail : e.Message)}", "messages"); }
+    }
+
+    /// <summary>chat_template_kwargs: extra variables for the template (enable_thinking...), as vLLM takes them.</summary>
+    private static Dictionary<string, object?>? TemplateKwargs(JsonObject o)
+    {
+        if (o.Object("chat_template_kwargs") is not { } kwargs) return null;
+        foreach (var (name, _) in kwargs)
+            if (ChatTemplate.ReservedVariables.Contains(name))
+                throw ApiException.BadRequest($"'chat_template_kwargs.{name}' is set by the server; leave it out", "chat_template_kwargs." + name);
+        return kwargs.ToDictionary(kv => kv.Key, kv => (object?)kv.Value?.DeepClone());
     }
 
     private static ChatMessage Message(JsonNode? node, string path)
@@ -89,7 +102,7 @@ public sealed class RequestReader(ServedModel model, ServerOptions options)
         if (role == "developer") role = "system";
         if (role is not ("system" or "user" or "assistant"))
             throw ApiException.BadRequest($"'{path}.role' is '{role}': use system, user or assistant", path + ".role");
-        return new ChatMessage(role, Content(m.Field("content"), path + ".content"));
+        return new ChatMessage(role, Content(m.Field("content"), path + ".content"), m.String("reasoning_content", path + "."));
     }
 
     /// <summary>A message's content: a string, or an array of text parts.</summary>

@@ -6,7 +6,7 @@ namespace LongCtx.Server;
 
 /// <summary>
 /// What the server serves: the engine (owned by the caller, used only from the scheduler thread), the
-/// tokenizer, the chat template if the model has a known one, the tokens that end a reply, and APB's
+/// tokenizer, the model's chat template if it has one, the tokens that end a reply, and APB's
 /// retaining heads when the model directory has them (else APB scores with the training-free scorer).
 /// </summary>
 public sealed class ServedModel(string id, InferenceEngine engine, Tokenizer tokenizer, ChatTemplate? template, RetainingHeadWeights? retainingHeads = null)
@@ -20,6 +20,6 @@ public sealed class ServedModel(string id, InferenceEngine engine, Tokenizer tok
 
     /// <summary>EOS tokens of config.json and of the tokenizer, and the chat template's end of turn.</summary>
     public IReadOnlySet<int> StopTokens { get; } = engine.Config.EosTokenIds.Concat(tokenizer.EosTokenIds)
-        .Concat(template is not null && tokenizer.TokenToId(template.EndOfTurn) is { } end ? [end] : [])
+        .Concat(template?.EndOfTurnToken(tokenizer) is { } end ? [end] : [])
         .ToHashSet();
 }

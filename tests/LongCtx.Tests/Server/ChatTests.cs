@@ -2,6 +2,7 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using LongCtx.Server;
+using LongCtx.Tests.Engine;
 using LongCtx.Tests.Text;
 
 namespace LongCtx.Tests.Server;
@@ -38,22 +39,25 @@ public class ChatTests(LlamaServer fixture)
     [Fact]
     public async Task SecondTurnReusesTheFirstTurnsCache()
     {
-        double cachedBefore = await S.Metric("longctx_prompt_cached_tokens_total");
+        // Served with a template that carries replies through unchanged (Qwen2.5's): Llama 3's trims them, and this
+        // random model's replies are mostly whitespace, which the next turn's prompt would then render differently.
+        await using var s = await TestServer.Start(ReferenceModel.TinyLlama3,
+            templateFile: Path.Combine(TokenizerFixtures.RepoRoot, "tests", "data", "chat", "templates", "qwen2_5.jinja"));
         object[] turn1 = [Msg("system", "You answer in French."), Msg("user", "Describe the sea in a few words.")];
-        var first = await S.PostOk("/v1/chat/completions", Chat(turn1, 6));
+        var first = await s.PostOk("/v1/chat/completions", Chat(turn1, 6));
         var usage1 = first.GetProperty("usage");
         Assert.Equal(0, usage1.GetProperty("prompt_tokens_details").GetProperty("cached_tokens").GetInt32());
 
         object[] turn2 = [.. turn1, Msg("assistant", Content(first)), Msg("user", "And the sky?")];
-        var second = await S.PostOk("/v1/chat/completions", Chat(turn2, 6));
+        var second = await s.PostOk("/v1/chat/completions", Chat(turn2, 6));
         // The first turn's prompt and reply are cached, but for the reply's last token (never fed back).
         int expectedCached = usage1.GetProperty("prompt_tokens").GetInt32() + usage1.GetProperty("completion_tokens").GetInt32() - 1;
         Assert.Equal(expectedCached, second.GetProperty("usage").GetProperty("prompt_tokens_details").GetProperty("cached_tokens").GetInt32());
-        Assert.Equal(cachedBefore + expectedCached, await S.Metric("longctx_prompt_cached_tokens_total"));
-        Assert.True(await S.Metric("longctx_prefix_cache_hits_total") >= 1);
+        Assert.Equal(expectedCached, await s.Metric("longctx_prompt_cached_tokens_total"));
+        Assert.True(await s.Metric("longctx_prefix_cache_hits_total") >= 1);
 
         // The partial prefill on the cache gives what a full prefill of the same conversation gives.
-        var fresh = await S.PostOk("/v1/chat/completions", Chat(turn2, 6));
+        var fresh = await s.PostOk("/v1/chat/completions", Chat(turn2, 6));
         Assert.Equal(0, fresh.GetProperty("usage").GetProperty("prompt_tokens_details").GetProperty("cached_tokens").GetInt32());
         Assert.Equal(TestServer.TokenIds(second), TestServer.TokenIds(fresh));
     }

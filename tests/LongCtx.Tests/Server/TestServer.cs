@@ -33,13 +33,15 @@ internal sealed class TestServer : IAsyncDisposable
     public OpenAiServer Server { get; }
     public HttpClient Http { get; }
 
-    public static async Task<TestServer> Start(ReferenceModel reference, int ranks = 1, ServerOptions? options = null, bool chatTemplate = true)
+    /// <summary>Serves <paramref name="reference"/>; <paramref name="templateFile"/> replaces the tokenizer's chat template (--chat-template).</summary>
+    public static async Task<TestServer> Start(ReferenceModel reference, int ranks = 1, ServerOptions? options = null, bool chatTemplate = true,
+        string? templateFile = null)
     {
         var (engine, weights) = reference.Open(ranks);
         bool llama = reference == ReferenceModel.TinyLlama3;
         string tokenizerDir = TokenizerFixtures.FetchedDir(llama ? "llama3" : "qwen3");
         var tokenizer = llama ? TokenizerFixtures.Llama3 : TokenizerFixtures.Qwen3;
-        var template = chatTemplate ? ChatTemplate.Detect(tokenizer, tokenizerDir) : null;
+        var template = chatTemplate ? ChatTemplate.Load(tokenizerDir, templateFile) : null;
         var model = new ServedModel(Path.GetFileName(reference.Directory), engine, tokenizer, template);
         var server = await OpenAiServer.StartAsync(model, (options ?? new ServerOptions()) with { Host = "127.0.0.1", Port = 0 });
         return new TestServer(reference, weights, engine, model, server);
