@@ -9,7 +9,7 @@
 # Candidates (SEEDS, default "5 3": the seeds that left the accuracy plateau in earlier rounds, docs/APB.md) train side
 # by side, spread over the GPUs (two can share one); the one with the better accuracy at 16K-64K is kept. With
 # .publish/linux-x64/longctx (scripts/gpu.sh publish, carried) eval-retrieval also runs on the GPU.
-#   [SEEDS="5 3"] [MINUTES=5] [PER_CONTEXT=256] [SMOKE=1] bench/retrieval/gpu-train.sh     (about 7 minutes on one H200)
+#   [SEEDS="5 3"] [MINUTES=5] [PER_CONTEXT=256] [SMOKE=1] bench/retrieval/gpu-train.sh   (MINUTES of training, then the evaluation)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:-/tmp/retrieval-out}

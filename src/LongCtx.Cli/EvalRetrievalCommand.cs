@@ -133,17 +133,22 @@ internal static class EvalRetrievalCommand
             Console.WriteLine(new JsonObject { ["model"] = config.ToString(), ["device"] = device, ["prompts"] = promptPath, ["results"] = rows }.ToJsonString());
             return;
         }
-        var table = new Table().AddColumns("task", "context", "strategy", "ranks", "accuracy", "correct");
+        // One task (prompts.py's are all "kv") goes in the heading: its column would push the table past 80 characters.
+        var tasks = ordered.Select(s => s.Task).Distinct().ToList();
+        var table = new Table();
+        if (tasks.Count > 1) table.AddColumn("task");
+        table.AddColumns("context", "strategy", "ranks", "accuracy", "correct");
         if (withDense) table.AddColumn("same as dense");
-        table.AddColumn("TTFT, mean");
+        table.AddColumn("mean TTFT");
         foreach (var s in ordered)
         {
-            var cells = new List<string> { s.Task, s.Context.ToString(), s.Strategy, s.Ranks.ToString(), $"{s.Accuracy:0.0}%", $"{s.Correct}/{s.Total}" };
+            var cells = new List<string> { s.Context.ToString(), s.Strategy, s.Ranks.ToString(), $"{s.Accuracy:0.0}%", $"{s.Correct}/{s.Total}" };
+            if (tasks.Count > 1) cells.Insert(0, s.Task);
             if (withDense) cells.Add($"{s.SameAsDense}/{s.Total}");
-            cells.Add($"{s.MeanTtftMs:N0} ms");
+            cells.Add(s.MeanTtftMs < 1000 ? $"{s.MeanTtftMs:0} ms" : $"{s.MeanTtftMs / 1000:0.00} s");
             table.AddRow(cells.ToArray());
         }
-        Console.WriteLine($"{config}\n{device}");
+        Console.WriteLine($"{config}\n{device}" + (tasks.Count == 1 ? $"\ntask {tasks[0]}" : ""));
         AnsiConsole.Write(table);
     }
 
