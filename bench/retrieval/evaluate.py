@@ -6,10 +6,11 @@ writes DIR/eval_results.json, which model_card.py turns into the directory's REA
   check      1024 x 8 (seed 1234) through transformers' own forward in float32: the count the CPU engine must match
              (tests/LongCtx.Tests/Retrieval/ShippedModelTests.cs)
   tokenizer  tokenizer.json through Hugging Face tokenizers and AutoTokenizer: ids and decoded text of a sample
-  longctx    with --longctx BIN: `eval-retrieval --device cuda` on the accuracy prompts (fewer per context), dense on
-             1 rank and pass-kv, pass-q, apb on 4 ranks sharing the GPU
+  longctx    a second run, with --longctx BIN, adds to the file: `eval-retrieval --device cuda` on the accuracy prompts
+             (fewer per context), dense on 1 rank and pass-kv, pass-q, apb on 4 ranks sharing the GPU
 
-  python3 bench/retrieval/evaluate.py --model DIR [--per-context 256] [--longctx .publish/linux-x64/longctx --longctx-per-context 64]
+  python3 bench/retrieval/evaluate.py --model DIR [--per-context 256]
+  python3 bench/retrieval/evaluate.py --model DIR --longctx .publish/linux-x64/longctx [--longctx-per-context 64]
 """
 import argparse
 import json
@@ -92,13 +93,27 @@ def run_longctx(binary, model_dir, per_context):
         return {"per_context": per_context, "seed": ACCURACY_SEED, "results": json.loads(out.stdout)["results"]}
 
 
+def write(path, results):
+    with open(path, "w") as f:
+        json.dump(results, f, indent=2)
+        f.write("\n")
+    print(f"wrote {path}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="the model directory train.py wrote")
     p.add_argument("--per-context", type=int, default=256, help="accuracy prompts per context length")
-    p.add_argument("--longctx", help="a published longctx binary: also run eval-retrieval on the GPU")
+    p.add_argument("--longctx", help="a published longctx binary: add its eval-retrieval on the GPU to DIR/eval_results.json")
     p.add_argument("--longctx-per-context", type=int, default=64)
     args = p.parse_args()
+    path = os.path.join(args.model, "eval_results.json")
+    if args.longctx:
+        with open(path) as f:
+            results = json.load(f)
+        results["longctx"] = run_longctx(args.longctx, args.model, args.longctx_per_context)
+        write(path, results)
+        return
     device = torch.device("cuda")
     start = time.time()
     model = LlamaForCausalLM.from_pretrained(args.model, dtype=torch.float32).to(device).eval()
@@ -119,12 +134,8 @@ def main():
     print(f"check prompts (float32, transformers): {results['check']['correct']}/{len(check)}", flush=True)
     results["tokenizer"] = check_tokenizer(args.model)
     print(f"tokenizer check: {results['tokenizer']}", flush=True)
-    if args.longctx:
-        results["longctx"] = run_longctx(args.longctx, args.model, args.longctx_per_context)
-    with open(os.path.join(args.model, "eval_results.json"), "w") as f:
-        json.dump(results, f, indent=2)
-        f.write("\n")
-    print(f"wrote {args.model}/eval_results.json [{time.time() - start:.0f} s]")
+    write(path, results)
+    print(f"[{time.time() - start:.0f} s]")
 
 
 if __name__ == "__main__":

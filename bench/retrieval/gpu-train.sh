@@ -8,7 +8,8 @@
 #   summary.txt           what was kept and its accuracy
 # Candidates (SEEDS, default "5 3": the seeds that left the accuracy plateau in earlier rounds, docs/APB.md) train side
 # by side, spread over the GPUs (two can share one); the one with the better accuracy at 16K-64K is kept. With
-# .publish/linux-x64/longctx (scripts/gpu.sh publish, carried) eval-retrieval also runs on the GPU.
+# .publish/linux-x64/longctx (scripts/gpu.sh publish, carried) eval-retrieval also runs on the GPU, last: the tar in
+# $OUT is written before it and again after it, so a call cut short still brings back the model.
 #   [SEEDS="5 3"] [MINUTES=5] [PER_CONTEXT=256] [SMOKE=1] bench/retrieval/gpu-train.sh   (MINUTES of training, then the evaluation)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -17,6 +18,7 @@ work=/tmp/retrieval-train
 rm -rf "$work" && mkdir -p "$out" "$work"
 seeds=${SEEDS:-"5 3"} minutes=${MINUTES:-5} per=${PER_CONTEXT:-256}
 smoke=() && [[ ${SMOKE:-0} == 1 ]] && { smoke=(--smoke); per=4; }
+longctx_per=$(( per < 64 ? per : 64 ))
 ngpu=$(nvidia-smi -L | wc -l)
 summary="$out/summary.txt"
 note() { echo "$*" | tee -a "$summary"; }
@@ -44,15 +46,23 @@ model="$work/retrieval-kv"
 mv "$work/seed$best" "$model"
 note "kept seed $best"
 
-longctx=() && [[ -x .publish/linux-x64/longctx ]] && longctx=(--longctx .publish/linux-x64/longctx)
-python3 bench/retrieval/evaluate.py --model "$model" --per-context "$per" "${longctx[@]}" > "$out/eval.log" 2>&1 \
-  || note "evaluate.py: FAIL $(tail -1 "$out/eval.log")"
-grep -E "^(dense at|demo prompts|check prompts|tokenizer check)" "$out/eval.log" >> "$summary" || true
+kept=""
 if (( ${#tried[@]} > 1 )); then
-  kept="bench/retrieval/gpu-train.sh trained seeds ${tried[*]} side by side (mean of train.py's check at 16K-64K) and kept seed $best."
-else
-  kept=""
+  printf -v list '%s, ' "${tried[@]}"
+  kept="bench/retrieval/gpu-train.sh trained seeds ${list%, } side by side (mean of train.py's check at 16K-64K) and kept seed $best."
 fi
-python3 bench/retrieval/model_card.py --model "$model" --note "$kept" >> "$summary"
-tar -C "$work" -cJf "$out/retrieval-kv.tar.xz" retrieval-kv
-note "$(ls -l "$out/retrieval-kv.tar.xz" | awk '{print $5}') bytes: retrieval-kv.tar.xz ($(ls "$model" | tr '\n' ' '))"
+pack() {
+  python3 bench/retrieval/model_card.py --model "$model" --note "$kept" >> "$summary"
+  tar -C "$work" -cJf "$out/retrieval-kv.tar.xz" retrieval-kv
+  note "$(stat -c %s "$out/retrieval-kv.tar.xz") bytes: retrieval-kv.tar.xz ($(ls "$model" | tr '\n' ' '))"
+}
+
+python3 bench/retrieval/evaluate.py --model "$model" --per-context "$per" > "$out/eval.log" 2>&1 || note "evaluate.py: FAIL $(tail -1 "$out/eval.log")"
+grep -E "^(dense at|demo prompts|check prompts|tokenizer check)" "$out/eval.log" >> "$summary" || true
+pack
+if [[ -f .publish/linux-x64/longctx ]]; then
+  chmod +x .publish/linux-x64/longctx
+  python3 bench/retrieval/evaluate.py --model "$model" --longctx .publish/linux-x64/longctx --longctx-per-context "$longctx_per" >> "$out/eval.log" 2>&1 \
+    || note "evaluate.py --longctx: FAIL $(tail -1 "$out/eval.log")"
+  pack
+fi

@@ -15,7 +15,7 @@ namespace LongCtx.Cli;
 /// and counts exact matches per task and context length. Dense runs once, on one rank; the others run at
 /// every rank count. Star and APB take the prompt's question as their query. Also reports how often a
 /// strategy's answer equals dense's, which separates "the approximation changed the output" from "the
-/// model does not know".
+/// model does not know", and the mean time to first token; --example then shows one prompt's answers.
 /// </summary>
 internal static class EvalRetrievalCommand
 {
