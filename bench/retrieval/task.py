@@ -14,6 +14,7 @@ a random.Random. (train.py builds its batches with the same layout in torch, on 
 
 VOCAB = 2048
 BOS, EOS, Q, K = 0, 1, 2, 4
+UNK = 3  # the tokenizer's unknown word (vocab.py); in no prompt
 FILLER = range(16, 512)
 KEYS = range(512, 1536)  # one token a key: 1024 keys, enough for the 512 records of a 64K document
 VALUES = range(1536, 2048)

@@ -1,5 +1,7 @@
 """Trains a small Llama on the retrieval task of task.py and saves it as a Hugging Face directory that
-`longctx --model DIR` loads (config.json, model.safetensors in bf16, generation_config.json).
+`longctx --model DIR` loads: config.json, model.safetensors in bf16, generation_config.json (greedy, one new token:
+the answer), tokenizer.json and tokenizer_config.json (vocab.py), and train_results.json (what model_card.py puts in
+the directory's README: the command, seed, steps, minutes, accuracy).
 
 One GPU, fp32 weights with bf16 autocast, attention through SDPA with is_causal (flash; no T x T mask).
 Curriculum: lengths 128 -> 16K, each a stage the model moves past at 90% answer accuracy; steps mix the
@@ -18,15 +20,19 @@ checks that transformers' own forward pass of the saved directory gives the logi
 """
 import argparse
 import collections
+import json
+import os
 import random
+import sys
 import time
 
 import torch
 import torch.nn.functional as F
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 import task
+import vocab
 
 # (length, batch, records, questions): 32K tokens a step. The first stages have few records: the fewer the
 # distractors, the sooner the matching circuit forms (with 16 records from the start, the rounds of
@@ -150,7 +156,7 @@ def train(model, args, device):
         elapsed = time.time() - start
         if elapsed > args.minutes * 60 or (args.smoke and step >= 30):
             print(f"time is up after {step} steps at {stages[stage][0]} tokens")
-            return step
+            return step, stages[stage][0], elapsed
         # Half the steps at the current length, the rest at a shorter one, so no length is forgotten.
         current = rng.random() < 0.5 or stage == 0
         length, size, records, questions = stages[stage if current else rng.randrange(stage)]
@@ -175,7 +181,7 @@ def train(model, args, device):
         full = len(recent) == recent.maxlen
         if stage == len(stages) - 1 and full and mean > DONE:
             print(f"[{elapsed:6.1f} s] accuracy {mean:.3f} at {stages[stage][0]} tokens: done after {step} steps")
-            return step
+            return step, stages[stage][0], elapsed
         # Move on at 90%, or after a quarter of the time so the long lengths are always trained (the first
         # stage needs the longest: accuracy sits at chance until the induction circuit forms).
         if stage < len(stages) - 1 and ((full and mean > ADVANCE) or time.time() - stage_start > args.minutes * 15):
@@ -196,6 +202,7 @@ def check_export(model, out, device):
     agree = (ours.argmax(-1) == theirs.argmax(-1)).float().mean().item()
     print(f"export check: transformers' forward of {out} vs ours (bf16): answer logits rel err {err:.2e}, argmax agrees at "
           f"{agree:.0%} -> {'PASS' if err < 3e-2 else 'FAIL'}")
+    return {"answer_logits_relative_error": round(err, 5), "argmax_agrees": round(agree, 4), "pass": err < 3e-2}
 
 
 def main():
@@ -211,16 +218,34 @@ def main():
     torch.manual_seed(args.seed)
     with device:
         model = LlamaForCausalLM(model_config(args.layers))
-    print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters on {torch.cuda.get_device_name()}")
+    params = sum(p.numel() for p in model.parameters())
+    print(f"{params / 1e6:.1f}M parameters on {torch.cuda.get_device_name()}")
     model.train()
-    steps = train(model, args, device)
+    steps, last_length, seconds = train(model, args, device)
     model.eval()
     rng, gen = random.Random(args.seed + 1), torch.Generator(device=device).manual_seed(args.seed + 1)
+    accuracy = {}
+    sequences = 1 if args.smoke else 4
     for length in ([2048] if args.smoke else [16384, 32768, 65536]):
-        print(f"accuracy at {length} tokens (contiguous positions): {evaluate(model, gen, rng, length, 1 if args.smoke else 4, device):.3f}", flush=True)
+        accuracy[length] = evaluate(model, gen, rng, length, sequences, device)
+        print(f"accuracy at {length} tokens (contiguous positions): {accuracy[length]:.3f}", flush=True)
+    # Greedy, one new token: the model is trained to answer a question with one value and nothing after it.
+    model.generation_config = GenerationConfig(bos_token_id=task.BOS, eos_token_id=task.EOS, do_sample=False, max_new_tokens=1)
     model.to(torch.bfloat16).save_pretrained(args.out)
+    vocab.write(args.out)
     print(f"saved {args.out} after {steps} steps")
-    check_export(model, args.out, device)
+    export = check_export(model, args.out, device)
+    results = {
+        "command": "python3 bench/retrieval/" + " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
+        "seed": args.seed, "lr": args.lr, "layers": args.layers, "parameters": params, "minutes_limit": args.minutes,
+        "steps": steps, "train_seconds": round(seconds, 1), "last_stage_tokens": last_length, "device": torch.cuda.get_device_name(),
+        "torch": torch.__version__, "questions_per_length": sequences * N_QUESTIONS,
+        "accuracy": {str(k): round(v, 4) for k, v in accuracy.items()},
+        "export_check": export,
+    }
+    with open(os.path.join(args.out, "train_results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+        f.write("\n")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ namespace LongCtx.Cli;
 /// and counts exact matches per task and context length. Dense runs once, on one rank; the others run at
 /// every rank count. Star and APB take the prompt's question as their query. Also reports how often a
 /// strategy's answer equals dense's, which separates "the approximation changed the output" from "the
-/// model does not know".
+/// model does not know", and the mean time to first token; --example then shows one prompt's answers.
 /// </summary>
 internal static class EvalRetrievalCommand
 {
@@ -32,8 +32,10 @@ internal static class EvalRetrievalCommand
         var passing = new Option<int?>("--passing-tokens") { Description = "apb passing length l_p (default: the engine's)" };
         var evenBlocks = new Option<bool>("--even-blocks") { Description = "star and apb: split the document into equal blocks, as the papers do (default: blocks that give every rank the same work)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object instead of the table" };
+        var loadFormat = new Option<string>("--load-format") { Description = "auto (safetensors) or dummy (random weights of config.json: the plumbing, accuracy near 0)", DefaultValueFactory = _ => "auto" };
+        var example = new Option<bool>("--example") { Description = "after the table, show one prompt: its question, where its record sits, each strategy's answer" };
         var command = new Command("eval-retrieval", "Retrieval accuracy of dense, pass-kv, star and apb over a prompt set");
-        foreach (var o in new Option[] { model, prompts, strategies, ranks, device, gpus, threads, anchor, passing, evenBlocks, json }) command.Options.Add(o);
+        foreach (var o in new Option[] { model, prompts, strategies, ranks, device, gpus, threads, anchor, passing, evenBlocks, json, loadFormat, example }) command.Options.Add(o);
         command.SetAction(r =>
         {
             var d = r.GetValue(device)!;
@@ -41,23 +43,26 @@ internal static class EvalRetrievalCommand
             if (r.GetValue(anchor) < 0 || r.GetValue(passing) < 0) throw new LongCtxException("--anchor-tokens and --passing-tokens must be 0 or more");
             var rankCounts = BenchCommand.Ints(r.GetValue(ranks)!, "--ranks");
             if (rankCounts.Any(n => n < 1)) throw new LongCtxException($"--ranks {r.GetValue(ranks)}: rank counts must be 1 or more");
+            if (r.GetValue(loadFormat) is not ("auto" or "dummy")) throw new LongCtxException($"--load-format {r.GetValue(loadFormat)} is unknown: use auto or dummy");
             return Run(r.GetValue(model)!, r.GetValue(prompts)!, Strategies(r.GetValue(strategies)!), rankCounts, d, r.GetValue(gpus),
-                r.GetValue(threads), r.GetValue(anchor), r.GetValue(passing), r.GetValue(evenBlocks), r.GetValue(json));
+                r.GetValue(threads), r.GetValue(anchor), r.GetValue(passing), r.GetValue(evenBlocks), r.GetValue(json), r.GetValue(loadFormat) == "dummy", r.GetValue(example));
         });
         return command;
     }
 
-    /// <summary>One cell of the table: a strategy on a rank count, over the prompts of one task and context.</summary>
-    private sealed record Score(string Task, int Context, string Strategy, int Ranks, int Correct, int SameAsDense, int Total);
-
     private static int Run(string dir, string promptPath, string[] strategies, int[] rankCounts, string device, int gpus, int? threads,
-        int? anchor, int? passing, bool evenBlocks, bool json)
+        int? anchor, int? passing, bool evenBlocks, bool json, bool dummy, bool example)
     {
         var config = ModelConfig.Load(dir);
         var prompts = RetrievalPrompts.Read(promptPath, config.VocabSize);
-        using var weights = ModelWeights.Load(dir, config);
+        using var weights = dummy ? ModelWeights.Dummy(config, seed: 0) : ModelWeights.Load(dir, config);
+        if (dummy) Console.Error.WriteLine("note: the weights are random (--load-format dummy): the answers are noise, the strategies and timings are real");
+        int cores = threads ?? Environment.ProcessorCount;
+        if (device == "cpu" && rankCounts.Max() > cores && strategies.Any(s => s != StrategyNames.Dense))
+            Console.Error.WriteLine($"note: {rankCounts.Max()} CPU ranks share {cores} cores: ranks take turns on them, so more ranks are no faster here (on GPUs each rank has its own)");
         var clock = Stopwatch.StartNew();
         var scores = new List<Score>();
+        var done = new List<StrategyAnswers>();
         int[][]? denseAnswers = null;
         string deviceName = "";
 
@@ -77,40 +82,36 @@ internal static class EvalRetrievalCommand
             {
                 var start = clock.Elapsed;
                 var answers = prompts.Select(p => Answer(engine, p, strategy, anchor, passing, evenBlocks)).ToArray();
-                if (strategy == StrategyNames.Dense) denseAnswers = answers;
-                var cells = Tally(prompts, answers, denseAnswers, strategy, ranks);
+                var run = new StrategyAnswers(strategy, ranks, [.. answers.Select(a => a.Tokens)], [.. answers.Select(a => a.TtftMs)]);
+                if (strategy == StrategyNames.Dense) denseAnswers = run.Answers;
+                var cells = RetrievalTally.Rows(prompts, run, denseAnswers);
                 scores.AddRange(cells);
+                done.Add(run);
                 Console.Error.WriteLine($"{strategy} on {ranks} rank(s) ({group.Device}): " +
                     string.Join(", ", cells.Select(c => $"{c.Task} {c.Context}: {c.Correct}/{c.Total}")) + $" [{(clock.Elapsed - start).TotalSeconds:0.0} s]");
             }
         }
         Report(scores, config, deviceName, promptPath, denseAnswers is not null, json);
+        if (example && !json) Console.WriteLine("\n" + RetrievalExample.Describe(prompts, RetrievalExample.Pick(prompts, done), done, TokenNames.Load(dir)));
         return 0;
     }
 
-    /// <summary>The greedy answer of one prompt: as many tokens as the expected answer, no stop tokens.</summary>
-    private static int[] Answer(InferenceEngine engine, RetrievalPrompt p, string strategy, int? anchor, int? passing, bool evenBlocks)
+    /// <summary>The greedy answer of one prompt (as many tokens as the expected answer, no stop tokens) and its TTFT.</summary>
+    private static (int[] Tokens, double TtftMs) Answer(InferenceEngine engine, RetrievalPrompt p, string strategy, int? anchor, int? passing, bool evenBlocks)
     {
         var approximate = StrategyNames.IsApproximate(strategy) ? new ApproximateOptions(p.QueryTokens, anchor, passing, EvenBlocks: evenBlocks) : null;
         var request = new GenerationRequest(p.Ids, p.Answer.Length, new SamplingOptions(), strategy, Approximate: approximate);
         var sequence = engine.NewSequence();
         try
         {
-            return [.. engine.Generate(sequence, request).Tokens];
+            var result = engine.Generate(sequence, request);
+            return ([.. result.Tokens], result.TtftMs);
         }
         finally
         {
             engine.Release(sequence);
         }
     }
-
-    private static List<Score> Tally(List<RetrievalPrompt> prompts, int[][] answers, int[][]? dense, string strategy, int ranks) =>
-        prompts.Select((p, i) => (p, i)).GroupBy(x => (x.p.Task, x.p.Context)).OrderBy(g => g.Key.Task, StringComparer.Ordinal).ThenBy(g => g.Key.Context)
-            .Select(g => new Score(g.Key.Task, g.Key.Context, strategy, ranks,
-                Correct: g.Count(x => answers[x.i].SequenceEqual(x.p.Answer)),
-                SameAsDense: dense is null ? 0 : g.Count(x => answers[x.i].SequenceEqual(dense[x.i])),
-                Total: g.Count()))
-            .ToList();
 
     private static void Report(List<Score> scores, ModelConfig config, string device, string promptPath, bool withDense, bool json)
     {
@@ -124,7 +125,7 @@ internal static class EvalRetrievalCommand
                 var o = new JsonObject
                 {
                     ["task"] = s.Task, ["context"] = s.Context, ["strategy"] = s.Strategy, ["ranks"] = s.Ranks,
-                    ["correct"] = s.Correct, ["total"] = s.Total, ["accuracy"] = Math.Round(100.0 * s.Correct / s.Total, 2),
+                    ["correct"] = s.Correct, ["total"] = s.Total, ["accuracy"] = Math.Round(s.Accuracy, 2), ["mean_ttft_ms"] = Math.Round(s.MeanTtftMs, 1),
                 };
                 if (withDense) o["same_as_dense"] = s.SameAsDense;
                 rows.Add((JsonNode)o);
@@ -132,15 +133,22 @@ internal static class EvalRetrievalCommand
             Console.WriteLine(new JsonObject { ["model"] = config.ToString(), ["device"] = device, ["prompts"] = promptPath, ["results"] = rows }.ToJsonString());
             return;
         }
-        var table = new Table().AddColumns("task", "context", "strategy", "ranks", "accuracy", "correct");
+        // One task (prompts.py's are all "kv") goes in the heading: its column would push the table past 80 characters.
+        var tasks = ordered.Select(s => s.Task).Distinct().ToList();
+        var table = new Table();
+        if (tasks.Count > 1) table.AddColumn("task");
+        table.AddColumns("context", "strategy", "ranks", "accuracy", "correct");
         if (withDense) table.AddColumn("same as dense");
+        table.AddColumn("mean TTFT");
         foreach (var s in ordered)
         {
-            var cells = new List<string> { s.Task, s.Context.ToString(), s.Strategy, s.Ranks.ToString(), $"{100.0 * s.Correct / s.Total:0.0}%", $"{s.Correct}/{s.Total}" };
+            var cells = new List<string> { s.Context.ToString(), s.Strategy, s.Ranks.ToString(), $"{s.Accuracy:0.0}%", $"{s.Correct}/{s.Total}" };
+            if (tasks.Count > 1) cells.Insert(0, s.Task);
             if (withDense) cells.Add($"{s.SameAsDense}/{s.Total}");
+            cells.Add(s.MeanTtftMs < 1000 ? $"{s.MeanTtftMs:0} ms" : $"{s.MeanTtftMs / 1000:0.00} s");
             table.AddRow(cells.ToArray());
         }
-        Console.WriteLine($"{config}\n{device}");
+        Console.WriteLine($"{config}\n{device}" + (tasks.Count == 1 ? $"\ntask {tasks[0]}" : ""));
         AnsiConsole.Write(table);
     }
 

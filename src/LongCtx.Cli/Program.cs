@@ -11,6 +11,7 @@ var root = new RootCommand("LongCtx: long-context LLM inference with context par
     TokenizeCommand.Create(),
     BenchCommand.Create(),
     EvalRetrievalCommand.Create(),
+    MakeRetrievalPromptsCommand.Create(),
     BenchAttentionCommand.Create(),
     LaunchCommand.Create(),
     ServeCommand.Create(),
