@@ -65,7 +65,10 @@ internal sealed class AddedTokenMatcher
             if (hit.RStrip) while (tokEnd < text.Length && char.IsWhiteSpace(text[tokEnd])) tokEnd++;
             if (tokStart > segStart) parts.Add((segStart, tokStart - segStart, null));
             parts.Add((tokStart, tokEnd - tokStart, hit));
-            segStart = i = tokEnd;
+            // The scan goes on from the match's own end, as Hugging Face's does: a token inside the whitespace that
+            // rstrip took is still found (and emitted) there.
+            segStart = tokEnd;
+            i = end;
         }
         if (segStart < text.Length) parts.Add((segStart, text.Length - segStart, null));
     }

@@ -18,7 +18,7 @@ internal sealed class BpeModel : TokenModel
 {
     private const int CacheLimit = 200_000, CachedPieceMax = 64, ScanMax = 48;
 
-    private readonly Dictionary<long, long> _merges = new(); // (left << 32 | right) -> (rank << 32 | merged id)
+    private readonly PairTable _merges;
     private readonly int[] _unitIds;                           // byte (byte-level) or BMP char -> id, -1 if absent
     private readonly Dictionary<int, int> _astralIds = new();  // supplementary code point -> id
     private readonly int[]? _fallbackIds;                      // byte -> id of "<0xXX>", when byte_fallback
@@ -28,6 +28,7 @@ internal sealed class BpeModel : TokenModel
     private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _cacheBySpan;
     private int _cacheAdds;
+    private readonly HashSet<char>? _glueBeforeSpace; // chars some token joins to a following '▁'; null: no '▁' in the vocabulary
 
     public BpeModel(Dictionary<string, int> vocab, IEnumerable<(string Left, string Right)> merges, BpeOptions options)
         : base(vocab, options.ByteLevel)
@@ -56,17 +57,42 @@ internal sealed class BpeModel : TokenModel
             _fallbackIds = new int[256];
             for (int b = 0; b < 256; b++) _fallbackIds[b] = vocab.TryGetValue($"<0x{b:X2}>", out int id) ? id : -1;
         }
+        if (!options.ByteLevel && vocab.ContainsKey("\u2581"))
+        {
+            _glueBeforeSpace = new HashSet<char>();
+            foreach (var tok in vocab.Keys)
+                for (int i = 1; i < tok.Length; i++)
+                    if (tok[i] == '\u2581' && tok[i - 1] != '\u2581') _glueBeforeSpace.Add(tok[i - 1]);
+        }
+        var list = merges as IReadOnlyCollection<(string, string)> ?? merges.ToList();
+        _merges = new PairTable(list.Count);
         int rank = 0;
-        foreach (var (l, r) in merges)
+        foreach (var (l, r) in list)
         {
             // A merge whose parts or result are not in the vocabulary can never fire. A pair listed twice keeps its last rank, as in Hugging Face.
             if (vocab.TryGetValue(l, out int li) && vocab.TryGetValue(r, out int ri) && vocab.TryGetValue(l + r, out int mi))
-                _merges[((long)li << 32) | (uint)ri] = ((long)rank << 32) | (uint)mi;
+                _merges.Set(li, ri, ((long)rank << 32) | (uint)mi);
             rank++;
         }
     }
 
     public override void Encode(ReadOnlySpan<char> piece, List<int> ids)
+    {
+        if (_glueBeforeSpace is null || piece.Length <= CachedPieceMax) { EncodeWord(piece, ids); return; }
+        // SentencePiece-style text is one piece per stretch between added tokens. No vocabulary entry spans a '▁' that
+        // follows a character outside _glueBeforeSpace, so no merge can cross such a point: the words there are
+        // encoded on their own (and cached), with the same result as the whole stretch at once.
+        int start = 0;
+        for (int i = 1; i < piece.Length; i++)
+        {
+            if (piece[i] != '\u2581' || piece[i - 1] == '\u2581' || _glueBeforeSpace.Contains(piece[i - 1])) continue;
+            EncodeWord(piece[start..i], ids);
+            start = i;
+        }
+        EncodeWord(piece[start..], ids);
+    }
+
+    private void EncodeWord(ReadOnlySpan<char> piece, List<int> ids)
     {
         if (piece.IsEmpty) return;
         if (piece.Length <= CachedPieceMax && _cacheBySpan.TryGetValue(piece, out var cached)) { ids.AddRange(cached); return; }
@@ -157,7 +183,7 @@ internal sealed class BpeModel : TokenModel
         unkPending = -1;
     }
 
-    private bool TryMerge(int left, int right, out long rankAndId) => _merges.TryGetValue(((long)left << 32) | (uint)right, out rankAndId);
+    private bool TryMerge(int left, int right, out long rankAndId) => _merges.TryGet(left, right, out rankAndId);
 
     private int[] Merge(List<int> symbols)
     {

@@ -54,14 +54,15 @@ internal sealed class StripSpaces(bool left, bool right) : Normalizer
     public override string Apply(string s) => left && right ? s.Trim() : left ? s.TrimStart() : right ? s.TrimEnd() : s;
 }
 
-/// <summary>StripAccents: drops non-spacing marks (meant to follow NFD or NFKD).</summary>
+/// <summary>StripAccents: drops combining marks, all three Mark categories (meant to follow NFD or NFKD).</summary>
 internal sealed class StripAccents : Normalizer
 {
     public override string Apply(string s)
     {
         var sb = new StringBuilder(s.Length);
         foreach (var r in s.EnumerateRunes())
-            if (Rune.GetUnicodeCategory(r) != UnicodeCategory.NonSpacingMark) sb.Append(r.ToString());
+            if (Rune.GetUnicodeCategory(r) is not (UnicodeCategory.NonSpacingMark or UnicodeCategory.SpacingCombiningMark or UnicodeCategory.EnclosingMark))
+                sb.Append(r.ToString());
         return sb.ToString();
     }
 }

@@ -246,7 +246,9 @@ internal sealed class TokenizerJson
             case "Punctuation":
                 return (new SplitPreTokenizer(new CharPattern(CharPattern.IsPunctuation), Behavior(Str(p, "behavior") ?? "Isolated", field + ".behavior"), false), false);
             case "Whitespace":
-                return (new SplitPreTokenizer(new RegexPattern(new CodePointRegex(@"\w+|[^\w\s]+")), SplitBehavior.Removed, invert: true), false);
+                // \w+|[^\w\s]+ with Rust's \w (letters, marks, digits, connectors, joiners); .NET's \w leaves out Mc and Me.
+                return (new SplitPreTokenizer(new RegexPattern(new CodePointRegex(@"[\p{L}\p{Nl}\p{M}\p{Nd}\p{Pc}\u200C\u200D]+|[^\p{L}\p{Nl}\p{M}\p{Nd}\p{Pc}\u200C\u200D\s]+")),
+                    SplitBehavior.Removed, invert: true), false);
             case "WhitespaceSplit":
                 return (new SplitPreTokenizer(new CharPattern(System.Text.Rune.IsWhiteSpace), SplitBehavior.Removed, false), false);
             case "CharDelimiterSplit":
