@@ -31,6 +31,7 @@ internal static class ChatCommand
         string strategy = StrategyNames.Validate(r.GetValue(o.Strategy)!);
         var progress = new Progress(!json);
         using var model = LoadedModel.Load(r, o, progress);
+        sampling = o.Sampling(r, model.Generation);
         var sequence = model.Engine.NewSequence();
         var conversation = new List<int>();
         string? line;
@@ -40,7 +41,7 @@ internal static class ChatCommand
             var turn = idLines ? ParseIds(line) : model.RequireTokenizer().Encode(line, addSpecialTokens: conversation.Count == 0);
             conversation.AddRange(turn);
             var result = model.Engine.Generate(sequence,
-                new GenerationRequest(conversation.ToArray(), r.GetValue(o.MaxNewTokens), sampling, strategy, StopTokens: model.Config.EosTokenIds));
+                new GenerationRequest(conversation.ToArray(), r.GetValue(o.MaxNewTokens), sampling, strategy, StopTokens: model.StopTokens));
             conversation.AddRange(result.Tokens);
             if (r.GetValue(o.Verbose) && result.Choice is { } choice) Console.Error.WriteLine($"debug: strategy choice {choice}");
             if (json)
