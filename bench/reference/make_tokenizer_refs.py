@@ -6,8 +6,8 @@ For every family directory under --tokenizers (each holding tokenizer.json and t
 scripts/fetch-tokenizers.sh lays them out in .cache/tokenizers/<family>/), writes --out/<family>.json with:
   cases          for each hard string: text, ids (encode, add_special_tokens=False), decoded (decode(ids)),
                  decoded_skip (skip_special_tokens=True), ids_special (tokenizers, add_special_tokens=True) and
-                 transformers_ids (AutoTokenizer(text)["input_ids"], what vLLM feeds the model; null if transformers
-                 could not load the directory)
+                 transformers_ids (AutoTokenizer(text)["input_ids"], what vLLM feeds the model; null where transformers
+                 cannot load the directory or encodes differently from tokenizer.json)
   corpus_ids     the tokenization (no special tokens) of the four-part corpus: "Part k.\\n<corpus>\\n" for k = 1..4
   no_whitespace  the 100,000-character string made of the corpus without its whitespace, repeated and cut: its id
                  count and its first and last 64 ids
@@ -74,12 +74,18 @@ def no_whitespace(corpus, length=100_000):
     return (base * (length // len(base) + 1))[:length]
 
 
-def transformers_ids(directory, texts):
+def transformers_ids(directory, texts, plain):
+    """AutoTokenizer's ids with special tokens, or None for every text where transformers cannot load the directory
+    or its tokenizer class rebuilds a pipeline that encodes differently from tokenizer.json (then the prompt's
+    special tokens are left to the C# tests' own expectations)."""
     try:
         from transformers import AutoTokenizer
         tok = AutoTokenizer.from_pretrained(directory)
-    except Exception as e:  # a family transformers cannot load: the C# test then uses ids_special
+    except Exception as e:
         print(f"  transformers could not load {directory}: {e}", file=sys.stderr)
+        return [None] * len(texts)
+    if any(tok(t, add_special_tokens=False)["input_ids"] != ids for t, ids in zip(texts, plain)):
+        print(f"  transformers' {type(tok).__name__} encodes differently from tokenizer.json in {directory}: transformers_ids left out", file=sys.stderr)
         return [None] * len(texts)
     return [tok(t)["input_ids"] for t in texts]
 
@@ -87,8 +93,8 @@ def transformers_ids(directory, texts):
 def reference(directory, corpus):
     tok = Tokenizer.from_file(os.path.join(directory, "tokenizer.json"))
     cases = []
-    for text, with_special in zip(HARD, transformers_ids(directory, HARD)):
-        ids = tok.encode(text, add_special_tokens=False).ids
+    plain = [tok.encode(text, add_special_tokens=False).ids for text in HARD]
+    for text, ids, with_special in zip(HARD, plain, transformers_ids(directory, HARD, plain)):
         cases.append({
             "text": text,
             "ids": ids,
@@ -98,9 +104,13 @@ def reference(directory, corpus):
             "transformers_ids": with_special,
         })
     nows = tok.encode(no_whitespace(corpus), add_special_tokens=False).ids
-    import transformers
+    try:
+        import transformers
+        transformers_version = transformers.__version__
+    except ImportError:
+        transformers_version = None
     return {
-        "versions": {"tokenizers": tokenizers.__version__, "transformers": transformers.__version__},
+        "versions": {"tokenizers": tokenizers.__version__, "transformers": transformers_version},
         "cases": cases,
         "corpus_ids": tok.encode(corpus_text(corpus), add_special_tokens=False).ids,
         "no_whitespace": {"length": 100_000, "count": len(nows), "first": nows[:64], "last": nows[-64:]},
@@ -114,7 +124,7 @@ def main():
     p.add_argument("--out", default="tests/data/tokenizers")
     p.add_argument("families", nargs="*")
     a = p.parse_args()
-    with open(a.corpus, encoding="utf-8") as f:
+    with open(a.corpus, encoding="utf-8", newline="") as f:  # as the C# tests read it: line ends untouched
         corpus = f.read()
     families = a.families or sorted(d for d in os.listdir(a.tokenizers) if os.path.isfile(os.path.join(a.tokenizers, d, "tokenizer.json")))
     if not families:
