@@ -136,8 +136,13 @@ internal sealed class TokenizerJson
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var p in vocabEl.EnumerateObject())
         {
-            _field = $"model.vocab[{JsonSerializer.Serialize(p.Name, TokenizerJsonContext.Default.String)}]";
-            vocab[p.Name] = Id(p.Value);
+            // The field's name is made only for an error: formatting it for each of 262K entries cost a second.
+            if (p.Value.ValueKind != JsonValueKind.Number || !p.Value.TryGetInt32(out int id) || id < 0)
+            {
+                _field = $"model.vocab[{JsonSerializer.Serialize(p.Name, TokenizerJsonContext.Default.String)}]";
+                id = Id(p.Value);
+            }
+            vocab[p.Name] = id;
         }
         if (type == "WordLevel") return new WordLevelModel(vocab, byteLevel, Str(model, "unk_token"));
 
@@ -150,17 +155,19 @@ internal sealed class TokenizerJson
         int k = 0;
         foreach (var m in Array(model, "merges", "model.merges").EnumerateArray())
         {
-            _field = $"model.merges[{k++}]";
+            int index = k++;
             if (m.ValueKind == JsonValueKind.Array && m.GetArrayLength() == 2 && m[0].ValueKind == JsonValueKind.String && m[1].ValueKind == JsonValueKind.String)
             {
                 merges.Add((m[0].GetString()!, m[1].GetString()!));
                 continue;
             }
+            _field = $"model.merges[{index}]";
             if (m.ValueKind != JsonValueKind.String) throw Error($"expected \"left right\" or [left, right], got {Kind(m)}");
             string s = m.GetString()!;
             int sp = s.IndexOf(' ', 1); // a part is never empty, so the separator is not at 0
             if (sp < 0) throw Error($"merge '{s}' has no space between its two parts");
             merges.Add((s[..sp], s[(sp + 1)..]));
+            _field = "model.merges";
         }
         _field = "model";
         var options = new BpeOptions(byteLevel, Bool(model, "ignore_merges", false), Bool(model, "byte_fallback", false),
