@@ -22,8 +22,6 @@ internal sealed class PairTable
         _shift = 64 - bits;
     }
 
-    public int Count => _count;
-
     private int Slot(long key) => (int)((ulong)(key * unchecked((long)0x9E3779B97F4A7C15UL)) >> _shift);
 
     /// <summary>Sets the value of a pair (a pair listed again takes the new value).</summary>

@@ -47,10 +47,8 @@ public sealed class Tokenizer
     /// <summary>tokenizer_config.json's eos_token (one id, or several where it lists them).</summary>
     public IReadOnlyList<int> EosTokenIds => _p.Eos;
 
-    /// <summary>The ids a prompt gets around its text with add_special_tokens, as transformers adds them.</summary>
-    public IReadOnlyList<int> PrefixIds => _p.Prefix;
-    public IReadOnlyList<int> SuffixIds => _p.Suffix;
-
+    /// <summary>The ids of the text; with addSpecialTokens also the BOS/EOS transformers puts around a prompt
+    /// (tokenizer_config.json's add_bos_token/add_eos_token where it sets them, else the tokenizer.json post-processor).</summary>
     public int[] Encode(string text, bool addSpecialTokens = false)
     {
         ArgumentNullException.ThrowIfNull(text);
@@ -144,9 +142,6 @@ public sealed class Tokenizer
         if ((uint)id >= (uint)_idToBytes.Length || (skipSpecial && _isSpecial[id])) return default;
         return _idToBytes[id];
     }
-
-    /// <summary>Whether the id is a special added token (decoding can skip those).</summary>
-    public bool IsSpecial(int id) => (uint)id < (uint)_isSpecial.Length && _isSpecial[id];
 }
 
 /// <summary>The components of a loaded tokenizer.json, with tokenizer_config.json's special tokens.</summary>
