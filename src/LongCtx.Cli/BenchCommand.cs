@@ -77,6 +77,7 @@ internal static class BenchCommand
         if (device is not ("cpu" or "cuda")) throw new LongCtxException($"--device {device} is unknown: use cpu or cuda");
         if (strategy == StrategyNames.Auto && layouts.Any(l => l.Echoed))
             throw new LongCtxException("--one-rank-of needs a --strategy (pass-kv, pass-q, star or apb): auto would measure the echoed copies as the ring's link");
+        if (dir is not null) dir = ModelDirectory.Resolve(dir);
         var cfg = dir is not null ? ModelConfig.Load(dir) : ModelConfig.Preset(preset ?? throw new LongCtxException("give --model DIR or --config PRESET"));
         if (layers is { } l)
         {

@@ -38,7 +38,8 @@ internal static class ChatCommand
         using var model = LoadedModel.Load(r, o, progress);
         var template = idLines ? null : ChatTemplate.Load(model.TokenizerPath, chatTemplateFile);
         var chat = template is null ? null : new TemplateConversation(template, model.RequireTokenizer());
-        var stopTokens = model.Config.EosTokenIds.Concat(chat?.EndOfTurn is { } end ? [end] : []).ToHashSet();
+        sampling = o.Sampling(r, model.Generation);
+        var stopTokens = model.StopTokens.Concat(chat?.EndOfTurn is { } end ? [end] : []).ToHashSet();
         var sequence = model.Engine.NewSequence();
         var conversation = new List<int>();
         string? line;

@@ -1,12 +1,14 @@
 using System.CommandLine;
 using LongCtx.Engine;
+using LongCtx.Models;
 
 namespace LongCtx.Cli;
 
 /// <summary>Options shared by the commands that run a model: where it comes from, where it runs, how it samples.</summary>
 internal sealed class CommonOptions
 {
-    public readonly Option<string?> Model = new("--model") { Description = "Hugging Face model directory (config.json, safetensors, tokenizer.json)" };
+    public readonly Option<string?> Model = new("--model") { Description = "Hugging Face model directory (config.json, safetensors, tokenizer.json), or a repo id (org/name) in the Hugging Face cache" };
+    public readonly Option<string?> Revision = new("--revision") { Description = "with a repo id: the branch, tag or commit in the cache (default main)" };
     public readonly Option<string?> Config = new("--config") { Description = "architecture preset for --load-format dummy without --model: tiny, llama3-8b, llama3-70b, qwen2.5-7b" };
     public readonly Option<string?> TokenizerPath = new("--tokenizer") { Description = "tokenizer.json or its directory (default: the model directory)" };
     public readonly Option<string> LoadFormat = new("--load-format") { Description = "auto (safetensors) or dummy (random weights of the architecture, no weight file read)", DefaultValueFactory = _ => "auto" };
@@ -20,9 +22,9 @@ internal sealed class CommonOptions
     public readonly Option<double?> ComputeTflops = new("--compute-tflops") { Description = "attention TFLOP/s per rank for --strategy auto (default: measured)" };
     public readonly Option<double?> LinkGbps = new("--link-gbps") { Description = "ring link GB/s per rank for --strategy auto (default: measured)" };
     public readonly Option<int> MaxNewTokens = new("--max-new-tokens") { Description = "tokens to generate", DefaultValueFactory = _ => 32 };
-    public readonly Option<float> Temperature = new("--temperature") { Description = "0 for greedy", DefaultValueFactory = _ => 0f };
-    public readonly Option<float> TopP = new("--top-p") { DefaultValueFactory = _ => 1f };
-    public readonly Option<int> TopK = new("--top-k") { Description = "0 for off", DefaultValueFactory = _ => 0 };
+    public readonly Option<float?> Temperature = new("--temperature") { Description = "0 for greedy (default: generation_config.json's, else 0)" };
+    public readonly Option<float?> TopP = new("--top-p") { Description = "default: generation_config.json's, else 1" };
+    public readonly Option<int?> TopK = new("--top-k") { Description = "0 for off (default: generation_config.json's, else 0)" };
     public readonly Option<int?> Seed = new("--seed");
     public readonly Option<bool> Json = new("--json") { Description = "print one JSON object instead of streaming text" };
     public readonly Option<string> Attention = AttentionOption.Create();
@@ -30,7 +32,7 @@ internal sealed class CommonOptions
 
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { Model, Config, TokenizerPath, LoadFormat, Device, Gpus, Ranks, TensorParallel, PrefillChunk, Strategy, Threads, ComputeTflops, LinkGbps,
+        foreach (var o in new Option[] { Model, Revision, Config, TokenizerPath, LoadFormat, Device, Gpus, Ranks, TensorParallel, PrefillChunk, Strategy, Threads, ComputeTflops, LinkGbps,
                      MaxNewTokens, Temperature, TopP, TopK, Seed, Json, Attention, Verbose })
             command.Options.Add(o);
     }
@@ -38,13 +40,15 @@ internal sealed class CommonOptions
     /// <summary>The options that say which model runs where, without the sampling ones (a server takes those per request).</summary>
     public void AddServingTo(Command command)
     {
-        foreach (var o in new Option[] { Model, Config, TokenizerPath, LoadFormat, Device, Gpus, Ranks, TensorParallel, PrefillChunk, Strategy, Threads, ComputeTflops, LinkGbps, Attention, Verbose })
+        foreach (var o in new Option[] { Model, Revision, Config, TokenizerPath, LoadFormat, Device, Gpus, Ranks, TensorParallel, PrefillChunk, Strategy, Threads, ComputeTflops, LinkGbps, Attention, Verbose })
             command.Options.Add(o);
     }
 
-    public SamplingOptions Sampling(ParseResult r)
+    /// <summary>The flags' sampling, the model's generation_config.json filling what they leave out (called once before
+    /// loading, without it, so that bad flags fail fast).</summary>
+    public SamplingOptions Sampling(ParseResult r, GenerationConfig? defaults = null)
     {
-        var s = new SamplingOptions(r.GetValue(Temperature), r.GetValue(TopP), r.GetValue(TopK), r.GetValue(Seed));
+        var s = (defaults ?? GenerationConfig.None).Sampling(r.GetValue(Temperature), r.GetValue(TopP), r.GetValue(TopK), r.GetValue(Seed));
         s.Validate();
         if (r.GetValue(MaxNewTokens) < 0) throw new LongCtxException("--max-new-tokens must be 0 or more");
         return s;

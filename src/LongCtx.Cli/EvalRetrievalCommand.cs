@@ -53,6 +53,7 @@ internal static class EvalRetrievalCommand
     private static int Run(string dir, string promptPath, string[] strategies, int[] rankCounts, string device, int gpus, int? threads,
         int? anchor, int? passing, bool evenBlocks, bool json, bool dummy, bool example)
     {
+        dir = ModelDirectory.Resolve(dir);
         var config = ModelConfig.Load(dir);
         var prompts = RetrievalPrompts.Read(promptPath, config.VocabSize);
         using var weights = dummy ? ModelWeights.Dummy(config, seed: 0) : ModelWeights.Load(dir, config);

@@ -38,13 +38,14 @@ internal static class GenerateCommand
             throw new LongCtxException($"{dumpPath}: its directory does not exist");
         var progress = new Progress(!json);
         using var model = LoadedModel.Load(r, o, progress);
+        sampling = o.Sampling(r, model.Generation);
         if (model.Dummy && !json) Progress.Warn("note: the weights are random (--load-format dummy): the text is noise, the timings are real");
         int rankThreads = model.Engine.Ranks * model.Engine.TensorRanks, cores = r.GetValue(o.Threads) ?? Environment.ProcessorCount;
         if (!json && r.GetValue(o.Device) == "cpu" && rankThreads > cores)
             Progress.Warn($"note: {rankThreads} CPU ranks share {cores} cores: ranks take turns on them, so more ranks are no faster here (on GPUs each rank has its own)");
         var tokens = prompt.Tokens(r, model.RequireTokenizer);
         ApproximateOptions? options = null;
-        using var heads = approximate.Wanted(r, strategy) ? ApproximateInput.Heads(r.GetValue(o.Model), model.Config) : null;
+        using var heads = approximate.Wanted(r, strategy) ? ApproximateInput.Heads(model.Directory, model.Config) : null;
         if (approximate.Wanted(r, strategy))
         {
             (tokens, var queryTokens) = approximate.Split(r, tokens, model.RequireTokenizer);
@@ -53,7 +54,7 @@ internal static class GenerateCommand
 
         var stream = !json && model.Tokenizer is not null ? model.Tokenizer.CreateStreamingDecoder() : null;
         var request = new GenerationRequest(tokens, r.GetValue(o.MaxNewTokens), sampling, strategy,
-            KeepLastLogits: dumpPath is null ? 1 : dumpLast, StopTokens: model.Config.EosTokenIds,
+            KeepLastLogits: dumpPath is null ? 1 : dumpLast, StopTokens: model.StopTokens,
             Approximate: options, MeasureError: r.GetValue(approximate.MeasureError));
         var sequence = model.Engine.NewSequence();
         progress.Note($"prefilling {tokens.Length} tokens on {model.Engine.Device}...");

@@ -12,24 +12,55 @@ namespace LongCtx.Cli;
 /// <summary>A model ready to run: its config, weights (from safetensors or random), tokenizer and engine over the ranks.</summary>
 internal sealed class LoadedModel : IDisposable
 {
-    private LoadedModel(string name, ModelConfig config, ModelWeights weights, Tokenizer? tokenizer, string? tokenizerPath, InferenceEngine engine, bool dummy,
-        GpuRankGroup? gpus)
+    private LoadedModel(string name, string? directory, ModelConfig config, ModelWeights weights, string? tokenizerPath, InferenceEngine engine, bool dummy,
+        GpuRankGroup? gpus, Progress progress)
     {
         _gpus = gpus;
         Name = name;
+        Directory = directory;
         TokenizerPath = tokenizerPath;
         Config = config;
+        Generation = GenerationConfig.Load(directory, config.VocabSize);
         Weights = weights;
-        Tokenizer = tokenizer;
         Engine = engine;
         Dummy = dummy;
+        // Loaded on first use: a run with --prompt-ids needs no tokenizer, so one that does not load must not stop it.
+        _tokenizer = new(() =>
+        {
+            if (tokenizerPath is null) return (null, null);
+            try { return (progress.Run("Loading tokenizer", () => Tokenizer.Load(tokenizerPath)), null); }
+            catch (LongCtxException e) { return (null, e); }
+        });
     }
 
     /// <summary>The model directory's name, or the preset's: what the server calls the model.</summary>
     public string Name { get; }
+    /// <summary>The model directory (a repo id resolved to its snapshot in the Hugging Face cache); null for a preset.</summary>
+    public string? Directory { get; }
     public ModelConfig Config { get; }
+    /// <summary>generation_config.json's stop ids and sampling defaults (the server's requests can take them from here too).</summary>
+    public GenerationConfig Generation { get; }
+    /// <summary>The ids that end generation: config.json's and generation_config.json's eos_token_id.</summary>
+    public int[] StopTokens => Generation.StopTokens(Config);
     public ModelWeights Weights { get; }
-    public Tokenizer? Tokenizer { get; }
+
+    private readonly Lazy<(Tokenizer? Tokenizer, LongCtxException? Error)> _tokenizer;
+    private bool _warned;
+
+    /// <summary>The tokenizer, or null when there is none or it does not load (then said once on stderr: output falls back to ids).</summary>
+    public Tokenizer? Tokenizer
+    {
+        get
+        {
+            var (tokenizer, error) = _tokenizer.Value;
+            if (error is not null && !_warned)
+            {
+                _warned = true;
+                Progress.Warn($"note: no text output, the tokenizer did not load: {error.Message}");
+            }
+            return tokenizer;
+        }
+    }
     /// <summary>Where the tokenizer came from (its tokenizer_config.json names the chat template).</summary>
     public string? TokenizerPath { get; }
     public InferenceEngine Engine { get; }
@@ -40,8 +71,8 @@ internal sealed class LoadedModel : IDisposable
     /// <summary>Which attention implementation ran on the GPUs, for --verbose; null on the CPU.</summary>
     public string? AttentionReport() => _gpus?.AttentionReport();
 
-    public Tokenizer RequireTokenizer() => Tokenizer
-        ?? throw new LongCtxException("no tokenizer: give --tokenizer PATH (tokenizer.json or its directory), or use --prompt-ids");
+    public Tokenizer RequireTokenizer() => _tokenizer.Value.Tokenizer ?? throw _tokenizer.Value.Error
+        ?? new LongCtxException("no tokenizer: give --tokenizer PATH (tokenizer.json or its directory), or use --prompt-ids");
 
     public static LoadedModel Load(ParseResult r, CommonOptions o, Progress progress)
     {
@@ -53,7 +84,8 @@ internal sealed class LoadedModel : IDisposable
             throw new LongCtxException($"--load-format {format} is unknown: use auto, safetensors or dummy");
         bool dummy = format == "dummy";
         var attention = AttentionOption.Parse(r.GetValue(o.Attention)!, device);
-        string? dir = r.GetValue(o.Model);
+        string? modelArg = r.GetValue(o.Model);
+        string? dir = modelArg is null ? null : ModelDirectory.Resolve(modelArg, r.GetValue(o.Revision));
         string? preset = r.GetValue(o.Config);
 
         ModelConfig config;
@@ -64,7 +96,6 @@ internal sealed class LoadedModel : IDisposable
         var weights = progress.Run(dummy ? "Building random weights" : $"Mapping weights from {dir}",
             () => dummy ? ModelWeights.Dummy(config, seed: 0) : ModelWeights.Load(dir!, config));
         string? tokenizerPath = r.GetValue(o.TokenizerPath) ?? (dir is not null && File.Exists(Path.Combine(dir, "tokenizer.json")) ? dir : null);
-        var tokenizer = tokenizerPath is null ? null : progress.Run("Loading tokenizer", () => Tokenizer.Load(tokenizerPath));
 
         int gpus = r.GetValue(o.Gpus) ?? 1;
         int tensor = r.GetValue(o.TensorParallel);
@@ -79,8 +110,10 @@ internal sealed class LoadedModel : IDisposable
             : new CpuRankGroup(config, weights, ranks ?? 1, r.GetValue(o.Threads), tensor);
         if (r.GetValue(o.Verbose) && group is GpuRankGroup { Size: var all } && all > gpus)
             Console.Error.WriteLine($"debug: {all} ranks share {gpus} GPU(s) round-robin and talk through device copies (NCCL needs one GPU per rank): exact, not fast");
-        string name = dir is not null ? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir))) : preset!;
-        return new LoadedModel(name, config, weights, tokenizer, tokenizerPath, new InferenceEngine(config, group, rates) { PrefillChunkTokens = r.GetValue(o.PrefillChunk) }, dummy, group as GpuRankGroup);
+        // A repo id names the model as given (its snapshot directory is a commit hash).
+        string name = dir is null ? preset! : dir != modelArg ? modelArg! : Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir)));
+        return new LoadedModel(name, dir, config, weights, tokenizerPath, new InferenceEngine(config, group, rates) { PrefillChunkTokens = r.GetValue(o.PrefillChunk) }, dummy,
+            group as GpuRankGroup, progress);
     }
 
     /// <summary>This process's rank of a multi-process group: every process is one rank, on the CPU or on GPU LOCAL_RANK.</summary>

@@ -39,7 +39,7 @@ internal static class ServeCommand
         var tokenizer = model.RequireTokenizer();
         var template = ChatTemplate.Load(model.TokenizerPath, chatTemplateFile);
         string id = model.Name;
-        using var heads = ApproximateInput.Heads(r.GetValue(o.Model), model.Config);
+        using var heads = ApproximateInput.Heads(model.Directory, model.Config);
         await using var server = await OpenAiServer.StartAsync(new ServedModel(id, model.Engine, tokenizer, template, heads), options);
         if (model.Dummy) Progress.Warn("note: the weights are random (--load-format dummy): the text is noise, the timings are real");
         string ranks = model.Engine.TensorRanks == 1 ? $"{model.Engine.Ranks} rank(s)" : $"{model.Engine.Ranks} context x {model.Engine.TensorRanks} tensor ranks";

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
+using LongCtx.Models;
 using LongCtx.Text;
 
 namespace LongCtx.Cli;
@@ -9,7 +10,7 @@ internal static class TokenizeCommand
 {
     public static Command Create()
     {
-        var model = new Option<string?>("--model") { Description = "model directory holding tokenizer.json (or tokenizer.json itself)" };
+        var model = new Option<string?>("--model") { Description = "model directory holding tokenizer.json (or tokenizer.json itself), or a repo id in the Hugging Face cache" };
         var tokenizerPath = new Option<string?>("--tokenizer") { Description = "tokenizer.json or its directory" };
         var text = new Option<string?>("--text") { Description = "text to tokenize" };
         var file = new Option<string?>("--text-file") { Description = "file holding the text" };
@@ -18,7 +19,8 @@ internal static class TokenizeCommand
         var command = new Command("tokenize", "Tokenize text with a model's tokenizer") { model, tokenizerPath, text, file, json, stats };
         command.SetAction(r =>
         {
-            string path = r.GetValue(tokenizerPath) ?? r.GetValue(model) ?? throw new LongCtxException("give --model DIR or --tokenizer PATH");
+            string path = r.GetValue(tokenizerPath)
+                ?? (r.GetValue(model) is { } m ? File.Exists(m) ? m : ModelDirectory.Resolve(m) : throw new LongCtxException("give --model DIR or --tokenizer PATH"));
             string? t = r.GetValue(text), f = r.GetValue(file);
             if ((t is null) == (f is null)) throw new LongCtxException("give exactly one of --text, --text-file");
             var tokenizer = Tokenizer.Load(path);

@@ -49,26 +49,21 @@ public sealed unsafe class SafetensorsFile : IDisposable
 
     public static SafetensorsFile Open(string path)
     {
-        long length;
-        try
-        {
-            var info = new FileInfo(path);
-            if (!info.Exists) throw new LongCtxException($"{path}: file not found");
-            length = info.Length;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
-        {
-            throw new LongCtxException($"{path}: cannot open ({e.Message})", e);
-        }
-        if (length < 8)
-            throw new LongCtxException($"{path}: only {length} bytes, too short for a safetensors file (truncated download?)");
-
+        if (!File.Exists(path)) throw new LongCtxException($"{path}: file not found");
+        FileStream? stream = null;
         MemoryMappedFile? map = null;
         MemoryMappedViewAccessor? view = null;
         SafetensorsFile? file = null;
         try
         {
-            map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+            // The size comes from the opened file: a hub-cache snapshot's files are symlinks into blobs/, and
+            // FileInfo.Length of a link is the link's own size.
+            stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+            long length = stream.Length;
+            if (length < 8)
+                throw new LongCtxException($"{path}: only {length} bytes, too short for a safetensors file (truncated download?)");
+            map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
+            stream = null; // the map owns it now
             view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
             byte* ptr = null;
             // Acquired once for the file's lifetime; released in Dispose.
@@ -96,6 +91,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
             {
                 view?.Dispose();
                 map?.Dispose();
+                stream?.Dispose();
             }
         }
     }
@@ -109,6 +105,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
             throw Corrupt($"header length {headerLength} exceeds the format's 100 MB limit: the file is corrupt");
         DataStart = 8 + (long)headerLength;
         long dataLength = FileLength - DataStart;
+        var spans = new List<(long Begin, long End, string Name)>();
 
         // Only the header is copied (it is small); tensor bytes stay in the mapping.
         var headerBytes = new ReadOnlySpan<byte>(BasePointer + 8, (int)headerLength).ToArray();
@@ -124,13 +121,26 @@ public sealed unsafe class SafetensorsFile : IDisposable
             foreach (var entry in doc.RootElement.EnumerateObject())
             {
                 if (entry.Name == "__metadata__") { Metadata = ParseMetadata(entry.Value); continue; }
-                var t = ParseTensor(entry.Name, entry.Value, dataLength);
+                var t = ParseTensor(entry.Name, entry.Value, dataLength, spans);
                 if (!_tensors.TryAdd(entry.Name, t)) throw Corrupt($"tensor {entry.Name} is listed twice");
             }
         }
+        CheckNoOverlap(spans);
     }
 
-    private HostTensor ParseTensor(string name, JsonElement e, long dataLength)
+    /// <summary>Two tensors sharing bytes would alias each other's data: only a corrupt or crafted header does that.</summary>
+    private void CheckNoOverlap(List<(long Begin, long End, string Name)> spans)
+    {
+        spans.Sort((a, b) => a.Begin != b.Begin ? a.Begin.CompareTo(b.Begin) : a.End.CompareTo(b.End));
+        for (int i = 1; i < spans.Count; i++)
+        {
+            var (p, c) = (spans[i - 1], spans[i]);
+            if (c.Begin < p.End)
+                throw Corrupt($"tensors {p.Name} [{p.Begin}, {p.End}] and {c.Name} [{c.Begin}, {c.End}] overlap in data_offsets: the file is corrupt");
+        }
+    }
+
+    private HostTensor ParseTensor(string name, JsonElement e, long dataLength, List<(long Begin, long End, string Name)> spans)
     {
         if (e.ValueKind != JsonValueKind.Object) throw Corrupt($"header entry for tensor {name} is not an object");
         if (!e.TryGetProperty("dtype", out var dt) || dt.ValueKind != JsonValueKind.String)
@@ -162,6 +172,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
         if (end - begin != expected)
             throw Corrupt($"tensor {name} spans {end - begin} bytes but {dtypeName}[{string.Join(", ", shape)}] needs {expected}: the file is corrupt");
 
+        if (end > begin) spans.Add((begin, end, name));
         return new HostTensor(name, dtype, shape, (nint)(BasePointer + DataStart + begin), this);
     }
 

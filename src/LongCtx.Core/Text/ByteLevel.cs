@@ -30,26 +30,4 @@ internal static class ByteLevel
         for (int b = 0; b < 256; b++) inv[ByteToChar[b]] = (short)b;
         return inv;
     }
-
-    /// <summary>Appends the bytes a vocab string stands for; chars outside the table are taken as their UTF-8.</summary>
-    public static void AppendBytes(string token, List<byte> dst)
-    {
-        Span<byte> utf8 = stackalloc byte[4];
-        for (int i = 0; i < token.Length; i++)
-        {
-            char c = token[i];
-            if (c < 512 && CharToByte[c] >= 0) { dst.Add((byte)CharToByte[c]); continue; }
-            int len;
-            if (char.IsHighSurrogate(c) && i + 1 < token.Length && char.IsLowSurrogate(token[i + 1]))
-            {
-                len = new System.Text.Rune(c, token[i + 1]).EncodeToUtf8(utf8);
-                i++;
-            }
-            else
-            {
-                len = (System.Text.Rune.TryCreate(c, out var r) ? r : System.Text.Rune.ReplacementChar).EncodeToUtf8(utf8);
-            }
-            for (int k = 0; k < len; k++) dst.Add(utf8[k]);
-        }
-    }
 }

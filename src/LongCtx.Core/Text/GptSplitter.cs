@@ -8,7 +8,7 @@ namespace LongCtx.Text;
 /// GPT-2 (ByteLevel use_regex true):
 ///   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
 /// </summary>
-internal sealed class GptSplitter : PreTokenizer
+internal sealed class GptSplitter : SplitPattern
 {
     public const string Llama3Pattern = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
     public const string QwenPattern = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
@@ -30,7 +30,8 @@ internal sealed class GptSplitter : PreTokenizer
         _ => null,
     };
 
-    public override void Split(ReadOnlySpan<char> t, List<(int Start, int Length)> pieces)
+    /// <summary>The pattern's alternatives cover every character, so the matches are the whole segmentation.</summary>
+    public override void FindMatches(ReadOnlySpan<char> t, List<(int Start, int Length)> pieces)
     {
         int i = 0;
         while (i < t.Length)

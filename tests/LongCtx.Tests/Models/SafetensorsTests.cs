@@ -195,4 +195,31 @@ public class SafetensorsTests
         Assert.Contains("no model.safetensors or model.safetensors.index.json", e.Message);
         Assert.Contains(".bin/.pth checkpoints are not supported", e.Message);
     }
+
+    [Fact]
+    public void Overlapping_data_offsets_are_refused()
+    {
+        using var dir = ModelFixtures.NewTempDir();
+        string path = dir.File("overlap.safetensors");
+        WriteRaw(path, """{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}""", Floats(1, 2, 3));
+        var e = Assert.Throws<LongCtxException>(() => SafetensorsFile.Open(path));
+        Assert.Equal($"{path}: tensors a [0, 8] and b [4, 12] overlap in data_offsets: the file is corrupt", e.Message);
+        // Adjacent and empty tensors share no bytes and stay accepted.
+        WriteRaw(path, """{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "e": {"dtype": "F32", "shape": [0], "data_offsets": [4, 4]}, "b": {"dtype": "F32", "shape": [1], "data_offsets": [8, 12]}}""", Floats(1, 2, 3));
+        using var ok = SafetensorsFile.Open(path);
+        Assert.Equal(3, ok.Tensors.Count);
+    }
+
+    [Fact]
+    public void A_symlink_is_read_at_its_target_size()
+    {
+        using var dir = ModelFixtures.NewTempDir();
+        string target = dir.File("blob"), link = dir.File("model.safetensors");
+        SafetensorsWriter.Write(target, [("w", DType.F32, [3], Floats(1, 2, 3))]);
+        File.CreateSymbolicLink(link, "blob");
+        Assert.True(new FileInfo(link).Length < new FileInfo(target).Length, "the link itself is smaller than its target");
+        using var f = SafetensorsFile.Open(link);
+        Assert.Equal(new FileInfo(target).Length, f.FileLength);
+        Assert.Equal(2f, ModelFixtures.ReadFloat(f.Get("w"), 1));
+    }
 }

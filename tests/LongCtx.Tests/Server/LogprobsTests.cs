@@ -210,7 +210,7 @@ public class LogprobsTests(LlamaServer fixture)
 
         // The tiny model's greedy reply repeats the prompt's last token. A special token has no text: its entries wait for the end.
         var tokenizer = TokenizerFixtures.Llama3;
-        int[] hello = tokenizer.Encode("Hello", addSpecialTokens: true);
+        int[] hello = [128000, .. tokenizer.Encode("Hello")];
         int special = tokenizer.TokenToId("<|reserved_special_token_78|>")!.Value;
         Assert.Equal(6, await StreamedEqualsWhole(new() { ["prompt"] = (int[])[.. hello, special], ["max_tokens"] = 6, ["temperature"] = 0, ["logprobs"] = 1 }));
         // The first two bytes of an emoji wait for the next token's bytes: one chunk carries both tokens.

@@ -40,7 +40,7 @@ public class TokenLogprobTests
     public void PromptEntriesStartWithNoLogprobAndUseTheRowBefore()
     {
         var tokenizer = TokenizerFixtures.Llama3;
-        int[] prompt = tokenizer.Encode("Hello world", addSpecialTokens: true);
+        int[] prompt = [128000, .. tokenizer.Encode("Hello world")];
         int vocab = tokenizer.VocabSize;
         var logits = new float[prompt.Length * vocab];
         for (int i = 0; i < prompt.Length; i++) logits[i * vocab + (i * 7919) % vocab] = 5f;

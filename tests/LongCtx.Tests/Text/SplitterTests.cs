@@ -19,7 +19,7 @@ public class SplitterTests
     public void Scanner_matches_regex_on_random_bmp_text(string pattern)
     {
         var scanner = GptSplitter.ForPattern(pattern)!;
-        var regex = new RegexPreTokenizer(pattern);
+        var regex = new CodePointRegex(pattern);
         var rng = new Random(pattern.Length);
         for (int round = 0; round < 3000; round++)
         {
@@ -29,8 +29,8 @@ public class SplitterTests
             string text = sb.ToString();
             var want = new List<(int, int)>();
             var got = new List<(int, int)>();
-            regex.Split(text, want);
-            scanner.Split(text, got);
+            regex.FindMatches(text, want);
+            scanner.FindMatches(text, got);
             Assert.True(want.SequenceEqual(got), $"text {Escape(text)}: regex [{Show(text, want)}] scanner [{Show(text, got)}]");
         }
     }
@@ -41,8 +41,12 @@ public class SplitterTests
         var scanner = GptSplitter.ForPattern(GptSplitter.Llama3Pattern)!;
         var pieces = new List<(int Start, int Length)>();
         string text = " 𠜎𠜱x 🚢🌊!"; // CJK extension B letters, then emoji (symbols)
-        scanner.Split(text, pieces);
+        scanner.FindMatches(text, pieces);
         Assert.Equal(new[] { " 𠜎𠜱x", " 🚢🌊!" }, pieces.Select(p => text.Substring(p.Start, p.Length)));
+        // The general regex path maps supplementary characters to a stand-in of their category and agrees.
+        var viaRegex = new List<(int Start, int Length)>();
+        new CodePointRegex(GptSplitter.Llama3Pattern).FindMatches(text, viaRegex);
+        Assert.Equal(pieces, viaRegex);
     }
 
     private static string Show(string text, List<(int Start, int Length)> pieces) =>

@@ -68,6 +68,47 @@ public class StreamingDecoderTests
         Assert.Equal("\uFFFD", dec.Flush());
     }
 
+    /// <summary>SentencePiece-style decoders (Replace/ByteFallback/Fuse/Strip, Metaspace): text out as characters complete, the same in the end.</summary>
+    [Theory]
+    [InlineData("llama2")]
+    [InlineData("gemma3")]
+    [InlineData("deepseek_v3")]
+    public void Streaming_matches_decode_for_every_decoder_kind(string family)
+    {
+        var tok = TokenizerFixtures.Family(family);
+        var rng = new Random(family.Length);
+        var words = MultiByte.Split(' ');
+        for (int round = 0; round < 30; round++)
+        {
+            string text = string.Join(rng.Next(3) == 0 ? "  " : " ", Enumerable.Range(0, 10).Select(_ => words[rng.Next(words.Length)]));
+            int[] ids = tok.Encode(text);
+            var dec = tok.CreateStreamingDecoder();
+            var sb = new StringBuilder();
+            int pieces = 0;
+            foreach (int id in ids)
+            {
+                string s = dec.Push(id);
+                AssertWellFormed(s);
+                pieces += s.Length > 0 ? 1 : 0;
+                sb.Append(s);
+            }
+            Assert.Equal("", dec.Flush());
+            Assert.Equal(tok.Decode(ids), sb.ToString());
+            Assert.Equal(text, sb.ToString());
+            Assert.True(pieces > 5, $"{family}: text should come out as it completes, came in {pieces} pieces");
+        }
+    }
+
+    [Fact]
+    public void Byte_fallback_emoji_waits_for_its_last_byte()
+    {
+        var tok = TokenizerFixtures.Family("llama2");
+        int[] ids = tok.Encode("a🚢");
+        var dec = tok.CreateStreamingDecoder();
+        var outs = ids.Select(dec.Push).ToArray();
+        Assert.Equal(["a", "", "", "", "🚢"], outs); // ▁a, then <0xF0> <0x9F> <0x9A> <0xA2>
+    }
+
     private static void AssertWellFormed(string s)
     {
         Assert.DoesNotContain('\uFFFD', s);

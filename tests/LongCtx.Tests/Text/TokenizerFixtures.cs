@@ -8,11 +8,19 @@ internal static class TokenizerFixtures
 {
     public static readonly string RepoRoot = FindRepoRoot();
 
-    private static readonly Lazy<Tokenizer> LazyLlama3 = new(() => Tokenizer.Load(FetchedDir("llama3")));
-    private static readonly Lazy<Tokenizer> LazyQwen3 = new(() => Tokenizer.Load(FetchedDir("qwen3")));
+    /// <summary>The families whose tokenizer.json the tests check (scripts/fetch-tokenizers.sh fetches them).</summary>
+    public static readonly string[] Families = ["llama2", "llama3", "llama3_1", "qwen3", "gemma3", "deepseek_v3", "gptoss"];
 
-    public static Tokenizer Llama3 => LazyLlama3.Value;
-    public static Tokenizer Qwen3 => LazyQwen3.Value;
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Lazy<Tokenizer>> Loaded = new();
+
+    public static Tokenizer Llama3 => Family("llama3");
+    public static Tokenizer Qwen3 => Family("qwen3");
+
+    /// <summary>A family's tokenizer (see <see cref="FetchedDir"/>), loaded once per test run.</summary>
+    public static Tokenizer Family(string name) => Loaded.GetOrAdd(name, n => new(() => Tokenizer.Load(FetchedDir(n)))).Value;
+
+    /// <summary>A small tokenizer.json made for one feature, in tests/data/tokenizers/synthetic/NAME.</summary>
+    public static string SyntheticDir(string name) => Path.Combine(RepoRoot, "tests", "data", "tokenizers", "synthetic", name);
 
     /// <summary>
     /// A tokenizer's directory: the shared fixtures' copy where there is one (../shared/fixtures/tokenizers/NAME), else
@@ -37,18 +45,53 @@ internal static class TokenizerFixtures
         throw new InvalidOperationException("LongCtx.slnx not found above " + AppContext.BaseDirectory);
     }
 
-    public sealed record Case(string Text, int[] Ids, string Decoded);
+    /// <summary>One reference string (bench/reference/make_tokenizer_refs.py); the later fields are absent from the older files.</summary>
+    public sealed record Case(string Text, int[] Ids, string Decoded, string? DecodedSkip = null, int[]? IdsSpecial = null, int[]? TransformersIds = null);
+
+    /// <summary>The ids of the 100,000 characters of the corpus without whitespace: how many, the first and last 64.</summary>
+    public sealed record NoWhitespace(int Length, int Count, int[] First, int[] Last);
 
     public static (List<Case> Cases, int[] CorpusIds) ReadReference(string path)
+    {
+        var (cases, corpus, _) = ReadFullReference(path);
+        return (cases, corpus);
+    }
+
+    public static (List<Case> Cases, int[] CorpusIds, NoWhitespace? NoWhitespace) ReadFullReference(string path)
     {
         Assert.True(File.Exists(path), $"tokenizer reference missing: {path}");
         using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
         var cases = doc.RootElement.GetProperty("cases").EnumerateArray()
-            .Select(c => new Case(c.GetProperty("text").GetString()!, Ints(c.GetProperty("ids")), c.GetProperty("decoded").GetString()!))
+            .Select(c => new Case(c.GetProperty("text").GetString()!, Ints(c.GetProperty("ids")), c.GetProperty("decoded").GetString()!,
+                Str(c, "decoded_skip"), OptionalInts(c, "ids_special"), OptionalInts(c, "transformers_ids")))
             .ToList();
         int[] corpus = doc.RootElement.TryGetProperty("corpus_ids", out var ci) ? Ints(ci) : [];
-        return (cases, corpus);
+        NoWhitespace? nows = doc.RootElement.TryGetProperty("no_whitespace", out var n)
+            ? new NoWhitespace(n.GetProperty("length").GetInt32(), n.GetProperty("count").GetInt32(), Ints(n.GetProperty("first")), Ints(n.GetProperty("last")))
+            : null;
+        return (cases, corpus, nows);
+    }
+
+    /// <summary>The corpus of the references: "Part k.\n&lt;corpus&gt;\n" for k = 1..4 (fixtures/README.md).</summary>
+    public static string CorpusText()
+    {
+        string corpus = File.ReadAllText(Path.Combine(FixturesDir, "corpus.txt"));
+        return string.Concat(Enumerable.Range(1, 4).Select(k => $"Part {k}.\n{corpus}\n"));
+    }
+
+    /// <summary>The corpus without whitespace, repeated and cut to length (as make_tokenizer_refs.py builds it).</summary>
+    public static string NoWhitespaceText(int length)
+    {
+        string corpus = File.ReadAllText(Path.Combine(FixturesDir, "corpus.txt"));
+        string b = string.Concat(corpus.Where(c => !char.IsWhiteSpace(c) && c != '\u001c' && c != '\u001d' && c != '\u001e' && c != '\u001f'));
+        var sb = new System.Text.StringBuilder(length + b.Length);
+        while (sb.Length < length) sb.Append(b);
+        return sb.ToString(0, length);
     }
 
     private static int[] Ints(JsonElement a) => a.EnumerateArray().Select(x => x.GetInt32()).ToArray();
+
+    private static int[]? OptionalInts(JsonElement o, string name) => o.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Array ? Ints(v) : null;
+
+    private static string? Str(JsonElement o, string name) => o.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
 }
