@@ -1,13 +1,13 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
-using LongCtx.Backends.Cpu;
-using LongCtx.Cuda;
-using LongCtx.Engine;
-using LongCtx.Models;
-using LongCtx.Parallel;
 using Spectre.Console;
-
+using LongCtx.Approximate;
+using LongCtx.ContextParallel;
+using LongCtx.Engine;
+using LongCtx.Model;
+using LongCtx.Sampling;
+using LongCtx.Tensors;
 namespace LongCtx.Cli;
 
 /// <summary>
@@ -52,7 +52,7 @@ internal static class BenchCommand
         foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, oneRankOf, tensor, prefillChunk, strategy, repeat, warmup, decode, batch, temperature, topP, topK, promptLogprobs, anchor, passing, evenBlocks, profile, attention, json }) command.Options.Add(o);
         command.SetAction(r => Run(r.GetValue(model), r.GetValue(config), r.GetValue(loadFormat)!, r.GetValue(layers), Ints(r.GetValue(contexts)!, "--context"),
             r.GetValue(device)!, Layouts(r.GetValue(gpus)!, r.GetValue(ranks), r.GetValue(oneRankOf), r.GetValue(tensor)), r.GetValue(tensor), r.GetValue(prefillChunk), StrategyNames.Validate(r.GetValue(strategy)!), Math.Max(1, r.GetValue(repeat)),
-            r.GetValue(warmup), r.GetValue(decode), r.GetValue(batch), Sampling(r.GetValue(temperature), r.GetValue(topP), r.GetValue(topK)), r.GetValue(promptLogprobs), (r.GetValue(anchor), r.GetValue(passing), r.GetValue(evenBlocks)), r.GetValue(profile), AttentionOption.Parse(r.GetValue(attention)!, r.GetValue(device)!), r.GetValue(json)));
+            r.GetValue(warmup), r.GetValue(decode), r.GetValue(batch), Sampling(r.GetValue(temperature), r.GetValue(topP), r.GetValue(topK)), r.GetValue(promptLogprobs), (r.GetValue(anchor), r.GetValue(passing), r.GetValue(evenBlocks)), r.GetValue(profile), r.GetValue(attention)!, r.GetValue(json)));
         return command;
     }
 
@@ -67,14 +67,14 @@ internal static class BenchCommand
     }
 
     private static int Run(string? dir, string? preset, string loadFormat, int? layers, int[] contexts, string device, Layout[] layouts, int tensor,
-        int? prefillChunk, string strategy, int repeat, int warmup, int decodeSteps, int batch, SamplingOptions sampling, int? promptLogprobs, (int? Anchor, int? Passing, bool EvenBlocks) lengths, bool profile, AttentionImplementation attention, bool json)
+        int? prefillChunk, string strategy, int repeat, int warmup, int decodeSteps, int batch, SamplingOptions sampling, int? promptLogprobs, (int? Anchor, int? Passing, bool EvenBlocks) lengths, bool profile, string attention, bool json)
     {
         if (lengths.Anchor < 0 || lengths.Passing < 0) throw new LongCtxException("--anchor-tokens and --passing-tokens must be 0 or more");
         if (warmup < 0) throw new LongCtxException($"--warmup {warmup} must be 0 or more");
         if (decodeSteps < 0) throw new LongCtxException("--decode-steps must be 0 or more");
         if (batch < 1) throw new LongCtxException($"--batch {batch} must be 1 or more");
         if (batch > 1 && decodeSteps == 0) throw new LongCtxException($"--batch {batch} batches decode steps: give --decode-steps N too");
-        if (device is not ("cpu" or "cuda")) throw new LongCtxException($"--device {device} is unknown: use cpu or cuda");
+        Devices.Check(device, attention);
         if (strategy == StrategyNames.Auto && layouts.Any(l => l.Echoed))
             throw new LongCtxException("--one-rank-of needs a --strategy (pass-kv, pass-q, star or apb): auto would measure the echoed copies as the ring's link");
         var cfg = dir is not null ? ModelConfig.Load(dir) : ModelConfig.Preset(preset ?? throw new LongCtxException("give --model DIR or --config PRESET"));
@@ -144,7 +144,7 @@ internal static class BenchCommand
                 points.Add(new Point(ranks, tensor, context, used, best, tflops, mfu, split, error, top1, decoded, blocks, echoed));
                 progress.Note($"{RanksText(ranks, tensor, echoed)} rank(s), {context} tokens, {used}: {best:0} ms");
             }
-            if (device == "cuda") attentionReport = group.Run(rt => ((CudaBackend)rt.Backend).AttentionReport())[0];
+            attentionReport = group.Run(rt => rt.Backend.Info.AttentionReport())[0];
         }
         Report(points, cfg, deviceName, attentionReport, json);
         return 0;
@@ -306,15 +306,8 @@ internal static class BenchCommand
         return Ints(ranks, "--ranks").Select(n => new Layout(n, g[0])).ToArray();
     }
 
-    private static IRankGroup Group(ModelConfig cfg, ModelWeights weights, string device, int ranks, int gpus, bool echoed, int tensor, AttentionImplementation attention)
-    {
-        if (!echoed)
-            return device == "cuda" ? new GpuRankGroup(cfg, weights, gpus, ranks, attention, tensor) : new CpuRankGroup(cfg, weights, ranks, tensorRanks: tensor);
-        if (device == "cpu") return ProcessRankGroup.EchoedRank(cfg, weights, new CpuBackend(), ranks, "cpu x1");
-        if (CudaBackend.DeviceCount() == 0) throw new LongCtxException("--device cuda: no CUDA GPU found on this machine; use --device cpu");
-        var gpu = new CudaBackend(0, attention);
-        return ProcessRankGroup.EchoedRank(cfg, weights, gpu, ranks, $"cuda x1 ({gpu.Name})", gpu.MakeCurrent);
-    }
+    private static IRankGroup Group(ModelConfig cfg, ModelWeights weights, string device, int ranks, int gpus, bool echoed, int tensor, string attention) =>
+        echoed ? Devices.Echoed(cfg, weights, device, ranks, attention) : Devices.Local(cfg, weights, device, ranks, gpus, tensor, attention);
 
     public static int[] Ints(string list, string option)
     {

@@ -1,8 +1,9 @@
 using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using LongCtx.ContextParallel;
 using LongCtx.Engine;
-
+using LongCtx.Text;
 namespace LongCtx.Cli;
 
 /// <summary>

@@ -1,12 +1,12 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
-using LongCtx.Cuda;
-using LongCtx.Engine;
-using LongCtx.Models;
-using LongCtx.Parallel;
 using Spectre.Console;
-
+using LongCtx.Approximate;
+using LongCtx.ContextParallel;
+using LongCtx.Engine;
+using LongCtx.Model;
+using LongCtx.Sampling;
 namespace LongCtx.Cli;
 
 /// <summary>
@@ -68,9 +68,7 @@ internal static class EvalRetrievalCommand
         if (others.Length > 0) runs.AddRange(rankCounts.Select(n => (n, others)));
         foreach (var (ranks, names) in runs)
         {
-            using var group = device == "cuda"
-                ? (IRankGroup)new GpuRankGroup(config, weights, Math.Min(gpus, ranks), ranks)
-                : new CpuRankGroup(config, weights, ranks, threads);
+            using var group = Devices.Local(config, weights, device, ranks, Math.Min(gpus, ranks), tensorRanks: 1, attention: "auto", threads);
             deviceName = group.Device;
             using var engine = new InferenceEngine(config, group);
             foreach (var strategy in names)

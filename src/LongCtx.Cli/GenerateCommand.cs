@@ -1,11 +1,12 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
+using LongCtx.Approximate;
+using LongCtx.ContextParallel;
 using LongCtx.Engine;
-using LongCtx.Models;
-using LongCtx.Parallel;
+using LongCtx.Model;
 using LongCtx.Tensors;
-
+using LongCtx.Text;
 namespace LongCtx.Cli;
 
 /// <summary>`longctx generate`: prefill a prompt over the ranks, then decode, streaming text or printing JSON.</summary>

@@ -1,6 +1,5 @@
 using System.Text.Json;
-using LongCtx.Engine;
-
+using LongCtx.Sampling;
 namespace LongCtx.Server;
 
 /// <summary>

@@ -1,8 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using LongCtx.Engine;
+using LongCtx.Sampling;
 using LongCtx.Text;
-
 namespace LongCtx.Server;
 
 /// <summary>

@@ -1,7 +1,7 @@
 using System.Text;
 using LongCtx.Engine;
+using LongCtx.Sampling;
 using LongCtx.Text;
-
 namespace LongCtx.Server;
 
 /// <summary>

@@ -1,7 +1,8 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using LongCtx.Engine;
-
+using LongCtx.Sampling;
+using LongCtx.Text;
 namespace LongCtx.Server;
 
 /// <summary>

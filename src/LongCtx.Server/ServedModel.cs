@@ -1,7 +1,6 @@
+using LongCtx.Approximate;
 using LongCtx.Engine;
-using LongCtx.Parallel.Compression;
 using LongCtx.Text;
-
 namespace LongCtx.Server;
 
 /// <summary>

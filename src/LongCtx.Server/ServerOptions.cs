@@ -1,5 +1,4 @@
-using LongCtx.Engine;
-
+using LongCtx.ContextParallel;
 namespace LongCtx.Server;
 
 /// <summary>How the server listens and what it admits.</summary>

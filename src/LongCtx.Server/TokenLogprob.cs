@@ -1,6 +1,5 @@
-using LongCtx.Engine;
+using LongCtx.Sampling;
 using LongCtx.Text;
-
 namespace LongCtx.Server;
 
 /// <summary>

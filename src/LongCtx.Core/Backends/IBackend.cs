@@ -1,5 +1,6 @@
+using LongCtx.Approximate;
+using LongCtx.Sampling;
 using LongCtx.Tensors;
-
 namespace LongCtx.Backends;
 
 /// <summary>
@@ -11,6 +12,8 @@ namespace LongCtx.Backends;
 public interface IBackend : IDisposable
 {
     string Name { get; }
+    /// <summary>The device it runs on, as a front end sees it.</summary>
+    IDeviceInfo Info { get; }
     /// <summary>The element type of activations, attention tensors and the KV cache (F32 on CPU, BF16 on GPUs).</summary>
     DType ActivationType { get; }
 
@@ -174,7 +177,7 @@ public interface IBackend : IDisposable
         var top = new int[count * heads];
         System.Threading.Tasks.Parallel.For(0, heads, h =>
         {
-            var mine = Parallel.Compression.KvCompression.TopRows(host, n, heads, h, count);
+            var mine = Approximate.KvCompression.TopRows(host, n, heads, h, count);
             for (int i = 0; i < count; i++) top[i * heads + h] = mine[i];
         });
         using var uploaded = Upload<int>(top, count, heads);
@@ -182,32 +185,32 @@ public interface IBackend : IDisposable
     }
 
     /// <summary>
-    /// The next token of each row of logits x [rows, vocab] for its draw: <see cref="Engine.TokenPicker.Pick"/> of the
-    /// row read as floats (greedy draws: <see cref="Engine.Sampler.ArgMax"/>). The GPU picks them on the device and
+    /// The next token of each row of logits x [rows, vocab] for its draw: <see cref="TokenPicker.Pick"/> of the
+    /// row read as floats (greedy draws: <see cref="Sampler.ArgMax"/>). The GPU picks them on the device and
     /// reads back one int a row instead of the logits.
     /// </summary>
-    void DrawTokens(Tensor x, ReadOnlySpan<Engine.TokenDraw> draws, Span<int> result)
+    void DrawTokens(Tensor x, ReadOnlySpan<TokenDraw> draws, Span<int> result)
     {
         var host = new float[x.Length];
         Download<float>(x, host);
         int n = x.RowLength;
         for (int i = 0; i < x.Rows; i++)
-            result[i] = draws[i].IsGreedy ? Engine.Sampler.ArgMax(host.AsSpan(i * n, n)) : Engine.TokenPicker.Pick(host.AsSpan(i * n, n), draws[i]);
+            result[i] = draws[i].IsGreedy ? Sampler.ArgMax(host.AsSpan(i * n, n)) : TokenPicker.Pick(host.AsSpan(i * n, n), draws[i]);
     }
 
     /// <summary>
     /// The log probability of tokens[i] under row i of logits x [rows, vocab], and each row's <paramref name="top"/>
-    /// most likely tokens: <see cref="Engine.Logprobs.Of"/> of the row read as floats. The GPU computes them on the
+    /// most likely tokens: <see cref="Logprobs.Of"/> of the row read as floats. The GPU computes them on the
     /// device and reads back these figures instead of the logits.
     /// </summary>
-    Engine.PositionLogprobs[] Logprobs(Tensor x, ReadOnlySpan<int> tokens, int top)
+    PositionLogprobs[] Logprobs(Tensor x, ReadOnlySpan<int> tokens, int top)
     {
         var host = new float[x.Length];
         Download<float>(x, host);
         int n = x.RowLength;
         var ids = tokens.ToArray();
-        var result = new Engine.PositionLogprobs[x.Rows];
-        System.Threading.Tasks.Parallel.For(0, x.Rows, i => result[i] = Engine.Logprobs.Of(host.AsSpan(i * n, n), ids[i], top));
+        var result = new PositionLogprobs[x.Rows];
+        System.Threading.Tasks.Parallel.For(0, x.Rows, i => result[i] = Sampling.Logprobs.Of(host.AsSpan(i * n, n), ids[i], top));
         return result;
     }
 

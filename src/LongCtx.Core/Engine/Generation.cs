@@ -1,6 +1,7 @@
 using System.Diagnostics;
-using LongCtx.Parallel;
-
+using LongCtx.Approximate;
+using LongCtx.ContextParallel;
+using LongCtx.Sampling;
 namespace LongCtx.Engine;
 
 /// <summary>One generation: what to prefill, how many tokens to draw and how.</summary>

@@ -1,8 +1,6 @@
 using System.Diagnostics;
-using LongCtx.Parallel;
-using LongCtx.Parallel.Compression;
-using LongCtx.Parallel.Strategies;
-
+using LongCtx.Approximate;
+using LongCtx.ContextParallel;
 namespace LongCtx.Engine;
 
 /// <summary>The approximate prefills, Star Attention and APB: a context phase, then an exact query phase.</summary>

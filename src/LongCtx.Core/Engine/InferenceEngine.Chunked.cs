@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using LongCtx.Sampling;
 
 namespace LongCtx.Engine;
 

@@ -1,26 +1,11 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
-using LongCtx.Models;
-using LongCtx.Parallel;
-using LongCtx.Parallel.Strategies;
+using LongCtx.Approximate;
+using LongCtx.ContextParallel;
+using LongCtx.Model;
+using LongCtx.Sampling;
 using LongCtx.Tensors;
-
 namespace LongCtx.Engine;
-
-/// <summary>The attention strategies a prefill can ask for: exact ones, and the approximate Star Attention and APB.</summary>
-public static class StrategyNames
-{
-    public const string Dense = "dense", PassKv = "pass-kv", PassQ = "pass-q", Auto = "auto", Star = "star", Apb = "apb";
-    public static readonly string[] Exact = [Dense, PassKv, PassQ, Auto];
-    public static readonly string[] Approximate = [Star, Apb];
-    public static readonly string[] All = [.. Exact, .. Approximate];
-
-    public static bool IsApproximate(string name) => Approximate.Contains(name);
-
-    public static string Validate(string name) => All.Contains(name)
-        ? name
-        : throw new LongCtxException($"unknown strategy '{name}': use one of {string.Join(", ", All)}");
-}
 
 /// <summary>
 /// One prefill's outcome: the logits kept for each sequence (and, when asked, the argmax at every new
@@ -265,6 +250,9 @@ public sealed partial class InferenceEngine : IDisposable
     /// <summary>Frees a sequence's KV on every rank.</summary>
     public void Release(Sequence sequence) => _ranks.Run(rt => { rt.Release(sequence.Id); return 0; });
 
+    /// <summary>Which attention implementation ran, by the lead rank's account (every rank runs the same calls); null where there is one.</summary>
+    public string? AttentionReport() => _ranks.Run(rt => rt.Backend.Info.AttentionReport())[0];
+
     /// <summary>Bytes of KV cache held on each rank.</summary>
     public long[] KvBytesPerRank() => _ranks.Run(rt => rt.Caches.Values.Sum(c => c.Bytes));
 
@@ -278,11 +266,18 @@ public sealed partial class InferenceEngine : IDisposable
             case StrategyNames.PassKv: return (new RingPassKv(), null);
             case StrategyNames.PassQ: return (new RingPassQ(), null);
         }
-        Rates ??= RateProbe.Measure(_ranks, Config);
+        Rates ??= MeasureRates();
         long t = plan.TotalNewTokens, p = plan.Sequences.Sum(s => (long)s.CachedTokens);
         var choice = StrategyChoice.Decide(t, p, Ranks, Config.NumHeads, Config.NumKvHeads, bytesPerElement: 2, Rates);
         IAttentionStrategy chosen = choice.Strategy == StrategyNames.PassKv ? new RingPassKv() : new RingPassQ();
         return (chosen, choice);
+    }
+
+    /// <summary>C and BW from every rank at once; the slowest rank sets the pace of a ring.</summary>
+    private HardwareRates MeasureRates()
+    {
+        var rates = _ranks.Run(rt => RateProbe.Measure(rt.Backend, rt.Comm, rt.TensorComm, rt.Model.Heads, rt.Model.KvHeads, Config.HeadDim));
+        return new HardwareRates(rates.Min(r => r.AttentionFlopsPerSecond), rates.Min(r => r.LinkBytesPerSecond));
     }
 
     private static List<KvAppend> AppendsOf(RankShard shard)

@@ -1,4 +1,6 @@
 using System.Runtime.InteropServices;
+using LongCtx.Cuda.Runtime;
+using LongCtx.Tensors;
 
 namespace LongCtx.Cuda.Native;
 

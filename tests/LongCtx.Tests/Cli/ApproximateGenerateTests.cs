@@ -1,7 +1,6 @@
 using System.Text.Json;
 using LongCtx.Tests.Engine;
-using LongCtx.Tests.Models;
-
+using LongCtx.Tests.Model;
 namespace LongCtx.Tests.Cli;
 
 /// <summary>`longctx generate` with the approximate strategies reports that it is approximate and, measured, how far off.</summary>

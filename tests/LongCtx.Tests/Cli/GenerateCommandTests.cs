@@ -1,7 +1,6 @@
 using System.Text.Json;
 using LongCtx.Tests.Engine;
-using LongCtx.Tests.Models;
-
+using LongCtx.Tests.Model;
 namespace LongCtx.Tests.Cli;
 
 /// <summary>`longctx generate` end to end against the transformers reference, as the issue states it.</summary>

@@ -1,6 +1,6 @@
+using LongCtx.Cli;
 using LongCtx.Tests.Engine;
-using LongCtx.Tests.Models;
-
+using LongCtx.Tests.Model;
 namespace LongCtx.Tests.Cli;
 
 /// <summary>

@@ -1,8 +1,9 @@
-using LongCtx.Cuda;
-using LongCtx.Parallel;
-using LongCtx.Tensors;
-
 using static LongCtx.Tests.Cuda.TestLayouts;
+using LongCtx.Approximate;
+using LongCtx.ContextParallel;
+using LongCtx.Cuda.Attention;
+using LongCtx.Engine;
+using LongCtx.Tensors;
 
 namespace LongCtx.Tests.Cuda;
 

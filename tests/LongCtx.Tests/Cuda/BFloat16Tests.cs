@@ -1,5 +1,5 @@
-using LongCtx.Cuda;
 using Xunit;
+using LongCtx.Cuda.Runtime;
 
 namespace LongCtx.Tests.Cuda;
 

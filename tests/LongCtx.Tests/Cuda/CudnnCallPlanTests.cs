@@ -1,5 +1,4 @@
-using LongCtx.Cuda;
-
+using LongCtx.Cuda.Attention;
 namespace LongCtx.Tests.Cuda;
 
 /// <summary>The cuDNN call plan's text form (LONGCTX_CUDNN_CALLS, bench-attention --cudnn-calls) and its row slices.</summary>

@@ -1,8 +1,11 @@
+using LongCtx.Approximate;
+using LongCtx.Backends.Cpu;
+using LongCtx.ContextParallel;
 using LongCtx.Engine;
-using LongCtx.Models;
-using LongCtx.Parallel;
-using LongCtx.Tests.Parallel;
-
+using LongCtx.Model;
+using LongCtx.Sampling;
+using LongCtx.Tensors;
+using LongCtx.Tests.ContextParallel;
 namespace LongCtx.Tests.Engine;
 
 /// <summary>

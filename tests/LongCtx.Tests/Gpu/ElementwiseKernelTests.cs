@@ -1,12 +1,10 @@
+using static LongCtx.Tests.Gpu.AttentionComparison;
 using LongCtx.Backends;
 using LongCtx.Backends.Cpu;
-using LongCtx.Cuda;
-using LongCtx.Models;
+using LongCtx.Cuda.Ops;
+using LongCtx.Model;
 using LongCtx.Tensors;
-using LongCtx.Tests.Parallel;
-
-using static LongCtx.Tests.Gpu.AttentionComparison;
-
+using LongCtx.Tests.ContextParallel;
 namespace LongCtx.Tests.Gpu;
 
 /// <summary>

@@ -1,5 +1,4 @@
-using LongCtx.Cuda;
-
+using LongCtx.Cuda.Ops;
 namespace LongCtx.Tests.Gpu;
 
 /// <summary>

@@ -1,13 +1,11 @@
 using System.Runtime.InteropServices;
 using System.Text.Json;
-using LongCtx.Cuda;
-using LongCtx.Models;
-using LongCtx.Parallel.Distributed;
+using LongCtx.Comm;
+using LongCtx.Cuda.Ranks;
+using LongCtx.Model;
 using LongCtx.Tests.Cli;
 using LongCtx.Tests.Engine;
-using LongCtx.Tests.Models;
-using LongCtx.Tests.Parallel;
-
+using LongCtx.Tests.Model;
 namespace LongCtx.Tests.Gpu;
 
 /// <summary>

@@ -1,11 +1,9 @@
+using static LongCtx.Tests.Gpu.AttentionComparison;
 using LongCtx.Backends;
 using LongCtx.Backends.Cpu;
-using LongCtx.Cuda;
+using LongCtx.Cuda.Ops;
 using LongCtx.Tensors;
-using LongCtx.Tests.Parallel;
-
-using static LongCtx.Tests.Gpu.AttentionComparison;
-
+using LongCtx.Tests.ContextParallel;
 namespace LongCtx.Tests.Gpu;
 
 /// <summary>

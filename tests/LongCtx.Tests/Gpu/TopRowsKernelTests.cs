@@ -1,7 +1,6 @@
-using LongCtx.Cuda;
-using LongCtx.Parallel.Compression;
+using LongCtx.Approximate;
+using LongCtx.Cuda.Ops;
 using LongCtx.Tensors;
-
 namespace LongCtx.Tests.Gpu;
 
 /// <summary>

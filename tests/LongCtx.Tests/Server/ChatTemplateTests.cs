@@ -1,6 +1,6 @@
 using LongCtx.Server;
+using LongCtx.Tests.Model;
 using LongCtx.Tests.Text;
-
 namespace LongCtx.Tests.Server;
 
 /// <summary>The chat formats render as the models' own templates do, and are found from the tokenizer.</summary>
@@ -32,7 +32,7 @@ public class ChatTemplateTests
     [Fact]
     public void UnknownTemplateIsNone()
     {
-        using var dir = LongCtx.Tests.Models.ModelFixtures.NewTempDir();
+        using var dir = LongCtx.Tests.Model.ModelFixtures.NewTempDir();
         File.WriteAllText(dir.File("tokenizer_config.json"), """{"chat_template": "{% for m in messages %}### {{ m.role }}: {{ m.content }}\n{% endfor %}"}""");
         Assert.Null(ChatTemplate.Detect(TokenizerFixtures.Llama3, dir.Path));
     }

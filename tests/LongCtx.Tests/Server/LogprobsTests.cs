@@ -1,9 +1,9 @@
 using System.Text;
 using System.Text.Json;
+using LongCtx.Sampling;
 using LongCtx.Server;
 using LongCtx.Tests.Engine;
 using LongCtx.Tests.Text;
-
 namespace LongCtx.Tests.Server;
 
 /// <summary>

@@ -2,11 +2,10 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using LongCtx.Engine;
-using LongCtx.Models;
+using LongCtx.Model;
 using LongCtx.Server;
 using LongCtx.Tests.Engine;
 using LongCtx.Tests.Text;
-
 namespace LongCtx.Tests.Server;
 
 /// <summary>

@@ -1,6 +1,6 @@
 using System.Text.Json;
+using LongCtx.Tests.Model;
 using LongCtx.Text;
-
 namespace LongCtx.Tests.Text;
 
 /// <summary>Finds the repo root and the shared fixtures, and loads tokenizers once per test run.</summary>
@@ -28,7 +28,7 @@ internal static class TokenizerFixtures
     }
 
     /// <summary>The reference fixtures (a copy of ../shared/fixtures in tests/data/fixtures, or LONGCTX_FIXTURES).</summary>
-    public static string FixturesDir => LongCtx.Tests.Models.ModelFixtures.FixturesRoot;
+    public static string FixturesDir => LongCtx.Tests.Model.ModelFixtures.FixturesRoot;
 
     private static string FindRepoRoot()
     {

@@ -9,7 +9,7 @@ namespace LongCtx.Backends.Cpu;
 /// checkpoint (BF16/F16/F32), kernels vectorised with System.Numerics and spread over
 /// <see cref="Threads"/> worker threads. Every operation is synchronous.
 /// </summary>
-public sealed unsafe class CpuBackend : IBackend
+public sealed unsafe class CpuBackend : IBackend, IDeviceInfo
 {
     private readonly ParallelOptions _parallel;
 
@@ -21,6 +21,16 @@ public sealed unsafe class CpuBackend : IBackend
 
     public int Threads { get; }
     public string Name => "cpu";
+    public IDeviceInfo Info => this;
+    public long TotalMemoryBytes => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+    public long AvailableMemoryBytes() => Math.Max(0, TotalMemoryBytes - GC.GetGCMemoryInfo().MemoryLoadBytes);
+
+    /// <summary>The CPU keeps no profile: its operations are synchronous, so a wall clock around a call says it all.</summary>
+    public void StartProfiling() { }
+
+    public IReadOnlyDictionary<string, double> StopProfiling() => new Dictionary<string, double>();
+
+    public string? AttentionReport() => null;
     public DType ActivationType => DType.F32;
 
     public Tensor Allocate(DType dtype, params int[] shape) => CpuTensor.Allocate(dtype, shape);
