@@ -1,13 +1,13 @@
+using LongCtx.Backends;
 using LongCtx.ContextParallel;
 using LongCtx.Tensors;
-
 namespace LongCtx.Approximate;
 
 /// <summary>
 /// Keeps the top-scoring <c>count</c> entries of each KV head: K and V rows gathered per head into
 /// [count, NKV, D] (RoPE was applied before, so each kept key still carries its original position); the rows kept,
 /// per head in ascending order, are left in <c>keptRows</c> [count, NKV] (I32). The selection runs where the scores
-/// are (<see cref="IBackend.TopRowsPerHead"/>), so a layer does not wait for the host.
+/// are (<see cref="ICompressionOps.TopRowsPerHead"/>), so a layer does not wait for the host.
 /// </summary>
 public static class KvCompression
 {
@@ -18,57 +18,4 @@ public static class KvCompression
         b.GatherRows(k, keptRows, keptK);
         b.GatherRows(v, keptRows, keptV);
     }
-
-    /// <summary>
-    /// The rows of the <paramref name="count"/> highest scores of head h, ascending; ties at the cut go to the
-    /// earlier rows (NaN counts as −inf). Linear time: the cut is found by selection, not by sorting a block's
-    /// tens of thousands of entries per head and layer. The host's <see cref="IBackend.TopRowsPerHead"/>.
-    /// </summary>
-    internal static int[] TopRows(float[] scores, int n, int heads, int h, int count)
-    {
-        if (count >= n) return Enumerable.Range(0, n).ToArray();
-        if (count <= 0) return [];
-        var column = new float[n];
-        for (int i = 0; i < n; i++)
-        {
-            float x = scores[i * heads + h];
-            column[i] = float.IsNaN(x) ? float.NegativeInfinity : x;
-        }
-        float cut = Select((float[])column.Clone(), n - count);
-        int ties = count;
-        foreach (float x in column)
-            if (x > cut) ties--;
-        var top = new int[count];
-        int m = 0;
-        for (int i = 0; i < n && m < count; i++)
-            if (column[i] > cut || (column[i] == cut && ties-- > 0)) top[m++] = i;
-        return top;
-    }
-
-    /// <summary>The value that would sit at index k if <paramref name="values"/> were sorted ascending (Hoare's selection; reorders values).</summary>
-    private static float Select(float[] values, int k)
-    {
-        int lo = 0, hi = values.Length - 1;
-        while (lo < hi)
-        {
-            float pivot = MedianOfThree(values[lo], values[lo + (hi - lo) / 2], values[hi]);
-            int i = lo, j = hi;
-            while (i <= j)
-            {
-                while (values[i] < pivot) i++;
-                while (values[j] > pivot) j--;
-                if (i > j) break;
-                (values[i], values[j]) = (values[j], values[i]);
-                i++;
-                j--;
-            }
-            // Now values[lo..j] <= pivot <= values[i..hi], and anything strictly between j and i equals the pivot.
-            if (k <= j) hi = j;
-            else if (k >= i) lo = i;
-            else return values[k];
-        }
-        return values[k];
-    }
-
-    private static float MedianOfThree(float a, float b, float c) => Math.Max(Math.Min(a, b), Math.Min(Math.Max(a, b), c));
 }

@@ -1,3 +1,4 @@
+using LongCtx.Backends;
 using LongCtx.Tensors;
 
 namespace LongCtx.Approximate;

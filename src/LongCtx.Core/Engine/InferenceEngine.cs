@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using LongCtx.Backends;
 using LongCtx.Approximate;
 using LongCtx.ContextParallel;
 using LongCtx.Model;

@@ -91,10 +91,6 @@ public sealed class GpuRankGroup : IRankGroup
     public int Size => _ranks.Length;
     public int LeadRank => 0;
     public string Device { get; }
-    public IReadOnlyList<CudaBackend> Backends => _backends;
-
-    /// <summary>Rank 0's account of which attention implementation ran (every rank runs the same calls).</summary>
-    public string AttentionReport() => _backends[0].AttentionReport();
 
     public T[] Run<T>(Func<RankRuntime, T> body) => RunOn(Size, r => body(_ranks[r]));
 

@@ -229,36 +229,6 @@ public sealed unsafe class CpuBackend : IBackend, IDeviceInfo
             }
     }
 
-    public void KeyAttentionMass(Tensor q, TokenLayout queries, Tensor k, TokenLayout keys, float scale, Tensor mass)
-    {
-        var qs = C(q);
-        var ks = C(k);
-        var m = C(mass).F32;
-        int tq = qs.Rows, tk = ks.Rows, heads = qs.Shape[1], dim = qs.Shape[2], kvHeads = ks.Shape[1], group = heads / kvHeads;
-        if (queries.Count != tq || keys.Count != tk || m.Length != tk * kvHeads || ks.Shape[2] != dim)
-            throw new ArgumentException($"KeyAttentionMass: q {qs}, k {ks}, mass {mass}");
-        m.Clear();
-        float* qp = (float*)qs.Data, kp = (float*)ks.Data;
-        var p = new float[tk];
-        for (int i = 0; i < tq; i++)
-            for (int h = 0; h < heads; h++)
-            {
-                int g = h / group;
-                var qi = new ReadOnlySpan<float>(qp + ((long)i * heads + h) * dim, dim);
-                float max = float.NegativeInfinity;
-                for (int j = 0; j < tk; j++)
-                {
-                    bool visible = keys.SeqIds[j] == queries.SeqIds[i] && keys.Positions[j] <= queries.Positions[i];
-                    p[j] = visible ? scale * TensorPrimitives.Dot(qi, new ReadOnlySpan<float>(kp + ((long)j * kvHeads + g) * dim, dim)) : float.NegativeInfinity;
-                    max = Math.Max(max, p[j]);
-                }
-                if (float.IsNegativeInfinity(max)) continue;
-                float sum = 0;
-                for (int j = 0; j < tk; j++) sum += p[j] = float.IsNegativeInfinity(p[j]) ? 0 : MathF.Exp(p[j] - max);
-                for (int j = 0; j < tk; j++) m[j * kvHeads + g] += p[j] / sum;
-            }
-    }
-
     public void Dispose() { }
 
     private static CpuTensor C(Tensor t) => t as CpuTensor ?? throw new ArgumentException($"{t} is not a CPU tensor");

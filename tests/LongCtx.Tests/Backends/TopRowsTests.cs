@@ -1,5 +1,5 @@
-using LongCtx.Approximate;
-namespace LongCtx.Tests.Approximate;
+using LongCtx.Backends;
+namespace LongCtx.Tests.Backends;
 
 /// <summary>
 /// The compressor's per-head selection against sorting: the same rows for random scores, with many ties
@@ -23,7 +23,7 @@ public class TopRowsTests
             }
             int count = random.Next(0, n + 1);
             for (int h = 0; h < heads; h++)
-                Assert.True(Sorted(scores, n, heads, h, count).SequenceEqual(KvCompression.TopRows(scores, n, heads, h, count)),
+                Assert.True(Sorted(scores, n, heads, h, count).SequenceEqual(HostSelection.TopRows(scores, n, heads, h, count)),
                     $"seed {seed} trial {trial}: n={n} heads={heads} h={h} count={count} distinct={distinct}");
         }
     }
