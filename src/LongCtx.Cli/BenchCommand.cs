@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
+using System.Runtime.ExceptionServices;
 using System.Text.Json.Nodes;
 using Spectre.Console;
 using LongCtx.Approximate;
@@ -58,10 +59,10 @@ internal static class BenchCommand
 
     /// <summary>One measurement; Ranks × Tensor ranks ran it (context-parallel × tensor-parallel).</summary>
     private sealed record Point(int Ranks, int Tensor, int Context, string Strategy, double TtftMs, double Tflops, double? Mfu, Dictionary<string, double>? Split,
-        double? LogitsError = null, bool? Top1Agrees = null, DecodeTiming? Decode = null, int[]? BlockTokens = null, bool Echoed = false);
+        double? LogitsError = null, bool? Top1Agrees = null, BatchDecode? Decode = null, int[]? BlockTokens = null, bool Echoed = false);
 
     /// <summary>Batched decode: one step gives every sequence of the batch a token; Split is a profiled step's time split.</summary>
-    private sealed record DecodeTiming(int Batch, double MsPerStep, Dictionary<string, double>? Split = null)
+    private sealed record BatchDecode(int Batch, double MsPerStep, Dictionary<string, double>? Split = null)
     {
         public double MsPerToken => MsPerStep / Batch;
     }
@@ -107,7 +108,7 @@ internal static class BenchCommand
                 string used = strategy;
                 float[] logits = [];
                 int[]? blocks = null;
-                DecodeTiming? decoded = null;
+                BatchDecode? decoded = null;
                 // A context's first prefill also builds a cuDNN plan per new block shape (tens of ms each) and compiles the
                 // kernels it meets first (token_logprobs.cu with --prompt-logprobs): not part of a warm TTFT.
                 for (int i = 0; i < warmup; i++) Prefill(engine, context, strategy, approximate, promptLogprobs: promptLogprobs);
@@ -151,48 +152,48 @@ internal static class BenchCommand
     }
 
     /// <summary>
-    /// One prefill of a random prompt, timed to its logits on the host (the time to first token); then, if
-    /// asked, decode steps for a batch of sequences holding that prompt (the others prefilled untimed).
+    /// One prefill of a random prompt through the engine loop, timed to its first token (drawn where the logits are: the
+    /// time to first token); then, if asked, decode steps for a batch of sequences holding that prompt (the others
+    /// prefilled untimed, one a step). Returns the time, the strategy that ran, the last row's logits of an approximate
+    /// run (for its error against exact attention) and its blocks.
     /// </summary>
-    /// <summary>One prefill of a random prompt (and decode steps after it): its time, the strategy that ran, the last logits and an approximate run's blocks.</summary>
     private static (double Ms, string Strategy, float[] Logits, ContextBlocks? Blocks) Prefill(InferenceEngine engine, int tokens, string strategy, ApproximateOptions? approximate = null,
-        int decodeSteps = 0, int batch = 1, Action<DecodeTiming>? decoded = null, TimeSplit? profiler = null, SamplingOptions? sampling = null, int? promptLogprobs = null)
+        int decodeSteps = 0, int batch = 1, Action<BatchDecode>? decoded = null, TimeSplit? profiler = null, SamplingOptions? sampling = null, int? promptLogprobs = null)
     {
         var ids = RandomPrompt(engine, tokens);
-        var sequence = engine.NewSequence();
-        profiler?.Start();
-        var clock = Stopwatch.StartNew();
-        var result = engine.Prefill([(sequence, ids)], strategy, approximate: approximate, promptLogprobs: promptLogprobs);
-        double ms = clock.Elapsed.TotalMilliseconds;
-        profiler?.EndPrefill();
-        var last = result.Logits[0][^engine.Config.VocabSize..];
-        var sequences = new List<Sequence> { sequence };
+        // Prefills alone in their steps, so the first step times the prefill; then a step is a decode step of the batch.
+        var loop = new EngineLoop(engine, new PrefillFirst(decodeInSameStep: false));
+        GenerationRequest Request(int b) => new(ids, decodeSteps + 1, (sampling ?? new SamplingOptions()) with { Seed = b }, strategy,
+            KeepLastLogits: StrategyNames.IsApproximate(strategy) ? 1 : 0, Approximate: approximate) { PromptLogprobs = b == 0 ? promptLogprobs : null };
+        var requests = new List<RequestState> { loop.Admit(Request(0)) };
         try
         {
+            profiler?.Start();
+            var clock = Stopwatch.StartNew();
+            loop.Step(tokens);
+            double ms = clock.Elapsed.TotalMilliseconds;
+            profiler?.EndPrefill();
+            var first = requests[0];
+            if (first.Error is { } error) ExceptionDispatchInfo.Capture(error).Throw();
             if (decodeSteps > 0)
             {
-                var next = new List<int> { Sampler.ArgMax(last) };
-                for (int b = 1; b < batch; b++)
-                {
-                    sequences.Add(engine.NewSequence());
-                    next.Add(Sampler.ArgMax(engine.Prefill([(sequences[b], ids)], strategy, approximate: approximate).Logits[0].AsSpan()[^engine.Config.VocabSize..]));
-                }
+                for (int b = 1; b < batch; b++) requests.Add(loop.Admit(Request(b)));
+                while (loop.Waiting.Count > 0) loop.Step(tokens);
                 // Steps on the distributed cache: each token's KV lands round-robin, attention merges by LSE; the
                 // tokens are drawn on the GPU (only they come back), as a server does for requests without logprobs.
-                var samplers = sequences.Select((_, b) => new Sampler((sampling ?? new SamplingOptions()) with { Seed = b })).ToArray();
                 profiler?.Start();
                 var decodeClock = Stopwatch.StartNew();
-                for (int i = 0; i < decodeSteps; i++)
-                    next = [.. engine.DecodeTokens(sequences.Select((q, b) => (q, next[b])).ToList(), samplers.Select(s => s.Draw()).ToList())];
+                for (int i = 0; i < decodeSteps; i++) loop.Step(tokens);
                 double msPerStep = decodeClock.Elapsed.TotalMilliseconds / decodeSteps;
-                decoded?.Invoke(new DecodeTiming(batch, msPerStep, profiler?.DecodeSplit(msPerStep, decodeSteps)));
+                if (requests.FirstOrDefault(r => r.Error is not null)?.Error is { } failed) ExceptionDispatchInfo.Capture(failed).Throw();
+                decoded?.Invoke(new BatchDecode(batch, msPerStep, profiler?.DecodeSplit(msPerStep, decodeSteps)));
             }
+            return (ms, first.Strategy, first.PromptLogits, first.Blocks);
         }
         finally
         {
-            foreach (var q in sequences) engine.Release(q);
+            foreach (var r in requests) engine.Release(r.Sequence);
         }
-        return (ms, result.Strategy, last, result.Blocks);
     }
 
     private static SamplingOptions Sampling(float temperature, float topP, int topK)

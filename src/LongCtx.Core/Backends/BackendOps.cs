@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using LongCtx.Sampling;
 using LongCtx.Tensors;
 
@@ -110,10 +111,10 @@ public static class BackendOps
             s.DrawTokens(x, draws, result);
             return;
         }
-        var host = HostFloats(b, x);
+        var host = InHostMemory(b, x);
         int n = x.RowLength;
         for (int i = 0; i < x.Rows; i++)
-            result[i] = draws[i].IsGreedy ? Sampler.ArgMax(host.AsSpan(i * n, n)) : TokenPicker.Pick(host.AsSpan(i * n, n), draws[i]);
+            result[i] = draws[i].IsGreedy ? Sampler.ArgMax(host.Slice(i * n, n)) : TokenPicker.Pick(host.Slice(i * n, n), draws[i]);
     }
 
     public static PositionLogprobs[] Logprobs(this IBackend b, Tensor x, ReadOnlySpan<int> tokens, int top)
@@ -163,6 +164,13 @@ public static class BackendOps
         using var uploaded = b.Upload<float>(result, mass.Shape);
         b.Copy(uploaded, mass);
     }
+
+    /// <summary>
+    /// A tensor's floats where they are when they lie in host memory already (the CPU's logits: a decode step would
+    /// otherwise copy a vocabulary's row every step), else downloaded.
+    /// </summary>
+    private static ReadOnlySpan<float> InHostMemory(IBackend b, Tensor t) =>
+        t is IHostBytes host && t.DType == DType.F32 ? MemoryMarshal.Cast<byte, float>(host.RawBytes) : HostFloats(b, t);
 
     private static float[] HostFloats(IBackend b, Tensor t)
     {

@@ -6,7 +6,11 @@ namespace LongCtx.Sampling;
 public readonly record struct TopLogprob(int Token, float Logprob);
 
 /// <summary>A token's log probability at a position, and the position's most likely tokens, best first.</summary>
-public sealed record PositionLogprobs(float Logprob, TopLogprob[] Top);
+public sealed record PositionLogprobs(float Logprob, TopLogprob[] Top)
+{
+    /// <summary>The same with at most <paramref name="count"/> most likely tokens: the first of a longer list (ties went to the lower id in both).</summary>
+    public PositionLogprobs Cut(int count) => count >= Top.Length ? this : this with { Top = Top[..count] };
+}
 
 /// <summary>
 /// Log probabilities: the natural log-softmax of the raw logits over the whole vocabulary, before temperature, top-k

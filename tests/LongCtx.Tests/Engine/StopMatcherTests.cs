@@ -1,6 +1,6 @@
-using LongCtx.Server;
+using LongCtx.Engine;
 
-namespace LongCtx.Tests.Server;
+namespace LongCtx.Tests.Engine;
 
 public class StopMatcherTests
 {

@@ -1,4 +1,4 @@
-namespace LongCtx.Server;
+namespace LongCtx.Engine;
 
 /// <summary>
 /// Finds stop sequences in streamed text. Text that could be the start of a stop sequence is held back
