@@ -61,7 +61,7 @@ public sealed class Scheduler : IDisposable
                     foreach (var r in _requests.Values.ToList())
                     {
                         _loop.Cancel(r.State);
-                        Fail(r, new ApiException(500, $"internal error ({e.GetType().Name}: {e.Message})"));
+                        Fail(r, ApiException.Internal(e));
                     }
                 }
                 UpdateState(force: _loop.Decoding.Count == 0);
@@ -102,7 +102,7 @@ public sealed class Scheduler : IDisposable
         catch (Exception e)
         {
             if (kept is not null) Engine.Release(kept);
-            job.Complete(new FailedEvent(e is LongCtxException ? ApiException.BadRequest(e.Message) : new ApiException(500, $"internal error ({e.GetType().Name}: {e.Message})")));
+            job.Complete(new FailedEvent(ApiException.From(e, PromptParam(job))));
         }
     }
 
@@ -138,9 +138,8 @@ public sealed class Scheduler : IDisposable
             if (output.Finish == FinishReason.Failed)
             {
                 var e = output.Request.Error!;
-                // A prefill refused for its input is the request's fault; anything else is the server's.
-                Fail(r, e is LongCtxException && output.Request.Generated.Count == 0 ? ApiException.BadRequest(e.Message)
-                    : new ApiException(500, $"internal error ({e.GetType().Name}: {e.Message})"));
+                // A prefill refused for its input is the request's fault; a decode step that fails is the server's.
+                Fail(r, output.Request.Generated.Count == 0 ? ApiException.From(e, PromptParam(r.Job)) : ApiException.Internal(e));
                 continue;
             }
             if (output.Token is not null)
@@ -151,6 +150,8 @@ public sealed class Scheduler : IDisposable
             if (output.Finish is { } reason) Finish(r, reason, output.FinalText);
         }
     }
+
+    private static string PromptParam(GenerationJob job) => job.Params.Chat ? "messages" : "prompt";
 
     private void Fail(RunningRequest r, ApiException error)
     {

@@ -29,7 +29,7 @@ public sealed class ContextBlocks
         IReadOnlyList<int>? blockLengths = null)
     {
         RequireBlockPerRank(documentTokens, ranks);
-        if (queryTokens < 1) throw new LongCtxException("star and apb need a query of at least one token (--query, --query-file or --query-tokens)");
+        if (queryTokens < 1) throw new SettingException(Setting.Query, "star and apb need a query of at least one token");
         Ranks = ranks;
         DocumentTokens = documentTokens;
         QueryTokens = queryTokens;

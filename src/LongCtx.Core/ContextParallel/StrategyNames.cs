@@ -12,5 +12,5 @@ public static class StrategyNames
 
     public static string Validate(string name) => All.Contains(name)
         ? name
-        : throw new LongCtxException($"unknown strategy '{name}': use one of {string.Join(", ", All)}");
+        : throw new SettingException(Setting.Strategy, $"is unknown: use one of {string.Join(", ", All)}", name);
 }

@@ -25,9 +25,9 @@ public sealed class EngineLoop(InferenceEngine engine, IStepPolicy? policy = nul
     public RequestState Admit(GenerationRequest request)
     {
         request.Sampling.Validate();
-        if (request.MaxNewTokens < 0) throw new LongCtxException($"a generation of {request.MaxNewTokens} tokens: ask for 0 or more");
-        if (request.Logprobs is < 0 or > Logprobs.MaxTop || request.PromptLogprobs is < 0 or > Logprobs.MaxTop)
-            throw new LongCtxException($"logprobs list 0 to {Logprobs.MaxTop} most likely tokens, not {request.Logprobs ?? request.PromptLogprobs}");
+        if (request.MaxNewTokens < 0) throw new SettingException(Setting.MaxNewTokens, "must be 0 or more", request.MaxNewTokens);
+        foreach (var top in new[] { request.Logprobs, request.PromptLogprobs })
+            if (top is < 0 or > Logprobs.MaxTop) throw new SettingException(Setting.Logprobs, $"must be 0 to {Logprobs.MaxTop} (most likely tokens listed)", top);
         if (request.StopStrings.Count > 0 && request.Text is null) throw new ArgumentException("stop strings need the text of the tokens: give the request a decoder");
         var sequence = request.Resume ?? engine.NewSequence();
         var state = new RequestState(request, sequence, Generation.UncachedSuffix(sequence, request.PromptTokens));

@@ -41,7 +41,7 @@ public sealed partial class InferenceEngine
         if (draws.Count != batch.Count || logprobs.Count != batch.Count)
             throw new ArgumentException($"{draws.Count} draws and {logprobs.Count} logprob counts for a batch of {batch.Count}");
         foreach (var top in logprobs)
-            if (top is < 0 or > Logprobs.MaxTop) throw new LongCtxException($"logprobs list 0 to {Logprobs.MaxTop} most likely tokens, not {top}");
+            if (top is < 0 or > Logprobs.MaxTop) throw new SettingException(Setting.Logprobs, $"must be 0 to {Logprobs.MaxTop} (most likely tokens listed)", top);
         var wanted = WantedRows.Decode(batch.Count, draws, logprobs);
         var output = DecodeStep(batch, wanted);
         var drawn = wanted.DrawnPerSequence(output.Tokens, output.TokenLogprobs)!;

@@ -34,8 +34,8 @@ public sealed partial class InferenceEngine
         foreach (var input in batch)
         {
             CheckTokens(input.Sequence, input.NewTokens);
-            if (input.Scoring is { Top: < 0 or > Logprobs.MaxTop } || input.DrawLogprobs is < 0 or > Logprobs.MaxTop)
-                throw new LongCtxException($"logprobs list 0 to {Logprobs.MaxTop} most likely tokens, not {input.Scoring?.Top ?? input.DrawLogprobs}");
+            foreach (var top in new[] { input.Scoring?.Top, input.DrawLogprobs })
+                if (top is < 0 or > Logprobs.MaxTop) throw new SettingException(Setting.Logprobs, $"must be 0 to {Logprobs.MaxTop} (most likely tokens listed)", top);
         }
         if (StrategyNames.IsApproximate(strategy) || (strategy == StrategyNames.Auto && approximate?.AllowInAuto == true && Ranks > 1))
         {

@@ -37,7 +37,7 @@ public sealed partial class InferenceEngine : IDisposable
     {
         get => _prefillChunkTokens;
         init => _prefillChunkTokens = value is null or >= 1 ? value
-            : throw new LongCtxException($"--prefill-chunk {value} must be 1 or more (or left out to prefill whole)");
+            : throw new SettingException(Setting.PrefillChunk, "must be 1 or more (or none, to prefill whole)", value);
     }
 
     private readonly int? _prefillChunkTokens;
@@ -58,7 +58,7 @@ public sealed partial class InferenceEngine : IDisposable
         switch (strategy)
         {
             case StrategyNames.Dense:
-                if (Ranks != 1) throw new LongCtxException($"strategy dense runs on one rank; with --ranks {Ranks} use pass-kv, pass-q or auto");
+                if (Ranks != 1) throw new SettingException(Setting.Strategy, $"runs on one rank; with {Ranks} ranks use pass-kv, pass-q or auto", StrategyNames.Dense);
                 return (new LocalAttention(), null);
             case StrategyNames.PassKv: return (new RingPassKv(), null);
             case StrategyNames.PassQ: return (new RingPassQ(), null);
@@ -82,7 +82,7 @@ public sealed partial class InferenceEngine : IDisposable
         if (tokens.Length == 0) throw new LongCtxException("a prefill needs at least one new token");
         long total = (long)seq.CachedTokens + tokens.Length;
         if (total > Config.MaxPositionEmbeddings)
-            throw new LongCtxException($"the prompt needs {total} positions but the model allows {Config.MaxPositionEmbeddings} (max_position_embeddings in config.json): shorten the prompt");
+            throw new ContextLengthException(total, Config.MaxPositionEmbeddings);
         foreach (var id in tokens)
             if ((uint)id >= (uint)Config.VocabSize)
                 throw new LongCtxException($"token id {id} is outside the vocabulary (size {Config.VocabSize})");

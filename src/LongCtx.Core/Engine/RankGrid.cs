@@ -17,7 +17,7 @@ public readonly record struct RankGrid(int ContextRanks, int TensorRanks)
     /// </summary>
     public static RankGrid Of(ModelConfig config, int contextRanks, int tensorRanks)
     {
-        if (tensorRanks < 1) throw new LongCtxException($"--tensor-parallel {tensorRanks} must be 1 or more");
+        if (tensorRanks < 1) throw new SettingException(Setting.TensorParallel, "must be 1 or more", tensorRanks);
         if (tensorRanks > 1) TensorSlice.Of(config, 0, tensorRanks);
         return new RankGrid(contextRanks, tensorRanks);
     }
@@ -26,7 +26,7 @@ public readonly record struct RankGrid(int ContextRanks, int TensorRanks)
     public static RankGrid ForWorld(ModelConfig config, int worldSize, int tensorRanks)
     {
         if (tensorRanks >= 1 && worldSize % tensorRanks != 0)
-            throw new LongCtxException($"--tensor-parallel {tensorRanks} must divide WORLD_SIZE={worldSize}: the world is context ranks x tensor ranks");
+            throw new SettingException(Setting.TensorParallel, $"must divide WORLD_SIZE={worldSize}: the world is context ranks x tensor ranks", tensorRanks);
         return Of(config, worldSize / Math.Max(1, tensorRanks), tensorRanks);
     }
 

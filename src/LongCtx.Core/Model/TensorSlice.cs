@@ -18,8 +18,8 @@ public readonly record struct TensorSlice(int Rank, int Size)
         {
             var fits = Enumerable.Range(1, config.NumKvHeads)
                 .Where(n => config.NumKvHeads % n == 0 && config.NumHeads % n == 0 && config.IntermediateSize % n == 0);
-            throw new LongCtxException($"--tensor-parallel {size} must divide num_key_value_heads ({config.NumKvHeads}), num_attention_heads ({config.NumHeads}) " +
-                                       $"and intermediate_size ({config.IntermediateSize}): use {string.Join(", ", fits)}");
+            throw new SettingException(Setting.TensorParallel, $"must divide num_key_value_heads ({config.NumKvHeads}), num_attention_heads ({config.NumHeads}) " +
+                                                               $"and intermediate_size ({config.IntermediateSize}): use {string.Join(", ", fits)}", size);
         }
         return new TensorSlice(rank, size);
     }

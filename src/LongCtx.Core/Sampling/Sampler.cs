@@ -10,9 +10,9 @@ public sealed record SamplingOptions(float Temperature = 0f, float TopP = 1f, in
 
     public void Validate()
     {
-        if (float.IsNaN(Temperature) || Temperature < 0) throw new LongCtxException($"--temperature {Temperature} must be 0 (greedy) or positive");
-        if (!(TopP > 0 && TopP <= 1)) throw new LongCtxException($"--top-p {TopP} must be in (0, 1]");
-        if (TopK < 0) throw new LongCtxException($"--top-k {TopK} must be 0 (off) or positive");
+        if (float.IsNaN(Temperature) || Temperature < 0) throw new SettingException(Setting.Temperature, "must be 0 (greedy) or positive", Temperature);
+        if (!(TopP > 0 && TopP <= 1)) throw new SettingException(Setting.TopP, "must be in (0, 1]", TopP);
+        if (TopK < 0) throw new SettingException(Setting.TopK, "must be 0 (off) or positive", TopK);
     }
 }
 

@@ -31,7 +31,7 @@ internal sealed class AttentionPaths : IDisposable
         set
         {
             if (value.Implementation == AttentionImplementation.Cudnn && Cudnn.Load() is null)
-                throw new LongCtxException($"cuDNN attention was asked for: {Cudnn.Unavailable}");
+                throw new SettingException(Setting.Attention, $": {Cudnn.Unavailable}", "cudnn");
             _settings = value;
         }
     }

@@ -17,21 +17,24 @@ public readonly record struct CudnnCallPlan(int MaxCausalRows, int EngineConfig)
     public static CudnnCallPlan Default => new(AutoRows, 0);
 
     /// <summary>"rows=R|auto,engine=E", either or both; the rest from <see cref="Default"/>.</summary>
-    public static CudnnCallPlan Parse(string text, string source)
+    /// <param name="variable">the environment variable the text comes from; null: the cuDNN call plan setting</param>
+    public static CudnnCallPlan Parse(string text, string? variable = null)
     {
+        LongCtxException Refused(string problem) =>
+            variable is null ? new SettingException(Setting.CudnnCalls, $": {problem}", text) : new LongCtxException($"{variable} {text}: {problem}");
         var plan = Default;
         foreach (var item in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             var parts = item.Split('=', 2, StringSplitOptions.TrimEntries);
             int value = 0;
             if (parts.Length != 2 || !(parts is [_, "auto"] || int.TryParse(parts[1], out value) && value >= 0))
-                throw new LongCtxException($"{source} {text}: '{item}' is not name=value with a value of 0 or more (names: rows, engine; rows may be auto)");
-            if (parts[1] == "auto" && parts[0] != "rows") throw new LongCtxException($"{source} {text}: only rows may be auto");
+                throw Refused($"'{item}' is not name=value with a value of 0 or more (names: rows, engine; rows may be auto)");
+            if (parts[1] == "auto" && parts[0] != "rows") throw Refused("only rows may be auto");
             plan = parts[0] switch
             {
                 "rows" => plan with { MaxCausalRows = parts[1] == "auto" ? AutoRows : value },
                 "engine" => plan with { EngineConfig = value },
-                _ => throw new LongCtxException($"{source} {text}: '{parts[0]}' is unknown: use rows and/or engine"),
+                _ => throw Refused($"'{parts[0]}' is unknown: use rows and/or engine"),
             };
         }
         return plan;

@@ -31,7 +31,7 @@ internal sealed unsafe class SdpaPlan(SdpaShape shape, CudnnDescriptor plan, lon
             .Complete();
         int status = cudnnBackendExecute(handle, plan.Handle, pack.Handle);
         if (status != StatusSuccess)
-            throw new LongCtxException($"{Describe(status, $"cudnnBackendExecute (SDPA {SdpaForwardGraph.Describe(shape)})")}; rerun with --attention kernel to use the own attention kernel");
+            throw new SettingException(Setting.Attention, $"{Describe(status, $"cudnnBackendExecute (SDPA {SdpaForwardGraph.Describe(shape)})")}; the own attention kernel runs without cuDNN");
     }
 
     public void Dispose()

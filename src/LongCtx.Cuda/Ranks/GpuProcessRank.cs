@@ -23,7 +23,7 @@ public static class GpuProcessRank
         var backend = new CudaBackend(ordinal, settings);
         var id = env.Rank == 0 ? NewUniqueId() : [];
         id = TcpRendezvous.ShareFromRankZero(env, id, env.RendezvousTimeout);
-        if (id.Length != Marshal.SizeOf<Nccl.UniqueId>()) throw new LongCtxException($"rendezvous: rank 0 sent {id.Length} bytes, not an NCCL unique id (is rank 0 running --device cuda?)");
+        if (id.Length != Marshal.SizeOf<Nccl.UniqueId>()) throw new LongCtxException($"rendezvous: rank 0 sent {id.Length} bytes, not an NCCL unique id (does rank 0 run on a GPU?)");
         backend.MakeCurrent(); // NCCL binds the communicator to the current device
         Nccl.Check(Nccl.ncclCommInitRank(out var comm, env.WorldSize, MemoryMarshal.Read<Nccl.UniqueId>(id), env.Rank),
             $"ncclCommInitRank (rank {env.Rank} of {env.WorldSize}, GPU {ordinal})");
@@ -38,7 +38,7 @@ public static class GpuProcessRank
     /// <summary>The GPU ordinal of this process's rank: LOCAL_RANK, which must be one of the GPUs this process sees.</summary>
     internal static int DeviceFor(LaunchEnvironment env, int visibleGpus)
     {
-        if (visibleGpus == 0) throw new LongCtxException($"--device cuda: rank {env.Rank} finds no CUDA GPU on this machine; use --device cpu");
+        if (visibleGpus == 0) throw new SettingException(Setting.Device, $": rank {env.Rank} finds no CUDA GPU on this machine; use cpu", "cuda");
         if (env.LocalRank < visibleGpus) return env.LocalRank;
         string mask = Environment.GetEnvironmentVariable("CUDA_VISIBLE_DEVICES") is { Length: > 0 } v ? $" (CUDA_VISIBLE_DEVICES={v})" : "";
         throw new LongCtxException($"LOCAL_RANK={env.LocalRank} but this process sees {visibleGpus} GPU(s){mask}: start at most {visibleGpus} ranks per node, each with its own LOCAL_RANK from 0");

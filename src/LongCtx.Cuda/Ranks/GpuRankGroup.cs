@@ -34,18 +34,18 @@ public sealed class GpuRankGroup : IRankGroup
     {
         settings ??= CudaSettings.FromEnvironment();
         int available = CudaBackend.DeviceCount();
-        if (available == 0) throw new LongCtxException("--device cuda: no CUDA GPU found on this machine; use --device cpu");
-        if (gpus < 1 || gpus > available) throw new LongCtxException($"--gpus {gpus}: this machine has {available} GPU(s)");
+        if (available == 0) throw new SettingException(Setting.Device, ": no CUDA GPU found on this machine; use cpu", "cuda");
+        if (gpus < 1 || gpus > available) throw new SettingException(Setting.Gpus, $": this machine has {available} GPU(s)", gpus);
         _grid = RankGrid.Of(config, ranks ?? 1, tensorRanks); // a split the heads refuse fails before any GPU work
         if (ranks is null)
         {
             // One context rank per group of tensorRanks GPUs.
-            if (gpus % tensorRanks != 0) throw new LongCtxException($"--tensor-parallel {tensorRanks} must divide --gpus {gpus}: each context rank takes {tensorRanks} GPU(s)");
+            if (gpus % tensorRanks != 0) throw new SettingException(Setting.TensorParallel, $"must divide the {gpus} GPUs: each context rank takes {tensorRanks} GPU(s)", tensorRanks);
             _grid = _grid with { ContextRanks = gpus / tensorRanks };
         }
         int n = _grid.World;
-        if (n < gpus) throw new LongCtxException($"--ranks {_grid.ContextRanks} x --tensor-parallel {tensorRanks} is fewer than --gpus {gpus}: every GPU runs at least one rank; lower --gpus");
-        if (n > 64) throw new LongCtxException($"--ranks {_grid.ContextRanks} x --tensor-parallel {tensorRanks} is out of range: use at most 64 ranks in all");
+        if (n < gpus) throw new SettingException(Setting.Ranks, $"x {tensorRanks} tensor-parallel ranks is fewer than the {gpus} GPUs: every GPU runs at least one rank; use fewer GPUs", _grid.ContextRanks);
+        if (n > 64) throw new SettingException(Setting.Ranks, $"x {tensorRanks} tensor-parallel ranks is out of range: use at most 64 ranks in all", _grid.ContextRanks);
         _backends = new CudaBackend[n];
         RunOn(n, r => _backends[r] = new CudaBackend(r % gpus, settings));
         var comms = new nint[gpus];

@@ -20,7 +20,7 @@ internal sealed unsafe class CudaDevice : IDisposable
         NativeLibraries.Register();
         CudaDriver.Check(CudaDriver.cuInit(0), "cuInit");
         int count = Count();
-        if (ordinal >= count) throw new LongCtxException($"GPU {ordinal} requested but this machine has {count}: lower --gpus");
+        if (ordinal >= count) throw new SettingException(Setting.Gpus, $"GPU {ordinal} was asked for but this machine has {count}");
         Ordinal = ordinal;
         CudaDriver.Check(CudaDriver.cuDeviceGet(out int device, ordinal), "cuDeviceGet");
         Handle = device;

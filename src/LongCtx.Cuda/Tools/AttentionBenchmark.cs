@@ -32,7 +32,7 @@ public static class AttentionBenchmark
     /// </summary>
     public static JsonObject Run(AttentionBenchmarkSpec s, Action<string> note)
     {
-        var callPlans = s.CallPlans.Select(p => CudnnCallPlan.Parse(p, "the cuDNN call plan")).Distinct().ToArray();
+        var callPlans = s.CallPlans.Select(p => CudnnCallPlan.Parse(p)).Distinct().ToArray();
         if (CudaBackend.DeviceCount() == 0) throw new LongCtxException("bench-attention needs a CUDA GPU; none was found");
         using var backend = new CudaBackend(0, AttentionImplementation.Kernel);
         var points = new JsonArray();

@@ -28,7 +28,9 @@ public class GpuProcessRankTests
         Assert.Contains("LOCAL_RANK=2", e.Message);
         Assert.Contains("2 GPU(s)", e.Message);
         Assert.DoesNotContain('\n', e.Message);
-        Assert.Contains("no CUDA GPU", Assert.Throws<LongCtxException>(() => GpuProcessRank.DeviceFor(Env(0), 0)).Message);
+        var none = Assert.Throws<SettingException>(() => GpuProcessRank.DeviceFor(Env(0), 0));
+        Assert.Equal(Setting.Device, none.Setting);
+        Assert.Contains("no CUDA GPU", none.Message);
     }
 
     [GpuTheory(minimumGpus: 2)]

@@ -17,10 +17,10 @@ public sealed class CpuRankGroup : IRankGroup
     /// <param name="tensorRanks">ranks each layer is split over; the group runs ranks × tensorRanks threads</param>
     public CpuRankGroup(ModelConfig config, ModelWeights weights, int ranks, int? threads = null, int tensorRanks = 1)
     {
-        if (ranks < 1 || ranks > 64) throw new LongCtxException($"--ranks {ranks} is out of range: use 1 to 64");
+        if (ranks < 1 || ranks > 64) throw new SettingException(Setting.Ranks, "is out of range: use 1 to 64", ranks);
         var grid = RankGrid.Of(config, ranks, tensorRanks);
         if (grid.World > 64)
-            throw new LongCtxException($"--tensor-parallel {tensorRanks} is out of range: use 1 to {64 / ranks} with --ranks {ranks} (at most 64 threads in all)");
+            throw new SettingException(Setting.TensorParallel, $"is out of range: use 1 to {64 / ranks} with {ranks} ranks (at most 64 threads in all)", tensorRanks);
         ContextRanks = ranks;
         TensorRanks = tensorRanks;
         int world = grid.World;
