@@ -3,10 +3,10 @@ namespace LongCtx.Cuda.Attention;
 /// <summary>
 /// How one attention block is cut into cuDNN SDPA calls: causal blocks into row slices of at most
 /// <see cref="MaxCausalRows"/> queries (0: one call), and which of the engine configurations that finalize runs
-/// (<see cref="EngineConfig"/>, heuristics order). Measured on an H200 (docs/PERFORMANCE.md, fifth round): the
-/// best row slice depends on the block's length (<see cref="RowsFor"/>); the later engine configurations run at
-/// half speed. <see cref="CudaSettings.CudnnCallsVariable"/> overrides the default. Calls over fewer KV heads, a second stream for every other call, and causal slices split into an
-/// unmasked rectangle and a causal square merged by log-sum-exp were all slower, and are gone.
+/// (<see cref="EngineConfig"/>, heuristics order). The best row slice depends on the block's length
+/// (<see cref="RowsFor"/>); the later engine configurations are much slower. <see cref="CudaSettings.CudnnCallsVariable"/>
+/// overrides the default. Calls over fewer KV heads, a second stream for every other call, and causal slices split
+/// into an unmasked rectangle and a causal square merged by log-sum-exp were all slower, and are gone.
 /// </summary>
 public readonly record struct CudnnCallPlan(int MaxCausalRows, int EngineConfig)
 {
@@ -42,7 +42,7 @@ public readonly record struct CudnnCallPlan(int MaxCausalRows, int EngineConfig)
 
     /// <summary>
     /// The most rows per call for a causal block of <paramref name="queryRows"/> queries (0: one call). Auto: 16K rows
-    /// up to 32K queries, 8K beyond (H200, cuDNN 9.14: 670-692 vs 655-663 TFLOP/s at 32K, 602-611 vs 580-591 at 128K).
+    /// up to 32K queries, 8K beyond, the fastest slices at those lengths.
     /// </summary>
     public int RowsFor(int queryRows) => MaxCausalRows != AutoRows ? MaxCausalRows : queryRows <= 32768 ? 16384 : 8192;
 

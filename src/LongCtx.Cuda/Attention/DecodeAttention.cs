@@ -151,8 +151,8 @@ internal sealed unsafe class DecodeAttention(CudaDevice device) : IAttentionPath
 
     /// <summary>
     /// Chunks in each warp's ring of the tensor-core kernel: STAGES − 1 are in flight while one is computed. 4 at
-    /// every head dim: at d = 128 that is 136 KB a block, one block an SM, and it read K and V faster than 3 stages
-    /// with two blocks an SM (3.84 against 3.69 TB/s at 131K keys, 1.67 against 1.24 at 8K; 5 and 6 no faster).
+    /// every head dim: at d = 128 that is 136 KB a block, one block an SM, and it reads K and V faster than 3 stages
+    /// with two blocks an SM; 5 and 6 were no faster.
     /// </summary>
     internal const int DecodeMmaStages = 4;
 
