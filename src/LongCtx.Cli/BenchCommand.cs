@@ -2,13 +2,12 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Runtime.ExceptionServices;
 using System.Text.Json.Nodes;
-using Spectre.Console;
 using LongCtx.Approximate;
 using LongCtx.ContextParallel;
 using LongCtx.Engine;
 using LongCtx.Model;
 using LongCtx.Sampling;
-using LongCtx.Tensors;
+using Spectre.Console;
 namespace LongCtx.Cli;
 
 /// <summary>
@@ -164,7 +163,8 @@ internal static class BenchCommand
         // Prefills alone in their steps, so the first step times the prefill; then a step is a decode step of the batch.
         var loop = new EngineLoop(engine, new PrefillFirst(decodeInSameStep: false));
         GenerationRequest Request(int b) => new(ids, decodeSteps + 1, (sampling ?? new SamplingOptions()) with { Seed = b }, strategy,
-            KeepLastLogits: StrategyNames.IsApproximate(strategy) ? 1 : 0, Approximate: approximate) { PromptLogprobs = b == 0 ? promptLogprobs : null };
+            KeepLastLogits: StrategyNames.IsApproximate(strategy) ? 1 : 0, Approximate: approximate)
+        { PromptLogprobs = b == 0 ? promptLogprobs : null };
         var requests = new List<RequestState> { loop.Admit(Request(0)) };
         try
         {
@@ -282,7 +282,7 @@ internal static class BenchCommand
     /// <summary>"4", "2x4" for 2 context-parallel ranks of 4 tensor-parallel ranks each, or "0 of 4" for an echoed rank.</summary>
     private static string RanksText(int ranks, int tensor, bool echoed = false) => echoed ? $"0 of {ranks}" : tensor == 1 ? ranks.ToString() : $"{ranks}x{tensor}";
 
-    /// <summary>Context ranks on that many GPUs; Echoed: rank 0 of them alone on one (<see cref="EchoPeers"/>).</summary>
+    /// <summary>Context ranks on that many GPUs; Echoed: rank 0 of them alone on one (<see cref="Comm.EchoPeers"/>).</summary>
     private readonly record struct Layout(int Ranks, int Gpus, bool Echoed = false);
 
     /// <summary>

@@ -3,7 +3,6 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using LongCtx.ContextParallel;
 using LongCtx.Engine;
-using LongCtx.Text;
 namespace LongCtx.Cli;
 
 /// <summary>

@@ -3,7 +3,6 @@ using LongCtx.Backends.Cpu;
 using LongCtx.Comm;
 using LongCtx.Cuda;
 using LongCtx.Cuda.Attention;
-using LongCtx.Cuda.Native;
 using LongCtx.Cuda.Ops;
 using LongCtx.Cuda.Ranks;
 using LongCtx.Cuda.Tools;

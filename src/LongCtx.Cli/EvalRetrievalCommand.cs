@@ -1,12 +1,13 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
-using Spectre.Console;
 using LongCtx.Approximate;
 using LongCtx.ContextParallel;
 using LongCtx.Engine;
 using LongCtx.Model;
 using LongCtx.Sampling;
+using Spectre.Console;
+
 namespace LongCtx.Cli;
 
 /// <summary>

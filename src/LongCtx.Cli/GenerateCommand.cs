@@ -6,7 +6,6 @@ using LongCtx.ContextParallel;
 using LongCtx.Engine;
 using LongCtx.Model;
 using LongCtx.Tensors;
-using LongCtx.Text;
 namespace LongCtx.Cli;
 
 /// <summary>`longctx generate`: prefill a prompt over the ranks, then decode, streaming text or printing JSON.</summary>

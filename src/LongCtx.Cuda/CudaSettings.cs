@@ -1,5 +1,4 @@
 using LongCtx.Cuda.Attention;
-using LongCtx.Cuda.Comm;
 using LongCtx.Cuda.Runtime;
 namespace LongCtx.Cuda;
 

@@ -2,8 +2,6 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
-using LongCtx.Sampling;
-using LongCtx.Text;
 
 namespace LongCtx.Server;
 

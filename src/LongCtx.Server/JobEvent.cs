@@ -1,4 +1,3 @@
-using LongCtx.Sampling;
 namespace LongCtx.Server;
 
 /// <summary>What the scheduler sends a request's endpoint: text as it is generated, then the end or an error.</summary>

@@ -56,7 +56,8 @@ public sealed class InProcessGroup
                     errors[rank] = e;
                     _threads.Cancel();
                 }
-            }, maxStackSize: 4 << 20) { IsBackground = true, Name = $"rank {rank}" };
+            }, maxStackSize: 4 << 20)
+            { IsBackground = true, Name = $"rank {rank}" };
             threads[r].Start();
         }
         foreach (var t in threads) t.Join();

@@ -1,6 +1,6 @@
-using System.Runtime.InteropServices;
 using System.Collections.Concurrent;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using LongCtx.Tensors;
 
 namespace LongCtx.Comm;

@@ -16,7 +16,7 @@ public sealed class ThreadGroup
 
     private ThreadGroup(int size, CancellationTokenSource cancel)
     {
-        if (size < 1) throw new ArgumentOutOfRangeException(nameof(size));
+        ArgumentOutOfRangeException.ThrowIfLessThan(size, 1);
         Size = size;
         _cancel = cancel;
         _barrier = new Barrier(size);

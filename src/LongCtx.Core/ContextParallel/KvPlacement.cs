@@ -3,7 +3,7 @@ namespace LongCtx.ContextParallel;
 /// <summary>
 /// One sequence of a prefill batch: <see cref="NewTokens"/> tokens at positions
 /// [Cached, Cached + NewTokens) that attend to the sequence's <see cref="Cached"/> earlier tokens, whose KV
-/// already lives on the ranks as <see cref="CachedPositionsByRank"/> says.
+/// already lives on the ranks as <see cref="Cached"/>'s placement says.
 /// </summary>
 public sealed record SequenceInput(int SeqId, int NewTokens, KvPlacement Cached)
 {

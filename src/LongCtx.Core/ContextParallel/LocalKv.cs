@@ -7,7 +7,7 @@ namespace LongCtx.ContextParallel;
 /// <summary>What every strategy does with the rank's own KV: store the new rows, and see all it holds as one block.</summary>
 internal static class LocalKv
 {
-    /// <summary>The pass's new K and V rows into the caches the step appends them to, in one <see cref="IBackend.CopyEach"/>.</summary>
+    /// <summary>The pass's new K and V rows into the caches the step appends them to, in one <see cref="BackendOps.CopyEach"/>.</summary>
     public static void Store(AttentionLayer layer, Tensor k, Tensor v)
     {
         var copies = new List<(Tensor Source, Tensor Destination)>(2 * layer.Step.Appends.Count);
@@ -48,7 +48,7 @@ internal static class LocalKv
 
     /// <summary>
     /// The step's queries against all the KV this rank holds, into output and lse: each sequence's queries against
-    /// its own cache, read in place (<see cref="IBackend.AttentionEach"/>: on the GPU one launch for a decode step's
+    /// its own cache, read in place (<see cref="BackendOps.AttentionEach"/>: on the GPU one launch for a decode step's
     /// sequences), when each sequence's query rows are contiguous (a decode step: one row each); else one call
     /// against <see cref="Block"/>. For a batch of long caches the
     /// copy Block makes costs more than the attention. Keys of other sequences are invisible anyway, so the

@@ -36,7 +36,7 @@ public sealed class SequenceKv : IDisposable
     /// <summary>
     /// The next <paramref name="rows"/> rows of the layer's keys and values, now counted as held, for the caller to
     /// fill before anything reads them: a decode step fills every sequence's new rows with one copy (<see
-    /// cref="IBackend.CopyEach"/>).
+    /// cref="BackendOps.CopyEach"/>).
     /// </summary>
     public (Tensor Keys, Tensor Values) Claim(int layer, int rows)
     {

@@ -66,7 +66,7 @@ public sealed class ShardPlan
 
     /// <summary>
     /// The layout of the KV a rank holds during this prefill: per sequence, its cached tokens on that rank
-    /// followed by its new tokens — the order <see cref="LongCtx.Engine.RankKvCache"/> stores them in.
+    /// followed by its new tokens — the order its <see cref="SequenceKv"/> stores them in.
     /// </summary>
     private static TokenLayout KvLayout(IReadOnlyList<SequenceInput> sequences, int rank, List<int> newSeqIds, List<int> newPositions)
     {

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Runtime.ExceptionServices;
-using LongCtx.Approximate;
 using LongCtx.ContextParallel;
 using LongCtx.Sampling;
 namespace LongCtx.Engine;

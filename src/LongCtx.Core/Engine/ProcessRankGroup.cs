@@ -1,4 +1,3 @@
-using System.Net.Sockets;
 using LongCtx.Backends;
 using LongCtx.Comm;
 using LongCtx.Model;

@@ -19,7 +19,7 @@ public sealed class RankThreads : IDisposable
     /// <param name="stackBytes">each thread's stack (the rank bodies run the whole model).</param>
     public RankThreads(int count, int stackBytes = 4 << 20)
     {
-        if (count < 1) throw new ArgumentOutOfRangeException(nameof(count));
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
         _go = Enumerable.Range(0, count).Select(_ => new SemaphoreSlim(0)).ToArray();
         _done = new CountdownEvent(count);
         _errors = new Exception?[count];

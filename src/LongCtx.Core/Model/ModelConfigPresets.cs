@@ -15,7 +15,9 @@ public sealed partial record ModelConfig
         // for the million-token prefill benchmark.
         ["llama3-8b-1m"] = () => Llama3("llama3-8b-1m", hidden: 4096, inter: 14336, layers: 32, heads: 32) with
         {
-            MaxPositionEmbeddings = 1 << 20, Rope = RopeConfig.Default(3580165449), EosTokenIds = [128001, 128009],
+            MaxPositionEmbeddings = 1 << 20,
+            Rope = RopeConfig.Default(3580165449),
+            EosTokenIds = [128001, 128009],
         },
         ["llama3-70b"] = () => Llama3("llama3-70b", hidden: 8192, inter: 28672, layers: 80, heads: 64),
         ["llama3-405b"] = () => Llama3("llama3-405b", hidden: 16384, inter: 53248, layers: 126, heads: 128),

@@ -28,7 +28,7 @@ public sealed class Sampler(SamplingOptions options)
     /// <summary>The next step's draw: its settings and, unless greedy, the next of the seeded random numbers.</summary>
     public TokenDraw Draw() => options.Greedy ? TokenDraw.Greedy : new TokenDraw(options.Temperature, options.TopP, options.TopK, _random.NextDouble());
 
-    /// <summary>The next token drawn from logits on the host.</summary>
+    /// <summary>The next token drawn from logits on the host: what the engine's draw where the logits are must equal.</summary>
     public int Next(ReadOnlySpan<float> logits) => options.Greedy ? ArgMax(logits) : TokenPicker.Pick(logits, Draw());
 
     /// <summary>

@@ -1,4 +1,3 @@
-using LongCtx.Cuda.Native;
 namespace LongCtx.Cuda.Attention;
 
 /// <summary>Which code computes attention on a GPU.</summary>

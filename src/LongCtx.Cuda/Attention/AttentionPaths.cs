@@ -1,5 +1,4 @@
 using LongCtx.Backends;
-using LongCtx.Cuda.Native;
 using LongCtx.Cuda.Runtime;
 namespace LongCtx.Cuda.Attention;
 

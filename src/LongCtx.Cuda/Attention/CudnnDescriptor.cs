@@ -1,4 +1,3 @@
-using LongCtx.Cuda.Native;
 using static LongCtx.Cuda.Native.Cudnn;
 
 namespace LongCtx.Cuda.Attention;

@@ -133,8 +133,8 @@ internal sealed unsafe class DecodeAttention(CudaDevice device) : IAttentionPath
             int stages = settings.DecodeMmaStages ?? DecodeMmaStages;
             var partial = device.Function(DecodeMmaSource, "decode_attention_partial_mma", $"HEAD_DIM={d}", $"GROUP={group}", $"STAGES={stages}");
             uint shared = DecodeMmaSharedBytes(d, stages);
-            device.AllowSharedMemory(partial, shared);
-            int perMultiprocessor = Math.Max(1, device.ResidentBlocksPerMultiprocessor(partial, DecodeThreads, shared));
+            CudaDevice.AllowSharedMemory(partial, shared);
+            int perMultiprocessor = Math.Max(1, CudaDevice.ResidentBlocksPerMultiprocessor(partial, DecodeThreads, shared));
             kernel = new(partial, shared, perMultiprocessor * device.MultiprocessorCount, BlocksPerKvHead: 1, TensorCores: true);
         }
         else

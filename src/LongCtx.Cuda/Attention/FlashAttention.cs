@@ -45,7 +45,7 @@ internal sealed class FlashAttention(CudaDevice device, DeviceLayouts layouts) :
             uint shared = (uint)((queryRows + 2 * keyTile) * (d + 8) * 2 + 2 * (queryRows + keyTile) * sizeof(int));
             kernel = new(device.Function("attention.cu", "flash_attention", $"HEAD_DIM={d}"), 128, queryRows, keyTile, shared, Wgmma: false);
         }
-        device.AllowSharedMemory(kernel.Function, kernel.SharedBytes);
+        CudaDevice.AllowSharedMemory(kernel.Function, kernel.SharedBytes);
         return _kernels[(d, wgmma)] = kernel;
     }
 

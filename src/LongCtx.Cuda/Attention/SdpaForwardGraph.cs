@@ -1,7 +1,4 @@
 using static LongCtx.Cuda.Native.Cudnn;
-using LongCtx.Cuda.Native;
-using LongCtx.Cuda.Runtime;
-using LongCtx.Tensors;
 
 namespace LongCtx.Cuda.Attention;
 

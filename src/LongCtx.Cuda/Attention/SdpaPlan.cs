@@ -1,5 +1,4 @@
 using static LongCtx.Cuda.Native.Cudnn;
-using LongCtx.Cuda.Native;
 
 namespace LongCtx.Cuda.Attention;
 

@@ -1,6 +1,4 @@
 using System.Runtime.InteropServices;
-using LongCtx.Cuda.Runtime;
-using LongCtx.Tensors;
 
 namespace LongCtx.Cuda.Native;
 

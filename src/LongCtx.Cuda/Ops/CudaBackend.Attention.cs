@@ -1,7 +1,6 @@
 using LongCtx.Backends;
 using LongCtx.Cuda.Attention;
 using LongCtx.Cuda.Native;
-using LongCtx.Cuda.Runtime;
 using LongCtx.Tensors;
 
 namespace LongCtx.Cuda.Ops;

@@ -1,5 +1,4 @@
 using LongCtx.Backends;
-using LongCtx.Cuda.Runtime;
 using LongCtx.Tensors;
 
 namespace LongCtx.Cuda.Ops;

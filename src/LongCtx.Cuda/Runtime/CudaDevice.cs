@@ -35,7 +35,7 @@ internal sealed unsafe class CudaDevice : IDisposable
         CudaDriver.Check(CudaDriver.cuDeviceGetAttribute(out int multiprocessors, CudaDriver.AttributeMultiprocessorCount, device), "cuDeviceGetAttribute");
         MultiprocessorCount = multiprocessors;
         var name = stackalloc byte[256];
-        CudaDriver.cuDeviceGetName(name, 256, device);
+        CudaDriver.Check(CudaDriver.cuDeviceGetName(name, 256, device), "cuDeviceGetName");
         Name = new string((sbyte*)name);
         CudaDriver.Check(CudaDriver.cuStreamCreate(out var compute, CudaDriver.StreamNonBlocking), "cuStreamCreate");
         // The communication stream at the highest priority: NCCL's transfer kernels get the next free SM slots ahead of
@@ -120,14 +120,14 @@ internal sealed unsafe class CudaDevice : IDisposable
     }
 
     /// <summary>Lets a kernel use more than the default 48 KB of dynamic shared memory.</summary>
-    public void AllowSharedMemory(nint function, uint bytes)
+    public static void AllowSharedMemory(nint function, uint bytes)
     {
         if (bytes > 48 * 1024)
             CudaDriver.Check(CudaDriver.cuFuncSetAttribute(function, CudaDriver.FunctionAttributeMaxDynamicSharedBytes, (int)bytes), "cuFuncSetAttribute");
     }
 
     /// <summary>How many blocks of <paramref name="function"/> one SM holds at once (registers, shared memory, threads).</summary>
-    public int ResidentBlocksPerMultiprocessor(nint function, int blockSize, uint sharedBytes)
+    public static int ResidentBlocksPerMultiprocessor(nint function, int blockSize, uint sharedBytes)
     {
         CudaDriver.Check(CudaDriver.cuOccupancyMaxActiveBlocksPerMultiprocessor(out int blocks, function, blockSize, sharedBytes), "cuOccupancyMaxActiveBlocksPerMultiprocessor");
         return blocks;
@@ -152,7 +152,7 @@ internal sealed unsafe class CudaDevice : IDisposable
     public void LaunchDependent(nint function, (uint X, uint Y, uint Z) grid, uint block, uint sharedBytes, params ReadOnlySpan<KernelArg> args) =>
         Launch(function, grid, block, sharedBytes, dependent: ProgrammaticLaunch, args);
 
-    /// <summary>Whether <see cref="LaunchDependent(nint, (uint X, uint Y), uint, uint, ReadOnlySpan{KernelArg})"/> lets kernels overlap.</summary>
+    /// <summary>Whether the dependent launches (<c>LaunchDependent</c>) let kernels overlap.</summary>
     public bool ProgrammaticLaunch => _programmaticLaunch ??= ComputeMajor >= 9 && _settings.ProgrammaticLaunch;
 
     private bool? _programmaticLaunch;
@@ -165,7 +165,7 @@ internal sealed unsafe class CudaDevice : IDisposable
         Launch(function, grid, block, sharedBytes, dependent: false, args, tensorMaps);
 
     /// <summary>
-    /// <see cref="LaunchDependent(nint, (uint X, uint Y, uint Z), uint, uint, ReadOnlySpan{KernelArg})"/> of a kernel
+    /// A dependent launch (<c>LaunchDependent</c>) of a kernel
     /// whose first parameter is a struct passed by value (<paramref name="parameter"/> points at its bytes, which the
     /// driver copies at the call), then <paramref name="args"/>.
     /// </summary>

@@ -1,6 +1,5 @@
 using System.Text.Json.Nodes;
 using LongCtx.Cuda.Attention;
-using LongCtx.Cuda.Native;
 using LongCtx.Cuda.Ops;
 using LongCtx.Model;
 using LongCtx.Tensors;

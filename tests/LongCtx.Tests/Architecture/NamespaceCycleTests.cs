@@ -1,4 +1,3 @@
-using System.Reflection;
 using LongCtx.Tests.Model;
 
 namespace LongCtx.Tests.Architecture;

@@ -1,4 +1,3 @@
-using LongCtx.Cli;
 using LongCtx.Tests.Engine;
 using LongCtx.Tests.Model;
 namespace LongCtx.Tests.Cli;

@@ -1,9 +1,9 @@
-using Xunit.Abstractions;
 using LongCtx.Backends;
 using LongCtx.Backends.Cpu;
 using LongCtx.Comm;
 using LongCtx.ContextParallel;
 using LongCtx.Tensors;
+using Xunit.Abstractions;
 
 namespace LongCtx.Tests.ContextParallel;
 

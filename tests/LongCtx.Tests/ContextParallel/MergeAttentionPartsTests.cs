@@ -4,7 +4,7 @@ namespace LongCtx.Tests.ContextParallel;
 
 /// <summary>
 /// The one-pass merge of a distributed decode step: causal attention over keys cut into N contiguous parts, each
-/// part's output and LSE laid out as an all-gather leaves them and merged by <see cref="IBackend.MergeAttentionParts"/>,
+/// part's output and LSE laid out as an all-gather leaves them and merged by <see cref="LongCtx.Backends.IBackend.MergeAttentionParts"/>,
 /// equals attention over all keys on fresh random problems — parts that a row cannot see (LSE −inf) included.
 /// </summary>
 public class MergeAttentionPartsTests

@@ -4,7 +4,12 @@ namespace LongCtx.Tests.ContextParallel;
 public class ShardPlanTests
 {
     [Theory]
-    [InlineData(1)] [InlineData(2)] [InlineData(3)] [InlineData(5)] [InlineData(8)] [InlineData(16)]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(5)]
+    [InlineData(8)]
+    [InlineData(16)]
     public void EveryNewTokenIsOwnedOnceWithItsGlobalPosition(int ranks)
     {
         var random = new Random();
@@ -60,7 +65,10 @@ public class ShardPlanTests
     }
 
     [Theory]
-    [InlineData(0, 4)] [InlineData(3, 8)] [InlineData(17, 6)] [InlineData(100, 7)]
+    [InlineData(0, 4)]
+    [InlineData(3, 8)]
+    [InlineData(17, 6)]
+    [InlineData(100, 7)]
     public void ChunksDifferByAtMostOneToken(int length, int chunks)
     {
         var starts = ShardPlan.ChunkStarts(length, chunks);

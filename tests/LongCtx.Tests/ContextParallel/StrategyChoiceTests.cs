@@ -15,8 +15,8 @@ public class StrategyChoiceTests
     public void FullPrefillPicksPassKv(int heads, int kvHeads)
     {
         foreach (var t in new[] { 32_768, 131_072, 1_048_576 })
-        foreach (var n in new[] { 2, 4, 8, 16 })
-            Assert.Equal("pass-kv", StrategyChoice.Decide(t, 0, n, heads, kvHeads, 2, H100Rdma).Strategy);
+            foreach (var n in new[] { 2, 4, 8, 16 })
+                Assert.Equal("pass-kv", StrategyChoice.Decide(t, 0, n, heads, kvHeads, 2, H100Rdma).Strategy);
     }
 
     [Theory]

@@ -1,9 +1,8 @@
-using static LongCtx.Tests.Cuda.TestLayouts;
 using LongCtx.Approximate;
 using LongCtx.ContextParallel;
 using LongCtx.Cuda.Attention;
-using LongCtx.Engine;
 using LongCtx.Tensors;
+using static LongCtx.Tests.Cuda.TestLayouts;
 
 namespace LongCtx.Tests.Cuda;
 
@@ -14,7 +13,9 @@ namespace LongCtx.Tests.Cuda;
 public class AttentionBlocksTests
 {
     [Theory]
-    [InlineData(2)] [InlineData(3)] [InlineData(4)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(4)]
     public void RingStepsOfLoadBalancedShardsAreAllDenseBlocks(int ranks)
     {
         int seed = Random.Shared.Next();

@@ -1,4 +1,3 @@
-using Xunit;
 using LongCtx.Cuda.Runtime;
 
 namespace LongCtx.Tests.Cuda;

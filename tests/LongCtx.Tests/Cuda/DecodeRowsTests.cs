@@ -1,7 +1,6 @@
-using static LongCtx.Tests.Cuda.TestLayouts;
 using LongCtx.Cuda.Attention;
-using LongCtx.Engine;
 using LongCtx.Tensors;
+using static LongCtx.Tests.Cuda.TestLayouts;
 namespace LongCtx.Tests.Cuda;
 
 /// <summary>

@@ -1,5 +1,4 @@
 using LongCtx.Cuda.Attention;
-using LongCtx.Engine;
 using LongCtx.Tensors;
 namespace LongCtx.Tests.Cuda;
 

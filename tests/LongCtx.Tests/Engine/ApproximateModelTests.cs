@@ -1,5 +1,4 @@
 using LongCtx.Approximate;
-using LongCtx.Backends.Cpu;
 using LongCtx.ContextParallel;
 using LongCtx.Model;
 using LongCtx.Tensors;

@@ -4,7 +4,6 @@ using LongCtx.ContextParallel;
 using LongCtx.Engine;
 using LongCtx.Model;
 using LongCtx.Sampling;
-using LongCtx.Tensors;
 using LongCtx.Tests.ContextParallel;
 namespace LongCtx.Tests.Engine;
 

@@ -1,10 +1,9 @@
-using static LongCtx.Tests.Gpu.AttentionComparison;
 using LongCtx.Backends.Cpu;
 using LongCtx.ContextParallel;
 using LongCtx.Cuda.Attention;
-using LongCtx.Cuda.Native;
 using LongCtx.Cuda.Ops;
 using LongCtx.Tests.ContextParallel;
+using static LongCtx.Tests.Gpu.AttentionComparison;
 namespace LongCtx.Tests.Gpu;
 
 /// <summary>

@@ -1,13 +1,11 @@
-using static LongCtx.Tests.Cuda.TestLayouts;
-using static LongCtx.Tests.Gpu.AttentionComparison;
 using LongCtx.Backends;
 using LongCtx.Backends.Cpu;
 using LongCtx.Cuda.Attention;
 using LongCtx.Cuda.Ops;
-using LongCtx.Engine;
 using LongCtx.Tensors;
 using LongCtx.Tests.ContextParallel;
-using LongCtx.Tests.Cuda;
+using static LongCtx.Tests.Cuda.TestLayouts;
+using static LongCtx.Tests.Gpu.AttentionComparison;
 namespace LongCtx.Tests.Gpu;
 
 /// <summary>

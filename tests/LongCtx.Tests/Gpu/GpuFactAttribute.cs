@@ -3,7 +3,7 @@ namespace LongCtx.Tests.Gpu;
 
 /// <summary>
 /// A test that needs CUDA GPUs: skipped, with the reason shown, where there are fewer than
-/// <paramref name="minimumGpus"/> (CI has none). On the GPU machine, which has no .NET SDK to run xunit,
+/// the minimum number of GPUs given (CI has none). On the GPU machine, which has no .NET SDK to run xunit,
 /// tests/LongCtx.GpuTestRunner runs them (scripts/gpu.sh run, section tests).
 /// </summary>
 public sealed class GpuTheoryAttribute : TheoryAttribute

@@ -1,6 +1,5 @@
 using LongCtx.ContextParallel;
 using LongCtx.Cuda;
-using LongCtx.Cuda.Comm;
 using LongCtx.Cuda.Ranks;
 using LongCtx.Engine;
 using LongCtx.Model;

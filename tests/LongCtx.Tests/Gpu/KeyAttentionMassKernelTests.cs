@@ -1,9 +1,9 @@
-using static LongCtx.Tests.Gpu.AttentionComparison;
 using LongCtx.Backends;
 using LongCtx.Backends.Cpu;
 using LongCtx.Cuda.Ops;
 using LongCtx.Tensors;
 using LongCtx.Tests.ContextParallel;
+using static LongCtx.Tests.Gpu.AttentionComparison;
 namespace LongCtx.Tests.Gpu;
 
 /// <summary>

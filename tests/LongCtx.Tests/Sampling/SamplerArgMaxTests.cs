@@ -1,4 +1,3 @@
-using Xunit;
 using LongCtx.Sampling;
 
 namespace LongCtx.Tests.Sampling;

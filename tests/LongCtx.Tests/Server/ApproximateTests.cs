@@ -7,7 +7,6 @@ using LongCtx.Sampling;
 using LongCtx.Server;
 using LongCtx.Tests.Engine;
 using LongCtx.Tests.Text;
-using LongCtx.Text;
 namespace LongCtx.Tests.Server;
 
 /// <summary>

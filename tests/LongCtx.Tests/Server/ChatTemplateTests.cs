@@ -1,5 +1,4 @@
 using LongCtx.Server;
-using LongCtx.Tests.Model;
 using LongCtx.Tests.Text;
 namespace LongCtx.Tests.Server;
 

@@ -1,6 +1,5 @@
 using System.Text;
 using System.Text.Json;
-using LongCtx.Sampling;
 using LongCtx.Server;
 using LongCtx.Tests.Engine;
 using LongCtx.Tests.Text;

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Text.Json;
-using LongCtx.Tests.Cli;
 using LongCtx.Tests.Engine;
 using LongCtx.Tests.Text;
 namespace LongCtx.Tests.Server;

@@ -1,6 +1,6 @@
 using System.Text.Json;
-using LongCtx.Tests.Model;
 using LongCtx.Text;
+
 namespace LongCtx.Tests.Text;
 
 /// <summary>Finds the repo root and the shared fixtures, and loads tokenizers once per test run.</summary>
