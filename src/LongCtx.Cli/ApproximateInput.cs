@@ -3,6 +3,7 @@ using LongCtx.Approximate;
 using LongCtx.ContextParallel;
 using LongCtx.Model;
 using LongCtx.Text;
+
 namespace LongCtx.Cli;
 
 /// <summary>

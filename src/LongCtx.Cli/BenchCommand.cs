@@ -8,6 +8,7 @@ using LongCtx.Engine;
 using LongCtx.Model;
 using LongCtx.Sampling;
 using Spectre.Console;
+
 namespace LongCtx.Cli;
 
 /// <summary>

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using LongCtx.ContextParallel;
 using LongCtx.Engine;
+
 namespace LongCtx.Cli;
 
 /// <summary>

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using LongCtx.ContextParallel;
 using LongCtx.Sampling;
+
 namespace LongCtx.Cli;
 
 /// <summary>Options shared by the commands that run a model: where it comes from, where it runs, how it samples.</summary>

@@ -8,6 +8,7 @@ using LongCtx.Cuda.Ranks;
 using LongCtx.Cuda.Tools;
 using LongCtx.Engine;
 using LongCtx.Model;
+
 namespace LongCtx.Cli;
 
 /// <summary>

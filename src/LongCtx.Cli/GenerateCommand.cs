@@ -6,6 +6,7 @@ using LongCtx.ContextParallel;
 using LongCtx.Engine;
 using LongCtx.Model;
 using LongCtx.Tensors;
+
 namespace LongCtx.Cli;
 
 /// <summary>`longctx generate`: prefill a prompt over the ranks, then decode, streaming text or printing JSON.</summary>

@@ -1,5 +1,6 @@
 using LongCtx.Engine;
 using LongCtx.Model;
+
 namespace LongCtx.Cli;
 
 /// <summary>

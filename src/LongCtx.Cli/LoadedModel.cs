@@ -4,6 +4,7 @@ using LongCtx.ContextParallel;
 using LongCtx.Engine;
 using LongCtx.Model;
 using LongCtx.Text;
+
 namespace LongCtx.Cli;
 
 /// <summary>A model ready to run: its config, weights (from safetensors or random), tokenizer and engine over the ranks.</summary>

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using LongCtx.ContextParallel;
 using LongCtx.Server;
+
 namespace LongCtx.Cli;
 
 /// <summary>`longctx serve`: the model behind an OpenAI-compatible HTTP server, until Ctrl+C.</summary>

@@ -1,4 +1,5 @@
 using LongCtx.Engine;
+
 namespace LongCtx.Cli;
 
 /// <summary>

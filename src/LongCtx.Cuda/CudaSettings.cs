@@ -1,5 +1,6 @@
 using LongCtx.Cuda.Attention;
 using LongCtx.Cuda.Runtime;
+
 namespace LongCtx.Cuda;
 
 /// <summary>

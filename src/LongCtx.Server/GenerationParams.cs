@@ -1,5 +1,6 @@
 using LongCtx.Approximate;
 using LongCtx.Sampling;
+
 namespace LongCtx.Server;
 
 /// <summary>A validated completion or chat request, as the scheduler runs it and the endpoint answers it.</summary>

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using LongCtx.Sampling;
+
 namespace LongCtx.Server;
 
 /// <summary>

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using LongCtx.Approximate;
 using LongCtx.ContextParallel;
+
 namespace LongCtx.Server;
 
 /// <summary>

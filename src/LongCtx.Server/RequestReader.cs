@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using LongCtx.Sampling;
+
 namespace LongCtx.Server;
 
 /// <summary>

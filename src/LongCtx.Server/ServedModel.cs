@@ -1,6 +1,7 @@
 using LongCtx.Approximate;
 using LongCtx.Engine;
 using LongCtx.Text;
+
 namespace LongCtx.Server;
 
 /// <summary>

@@ -1,4 +1,5 @@
 using LongCtx.ContextParallel;
+
 namespace LongCtx.Server;
 
 /// <summary>How the server listens and what it admits.</summary>

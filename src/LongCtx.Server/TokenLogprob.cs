@@ -1,5 +1,6 @@
 using LongCtx.Sampling;
 using LongCtx.Text;
+
 namespace LongCtx.Server;
 
 /// <summary>

@@ -1,6 +1,7 @@
 using LongCtx.Backends;
 using LongCtx.ContextParallel;
 using LongCtx.Tensors;
+
 namespace LongCtx.Approximate;
 
 /// <summary>

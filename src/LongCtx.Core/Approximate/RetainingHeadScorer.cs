@@ -2,6 +2,7 @@ using LongCtx.Backends;
 using LongCtx.Comm;
 using LongCtx.Model;
 using LongCtx.Tensors;
+
 namespace LongCtx.Approximate;
 
 /// <summary>

@@ -1,5 +1,6 @@
 using LongCtx.Model;
 using LongCtx.Tensors;
+
 namespace LongCtx.Approximate;
 
 /// <summary>

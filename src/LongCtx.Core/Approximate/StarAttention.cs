@@ -1,5 +1,6 @@
 using LongCtx.ContextParallel;
 using LongCtx.Tensors;
+
 namespace LongCtx.Approximate;
 
 /// <summary>

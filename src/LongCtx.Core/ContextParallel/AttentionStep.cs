@@ -1,6 +1,7 @@
 using LongCtx.Backends;
 using LongCtx.Comm;
 using LongCtx.Tensors;
+
 namespace LongCtx.ContextParallel;
 
 /// <summary>Rows [Row, Row+Count) of this rank's new tokens store their KV in cache number <see cref="Cache"/>.</summary>

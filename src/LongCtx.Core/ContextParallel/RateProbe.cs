@@ -2,6 +2,7 @@ using System.Diagnostics;
 using LongCtx.Backends;
 using LongCtx.Comm;
 using LongCtx.Tensors;
+
 namespace LongCtx.ContextParallel;
 
 /// <summary>

@@ -1,5 +1,6 @@
 using LongCtx.Comm;
 using LongCtx.Tensors;
+
 namespace LongCtx.ContextParallel;
 
 /// <summary>

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Runtime.ExceptionServices;
 using LongCtx.ContextParallel;
 using LongCtx.Sampling;
+
 namespace LongCtx.Engine;
 
 /// <summary>

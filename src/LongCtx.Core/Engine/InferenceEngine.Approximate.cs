@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using LongCtx.Approximate;
 using LongCtx.ContextParallel;
+
 namespace LongCtx.Engine;
 
 /// <summary>The approximate prefills, Star Attention and APB: a context phase, then an exact query phase.</summary>

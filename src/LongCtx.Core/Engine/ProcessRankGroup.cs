@@ -1,6 +1,7 @@
 using LongCtx.Backends;
 using LongCtx.Comm;
 using LongCtx.Model;
+
 namespace LongCtx.Engine;
 
 /// <summary>

@@ -2,6 +2,7 @@ using LongCtx.Backends;
 using LongCtx.Comm;
 using LongCtx.Sampling;
 using LongCtx.Tensors;
+
 namespace LongCtx.Model;
 
 /// <summary>

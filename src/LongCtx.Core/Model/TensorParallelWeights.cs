@@ -1,4 +1,5 @@
 using LongCtx.Tensors;
+
 namespace LongCtx.Model;
 
 /// <summary>

@@ -1,5 +1,6 @@
 using LongCtx.Backends;
 using LongCtx.Cuda.Runtime;
+
 namespace LongCtx.Cuda.Attention;
 
 /// <summary>

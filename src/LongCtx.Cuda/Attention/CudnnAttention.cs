@@ -1,5 +1,6 @@
 using LongCtx.Cuda.Native;
 using LongCtx.Cuda.Runtime;
+
 namespace LongCtx.Cuda.Attention;
 
 /// <summary>

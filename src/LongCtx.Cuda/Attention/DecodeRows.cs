@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using LongCtx.Cuda.Runtime;
 using LongCtx.Tensors;
+
 namespace LongCtx.Cuda.Attention;
 
 /// <summary>

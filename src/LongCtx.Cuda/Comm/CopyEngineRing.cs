@@ -3,6 +3,7 @@ using LongCtx.Comm;
 using LongCtx.Cuda.Native;
 using LongCtx.Cuda.Runtime;
 using LongCtx.Tensors;
+
 namespace LongCtx.Cuda.Comm;
 
 /// <summary>

@@ -3,6 +3,7 @@ using LongCtx.Cuda.Native;
 using LongCtx.Cuda.Runtime;
 using LongCtx.Engine;
 using LongCtx.Tensors;
+
 namespace LongCtx.Cuda.Comm;
 
 /// <summary>

@@ -1,6 +1,7 @@
 using LongCtx.Backends;
 using LongCtx.Cuda.Runtime;
 using LongCtx.Tensors;
+
 namespace LongCtx.Cuda.Ops;
 
 /// <summary>

@@ -4,6 +4,7 @@ using LongCtx.Cuda.Attention;
 using LongCtx.Cuda.Native;
 using LongCtx.Cuda.Runtime;
 using LongCtx.Tensors;
+
 namespace LongCtx.Cuda.Ops;
 
 /// <summary>

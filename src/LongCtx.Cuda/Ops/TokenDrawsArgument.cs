@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using LongCtx.Sampling;
+
 namespace LongCtx.Cuda.Ops;
 
 /// <summary>

@@ -5,6 +5,7 @@ using LongCtx.Cuda.Native;
 using LongCtx.Cuda.Ops;
 using LongCtx.Engine;
 using LongCtx.Model;
+
 namespace LongCtx.Cuda.Ranks;
 
 /// <summary>

@@ -1,5 +1,6 @@
 using LongCtx.Cuda.Native;
 using LongCtx.Tensors;
+
 namespace LongCtx.Cuda.Runtime;
 
 /// <summary>

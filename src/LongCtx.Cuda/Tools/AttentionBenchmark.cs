@@ -3,6 +3,7 @@ using LongCtx.Cuda.Attention;
 using LongCtx.Cuda.Ops;
 using LongCtx.Model;
 using LongCtx.Tensors;
+
 namespace LongCtx.Cuda.Tools;
 
 /// <summary>What `longctx bench-attention` measures: context lengths, the head shape, masks, implementations and cuDNN call plans.</summary>

@@ -4,6 +4,7 @@ using LongCtx.Comm;
 using LongCtx.ContextParallel;
 using LongCtx.Tensors;
 using LongCtx.Tests.ContextParallel;
+
 namespace LongCtx.Tests.Approximate;
 
 /// <summary>

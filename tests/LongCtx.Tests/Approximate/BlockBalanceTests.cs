@@ -1,5 +1,6 @@
 using LongCtx.Approximate;
 using LongCtx.Model;
+
 namespace LongCtx.Tests.Approximate;
 
 /// <summary>

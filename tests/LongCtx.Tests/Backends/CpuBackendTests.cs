@@ -1,6 +1,7 @@
 using LongCtx.Backends.Cpu;
 using LongCtx.Tensors;
 using LongCtx.Tests.ContextParallel;
+
 namespace LongCtx.Tests.Backends;
 
 /// <summary>

@@ -1,4 +1,5 @@
 using LongCtx.Backends;
+
 namespace LongCtx.Tests.Backends;
 
 /// <summary>

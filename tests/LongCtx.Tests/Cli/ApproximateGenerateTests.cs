@@ -1,6 +1,7 @@
 using System.Text.Json;
 using LongCtx.Tests.Engine;
 using LongCtx.Tests.Model;
+
 namespace LongCtx.Tests.Cli;
 
 /// <summary>`longctx generate` with the approximate strategies reports that it is approximate and, measured, how far off.</summary>

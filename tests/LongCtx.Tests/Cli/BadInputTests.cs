@@ -1,5 +1,6 @@
 using LongCtx.Tests.Engine;
 using LongCtx.Tests.Model;
+
 namespace LongCtx.Tests.Cli;
 
 /// <summary>Bad input gets one line on stderr that names the thing, a non-zero exit, and nothing half-written.</summary>

@@ -4,6 +4,7 @@ using LongCtx.Model;
 using LongCtx.Tests.ContextParallel;
 using LongCtx.Tests.Engine;
 using LongCtx.Tests.Model;
+
 namespace LongCtx.Tests.Cli;
 
 /// <summary>

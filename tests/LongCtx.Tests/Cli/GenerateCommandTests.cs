@@ -1,6 +1,7 @@
 using System.Text.Json;
 using LongCtx.Tests.Engine;
 using LongCtx.Tests.Model;
+
 namespace LongCtx.Tests.Cli;
 
 /// <summary>`longctx generate` end to end against the transformers reference, as the issue states it.</summary>

@@ -1,5 +1,6 @@
 using LongCtx.Tests.Engine;
 using LongCtx.Tests.Model;
+
 namespace LongCtx.Tests.Cli;
 
 /// <summary>

@@ -4,6 +4,7 @@ using LongCtx.ContextParallel;
 using LongCtx.Engine;
 using LongCtx.Model;
 using LongCtx.Tensors;
+
 namespace LongCtx.Tests.Comm;
 
 /// <summary>

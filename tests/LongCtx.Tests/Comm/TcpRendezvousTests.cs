@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using LongCtx.Comm;
+
 namespace LongCtx.Tests.Comm;
 
 /// <summary>

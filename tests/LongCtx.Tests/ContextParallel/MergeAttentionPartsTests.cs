@@ -1,5 +1,6 @@
 using LongCtx.Backends.Cpu;
 using LongCtx.Tensors;
+
 namespace LongCtx.Tests.ContextParallel;
 
 /// <summary>

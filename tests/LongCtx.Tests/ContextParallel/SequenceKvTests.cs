@@ -1,6 +1,7 @@
 using LongCtx.Backends;
 using LongCtx.Backends.Cpu;
 using LongCtx.ContextParallel;
+
 namespace LongCtx.Tests.ContextParallel;
 
 /// <summary>

@@ -1,4 +1,5 @@
 using LongCtx.ContextParallel;
+
 namespace LongCtx.Tests.ContextParallel;
 
 /// <summary>

@@ -1,4 +1,5 @@
 using LongCtx.Cuda.Attention;
+
 namespace LongCtx.Tests.Cuda;
 
 /// <summary>The cuDNN call plan's text form (LONGCTX_CUDNN_CALLS, bench-attention --cudnn-calls) and its row slices.</summary>

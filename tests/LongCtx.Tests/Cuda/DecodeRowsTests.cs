@@ -1,6 +1,7 @@
 using LongCtx.Cuda.Attention;
 using LongCtx.Tensors;
 using static LongCtx.Tests.Cuda.TestLayouts;
+
 namespace LongCtx.Tests.Cuda;
 
 /// <summary>

@@ -1,5 +1,6 @@
 using LongCtx.Cuda.Attention;
 using LongCtx.Tensors;
+
 namespace LongCtx.Tests.Cuda;
 
 /// <summary>Token layouts for the layout-decomposition tests: consecutive runs, fused sequences, random mixes.</summary>

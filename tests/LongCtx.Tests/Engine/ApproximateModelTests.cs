@@ -4,6 +4,7 @@ using LongCtx.Model;
 using LongCtx.Tensors;
 using LongCtx.Tests.ContextParallel;
 using LongCtx.Tests.Model;
+
 namespace LongCtx.Tests.Engine;
 
 /// <summary>

@@ -1,6 +1,7 @@
 using LongCtx.ContextParallel;
 using LongCtx.Sampling;
 using LongCtx.Tests.ContextParallel;
+
 namespace LongCtx.Tests.Engine;
 
 /// <summary>

@@ -1,5 +1,6 @@
 using LongCtx.ContextParallel;
 using LongCtx.Tests.ContextParallel;
+
 namespace LongCtx.Tests.Engine;
 
 /// <summary>

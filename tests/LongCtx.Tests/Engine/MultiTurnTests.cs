@@ -2,6 +2,7 @@ using LongCtx.ContextParallel;
 using LongCtx.Engine;
 using LongCtx.Sampling;
 using LongCtx.Tests.ContextParallel;
+
 namespace LongCtx.Tests.Engine;
 
 /// <summary>A conversation that keeps its KV cache on the ranks gives the tokens of re-running it densely from scratch.</summary>

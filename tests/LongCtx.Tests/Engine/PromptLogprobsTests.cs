@@ -3,6 +3,7 @@ using LongCtx.ContextParallel;
 using LongCtx.Engine;
 using LongCtx.Sampling;
 using LongCtx.Tests.ContextParallel;
+
 namespace LongCtx.Tests.Engine;
 
 /// <summary>

@@ -5,6 +5,7 @@ using LongCtx.Model;
 using LongCtx.Sampling;
 using LongCtx.Tensors;
 using LongCtx.Tests.Model;
+
 namespace LongCtx.Tests.Engine;
 
 /// <summary>

@@ -5,6 +5,7 @@ using LongCtx.Engine;
 using LongCtx.Model;
 using LongCtx.Sampling;
 using LongCtx.Tests.ContextParallel;
+
 namespace LongCtx.Tests.Engine;
 
 /// <summary>

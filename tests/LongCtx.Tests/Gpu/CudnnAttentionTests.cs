@@ -4,6 +4,7 @@ using LongCtx.Cuda.Attention;
 using LongCtx.Cuda.Ops;
 using LongCtx.Tests.ContextParallel;
 using static LongCtx.Tests.Gpu.AttentionComparison;
+
 namespace LongCtx.Tests.Gpu;
 
 /// <summary>

@@ -6,6 +6,7 @@ using LongCtx.Tensors;
 using LongCtx.Tests.ContextParallel;
 using static LongCtx.Tests.Cuda.TestLayouts;
 using static LongCtx.Tests.Gpu.AttentionComparison;
+
 namespace LongCtx.Tests.Gpu;
 
 /// <summary>

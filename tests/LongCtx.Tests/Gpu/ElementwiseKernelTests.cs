@@ -5,6 +5,7 @@ using LongCtx.Model;
 using LongCtx.Tensors;
 using LongCtx.Tests.ContextParallel;
 using static LongCtx.Tests.Gpu.AttentionComparison;
+
 namespace LongCtx.Tests.Gpu;
 
 /// <summary>

@@ -1,4 +1,5 @@
 using LongCtx.Cuda.Ops;
+
 namespace LongCtx.Tests.Gpu;
 
 /// <summary>

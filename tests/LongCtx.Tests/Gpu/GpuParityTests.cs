@@ -5,6 +5,7 @@ using LongCtx.Engine;
 using LongCtx.Model;
 using LongCtx.Tests.ContextParallel;
 using LongCtx.Tests.Engine;
+
 namespace LongCtx.Tests.Gpu;
 
 /// <summary>

@@ -6,6 +6,7 @@ using LongCtx.Model;
 using LongCtx.Tests.Cli;
 using LongCtx.Tests.Engine;
 using LongCtx.Tests.Model;
+
 namespace LongCtx.Tests.Gpu;
 
 /// <summary>

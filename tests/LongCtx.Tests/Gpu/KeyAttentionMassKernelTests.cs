@@ -4,6 +4,7 @@ using LongCtx.Cuda.Ops;
 using LongCtx.Tensors;
 using LongCtx.Tests.ContextParallel;
 using static LongCtx.Tests.Gpu.AttentionComparison;
+
 namespace LongCtx.Tests.Gpu;
 
 /// <summary>

@@ -1,5 +1,6 @@
 using LongCtx.Cuda.Ops;
 using LongCtx.Sampling;
+
 namespace LongCtx.Tests.Gpu;
 
 /// <summary>

@@ -1,6 +1,7 @@
 using LongCtx.Backends;
 using LongCtx.Cuda.Ops;
 using LongCtx.Tensors;
+
 namespace LongCtx.Tests.Gpu;
 
 /// <summary>

@@ -1,4 +1,5 @@
 using LongCtx.Model;
+
 namespace LongCtx.Tests.Model;
 
 public class ModelConfigTests

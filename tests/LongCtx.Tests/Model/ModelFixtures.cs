@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using LongCtx.Model;
 using LongCtx.Tensors;
+
 namespace LongCtx.Tests.Model;
 
 /// <summary>Where the shared reference fixtures are, plus small helpers the model tests share.</summary>

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using LongCtx.Model;
 using LongCtx.Tensors;
+
 namespace LongCtx.Tests.Model;
 
 public class ModelWeightsTests

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using LongCtx.Model;
 using LongCtx.Tensors;
+
 namespace LongCtx.Tests.Model;
 
 public class SafetensorsTests

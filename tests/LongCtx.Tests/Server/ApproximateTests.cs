@@ -7,6 +7,7 @@ using LongCtx.Sampling;
 using LongCtx.Server;
 using LongCtx.Tests.Engine;
 using LongCtx.Tests.Text;
+
 namespace LongCtx.Tests.Server;
 
 /// <summary>

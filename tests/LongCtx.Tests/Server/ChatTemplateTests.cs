@@ -1,5 +1,6 @@
 using LongCtx.Server;
 using LongCtx.Tests.Text;
+
 namespace LongCtx.Tests.Server;
 
 /// <summary>The chat formats render as the models' own templates do, and are found from the tokenizer.</summary>

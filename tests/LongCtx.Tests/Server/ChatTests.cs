@@ -2,6 +2,7 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using LongCtx.Tests.Text;
+
 namespace LongCtx.Tests.Server;
 
 /// <summary>/v1/chat/completions: the Llama 3 template, streaming, the shape the openai client reads, and KV reuse across turns.</summary>

@@ -3,6 +3,7 @@ using LongCtx.Server;
 using LongCtx.Tests.Cli;
 using LongCtx.Tests.Engine;
 using LongCtx.Tests.Text;
+
 namespace LongCtx.Tests.Server;
 
 /// <summary>/v1/completions gives what `longctx generate` and transformers give, whole and streamed, on one rank and several.</summary>

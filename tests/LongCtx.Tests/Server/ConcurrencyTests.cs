@@ -4,6 +4,7 @@ using LongCtx.Engine;
 using LongCtx.Sampling;
 using LongCtx.Server;
 using LongCtx.Tests.Engine;
+
 namespace LongCtx.Tests.Server;
 
 /// <summary>Many clients at once lose nothing; the concurrency limit answers 429; a client that goes away frees its KV.</summary>

@@ -3,6 +3,7 @@ using System.Text.Json;
 using LongCtx.Server;
 using LongCtx.Tests.Engine;
 using LongCtx.Tests.Text;
+
 namespace LongCtx.Tests.Server;
 
 /// <summary>

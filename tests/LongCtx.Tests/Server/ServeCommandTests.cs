@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using LongCtx.Tests.Engine;
 using LongCtx.Tests.Text;
+
 namespace LongCtx.Tests.Server;
 
 /// <summary>`longctx serve` as a user starts it: it says where it listens and on which ranks, and answers there.</summary>

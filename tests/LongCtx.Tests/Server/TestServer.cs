@@ -5,6 +5,7 @@ using LongCtx.Model;
 using LongCtx.Server;
 using LongCtx.Tests.Engine;
 using LongCtx.Tests.Text;
+
 namespace LongCtx.Tests.Server;
 
 /// <summary>

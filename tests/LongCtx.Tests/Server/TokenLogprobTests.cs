@@ -1,6 +1,7 @@
 using LongCtx.Sampling;
 using LongCtx.Server;
 using LongCtx.Tests.Text;
+
 namespace LongCtx.Tests.Server;
 
 /// <summary>The log-softmax and most likely tokens of one position, and how tokens show in logprobs.</summary>

@@ -1,6 +1,7 @@
 using LongCtx.Comm;
 using LongCtx.Engine;
 using LongCtx.Model;
+
 namespace LongCtx.Backends.Cpu;
 
 /// <summary>
