@@ -34,7 +34,7 @@ if [[ $text == 1 ]]; then
   scripts/fetch-tokenizers.sh llama3
   # Concatenated into a file first and cut from there: `cat ... | head -c` under pipefail fails the script when head
   # closes the pipe early.
-  cat README.md docs/*.md src/LongCtx.Core/Parallel/*.cs src/LongCtx.Core/Parallel/Strategies/*.cs > "$work/all"
+  cat README.md docs/*.md src/LongCtx.Core/ContextParallel/*.cs src/LongCtx.Core/Approximate/*.cs > "$work/all"
   head -c 60000 "$work/all" > "$work/prompt"
   for ranks in 1 4; do
     echo "== Real text, random weights: $ranks rank(s), --strategy auto"

@@ -1,8 +1,7 @@
 using System.CommandLine;
-using LongCtx.Engine;
-using LongCtx.Models;
-using LongCtx.Parallel;
-using LongCtx.Parallel.Compression;
+using LongCtx.Approximate;
+using LongCtx.ContextParallel;
+using LongCtx.Model;
 using LongCtx.Text;
 
 namespace LongCtx.Cli;

@@ -1,11 +1,12 @@
 using System.CommandLine;
 using System.Diagnostics;
+using System.Runtime.ExceptionServices;
 using System.Text.Json.Nodes;
-using LongCtx.Backends.Cpu;
-using LongCtx.Cuda;
+using LongCtx.Approximate;
+using LongCtx.ContextParallel;
 using LongCtx.Engine;
-using LongCtx.Models;
-using LongCtx.Parallel;
+using LongCtx.Model;
+using LongCtx.Sampling;
 using Spectre.Console;
 
 namespace LongCtx.Cli;
@@ -52,29 +53,29 @@ internal static class BenchCommand
         foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, oneRankOf, tensor, prefillChunk, strategy, repeat, warmup, decode, batch, temperature, topP, topK, promptLogprobs, anchor, passing, evenBlocks, profile, attention, json }) command.Options.Add(o);
         command.SetAction(r => Run(r.GetValue(model), r.GetValue(config), r.GetValue(loadFormat)!, r.GetValue(layers), Ints(r.GetValue(contexts)!, "--context"),
             r.GetValue(device)!, Layouts(r.GetValue(gpus)!, r.GetValue(ranks), r.GetValue(oneRankOf), r.GetValue(tensor)), r.GetValue(tensor), r.GetValue(prefillChunk), StrategyNames.Validate(r.GetValue(strategy)!), Math.Max(1, r.GetValue(repeat)),
-            r.GetValue(warmup), r.GetValue(decode), r.GetValue(batch), Sampling(r.GetValue(temperature), r.GetValue(topP), r.GetValue(topK)), r.GetValue(promptLogprobs), (r.GetValue(anchor), r.GetValue(passing), r.GetValue(evenBlocks)), r.GetValue(profile), AttentionOption.Parse(r.GetValue(attention)!, r.GetValue(device)!), r.GetValue(json)));
+            r.GetValue(warmup), r.GetValue(decode), r.GetValue(batch), Sampling(r.GetValue(temperature), r.GetValue(topP), r.GetValue(topK)), r.GetValue(promptLogprobs), (r.GetValue(anchor), r.GetValue(passing), r.GetValue(evenBlocks)), r.GetValue(profile), r.GetValue(attention)!, r.GetValue(json)));
         return command;
     }
 
     /// <summary>One measurement; Ranks × Tensor ranks ran it (context-parallel × tensor-parallel).</summary>
     private sealed record Point(int Ranks, int Tensor, int Context, string Strategy, double TtftMs, double Tflops, double? Mfu, Dictionary<string, double>? Split,
-        double? LogitsError = null, bool? Top1Agrees = null, DecodeTiming? Decode = null, int[]? BlockTokens = null, bool Echoed = false);
+        double? LogitsError = null, bool? Top1Agrees = null, BatchDecode? Decode = null, int[]? BlockTokens = null, bool Echoed = false);
 
     /// <summary>Batched decode: one step gives every sequence of the batch a token; Split is a profiled step's time split.</summary>
-    private sealed record DecodeTiming(int Batch, double MsPerStep, Dictionary<string, double>? Split = null)
+    private sealed record BatchDecode(int Batch, double MsPerStep, Dictionary<string, double>? Split = null)
     {
         public double MsPerToken => MsPerStep / Batch;
     }
 
     private static int Run(string? dir, string? preset, string loadFormat, int? layers, int[] contexts, string device, Layout[] layouts, int tensor,
-        int? prefillChunk, string strategy, int repeat, int warmup, int decodeSteps, int batch, SamplingOptions sampling, int? promptLogprobs, (int? Anchor, int? Passing, bool EvenBlocks) lengths, bool profile, AttentionImplementation attention, bool json)
+        int? prefillChunk, string strategy, int repeat, int warmup, int decodeSteps, int batch, SamplingOptions sampling, int? promptLogprobs, (int? Anchor, int? Passing, bool EvenBlocks) lengths, bool profile, string attention, bool json)
     {
         if (lengths.Anchor < 0 || lengths.Passing < 0) throw new LongCtxException("--anchor-tokens and --passing-tokens must be 0 or more");
         if (warmup < 0) throw new LongCtxException($"--warmup {warmup} must be 0 or more");
         if (decodeSteps < 0) throw new LongCtxException("--decode-steps must be 0 or more");
         if (batch < 1) throw new LongCtxException($"--batch {batch} must be 1 or more");
         if (batch > 1 && decodeSteps == 0) throw new LongCtxException($"--batch {batch} batches decode steps: give --decode-steps N too");
-        if (device is not ("cpu" or "cuda")) throw new LongCtxException($"--device {device} is unknown: use cpu or cuda");
+        Devices.Check(device, attention);
         if (strategy == StrategyNames.Auto && layouts.Any(l => l.Echoed))
             throw new LongCtxException("--one-rank-of needs a --strategy (pass-kv, pass-q, star or apb): auto would measure the echoed copies as the ring's link");
         if (dir is not null) dir = ModelDirectory.Resolve(dir);
@@ -108,7 +109,7 @@ internal static class BenchCommand
                 string used = strategy;
                 float[] logits = [];
                 int[]? blocks = null;
-                DecodeTiming? decoded = null;
+                BatchDecode? decoded = null;
                 // A context's first prefill also builds a cuDNN plan per new block shape (tens of ms each) and compiles the
                 // kernels it meets first (token_logprobs.cu with --prompt-logprobs): not part of a warm TTFT.
                 for (int i = 0; i < warmup; i++) Prefill(engine, context, strategy, approximate, promptLogprobs: promptLogprobs);
@@ -145,55 +146,56 @@ internal static class BenchCommand
                 points.Add(new Point(ranks, tensor, context, used, best, tflops, mfu, split, error, top1, decoded, blocks, echoed));
                 progress.Note($"{RanksText(ranks, tensor, echoed)} rank(s), {context} tokens, {used}: {best:0} ms");
             }
-            if (device == "cuda") attentionReport = group.Run(rt => ((CudaBackend)rt.Backend).AttentionReport())[0];
+            attentionReport = group.Run(rt => rt.Backend.Info.AttentionReport())[0];
         }
         Report(points, cfg, deviceName, attentionReport, json);
         return 0;
     }
 
     /// <summary>
-    /// One prefill of a random prompt, timed to its logits on the host (the time to first token); then, if
-    /// asked, decode steps for a batch of sequences holding that prompt (the others prefilled untimed).
+    /// One prefill of a random prompt through the engine loop, timed to its first token (drawn where the logits are: the
+    /// time to first token); then, if asked, decode steps for a batch of sequences holding that prompt (the others
+    /// prefilled untimed, one a step). Returns the time, the strategy that ran, the last row's logits of an approximate
+    /// run (for its error against exact attention) and its blocks.
     /// </summary>
-    /// <summary>One prefill of a random prompt (and decode steps after it): its time, the strategy that ran, the last logits and an approximate run's blocks.</summary>
     private static (double Ms, string Strategy, float[] Logits, ContextBlocks? Blocks) Prefill(InferenceEngine engine, int tokens, string strategy, ApproximateOptions? approximate = null,
-        int decodeSteps = 0, int batch = 1, Action<DecodeTiming>? decoded = null, TimeSplit? profiler = null, SamplingOptions? sampling = null, int? promptLogprobs = null)
+        int decodeSteps = 0, int batch = 1, Action<BatchDecode>? decoded = null, TimeSplit? profiler = null, SamplingOptions? sampling = null, int? promptLogprobs = null)
     {
         var ids = RandomPrompt(engine, tokens);
-        var sequence = engine.NewSequence();
-        profiler?.Start();
-        var clock = Stopwatch.StartNew();
-        var result = engine.Prefill([(sequence, ids)], strategy, approximate: approximate, promptLogprobs: promptLogprobs);
-        double ms = clock.Elapsed.TotalMilliseconds;
-        profiler?.EndPrefill();
-        var last = result.Logits[0][^engine.Config.VocabSize..];
-        var sequences = new List<Sequence> { sequence };
+        // Prefills alone in their steps, so the first step times the prefill; then a step is a decode step of the batch.
+        var loop = new EngineLoop(engine, new PrefillFirst(decodeInSameStep: false));
+        GenerationRequest Request(int b) => new(ids, decodeSteps + 1, (sampling ?? new SamplingOptions()) with { Seed = b }, strategy,
+            KeepLastLogits: StrategyNames.IsApproximate(strategy) ? 1 : 0, Approximate: approximate)
+        { PromptLogprobs = b == 0 ? promptLogprobs : null };
+        var requests = new List<RequestState> { loop.Admit(Request(0)) };
         try
         {
+            profiler?.Start();
+            var clock = Stopwatch.StartNew();
+            loop.Step(tokens);
+            double ms = clock.Elapsed.TotalMilliseconds;
+            profiler?.EndPrefill();
+            var first = requests[0];
+            if (first.Error is { } error) ExceptionDispatchInfo.Capture(error).Throw();
             if (decodeSteps > 0)
             {
-                var next = new List<int> { Sampler.ArgMax(last) };
-                for (int b = 1; b < batch; b++)
-                {
-                    sequences.Add(engine.NewSequence());
-                    next.Add(Sampler.ArgMax(engine.Prefill([(sequences[b], ids)], strategy, approximate: approximate).Logits[0].AsSpan()[^engine.Config.VocabSize..]));
-                }
+                for (int b = 1; b < batch; b++) requests.Add(loop.Admit(Request(b)));
+                while (loop.Waiting.Count > 0) loop.Step(tokens);
                 // Steps on the distributed cache: each token's KV lands round-robin, attention merges by LSE; the
                 // tokens are drawn on the GPU (only they come back), as a server does for requests without logprobs.
-                var samplers = sequences.Select((_, b) => new Sampler((sampling ?? new SamplingOptions()) with { Seed = b })).ToArray();
                 profiler?.Start();
                 var decodeClock = Stopwatch.StartNew();
-                for (int i = 0; i < decodeSteps; i++)
-                    next = [.. engine.DecodeTokens(sequences.Select((q, b) => (q, next[b])).ToList(), samplers.Select(s => s.Draw()).ToList())];
+                for (int i = 0; i < decodeSteps; i++) loop.Step(tokens);
                 double msPerStep = decodeClock.Elapsed.TotalMilliseconds / decodeSteps;
-                decoded?.Invoke(new DecodeTiming(batch, msPerStep, profiler?.DecodeSplit(msPerStep, decodeSteps)));
+                if (requests.FirstOrDefault(r => r.Error is not null)?.Error is { } failed) ExceptionDispatchInfo.Capture(failed).Throw();
+                decoded?.Invoke(new BatchDecode(batch, msPerStep, profiler?.DecodeSplit(msPerStep, decodeSteps)));
             }
+            return (ms, first.Strategy, first.PromptLogits, first.Blocks);
         }
         finally
         {
-            foreach (var q in sequences) engine.Release(q);
+            foreach (var r in requests) engine.Release(r.Sequence);
         }
-        return (ms, result.Strategy, last, result.Blocks);
     }
 
     private static SamplingOptions Sampling(float temperature, float topP, int topK)
@@ -282,7 +284,7 @@ internal static class BenchCommand
     /// <summary>"4", "2x4" for 2 context-parallel ranks of 4 tensor-parallel ranks each, or "0 of 4" for an echoed rank.</summary>
     private static string RanksText(int ranks, int tensor, bool echoed = false) => echoed ? $"0 of {ranks}" : tensor == 1 ? ranks.ToString() : $"{ranks}x{tensor}";
 
-    /// <summary>Context ranks on that many GPUs; Echoed: rank 0 of them alone on one (<see cref="EchoPeers"/>).</summary>
+    /// <summary>Context ranks on that many GPUs; Echoed: rank 0 of them alone on one (<see cref="Comm.EchoPeers"/>).</summary>
     private readonly record struct Layout(int Ranks, int Gpus, bool Echoed = false);
 
     /// <summary>
@@ -307,15 +309,8 @@ internal static class BenchCommand
         return Ints(ranks, "--ranks").Select(n => new Layout(n, g[0])).ToArray();
     }
 
-    private static IRankGroup Group(ModelConfig cfg, ModelWeights weights, string device, int ranks, int gpus, bool echoed, int tensor, AttentionImplementation attention)
-    {
-        if (!echoed)
-            return device == "cuda" ? new GpuRankGroup(cfg, weights, gpus, ranks, attention, tensor) : new CpuRankGroup(cfg, weights, ranks, tensorRanks: tensor);
-        if (device == "cpu") return ProcessRankGroup.EchoedRank(cfg, weights, new CpuBackend(), ranks, "cpu x1");
-        if (CudaBackend.DeviceCount() == 0) throw new LongCtxException("--device cuda: no CUDA GPU found on this machine; use --device cpu");
-        var gpu = new CudaBackend(0, attention);
-        return ProcessRankGroup.EchoedRank(cfg, weights, gpu, ranks, $"cuda x1 ({gpu.Name})", gpu.MakeCurrent);
-    }
+    private static IRankGroup Group(ModelConfig cfg, ModelWeights weights, string device, int ranks, int gpus, bool echoed, int tensor, string attention) =>
+        echoed ? Devices.Echoed(cfg, weights, device, ranks, attention) : Devices.Local(cfg, weights, device, ranks, gpus, tensor, attention);
 
     public static int[] Ints(string list, string option)
     {

@@ -1,6 +1,7 @@
 using System.CommandLine;
-using LongCtx.Engine;
-using LongCtx.Models;
+using LongCtx.ContextParallel;
+using LongCtx.Model;
+using LongCtx.Sampling;
 
 namespace LongCtx.Cli;
 

@@ -1,10 +1,11 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
-using LongCtx.Cuda;
+using LongCtx.Approximate;
+using LongCtx.ContextParallel;
 using LongCtx.Engine;
-using LongCtx.Models;
-using LongCtx.Parallel;
+using LongCtx.Model;
+using LongCtx.Sampling;
 using Spectre.Console;
 
 namespace LongCtx.Cli;
@@ -74,9 +75,7 @@ internal static class EvalRetrievalCommand
         if (others.Length > 0) runs.AddRange(rankCounts.Select(n => (n, others)));
         foreach (var (ranks, names) in runs)
         {
-            using var group = device == "cuda"
-                ? (IRankGroup)new GpuRankGroup(config, weights, Math.Min(gpus, ranks), ranks)
-                : new CpuRankGroup(config, weights, ranks, threads);
+            using var group = Devices.Local(config, weights, device, ranks, Math.Min(gpus, ranks), tensorRanks: 1, attention: "auto", threads);
             deviceName = group.Device;
             using var engine = new InferenceEngine(config, group);
             foreach (var strategy in names)

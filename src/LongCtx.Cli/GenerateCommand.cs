@@ -1,9 +1,10 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
+using LongCtx.Approximate;
+using LongCtx.ContextParallel;
 using LongCtx.Engine;
-using LongCtx.Models;
-using LongCtx.Parallel;
+using LongCtx.Model;
 using LongCtx.Tensors;
 
 namespace LongCtx.Cli;

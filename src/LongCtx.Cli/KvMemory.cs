@@ -1,6 +1,5 @@
-using LongCtx.Cuda;
 using LongCtx.Engine;
-using LongCtx.Models;
+using LongCtx.Model;
 
 namespace LongCtx.Cli;
 
@@ -10,7 +9,7 @@ namespace LongCtx.Cli;
 /// </summary>
 internal static class KvMemory
 {
-    /// <summary>What the cache grows by beyond its rows (<see cref="Engine.SequenceKv"/> grows by an eighth) plus slack for activations.</summary>
+    /// <summary>What the cache grows by beyond its rows (<see cref="ContextParallel.SequenceKv"/> grows by an eighth) plus slack for activations.</summary>
     private const double Headroom = 1.2;
 
     public static void CheckFits(IRankGroup group, ModelConfig config, int tokensPerSequence, int batch)
@@ -19,7 +18,7 @@ internal static class KvMemory
         int ranks = group.ContextRanks * group.TensorRanks;
         long tokensPerRank = ((long)batch * tokensPerSequence + ranks - 1) / ranks;
         double need = tokensPerRank * perToken * Headroom;
-        long available = group.Run(rt => ((CudaBackend)rt.Backend).AvailableMemoryBytes()).Min();
+        long available = group.Run(rt => rt.Backend.Info.AvailableMemoryBytes()).Min();
         if (need > available)
             throw new LongCtxException($"{batch} sequence(s) of {tokensPerSequence} tokens need about {need / 1e9:0.#} GB of KV cache per GPU on {ranks} GPU(s) " +
                                        $"({perToken / 1024} KB per token), but {available / 1e9:0.#} GB is free: use more GPUs, a smaller --batch or a shorter --context");

@@ -1,10 +1,8 @@
 using System.CommandLine;
-using LongCtx.Cuda;
+using LongCtx.Comm;
+using LongCtx.ContextParallel;
 using LongCtx.Engine;
-using LongCtx.Parallel.Distributed;
-using LongCtx.Models;
-using LongCtx.Parallel;
-using LongCtx.Tensors;
+using LongCtx.Model;
 using LongCtx.Text;
 
 namespace LongCtx.Cli;
@@ -13,9 +11,8 @@ namespace LongCtx.Cli;
 internal sealed class LoadedModel : IDisposable
 {
     private LoadedModel(string name, string? directory, ModelConfig config, ModelWeights weights, string? tokenizerPath, InferenceEngine engine, bool dummy,
-        GpuRankGroup? gpus, Progress progress)
+        Progress progress)
     {
-        _gpus = gpus;
         Name = name;
         Directory = directory;
         TokenizerPath = tokenizerPath;
@@ -66,10 +63,8 @@ internal sealed class LoadedModel : IDisposable
     public InferenceEngine Engine { get; }
     public bool Dummy { get; }
 
-    private readonly GpuRankGroup? _gpus;
-
-    /// <summary>Which attention implementation ran on the GPUs, for --verbose; null on the CPU.</summary>
-    public string? AttentionReport() => _gpus?.AttentionReport();
+    /// <summary>Which attention implementation ran (rank 0's account: every rank runs the same calls), for --verbose; null on the CPU.</summary>
+    public string? AttentionReport() => Engine.AttentionReport();
 
     public Tokenizer RequireTokenizer() => _tokenizer.Value.Tokenizer ?? throw _tokenizer.Value.Error
         ?? new LongCtxException("no tokenizer: give --tokenizer PATH (tokenizer.json or its directory), or use --prompt-ids");
@@ -77,13 +72,13 @@ internal sealed class LoadedModel : IDisposable
     public static LoadedModel Load(ParseResult r, CommonOptions o, Progress progress)
     {
         string device = r.GetValue(o.Device)!;
-        if (device is not ("cpu" or "cuda")) throw new LongCtxException($"--device {device} is unknown: use cpu or cuda");
-        if (device == "cpu" && r.GetValue(o.Gpus) is not null) throw new LongCtxException("--gpus needs --device cuda (on the CPU, ranks are threads: --ranks N)");
+        string attention = r.GetValue(o.Attention)!;
+        Devices.Check(device, attention);
+        if (device == Devices.Cpu && r.GetValue(o.Gpus) is not null) throw new LongCtxException("--gpus needs --device cuda (on the CPU, ranks are threads: --ranks N)");
         string format = r.GetValue(o.LoadFormat)!;
         if (format is not ("auto" or "safetensors" or "dummy"))
             throw new LongCtxException($"--load-format {format} is unknown: use auto, safetensors or dummy");
         bool dummy = format == "dummy";
-        var attention = AttentionOption.Parse(r.GetValue(o.Attention)!, device);
         string? modelArg = r.GetValue(o.Model);
         string? dir = modelArg is null ? null : ModelDirectory.Resolve(modelArg, r.GetValue(o.Revision));
         string? preset = r.GetValue(o.Config);
@@ -105,20 +100,20 @@ internal sealed class LoadedModel : IDisposable
         if ((c is null) != (bw is null)) throw new LongCtxException("give both --compute-tflops and --link-gbps, or neither (then they are measured)");
         var launch = LaunchEnvironment.FromEnvironment();
         IRankGroup group = launch is not null ? ProcessGroup(r, o, config, weights, device, attention, launch, progress)
-            : device == "cuda"
-            ? progress.Run($"Loading the model onto {gpus} GPU(s)", () => new GpuRankGroup(config, weights, gpus, ranks, attention, tensor))
-            : new CpuRankGroup(config, weights, ranks ?? 1, r.GetValue(o.Threads), tensor);
-        if (r.GetValue(o.Verbose) && group is GpuRankGroup { Size: var all } && all > gpus)
+            : device == Devices.Cuda
+            ? progress.Run($"Loading the model onto {gpus} GPU(s)", () => Devices.Local(config, weights, device, ranks, gpus, tensor, attention))
+            : Devices.Local(config, weights, device, ranks, gpus, tensor, attention, r.GetValue(o.Threads));
+        if (r.GetValue(o.Verbose) && launch is null && device == Devices.Cuda && group.ContextRanks * group.TensorRanks is var all && all > gpus)
             Console.Error.WriteLine($"debug: {all} ranks share {gpus} GPU(s) round-robin and talk through device copies (NCCL needs one GPU per rank): exact, not fast");
         // A repo id names the model as given (its snapshot directory is a commit hash).
         string name = dir is null ? preset! : dir != modelArg ? modelArg! : Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir)));
         return new LoadedModel(name, dir, config, weights, tokenizerPath, new InferenceEngine(config, group, rates) { PrefillChunkTokens = r.GetValue(o.PrefillChunk) }, dummy,
-            group as GpuRankGroup, progress);
+            progress);
     }
 
     /// <summary>This process's rank of a multi-process group: every process is one rank, on the CPU or on GPU LOCAL_RANK.</summary>
     private static ProcessRankGroup ProcessGroup(ParseResult r, CommonOptions o, ModelConfig config, ModelWeights weights, string device,
-        AttentionImplementation attention, LaunchEnvironment launch, Progress progress)
+        string attention, LaunchEnvironment launch, Progress progress)
     {
         int tensor = r.GetValue(o.TensorParallel);
         var grid = RankGrid.ForWorld(config, launch.WorldSize, tensor);
@@ -126,9 +121,8 @@ internal sealed class LoadedModel : IDisposable
             throw new LongCtxException($"--ranks {asked} disagrees with WORLD_SIZE={launch.WorldSize} / --tensor-parallel {tensor}: in a multi-process run every process is one rank (leave --ranks out)");
         if (r.GetValue(o.Gpus) is { } gpus && gpus != launch.WorldSize)
             throw new LongCtxException($"--gpus {gpus} disagrees with WORLD_SIZE={launch.WorldSize}: in a multi-process run every process is one GPU (leave --gpus out)");
-        return device == "cuda"
-            ? progress.Run($"Joining the process group on GPU {launch.LocalRank}", () => GpuProcessRank.Join(config, weights, launch, attention, tensor))
-            : progress.Run("Joining the process group", () => ProcessRankGroup.OnCpu(config, weights, launch, r.GetValue(o.Threads), tensor));
+        return progress.Run(device == Devices.Cuda ? $"Joining the process group on GPU {launch.LocalRank}" : "Joining the process group",
+            () => Devices.Process(config, weights, launch, device, attention, r.GetValue(o.Threads), tensor));
     }
 
     public void Dispose()

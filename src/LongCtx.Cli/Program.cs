@@ -32,7 +32,7 @@ try
 }
 catch (LongCtxException e)
 {
-    Console.Error.WriteLine($"error: {e.Message}");
+    Console.Error.WriteLine($"error: {ErrorMessages.Of(e)}");
     return 1;
 }
 catch (Exception e) when (Environment.GetEnvironmentVariable("LONGCTX_DEBUG") is null)

@@ -1,5 +1,5 @@
 using System.CommandLine;
-using LongCtx.Engine;
+using LongCtx.ContextParallel;
 using LongCtx.Server;
 
 namespace LongCtx.Cli;

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
-using LongCtx.Models;
 using LongCtx.Text;
 
 namespace LongCtx.Cli;

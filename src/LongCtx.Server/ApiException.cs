@@ -21,4 +21,32 @@ public sealed class ApiException(int status, string message, string? param = nul
     };
 
     public static ApiException BadRequest(string message, string? param = null, string? code = null) => new(400, message, param, code);
+
+    /// <summary>A failure that is the server's, not the request's.</summary>
+    public static ApiException Internal(Exception e) => new(500, $"internal error ({e.GetType().Name}: {e.Message})");
+
+    /// <summary>
+    /// What a request is told when the engine refuses it: its input's fault (400; a setting named as the request field
+    /// that sets it, a prompt too long for the model as <paramref name="promptParam"/>), or, for anything but the engine's
+    /// own errors, the server's (500).
+    /// </summary>
+    public static ApiException From(Exception e, string promptParam) => e switch
+    {
+        SettingException s => BadRequest(s.Naming(FieldOf(s.Setting)), FieldOf(s.Setting)),
+        ContextLengthException => BadRequest(e.Message, promptParam, "context_length_exceeded"),
+        LongCtxException => BadRequest(e.Message),
+        _ => Internal(e),
+    };
+
+    private static string FieldOf(Setting setting) => setting switch
+    {
+        Setting.Temperature => "temperature",
+        Setting.TopP => "top_p",
+        Setting.TopK => "top_k",
+        Setting.MaxNewTokens => "max_tokens",
+        Setting.Logprobs => "logprobs",
+        Setting.Strategy => "longctx.strategy",
+        Setting.Query => "longctx.query_tokens",
+        _ => SettingException.NameOf(setting),
+    };
 }

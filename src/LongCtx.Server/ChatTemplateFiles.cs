@@ -6,8 +6,8 @@ namespace LongCtx.Server;
 /// <summary>
 /// Where transformers finds a model's chat template and the special tokens it renders it with: chat_template.jinja
 /// beside the tokenizer, else tokenizer_config.json's chat_template (a string, or a list of {name, template} of
-/// which the one named "default" is used), else chat_template.json; bos_token, eos_token... from
-/// tokenizer_config.json, or special_tokens_map.json where the config lacks them.
+/// which the one named "default" is used), else chat_template.json; bos_token, eos_token... and the named
+/// extra_special_tokens from tokenizer_config.json, or special_tokens_map.json where the config lacks them.
 /// </summary>
 internal static class ChatTemplateFiles
 {
@@ -53,8 +53,11 @@ internal static class ChatTemplateFiles
             if (!File.Exists(path) || Read(path) is not { } root) continue;
             foreach (string name in SpecialTokenNames)
                 if (!tokens.ContainsKey(name) && TokenText(root[name]) is { } text) tokens[name] = text;
-            if (!tokens.ContainsKey("additional_special_tokens") && root["additional_special_tokens"] is JsonArray extra)
-                tokens["additional_special_tokens"] = extra.Select(TokenText).Where(t => t is not null).Cast<object?>().ToList();
+            // transformers 5 passes the named extra special tokens (Gemma 3's boi_token...), not the unnamed list
+            // (additional_special_tokens, or extra_special_tokens as a list).
+            if (root["extra_special_tokens"] is JsonObject named)
+                foreach (var (name, value) in named)
+                    if (!tokens.ContainsKey(name) && TokenText(value) is { } text) tokens[name] = text;
         }
         return tokens;
     }

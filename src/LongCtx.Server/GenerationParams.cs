@@ -1,5 +1,5 @@
-using LongCtx.Engine;
-using LongCtx.Parallel;
+using LongCtx.Approximate;
+using LongCtx.Sampling;
 
 namespace LongCtx.Server;
 

@@ -1,5 +1,5 @@
 using System.Text.Json;
-using LongCtx.Engine;
+using LongCtx.Sampling;
 
 namespace LongCtx.Server;
 

@@ -1,5 +1,5 @@
 using System.Text.Json.Nodes;
-using LongCtx.Engine;
+using LongCtx.Sampling;
 
 namespace LongCtx.Server;
 

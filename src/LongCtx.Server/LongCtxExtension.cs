@@ -1,7 +1,6 @@
 using System.Text.Json.Nodes;
-using LongCtx.Engine;
-using LongCtx.Parallel;
-using LongCtx.Parallel.Compression;
+using LongCtx.Approximate;
+using LongCtx.ContextParallel;
 
 namespace LongCtx.Server;
 

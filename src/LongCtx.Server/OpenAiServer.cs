@@ -1,5 +1,3 @@
-using System.Text.Json;
-using LongCtx.Engine;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -45,7 +43,7 @@ public sealed class OpenAiServer : IAsyncDisposable
             try { await next(ctx); }
             catch (ApiException e) { await WriteError(ctx, e); }
             catch (Exception) when (ctx.RequestAborted.IsCancellationRequested) { } // the client went away
-            catch (Exception e) { await WriteError(ctx, new ApiException(500, $"internal error ({e.GetType().Name}: {e.Message})")); }
+            catch (Exception e) { await WriteError(ctx, ApiException.Internal(e)); }
             metrics.Request(RouteLabel(ctx.Request.Path), ctx.Response.StatusCode);
         });
         app.MapPost("/v1/completions", ctx => completions.Handle(ctx, chat: false));

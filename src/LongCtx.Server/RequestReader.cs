@@ -1,7 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using LongCtx.Engine;
-using LongCtx.Text;
+using LongCtx.Sampling;
 using LongCtx.Text.Jinja;
 
 namespace LongCtx.Server;
@@ -138,7 +137,7 @@ public sealed class RequestReader(ServedModel model, ServerOptions options)
         return new SamplingOptions((float)temperature, (float)topP, (int)Math.Max(0, topK), seed is null ? null : unchecked((int)seed.Value));
     }
 
-    private static IReadOnlyList<string> Stop(JsonObject o)
+    private static List<string> Stop(JsonObject o)
     {
         var stop = o.Field("stop") switch
         {

@@ -1,5 +1,5 @@
+using LongCtx.Approximate;
 using LongCtx.Engine;
-using LongCtx.Parallel.Compression;
 using LongCtx.Text;
 
 namespace LongCtx.Server;

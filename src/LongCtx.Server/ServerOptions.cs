@@ -1,4 +1,4 @@
-using LongCtx.Engine;
+using LongCtx.ContextParallel;
 
 namespace LongCtx.Server;
 

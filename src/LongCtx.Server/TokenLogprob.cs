@@ -1,4 +1,4 @@
-using LongCtx.Engine;
+using LongCtx.Sampling;
 using LongCtx.Text;
 
 namespace LongCtx.Server;
@@ -14,9 +14,6 @@ namespace LongCtx.Server;
 /// </remarks>
 public sealed record TokenLogprob(int Token, float? Logprob, TopLogprob[]? Top, int TextOffset)
 {
-    /// <summary>The entry for <paramref name="token"/> at a position whose next-token logits are <paramref name="logits"/>.</summary>
-    public static TokenLogprob Of(ReadOnlySpan<float> logits, int token, int top, int textOffset) => Of(token, Logprobs.Of(logits, token, top), textOffset);
-
     /// <summary>The entry for <paramref name="token"/> from its position's logprobs, computed where the logits are.</summary>
     public static TokenLogprob Of(int token, PositionLogprobs position, int textOffset) => new(token, position.Logprob, position.Top, textOffset);
 

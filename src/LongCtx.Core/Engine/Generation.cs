@@ -1,18 +1,9 @@
 using System.Diagnostics;
-using LongCtx.Parallel;
+using System.Runtime.ExceptionServices;
+using LongCtx.ContextParallel;
+using LongCtx.Sampling;
 
 namespace LongCtx.Engine;
-
-/// <summary>One generation: what to prefill, how many tokens to draw and how.</summary>
-public sealed record GenerationRequest(
-    int[] PromptTokens,
-    int MaxNewTokens,
-    SamplingOptions Sampling,
-    string Strategy = StrategyNames.Auto,
-    int KeepLastLogits = 1,
-    IReadOnlyCollection<int>? StopTokens = null,
-    ApproximateOptions? Approximate = null,
-    bool MeasureError = false);
 
 /// <summary>
 /// How an approximate prefill was set up and, when measured, how far its last-position logits are from
@@ -36,54 +27,44 @@ public sealed record GenerationResult(
 public static class Generation
 {
     /// <summary>
-    /// Prefills the request's tokens that the sequence has not cached yet, then decodes token by token,
-    /// calling onToken as each is drawn. The last drawn token's KV is not cached (it was never fed back);
+    /// Prefills the request's tokens that the sequence has not cached yet, then decodes token by token, calling
+    /// onToken as each is drawn: one request through <see cref="EngineLoop"/>, its prefill in steps of its own so the
+    /// time to first token is the prefill's. The last drawn token's KV is not cached (it was never fed back);
     /// <see cref="UncachedSuffix"/> picks it up with the next turn.
     /// </summary>
-    public static GenerationResult Generate(this InferenceEngine engine, Sequence sequence, GenerationRequest request,
-        Action<int>? onToken = null, CancellationToken cancel = default)
+    public static GenerationResult Generate(this InferenceEngine engine, Sequence sequence, GenerationRequest request, Action<int>? onToken = null)
     {
-        var newTokens = UncachedSuffix(sequence, request.PromptTokens);
-        int cachedBefore = sequence.CachedTokens;
-        var sampler = new Sampler(request.Sampling);
+        var loop = new EngineLoop(engine, new PrefillFirst(decodeInSameStep: false));
         var clock = Stopwatch.StartNew();
-        var prefill = engine.Prefill([(sequence, newTokens)], request.Strategy, Math.Max(1, request.KeepLastLogits), approximate: request.Approximate);
-        var promptLogits = prefill.Logits[0];
-        int vocab = engine.Config.VocabSize;
-        var output = new List<int>();
-        string finish = "length";
+        var run = loop.Admit(request with { Resume = sequence });
         double ttft = 0;
         var decodeClock = new Stopwatch();
-        if (request.MaxNewTokens > 0)
+        while (run.Status != RequestStatus.Finished)
         {
-            int token = sampler.Next(promptLogits.AsSpan(promptLogits.Length - vocab, vocab));
-            ttft = clock.Elapsed.TotalMilliseconds;
-            decodeClock.Start();
-            while (true)
+            var step = loop.Step(int.MaxValue);
+            if (step.Prefilled.Count > 0)
             {
-                output.Add(token);
-                onToken?.Invoke(token);
-                if (request.StopTokens?.Contains(token) == true) { finish = "stop"; break; }
-                if (output.Count >= request.MaxNewTokens || cancel.IsCancellationRequested) break;
-                if (sequence.CachedTokens + 1 >= engine.Config.MaxPositionEmbeddings) break;
-                // Drawn where the logits are (the token sampler.Next would draw from them on the host).
-                token = engine.DecodeTokens([(sequence, token)], [sampler.Draw()])[0];
+                ttft = clock.Elapsed.TotalMilliseconds;
+                decodeClock.Start();
             }
-            decodeClock.Stop();
+            foreach (var output in step.Outputs)
+                if (output.Token is { } token) onToken?.Invoke(token);
         }
-        else ttft = clock.Elapsed.TotalMilliseconds;
-        int decodeSteps = Math.Max(0, output.Count - 1);
+        decodeClock.Stop();
+        if (run.Error is { } error) ExceptionDispatchInfo.Capture(error).Throw();
+        int decodeSteps = Math.Max(0, run.Generated.Count - 1);
+        var promptLogits = run.PromptLogits;
         // Measured after decoding so the exact reference run stays out of the timings.
         ApproximationReport? approximation = null;
-        if (prefill.Blocks is { } blocks)
+        if (run.Blocks is { } blocks)
         {
-            double? error = null;
+            double? relativeError = null;
             bool? agrees = null;
-            if (request.MeasureError) (error, agrees) = engine.CompareWithExact(newTokens, promptLogits[^vocab..]);
+            if (request.MeasureError) (relativeError, agrees) = engine.CompareWithExact(run.NewTokens, promptLogits[^engine.Config.VocabSize..]);
             approximation = new ApproximationReport(blocks.QueryTokens, blocks.AnchorTokens, blocks.PassingTokens,
-                Enumerable.Range(0, blocks.Ranks).Select(blocks.BlockLength).ToArray(), error, agrees);
+                Enumerable.Range(0, blocks.Ranks).Select(blocks.BlockLength).ToArray(), relativeError, agrees);
         }
-        return new GenerationResult(output, finish, request.PromptTokens.Length, cachedBefore, prefill.Strategy, prefill.Choice,
+        return new GenerationResult([.. run.Generated], run.Finish!.Value.ApiName(), request.PromptTokens.Length, run.CachedTokens, run.Strategy, run.Choice,
             promptLogits, ttft, decodeSteps == 0 ? 0 : decodeClock.Elapsed.TotalMilliseconds / decodeSteps, approximation);
     }
 

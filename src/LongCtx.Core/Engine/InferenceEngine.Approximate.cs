@@ -1,7 +1,6 @@
 using System.Diagnostics;
-using LongCtx.Parallel;
-using LongCtx.Parallel.Compression;
-using LongCtx.Parallel.Strategies;
+using LongCtx.Approximate;
+using LongCtx.ContextParallel;
 
 namespace LongCtx.Engine;
 
@@ -14,13 +13,14 @@ public sealed partial class InferenceEngine
     /// unless the options ask for equal ones. Phase 1 runs every rank's [anchor copy | block | (query)]
     /// through the model with the strategy's block-local attention and keeps each block's KV. Phase 2 runs
     /// the query on every rank against all kept KV, merged by log-sum-exp (exact, as a decode step of K
-    /// tokens); the query's KV stays on the last rank. The logits come from the query phase, so keepLast ≤ K.
+    /// tokens); the query's KV stays on the last rank. The logits (and a drawn token) come from the query phase, so at
+    /// most K rows are kept.
     /// </summary>
-    private PrefillResult PrefillApproximate(IReadOnlyList<(Sequence Sequence, int[] NewTokens)> batch, string strategy, int keepLast, bool argmaxAll,
-        ApproximateOptions? options, Stopwatch clock)
+    private PrefillResult PrefillApproximate(IReadOnlyList<PrefillInput> batch, string strategy, bool argmaxAll, ApproximateOptions? options, Stopwatch clock)
     {
         if (batch.Count != 1) throw new LongCtxException($"{strategy} prefills one sequence at a time, not {batch.Count}");
-        var (sequence, prompt) = batch[0];
+        var input = batch[0];
+        var (sequence, prompt) = (input.Sequence, input.NewTokens);
         if (sequence.CachedTokens > 0)
             throw new LongCtxException($"{strategy} runs a conversation's first turn only ({sequence.CachedTokens} tokens are cached): use an exact strategy for later turns");
         if (argmaxAll) throw new LongCtxException($"the argmax at every position needs an exact strategy, not {strategy}");
@@ -28,9 +28,8 @@ public sealed partial class InferenceEngine
         int queryTokens = options?.QueryTokens ?? ApproximateDefaults.QueryTokens(prompt.Length);
         if (queryTokens >= prompt.Length)
             throw new LongCtxException($"the query takes {queryTokens} of the prompt's {prompt.Length} tokens and leaves no document");
-        int keep = Math.Max(1, keepLast);
-        if (keep > queryTokens)
-            throw new LongCtxException($"{strategy} computes logits for the query's {queryTokens} tokens only; {keep} were asked for");
+        if (input.KeepLast > queryTokens)
+            throw new LongCtxException($"{strategy} computes logits for the query's {queryTokens} tokens only; {input.KeepLast} were asked for");
         int document = prompt.Length - queryTokens;
         ContextBlocks.RequireBlockPerRank(document, Ranks);
         int anchor = options?.AnchorTokens ?? ApproximateDefaults.AnchorTokens(apb, document, Ranks);
@@ -40,9 +39,10 @@ public sealed partial class InferenceEngine
         var blocks = new ContextBlocks(Ranks, document, queryTokens, anchor, passing, embedQuery: apb, lengths);
         var contextLayouts = Enumerable.Range(0, Ranks).Select(blocks.ContextLayout).ToArray();
         var queryKeys = blocks.QueryKeys;
-        var wanted = Enumerable.Range(queryTokens - keep, keep).ToList();
+        // The query phase's rows are the query's tokens, as a prefill of them alone would number them.
+        var wanted = WantedRows.Of([input with { NewTokens = prompt[document..] }]);
 
-        var logits = _ranks.Run(rt =>
+        var outputs = _ranks.Run(rt =>
         {
             int r = rt.Rank;
             var c = Config;
@@ -76,12 +76,14 @@ public sealed partial class InferenceEngine
                 Appends = r == Ranks - 1 ? [new KvAppend(0, 0, queryTokens)] : [],
             };
             // Every rank holds every query row, so the lead rank reads the wanted rows from its own.
-            return ForwardAndGather(rt, prompt[document..], query, new DistributedDecode(), wanted, row => rt.WorldRank == _ranks.LeadRank ? row : -1, gather: false).Logits;
+            return ForwardAndGather(rt, prompt[document..], query, new DistributedDecode(), wanted, row => rt.WorldRank == _ranks.LeadRank ? row : -1, gather: false);
         });
 
         for (int r = 0; r < Ranks; r++) sequence.Placement.Append(r, blocks.KeptPositions(r));
         sequence.Tokens.AddRange(prompt);
-        return new PrefillResult([logits[0]!], null, strategy, null, clock.Elapsed, blocks);
+        var lead = outputs[0];
+        return new PrefillResult(wanted.KeptPerSequence(lead.Logits, Config.VocabSize), null, strategy, null, clock.Elapsed, blocks,
+            Drawn: wanted.DrawnPerSequence(lead.Tokens, lead.TokenLogprobs));
     }
 
     /// <summary>APB's compressor on one rank: the model's retaining heads when it has them, else the query-attention scorer.</summary>

@@ -2,8 +2,8 @@ namespace LongCtx.Engine;
 
 /// <summary>
 /// One long-lived thread per rank that runs the ranks' shares of a call at once and waits for all of them. A
-/// decode step is one such call: starting a thread per rank for each took 0.33 ms of a 7.2 ms step at 8K on an
-/// H200, all of it with the GPU idle (docs/PERFORMANCE.md, eighth round); waking a parked thread takes a few µs.
+/// decode step is one such call: starting a thread per rank for each cost a noticeable part of a step, all of it with
+/// the GPU idle; waking a parked thread takes a few µs.
 /// </summary>
 public sealed class RankThreads : IDisposable
 {
@@ -19,7 +19,7 @@ public sealed class RankThreads : IDisposable
     /// <param name="stackBytes">each thread's stack (the rank bodies run the whole model).</param>
     public RankThreads(int count, int stackBytes = 4 << 20)
     {
-        if (count < 1) throw new ArgumentOutOfRangeException(nameof(count));
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
         _go = Enumerable.Range(0, count).Select(_ => new SemaphoreSlim(0)).ToArray();
         _done = new CountdownEvent(count);
         _errors = new Exception?[count];

@@ -1,4 +1,4 @@
-using LongCtx.Parallel;
+using LongCtx.ContextParallel;
 
 namespace LongCtx.Engine;
 

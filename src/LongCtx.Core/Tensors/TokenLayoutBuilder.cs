@@ -3,9 +3,8 @@ namespace LongCtx.Tensors;
 /// <summary>
 /// Builds a <see cref="TokenLayout"/> run by run: a sequence's cached positions on a rank arrive as one span
 /// and are copied in bulk. Decode rebuilds every rank's key layout each step, and at 128K context a batch's
-/// layouts hold about a million rows: row by row through lists that took 11 ms of host time per step for
-/// batch 8 on 2 ranks, in runs 2.6 ms (docs/PERFORMANCE.md). Give the exact row count as capacity and the
-/// arrays become the layout's without a copy.
+/// layouts hold about a million rows: row by row through lists, that is host time a GPU step waits for. Give the
+/// exact row count as capacity and the arrays become the layout's without a copy.
 /// </summary>
 public sealed class TokenLayoutBuilder(int capacity = 0)
 {

@@ -15,9 +15,8 @@
 // TMA writes the tiles in wgmma's 128-byte swizzle: a tile of R rows is two panels [R][64 dims] of 128-byte rows,
 // the 16-byte chunk c of row r stored at chunk c ^ (r % 8), each panel 1024-byte aligned. Q and K are read
 // K-major (dims contiguous), V MN-major (the same layout, read transposed: PV's reduction runs over keys).
-// On an H200 (docs/PERFORMANCE.md, ninth and tenth rounds): 570-677 TFLOP/s, against attention.cu's ~300; without
-// the overlap inside a warpgroup 521-602, with cp.async loads by the producer warpgroup 445-500, and two
-// warpgroups that loaded with cp.async themselves and met at a barrier every tile 385-415.
+// About twice attention.cu's rate on Hopper; each of these choices (the overlap inside a warpgroup, TMA loads by a
+// producer warpgroup) was faster than what it replaced (docs/PERFORMANCE.md has the figures).
 #include "tensor_core.cuh"
 #include "layout_tiles.cuh"
 
@@ -308,7 +307,7 @@ extern "C" __global__ void __launch_bounds__(CONSUMERS + PRODUCERS, 1) flash_att
         // PV; the next tile's softmax runs while PV does, its P going to `nxt`, and O is rescaled once PV is done.
         // Returns false at the last tile, whose PV is left to issue. Called with the two P buffers in turn, so that no
         // register an MMA in flight reads is written: a copy from one buffer to the other made ptxas serialise the
-        // MMAs, and one buffer packed after PV was 1-4% slower (docs/PERFORMANCE.md, tenth round).
+        // MMAs, and one buffer packed after PV was slower.
         int n = 0;
         auto step = [&](unsigned (&cur)[BK / 4], unsigned (&nxt)[BK / 4]) {
             const int st = n & 1, nk = st ^ 1;

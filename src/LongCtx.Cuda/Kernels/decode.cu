@@ -10,7 +10,7 @@
 // D/LANES dims of the queries, of the K and V rows and of a float accumulator per head, and a group sums its
 // partial dot products with log2(LANES) xor-shuffles. 16 lanes halve the registers a lane needs (221 with 8
 // lanes for 4 heads of 128: two blocks an SM), and with twice the warps resident the long dependency chains of
-// a step are hidden: 2.87 instead of 2.51 TB/s of K and V at 131K keys on an H200 (docs/PERFORMANCE.md). Online softmax per
+// a step are hidden. Online softmax per
 // group and head in log2 units (queries pre-scaled by scale·log2 e, so exp2f); the groups of a warp merge by
 // shuffles, the 4 warps through shared memory, and the split writes its normalised output (float) and its
 // log2-domain LSE. The last split to finish merges them by log-sum-exp into the bf16 output and the natural-log

@@ -1,7 +1,7 @@
 // Decode attention with tensor cores: the partials of decode.cu's decode_attention_partial (same arguments, same
 // [splits, rows, heads, D] normalised outputs and log2-domain LSEs, merged by the last split: decode_merge.cuh), with the
 // dot products on mma.sync m16n8k16 (bf16 in, fp32 accumulate) instead of CUDA cores, whose dependency chains
-// held the CUDA-core kernel at ~2.9 TB/s of K and V on an H200.
+// hold the CUDA-core kernel below the rate the GPU reads K and V at.
 //
 // Block (split, kv head g, row r): 4 warps over split s of row r's key range, for the GROUP query heads of KV
 // head g as the MMA's 16 rows (heads past the group are zero rows, never written). Each warp works alone on

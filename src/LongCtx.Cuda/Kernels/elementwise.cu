@@ -114,8 +114,8 @@ __global__ void rope(bf16* x, const int* positions, const float* inv_freq, int r
 // rope for d % 16 == 0, over q [rows, q_heads, d] and k [rows, k_heads, d] at once (k_heads = 0: q alone): one
 // thread per (row, 8 consecutive i, run of head_run heads of the q_heads + k_heads), each head one 16-byte access
 // to each half. A prefill gives a thread every head (cos and sin once per row and pair); a decode step's single
-// row gives each thread one head (with a thread per pair group alone, 8 threads rotated all 40 heads of an 8B
-// decode row one after another: 12.9 us a launch on an H200).
+// row gives each thread one head (with a thread per pair group alone, 8 threads would rotate all 40 heads of an 8B
+// decode row one after another).
 __global__ void rope_vec8(bf16* q, bf16* k, const int* positions, const float* inv_freq, int rows, int q_heads, int k_heads, int d,
                           int head_run, float attention_scale) {
     wait_for_previous_grid(); // launched as a dependent (Kernels/pdl.cuh)

@@ -2,17 +2,14 @@
 // sequence). Reading the weights bounds it: each warp takes one output n and streams w's row n once for all
 // ROWS rows of x, 16 bytes a lane and UNROLL loads in flight, so a block of 8 warps keeps 16 KB of weight rows
 // on the way. Products and sums in fp32; with accumulate the old y is added in fp32 and the sum rounded to bf16
-// once, as cuBLAS does with beta = 1. An 8B decode step at 8K context: 8.13 ms with this kernel, 8.73 with
-// cuBLAS for these GEMMs (docs/PERFORMANCE.md, sixth round).
+// once, as cuBLAS does with beta = 1. Faster than cuBLAS for these GEMMs (docs/PERFORMANCE.md has the figures).
 //
 // gemv3 runs up to three projections of the same x in one launch (q, k and v), gemv_swiglu the gate and up
 // projections with SwiGLU on the way out; both give the bits of the separate launches they replace.
 //
 // Each kernel is launched as a dependent of the kernel before it (Kernels/pdl.cuh) and waits for it before it
-// reads x. (Sending each warp's weight row towards L2 before that wait was tried: an 8B decode step at 8K took
-// 6.84 ms with it, 6.07 without it or PDL the call before on another H200; a warp that starts after the previous
-// kernel has ended fetches its row twice. Loading each lane's first 4 chunks into registers before the wait was
-// slower too: 5.92 against 5.81 ms at 8K, 10.14-10.29 against 10.02-10.05 at 130K, docs/PERFORMANCE.md tenth round.)
+// reads x. Nothing is fetched before that wait: a warp that starts after the previous kernel has ended would fetch
+// its weight row twice (prefetching rows towards L2, or each lane's first chunks into registers, were slower).
 //
 // With NORM = 1, gemv3 and gemv_swiglu take the un-normalised x and the RMSNorm weight and normalise x themselves,
 // every block into its shared memory, exactly as rms_norm_vec8 does (rms_norm.cuh, the same 256 threads): the norm's

@@ -1,7 +1,6 @@
 // y[t, n] = sum_k x[t, k] · w[n, k] (+ y[t, n] when accumulate) for 5 to 16 rows t (a decode step of a batch) on
 // tensor cores. gemv.cu's CUDA-core kernels make each lane multiply every weight by every row of x: at 8 rows that
-// is 8 loads of x per weight load, more than L1 gives, and an 8B decode step of 8 sequences took 17.3 ms with them
-// against 12.8 with cuBLAS (docs/PERFORMANCE.md, twelfth round). Here mma.sync m16n8k16 does those products.
+// is 8 loads of x per weight load, more than L1 gives (slower than cuBLAS). Here mma.sync m16n8k16 does those products.
 //
 // A block owns 16 outputs n (the MMA's rows) and its 8 warps split k: warp w takes the 32-wide k-steps w, w + 8,
 // ..., UNROLL of them in flight. In a step, lane (gr = lane / 4, tc = lane % 4) loads 16 bytes (8 k) of weight rows
@@ -13,9 +12,9 @@
 //
 // gemv3_mma runs up to three projections of the same x in one launch (q, k and v: the blocks walk w0's outputs,
 // then w1's, then w2's), gemv_swiglu_mma the gate and up projections with SwiGLU on the way out, with the roundings
-// of gemv.cu's gemv_swiglu. The layer's RMSNorm stays a kernel of its own: normalising the 8 rows in every block
-// first, as gemv.cu's kernels do for up to 4, took a 8-row decode step from 8.2 to 12.9 ms (docs/PERFORMANCE.md,
-// twelfth round). Launched as dependents (Kernels/pdl.cuh). ROWS (1..16) and ROPE (0 or 1) are fixed at compile
+// of gemv.cu's gemv_swiglu. The layer's RMSNorm stays a kernel of its own: every block normalising the rows first,
+// as gemv.cu's kernels do for up to 4, costs more than the launch it saves at these row counts. Launched as dependents
+// (Kernels/pdl.cuh). ROWS (1..16) and ROPE (0 or 1) are fixed at compile
 // time; k must be a multiple of 32 and x and w 16-byte aligned (the backend checks and uses cuBLAS
 // otherwise).
 #include "tensor_core.cuh"
@@ -27,7 +26,7 @@ __device__ __forceinline__ float round_bf16(float v) { return __bfloat162float(_
 constexpr int T = ROWS;
 constexpr int TILES = (T + 7) / 8;    // n-tiles of 8 rows of x
 constexpr int WARPS = 8;
-constexpr int UNROLL = 4;             // 8 was no faster (docs/PERFORMANCE.md, twelfth round)
+constexpr int UNROLL = 4;             // 8 was no faster
 constexpr int OUTS = 16;              // outputs per block: the MMA's rows
 static_assert(T >= 1 && T <= 16, "ROWS: 1 to 16");
 

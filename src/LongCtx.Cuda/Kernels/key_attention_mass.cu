@@ -4,8 +4,7 @@
 // The query is tens of rows and the candidates a whole block (tens of thousands of keys, every layer), so a block of
 // 4 warps owns 64 keys of one KV head: it stages their rows in shared memory once and runs all the group's query rows
 // past them on tensor cores (mma.sync m16n8k16, 16 rows a warp at a time), summing each key's column in registers.
-// One thread per (key, head) re-reading its key row for every query row, as before, spent ~33 ms a layer at 32K
-// candidates on uncoalesced loads. A key's mass is complete when its block finishes: no atomics, nothing zeroed first.
+// (One thread per (key, head) re-reading its key row for every query row spent its time on uncoalesced loads.) A key's mass is complete when its block finishes: no atomics, nothing zeroed first.
 #include "tensor_core.cuh"
 
 #define KEYS 64

@@ -3,7 +3,7 @@
 // 1. the cut, the count-th highest score: radix selection on 32-bit keys that order as the floats do, four passes
 //    of 8 bits from the top, each a 256-bin histogram of the keys that share the digits chosen so far;
 // 2. the rows in ascending order: every row above the cut, and the rows equal to it, earliest first, until count
-//    (ties to the earlier rows, as the host's KvCompression.TopRows), placed by block-wide prefix sums.
+//    (ties to the earlier rows, as the host's HostSelection.TopRows), placed by block-wide prefix sums.
 // Scores are F32 or BF16 (the retaining heads' scores are activations), [n, heads]; rows are I32 [count, heads].
 #include <cuda_bf16.h>
 typedef __nv_bfloat16 bf16;

@@ -86,7 +86,7 @@ internal static class NativeLibraries
                 return true;
             }
         handle = 0;
-        string needed = name == Cudnn ? "needed for --attention cudnn" : "needed for --device cuda";
+        string needed = name == Cudnn ? "needed for cuDNN attention" : "needed for the CUDA backend";
         error = $"{files[0]} not found ({needed}); looked in: {string.Join(", ", looked.Select(Path.GetDirectoryName).Distinct())} " +
                 $"and the loader path. Install {(name == Cudnn ? "cuDNN 9" : "CUDA / NCCL")} or set CUDA_HOME or LD_LIBRARY_PATH";
         return false;

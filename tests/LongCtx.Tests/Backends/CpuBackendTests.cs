@@ -1,6 +1,6 @@
 using LongCtx.Backends.Cpu;
 using LongCtx.Tensors;
-using LongCtx.Tests.Parallel;
+using LongCtx.Tests.ContextParallel;
 
 namespace LongCtx.Tests.Backends;
 

@@ -1,6 +1,6 @@
 using System.Text.Json;
 using LongCtx.Tests.Engine;
-using LongCtx.Tests.Models;
+using LongCtx.Tests.Model;
 
 namespace LongCtx.Tests.Cli;
 

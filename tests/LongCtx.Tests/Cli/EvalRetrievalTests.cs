@@ -1,7 +1,10 @@
 using System.Text.Json;
+using LongCtx.Backends.Cpu;
+using LongCtx.ContextParallel;
 using LongCtx.Engine;
-using LongCtx.Models;
-using LongCtx.Tests.Models;
+using LongCtx.Model;
+using LongCtx.Sampling;
+using LongCtx.Tests.Model;
 
 namespace LongCtx.Tests.Cli;
 

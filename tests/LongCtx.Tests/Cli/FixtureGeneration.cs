@@ -1,9 +1,9 @@
 using System.Runtime.InteropServices;
 using System.Text.Json;
-using LongCtx.Models;
+using LongCtx.Model;
+using LongCtx.Tests.ContextParallel;
 using LongCtx.Tests.Engine;
-using LongCtx.Tests.Models;
-using LongCtx.Tests.Parallel;
+using LongCtx.Tests.Model;
 
 namespace LongCtx.Tests.Cli;
 

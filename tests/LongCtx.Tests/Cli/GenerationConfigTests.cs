@@ -1,7 +1,7 @@
 using System.Text.Json;
-using LongCtx.Models;
+using LongCtx.Model;
 using LongCtx.Tests.Engine;
-using LongCtx.Tests.Models;
+using LongCtx.Tests.Model;
 
 namespace LongCtx.Tests.Cli;
 
@@ -70,9 +70,9 @@ public class GenerationConfigTests
     public void Sampling_takes_each_value_from_the_flag_then_the_file_then_the_default()
     {
         var file = new GenerationConfig([2], 0.6f, 0.9f, null);
-        Assert.Equal(new LongCtx.Engine.SamplingOptions(0.6f, 0.9f, 0, 5), file.Sampling(null, null, null, 5));
-        Assert.Equal(new LongCtx.Engine.SamplingOptions(0f, 0.5f, 7, null), file.Sampling(0f, 0.5f, 7, null));
-        Assert.Equal(new LongCtx.Engine.SamplingOptions(0f, 1f, 0, null), GenerationConfig.None.Sampling(null, null, null, null));
+        Assert.Equal(new LongCtx.Sampling.SamplingOptions(0.6f, 0.9f, 0, 5), file.Sampling(null, null, null, 5));
+        Assert.Equal(new LongCtx.Sampling.SamplingOptions(0f, 0.5f, 7, null), file.Sampling(0f, 0.5f, 7, null));
+        Assert.Equal(new LongCtx.Sampling.SamplingOptions(0f, 1f, 0, null), GenerationConfig.None.Sampling(null, null, null, null));
     }
 
     [Fact]

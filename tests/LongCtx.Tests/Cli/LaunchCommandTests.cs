@@ -1,5 +1,5 @@
 using LongCtx.Tests.Engine;
-using LongCtx.Tests.Models;
+using LongCtx.Tests.Model;
 
 namespace LongCtx.Tests.Cli;
 

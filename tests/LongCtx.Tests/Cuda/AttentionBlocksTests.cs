@@ -1,7 +1,7 @@
-using LongCtx.Cuda;
-using LongCtx.Parallel;
+using LongCtx.Approximate;
+using LongCtx.ContextParallel;
+using LongCtx.Cuda.Attention;
 using LongCtx.Tensors;
-
 using static LongCtx.Tests.Cuda.TestLayouts;
 
 namespace LongCtx.Tests.Cuda;
@@ -13,7 +13,9 @@ namespace LongCtx.Tests.Cuda;
 public class AttentionBlocksTests
 {
     [Theory]
-    [InlineData(2)] [InlineData(3)] [InlineData(4)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(4)]
     public void RingStepsOfLoadBalancedShardsAreAllDenseBlocks(int ranks)
     {
         int seed = Random.Shared.Next();

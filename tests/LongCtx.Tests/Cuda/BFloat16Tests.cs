@@ -1,5 +1,4 @@
-using LongCtx.Cuda;
-using Xunit;
+using LongCtx.Cuda.Runtime;
 
 namespace LongCtx.Tests.Cuda;
 

@@ -1,6 +1,5 @@
-using LongCtx.Cuda;
+using LongCtx.Cuda.Attention;
 using LongCtx.Tensors;
-
 using static LongCtx.Tests.Cuda.TestLayouts;
 
 namespace LongCtx.Tests.Cuda;
@@ -56,7 +55,7 @@ public class DecodeRowsTests
     [InlineData(2 * 132, 512, 100_000, 1)]  // more blocks than the GPU holds: one split each
     [InlineData(4 * 132, 8, 0, 1)]          // every row sees nothing: one split writes -inf
     public void SplitsFillTheGpuWithoutCuttingShortRanges(int residentBlocks, int blocksPerSplit, int maxKeyCount, int expected) =>
-        Assert.Equal(expected, CudaBackend.DecodeSplits(residentBlocks, blocksPerSplit, maxKeyCount));
+        Assert.Equal(expected, DecodeAttention.DecodeSplits(residentBlocks, blocksPerSplit, maxKeyCount));
 
     [Theory]
     [InlineData(4, 128, true)]    // Llama 3 8B
@@ -66,7 +65,7 @@ public class DecodeRowsTests
     [InlineData(32, 128, false)]  // more heads than the MMA's 16 rows
     [InlineData(4, 40, false)]
     public void TheTensorCoreKernelTakesGroupsOfUpTo16AndHeadDimsOfUpTo128(int group, int headDim, bool expected) =>
-        Assert.Equal(expected, CudaBackend.DecodeMmaTakes(group, headDim));
+        Assert.Equal(expected, DecodeAttention.DecodeMmaTakes(group, headDim));
 
     // Hopper gives an SM 228 KB of shared memory, 1 KB of it reserved per block; the kernel's static part is under 1 KB.
     [Theory]
@@ -76,7 +75,7 @@ public class DecodeRowsTests
     [InlineData(16, 24_576)]
     public void TheTensorCoreKernelsRingsFitAnSm(int headDim, int bytes)
     {
-        Assert.Equal((uint)bytes, CudaBackend.DecodeMmaSharedBytes(headDim, CudaBackend.DecodeMmaStages));
+        Assert.Equal((uint)bytes, DecodeAttention.DecodeMmaSharedBytes(headDim, DecodeAttention.DecodeMmaStages));
         Assert.True(bytes + 2048 <= 228 * 1024);
     }
 
@@ -89,7 +88,7 @@ public class DecodeRowsTests
     [InlineData(80, 8)]
     [InlineData(16, 8)]
     public void KeysAreSharedBy16LanesWhenEachGetsAnEvenNumberOfDims(int headDim, int expected) =>
-        Assert.Equal(expected, CudaBackend.DecodeLanesPerKey(headDim));
+        Assert.Equal(expected, DecodeAttention.DecodeLanesPerKey(headDim));
 
     // A lane holds HEADS · d / lanes floats of queries: at most 64.
     [Theory]
@@ -102,7 +101,7 @@ public class DecodeRowsTests
     [InlineData(12, 48, 6)]   // 8 lanes: 72 floats
     [InlineData(16, 16, 16)]
     public void GroupsTooLargeForRegistersAreSharedAmongBlocks(int group, int headDim, int expected) =>
-        Assert.Equal(expected, CudaBackend.DecodeHeadsPerBlock(group, headDim));
+        Assert.Equal(expected, DecodeAttention.DecodeHeadsPerBlock(group, headDim));
 
     private static void AssertRangesDescribeTheRule(TokenLayout queries, TokenLayout keys, AttentionBlocks blocks, string where)
     {

@@ -1,4 +1,4 @@
-using LongCtx.Cuda;
+using LongCtx.Cuda.Attention;
 using LongCtx.Tensors;
 
 namespace LongCtx.Tests.Cuda;

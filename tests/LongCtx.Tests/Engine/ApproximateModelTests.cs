@@ -1,10 +1,9 @@
-using LongCtx.Engine;
-using LongCtx.Models;
-using LongCtx.Parallel;
-using LongCtx.Parallel.Compression;
+using LongCtx.Approximate;
+using LongCtx.ContextParallel;
+using LongCtx.Model;
 using LongCtx.Tensors;
-using LongCtx.Tests.Models;
-using LongCtx.Tests.Parallel;
+using LongCtx.Tests.ContextParallel;
+using LongCtx.Tests.Model;
 
 namespace LongCtx.Tests.Engine;
 

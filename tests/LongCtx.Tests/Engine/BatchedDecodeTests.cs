@@ -1,5 +1,6 @@
-using LongCtx.Engine;
-using LongCtx.Tests.Parallel;
+using LongCtx.ContextParallel;
+using LongCtx.Sampling;
+using LongCtx.Tests.ContextParallel;
 
 namespace LongCtx.Tests.Engine;
 

@@ -1,5 +1,8 @@
+using LongCtx.Backends.Cpu;
+using LongCtx.ContextParallel;
 using LongCtx.Engine;
-using LongCtx.Tests.Parallel;
+using LongCtx.Model;
+using LongCtx.Tests.ContextParallel;
 
 namespace LongCtx.Tests.Engine;
 
@@ -21,7 +24,7 @@ public class ChunkedPrefillTests
         int seed = Random.Shared.Next();
         int chunk = new Random(seed).Next(2, 150);
         var reference = ReferenceModel.Named(model);
-        using var weights = LongCtx.Models.ModelWeights.Load(reference.Directory, reference.Config);
+        using var weights = ModelWeights.Load(reference.Directory, reference.Config);
         using var engine = new InferenceEngine(reference.Config, new CpuRankGroup(reference.Config, weights, ranks)) { PrefillChunkTokens = chunk };
         var sequence = engine.NewSequence();
         var prefill = engine.Prefill([(sequence, reference.InputIds)], strategy, keepLast: 4, argmaxAll: true);

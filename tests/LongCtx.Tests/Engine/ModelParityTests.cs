@@ -1,5 +1,5 @@
-using LongCtx.Engine;
-using LongCtx.Tests.Parallel;
+using LongCtx.ContextParallel;
+using LongCtx.Tests.ContextParallel;
 
 namespace LongCtx.Tests.Engine;
 

@@ -1,4 +1,7 @@
+using LongCtx.ContextParallel;
 using LongCtx.Engine;
+using LongCtx.Sampling;
+using LongCtx.Tests.ContextParallel;
 
 namespace LongCtx.Tests.Engine;
 
@@ -32,6 +35,6 @@ public class MultiTurnTests
         using var ____ = dense;
         var rerun = dense.Generate(dense.NewSequence(), new GenerationRequest(whole, 8, greedy, StrategyNames.Dense));
         Assert.Equal(rerun.Tokens, second.Tokens);
-        Assert.True(LongCtx.Tests.Parallel.DenseReference.RelativeError(second.PromptLogits, rerun.PromptLogits) < 1e-4);
+        Assert.True(DenseReference.RelativeError(second.PromptLogits, rerun.PromptLogits) < 1e-4);
     }
 }

@@ -1,5 +1,8 @@
+using LongCtx.Backends.Cpu;
+using LongCtx.ContextParallel;
 using LongCtx.Engine;
-using LongCtx.Tests.Parallel;
+using LongCtx.Sampling;
+using LongCtx.Tests.ContextParallel;
 
 namespace LongCtx.Tests.Engine;
 

@@ -1,5 +1,4 @@
 using LongCtx.Engine;
-using Xunit;
 
 namespace LongCtx.Tests.Engine;
 

@@ -1,8 +1,10 @@
 using System.Runtime.InteropServices;
+using LongCtx.Backends.Cpu;
 using LongCtx.Engine;
-using LongCtx.Models;
+using LongCtx.Model;
+using LongCtx.Sampling;
 using LongCtx.Tensors;
-using LongCtx.Tests.Models;
+using LongCtx.Tests.Model;
 
 namespace LongCtx.Tests.Engine;
 

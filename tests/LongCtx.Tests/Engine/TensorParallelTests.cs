@@ -1,7 +1,10 @@
+using LongCtx.Approximate;
+using LongCtx.Backends.Cpu;
+using LongCtx.ContextParallel;
 using LongCtx.Engine;
-using LongCtx.Models;
-using LongCtx.Parallel;
-using LongCtx.Tests.Parallel;
+using LongCtx.Model;
+using LongCtx.Sampling;
+using LongCtx.Tests.ContextParallel;
 
 namespace LongCtx.Tests.Engine;
 
@@ -83,8 +86,9 @@ public class TensorParallelTests
     public void HeadsThatDoNotSplitAreRefusedWithTheSizesThatWould()
     {
         var config = Config("llama");
-        var e = Assert.Throws<LongCtxException>(() => TensorSlice.Of(config, 0, 3));
-        Assert.Equal("--tensor-parallel 3 must divide num_key_value_heads (4), num_attention_heads (8) and intermediate_size (96): use 1, 2, 4", e.Message);
+        var e = Assert.Throws<SettingException>(() => TensorSlice.Of(config, 0, 3));
+        Assert.Equal((Setting.TensorParallel, 3), (e.Setting, e.Value));
+        Assert.Equal("tensor-parallel 3 must divide num_key_value_heads (4), num_attention_heads (8) and intermediate_size (96): use 1, 2, 4", e.Message);
     }
 
     private static void AssertClose(float[] actual, float[] expected, string what)

@@ -1,10 +1,8 @@
-using LongCtx.Backends;
 using LongCtx.Backends.Cpu;
-using LongCtx.Cuda;
-using LongCtx.Parallel;
-using LongCtx.Tensors;
-using LongCtx.Tests.Parallel;
-
+using LongCtx.ContextParallel;
+using LongCtx.Cuda.Attention;
+using LongCtx.Cuda.Ops;
+using LongCtx.Tests.ContextParallel;
 using static LongCtx.Tests.Gpu.AttentionComparison;
 
 namespace LongCtx.Tests.Gpu;
@@ -37,7 +35,8 @@ public class CudnnAttentionTests
             return new SequenceInput(id, n, cached);
         }).ToList();
         var plan = ShardPlan.LoadBalanced(sequences, ranks);
-        using var gpu = new CudaBackend(0, AttentionImplementation.Auto) { CudnnCalls = new CudnnCallPlan(causalRowsPerCall, 0) };
+        using var gpu = new CudaBackend(0, AttentionImplementation.Auto);
+        gpu.AttentionSettings = gpu.AttentionSettings with { CudnnCalls = new CudnnCallPlan(causalRowsPerCall, 0) };
         using var cpu = new CpuBackend();
         foreach (var queries in plan.Shards)
             foreach (var keys in plan.Shards)
@@ -47,12 +46,12 @@ public class CudnnAttentionTests
                 var k = RandomBf16(random, keys.Keys.Count * KvHeads * HeadDim);
                 var v = RandomBf16(random, keys.Keys.Count * KvHeads * HeadDim);
                 var (cpuOut, cpuLse) = Run(cpu, Heads, KvHeads, HeadDim, q, queries.Queries, k, v, keys.Keys);
-                gpu.AttentionMode = AttentionImplementation.Kernel;
+                gpu.AttentionSettings = gpu.AttentionSettings with { Implementation = AttentionImplementation.Kernel };
                 var (kernelOut, kernelLse) = Run(gpu, Heads, KvHeads, HeadDim, q, queries.Queries, k, v, keys.Keys);
-                gpu.AttentionMode = AttentionImplementation.Auto;
-                long before = gpu.CudnnAttentionCalls;
+                gpu.AttentionSettings = gpu.AttentionSettings with { Implementation = AttentionImplementation.Auto };
+                long before = gpu.AttentionPaths.Cudnn.Calls;
                 var (cudnnOut, cudnnLse) = Run(gpu, Heads, KvHeads, HeadDim, q, queries.Queries, k, v, keys.Keys);
-                Assert.True(gpu.CudnnAttentionCalls == before + 1, $"{where}: cuDNN did not run: {gpu.CudnnRefusal}");
+                Assert.True(gpu.AttentionPaths.Cudnn.Calls == before + 1, $"{where}: cuDNN did not run: {gpu.AttentionPaths.Cudnn.Refusal}");
 
                 Assert.True(DenseReference.RelativeError(cudnnOut, cpuOut) < 2e-2, $"{where}: cuDNN output vs CPU {DenseReference.RelativeError(cudnnOut, cpuOut):e2}");
                 Assert.True(DenseReference.RelativeError(cudnnOut, kernelOut) < 2e-2, $"{where}: cuDNN output vs kernel {DenseReference.RelativeError(cudnnOut, kernelOut):e2}");

@@ -1,9 +1,9 @@
 using LongCtx.Backends;
 using LongCtx.Backends.Cpu;
-using LongCtx.Cuda;
+using LongCtx.Cuda.Attention;
+using LongCtx.Cuda.Ops;
 using LongCtx.Tensors;
-using LongCtx.Tests.Parallel;
-
+using LongCtx.Tests.ContextParallel;
 using static LongCtx.Tests.Cuda.TestLayouts;
 using static LongCtx.Tests.Gpu.AttentionComparison;
 
@@ -65,13 +65,13 @@ public class DecodeAttentionTests
         var (expectedOut, expectedLse) = Run(cpu, heads, kvHeads, headDim, q, queries, k, v, keys);
         foreach (bool mma in new[] { true, false, true })
         {
-            gpu.UseDecodeMma = mma;
-            bool tensorCores = mma && CudaBackend.DecodeMmaTakes(heads / kvHeads, headDim);
+            gpu.AttentionSettings = gpu.AttentionSettings with { DecodeMma = mma };
+            bool tensorCores = mma && DecodeAttention.DecodeMmaTakes(heads / kvHeads, headDim);
             string where = $"seed {seed}, {layout}, {heads} heads on {kvHeads} KV heads of dim {headDim}, {(tensorCores ? "tensor-core" : "CUDA-core")} kernel";
-            long before = gpu.DecodeAttentionCalls, beforeMma = gpu.DecodeMmaAttentionCalls;
+            long before = gpu.AttentionPaths.Decode.Calls, beforeMma = gpu.AttentionPaths.Decode.MmaCalls;
             var (actualOut, actualLse) = Run(gpu, heads, kvHeads, headDim, q, queries, k, v, keys);
-            Assert.True(gpu.DecodeAttentionCalls == before + 1, $"{where}: the decode kernel did not run");
-            Assert.True(gpu.DecodeMmaAttentionCalls == beforeMma + (tensorCores ? 1 : 0), $"{where}: another decode kernel ran");
+            Assert.True(gpu.AttentionPaths.Decode.Calls == before + 1, $"{where}: the decode kernel did not run");
+            Assert.True(gpu.AttentionPaths.Decode.MmaCalls == beforeMma + (tensorCores ? 1 : 0), $"{where}: another decode kernel ran");
 
             double outError = DenseReference.RelativeError(actualOut, expectedOut), lseError = LseError(actualLse, expectedLse, where);
             Assert.True(outError < 2e-2, $"{where}: output vs CPU {outError:e2}");
@@ -129,11 +129,11 @@ public class DecodeAttentionTests
         var (expectedOut, expectedLse) = Run(cpu);
         foreach (bool mma in new[] { true, false })
         {
-            gpu.UseDecodeMma = mma;
+            gpu.AttentionSettings = gpu.AttentionSettings with { DecodeMma = mma };
             string where = $"seed {seed}, {sequences} sequences of {string.Join("/", lengths)} keys, {heads} heads on {kvHeads} KV heads of dim {headDim}, {(mma ? "tensor-core" : "CUDA-core")} kernel";
-            long before = gpu.DecodeAttentionCalls;
+            long before = gpu.AttentionPaths.Decode.Calls;
             var (actualOut, actualLse) = Run(gpu);
-            Assert.True(gpu.DecodeAttentionCalls == before + launches, $"{where}: {gpu.DecodeAttentionCalls - before} decode launches, not {launches}");
+            Assert.True(gpu.AttentionPaths.Decode.Calls == before + launches, $"{where}: {gpu.AttentionPaths.Decode.Calls - before} decode launches, not {launches}");
             double outError = DenseReference.RelativeError(actualOut, expectedOut), lseError = LseError(actualLse, expectedLse, where);
             Assert.True(outError < 2e-2, $"{where}: output vs CPU {outError:e2}");
             Assert.True(lseError < 1e-2, $"{where}: LSE vs CPU {lseError:e2}");

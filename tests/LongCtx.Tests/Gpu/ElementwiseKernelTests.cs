@@ -1,10 +1,9 @@
 using LongCtx.Backends;
 using LongCtx.Backends.Cpu;
-using LongCtx.Cuda;
-using LongCtx.Models;
+using LongCtx.Cuda.Ops;
+using LongCtx.Model;
 using LongCtx.Tensors;
-using LongCtx.Tests.Parallel;
-
+using LongCtx.Tests.ContextParallel;
 using static LongCtx.Tests.Gpu.AttentionComparison;
 
 namespace LongCtx.Tests.Gpu;
@@ -564,7 +563,7 @@ public class ElementwiseKernelTests
     }
 
     /// <summary>
-    /// Values uploaded <paramref name="offset"/> elements into a tensor of their own: offset 0 starts on the
+    /// Values uploaded some elements (an offset) into a tensor of their own: offset 0 starts on the
     /// pool's (256-byte) alignment, offset 1 two bytes past it, off every 16-byte boundary.
     /// </summary>
     private sealed class Placed(Tensor storage, Tensor tensor) : IDisposable

@@ -1,8 +1,8 @@
 using LongCtx.Backends.Cpu;
-using LongCtx.Cuda;
+using LongCtx.Cuda.Attention;
+using LongCtx.Cuda.Ops;
 using LongCtx.Tensors;
-using LongCtx.Tests.Parallel;
-
+using LongCtx.Tests.ContextParallel;
 using static LongCtx.Tests.Gpu.AttentionComparison;
 
 namespace LongCtx.Tests.Gpu;
@@ -38,7 +38,7 @@ public class FlashKernelTests
         using var gpu = new CudaBackend(0, AttentionImplementation.Kernel);
         var (cpuOut, cpuLse) = Run(cpu, heads, kvHeads, headDim, q, queries, k, v, keys);
         var (gpuOut, gpuLse) = Run(gpu, heads, kvHeads, headDim, q, queries, k, v, keys);
-        Assert.True(gpu.KernelAttentionCalls == 1, $"{where}: the own kernel did not run ({gpu.KernelAttentionCalls} calls)");
+        Assert.True(gpu.AttentionPaths.Flash.Calls == 1, $"{where}: the own kernel did not run ({gpu.AttentionPaths.Flash.Calls} calls)");
         Assert.True(DenseReference.RelativeError(gpuOut, cpuOut) < 2e-2, $"{where}: output vs CPU {DenseReference.RelativeError(gpuOut, cpuOut):e2}");
         Assert.True(LseError(gpuLse, cpuLse, where) < 1e-2, $"{where}: LSE vs CPU {LseError(gpuLse, cpuLse, where):e2}");
     }
@@ -62,11 +62,12 @@ public class FlashKernelTests
         foreach (bool wgmma in new[] { true, false })
         {
             string where = $"seed {seed}, {heads}/{kvHeads} heads, {layout}, {(wgmma ? "wgmma" : "mma.sync")} kernel";
-            using var gpu = new CudaBackend(0, AttentionImplementation.Kernel) { UseWgmma = wgmma };
+            using var gpu = new CudaBackend(0, AttentionImplementation.Kernel);
+            gpu.AttentionSettings = gpu.AttentionSettings with { Wgmma = wgmma };
             bool hopper = gpu.Device.ComputeMajor == 9 && gpu.Device.ComputeMinor == 0;
             var (gpuOut, gpuLse) = Run(gpu, heads, kvHeads, headDim, q, queries, k, v, keys);
-            Assert.True(gpu.KernelAttentionCalls == 1, $"{where}: the own kernel did not run ({gpu.KernelAttentionCalls} calls)");
-            Assert.True(gpu.WgmmaAttentionCalls == (wgmma && hopper ? 1 : 0), $"{where}: {gpu.WgmmaAttentionCalls} wgmma calls");
+            Assert.True(gpu.AttentionPaths.Flash.Calls == 1, $"{where}: the own kernel did not run ({gpu.AttentionPaths.Flash.Calls} calls)");
+            Assert.True(gpu.AttentionPaths.Flash.WgmmaCalls == (wgmma && hopper ? 1 : 0), $"{where}: {gpu.AttentionPaths.Flash.WgmmaCalls} wgmma calls");
             Assert.True(DenseReference.RelativeError(gpuOut, cpuOut) < 2e-2, $"{where}: output vs CPU {DenseReference.RelativeError(gpuOut, cpuOut):e2}");
             Assert.True(LseError(gpuLse, cpuLse, where) < 1e-2, $"{where}: LSE vs CPU {LseError(gpuLse, cpuLse, where):e2}");
         }

@@ -1,10 +1,10 @@
-using LongCtx.Cuda;
+using LongCtx.Cuda.Ops;
 
 namespace LongCtx.Tests.Gpu;
 
 /// <summary>
 /// A test that needs CUDA GPUs: skipped, with the reason shown, where there are fewer than
-/// <paramref name="minimumGpus"/> (CI has none). On the GPU machine, which has no .NET SDK to run xunit,
+/// the minimum number of GPUs given (CI has none). On the GPU machine, which has no .NET SDK to run xunit,
 /// tests/LongCtx.GpuTestRunner runs them (scripts/gpu.sh run, section tests).
 /// </summary>
 public sealed class GpuTheoryAttribute : TheoryAttribute

@@ -1,8 +1,10 @@
+using LongCtx.ContextParallel;
 using LongCtx.Cuda;
+using LongCtx.Cuda.Ranks;
 using LongCtx.Engine;
-using LongCtx.Models;
+using LongCtx.Model;
+using LongCtx.Tests.ContextParallel;
 using LongCtx.Tests.Engine;
-using LongCtx.Tests.Parallel;
 
 namespace LongCtx.Tests.Gpu;
 
@@ -36,7 +38,7 @@ public class GpuParityTests
     public void CopyEngineRingMatchesTransformers(int gpus, string strategy)
     {
         gpus = Math.Min(gpus, GpuTheoryAttribute.AvailableGpus.Value);
-        AssertMatchesTransformers((config, weights) => new GpuRankGroup(config, weights, gpus, copyEngineRing: true), strategy, $"{gpus} GPU(s), copy-engine ring");
+        AssertMatchesTransformers((config, weights) => new GpuRankGroup(config, weights, gpus, settings: CudaSettings.FromEnvironment() with { CopyEngineRing = true }), strategy, $"{gpus} GPU(s), copy-engine ring");
     }
 
     /// <summary>More ranks than GPUs: ranks share GPU 0 and talk through device copies, with the same result.</summary>

@@ -1,12 +1,11 @@
 using System.Runtime.InteropServices;
 using System.Text.Json;
-using LongCtx.Cuda;
-using LongCtx.Models;
-using LongCtx.Parallel.Distributed;
+using LongCtx.Comm;
+using LongCtx.Cuda.Ranks;
+using LongCtx.Model;
 using LongCtx.Tests.Cli;
 using LongCtx.Tests.Engine;
-using LongCtx.Tests.Models;
-using LongCtx.Tests.Parallel;
+using LongCtx.Tests.Model;
 
 namespace LongCtx.Tests.Gpu;
 
@@ -30,7 +29,9 @@ public class GpuProcessRankTests
         Assert.Contains("LOCAL_RANK=2", e.Message);
         Assert.Contains("2 GPU(s)", e.Message);
         Assert.DoesNotContain('\n', e.Message);
-        Assert.Contains("no CUDA GPU", Assert.Throws<LongCtxException>(() => GpuProcessRank.DeviceFor(Env(0), 0)).Message);
+        var none = Assert.Throws<SettingException>(() => GpuProcessRank.DeviceFor(Env(0), 0));
+        Assert.Equal(Setting.Device, none.Setting);
+        Assert.Contains("no CUDA GPU", none.Message);
     }
 
     [GpuTheory(minimumGpus: 2)]

@@ -1,9 +1,8 @@
 using LongCtx.Backends;
 using LongCtx.Backends.Cpu;
-using LongCtx.Cuda;
+using LongCtx.Cuda.Ops;
 using LongCtx.Tensors;
-using LongCtx.Tests.Parallel;
-
+using LongCtx.Tests.ContextParallel;
 using static LongCtx.Tests.Gpu.AttentionComparison;
 
 namespace LongCtx.Tests.Gpu;

@@ -1,5 +1,5 @@
-using LongCtx.Cuda;
-using LongCtx.Engine;
+using LongCtx.Cuda.Ops;
+using LongCtx.Sampling;
 
 namespace LongCtx.Tests.Gpu;
 

@@ -1,12 +1,12 @@
-using LongCtx.Cuda;
-using LongCtx.Parallel.Compression;
+using LongCtx.Backends;
+using LongCtx.Cuda.Ops;
 using LongCtx.Tensors;
 
 namespace LongCtx.Tests.Gpu;
 
 /// <summary>
 /// The GPU's per-head selection (Kernels/top_rows.cu, APB's KV compression) against the host's
-/// (KvCompression.TopRows): exactly the same rows, for fresh random F32 and BF16 scores with many ties, ±0,
+/// (HostSelection.TopRows): exactly the same rows, for fresh random F32 and BF16 scores with many ties, ±0,
 /// denormals (which a fast-math comparison would flush to 0), infinities and NaN (ranked as −inf), counts from 1
 /// to all, and blocks from one row to 40,000 (many chunks).
 /// </summary>
@@ -42,7 +42,7 @@ public class TopRowsKernelTests
             gpu.Download<int>(rows, actual);
             for (int h = 0; h < heads; h++)
             {
-                var expected = KvCompression.TopRows(scores, n, heads, h, count);
+                var expected = HostSelection.TopRows(scores, n, heads, h, count);
                 var got = Enumerable.Range(0, count).Select(i => actual[i * heads + h]).ToArray();
                 Assert.True(expected.SequenceEqual(got),
                     $"seed {seed} trial {trial}: n={n} heads={heads} head {h} count={count} distinct={distinct} {(bf16 ? "bf16" : "f32")}: rows differ");

@@ -1,5 +1,5 @@
 using LongCtx.Cli;
-using LongCtx.Tests.Models;
+using LongCtx.Tests.Model;
 
 namespace LongCtx.Tests.Retrieval;
 

@@ -1,8 +1,7 @@
 using System.Security.Cryptography;
-using System.Text;
 using LongCtx.Cli;
 using LongCtx.Tests.Cli;
-using LongCtx.Tests.Models;
+using LongCtx.Tests.Model;
 
 namespace LongCtx.Tests.Retrieval;
 

@@ -1,7 +1,9 @@
 using System.Text.Json;
+using LongCtx.Approximate;
+using LongCtx.ContextParallel;
 using LongCtx.Engine;
-using LongCtx.Models;
-using LongCtx.Parallel;
+using LongCtx.Model;
+using LongCtx.Sampling;
 using LongCtx.Server;
 using LongCtx.Tests.Engine;
 using LongCtx.Tests.Text;

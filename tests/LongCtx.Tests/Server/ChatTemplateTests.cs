@@ -1,5 +1,5 @@
 using LongCtx.Server;
-using LongCtx.Tests.Models;
+using LongCtx.Tests.Model;
 using LongCtx.Tests.Text;
 using LongCtx.Text.Jinja;
 

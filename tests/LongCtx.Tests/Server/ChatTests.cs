@@ -1,7 +1,6 @@
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
-using LongCtx.Server;
 using LongCtx.Tests.Engine;
 using LongCtx.Tests.Text;
 

@@ -2,7 +2,6 @@ using System.Text.Json;
 using LongCtx.Server;
 using LongCtx.Tests.Cli;
 using LongCtx.Tests.Engine;
-using LongCtx.Tests.Models;
 using LongCtx.Tests.Text;
 
 namespace LongCtx.Tests.Server;

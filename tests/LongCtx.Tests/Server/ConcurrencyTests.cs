@@ -1,5 +1,7 @@
 using System.Text;
+using LongCtx.ContextParallel;
 using LongCtx.Engine;
+using LongCtx.Sampling;
 using LongCtx.Server;
 using LongCtx.Tests.Engine;
 

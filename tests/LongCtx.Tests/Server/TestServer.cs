@@ -1,8 +1,7 @@
-using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using LongCtx.Engine;
-using LongCtx.Models;
+using LongCtx.Model;
 using LongCtx.Server;
 using LongCtx.Tests.Engine;
 using LongCtx.Tests.Text;

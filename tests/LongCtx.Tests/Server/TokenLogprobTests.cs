@@ -1,4 +1,4 @@
-using LongCtx.Engine;
+using LongCtx.Sampling;
 using LongCtx.Server;
 using LongCtx.Tests.Text;
 
@@ -12,7 +12,7 @@ public class TokenLogprobTests
     {
         float[] logits = [1f, 3f, -2f, 3f, 0.5f];
         double logSum = Math.Log(logits.Sum(x => Math.Exp(x)));
-        var entry = TokenLogprob.Of(logits, token: 4, top: 3, textOffset: 7);
+        var entry = TokenLogprob.Of(4, Logprobs.Of(logits, 4, top: 3), textOffset: 7);
         Assert.Equal(4, entry.Token);
         Assert.Equal(0.5 - logSum, entry.Logprob!.Value, 1e-6);
         Assert.Equal(7, entry.TextOffset);
@@ -25,15 +25,15 @@ public class TokenLogprobTests
     public void TopIsCutToTheVocabularyAndMayBeEmpty()
     {
         float[] logits = [0f, 2f];
-        Assert.Equal([1, 0], TokenLogprob.Of(logits, 0, top: 20, textOffset: 0).Top!.Select(t => t.Token));
-        Assert.Empty(TokenLogprob.Of(logits, 0, top: 0, textOffset: 0).Top!);
+        Assert.Equal([1, 0], TokenLogprob.Of(0, Logprobs.Of(logits, 0, top: 20), textOffset: 0).Top!.Select(t => t.Token));
+        Assert.Empty(TokenLogprob.Of(0, Logprobs.Of(logits, 0, top: 0), textOffset: 0).Top!);
     }
 
     [Fact]
     public void LargeLogitsDoNotOverflow()
     {
         float[] logits = [1000f, 1000f];
-        Assert.Equal(-Math.Log(2), TokenLogprob.Of(logits, 1, top: 1, textOffset: 0).Logprob!.Value, 1e-6);
+        Assert.Equal(-Math.Log(2), TokenLogprob.Of(1, Logprobs.Of(logits, 1, top: 1), textOffset: 0).Logprob!.Value, 1e-6);
     }
 
     [Fact]
@@ -50,7 +50,7 @@ public class TokenLogprobTests
         Assert.Null(entries[0].Top);
         for (int i = 1; i < prompt.Length; i++)
         {
-            Assert.Equal(TokenLogprob.Of(logits.AsSpan((i - 1) * vocab, vocab), prompt[i], 1, 0).Logprob, entries[i].Logprob);
+            Assert.Equal(Logprobs.Of(logits.AsSpan((i - 1) * vocab, vocab), prompt[i], 1).Logprob, entries[i].Logprob);
             Assert.Equal((i - 1) * 7919 % vocab, entries[i].Top![0].Token);
         }
         // The BOS token decodes to nothing: "Hello" starts the text too.

@@ -1,5 +1,3 @@
-using LongCtx.Text;
-
 namespace LongCtx.Tests.Text;
 
 /// <summary>

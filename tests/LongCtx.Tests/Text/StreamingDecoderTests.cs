@@ -1,5 +1,4 @@
 using System.Text;
-using LongCtx.Text;
 
 namespace LongCtx.Tests.Text;
 

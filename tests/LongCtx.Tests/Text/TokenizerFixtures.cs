@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 using LongCtx.Text;
 
@@ -36,7 +37,7 @@ internal static class TokenizerFixtures
     }
 
     /// <summary>The reference fixtures (a copy of ../shared/fixtures in tests/data/fixtures, or LONGCTX_FIXTURES).</summary>
-    public static string FixturesDir => LongCtx.Tests.Models.ModelFixtures.FixturesRoot;
+    public static string FixturesDir => LongCtx.Tests.Model.ModelFixtures.FixturesRoot;
 
     private static string FindRepoRoot()
     {
@@ -79,14 +80,18 @@ internal static class TokenizerFixtures
         return string.Concat(Enumerable.Range(1, 4).Select(k => $"Part {k}.\n{corpus}\n"));
     }
 
-    /// <summary>The corpus without whitespace, repeated and cut to length (as make_tokenizer_refs.py builds it).</summary>
+    /// <summary>
+    /// The corpus without whitespace, repeated and cut to length code points, as make_tokenizer_refs.py builds it:
+    /// Python's str.split() removes what str.isspace() calls whitespace (char.IsWhiteSpace and U+001C..U+001F), and
+    /// Python counts code points, so the corpus's emoji outside the BMP count once, not as two UTF-16 units.
+    /// </summary>
     public static string NoWhitespaceText(int length)
     {
         string corpus = File.ReadAllText(Path.Combine(FixturesDir, "corpus.txt"));
-        string b = string.Concat(corpus.Where(c => !char.IsWhiteSpace(c) && c != '\u001c' && c != '\u001d' && c != '\u001e' && c != '\u001f'));
-        var sb = new System.Text.StringBuilder(length + b.Length);
-        while (sb.Length < length) sb.Append(b);
-        return sb.ToString(0, length);
+        var runes = corpus.EnumerateRunes().Where(r => !Rune.IsWhiteSpace(r) && r.Value is not (>= 0x1c and <= 0x1f)).ToArray();
+        var sb = new StringBuilder(2 * length);
+        for (int i = 0; i < length; i++) sb.Append(runes[i % runes.Length].ToString());
+        return sb.ToString();
     }
 
     private static int[] Ints(JsonElement a) => a.EnumerateArray().Select(x => x.GetInt32()).ToArray();

@@ -1,6 +1,6 @@
-using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using System.Runtime.InteropServices;
 using LongCtx.Tensors;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
 namespace LongCtx.Backends.Cpu;
 
@@ -9,7 +9,7 @@ namespace LongCtx.Backends.Cpu;
 /// checkpoint (BF16/F16/F32), kernels vectorised with System.Numerics and spread over
 /// <see cref="Threads"/> worker threads. Every operation is synchronous.
 /// </summary>
-public sealed unsafe class CpuBackend : IBackend
+public sealed unsafe class CpuBackend : IBackend, IDeviceInfo
 {
     private readonly ParallelOptions _parallel;
 
@@ -21,6 +21,16 @@ public sealed unsafe class CpuBackend : IBackend
 
     public int Threads { get; }
     public string Name => "cpu";
+    public IDeviceInfo Info => this;
+    public long TotalMemoryBytes => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+    public long AvailableMemoryBytes() => Math.Max(0, TotalMemoryBytes - GC.GetGCMemoryInfo().MemoryLoadBytes);
+
+    /// <summary>The CPU keeps no profile: its operations are synchronous, so a wall clock around a call says it all.</summary>
+    public void StartProfiling() { }
+
+    public IReadOnlyDictionary<string, double> StopProfiling() => new Dictionary<string, double>();
+
+    public string? AttentionReport() => null;
     public DType ActivationType => DType.F32;
 
     public Tensor Allocate(DType dtype, params int[] shape) => CpuTensor.Allocate(dtype, shape);
@@ -216,36 +226,6 @@ public sealed unsafe class CpuBackend : IBackend
                 int row = idx[i * heads + h];
                 if ((uint)row >= (uint)s.Rows) throw new ArgumentOutOfRangeException(nameof(indices), $"row {row} of {s.Rows}");
                 new ReadOnlySpan<float>(sp + ((long)row * heads + h) * dim, dim).CopyTo(new Span<float>(dp + ((long)i * heads + h) * dim, dim));
-            }
-    }
-
-    public void KeyAttentionMass(Tensor q, TokenLayout queries, Tensor k, TokenLayout keys, float scale, Tensor mass)
-    {
-        var qs = C(q);
-        var ks = C(k);
-        var m = C(mass).F32;
-        int tq = qs.Rows, tk = ks.Rows, heads = qs.Shape[1], dim = qs.Shape[2], kvHeads = ks.Shape[1], group = heads / kvHeads;
-        if (queries.Count != tq || keys.Count != tk || m.Length != tk * kvHeads || ks.Shape[2] != dim)
-            throw new ArgumentException($"KeyAttentionMass: q {qs}, k {ks}, mass {mass}");
-        m.Clear();
-        float* qp = (float*)qs.Data, kp = (float*)ks.Data;
-        var p = new float[tk];
-        for (int i = 0; i < tq; i++)
-            for (int h = 0; h < heads; h++)
-            {
-                int g = h / group;
-                var qi = new ReadOnlySpan<float>(qp + ((long)i * heads + h) * dim, dim);
-                float max = float.NegativeInfinity;
-                for (int j = 0; j < tk; j++)
-                {
-                    bool visible = keys.SeqIds[j] == queries.SeqIds[i] && keys.Positions[j] <= queries.Positions[i];
-                    p[j] = visible ? scale * TensorPrimitives.Dot(qi, new ReadOnlySpan<float>(kp + ((long)j * kvHeads + g) * dim, dim)) : float.NegativeInfinity;
-                    max = Math.Max(max, p[j]);
-                }
-                if (float.IsNegativeInfinity(max)) continue;
-                float sum = 0;
-                for (int j = 0; j < tk; j++) sum += p[j] = float.IsNegativeInfinity(p[j]) ? 0 : MathF.Exp(p[j] - max);
-                for (int j = 0; j < tk; j++) m[j * kvHeads + g] += p[j] / sum;
             }
     }
 

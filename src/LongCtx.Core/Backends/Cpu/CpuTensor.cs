@@ -7,7 +7,7 @@ namespace LongCtx.Backends.Cpu;
 /// A tensor in host memory: native memory it owns (64-byte aligned), or a window into memory someone
 /// else owns (a memory-mapped weight, a row view). Native memory lets tensors pass 2^31 elements.
 /// </summary>
-public sealed unsafe class CpuTensor : Tensor
+public sealed unsafe class CpuTensor : Tensor, IHostBytes
 {
     private readonly bool _owns;
     private bool _disposed;

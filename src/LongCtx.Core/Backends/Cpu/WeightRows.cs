@@ -10,7 +10,7 @@ namespace LongCtx.Backends.Cpu;
 /// </summary>
 internal static unsafe class WeightRows
 {
-    /// <summary>Widens <paramref name="count"/> elements starting at element <paramref name="offset"/> of t into destination.</summary>
+    /// <summary>Widens destination.Length elements starting at element <paramref name="offset"/> of t into destination.</summary>
     public static void Read(CpuTensor t, long offset, Span<float> destination)
     {
         int count = destination.Length;

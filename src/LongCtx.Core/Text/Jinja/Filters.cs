@@ -137,7 +137,7 @@ internal static partial class Filters
         };
     }
 
-    private static object? Map(object? v, CallArgs a)
+    private static List<object?> Map(object? v, CallArgs a)
     {
         var items = PyOps.Iterate(v);
         if (a.Positional.Count == 0 && a.Named.Any(kv => kv.Key == "attribute"))
@@ -150,7 +150,7 @@ internal static partial class Filters
         return items.Select(x => Apply(filter, x, rest)).ToList();
     }
 
-    private static object? Select(object? v, CallArgs a, bool byAttribute, bool keep)
+    private static List<object?> Select(object? v, CallArgs a, bool byAttribute, bool keep)
     {
         var items = PyOps.Iterate(v);
         int next = 0;
@@ -174,7 +174,7 @@ internal static partial class Filters
     /// <summary>A sort key: strings lower-cased unless case-sensitive.</summary>
     private static object? CaseKey(object? x, bool caseSensitive) => !caseSensitive && x is string s ? s.ToLowerInvariant() : x;
 
-    private static object? Sort(object? v, CallArgs a)
+    private static List<object?> Sort(object? v, CallArgs a)
     {
         var p = a.Bind("sort", "reverse", "case_sensitive", "attribute");
         bool reverse = PyOps.Truthy(CallArgs.Or<object?>(p[0], false)), caseSensitive = PyOps.Truthy(CallArgs.Or<object?>(p[1], false));
@@ -185,7 +185,7 @@ internal static partial class Filters
         return keyed.Order(Comparer<(object? Key, object? Item)>.Create((x, y) => sign * PyOps.Order(x.Key, y.Key, "<"))).Select(x => x.Item).ToList();
     }
 
-    private static object? DictSort(object? v, CallArgs a)
+    private static List<object?> DictSort(object? v, CallArgs a)
     {
         var p = a.Bind("dictsort", "case_sensitive", "by", "reverse");
         if (v is not PyDict d) throw new JinjaError("dictsort works on a mapping");
@@ -202,7 +202,7 @@ internal static partial class Filters
             .Cast<object?>().ToList();
     }
 
-    private static object? Unique(object? v, CallArgs a)
+    private static List<object?> Unique(object? v, CallArgs a)
     {
         var p = a.Bind("unique", "case_sensitive", "attribute");
         bool caseSensitive = PyOps.Truthy(CallArgs.Or<object?>(p[0], false));
@@ -251,7 +251,7 @@ internal static partial class Filters
         };
     }
 
-    private static object? Indent(object? v, CallArgs a)
+    private static string Indent(object? v, CallArgs a)
     {
         var p = a.Bind("indent", "width", "first", "blank");
         object? width = CallArgs.Or<object?>(p[0], 4L);

@@ -71,7 +71,7 @@ public sealed class JinjaTemplate
         return g;
     }
 
-    private static object? Range(CallArgs a)
+    private static List<object?> Range(CallArgs a)
     {
         if (a.Named.Count > 0 || a.Positional.Count is 0 or > 3) throw new JinjaError("range expects 1 to 3 integer arguments");
         var n = a.Positional.Select(PyOps.ToLong).ToArray();

@@ -23,7 +23,7 @@ internal static class Methods
 
     private static Builtin Method(string owner, string name, Func<CallArgs, object?> body) => new($"{owner}.{name}", body);
 
-    private static object? DictMethod(PyDict d, string name) => name switch
+    private static Builtin? DictMethod(PyDict d, string name) => name switch
     {
         "items" => Method("dict", name, a => { a.Bind("dict.items"); return d.Select(kv => (object?)new object?[] { kv.Key, kv.Value }).ToList(); }),
         "keys" => Method("dict", name, a => { a.Bind("dict.keys"); return d.Keys.ToList<object?>(); }),
@@ -44,7 +44,7 @@ internal static class Methods
         _ => null,
     };
 
-    private static object? SequenceMethod(IReadOnlyList<object?> items, string name) => name switch
+    private static Builtin? SequenceMethod(IReadOnlyList<object?> items, string name) => name switch
     {
         "index" => Method("list", name, a =>
         {
@@ -57,7 +57,7 @@ internal static class Methods
         _ => null,
     };
 
-    private static object? StringMethod(string s, string name)
+    private static Builtin? StringMethod(string s, string name)
     {
         Func<CallArgs, object?>? body = name switch
         {
@@ -70,7 +70,8 @@ internal static class Methods
                 string? sep = CallArgs.Or<string?>(p[0], null);
                 long max = p[1] == CallArgs.Missing ? -1 : PyOps.ToLong(p[1]);
                 return name == "split" ? PyText.Split(s, sep, max) : PyText.RSplit(s, sep, max);
-            },
+            }
+            ,
             "splitlines" => a => PyText.SplitLines(s, PyOps.Truthy(CallArgs.Or<object?>(a.Bind("str.splitlines", "keepends")[0], false))),
             "startswith" or "endswith" => a =>
             {
@@ -80,30 +81,40 @@ internal static class Methods
                 return options.Any(o => o is string x
                     ? name == "startswith" ? part.StartsWith(x, StringComparison.Ordinal) : part.EndsWith(x, StringComparison.Ordinal)
                     : throw new JinjaError($"{name} first arg must be str or a tuple of str, not {PyOps.TypeName(o)}"));
-            },
+            }
+            ,
             "replace" => a =>
             {
                 var p = a.Bind("str.replace", "old", "new", "count");
                 return PyText.Replace(s, Text(p[0], "str.replace"), Text(p[1], "str.replace"), p[2] == CallArgs.Missing ? -1 : PyOps.ToLong(p[2]));
-            },
-            "upper" => a => { a.Bind("str.upper"); return s.ToUpperInvariant(); },
-            "lower" => a => { a.Bind("str.lower"); return s.ToLowerInvariant(); },
-            "casefold" => a => { a.Bind("str.casefold"); return s.ToLowerInvariant(); },
-            "title" => a => { a.Bind("str.title"); return PyText.Title(s); },
-            "capitalize" => a => { a.Bind("str.capitalize"); return PyText.Capitalize(s); },
-            "swapcase" => a => { a.Bind("str.swapcase"); return new string(s.Select(c => char.IsUpper(c) ? char.ToLowerInvariant(c) : char.ToUpperInvariant(c)).ToArray()); },
+            }
+            ,
+            "upper" => a => { a.Bind("str.upper"); return s.ToUpperInvariant(); }
+            ,
+            "lower" => a => { a.Bind("str.lower"); return s.ToLowerInvariant(); }
+            ,
+            "casefold" => a => { a.Bind("str.casefold"); return s.ToLowerInvariant(); }
+            ,
+            "title" => a => { a.Bind("str.title"); return PyText.Title(s); }
+            ,
+            "capitalize" => a => { a.Bind("str.capitalize"); return PyText.Capitalize(s); }
+            ,
+            "swapcase" => a => { a.Bind("str.swapcase"); return new string(s.Select(c => char.IsUpper(c) ? char.ToLowerInvariant(c) : char.ToUpperInvariant(c)).ToArray()); }
+            ,
             "find" or "index" => a =>
             {
                 var p = a.Bind("str." + name, "sub", "start", "end");
                 long at = Find(s, Text(p[0], "str." + name), p[1], p[2], last: false);
                 return at < 0 && name == "index" ? throw new JinjaError("substring not found") : at;
-            },
+            }
+            ,
             "rfind" or "rindex" => a =>
             {
                 var p = a.Bind("str." + name, "sub", "start", "end");
                 long at = Find(s, Text(p[0], "str." + name), p[1], p[2], last: true);
                 return at < 0 && name == "rindex" ? throw new JinjaError("substring not found") : at;
-            },
+            }
+            ,
             "count" => a =>
             {
                 string sub = Text(a.Bind("str.count", "sub")[0], "str.count");
@@ -111,24 +122,34 @@ internal static class Methods
                 long n = 0;
                 for (int i = s.IndexOf(sub, StringComparison.Ordinal); i >= 0; i = s.IndexOf(sub, i + sub.Length, StringComparison.Ordinal)) n++;
                 return n;
-            },
+            }
+            ,
             "join" => a => string.Join(s, PyOps.Iterate(a.Bind("str.join", "iterable")[0]).Select(x =>
                 x as string ?? throw new JinjaError($"sequence item: expected str instance, {PyOps.TypeName(x)} found"))),
-            "isdigit" or "isdecimal" or "isnumeric" => a => { a.Bind("str." + name); return s.Length > 0 && s.All(char.IsDigit); },
-            "isalpha" => a => { a.Bind("str.isalpha"); return s.Length > 0 && s.All(char.IsLetter); },
-            "isalnum" => a => { a.Bind("str.isalnum"); return s.Length > 0 && s.All(char.IsLetterOrDigit); },
-            "isspace" => a => { a.Bind("str.isspace"); return s.Length > 0 && s.All(PyText.IsSpace); },
-            "islower" => a => { a.Bind("str.islower"); return s.Any(char.IsLetter) && !s.Any(char.IsUpper); },
-            "isupper" => a => { a.Bind("str.isupper"); return s.Any(char.IsLetter) && !s.Any(char.IsLower); },
-            "removeprefix" => a => { string x = Text(a.Bind("str.removeprefix", "prefix")[0], name); return s.StartsWith(x, StringComparison.Ordinal) ? s[x.Length..] : s; },
-            "removesuffix" => a => { string x = Text(a.Bind("str.removesuffix", "suffix")[0], name); return x.Length > 0 && s.EndsWith(x, StringComparison.Ordinal) ? s[..^x.Length] : s; },
+            "isdigit" or "isdecimal" or "isnumeric" => a => { a.Bind("str." + name); return s.Length > 0 && s.All(char.IsDigit); }
+            ,
+            "isalpha" => a => { a.Bind("str.isalpha"); return s.Length > 0 && s.All(char.IsLetter); }
+            ,
+            "isalnum" => a => { a.Bind("str.isalnum"); return s.Length > 0 && s.All(char.IsLetterOrDigit); }
+            ,
+            "isspace" => a => { a.Bind("str.isspace"); return s.Length > 0 && s.All(PyText.IsSpace); }
+            ,
+            "islower" => a => { a.Bind("str.islower"); return s.Any(char.IsLetter) && !s.Any(char.IsUpper); }
+            ,
+            "isupper" => a => { a.Bind("str.isupper"); return s.Any(char.IsLetter) && !s.Any(char.IsLower); }
+            ,
+            "removeprefix" => a => { string x = Text(a.Bind("str.removeprefix", "prefix")[0], name); return s.StartsWith(x, StringComparison.Ordinal) ? s[x.Length..] : s; }
+            ,
+            "removesuffix" => a => { string x = Text(a.Bind("str.removesuffix", "suffix")[0], name); return x.Length > 0 && s.EndsWith(x, StringComparison.Ordinal) ? s[..^x.Length] : s; }
+            ,
             "zfill" => a =>
             {
                 int width = (int)PyOps.ToLong(a.Bind("str.zfill", "width")[0]);
                 if (s.Length >= width) return s;
                 int sign = s.Length > 0 && s[0] is '+' or '-' ? 1 : 0;
                 return s[..sign] + new string('0', width - s.Length) + s[sign..];
-            },
+            }
+            ,
             "center" or "ljust" or "rjust" => a =>
             {
                 var p = a.Bind("str." + name, "width", "fillchar");
@@ -137,14 +158,16 @@ internal static class Methods
                 char fill = CallArgs.Or(p[1], " ")[0];
                 int left = name == "rjust" ? pad : name == "ljust" ? 0 : pad / 2 + (pad & width & 1);
                 return new string(fill, left) + s + new string(fill, pad - left);
-            },
+            }
+            ,
             "partition" or "rpartition" => a =>
             {
                 string sep = Text(a.Bind("str." + name, "sep")[0], name);
                 int at = name == "partition" ? s.IndexOf(sep, StringComparison.Ordinal) : s.LastIndexOf(sep, StringComparison.Ordinal);
                 if (at < 0) return name == "partition" ? new object?[] { s, "", "" } : new object?[] { "", "", s };
                 return new object?[] { s[..at], sep, s[(at + sep.Length)..] };
-            },
+            }
+            ,
             "format" => _ => throw new JinjaError("str.format is not supported"),
             _ => null,
         };

@@ -242,7 +242,7 @@ internal sealed partial class Parser
         throw Error(t, $"expected a name or a number after '.', got {t}");
     }
 
-    private Expr Subscript(Expr target)
+    private ItemExpr Subscript(Expr target)
     {
         var open = Next();
         var keys = new List<Expr>();

@@ -316,7 +316,8 @@ internal static class PyOps
         }
         var items = (IReadOnlyList<object?>)owner;
         var picked = slice.Indices(items.Count).Select(i => items[i]);
-        return owner is object?[] ? picked.ToArray() : picked.ToList();
+        bool tuple = owner is object?[];
+        return tuple ? picked.ToArray() : picked.ToList();
     }
 }
 

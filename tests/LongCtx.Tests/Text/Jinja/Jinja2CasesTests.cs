@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
-using LongCtx.Tests.Text;
 using LongCtx.Text.Jinja;
 
 namespace LongCtx.Tests.Text.Jinja;

@@ -1,0 +1,88 @@
+namespace LongCtx.Model;
+
+/// <summary>
+/// Reads RoPE settings from a config.json in either spelling. transformers 5 writes one
+/// <c>rope_parameters</c> object holding rope_type and rope_theta; transformers 4 (most published Llama 3.x
+/// and Qwen2.5 checkpoints) writes <c>rope_theta</c> at the top level and <c>rope_scaling</c> (possibly null)
+/// with <c>type</c> or <c>rope_type</c>. Both become the same <see cref="RopeConfig"/>.
+/// </summary>
+internal static class RopeConfigParser
+{
+    public static RopeConfig Parse(ConfigJson root, int maxPositionEmbeddings, double defaultTheta)
+    {
+        var modern = root.OptionalObject("rope_parameters");
+        var legacy = root.OptionalObject("rope_scaling");
+        if (modern is { } m && (m.Has("full_attention") || m.Has("sliding_attention")))
+            throw root.Error("per-layer-type rope_parameters are not supported (only Llama, Mistral and Qwen2 style models)");
+        var p = modern ?? legacy;
+
+        double theta = modern?.OptionalDouble("rope_theta") ?? root.OptionalDouble("rope_theta")
+            ?? legacy?.OptionalDouble("rope_theta") ?? defaultTheta;
+        if (!(theta > 1)) throw root.Error($"rope_theta must be greater than 1, got {theta}");
+
+        double partial = root.OptionalDouble("partial_rotary_factor") ?? p?.OptionalDouble("partial_rotary_factor") ?? 1.0;
+        if (partial != 1.0)
+            throw root.Error($"partial_rotary_factor {partial} is not supported (only RoPE over the whole head, factor 1.0)");
+
+        string typeField = p is { } q ? (q.Has("rope_type") ? q.FieldName("rope_type") : q.FieldName("type")) : "rope_type";
+        string type = (p?.OptionalString("rope_type") ?? p?.OptionalString("type") ?? "default").ToLowerInvariant();
+        if (p is null) return RopeConfig.Default(theta);
+        var s = p.Value;
+
+        var rope = type switch
+        {
+            "default" => RopeConfig.Default(theta),
+            "linear" => new RopeConfig { RopeType = type, Theta = theta, Factor = Factor(s, required: true)!.Value },
+            "dynamic" => new RopeConfig
+            {
+                RopeType = type, Theta = theta, Factor = Factor(s, required: true)!.Value,
+                OriginalMaxPositionEmbeddings = OptionalPositive(s, "original_max_position_embeddings") ?? maxPositionEmbeddings,
+            },
+            "llama3" => Llama3(s, theta),
+            "yarn" => Yarn(s, theta, maxPositionEmbeddings),
+            _ => throw RopeConfig.UnsupportedType(type, typeField, root.Source),
+        };
+        return rope;
+    }
+
+    private static RopeConfig Llama3(ConfigJson s, double theta)
+    {
+        double low = s.Double("low_freq_factor"), high = s.Double("high_freq_factor");
+        if (!(low > 0) || !(high > low))
+            throw s.Error($"llama3 RoPE needs 0 < {s.FieldName("low_freq_factor")} < {s.FieldName("high_freq_factor")}, got {low} and {high}");
+        return RopeConfig.Llama3(theta, Factor(s, required: true)!.Value, low, high,
+            OptionalPositive(s, "original_max_position_embeddings") ?? throw s.Error($"required field '{s.FieldName("original_max_position_embeddings")}' is missing"));
+    }
+
+    private static RopeConfig Yarn(ConfigJson s, double theta, int maxPositionEmbeddings)
+    {
+        int original = OptionalPositive(s, "original_max_position_embeddings") ?? maxPositionEmbeddings;
+        // transformers: without an explicit factor, DeepSeek-style configs imply it by max / original.
+        double factor = Factor(s, required: false) ?? (double)maxPositionEmbeddings / original;
+        // transformers reads beta_fast/beta_slow with `or`, so 0 also means the default.
+        double betaFast = s.OptionalDouble("beta_fast") is double bf && bf != 0 ? bf : 32;
+        double betaSlow = s.OptionalDouble("beta_slow") is double bs && bs != 0 ? bs : 1;
+        return new RopeConfig
+        {
+            RopeType = "yarn", Theta = theta, Factor = factor, OriginalMaxPositionEmbeddings = original,
+            BetaFast = betaFast, BetaSlow = betaSlow,
+            Mscale = s.OptionalDouble("mscale"), MscaleAllDim = s.OptionalDouble("mscale_all_dim"),
+            AttentionFactor = s.OptionalDouble("attention_factor"),
+            Truncate = s.OptionalBool("truncate") ?? true,
+        };
+    }
+
+    private static double? Factor(ConfigJson s, bool required)
+    {
+        double? f = required ? s.Double("factor") : s.OptionalDouble("factor");
+        if (f is double v && !(v > 0)) throw s.Error($"{s.FieldName("factor")} must be positive, got {v}");
+        return f;
+    }
+
+    private static int? OptionalPositive(ConfigJson s, string name)
+    {
+        int? v = s.OptionalInt(name);
+        if (v is int i && i <= 0) throw s.Error($"{s.FieldName(name)} must be positive, got {i}");
+        return v;
+    }
+}

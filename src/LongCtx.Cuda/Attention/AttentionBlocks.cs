@@ -1,0 +1,113 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using LongCtx.Tensors;
+
+namespace LongCtx.Cuda.Attention;
+
+/// <summary>
+/// Query rows [QueryStart, QueryStart + QueryCount) attending to key rows [KeyStart, KeyStart + KeyCount):
+/// every key (unmasked), or causal aligned bottom-right — query i sees key j iff j ≤ i + KeyCount − QueryCount.
+/// </summary>
+internal readonly record struct DenseBlock(int QueryStart, int QueryCount, int KeyStart, int KeyCount, bool Causal);
+
+/// <summary>
+/// One attention call (queries and keys given by layouts, key j visible to query i iff same sequence and
+/// pos_k ≤ pos_q) rewritten as dense blocks a fused SDPA kernel computes directly, plus query rows that
+/// see nothing (output 0, LSE −inf). Each query row is in exactly one block or empty range, so the
+/// blocks write their rows of the output and LSE and nothing needs merging.
+///
+/// The queries split into runs: maximal row ranges of one sequence with consecutive positions p0..p0+m−1.
+/// A run is a block when its sequence's keys are one row range with strictly increasing positions; then
+/// query p0+i sees a prefix of that range of length v(i), and v grows by 0 or 1 per query. So v(m−1) = 0
+/// is an empty run, v(0) = v(m−1) an unmasked block over v(0) keys, and v(0) ≥ 1 with v(m−1) − v(0) = m−1
+/// a causal block over v(m−1) keys. Any other run (keys scattered, partly empty rows) makes the whole
+/// call ineligible: <see cref="Of"/> returns null and the caller uses the general masked kernel.
+/// </summary>
+internal sealed class AttentionBlocks
+{
+    private static readonly ConditionalWeakTable<TokenLayout, ConditionalWeakTable<TokenLayout, Entry>> Cache = new();
+
+    private AttentionBlocks(DenseBlock[] blocks, (int Start, int Count)[] emptyRuns)
+    {
+        Blocks = blocks;
+        EmptyRuns = emptyRuns;
+    }
+
+    public IReadOnlyList<DenseBlock> Blocks { get; }
+    public IReadOnlyList<(int Start, int Count)> EmptyRuns { get; }
+
+    /// <summary>The decomposition, computed once per (queries, keys) pair: every layer reuses the same layout objects.</summary>
+    public static AttentionBlocks? Of(TokenLayout queries, TokenLayout keys) =>
+        Cache.GetValue(queries, _ => new()).GetValue(keys, k => new Entry(Decompose(queries, k))).Blocks;
+
+    public static AttentionBlocks? Decompose(TokenLayout queries, TokenLayout keys)
+    {
+        var keyRanges = KeyRanges(keys);
+        var blocks = new List<DenseBlock>();
+        var empty = new List<(int, int)>();
+        for (int start = 0; start < queries.Count;)
+        {
+            int seq = queries.SeqIds[start], p0 = queries.Positions[start], m = 1;
+            while (start + m < queries.Count && queries.SeqIds[start + m] == seq && queries.Positions[start + m] == p0 + m) m++;
+            if (!keyRanges.TryGetValue(seq, out var range)) empty.Add((start, m));
+            else if (range.Count < 0) return null; // this sequence's keys are scattered or out of order
+            else
+            {
+                int first = Visible(keys.Positions, range.Start, range.Count, p0);
+                int last = Visible(keys.Positions, range.Start, range.Count, p0 + m - 1);
+                if (last == 0) empty.Add((start, m));
+                else if (first == last) blocks.Add(new DenseBlock(start, m, range.Start, first, Causal: false));
+                else if (first >= 1 && last - first == m - 1) blocks.Add(new DenseBlock(start, m, range.Start, last, Causal: true));
+                else return null;
+            }
+            start += m;
+        }
+        return new AttentionBlocks(blocks.ToArray(), empty.ToArray());
+    }
+
+    /// <summary>
+    /// Per sequence, its key rows as one range; Count −1 when they are not contiguous with increasing positions.
+    /// Vectorised: a decode step's keys are a whole cache, scanned anew every step.
+    /// </summary>
+    private static Dictionary<int, (int Start, int Count)> KeyRanges(TokenLayout keys)
+    {
+        var ranges = new Dictionary<int, (int Start, int Count)>();
+        for (int j = 0; j < keys.Count;)
+        {
+            int seq = keys.SeqIds[j], start = j;
+            int run = keys.SeqIds.AsSpan(start).IndexOfAnyExcept(seq);
+            j = run < 0 ? keys.Count : start + run;
+            bool increasing = StrictlyIncreasing(keys.Positions.AsSpan(start, j - start));
+            ranges[seq] = ranges.ContainsKey(seq) || !increasing ? (start, -1) : (start, j - start);
+        }
+        return ranges;
+    }
+
+    private static bool StrictlyIncreasing(ReadOnlySpan<int> values)
+    {
+        int width = Vector<int>.Count, i = 1;
+        for (; i + width <= values.Length; i += width)
+            if (!Vector.GreaterThanAll(new Vector<int>(values.Slice(i, width)), new Vector<int>(values.Slice(i - 1, width)))) return false;
+        for (; i < values.Length; i++)
+            if (values[i] <= values[i - 1]) return false;
+        return true;
+    }
+
+    /// <summary>How many of the increasing positions[start..start+count) are ≤ position.</summary>
+    private static int Visible(int[] positions, int start, int count, int position)
+    {
+        int lo = 0, hi = count;
+        while (lo < hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            if (positions[start + mid] <= position) lo = mid + 1;
+            else hi = mid;
+        }
+        return lo;
+    }
+
+    private sealed class Entry(AttentionBlocks? blocks)
+    {
+        public AttentionBlocks? Blocks => blocks;
+    }
+}

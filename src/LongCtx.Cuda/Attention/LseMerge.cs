@@ -1,0 +1,24 @@
+using LongCtx.Cuda.Runtime;
+
+namespace LongCtx.Cuda.Attention;
+
+/// <summary>Partial attention results merged by log-sum-exp (Kernels/elementwise.cu): by the backend's merges and by a split flash call.</summary>
+internal static class LseMerge
+{
+    private const string Elementwise = "elementwise.cu";
+
+    /// <summary>outAcc, lseAcc ← the merge of themselves with outPart, lsePart.</summary>
+    public static void Merge(CudaDevice device, CudaTensor outputAccumulator, CudaTensor lseAccumulator, CudaTensor outputPart, CudaTensor lsePart)
+    {
+        long rows = lseAccumulator.Length;
+        if (rows == 0) return;
+        int d = (int)(outputAccumulator.Length / rows);
+        var (oa, op) = (outputAccumulator.Pointer, outputPart.Pointer);
+        // merge_attention_vec8: d/8 threads a row, a power of two up to a warp.
+        int perRow = d / 8;
+        if (d % 8 == 0 && perRow <= 32 && (perRow & (perRow - 1)) == 0 && Launches.Vectorisable(d, oa, op))
+            device.Launch(device.Function(Elementwise, "merge_attention_vec8"), ((uint)((rows * perRow + 255) / 256), 1), 256, 0, oa, lseAccumulator.Pointer, op, lsePart.Pointer, rows, d);
+        else
+            device.Launch(device.Function(Elementwise, "merge_attention"), ((uint)((rows * 32 + 255) / 256), 1), 256, 0, oa, lseAccumulator.Pointer, op, lsePart.Pointer, rows, d);
+    }
+}

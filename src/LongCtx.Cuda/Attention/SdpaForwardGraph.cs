@@ -1,0 +1,238 @@
+using static LongCtx.Cuda.Native.Cudnn;
+
+namespace LongCtx.Cuda.Attention;
+
+/// <summary>
+/// Everything an SDPA plan is specialised on: one entry of the plan cache. <see cref="EngineConfig"/> is the
+/// index among the engine configurations that finalize (heuristics order).
+/// </summary>
+internal readonly record struct SdpaShape(int QueryHeads, int KvHeads, int HeadDim, int QueryRows, int KeyRows, bool Causal, int EngineConfig);
+
+/// <summary>
+/// Builds the operation graph cuDNN's fused flash-attention engines recognise — the one cudnn-frontend's
+/// composite SDPA forward node lowers to — for our token-major tensors, and picks an engine for it:
+///
+///   S = Q·Kᵀ (fp32) → S·scale → [causal: GEN_INDEX row/col, row (+ Skv − Sq) ≥ col, BINARY_SELECT −inf]
+///   → softmax as MAX, SUB, EXP, SUM, DIV (P in bf16) with Stats = max + log(sum) → O = P·V (bf16).
+///
+/// Q/O [tokens, heads, d] are cuDNN's [1, H, S, d] with strides [S·H·d, d, H·d, 1]; Kᵀ is K viewed as
+/// [1, Hkv, d, S] with the last two strides swapped. Stats come out packed [1, H, S, 1] (cuDNN before 9.26
+/// writes no other stats layout correctly), i.e. head-major; the caller transposes them.
+/// </summary>
+internal static class SdpaForwardGraph
+{
+    // Tensor ids of the variant pack; intermediates (virtual tensors) count up from 100.
+    public const long QId = 1, KId = 2, VId = 3, OId = 4, StatsId = 5, ScaleId = 6, MaskValueId = 7, KeyRowsId = 8, QueryRowsId = 9;
+
+    /// <summary>A plan, or null with cuDNN's reason when no engine takes this shape.</summary>
+    public static SdpaPlan? TryBuild(nint handle, SdpaShape shape, long cudnnVersion, out string refusal)
+    {
+        var keep = new List<CudnnDescriptor>();
+        try
+        {
+            var graph = BuildGraph(handle, shape, keep);
+            int skip = shape.EngineConfig, found = 0;
+            foreach (var mode in new[] { HeuristicsMode.A, HeuristicsMode.Fallback })
+            {
+                if (TryPlan(handle, graph, mode, keep, ref skip, out var plan, out int finalized) is { } workspace)
+                {
+                    refusal = "";
+                    return new SdpaPlan(shape, plan!, workspace, keep, MaskValue(cudnnVersion));
+                }
+                found += finalized;
+            }
+            refusal = shape.EngineConfig == 0
+                ? $"no cuDNN engine supports SDPA {Describe(shape)} (heuristics modes A and fallback)"
+                : $"cuDNN has {found} engine configuration(s) for SDPA {Describe(shape)}, not {shape.EngineConfig + 1}";
+        }
+        catch (LongCtxException e)
+        {
+            refusal = $"cuDNN SDPA {Describe(shape)}: {e.Message}";
+        }
+        foreach (var d in keep) d.Dispose();
+        return null;
+    }
+
+    public static string Describe(SdpaShape s) =>
+        $"{(s.Causal ? "causal" : "unmasked")} {s.QueryRows}x{s.KeyRows}, {s.QueryHeads}/{s.KvHeads} heads, d={s.HeadDim}"
+        + (s.EngineConfig > 0 ? $", engine configuration {s.EngineConfig}" : "");
+
+    // cudnn-frontend masks with -inf from cuDNN 9.10 on and with the lowest float before.
+    private static float MaskValue(long cudnnVersion) => cudnnVersion >= 91000 ? float.NegativeInfinity : float.MinValue;
+
+    private static CudnnDescriptor BuildGraph(nint handle, SdpaShape s, List<CudnnDescriptor> keep)
+    {
+        long h = s.QueryHeads, hk = s.KvHeads, d = s.HeadDim, sq = s.QueryRows, skv = s.KeyRows;
+        long virtualId = 100;
+        CudnnDescriptor Tensor(long uid, DataType type, long[] dims, long[] strides, bool isVirtual = false, bool byValue = false) =>
+            Keep(keep, new CudnnDescriptor(DescriptorType.Tensor))
+                .Set(AttributeName.TensorDataType, type)
+                .Set(AttributeName.TensorDimensions, dims)
+                .Set(AttributeName.TensorStrides, strides)
+                .Set(AttributeName.TensorUniqueId, uid)
+                .Set(AttributeName.TensorByteAlignment, 16L)
+                .Set(AttributeName.TensorIsVirtual, isVirtual)
+                .Set(AttributeName.TensorIsByValue, byValue)
+                .Complete();
+        long[] scoreDims = [1, h, sq, skv], scoreStrides = [h * sq * skv, sq * skv, skv, 1];
+        long[] rowDims = [1, h, sq, 1], rowStrides = [h * sq, sq, 1, 1];
+        long[] scalarDims = [1, 1, 1, 1];
+        CudnnDescriptor Scores(DataType type = DataType.Float) => Tensor(virtualId++, type, scoreDims, scoreStrides, isVirtual: true);
+        CudnnDescriptor PerRow() => Tensor(virtualId++, DataType.Float, rowDims, rowStrides, isVirtual: true);
+
+        var q = Tensor(QId, DataType.BFloat16, [1, h, sq, d], [sq * h * d, d, h * d, 1]);
+        var kT = Tensor(KId, DataType.BFloat16, [1, hk, d, skv], [skv * hk * d, d, 1, hk * d]);
+        var v = Tensor(VId, DataType.BFloat16, [1, hk, skv, d], [skv * hk * d, d, hk * d, 1]);
+        var o = Tensor(OId, DataType.BFloat16, [1, h, sq, d], [sq * h * d, d, h * d, 1]);
+        var stats = Tensor(StatsId, DataType.Float, rowDims, rowStrides);
+        var scale = Tensor(ScaleId, DataType.Float, scalarDims, scalarDims, byValue: true);
+
+        var ops = new List<CudnnDescriptor>();
+        var scores = Scores();
+        ops.Add(Matmul(keep, q, kT, scores));
+        var scaled = Scores();
+        ops.Add(Pointwise(keep, PointwiseMode.Mul, DataType.Float, scores, scale, null, scaled));
+        var masked = scaled;
+        if (s.Causal)
+        {
+            // Bottom-right alignment: query row i keeps key j iff i + (Skv − Sq) ≥ j. With Sq == Skv the
+            // shift is left out, which is the plain causal pattern.
+            var row = Scores(DataType.Int32);
+            ops.Add(Pointwise(keep, PointwiseMode.GenerateIndex, DataType.Float, scaled, null, null, row, axis: 2));
+            var col = Scores(DataType.Int32);
+            ops.Add(Pointwise(keep, PointwiseMode.GenerateIndex, DataType.Float, scaled, null, null, col, axis: 3));
+            if (sq != skv)
+            {
+                var plusKeys = Scores(DataType.Int32);
+                ops.Add(Pointwise(keep, PointwiseMode.Add, DataType.Int32, row, Tensor(KeyRowsId, DataType.Int32, scalarDims, scalarDims, byValue: true), null, plusKeys));
+                row = Scores(DataType.Int32);
+                ops.Add(Pointwise(keep, PointwiseMode.Sub, DataType.Int32, plusKeys, Tensor(QueryRowsId, DataType.Int32, scalarDims, scalarDims, byValue: true), null, row));
+            }
+            var keepMask = Scores(DataType.Boolean);
+            ops.Add(Pointwise(keep, PointwiseMode.CompareGreaterEqual, DataType.Boolean, row, col, null, keepMask));
+            masked = Scores();
+            var maskValue = Tensor(MaskValueId, DataType.Float, scalarDims, scalarDims, byValue: true);
+            ops.Add(Pointwise(keep, PointwiseMode.BinarySelect, DataType.Float, scaled, maskValue, keepMask, masked));
+        }
+
+        var max = PerRow();
+        ops.Add(Reduction(keep, ReductionOperator.Max, masked, max));
+        var centered = Scores();
+        ops.Add(Pointwise(keep, PointwiseMode.Sub, DataType.Float, masked, max, null, centered));
+        var exp = Scores();
+        ops.Add(Pointwise(keep, PointwiseMode.Exp, DataType.Float, centered, null, null, exp));
+        var sum = PerRow();
+        ops.Add(Reduction(keep, ReductionOperator.Add, exp, sum));
+        var logSum = PerRow();
+        ops.Add(Pointwise(keep, PointwiseMode.Log, DataType.Float, sum, null, null, logSum));
+        ops.Add(Pointwise(keep, PointwiseMode.Add, DataType.Float, max, logSum, null, stats));
+        // The probabilities enter the second GEMM in the input type, as the frontend declares them.
+        var probabilities = Scores(DataType.BFloat16);
+        ops.Add(Pointwise(keep, PointwiseMode.Div, DataType.Float, exp, sum, null, probabilities));
+        ops.Add(Matmul(keep, probabilities, v, o));
+
+        return Keep(keep, new CudnnDescriptor(DescriptorType.OperationGraph))
+            .SetHandle(AttributeName.OperationGraphHandle, handle)
+            .Set(AttributeName.OperationGraphOps, ops.ToArray())
+            .Complete();
+    }
+
+    /// <summary>
+    /// The engine configuration of this heuristics mode that finalizes into a plan after <paramref name="skip"/> others
+    /// did (counted down): its workspace bytes, or null with the number that finalized.
+    /// </summary>
+    private static unsafe long? TryPlan(nint handle, CudnnDescriptor graph, HeuristicsMode mode, List<CudnnDescriptor> keep, ref int skip,
+        out CudnnDescriptor? plan, out int finalized)
+    {
+        plan = null;
+        finalized = 0;
+        using var heuristics = new CudnnDescriptor(DescriptorType.EngineHeuristics);
+        heuristics.Set(AttributeName.HeuristicsOperationGraph, graph).Set(AttributeName.HeuristicsMode, mode);
+        if (heuristics.TryComplete() != StatusSuccess) return null;
+        Check(cudnnBackendGetAttribute(heuristics.Handle, AttributeName.HeuristicsResults, AttributeType.BackendDescriptor, 0, out long count, null),
+            "counting the engine configurations of the SDPA heuristics");
+        if (count == 0) return null;
+        // cuDNN fills engine-configuration descriptors the caller created.
+        var configs = new CudnnDescriptor[count];
+        var handles = new nint[count];
+        for (int i = 0; i < count; i++) handles[i] = (configs[i] = new CudnnDescriptor(DescriptorType.EngineConfig)).Handle;
+        try
+        {
+            long returned;
+            fixed (nint* p = handles)
+                Check(cudnnBackendGetAttribute(heuristics.Handle, AttributeName.HeuristicsResults, AttributeType.BackendDescriptor, count, out returned, p),
+                    "reading the engine configurations of the SDPA heuristics");
+            for (int i = 0; i < returned; i++)
+            {
+                var candidate = Keep(keep, new CudnnDescriptor(DescriptorType.ExecutionPlan));
+                candidate.SetHandle(AttributeName.ExecutionPlanHandle, handle).Set(AttributeName.ExecutionPlanEngineConfig, configs[i]);
+                bool ok = candidate.TryComplete() == StatusSuccess;
+                if (ok && skip == 0)
+                {
+                    plan = candidate;
+                    keep.Add(configs[i]);
+                    configs[i] = null!;
+                    return plan.GetInt64(AttributeName.ExecutionPlanWorkspaceSize);
+                }
+                if (ok)
+                {
+                    skip--;
+                    finalized++;
+                }
+                keep.Remove(candidate);
+                candidate.Dispose();
+            }
+            return null;
+        }
+        finally
+        {
+            foreach (var c in configs) c?.Dispose();
+        }
+    }
+
+    private static CudnnDescriptor Matmul(List<CudnnDescriptor> keep, CudnnDescriptor a, CudnnDescriptor b, CudnnDescriptor c)
+    {
+        var matmul = Keep(keep, new CudnnDescriptor(DescriptorType.Matmul)).Set(AttributeName.MatmulComputeType, DataType.Float).Complete();
+        return Keep(keep, new CudnnDescriptor(DescriptorType.OperationMatmul))
+            .Set(AttributeName.OperationMatmulA, a)
+            .Set(AttributeName.OperationMatmulB, b)
+            .Set(AttributeName.OperationMatmulC, c)
+            .Set(AttributeName.OperationMatmulDescriptor, matmul)
+            .Complete();
+    }
+
+    private static CudnnDescriptor Pointwise(List<CudnnDescriptor> keep, PointwiseMode mode, DataType precision,
+        CudnnDescriptor x, CudnnDescriptor? b, CudnnDescriptor? t, CudnnDescriptor y, long axis = -1)
+    {
+        var pw = Keep(keep, new CudnnDescriptor(DescriptorType.Pointwise))
+            .Set(AttributeName.PointwiseMode, mode)
+            .Set(AttributeName.PointwiseMathPrecision, precision);
+        if (axis >= 0) pw.Set(AttributeName.PointwiseAxis, axis);
+        pw.Complete();
+        var op = Keep(keep, new CudnnDescriptor(DescriptorType.OperationPointwise))
+            .Set(AttributeName.OperationPointwiseDescriptor, pw)
+            .Set(AttributeName.OperationPointwiseX, x);
+        if (b is not null) op.Set(AttributeName.OperationPointwiseB, b);
+        if (t is not null) op.Set(AttributeName.OperationPointwiseT, t);
+        return op.Set(AttributeName.OperationPointwiseY, y).Complete();
+    }
+
+    private static CudnnDescriptor Reduction(List<CudnnDescriptor> keep, ReductionOperator op, CudnnDescriptor x, CudnnDescriptor y)
+    {
+        var reduction = Keep(keep, new CudnnDescriptor(DescriptorType.Reduction))
+            .Set(AttributeName.ReductionComputeType, DataType.Float)
+            .Set(AttributeName.ReductionOperator, op)
+            .Complete();
+        return Keep(keep, new CudnnDescriptor(DescriptorType.OperationReduction))
+            .Set(AttributeName.OperationReductionX, x)
+            .Set(AttributeName.OperationReductionY, y)
+            .Set(AttributeName.OperationReductionDescriptor, reduction)
+            .Complete();
+    }
+
+    private static CudnnDescriptor Keep(List<CudnnDescriptor> keep, CudnnDescriptor d)
+    {
+        keep.Add(d);
+        return d;
+    }
+}
