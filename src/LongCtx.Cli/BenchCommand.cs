@@ -6,6 +6,8 @@ using LongCtx.Cuda;
 using LongCtx.Engine;
 using LongCtx.Models;
 using LongCtx.Parallel;
+using LongCtx.Parallel.Distributed;
+using LongCtx.Planning;
 using Spectre.Console;
 
 namespace LongCtx.Cli;
@@ -33,7 +35,7 @@ internal static class BenchCommand
         var oneRankOf = new Option<string?>("--one-rank-of") { Description = "rank counts N, comma separated: run rank 0 of N alone on one GPU (or CPU), its peers echoing its transfers: one GPU's share of an N-GPU run without the communication" };
         var tensor = TensorParallelOption.Create();
         var prefillChunk = PrefillChunkOption.Create();
-        var strategy = new Option<string>("--strategy") { Description = "pass-kv, pass-q, auto or dense (1 rank)", DefaultValueFactory = _ => StrategyNames.Auto };
+        var strategy = new Option<string>("--strategy") { Description = "pass-kv, pass-q, auto or dense (1 rank); several, comma separated, run one after another at each point", DefaultValueFactory = _ => StrategyNames.Auto };
         var repeat = new Option<int>("--repeat") { Description = "timed prefills per point (the best counts)", DefaultValueFactory = _ => 1 };
         var warmup = new Option<int>("--warmup") { Description = "untimed prefills at each context before the timed ones (they build the cuDNN plans for its shapes)", DefaultValueFactory = _ => 1 };
         var decode = new Option<int>("--decode-steps") { Description = "after each timed prefill, decode this many tokens on the distributed cache and report ms per step and per token", DefaultValueFactory = _ => 0 };
@@ -47,18 +49,22 @@ internal static class BenchCommand
         var promptLogprobs = new Option<int?>("--prompt-logprobs") { Description = "timed prefills also compute every prompt token's logprob and the N most likely tokens a position (echo with logprobs: an evaluation's loglikelihood)" };
         var profile = new Option<bool>("--profile") { Description = "also run a profiled prefill for the time split (GPU)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
+        var missRates = new Option<string?>("--miss-rate") { Description = "partial prefills: for each rate m, comma separated, the first (1 - m) of each --context is cached first (untimed) and the last m timed against it" };
+        var calibrate = new Option<string?>("--calibrate") { Description = "measure the rates longctx plan and --strategy auto use (GEMM, attention, memory, decode, the ring link with 2+ ranks) and write them to FILE; no prefill is timed" };
+        var calibration = HeuristicRates.CreateOption();
         var attention = AttentionOption.Create();
         var command = new Command("bench", "Measure prefill time to first token on long prompts");
-        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, oneRankOf, tensor, prefillChunk, strategy, repeat, warmup, decode, batch, temperature, topP, topK, promptLogprobs, anchor, passing, evenBlocks, profile, attention, json }) command.Options.Add(o);
+        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, oneRankOf, tensor, prefillChunk, strategy, repeat, warmup, decode, batch, temperature, topP, topK, promptLogprobs, anchor, passing, evenBlocks, profile, missRates, calibrate, calibration, attention, json }) command.Options.Add(o);
         command.SetAction(r => Run(r.GetValue(model), r.GetValue(config), r.GetValue(loadFormat)!, r.GetValue(layers), Ints(r.GetValue(contexts)!, "--context"),
-            r.GetValue(device)!, Layouts(r.GetValue(gpus)!, r.GetValue(ranks), r.GetValue(oneRankOf), r.GetValue(tensor)), r.GetValue(tensor), r.GetValue(prefillChunk), StrategyNames.Validate(r.GetValue(strategy)!), Math.Max(1, r.GetValue(repeat)),
-            r.GetValue(warmup), r.GetValue(decode), r.GetValue(batch), Sampling(r.GetValue(temperature), r.GetValue(topP), r.GetValue(topK)), r.GetValue(promptLogprobs), (r.GetValue(anchor), r.GetValue(passing), r.GetValue(evenBlocks)), r.GetValue(profile), AttentionOption.Parse(r.GetValue(attention)!, r.GetValue(device)!), r.GetValue(json)));
+            r.GetValue(device)!, Layouts(r.GetValue(gpus)!, r.GetValue(ranks), r.GetValue(oneRankOf), r.GetValue(tensor)), r.GetValue(tensor), r.GetValue(prefillChunk), r.GetValue(strategy)!.Split(',', StringSplitOptions.TrimEntries).Select(StrategyNames.Validate).ToArray(), Math.Max(1, r.GetValue(repeat)),
+            r.GetValue(warmup), r.GetValue(decode), r.GetValue(batch), Sampling(r.GetValue(temperature), r.GetValue(topP), r.GetValue(topK)), r.GetValue(promptLogprobs), (r.GetValue(anchor), r.GetValue(passing), r.GetValue(evenBlocks)), r.GetValue(profile), AttentionOption.Parse(r.GetValue(attention)!, r.GetValue(device)!), r.GetValue(json),
+            MissRates(r.GetValue(missRates)), r.GetValue(calibrate), HeuristicRates.Resolve(null, null, r.GetValue(calibration))));
         return command;
     }
 
     /// <summary>One measurement; Ranks × Tensor ranks ran it (context-parallel × tensor-parallel).</summary>
     private sealed record Point(int Ranks, int Tensor, int Context, string Strategy, double TtftMs, double Tflops, double? Mfu, Dictionary<string, double>? Split,
-        double? LogitsError = null, bool? Top1Agrees = null, DecodeTiming? Decode = null, int[]? BlockTokens = null, bool Echoed = false);
+        double? LogitsError = null, bool? Top1Agrees = null, DecodeTiming? Decode = null, int[]? BlockTokens = null, bool Echoed = false, int Cached = 0, StrategyChoice? Choice = null);
 
     /// <summary>Batched decode: one step gives every sequence of the batch a token; Split is a profiled step's time split.</summary>
     private sealed record DecodeTiming(int Batch, double MsPerStep, Dictionary<string, double>? Split = null)
@@ -67,7 +73,8 @@ internal static class BenchCommand
     }
 
     private static int Run(string? dir, string? preset, string loadFormat, int? layers, int[] contexts, string device, Layout[] layouts, int tensor,
-        int? prefillChunk, string strategy, int repeat, int warmup, int decodeSteps, int batch, SamplingOptions sampling, int? promptLogprobs, (int? Anchor, int? Passing, bool EvenBlocks) lengths, bool profile, AttentionImplementation attention, bool json)
+        int? prefillChunk, string[] strategies, int repeat, int warmup, int decodeSteps, int batch, SamplingOptions sampling, int? promptLogprobs, (int? Anchor, int? Passing, bool EvenBlocks) lengths, bool profile, AttentionImplementation attention, bool json,
+        double[] missRates, string? calibrate, HardwareRates? rates)
     {
         if (lengths.Anchor < 0 || lengths.Passing < 0) throw new LongCtxException("--anchor-tokens and --passing-tokens must be 0 or more");
         if (warmup < 0) throw new LongCtxException($"--warmup {warmup} must be 0 or more");
@@ -75,7 +82,8 @@ internal static class BenchCommand
         if (batch < 1) throw new LongCtxException($"--batch {batch} must be 1 or more");
         if (batch > 1 && decodeSteps == 0) throw new LongCtxException($"--batch {batch} batches decode steps: give --decode-steps N too");
         if (device is not ("cpu" or "cuda")) throw new LongCtxException($"--device {device} is unknown: use cpu or cuda");
-        if (strategy == StrategyNames.Auto && layouts.Any(l => l.Echoed))
+        if (calibrate is not null && layouts.Length > 1) throw new LongCtxException("--calibrate measures one layout: give --gpus (or --ranks) one number");
+        if (strategies.Contains(StrategyNames.Auto) && layouts.Any(l => l.Echoed))
             throw new LongCtxException("--one-rank-of needs a --strategy (pass-kv, pass-q, star or apb): auto would measure the echoed copies as the ring's link");
         if (dir is not null) dir = ModelDirectory.Resolve(dir);
         var cfg = dir is not null ? ModelConfig.Load(dir) : ModelConfig.Preset(preset ?? throw new LongCtxException("give --model DIR or --config PRESET"));
@@ -96,27 +104,37 @@ internal static class BenchCommand
         {
             using var group = progress.Run(echoed ? $"Loading the model as rank 0 of {ranks}" : $"Loading the model onto {ranks * tensor} rank(s)", () => Group(cfg, weights, device, ranks, gpus, echoed, tensor, attention));
             deviceName = group.Device;
-            using var engine = new InferenceEngine(cfg, group) { PrefillChunkTokens = prefillChunk };
-            // Compiles kernels (the decode ones too, when decode is timed), fills the pool, measures rates for auto.
-            Prefill(engine, 1024, strategy, decodeSteps: Math.Min(decodeSteps, 2), batch: batch, sampling: sampling);
-            foreach (int context in contexts)
+            using var engine = new InferenceEngine(cfg, group, rates) { PrefillChunkTokens = prefillChunk };
+            if (calibrate is not null)
             {
+                Calibrate(engine, group, cfg, weights, device, calibrate, json);
+                return 0;
+            }
+            // Compiles kernels (the decode ones too, when decode is timed), fills the pool, measures rates for auto.
+            // With --miss-rate the warm-up is a partial prefill too, so that the first point does not pay for its first run.
+            foreach (var s in strategies)
+                Prefill(engine, 1024, s, decodeSteps: Math.Min(decodeSteps, 2), batch: batch, sampling: sampling, cached: missRates.Any(m => m < 1) ? 512 : 0);
+            foreach (var (context, cached, strategy) in contexts.SelectMany(c => missRates.SelectMany(m => strategies.Select(s => (c, c - (int)Math.Round(m * c), s)))))
+            {
+                if (cached >= context) throw new LongCtxException($"--miss-rate leaves no new token of --context {context}: use a larger rate");
                 var approximate = lengths is (null, null, false) ? null
                     : new ApproximateOptions(ApproximateDefaults.QueryTokens(context), lengths.Anchor, lengths.Passing, EvenBlocks: lengths.EvenBlocks);
                 if (decodeSteps > 0 && device == "cuda") KvMemory.CheckFits(group, cfg, context + decodeSteps, batch);
                 double best = double.MaxValue;
                 string used = strategy;
+                StrategyChoice? choice = null;
                 float[] logits = [];
                 int[]? blocks = null;
                 DecodeTiming? decoded = null;
                 // A context's first prefill also builds a cuDNN plan per new block shape (tens of ms each) and compiles the
                 // kernels it meets first (token_logprobs.cu with --prompt-logprobs): not part of a warm TTFT.
-                for (int i = 0; i < warmup; i++) Prefill(engine, context, strategy, approximate, promptLogprobs: promptLogprobs);
+                for (int i = 0; i < warmup; i++) Prefill(engine, context, strategy, approximate, promptLogprobs: promptLogprobs, cached: cached);
                 for (int i = 0; i < repeat; i++)
                 {
-                    var (ms, s, lastLogits, layout) = Prefill(engine, context, strategy, approximate, i == repeat - 1 ? decodeSteps : 0, batch, d => decoded = d, sampling: sampling, promptLogprobs: promptLogprobs);
+                    var (ms, s, lastLogits, layout, chosen) = Prefill(engine, context, strategy, approximate, i == repeat - 1 ? decodeSteps : 0, batch, d => decoded = d, sampling: sampling, promptLogprobs: promptLogprobs, cached: cached);
                     best = Math.Min(best, ms);
                     used = s;
+                    choice = chosen;
                     logits = lastLogits;
                     blocks = layout is null ? null : Enumerable.Range(0, layout.Ranks).Select(layout.BlockLength).ToArray();
                 }
@@ -135,15 +153,15 @@ internal static class BenchCommand
                     // A second prefill (and decode) with events around every operation: they cost host time, so the
                     // timed figures above come from the unprofiled runs and only the split from this one.
                     var profiler = new TimeSplit(group);
-                    var (ms, _, _, _) = Prefill(engine, context, strategy, approximate, decodeSteps, batch, d => decoded = decoded! with { Split = d.Split }, profiler, sampling);
+                    var (ms, _, _, _, _) = Prefill(engine, context, strategy, approximate, decodeSteps, batch, d => decoded = decoded! with { Split = d.Split }, profiler, sampling);
                     split = profiler.PrefillSplit(ms);
                 }
-                double flops = ModelFlops(cfg, context);
+                double flops = ModelFlops(cfg, context) - ModelFlops(cfg, cached);
                 double tflops = flops / (best / 1e3) / 1e12;
                 // An echoed rank stands for `ranks` GPUs, each doing its share.
                 double? mfu = device == "cuda" && deviceName.Contains('H') ? flops / (best / 1e3) / (HopperPeakFlops * (echoed ? ranks : gpus)) : null;
-                points.Add(new Point(ranks, tensor, context, used, best, tflops, mfu, split, error, top1, decoded, blocks, echoed));
-                progress.Note($"{RanksText(ranks, tensor, echoed)} rank(s), {context} tokens, {used}: {best:0} ms");
+                points.Add(new Point(echoed ? ranks : group.ContextRanks, tensor, context, used, best, tflops, mfu, split, error, top1, decoded, blocks, echoed, cached, choice));
+                progress.Note($"{RanksText(ranks, tensor, echoed)} rank(s), {context} tokens{(cached > 0 ? $" ({cached} cached)" : "")}, {used}: {best:0} ms");
             }
             if (device == "cuda") attentionReport = group.Run(rt => ((CudaBackend)rt.Backend).AttentionReport())[0];
         }
@@ -156,14 +174,17 @@ internal static class BenchCommand
     /// asked, decode steps for a batch of sequences holding that prompt (the others prefilled untimed).
     /// </summary>
     /// <summary>One prefill of a random prompt (and decode steps after it): its time, the strategy that ran, the last logits and an approximate run's blocks.</summary>
-    private static (double Ms, string Strategy, float[] Logits, ContextBlocks? Blocks) Prefill(InferenceEngine engine, int tokens, string strategy, ApproximateOptions? approximate = null,
-        int decodeSteps = 0, int batch = 1, Action<DecodeTiming>? decoded = null, TimeSplit? profiler = null, SamplingOptions? sampling = null, int? promptLogprobs = null)
+    private static (double Ms, string Strategy, float[] Logits, ContextBlocks? Blocks, StrategyChoice? Choice) Prefill(InferenceEngine engine, int tokens, string strategy, ApproximateOptions? approximate = null,
+        int decodeSteps = 0, int batch = 1, Action<DecodeTiming>? decoded = null, TimeSplit? profiler = null, SamplingOptions? sampling = null, int? promptLogprobs = null,
+        int cached = 0)
     {
         var ids = RandomPrompt(engine, tokens);
         var sequence = engine.NewSequence();
+        // A partial prefill: the first `cached` tokens form the KV cache first, untimed, by pass-KV (full prefill's ring).
+        if (cached > 0) engine.Prefill([(sequence, ids[..cached])], engine.Ranks == 1 ? StrategyNames.Dense : StrategyNames.PassKv);
         profiler?.Start();
         var clock = Stopwatch.StartNew();
-        var result = engine.Prefill([(sequence, ids)], strategy, approximate: approximate, promptLogprobs: promptLogprobs);
+        var result = engine.Prefill([(sequence, ids[cached..])], strategy, approximate: approximate, promptLogprobs: promptLogprobs);
         double ms = clock.Elapsed.TotalMilliseconds;
         profiler?.EndPrefill();
         var last = result.Logits[0][^engine.Config.VocabSize..];
@@ -193,8 +214,35 @@ internal static class BenchCommand
         {
             foreach (var q in sequences) engine.Release(q);
         }
-        return (ms, result.Strategy, last, result.Blocks);
+        return (ms, result.Strategy, last, result.Blocks, result.Choice);
     }
+
+    private static double[] MissRates(string? list)
+    {
+        if (list is null) return [1];
+        var rates = list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(x =>
+            double.TryParse(x, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double m) && m > 0 && m <= 1 ? m
+                : throw new LongCtxException($"--miss-rate {list}: expected rates above 0 and at most 1, comma separated")).ToArray();
+        return rates.Length > 0 ? rates : throw new LongCtxException("--miss-rate needs at least one rate");
+    }
+
+    /// <summary>bench --calibrate: a short decode timed on the engine, then the rates (<see cref="BenchCalibration"/>), written by the lead rank.</summary>
+    private static void Calibrate(InferenceEngine engine, IRankGroup group, ModelConfig cfg, ModelWeights weights, string device, string path, bool json)
+    {
+        double msPerStep = 0;
+        Prefill(engine, BenchCalibration.DecodeContext, engine.Ranks == 1 ? StrategyNames.Dense : StrategyNames.PassKv, decodeSteps: 16, decoded: d => msPerStep = d.MsPerStep);
+        var profile = BenchCalibration.Measure(group, cfg, weights, msPerStep, device == "cuda");
+        if (group.LeadRank != 0) return;
+        var text = CalibrationFile.ToJson(profile);
+        try { CalibrationFile.Write(profile, path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new LongCtxException($"--calibrate {path} cannot be written ({e.Message})"); }
+        Console.WriteLine(json ? text.ToJsonString() : $"wrote {path}: {profile.Name}; {CalibrationSummary(profile)}");
+    }
+
+    private static string CalibrationSummary(DeviceProfile p) =>
+        $"GEMM {string.Join(", ", p.GemmFlops.Select(kv => $"{kv.Key} {kv.Value.Points[^1].Rate / 1e12:0.###} TFLOP/s"))}, " +
+        $"attention {p.FullAttentionFlops.Points[^1].Rate / 1e12:0.###} TFLOP/s, memory {p.MemoryBytesPerSecond / 1e9:0.#} GB/s" +
+        (p.RingLink is { } l ? $", ring {l.BytesPerSecond / 1e9:0.####} GB/s + {l.LatencySeconds * 1e6:0} µs" : "");
 
     private static SamplingOptions Sampling(float temperature, float topP, int topK)
     {
@@ -234,6 +282,8 @@ internal static class BenchCommand
                     ["parallel_efficiency"] = Math.Round(Efficiency(p), 4),
                 };
                 if (p.Echoed) o["echoed_rank"] = true; // rank 0 of `ranks` alone: no communication in its time
+                if (p.Cached > 0) o["cached_tokens"] = p.Cached; // a partial prefill: ttft_ms times the context's other tokens
+                if (p.Choice is { } c) o["auto_choice"] = c.ToString(); // the heuristic's inputs and thresholds
                 if (p.Decode is { } dt)
                 {
                     o["batch"] = dt.Batch;
@@ -264,7 +314,7 @@ internal static class BenchCommand
             string split = p.Split is { } s
                 ? $"{s.GetValueOrDefault("gemm"):0} / {s.GetValueOrDefault("attention"):0} / {s.GetValueOrDefault("communication"):0} / {s.GetValueOrDefault("kernels"):0} / {s.GetValueOrDefault("other"):0}"
                 : "";
-            var cells = new List<string> { RanksText(p.Ranks, p.Tensor, p.Echoed), p.Context.ToString(), p.Strategy, $"{p.TtftMs / 1e3:0.000}", $"{p.Tflops:0.0}",
+            var cells = new List<string> { RanksText(p.Ranks, p.Tensor, p.Echoed), p.Cached > 0 ? $"{p.Context} ({p.Cached} cached)" : p.Context.ToString(), p.Strategy, $"{p.TtftMs / 1e3:0.000}", $"{p.Tflops:0.0}",
                 p.Mfu is { } m ? $"{m:P1}" : "-", $"{Efficiency(p):P0}" };
             if (anyDecode) cells.AddRange(p.Decode is { } dt ? [dt.Batch.ToString(), $"{dt.MsPerStep:0.00}", $"{dt.MsPerToken:0.00}"] : ["", "", ""]);
             if (anyError) cells.AddRange([p.LogitsError is { } e ? $"{e:0.00e0}" : "", p.Top1Agrees is { } t ? (t ? "yes" : "no") : ""]);
@@ -309,6 +359,10 @@ internal static class BenchCommand
 
     private static IRankGroup Group(ModelConfig cfg, ModelWeights weights, string device, int ranks, int gpus, bool echoed, int tensor, AttentionImplementation attention)
     {
+        // One process per rank (longctx launch, or a launcher per network namespace): CPU ranks over TCP.
+        if (LaunchEnvironment.FromEnvironment() is { } launch && !echoed)
+            return device == "cpu" ? ProcessRankGroup.OnCpu(cfg, weights, launch, tensorRanks: tensor)
+                : throw new LongCtxException("bench runs GPU ranks in one process (--gpus N): leave WORLD_SIZE unset, or use --device cpu");
         if (!echoed)
             return device == "cuda" ? new GpuRankGroup(cfg, weights, gpus, ranks, attention, tensor) : new CpuRankGroup(cfg, weights, ranks, tensorRanks: tensor);
         if (device == "cpu") return ProcessRankGroup.EchoedRank(cfg, weights, new CpuBackend(), ranks, "cpu x1");

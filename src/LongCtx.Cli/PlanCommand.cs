@@ -19,7 +19,7 @@ internal static class PlanCommand
         var model = new Option<string?>("--model") { Description = "Hugging Face model directory (only its config.json is read)" };
         var config = new Option<string?>("--config") { Description = $"architecture preset: {string.Join(", ", ModelConfig.PresetNames)}" };
         var contexts = new Option<string>("--context") { Description = "context lengths in tokens, comma separated", DefaultValueFactory = _ => "131072" };
-        var hitRate = new Option<double>("--hit-rate") { Description = "share of the context already in the KV cache (partial prefill: a follow-up turn); 0 = full prefill", DefaultValueFactory = _ => 0 };
+        var hitRate = new Option<string>("--hit-rate") { Description = "shares of the context already in the KV cache (partial prefill: a follow-up turn), comma separated; 0 = full prefill", DefaultValueFactory = _ => "0" };
         var gpu = new Option<string>("--gpu") { Description = $"built-in device profile: {string.Join(", ", BuiltinProfiles.Names)}", DefaultValueFactory = _ => "h100" };
         var calibration = new Option<string?>("--calibration") { Description = "calibration file written by bench --calibrate (replaces --gpu)" };
         var gpusPerNode = new Option<int>("--gpus-per-node") { Description = "GPUs in a node, joined by the device's node link", DefaultValueFactory = _ => 8 };
@@ -35,9 +35,10 @@ internal static class PlanCommand
             var (shape, request) = Request(r.GetValue(model), r.GetValue(config), r.GetValue(gpu)!, r.GetValue(calibration), r.GetValue(gpusPerNode),
                 r.GetValue(link)!, r.GetValue(nodes)!, r.GetValue(tp), r.GetValue(dtype)!);
             var lengths = BenchCommand.Ints(r.GetValue(contexts)!, "--context").Select(c => (long)c).ToArray();
-            var rows = Planner.Plan(request, lengths, r.GetValue(hitRate));
-            if (r.GetValue(json)) Console.WriteLine(Json(request, r.GetValue(hitRate), rows).ToJsonString());
-            else Print(request, r.GetValue(hitRate), rows);
+            var hits = HitRates(r.GetValue(hitRate)!);
+            var rows = hits.SelectMany(h => Planner.Plan(request, lengths, h)).ToArray();
+            if (r.GetValue(json)) Console.WriteLine(Json(request, rows).ToJsonString());
+            else Print(request, rows);
             return 0;
         });
         return command;
@@ -58,12 +59,18 @@ internal static class PlanCommand
         return (shape, request);
     }
 
-    private static void Print(PlanRequest r, double hitRate, IReadOnlyList<PlanRow> rows)
+    private static double[] HitRates(string list) =>
+        list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(x =>
+            double.TryParse(x, NumberStyles.Float, CultureInfo.InvariantCulture, out double h) ? h
+                : throw new LongCtxException($"--hit-rate {list}: expected numbers from 0 to below 1, comma separated")).ToArray() is { Length: > 0 } rates
+            ? rates : throw new LongCtxException("--hit-rate needs at least one rate");
+
+    private static void Print(PlanRequest r, IReadOnlyList<PlanRow> rows)
     {
         Console.WriteLine($"{r.Model.Name}, {r.Format.Name} weights, on {r.Device.Name} ({r.Device.Source}), {r.GpusPerNode} a node, " +
-                          $"between nodes {r.InterNode}; hit rate {hitRate:0.###}");
+                          $"between nodes {r.InterNode}");
         // The fastest layout that fits, for each context and node count.
-        var best = rows.Where(x => x.Memory.Fits).GroupBy(x => (x.Context, x.Layout.Nodes)).Select(g => g.MinBy(x => x.Chosen.Seconds)!).ToHashSet();
+        var best = rows.Where(x => x.Memory.Fits).GroupBy(x => (x.Context, x.CachedTokens, x.Layout.Nodes)).Select(g => g.MinBy(x => x.Chosen.Seconds)!).ToHashSet();
         var table = new List<string[]> { new[] { "context", "new/cached", "nodes", "layout", "pass-KV s", "pass-Q s", "heuristic", "GB/GPU", "= weights + KV + act.", "fits", "link exposed", "decode ms/tok" } };
         foreach (var x in rows)
         {
@@ -84,7 +91,7 @@ internal static class PlanCommand
 
     private static string Seconds(double s) => s >= 100 ? $"{s:0}" : s >= 1 ? $"{s:0.00}" : $"{s:0.000}";
 
-    private static JsonObject Json(PlanRequest r, double hitRate, IReadOnlyList<PlanRow> rows)
+    private static JsonObject Json(PlanRequest r, IReadOnlyList<PlanRow> rows)
     {
         static JsonObject Time(PrefillTime p) => new()
         {
@@ -95,7 +102,7 @@ internal static class PlanCommand
         foreach (var x in rows)
             array.Add((JsonNode)new JsonObject
             {
-                ["context"] = x.Context, ["new_tokens"] = x.NewTokens, ["cached_tokens"] = x.CachedTokens,
+                ["context"] = x.Context, ["new_tokens"] = x.NewTokens, ["cached_tokens"] = x.CachedTokens, ["miss_rate"] = (double)x.NewTokens / x.Context,
                 ["nodes"] = x.Layout.Nodes, ["gpus"] = x.Layout.Gpus, ["context_ranks"] = x.Layout.ContextRanks, ["tensor_ranks"] = x.Layout.TensorRanks,
                 ["pass_kv"] = Time(x.PassKv), ["pass_q"] = Time(x.PassQ),
                 ["heuristic"] = x.Choice.Strategy, ["faster"] = x.Faster.Strategy,
@@ -110,7 +117,7 @@ internal static class PlanCommand
         return new JsonObject
         {
             ["model"] = r.Model.Name, ["dtype"] = r.Format.Name, ["device"] = r.Device.Name, ["device_source"] = r.Device.Source,
-            ["link"] = r.InterNode.Name, ["link_gbps"] = r.InterNode.BytesPerSecond / 1e9, ["gpus_per_node"] = r.GpusPerNode, ["hit_rate"] = hitRate,
+            ["link"] = r.InterNode.Name, ["link_gbps"] = r.InterNode.BytesPerSecond / 1e9, ["gpus_per_node"] = r.GpusPerNode,
             ["rows"] = array,
         };
     }
