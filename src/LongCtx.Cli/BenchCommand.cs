@@ -82,6 +82,8 @@ internal static class BenchCommand
         if (batch < 1) throw new LongCtxException($"--batch {batch} must be 1 or more");
         if (batch > 1 && decodeSteps == 0) throw new LongCtxException($"--batch {batch} batches decode steps: give --decode-steps N too");
         if (device is not ("cpu" or "cuda")) throw new LongCtxException($"--device {device} is unknown: use cpu or cuda");
+        foreach (int c in contexts)
+            if (missRates.Any(m => (int)Math.Round(m * c) == 0)) throw new LongCtxException($"--miss-rate leaves no new token of --context {c}: use a larger rate");
         if (calibrate is not null && layouts.Length > 1) throw new LongCtxException("--calibrate measures one layout: give --gpus (or --ranks) one number");
         if (strategies.Contains(StrategyNames.Auto) && layouts.Any(l => l.Echoed))
             throw new LongCtxException("--one-rank-of needs a --strategy (pass-kv, pass-q, star or apb): auto would measure the echoed copies as the ring's link");
@@ -116,7 +118,6 @@ internal static class BenchCommand
                 Prefill(engine, 1024, s, decodeSteps: Math.Min(decodeSteps, 2), batch: batch, sampling: sampling, cached: missRates.Any(m => m < 1) ? 512 : 0);
             foreach (var (context, cached, strategy) in contexts.SelectMany(c => missRates.SelectMany(m => strategies.Select(s => (c, c - (int)Math.Round(m * c), s)))))
             {
-                if (cached >= context) throw new LongCtxException($"--miss-rate leaves no new token of --context {context}: use a larger rate");
                 var approximate = lengths is (null, null, false) ? null
                     : new ApproximateOptions(ApproximateDefaults.QueryTokens(context), lengths.Anchor, lengths.Passing, EvenBlocks: lengths.EvenBlocks);
                 if (decodeSteps > 0 && device == "cuda") KvMemory.CheckFits(group, cfg, context + decodeSteps, batch);
