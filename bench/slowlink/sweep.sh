@@ -13,7 +13,7 @@
 # until the machine is quiet (1-minute load below LOAD_MAX, at most WAIT_MINUTES), every run is under `timeout`, the
 # whole sweep stops itself after MAX_MINUTES, and its namespaces (lcx<pid>-0/1: the only addresses it creates,
 # 10.231.7.1-2) are removed on any exit.
-#   [CONTEXT=8192] [MISS_RATES=0.01,...] [LINKS="1 3 10"] [LOAD_MAX=1.0] [WAIT_MINUTES=60] [MAX_MINUTES=25] bench/slowlink/sweep.sh [OUT]
+#   [LONGCTX_DLL=path] [CONTEXT=8192] [MISS_RATES=0.01,...] [LINKS="1 3 10"] [LOAD_MAX=1.0] [WAIT_MINUTES=60] [MAX_MINUTES=25] bench/slowlink/sweep.sh [OUT]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-bench/slowlink/results}
@@ -24,7 +24,7 @@ load_max=${LOAD_MAX:-1.0}
 wait_minutes=${WAIT_MINUTES:-60}
 max_minutes=${MAX_MINUTES:-25}
 run_timeout=${RUN_TIMEOUT:-600}
-dll=src/LongCtx.Cli/bin/Release/net10.0/longctx.dll
+dll=${LONGCTX_DLL:-src/LongCtx.Cli/bin/Release/net10.0/longctx.dll}
 model=bench/slowlink/model
 
 [[ $(id -u) == 0 ]] || { echo "error: run as root (network namespaces and tc need it)" >&2; exit 1; }
@@ -40,14 +40,14 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-deadline=$((SECONDS + max_minutes * 60))
 load() { cut -d' ' -f1 /proc/loadavg; }
 log() { echo "[$(date +%T) load $(load)] $*" | tee -a "$out/log.txt"; }
 
+# Waits until the 1-minute load is below $1 (at most WAIT_MINUTES).
 wait_quiet() {
   local until=$((SECONDS + wait_minutes * 60))
-  while python3 -c "import sys; sys.exit(0 if float('$(load)') > $load_max else 1)"; do
-    (( SECONDS < until )) || { log "gave up: the load stayed above $load_max for $wait_minutes minutes"; exit 2; }
+  while python3 -c "import sys; sys.exit(0 if float('$(load)') > $1 else 1)"; do
+    (( SECONDS < until )) || { log "gave up: the load stayed above $1 for $wait_minutes minutes"; exit 2; }
     sleep 30
   done
 }
@@ -71,7 +71,8 @@ pair() {
   (( status == 0 )) || { log "a rank failed (status $status): $(tail -1 "$out/rank0.err") / $(tail -1 "$out/rank1.err")"; exit 4; }
 }
 
-wait_quiet
+wait_quiet "$load_max"
+deadline=$((SECONDS + max_minutes * 60))
 log "start: context $context, miss rates $miss_rates, links $links GB/s-equivalent"
 # The CPU's own rates, one rank on one core and no link: what the link rates are scaled by.
 timeout "$run_timeout" taskset -c 0 dotnet "$dll" bench --device cpu --model "$model" --calibrate "$out/cpu.json" > /dev/null
@@ -95,7 +96,8 @@ for g in $links; do
     # A deep queue (4 MB) so that TCP is shaped, not dropped; a small bucket so that bursts stay short.
     ip netns exec "$ns" tc qdisc replace dev "$dev" root tbf rate "${bits}bit" burst 32kb limit 4mb
   done
-  wait_quiet
+  # The previous link's two ranks still weigh on the 1-minute load (about 2): wait for the rest of the machine.
+  wait_quiet "$(python3 -c "print($load_max + 2)")"
   log "link ${g} GB/s-equivalent: $bytes bytes/s; calibrating over it"
   pair "$out/cal-$g.txt" --calibrate "$out/cal-$g.json"
   log "link ${g}: sweep"
