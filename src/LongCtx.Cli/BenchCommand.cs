@@ -154,7 +154,7 @@ internal static class BenchCommand
                     // A second prefill (and decode) with events around every operation: they cost host time, so the
                     // timed figures above come from the unprofiled runs and only the split from this one.
                     var profiler = new TimeSplit(group);
-                    var (ms, _, _, _, _) = Prefill(engine, context, strategy, approximate, decodeSteps, batch, d => decoded = decoded! with { Split = d.Split }, profiler, sampling);
+                    var (ms, _, _, _, _) = Prefill(engine, context, strategy, approximate, decodeSteps, batch, d => decoded = decoded! with { Split = d.Split }, profiler, sampling, cached: cached);
                     split = profiler.PrefillSplit(ms);
                 }
                 double flops = ModelFlops(cfg, context) - ModelFlops(cfg, cached);
