@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 
 namespace LongCtx.Tests.Cli;
@@ -12,24 +11,37 @@ public class PlanCommandTests
     private static readonly string[] IssueCommand =
         ["plan", "--config", "llama3-405b", "--dtype", "fp8", "--gpus-per-node", "8", "--link", "rdma400", "--context", "131072,1048576"];
 
+    /// <summary>
+    /// Under a second of CPU time, process start included: the wall time on an idle machine (docs/PERFORMANCE.md, "Planning"),
+    /// and what a busy one cannot inflate as it does the wall time of a test among tests running in parallel.
+    /// </summary>
     [Fact]
     public void TheIssuesCommandPrintsItsTableInUnderASecond()
     {
-        // The best of three runs, process start included, so that a busy machine's one slow start does not decide.
-        double best = double.MaxValue;
-        CliRunner.Result result = null!;
-        for (int i = 0; i < 3 && best >= 1; i++)
-        {
-            var clock = Stopwatch.StartNew();
-            result = CliRunner.Run(IssueCommand);
-            best = Math.Min(best, clock.Elapsed.TotalSeconds);
-        }
+        var result = CliRunner.Run(IssueCommand);
         Assert.True(result.ExitCode == 0, result.Stderr);
-        Assert.True(best < 1, $"best of three: {best:0.00} s");
         var lines = result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         // 2 contexts x 5 node counts x TP 1, 2, 4, 8, under a title line, a header and its rule, and the legend.
         Assert.Equal(2 * 5 * 4 + 4, lines.Length);
         Assert.Contains(lines, l => l.Contains("CP16 x TP8 *") && l.Contains("1048576") && l.Contains(" yes "));
+        double cpu = ChildCpuSeconds(IssueCommand);
+        Assert.True(cpu < 1, $"{cpu:0.00} s of CPU");
+    }
+
+    /// <summary>User + system time of a longctx run, as bash's `times` reports its children's (.NET cannot read it after exit).</summary>
+    private static double ChildCpuSeconds(string[] args)
+    {
+        string? cli = Environment.GetEnvironmentVariable("LONGCTX_CLI");
+        var psi = new System.Diagnostics.ProcessStartInfo("bash") { RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var a in new[] { "-c", "\"$@\" > /dev/null; times", "bash" }) psi.ArgumentList.Add(a);
+        if (string.IsNullOrEmpty(cli)) { psi.ArgumentList.Add("dotnet"); psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "longctx.dll")); }
+        else psi.ArgumentList.Add(cli);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var lines = p.StandardOutput.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        p.WaitForExit();
+        // The second line: the children's user and system time, "0m0.230s 0m0.040s".
+        return lines[1].Split(' ').Sum(t => int.Parse(t[..t.IndexOf('m')]) * 60 + double.Parse(t[(t.IndexOf('m') + 1)..^1], System.Globalization.CultureInfo.InvariantCulture));
     }
 
     [Fact]
