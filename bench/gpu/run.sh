@@ -11,6 +11,8 @@
 #   hf          an 8B-shaped model (2 layers, random bf16) against transformers' float32 logits, 8K and 32K
 #   launch      GPU ranks as processes (bench/gpu/launch_check.sh checks)
 #   bench       8B shape, dummy weights, 32 layers: prefill 32K/128K on 1, 2 and N GPUs, time split, pass-q, and decode below
+#   calibrate   bench --calibrate on 1 (and 2) GPUs: the calibration files longctx plan reads (calibration-Ngpu.json), and
+#               the planner's 32K/128K TTFT from them
 #   share       one GPU's share of a 2- and 4-GPU (on several GPUs: the N-GPU) pass-kv prefill, rank 0 alone with its peers
 #               echoed (bench --one-rank-of): the ring's time without its communication
 #   decode      decode at 130K, batch 1 on 1, 2 and N GPUs (with a profiled step's time split) and batch 8 on 2 and N
@@ -159,6 +161,21 @@ if has share; then
     || note "bench one rank alone: FAIL $(tail -1 "$out/bench-share.err")"
 fi
 mark share
+
+if has calibrate; then
+  # The rates longctx plan and --strategy auto use, measured here (bench --calibrate): on one GPU, and on two with the
+  # NVLink ring. The planner's 32K/128K prediction from them goes to the summary, beside the bench section's measurement.
+  for g in 1 $([[ $ngpu -gt 1 ]] && echo 2); do
+    if "$bin" bench --config llama3-8b --gpus $g --calibrate "$results/calibration-${g}gpu.json" > "$out/calibrate-$g.txt" 2>&1; then
+      note "calibration on $g GPU(s): $(tail -1 "$out/calibrate-$g.txt")"
+      "$bin" plan --config llama3-8b --calibration "$results/calibration-${g}gpu.json" --gpus-per-node $g --nodes 1 --tensor-parallel 1 --link nvlink \
+        --context 32768,131072 > "$out/plan-$g.txt" 2>&1 && tail -3 "$out/plan-$g.txt" | head -2 >> "$summary"
+    else
+      note "calibration on $g GPU(s): FAIL $(tail -1 "$out/calibrate-$g.txt")"
+    fi
+  done
+fi
+mark calibrate
 
 if has bench || has decode; then
   # Decode on the distributed cache just under 128K (a 131072-token prompt leaves no position to decode into);

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Runtime.ExceptionServices;
 using System.Text.Json.Nodes;
 using LongCtx.Approximate;
+using LongCtx.Comm;
 using LongCtx.ContextParallel;
 using LongCtx.Engine;
 using LongCtx.Model;
@@ -34,7 +35,7 @@ internal static class BenchCommand
         var oneRankOf = new Option<string?>("--one-rank-of") { Description = "rank counts N, comma separated: run rank 0 of N alone on one GPU (or CPU), its peers echoing its transfers: one GPU's share of an N-GPU run without the communication" };
         var tensor = TensorParallelOption.Create();
         var prefillChunk = PrefillChunkOption.Create();
-        var strategy = new Option<string>("--strategy") { Description = "pass-kv, pass-q, auto or dense (1 rank)", DefaultValueFactory = _ => StrategyNames.Auto };
+        var strategy = new Option<string>("--strategy") { Description = "pass-kv, pass-q, auto or dense (1 rank); several, comma separated, run one after another at each point", DefaultValueFactory = _ => StrategyNames.Auto };
         var repeat = new Option<int>("--repeat") { Description = "timed prefills per point (the best counts)", DefaultValueFactory = _ => 1 };
         var warmup = new Option<int>("--warmup") { Description = "untimed prefills at each context before the timed ones (they build the cuDNN plans for its shapes)", DefaultValueFactory = _ => 1 };
         var decode = new Option<int>("--decode-steps") { Description = "after each timed prefill, decode this many tokens on the distributed cache and report ms per step and per token", DefaultValueFactory = _ => 0 };
@@ -48,18 +49,22 @@ internal static class BenchCommand
         var promptLogprobs = new Option<int?>("--prompt-logprobs") { Description = "timed prefills also compute every prompt token's logprob and the N most likely tokens a position (echo with logprobs: an evaluation's loglikelihood)" };
         var profile = new Option<bool>("--profile") { Description = "also run a profiled prefill for the time split (GPU)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
+        var missRates = new Option<string?>("--miss-rate") { Description = "partial prefills: for each rate m, comma separated, the first (1 - m) of each --context is cached first (untimed) and the last m timed against it" };
+        var calibrate = new Option<string?>("--calibrate") { Description = "measure the rates longctx plan and --strategy auto use (GEMM, attention, memory, decode, the ring link with 2+ ranks) and write them to FILE; no prefill is timed" };
+        var calibration = HeuristicRates.CreateOption();
         var attention = AttentionOption.Create();
         var command = new Command("bench", "Measure prefill time to first token on long prompts");
-        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, oneRankOf, tensor, prefillChunk, strategy, repeat, warmup, decode, batch, temperature, topP, topK, promptLogprobs, anchor, passing, evenBlocks, profile, attention, json }) command.Options.Add(o);
+        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, oneRankOf, tensor, prefillChunk, strategy, repeat, warmup, decode, batch, temperature, topP, topK, promptLogprobs, anchor, passing, evenBlocks, profile, missRates, calibrate, calibration, attention, json }) command.Options.Add(o);
         command.SetAction(r => Run(r.GetValue(model), r.GetValue(config), r.GetValue(loadFormat)!, r.GetValue(layers), Ints(r.GetValue(contexts)!, "--context"),
-            r.GetValue(device)!, Layouts(r.GetValue(gpus)!, r.GetValue(ranks), r.GetValue(oneRankOf), r.GetValue(tensor)), r.GetValue(tensor), r.GetValue(prefillChunk), StrategyNames.Validate(r.GetValue(strategy)!), Math.Max(1, r.GetValue(repeat)),
-            r.GetValue(warmup), r.GetValue(decode), r.GetValue(batch), Sampling(r.GetValue(temperature), r.GetValue(topP), r.GetValue(topK)), r.GetValue(promptLogprobs), (r.GetValue(anchor), r.GetValue(passing), r.GetValue(evenBlocks)), r.GetValue(profile), r.GetValue(attention)!, r.GetValue(json)));
+            r.GetValue(device)!, Layouts(r.GetValue(gpus)!, r.GetValue(ranks), r.GetValue(oneRankOf), r.GetValue(tensor)), r.GetValue(tensor), r.GetValue(prefillChunk), r.GetValue(strategy)!.Split(',', StringSplitOptions.TrimEntries).Select(StrategyNames.Validate).ToArray(), Math.Max(1, r.GetValue(repeat)),
+            r.GetValue(warmup), r.GetValue(decode), r.GetValue(batch), Sampling(r.GetValue(temperature), r.GetValue(topP), r.GetValue(topK)), r.GetValue(promptLogprobs), (r.GetValue(anchor), r.GetValue(passing), r.GetValue(evenBlocks)), r.GetValue(profile), r.GetValue(attention)!, r.GetValue(json),
+            MissRates(r.GetValue(missRates)), r.GetValue(calibrate), HeuristicRates.Resolve(null, null, r.GetValue(calibration))));
         return command;
     }
 
     /// <summary>One measurement; Ranks × Tensor ranks ran it (context-parallel × tensor-parallel).</summary>
     private sealed record Point(int Ranks, int Tensor, int Context, string Strategy, double TtftMs, double Tflops, double? Mfu, Dictionary<string, double>? Split,
-        double? LogitsError = null, bool? Top1Agrees = null, BatchDecode? Decode = null, int[]? BlockTokens = null, bool Echoed = false);
+        double? LogitsError = null, bool? Top1Agrees = null, BatchDecode? Decode = null, int[]? BlockTokens = null, bool Echoed = false, int Cached = 0, StrategyChoice? Choice = null);
 
     /// <summary>Batched decode: one step gives every sequence of the batch a token; Split is a profiled step's time split.</summary>
     private sealed record BatchDecode(int Batch, double MsPerStep, Dictionary<string, double>? Split = null)
@@ -68,7 +73,8 @@ internal static class BenchCommand
     }
 
     private static int Run(string? dir, string? preset, string loadFormat, int? layers, int[] contexts, string device, Layout[] layouts, int tensor,
-        int? prefillChunk, string strategy, int repeat, int warmup, int decodeSteps, int batch, SamplingOptions sampling, int? promptLogprobs, (int? Anchor, int? Passing, bool EvenBlocks) lengths, bool profile, string attention, bool json)
+        int? prefillChunk, string[] strategies, int repeat, int warmup, int decodeSteps, int batch, SamplingOptions sampling, int? promptLogprobs, (int? Anchor, int? Passing, bool EvenBlocks) lengths, bool profile, string attention, bool json,
+        double[] missRates, string? calibrate, HardwareRates? rates)
     {
         if (lengths.Anchor < 0 || lengths.Passing < 0) throw new LongCtxException("--anchor-tokens and --passing-tokens must be 0 or more");
         if (warmup < 0) throw new LongCtxException($"--warmup {warmup} must be 0 or more");
@@ -76,7 +82,10 @@ internal static class BenchCommand
         if (batch < 1) throw new LongCtxException($"--batch {batch} must be 1 or more");
         if (batch > 1 && decodeSteps == 0) throw new LongCtxException($"--batch {batch} batches decode steps: give --decode-steps N too");
         Devices.Check(device, attention);
-        if (strategy == StrategyNames.Auto && layouts.Any(l => l.Echoed))
+        foreach (int c in contexts)
+            if (missRates.Any(m => (int)Math.Round(m * c) == 0)) throw new LongCtxException($"--miss-rate leaves no new token of --context {c}: use a larger rate");
+        if (calibrate is not null && layouts.Length > 1) throw new LongCtxException("--calibrate measures one layout: give --gpus (or --ranks) one number");
+        if (strategies.Contains(StrategyNames.Auto) && layouts.Any(l => l.Echoed))
             throw new LongCtxException("--one-rank-of needs a --strategy (pass-kv, pass-q, star or apb): auto would measure the echoed copies as the ring's link");
         if (dir is not null) dir = ModelDirectory.Resolve(dir);
         var cfg = dir is not null ? ModelConfig.Load(dir) : ModelConfig.Preset(preset ?? throw new LongCtxException("give --model DIR or --config PRESET"));
@@ -97,27 +106,36 @@ internal static class BenchCommand
         {
             using var group = progress.Run(echoed ? $"Loading the model as rank 0 of {ranks}" : $"Loading the model onto {ranks * tensor} rank(s)", () => Group(cfg, weights, device, ranks, gpus, echoed, tensor, attention));
             deviceName = group.Device;
-            using var engine = new InferenceEngine(cfg, group) { PrefillChunkTokens = prefillChunk };
+            using var engine = new InferenceEngine(cfg, group, rates) { PrefillChunkTokens = prefillChunk };
+            if (calibrate is not null)
+            {
+                Calibrate(engine, group, cfg, weights, device, calibrate, json);
+                return 0;
+            }
             // Compiles kernels (the decode ones too, when decode is timed), fills the pool, measures rates for auto.
-            Prefill(engine, 1024, strategy, decodeSteps: Math.Min(decodeSteps, 2), batch: batch, sampling: sampling);
-            foreach (int context in contexts)
+            // With --miss-rate the warm-up is a partial prefill too, so that the first point does not pay for its first run.
+            foreach (var s in strategies)
+                Prefill(engine, 1024, s, decodeSteps: Math.Min(decodeSteps, 2), batch: batch, sampling: sampling, cached: missRates.Any(m => m < 1) ? 512 : 0);
+            foreach (var (context, cached, strategy) in contexts.SelectMany(c => missRates.SelectMany(m => strategies.Select(s => (c, c - (int)Math.Round(m * c), s)))))
             {
                 var approximate = lengths is (null, null, false) ? null
                     : new ApproximateOptions(ApproximateDefaults.QueryTokens(context), lengths.Anchor, lengths.Passing, EvenBlocks: lengths.EvenBlocks);
                 if (decodeSteps > 0 && device == "cuda") KvMemory.CheckFits(group, cfg, context + decodeSteps, batch);
                 double best = double.MaxValue;
                 string used = strategy;
+                StrategyChoice? choice = null;
                 float[] logits = [];
                 int[]? blocks = null;
                 BatchDecode? decoded = null;
                 // A context's first prefill also builds a cuDNN plan per new block shape (tens of ms each) and compiles the
                 // kernels it meets first (token_logprobs.cu with --prompt-logprobs): not part of a warm TTFT.
-                for (int i = 0; i < warmup; i++) Prefill(engine, context, strategy, approximate, promptLogprobs: promptLogprobs);
+                for (int i = 0; i < warmup; i++) Prefill(engine, context, strategy, approximate, promptLogprobs: promptLogprobs, cached: cached);
                 for (int i = 0; i < repeat; i++)
                 {
-                    var (ms, s, lastLogits, layout) = Prefill(engine, context, strategy, approximate, i == repeat - 1 ? decodeSteps : 0, batch, d => decoded = d, sampling: sampling, promptLogprobs: promptLogprobs);
+                    var (ms, s, lastLogits, layout, chosen) = Prefill(engine, context, strategy, approximate, i == repeat - 1 ? decodeSteps : 0, batch, d => decoded = d, sampling: sampling, promptLogprobs: promptLogprobs, cached: cached);
                     best = Math.Min(best, ms);
                     used = s;
+                    choice = chosen;
                     logits = lastLogits;
                     blocks = layout is null ? null : Enumerable.Range(0, layout.Ranks).Select(layout.BlockLength).ToArray();
                 }
@@ -136,15 +154,15 @@ internal static class BenchCommand
                     // A second prefill (and decode) with events around every operation: they cost host time, so the
                     // timed figures above come from the unprofiled runs and only the split from this one.
                     var profiler = new TimeSplit(group);
-                    var (ms, _, _, _) = Prefill(engine, context, strategy, approximate, decodeSteps, batch, d => decoded = decoded! with { Split = d.Split }, profiler, sampling);
+                    var (ms, _, _, _, _) = Prefill(engine, context, strategy, approximate, decodeSteps, batch, d => decoded = decoded! with { Split = d.Split }, profiler, sampling, cached: cached);
                     split = profiler.PrefillSplit(ms);
                 }
-                double flops = ModelFlops(cfg, context);
+                double flops = ModelFlops(cfg, context, cached);
                 double tflops = flops / (best / 1e3) / 1e12;
                 // An echoed rank stands for `ranks` GPUs, each doing its share.
                 double? mfu = device == "cuda" && deviceName.Contains('H') ? flops / (best / 1e3) / (HopperPeakFlops * (echoed ? ranks : gpus)) : null;
-                points.Add(new Point(ranks, tensor, context, used, best, tflops, mfu, split, error, top1, decoded, blocks, echoed));
-                progress.Note($"{RanksText(ranks, tensor, echoed)} rank(s), {context} tokens, {used}: {best:0} ms");
+                points.Add(new Point(echoed ? ranks : group.ContextRanks, tensor, context, used, best, tflops, mfu, split, error, top1, decoded, blocks, echoed, cached, choice));
+                progress.Note($"{RanksText(ranks, tensor, echoed)} rank(s), {context} tokens{(cached > 0 ? $" ({cached} cached)" : "")}, {used}: {best:0} ms");
             }
             attentionReport = group.Run(rt => rt.Backend.Info.AttentionReport())[0];
         }
@@ -155,11 +173,14 @@ internal static class BenchCommand
     /// <summary>
     /// One prefill of a random prompt through the engine loop, timed to its first token (drawn where the logits are: the
     /// time to first token); then, if asked, decode steps for a batch of sequences holding that prompt (the others
-    /// prefilled untimed, one a step). Returns the time, the strategy that ran, the last row's logits of an approximate
-    /// run (for its error against exact attention) and its blocks.
+    /// prefilled untimed, one a step). With <paramref name="cached"/> tokens, a partial prefill: the prompt's first
+    /// tokens form the sequence's KV first, untimed, by pass-KV (a full prefill's ring), and the rest is timed against them.
+    /// Returns the time, the strategy that ran and the automatic choice, the last row's logits of an approximate run (for
+    /// its error against exact attention) and its blocks.
     /// </summary>
-    private static (double Ms, string Strategy, float[] Logits, ContextBlocks? Blocks) Prefill(InferenceEngine engine, int tokens, string strategy, ApproximateOptions? approximate = null,
-        int decodeSteps = 0, int batch = 1, Action<BatchDecode>? decoded = null, TimeSplit? profiler = null, SamplingOptions? sampling = null, int? promptLogprobs = null)
+    private static (double Ms, string Strategy, float[] Logits, ContextBlocks? Blocks, StrategyChoice? Choice) Prefill(InferenceEngine engine, int tokens, string strategy,
+        ApproximateOptions? approximate = null, int decodeSteps = 0, int batch = 1, Action<BatchDecode>? decoded = null, TimeSplit? profiler = null,
+        SamplingOptions? sampling = null, int? promptLogprobs = null, int cached = 0)
     {
         var ids = RandomPrompt(engine, tokens);
         // Prefills alone in their steps, so the first step times the prefill; then a step is a decode step of the batch.
@@ -167,9 +188,18 @@ internal static class BenchCommand
         GenerationRequest Request(int b) => new(ids, decodeSteps + 1, (sampling ?? new SamplingOptions()) with { Seed = b }, strategy,
             KeepLastLogits: StrategyNames.IsApproximate(strategy) ? 1 : 0, Approximate: approximate)
         { PromptLogprobs = b == 0 ? promptLogprobs : null };
-        var requests = new List<RequestState> { loop.Admit(Request(0)) };
+        var requests = new List<RequestState>();
         try
         {
+            Sequence? prefix = null;
+            if (cached > 0)
+            {
+                var cache = loop.Admit(new GenerationRequest(ids[..cached], 0, new SamplingOptions(), engine.Ranks == 1 ? StrategyNames.Dense : StrategyNames.PassKv, KeepLastLogits: 0));
+                loop.Step(tokens);
+                if (cache.Error is { } cacheError) ExceptionDispatchInfo.Capture(cacheError).Throw(); // the loop released its KV
+                prefix = cache.Sequence;
+            }
+            requests.Add(loop.Admit(Request(0) with { Resume = prefix }));
             profiler?.Start();
             var clock = Stopwatch.StartNew();
             loop.Step(tokens);
@@ -190,12 +220,30 @@ internal static class BenchCommand
                 if (requests.FirstOrDefault(r => r.Error is not null)?.Error is { } failed) ExceptionDispatchInfo.Capture(failed).Throw();
                 decoded?.Invoke(new BatchDecode(batch, msPerStep, profiler?.DecodeSplit(msPerStep, decodeSteps)));
             }
-            return (ms, first.Strategy, first.PromptLogits, first.Blocks);
+            return (ms, first.Strategy, first.PromptLogits, first.Blocks, first.Choice);
         }
         finally
         {
             foreach (var r in requests) engine.Release(r.Sequence);
         }
+    }
+
+    private static double[] MissRates(string? list)
+    {
+        if (list is null) return [1];
+        var rates = list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(x =>
+            double.TryParse(x, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double m) && m > 0 && m <= 1 ? m
+                : throw new LongCtxException($"--miss-rate {list}: expected rates above 0 and at most 1, comma separated")).ToArray();
+        return rates.Length > 0 ? rates : throw new LongCtxException("--miss-rate needs at least one rate");
+    }
+
+    /// <summary>bench --calibrate: a short decode timed through the engine loop, then the rates (<see cref="BenchCalibration"/>), written by the lead rank.</summary>
+    private static void Calibrate(InferenceEngine engine, IRankGroup group, ModelConfig cfg, ModelWeights weights, string device, string path, bool json)
+    {
+        double msPerStep = 0;
+        Prefill(engine, BenchCalibration.DecodeContext, engine.Ranks == 1 ? StrategyNames.Dense : StrategyNames.PassKv, decodeSteps: 16, decoded: d => msPerStep = d.MsPerStep);
+        var profile = BenchCalibration.Measure(group, cfg, weights, msPerStep, device == Devices.Cuda);
+        if (group.LeadRank == 0) BenchCalibration.Write(profile, path, json);
     }
 
     private static SamplingOptions Sampling(float temperature, float topP, int topK)
@@ -212,11 +260,14 @@ internal static class BenchCommand
         return Enumerable.Range(0, tokens).Select(_ => random.Next(engine.Config.VocabSize)).ToArray();
     }
 
-    /// <summary>Model FLOPs of a prefill: 2 per weight per token for the layers, plus causal attention 2·S²·hidden per layer.</summary>
-    public static double ModelFlops(ModelConfig c, long tokens)
+    /// <summary>
+    /// Model FLOPs of a prefill of the tokens after the first <paramref name="cached"/>: 2 per weight per new token for the
+    /// layers, causal attention 2·(S² − cached²)·hidden per layer, and the LM head of the last row.
+    /// </summary>
+    private static double ModelFlops(ModelConfig c, long tokens, long cached = 0)
     {
         double perLayer = (double)c.HiddenSize * c.QDim * 2 + (double)c.HiddenSize * c.KvDim * 2 + 3.0 * c.HiddenSize * c.IntermediateSize;
-        return 2 * perLayer * c.NumLayers * tokens + 2.0 * tokens * tokens * c.QDim * c.NumLayers + 2.0 * c.HiddenSize * c.VocabSize;
+        return 2 * perLayer * c.NumLayers * (tokens - cached) + 2.0 * ((double)tokens * tokens - (double)cached * cached) * c.QDim * c.NumLayers + 2.0 * c.HiddenSize * c.VocabSize;
     }
 
     private static void Report(List<Point> points, ModelConfig cfg, string device, string? attention, bool json)
@@ -236,6 +287,8 @@ internal static class BenchCommand
                     ["parallel_efficiency"] = Math.Round(Efficiency(p), 4),
                 };
                 if (p.Echoed) o["echoed_rank"] = true; // rank 0 of `ranks` alone: no communication in its time
+                if (p.Cached > 0) o["cached_tokens"] = p.Cached; // a partial prefill: ttft_ms times the context's other tokens
+                if (p.Choice is { } c) o["auto_choice"] = c.ToString(); // the heuristic's inputs and thresholds
                 if (p.Decode is { } dt)
                 {
                     o["batch"] = dt.Batch;
@@ -266,7 +319,7 @@ internal static class BenchCommand
             string split = p.Split is { } s
                 ? $"{s.GetValueOrDefault("gemm"):0} / {s.GetValueOrDefault("attention"):0} / {s.GetValueOrDefault("communication"):0} / {s.GetValueOrDefault("kernels"):0} / {s.GetValueOrDefault("other"):0}"
                 : "";
-            var cells = new List<string> { RanksText(p.Ranks, p.Tensor, p.Echoed), p.Context.ToString(), p.Strategy, $"{p.TtftMs / 1e3:0.000}", $"{p.Tflops:0.0}",
+            var cells = new List<string> { RanksText(p.Ranks, p.Tensor, p.Echoed), p.Cached > 0 ? $"{p.Context} ({p.Cached} cached)" : p.Context.ToString(), p.Strategy, $"{p.TtftMs / 1e3:0.000}", $"{p.Tflops:0.0}",
                 p.Mfu is { } m ? $"{m:P1}" : "-", $"{Efficiency(p):P0}" };
             if (anyDecode) cells.AddRange(p.Decode is { } dt ? [dt.Batch.ToString(), $"{dt.MsPerStep:0.00}", $"{dt.MsPerToken:0.00}"] : ["", "", ""]);
             if (anyError) cells.AddRange([p.LogitsError is { } e ? $"{e:0.00e0}" : "", p.Top1Agrees is { } t ? (t ? "yes" : "no") : ""]);
@@ -309,8 +362,15 @@ internal static class BenchCommand
         return Ints(ranks, "--ranks").Select(n => new Layout(n, g[0])).ToArray();
     }
 
-    private static IRankGroup Group(ModelConfig cfg, ModelWeights weights, string device, int ranks, int gpus, bool echoed, int tensor, string attention) =>
-        echoed ? Devices.Echoed(cfg, weights, device, ranks, attention) : Devices.Local(cfg, weights, device, ranks, gpus, tensor, attention);
+    private static IRankGroup Group(ModelConfig cfg, ModelWeights weights, string device, int ranks, int gpus, bool echoed, int tensor, string attention)
+    {
+        if (echoed) return Devices.Echoed(cfg, weights, device, ranks, attention);
+        // One process per rank (longctx launch, or a launcher per network namespace): CPU ranks over TCP.
+        if (LaunchEnvironment.FromEnvironment() is { } launch)
+            return device == Devices.Cpu ? Devices.Process(cfg, weights, launch, device, attention, threads: null, tensor)
+                : throw new LongCtxException("bench runs GPU ranks in one process (--gpus N): leave WORLD_SIZE unset, or use --device cpu");
+        return Devices.Local(cfg, weights, device, ranks, gpus, tensor, attention);
+    }
 
     public static int[] Ints(string list, string option)
     {

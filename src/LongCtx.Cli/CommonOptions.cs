@@ -22,6 +22,7 @@ internal sealed class CommonOptions
     public readonly Option<int?> Threads = new("--threads") { Description = "CPU threads in all (default: all cores)" };
     public readonly Option<double?> ComputeTflops = new("--compute-tflops") { Description = "attention TFLOP/s per rank for --strategy auto (default: measured)" };
     public readonly Option<double?> LinkGbps = new("--link-gbps") { Description = "ring link GB/s per rank for --strategy auto (default: measured)" };
+    public readonly Option<string?> Calibration = HeuristicRates.CreateOption();
     public readonly Option<int> MaxNewTokens = new("--max-new-tokens") { Description = "tokens to generate", DefaultValueFactory = _ => 32 };
     public readonly Option<float?> Temperature = new("--temperature") { Description = "0 for greedy (default: generation_config.json's, else 0)" };
     public readonly Option<float?> TopP = new("--top-p") { Description = "default: generation_config.json's, else 1" };
@@ -33,7 +34,7 @@ internal sealed class CommonOptions
 
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { Model, Revision, Config, TokenizerPath, LoadFormat, Device, Gpus, Ranks, TensorParallel, PrefillChunk, Strategy, Threads, ComputeTflops, LinkGbps,
+        foreach (var o in new Option[] { Model, Revision, Config, TokenizerPath, LoadFormat, Device, Gpus, Ranks, TensorParallel, PrefillChunk, Strategy, Threads, ComputeTflops, LinkGbps, Calibration,
                      MaxNewTokens, Temperature, TopP, TopK, Seed, Json, Attention, Verbose })
             command.Options.Add(o);
     }
@@ -41,7 +42,7 @@ internal sealed class CommonOptions
     /// <summary>The options that say which model runs where, without the sampling ones (a server takes those per request).</summary>
     public void AddServingTo(Command command)
     {
-        foreach (var o in new Option[] { Model, Revision, Config, TokenizerPath, LoadFormat, Device, Gpus, Ranks, TensorParallel, PrefillChunk, Strategy, Threads, ComputeTflops, LinkGbps, Attention, Verbose })
+        foreach (var o in new Option[] { Model, Revision, Config, TokenizerPath, LoadFormat, Device, Gpus, Ranks, TensorParallel, PrefillChunk, Strategy, Threads, ComputeTflops, LinkGbps, Calibration, Attention, Verbose })
             command.Options.Add(o);
     }
 

@@ -6,6 +6,8 @@ internal static class ErrorMessages
     public static string Of(LongCtxException e) => e switch
     {
         SettingException s when s.Value is null => $"{s.Problem} ({Flag(s.Setting)})",
+        // A calibration file that cannot be used is written again on the machine it describes.
+        SettingException { Setting: Setting.Calibration } s => $"{s.Naming(Flag(s.Setting))}; write one with longctx bench --calibrate FILE",
         SettingException s => s.Naming(Flag(s.Setting)),
         ContextLengthException => $"{e.Message}: shorten the prompt",
         _ => e.Message,

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using LongCtx.Comm;
-using LongCtx.ContextParallel;
 using LongCtx.Engine;
 using LongCtx.Model;
 using LongCtx.Text;
@@ -95,9 +94,7 @@ internal sealed class LoadedModel : IDisposable
         int gpus = r.GetValue(o.Gpus) ?? 1;
         int tensor = r.GetValue(o.TensorParallel);
         int? ranks = r.GetValue(o.Ranks);
-        double? c = r.GetValue(o.ComputeTflops), bw = r.GetValue(o.LinkGbps);
-        HardwareRates? rates = c is not null && bw is not null ? new HardwareRates(c.Value * 1e12, bw.Value * 1e9) : null;
-        if ((c is null) != (bw is null)) throw new LongCtxException("give both --compute-tflops and --link-gbps, or neither (then they are measured)");
+        var rates = HeuristicRates.Resolve(r.GetValue(o.ComputeTflops), r.GetValue(o.LinkGbps), r.GetValue(o.Calibration));
         var launch = LaunchEnvironment.FromEnvironment();
         IRankGroup group = launch is not null ? ProcessGroup(r, o, config, weights, device, attention, launch, progress)
             : device == Devices.Cuda

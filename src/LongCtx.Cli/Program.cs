@@ -10,6 +10,7 @@ var root = new RootCommand("LongCtx: long-context LLM inference with context par
     ChatCommand.Create(),
     TokenizeCommand.Create(),
     BenchCommand.Create(),
+    PlanCommand.Create(),
     EvalRetrievalCommand.Create(),
     MakeRetrievalPromptsCommand.Create(),
     BenchAttentionCommand.Create(),

@@ -21,6 +21,14 @@ public enum Setting
     TopK,
     MaxNewTokens,
     Logprobs,
+    /// <summary>The planner's settings: context lengths, the share already cached, a built-in device profile, a calibration file, weights' type, the link between nodes, devices a node.</summary>
+    Context,
+    HitRate,
+    Gpu,
+    Calibration,
+    Dtype,
+    Link,
+    GpusPerNode,
 }
 
 /// <summary>

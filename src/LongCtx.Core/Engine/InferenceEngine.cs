@@ -1,5 +1,6 @@
 using LongCtx.ContextParallel;
 using LongCtx.Model;
+using LongCtx.Tensors;
 
 namespace LongCtx.Engine;
 
@@ -65,7 +66,9 @@ public sealed partial class InferenceEngine : IDisposable
         }
         Rates ??= MeasureRates();
         long t = plan.TotalNewTokens, p = plan.Sequences.Sum(s => (long)s.CachedTokens);
-        var choice = StrategyChoice.Decide(t, p, Ranks, Config.NumHeads, Config.NumKvHeads, bytesPerElement: 2, Rates);
+        // Ring messages carry activations: 2 bytes an element on GPUs (bf16), 4 on the CPU (float32).
+        int e = _ranks.Run(rt => rt.Backend.ActivationType.SizeOf())[0];
+        var choice = StrategyChoice.Decide(t, p, Ranks, Config.NumHeads, Config.NumKvHeads, e, Rates);
         IAttentionStrategy chosen = choice.Strategy == StrategyNames.PassKv ? new RingPassKv() : new RingPassQ();
         return (chosen, choice);
     }

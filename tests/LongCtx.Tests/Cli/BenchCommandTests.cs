@@ -95,6 +95,32 @@ public class BenchCommandTests
         Assert.Contains(named, Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
     }
 
+    /// <summary>
+    /// Under `longctx launch` each process is one CPU rank over TCP (as the slow-link sweep runs them); with --miss-rate the
+    /// context's first tokens are cached first and only the rest is timed; several strategies run at each point in turn.
+    /// </summary>
+    [Fact]
+    public void ProcessRanksTimePartialPrefillsOfEachStrategy()
+    {
+        var r = CliRunner.Run("launch", "--nproc", "2", "--", "bench", "--device", "cpu", "--config", "tiny", "--context", "256", "--miss-rate", "0.25,1",
+            "--strategy", "pass-kv,pass-q", "--warmup", "0", "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var json = JsonDocument.Parse(r.Stdout);
+        Assert.Contains("processes", json.RootElement.GetProperty("device").GetString());
+        var points = json.RootElement.GetProperty("points").EnumerateArray().ToList();
+        Assert.Equal(["pass-kv", "pass-q", "pass-kv", "pass-q"], points.Select(p => p.GetProperty("strategy").GetString()));
+        Assert.All(points, p => Assert.Equal(2, p.GetProperty("ranks").GetInt32()));
+        Assert.Equal([192, 192, 0, 0], points.Select(p => p.TryGetProperty("cached_tokens", out var c) ? c.GetInt32() : 0));
+    }
+
+    [Fact]
+    public void MissRatesMustLeaveNewTokens()
+    {
+        var r = CliRunner.Run("bench", "--device", "cpu", "--config", "tiny", "--context", "48", "--miss-rate", "0.001");
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains("--miss-rate leaves no new token of --context 48", Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
+    }
+
     /// <summary>The "points" of `bench --device cpu --config tiny ... --json`, which must succeed.</summary>
     private static List<JsonElement> Points(params string[] options)
     {

@@ -1,0 +1,31 @@
+using System.CommandLine;
+using LongCtx.ContextParallel;
+using LongCtx.Planning;
+
+namespace LongCtx.Cli;
+
+/// <summary>
+/// Where `--strategy auto` takes its attention rate C and ring bandwidth BW from: --compute-tflops and --link-gbps
+/// first, then a calibration file (bench --calibrate) for what they leave out; with neither, the engine measures both
+/// at its first automatic choice.
+/// </summary>
+internal static class HeuristicRates
+{
+    public static Option<string?> CreateOption() =>
+        new("--calibration") { Description = "calibration file written by bench --calibrate: --strategy auto takes its attention rate and ring link from it" };
+
+    public static HardwareRates? Resolve(double? tflops, double? gbps, string? calibration)
+    {
+        double? c = tflops * 1e12, bw = gbps * 1e9;
+        if (calibration is not null)
+        {
+            var device = CalibrationFile.Read(calibration);
+            var (fileC, fileBw) = device.HeuristicRates();
+            c ??= fileC;
+            bw ??= fileBw ?? throw new LongCtxException(
+                $"--calibration {calibration} has no ring link (it was written on one rank): give --link-gbps, or calibrate on 2 ranks or more");
+        }
+        if ((c is null) != (bw is null)) throw new LongCtxException("give both --compute-tflops and --link-gbps, or neither (then they are measured)");
+        return c is null ? null : new HardwareRates(c.Value, bw!.Value);
+    }
+}
