@@ -13,6 +13,8 @@ import os
 import re
 import sys
 
+from scale import GPU_ATTENTION_FLOPS, GPU_CONTEXT, GPU_ELEMENT_BYTES
+
 COLOURS = {"1": "#d62728", "3": "#1f77b4", "10": "#2ca02c"}
 TIE = 0.02  # closer than this, the two rings are a tie: a wrong pick costs at most that
 
@@ -56,8 +58,12 @@ def link(out, g):
         })
     grid = sorted((r["miss_rate"], r["pass_kv"]["ttft_s"] / r["pass_q"]["ttft_s"], r["heuristic"]) for r in plan)
     switch = next((m for i, (m, _, h) in enumerate(grid) if all(x[2] == "pass-kv" for x in grid[i:])), None)
+    attention = cal["attention_tflops"]["full"][-1][1] * 1e12
+    # What the link measured over the shaping stands for, scaled back as scale.py scales forward (with the rate measured here).
+    equivalent = cal["ring"]["gbps"] * 1e9 * GPU_ELEMENT_BYTES * GPU_ATTENTION_FLOPS / (cal["activation_bytes"] * attention) \
+        * sweep[0]["context"] / GPU_CONTEXT / 1e9
     return {
-        "g": g, "rows": rows, "grid": grid, "ring": cal.get("ring"), "attention": cal["attention_tflops"]["full"][-1][1],
+        "g": g, "rows": rows, "grid": grid, "ring": cal.get("ring"), "attention": attention / 1e12, "equivalent": equivalent,
         "measured_cross": crossing([(r["miss"], r["ratio"]) for r in rows]),
         "model_cross": crossing([(m, r) for m, r, _ in grid]), "switch": switch,
     }
@@ -72,7 +78,7 @@ def markdown(links, out):
     for L in links:
         ring = L["ring"]
         lines.append(f"**{L['g']} GB/s-equivalent** (link measured at {ring['gbps'] * 1e3:.3f} MB/s + {ring['latency_us']:.0f} µs; "
-                     f"attention {L['attention'] * 1e3:.1f} GFLOP/s a rank)\n")
+                     f"attention {L['attention'] * 1e3:.1f} GFLOP/s a rank; together {L['equivalent']:.1f} GB/s-equivalent)\n")
         lines.append("| miss rate | new tokens | pass-KV (ms) | pass-Q (ms) | KV / Q | planner KV / Q | faster | auto chose |")
         lines.append("|---|---|---|---|---|---|---|---|")
         for r in L["rows"]:

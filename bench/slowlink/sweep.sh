@@ -3,8 +3,10 @@
 #
 # Two CPU ranks as processes (`bench` under the RANK/WORLD_SIZE/MASTER_ADDR rendezvous), each pinned to one core in
 # its own network namespace; the namespaces are joined by one veth pair whose two ends are rate-limited with tc (tbf)
-# to a 1, 3 and 10 GB/s-equivalent link: a GPU link's rate scaled by the CPU's attention rate against a GPU's and by
-# the context lengths (see scale.py). For each link: a calibration over the shaped link (bench --calibrate), then
+# to a 1, 3 and 10 GB/s-equivalent link: a GPU link's rate scaled by the two ranks' attention rate (calibrated over the
+# unshaped pair first) against a GPU's and by the context lengths (see scale.py). tc netem is not in every kernel (this
+# machine's has tbf, htb and pfifo only), so the link's rate is shaped and its latency is veth's own.
+# For each link: a calibration over the shaped link (bench --calibrate), then
 # partial prefills of a CONTEXT-token prompt at every miss rate with pass-kv, pass-q and auto (which reads that
 # calibration), interleaved; then the planner's prediction of the same points (plan --calibration ... --link calibrated).
 # bench/slowlink/report.py turns OUT into the table and plot of the doc.
@@ -13,16 +15,17 @@
 # until the machine is quiet (1-minute load below LOAD_MAX, at most WAIT_MINUTES), every run is under `timeout`, the
 # whole sweep stops itself after MAX_MINUTES, and its namespaces (lcx<pid>-0/1: the only addresses it creates,
 # 10.231.7.1-2) are removed on any exit.
-#   [LONGCTX_DLL=path] [CONTEXT=8192] [MISS_RATES=0.01,...] [LINKS="1 3 10"] [LOAD_MAX=1.0] [WAIT_MINUTES=60] [MAX_MINUTES=25] bench/slowlink/sweep.sh [OUT]
+#   [LONGCTX_DLL=path] [CONTEXT=4096] [MISS_RATES=0.01,...] [LINKS="1 3 10"] [LOAD_MAX=1.0] [WAIT_MINUTES=60] [MAX_MINUTES=15] bench/slowlink/sweep.sh [OUT]
+# About 10 minutes with the defaults on two cores.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-bench/slowlink/results}
-context=${CONTEXT:-8192}
+context=${CONTEXT:-4096}
 miss_rates=${MISS_RATES:-0.01,0.02,0.03,0.05,0.075,0.1,0.15,0.2,0.3,0.5}
 links=${LINKS:-1 3 10}
 load_max=${LOAD_MAX:-1.0}
 wait_minutes=${WAIT_MINUTES:-60}
-max_minutes=${MAX_MINUTES:-25}
+max_minutes=${MAX_MINUTES:-15}
 run_timeout=${RUN_TIMEOUT:-600}
 dll=${LONGCTX_DLL:-src/LongCtx.Cli/bin/Release/net10.0/longctx.dll}
 model=bench/slowlink/model
@@ -73,9 +76,7 @@ pair() {
 
 wait_quiet "$load_max"
 deadline=$((SECONDS + max_minutes * 60))
-log "start: context $context, miss rates $miss_rates, links $links GB/s-equivalent"
-# The CPU's own rates, one rank on one core and no link: what the link rates are scaled by.
-timeout "$run_timeout" taskset -c 0 dotnet "$dll" bench --device cpu --model "$model" --calibrate "$out/cpu.json" > /dev/null
+log "start: context $context, miss rates $miss_rates, links $links GB/s-equivalent; $(uptime)"
 
 ip netns add "$ns0"; ip netns add "$ns1"
 ip link add "$veth0" type veth peer name "$veth1"
@@ -87,6 +88,8 @@ for n in 0 1; do
   ip -n "$ns" link set "$dev" gso_max_size 16384 2> /dev/null || true
   ip -n "$ns" link set "$dev" up; ip -n "$ns" link set lo up
 done
+# The two ranks' own rates over the unshaped pair, as they run in the sweep: what the link rates are scaled by.
+pair "$out/cpu.txt" --calibrate "$out/cpu.json"
 
 for g in $links; do
   bytes=$(python3 bench/slowlink/scale.py "$out/cpu.json" "$g" "$context")
@@ -107,4 +110,4 @@ for g in $links; do
   dotnet "$dll" plan --model "$model" --calibration "$out/cal-$g.json" --gpus-per-node 1 --nodes 2 --link calibrated \
     --context "$context" --hit-rate "$hits" --json > "$out/plan-$g.json"
 done
-log "finished"
+log "finished; $(uptime)"
