@@ -166,9 +166,10 @@ if has calibrate; then
   # The rates longctx plan and --strategy auto use, measured here (bench --calibrate): on one GPU, and on two with the
   # NVLink ring. The planner's 32K/128K prediction from them goes to the summary, beside the bench section's measurement.
   for g in 1 $([[ $ngpu -gt 1 ]] && echo 2); do
+    link=nvlink; [[ $g == 1 ]] && link=27.5 # one GPU's file has no link between GPUs, and one GPU's plan uses none
     if "$bin" bench --config llama3-8b --gpus $g --calibrate "$results/calibration-${g}gpu.json" > "$out/calibrate-$g.txt" 2>&1; then
       note "calibration on $g GPU(s): $(tail -1 "$out/calibrate-$g.txt")"
-      "$bin" plan --config llama3-8b --calibration "$results/calibration-${g}gpu.json" --gpus-per-node $g --nodes 1 --tensor-parallel 1 --link nvlink \
+      "$bin" plan --config llama3-8b --calibration "$results/calibration-${g}gpu.json" --gpus-per-node $g --nodes 1 --tensor-parallel 1 --link $link \
         --context 32768,131072 > "$out/plan-$g.txt" 2>&1 && tail -3 "$out/plan-$g.txt" | head -2 >> "$summary"
     else
       note "calibration on $g GPU(s): FAIL $(tail -1 "$out/calibrate-$g.txt")"

@@ -19,7 +19,9 @@ public static class BuiltinProfiles
     {
         switch (name.ToLowerInvariant())
         {
-            case "nvlink": return device.Node;
+            case "nvlink":
+                return device.IntraNode ?? throw new SettingException(Setting.Link,
+                    $": {device.Source} has no link between devices of a node (it was written on one rank): calibrate on 2 ranks or more, or name a link", name);
             case "rdma400": return Rdma400;
             case "tcp100": return Tcp100;
             case "calibrated":
