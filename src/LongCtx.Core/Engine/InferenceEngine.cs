@@ -226,7 +226,7 @@ public sealed partial class InferenceEngine : IDisposable
         }
         var tokens = batch.Select(b => b.Token).ToArray();
         var all = Enumerable.Range(0, n).ToList();
-        var decode = new DistributedDecode();
+        var decode = new LayerAttention(new DistributedDecode());
         var results = _ranks.Run(rt =>
         {
             var step = new AttentionStep
@@ -257,21 +257,28 @@ public sealed partial class InferenceEngine : IDisposable
     /// <summary>Bytes of KV cache held on each rank.</summary>
     public long[] KvBytesPerRank() => _ranks.Run(rt => rt.Caches.Values.Sum(c => c.Bytes));
 
+    /// <summary>Bytes of the KV rows each rank holds (sliding-window layers: their last W positions), without the room for more.</summary>
+    public long[] KvRowBytesPerRank() => _ranks.Run(rt => rt.Caches.Values.Sum(c => c.HeldBytes));
+
+    /// <summary>
+    /// The full-attention layers' strategy (the heuristic weighs only them: a sliding-window layer's KV is at most W
+    /// rows a rank) with the halo exchange for sliding-window layers.
+    /// </summary>
     private (IAttentionStrategy, StrategyChoice?) Choose(string strategy, ShardPlan plan)
     {
         switch (strategy)
         {
             case StrategyNames.Dense:
                 if (Ranks != 1) throw new LongCtxException($"strategy dense runs on one rank; with --ranks {Ranks} use pass-kv, pass-q or auto");
-                return (new LocalAttention(), null);
-            case StrategyNames.PassKv: return (new RingPassKv(), null);
-            case StrategyNames.PassQ: return (new RingPassQ(), null);
+                return (new LayerAttention(new LocalAttention()), null);
+            case StrategyNames.PassKv: return (new LayerAttention(new RingPassKv(), new HaloAttention()), null);
+            case StrategyNames.PassQ: return (new LayerAttention(new RingPassQ(), new HaloAttention()), null);
         }
         Rates ??= MeasureRates();
         long t = plan.TotalNewTokens, p = plan.Sequences.Sum(s => (long)s.CachedTokens);
         var choice = StrategyChoice.Decide(t, p, Ranks, Config.NumHeads, Config.NumKvHeads, bytesPerElement: 2, Rates);
         IAttentionStrategy chosen = choice.Strategy == StrategyNames.PassKv ? new RingPassKv() : new RingPassQ();
-        return (chosen, choice);
+        return (new LayerAttention(chosen, new HaloAttention()), choice);
     }
 
     /// <summary>C and BW from every rank at once; the slowest rank sets the pace of a ring.</summary>
@@ -308,7 +315,7 @@ public sealed partial class InferenceEngine : IDisposable
         var c = model.Config;
         var b = rt.Backend;
         using var hidden = model.Forward(ids, step.Queries,
-            (layer, q, k, v) => strategy.Attend(new AttentionLayer(b, rt.Comm, step, layer, model.Heads, model.KvHeads, c.HeadDim), q, k, v));
+            (layer, q, k, v) => strategy.Attend(new AttentionLayer(b, rt.Comm, step, layer, model.Heads, model.KvHeads, c.HeadDim, c.AttentionOf(layer)), q, k, v));
         using var rows = GatherRows(rt, hidden, wanted, localRowOf, gather);
         using var scoredRows = scored is null ? null : GatherRows(rt, hidden, scored.Rows, localRowOf, gather);
         if (rt.WorldRank != _ranks.LeadRank) return new RankOutput(null, argmaxAll ? ArgmaxOfRows(model, hidden) : null);

@@ -5,15 +5,25 @@ using LongCtx.Tensors;
 namespace LongCtx.Cuda.Attention;
 
 /// <summary>
-/// Query rows [QueryStart, QueryStart + QueryCount) attending to key rows [KeyStart, KeyStart + KeyCount):
-/// every key (unmasked), or causal aligned bottom-right — query i sees key j iff j ≤ i + KeyCount − QueryCount.
+/// Query rows [QueryStart, QueryStart + QueryCount) attending to key rows [KeyStart, KeyStart + KeyCount) (i and j counted
+/// from those starts): every key (unmasked), or up to a diagonal — query i sees key j iff j ≤ i + Shift (Causal) and
+/// j > i + Shift − Window (Window > 0: a sliding-window band). Shift is KeyCount − QueryCount (bottom-right aligned:
+/// the last query sees the last key) unless <see cref="Diagonal"/> says otherwise (a band over keys that all precede
+/// the queries).
 /// </summary>
-internal readonly record struct DenseBlock(int QueryStart, int QueryCount, int KeyStart, int KeyCount, bool Causal);
+internal readonly record struct DenseBlock(int QueryStart, int QueryCount, int KeyStart, int KeyCount, bool Causal, int Window = 0, int? Diagonal = null)
+{
+    public int Shift => Diagonal ?? KeyCount - QueryCount;
+
+    /// <summary>The keys [Start, End) (counted from KeyStart) query i of the block sees.</summary>
+    public (int Start, int End) VisibleKeys(int i) =>
+        (Window > 0 ? Math.Max(0, i + Shift - Window + 1) : 0, Causal ? Math.Min(KeyCount, i + Shift + 1) : KeyCount);
+}
 
 /// <summary>
 /// One attention call (queries and keys given by layouts, key j visible to query i iff same sequence and
-/// pos_k ≤ pos_q) rewritten as dense blocks a fused SDPA kernel computes directly, plus query rows that
-/// see nothing (output 0, LSE −inf). Each query row is in exactly one block or empty range, so the
+/// pos_k ≤ pos_q, and with a window W also pos_q − W &lt; pos_k) rewritten as dense blocks a fused SDPA kernel
+/// computes directly, plus query rows that see nothing (output 0, LSE −inf). Each query row is in exactly one block or empty range, so the
 /// blocks write their rows of the output and LSE and nothing needs merging.
 ///
 /// The queries split into runs: maximal row ranges of one sequence with consecutive positions p0..p0+m−1.
@@ -22,6 +32,9 @@ internal readonly record struct DenseBlock(int QueryStart, int QueryCount, int K
 /// is an empty run, v(0) = v(m−1) an unmasked block over v(0) keys, and v(0) ≥ 1 with v(m−1) − v(0) = m−1
 /// a causal block over v(m−1) keys. Any other run (keys scattered, partly empty rows) makes the whole
 /// call ineligible: <see cref="Of"/> returns null and the caller uses the general masked kernel.
+/// With a window, a run's visible keys are the range from the first key its first query sees to the last key its last
+/// query sees; where the mask cuts into that range (on either side) the range's positions must be consecutive, so
+/// that positions and rows differ by one constant and the band in positions is a band in rows.
 /// </summary>
 internal sealed class AttentionBlocks
 {
@@ -36,11 +49,18 @@ internal sealed class AttentionBlocks
     public IReadOnlyList<DenseBlock> Blocks { get; }
     public IReadOnlyList<(int Start, int Count)> EmptyRuns { get; }
 
-    /// <summary>The decomposition, computed once per (queries, keys) pair: every layer reuses the same layout objects.</summary>
-    public static AttentionBlocks? Of(TokenLayout queries, TokenLayout keys) =>
-        Cache.GetValue(queries, _ => new()).GetValue(keys, k => new Entry(Decompose(queries, k))).Blocks;
+    /// <summary>The decomposition, computed once per (queries, keys, window): every layer reuses the same layout objects.</summary>
+    public static AttentionBlocks? Of(TokenLayout queries, TokenLayout keys, int? window = null)
+    {
+        var entry = Cache.GetValue(queries, _ => new()).GetValue(keys, _ => new Entry());
+        lock (entry)
+        {
+            if (!entry.ByWindow.TryGetValue(window ?? 0, out var blocks)) entry.ByWindow[window ?? 0] = blocks = Decompose(queries, keys, window);
+            return blocks;
+        }
+    }
 
-    public static AttentionBlocks? Decompose(TokenLayout queries, TokenLayout keys)
+    public static AttentionBlocks? Decompose(TokenLayout queries, TokenLayout keys, int? window = null)
     {
         var keyRanges = KeyRanges(keys);
         var blocks = new List<DenseBlock>();
@@ -51,6 +71,12 @@ internal sealed class AttentionBlocks
             while (start + m < queries.Count && queries.SeqIds[start + m] == seq && queries.Positions[start + m] == p0 + m) m++;
             if (!keyRanges.TryGetValue(seq, out var range)) empty.Add((start, m));
             else if (range.Count < 0) return null; // this sequence's keys are scattered or out of order
+            else if (window is int w)
+            {
+                if (WindowedRun(keys.Positions, range, start, m, p0, w) is not { } run) return null;
+                if (run.KeyCount == 0) empty.Add((start, m));
+                else blocks.Add(run);
+            }
             else
             {
                 int first = Visible(keys.Positions, range.Start, range.Count, p0);
@@ -93,6 +119,27 @@ internal sealed class AttentionBlocks
         return true;
     }
 
+    /// <summary>
+    /// A run of m queries at p0.. against its sequence's key range under a window: the block (KeyCount 0 when no query
+    /// sees a key), or null when some of its queries see keys and others none, or the mask cuts into keys whose
+    /// positions are not consecutive.
+    /// </summary>
+    private static DenseBlock? WindowedRun(int[] positions, (int Start, int Count) range, int start, int m, int p0, int window)
+    {
+        // The keys query p sees are [Visible(p − W), Visible(p)) of the range; both ends grow with p.
+        int loFirst = Visible(positions, range.Start, range.Count, p0 - window), hiFirst = Visible(positions, range.Start, range.Count, p0);
+        int loLast = Visible(positions, range.Start, range.Count, p0 + m - 1 - window), hiLast = Visible(positions, range.Start, range.Count, p0 + m - 1);
+        if (hiLast <= loFirst) return new DenseBlock(start, m, range.Start, 0, Causal: false); // nothing visible to any
+        // Between them every query sees at least as many keys as the first or the last does.
+        if (hiFirst == loFirst || hiLast == loLast) return null;
+        int keyStart = range.Start + loFirst, keyCount = hiLast - loFirst;
+        bool causal = hiFirst < hiLast, banded = loLast > loFirst;
+        if (!causal && !banded) return new DenseBlock(start, m, keyStart, keyCount, Causal: false);
+        if (positions[keyStart + keyCount - 1] - positions[keyStart] != keyCount - 1) return null;
+        int shift = p0 - positions[keyStart];
+        return new DenseBlock(start, m, keyStart, keyCount, causal, banded ? window : 0, shift == keyCount - m ? null : shift);
+    }
+
     /// <summary>How many of the increasing positions[start..start+count) are ≤ position.</summary>
     private static int Visible(int[] positions, int start, int count, int position)
     {
@@ -106,8 +153,9 @@ internal sealed class AttentionBlocks
         return lo;
     }
 
-    private sealed class Entry(AttentionBlocks? blocks)
+    /// <summary>A (queries, keys) pair's decompositions by window (0: none).</summary>
+    private sealed class Entry
     {
-        public AttentionBlocks? Blocks => blocks;
+        public readonly Dictionary<int, AttentionBlocks?> ByWindow = [];
     }
 }

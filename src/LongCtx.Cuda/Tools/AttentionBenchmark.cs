@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using LongCtx.Backends;
 using LongCtx.Cuda.Attention;
 using LongCtx.Cuda.Native;
 using LongCtx.Cuda.Ops;
@@ -48,6 +49,7 @@ public static class AttentionBenchmark
                 using var k = RandomTensor(backend, skv, s.KvHeads, s.HeadDim, seed: context + 1);
                 using var v = RandomTensor(backend, skv, s.KvHeads, s.HeadDim, seed: context + 2);
                 float scale = 1f / MathF.Sqrt(s.HeadDim);
+                var rule = new AttentionRule(scale);
                 double flops = causal ? 2.0 * sq * skv * s.Heads * s.HeadDim : 4.0 * sq * skv * s.Heads * s.HeadDim;
                 var results = new Dictionary<string, (Tensor O, Tensor Lse)>();
                 try
@@ -68,9 +70,9 @@ public static class AttentionBenchmark
                         long cudnnBefore = backend.AttentionPaths.Cudnn.Calls;
                         try
                         {
-                            backend.Attention(q, queries, k, v, keys, scale, o, lse); // warm-up: compiles the kernel or builds the cuDNN plans
+                            backend.Attention(q, queries, k, v, keys, rule, o, lse); // warm-up: compiles the kernel or builds the cuDNN plans
                             backend.StartProfiling();
-                            for (int i = 0; i < s.Repeat; i++) backend.Attention(q, queries, k, v, keys, scale, o, lse);
+                            for (int i = 0; i < s.Repeat; i++) backend.Attention(q, queries, k, v, keys, rule, o, lse);
                             double ms = backend.StopProfiling().GetValueOrDefault("attention") / s.Repeat;
                             string? refused = implementation == "cudnn" && backend.AttentionPaths.Cudnn.Calls == cudnnBefore
                                 ? $"cuDNN did not run (the kernel did): {backend.AttentionPaths.Cudnn.Refusal ?? "the call was not eligible"}" : null;

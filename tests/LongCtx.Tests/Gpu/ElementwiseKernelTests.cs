@@ -477,7 +477,7 @@ public class ElementwiseKernelTests
             foreach (var (start, count, output, lse) in new[] { (0, split, accumulator.Tensor, accumulatorLse), (split, n - split, part.Tensor, partLse) })
             {
                 using var aligned = gpu.Allocate(DType.BF16, n, heads, d);
-                gpu.Attention(qt, layout, kt.SliceRows(start, count), vt.SliceRows(start, count), layout.Slice(start, count), scale, aligned, lse);
+                gpu.Attention(qt, layout, kt.SliceRows(start, count), vt.SliceRows(start, count), layout.Slice(start, count), new AttentionRule(scale), aligned, lse);
                 gpu.Copy(aligned, output);
             }
             gpu.MergeAttention(accumulator.Tensor, accumulatorLse, part.Tensor, partLse);
@@ -518,7 +518,7 @@ public class ElementwiseKernelTests
         for (int j = 0; j < parts; j++)
         {
             int n = cuts[j + 1] - cuts[j];
-            gpu.Attention(qt, queryLayout, kt.SliceRows(cuts[j], n), vt.SliceRows(cuts[j], n), keyLayout.Slice(cuts[j], n), scale,
+            gpu.Attention(qt, queryLayout, kt.SliceRows(cuts[j], n), vt.SliceRows(cuts[j], n), keyLayout.Slice(cuts[j], n), new AttentionRule(scale),
                 gathered.SliceRows(j * queries, queries), gatheredLse.SliceRows(j * queries, queries));
         }
         float[] Merged(int offset)
