@@ -18,8 +18,9 @@ public class FamilyParityTests
         foreach (var model in ReferenceModel.FamilyNames)
         {
             data.Add(model, 1, StrategyNames.Dense);
-            data.Add(model, 3, StrategyNames.PassKv);
-            data.Add(model, 3, StrategyNames.PassQ);
+            foreach (var ranks in new[] { 2, 3, 5, 8 })
+                foreach (var strategy in new[] { StrategyNames.PassKv, StrategyNames.PassQ, StrategyNames.Auto })
+                    data.Add(model, ranks, strategy);
         }
         return data;
     }
