@@ -121,12 +121,15 @@ public class ModelConfigTests
     }
 
     [Theory]
-    [InlineData("\"model_type\": \"llama\"", "\"model_type\": \"gpt2\"", "model_type 'gpt2' is not supported (supported: llama, mistral, qwen2)")]
+    [InlineData("\"model_type\": \"llama\"", "\"model_type\": \"gpt2\"", "model_type 'gpt2' is not supported (supported: llama, mistral, qwen2, qwen3, gemma2, gemma3_text)")]
     [InlineData("\"hidden_size\": 16,", "", "required field 'hidden_size' is missing")]
     [InlineData("\"vocab_size\": 32", "\"vocab_size\": 32, \"mlp_bias\": true", "mlp_bias: true is not supported")]
     [InlineData("\"vocab_size\": 32", "\"vocab_size\": \"many\"", "field 'vocab_size' must be an integer")]
     [InlineData("\"num_key_value_heads\": 2", "\"num_key_value_heads\": 3", "not a multiple of num_key_value_heads 3")]
     [InlineData("\"vocab_size\": 32", "\"vocab_size\": 32, \"hidden_act\": \"gelu\"", "hidden_act 'gelu' is not supported")]
+    [InlineData("\"vocab_size\": 32", "\"vocab_size\": 32, \"layer_types\": [\"full_attention\"]", "layer_types must be a list of 2 entries")]
+    [InlineData("\"vocab_size\": 32", "\"vocab_size\": 32, \"layer_types\": [\"full_attention\", \"chunked_attention\"]", "layer_types[1] 'chunked_attention' is not supported")]
+    [InlineData("\"model_type\": \"llama\"", "\"model_type\": \"gemma3\"", "only its text model, Gemma3ForCausalLM (model_type gemma3_text), is supported")]
     [InlineData("[\"LlamaForCausalLM\"]", "[\"LlamaForSequenceClassification\"]", "architecture 'LlamaForSequenceClassification' is not supported")]
     [InlineData("\"vocab_size\": 32", "\"vocab_size\": 32, \"partial_rotary_factor\": 0.5", "partial_rotary_factor 0.5 is not supported")]
     [InlineData("\"rope_theta\": 10000.0", "\"rope_theta\": 10000.0, \"rope_scaling\": {\"rope_type\": \"longrope\", \"factor\": 2}", "RoPE type 'longrope' (rope_scaling.rope_type) is not supported (supported: default, linear, dynamic, llama3, yarn)")]
