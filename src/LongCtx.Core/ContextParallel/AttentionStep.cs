@@ -73,6 +73,8 @@ public sealed class WindowedKeys
         _step = step;
         Window = window;
         int sequences = step.Caches.Count;
+        foreach (var layout in step.QueriesByRank.Concat(step.KeysByRank))
+            if (layout.Count > 0) sequences = Math.Max(sequences, layout.SeqIds.Max() + 1);
         var first = new int[sequences];
         var end = new int[sequences];
         Array.Fill(first, int.MaxValue);

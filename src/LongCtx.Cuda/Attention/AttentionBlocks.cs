@@ -73,9 +73,7 @@ internal sealed class AttentionBlocks
             else if (range.Count < 0) return null; // this sequence's keys are scattered or out of order
             else if (window is int w)
             {
-                if (WindowedRun(keys.Positions, range, start, m, p0, w) is not { } run) return null;
-                if (run.KeyCount == 0) empty.Add((start, m));
-                else blocks.Add(run);
+                if (!WindowedRun(keys.Positions, range, start, m, p0, w, blocks, empty)) return null;
             }
             else
             {
@@ -120,24 +118,51 @@ internal sealed class AttentionBlocks
     }
 
     /// <summary>
-    /// A run of m queries at p0.. against its sequence's key range under a window: the block (KeyCount 0 when no query
-    /// sees a key), or null when some of its queries see keys and others none, or the mask cuts into keys whose
-    /// positions are not consecutive.
+    /// A run of m queries at p0.. against its sequence's key range under a window, as blocks and empty runs: the rows
+    /// that see keys and those that see none come in stretches (a halo's keys are seen by a chunk's first W − 1 queries
+    /// only), each a block or an empty run. False when a stretch's mask cuts into keys whose positions are not consecutive.
     /// </summary>
-    private static DenseBlock? WindowedRun(int[] positions, (int Start, int Count) range, int start, int m, int p0, int window)
+    private static bool WindowedRun(int[] positions, (int Start, int Count) range, int start, int m, int p0, int window,
+        List<DenseBlock> blocks, List<(int, int)> empty)
     {
-        // The keys query p sees are [Visible(p − W), Visible(p)) of the range; both ends grow with p.
-        int loFirst = Visible(positions, range.Start, range.Count, p0 - window), hiFirst = Visible(positions, range.Start, range.Count, p0);
-        int loLast = Visible(positions, range.Start, range.Count, p0 + m - 1 - window), hiLast = Visible(positions, range.Start, range.Count, p0 + m - 1);
-        if (hiLast <= loFirst) return new DenseBlock(start, m, range.Start, 0, Causal: false); // nothing visible to any
-        // Between them every query sees at least as many keys as the first or the last does.
-        if (hiFirst == loFirst || hiLast == loLast) return null;
-        int keyStart = range.Start + loFirst, keyCount = hiLast - loFirst;
+        // Query p sees the keys [lo, hi) of the range: those ≤ p and not ≤ p − W. Both ends only grow with p.
+        int lo = Visible(positions, range.Start, range.Count, p0 - window), hi = Visible(positions, range.Start, range.Count, p0);
+        int first = 0, loFirst = lo, hiFirst = hi, loPrevious = lo, hiPrevious = hi;
+        for (int i = 1; i <= m; i++)
+        {
+            if (i < m)
+            {
+                while (hi < range.Count && positions[range.Start + hi] <= p0 + i) hi++;
+                while (lo < range.Count && positions[range.Start + lo] <= p0 + i - window) lo++;
+                if ((hi > lo) == (hiPrevious > loPrevious))
+                {
+                    (loPrevious, hiPrevious) = (lo, hi);
+                    continue;
+                }
+            }
+            // Rows [first, i) all see keys, or all see none.
+            int n = i - first;
+            if (hiPrevious == loPrevious) empty.Add((start + first, n));
+            else if (Stretch(positions, range.Start, start + first, n, p0 + first, window, loFirst, hiFirst, loPrevious, hiPrevious) is { } block) blocks.Add(block);
+            else return false;
+            (first, loFirst, hiFirst, loPrevious, hiPrevious) = (i, lo, hi, lo, hi);
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// Rows that all see keys: their first sees [loFirst, hiFirst) of the range, their last [loLast, hiLast). A block over
+    /// [loFirst, hiLast): unmasked where every row sees all of it, else the mask's bounds as a diagonal, which needs the
+    /// block's positions consecutive (so that rows and positions differ by one constant); null when they are not.
+    /// </summary>
+    private static DenseBlock? Stretch(int[] positions, int rangeStart, int queryStart, int m, int p0, int window, int loFirst, int hiFirst, int loLast, int hiLast)
+    {
+        int keyStart = rangeStart + loFirst, keyCount = hiLast - loFirst;
         bool causal = hiFirst < hiLast, banded = loLast > loFirst;
-        if (!causal && !banded) return new DenseBlock(start, m, keyStart, keyCount, Causal: false);
+        if (!causal && !banded) return new DenseBlock(queryStart, m, keyStart, keyCount, Causal: false);
         if (positions[keyStart + keyCount - 1] - positions[keyStart] != keyCount - 1) return null;
         int shift = p0 - positions[keyStart];
-        return new DenseBlock(start, m, keyStart, keyCount, causal, banded ? window : 0, shift == keyCount - m ? null : shift);
+        return new DenseBlock(queryStart, m, keyStart, keyCount, causal, banded ? window : 0, shift == keyCount - m ? null : shift);
     }
 
     /// <summary>How many of the increasing positions[start..start+count) are ≤ position.</summary>
