@@ -54,7 +54,6 @@ public sealed class ModelReplica : IDisposable
     {
         var c = Config;
         int t = tokenIds.Length, heads = Heads, kvHeads = KvHeads, mlp = Slice.Intermediate(c);
-        float eps = (float)c.RmsNormEps, offset = c.NormWeightOffset;
         using var ids = _b.Upload(tokenIds, t);
         // Scratch, not Allocate: every activation below is written whole (embedding, norm, projection) before it is read.
         var x = _b.Scratch(_b.ActivationType, t, c.HiddenSize);
@@ -68,49 +67,74 @@ public sealed class ModelReplica : IDisposable
             using (var k = _b.Scratch(_b.ActivationType, t, kvHeads * c.HeadDim))
             using (var v = _b.Scratch(_b.ActivationType, t, kvHeads * c.HeadDim))
             {
-                var (q3, k3) = (q.View(t, heads, c.HeadDim), k.View(t, kvHeads, c.HeadDim));
-                // h: the normed x, or (where the backend fuses the norm into the projections) unwritten; below only
-                // working space for the o projection.
-                var rope = c.IsSliding(l) ? _slidingRope : _rope;
-                if (!c.QkNorm && offset == 0f)
-                    _b.NormedRotatedQkv(x, w.InputNorm, eps, h, (w.Q, w.QBias, q), (w.K, w.KBias, k), (w.V, w.VBias, v), layout, rope);
-                else
-                {
-                    NormedProjections(x, w.InputNorm, h, (w.Q, w.QBias, q), (w.K, w.KBias, k), (w.V, w.VBias, v));
-                    if (c.QkNorm)
-                    {
-                        // Each head's q and k normed over its head_dim: the rows of [T·heads, head_dim] views.
-                        _b.RmsNorm(q.View(t * heads, c.HeadDim), w.QNorm!, eps, q.View(t * heads, c.HeadDim), offset);
-                        _b.RmsNorm(k.View(t * kvHeads, c.HeadDim), w.KNorm!, eps, k.View(t * kvHeads, c.HeadDim), offset);
-                    }
-                    _b.Rope(q3, k3, layout, rope);
-                }
-                using var attention = attend(l, q3, k3, v.View(t, kvHeads, c.HeadDim));
+                AttentionInputs(x, w, h, q, k, v, layout, c.IsSliding(l) ? _slidingRope : _rope);
+                using var attention = attend(l, q.View(t, heads, c.HeadDim), k.View(t, kvHeads, c.HeadDim), v.View(t, kvHeads, c.HeadDim));
                 AddProjection(attention.View(t, heads * c.HeadDim), w.O, w.OBias, x, h, c.SandwichNorms ? w.PostAttentionNorm : null);
             }
             using (var gate = _b.Scratch(_b.ActivationType, t, mlp))
             using (var up = _b.Scratch(_b.ActivationType, t, mlp))
             {
-                if (c.SandwichNorms)
-                {
-                    _b.RmsNorm(x, w.PreFeedforwardNorm!, eps, h, offset);
-                    GatedMlp(h, w, gate, up);
-                    AddProjection(gate, w.Down, null, x, h, w.PostFeedforwardNorm);
-                }
-                else
-                {
-                    if (c.HiddenActivation == Activation.Silu && offset == 0f) _b.NormedSwiGluLinear(x, w.PostAttentionNorm, eps, h, w.Gate, w.Up, gate, up);
-                    else
-                    {
-                        _b.RmsNorm(x, w.PostAttentionNorm, eps, h, offset);
-                        GatedMlp(h, w, gate, up);
-                    }
-                    AddProjection(gate, w.Down, null, x, h);
-                }
+                MlpInputs(x, w, h, gate, up);
+                AddProjection(gate, w.Down, null, x, h, c.SandwichNorms ? w.PostFeedforwardNorm : null);
             }
         }
-        _b.RmsNorm(x, _finalNorm, eps, x, offset);
+        _b.RmsNorm(x, _finalNorm, (float)c.RmsNormEps, x, c.NormWeightOffset);
         return x;
+    }
+
+    /// <summary>
+    /// A layer's rotated q and k and its v from x: the fused norm, projections and rotation where the model is Llama-style;
+    /// else the norm (by (1 + w) for Gemma), the projections, each head's q and k normed over its head_dim (Qwen3, Gemma 3:
+    /// the rows of [T·heads, head_dim] views) and the rotation. h is the normed x or, where the backend fused the norm,
+    /// unwritten: working space afterwards.
+    /// </summary>
+    private void AttentionInputs(Tensor x, Layer w, Tensor h, Tensor q, Tensor k, Tensor v, TokenLayout layout, RopeTable rope)
+    {
+        var c = Config;
+        float eps = (float)c.RmsNormEps, offset = c.NormWeightOffset;
+        if (!c.QkNorm && offset == 0f)
+        {
+            _b.NormedRotatedQkv(x, w.InputNorm, eps, h, (w.Q, w.QBias, q), (w.K, w.KBias, k), (w.V, w.VBias, v), layout, rope);
+            return;
+        }
+        if (offset == 0f) _b.NormedLinearEach(x, w.InputNorm, eps, h, (w.Q, w.QBias, q), (w.K, w.KBias, k), (w.V, w.VBias, v));
+        else
+        {
+            _b.RmsNorm(x, w.InputNorm, eps, h, offset);
+            _b.LinearEach(h, (w.Q, w.QBias, q), (w.K, w.KBias, k), (w.V, w.VBias, v));
+        }
+        int t = x.Rows, d = c.HeadDim;
+        if (c.QkNorm)
+        {
+            var (qHeads, kHeads) = (q.View(t * Heads, d), k.View(t * KvHeads, d));
+            _b.RmsNorm(qHeads, w.QNorm!, eps, qHeads, offset);
+            _b.RmsNorm(kHeads, w.KNorm!, eps, kHeads, offset);
+        }
+        _b.Rope(q.View(t, Heads, d), k.View(t, KvHeads, d), layout, rope);
+    }
+
+    /// <summary>
+    /// The MLP's first half, gate = act(norm(x) · Gateᵀ) · (norm(x) · Upᵀ): SwiGLU with the fused norm where the model is
+    /// Llama-style, else GELU-tanh (Gemma) after the norm — pre_feedforward_layernorm with sandwich norms. up is working space.
+    /// </summary>
+    private void MlpInputs(Tensor x, Layer w, Tensor h, Tensor gate, Tensor up)
+    {
+        var c = Config;
+        float eps = (float)c.RmsNormEps;
+        if (c.HiddenActivation == Activation.Silu && c.NormWeightOffset == 0f && !c.SandwichNorms)
+        {
+            _b.NormedSwiGluLinear(x, w.PostAttentionNorm, eps, h, w.Gate, w.Up, gate, up);
+            return;
+        }
+        _b.RmsNorm(x, c.SandwichNorms ? w.PreFeedforwardNorm! : w.PostAttentionNorm, eps, h, c.NormWeightOffset);
+        if (c.HiddenActivation == Activation.Silu)
+        {
+            _b.SwiGluLinear(h, w.Gate, w.Up, gate, up);
+            return;
+        }
+        _b.Linear(h, w.Gate, null, gate);
+        _b.Linear(h, w.Up, null, up);
+        _b.GeluTanhGlu(gate, up, gate);
     }
 
     /// <summary>
@@ -128,32 +152,6 @@ public sealed class ModelReplica : IDisposable
         uint bits = BitConverter.SingleToUInt32Bits(f);
         bits += 0x7FFFu + ((bits >> 16) & 1); // round to nearest even
         return BitConverter.UInt32BitsToSingle(bits & 0xFFFF0000u);
-    }
-
-    /// <summary>q, k and v of the normed x, the norm multiplying by (offset + w) where the model says so.</summary>
-    private void NormedProjections(Tensor x, Tensor norm, Tensor h, params ReadOnlySpan<(Tensor Weight, Tensor? Bias, Tensor Y)> projections)
-    {
-        var c = Config;
-        if (c.NormWeightOffset == 0f)
-        {
-            _b.NormedLinearEach(x, norm, (float)c.RmsNormEps, h, projections);
-            return;
-        }
-        _b.RmsNorm(x, norm, (float)c.RmsNormEps, h, c.NormWeightOffset);
-        _b.LinearEach(h, projections);
-    }
-
-    /// <summary>gate = act(h · Gateᵀ) · (h · Upᵀ), the MLP's first half; up is working space.</summary>
-    private void GatedMlp(Tensor h, Layer w, Tensor gate, Tensor up)
-    {
-        if (Config.HiddenActivation == Activation.Silu)
-        {
-            _b.SwiGluLinear(h, w.Gate, w.Up, gate, up);
-            return;
-        }
-        _b.Linear(h, w.Gate, null, gate);
-        _b.Linear(h, w.Up, null, up);
-        _b.GeluTanhGlu(gate, up, gate);
     }
 
     /// <summary>
