@@ -21,6 +21,11 @@
 #   million     1,048,576 tokens, 8B shape with a 1M window (llama3-8b-1m), pass-kv on 4+ GPUs (one prefill, ~2-3 minutes)
 #   tp          tensor parallelism: the N GPUs as N/2 context x 2 tensor ranks and as 1 x N, beside N context ranks
 #   hfprefill   PyTorch: HF transformers + cuDNN SDPA on one GPU, 32K and 128K, 32 layers
+#   families    issue #29, Gemma-3-12B shape (gemma3-12b, dummy weights; W = 1024, five local layers to one global) on one GPU:
+#               TTFT at 32K and 128K with the time split; one local layer's attention call against a global one's at its heads
+#               (bench-attention --window 0,1024: 16/8 heads of 256, cuDNN and the own kernel, and decode over the window);
+#               transformers + SDPA on the same shape (bench/gpu/hf_prefill_gemma3.py); rank 0's share of 4 at 128K
+#               (--one-rank-of 4) beside the 1-GPU time
 #   peer        PyTorch: torch context_parallel around HF transformers on N GPUs
 #   retrieval   train four candidate retrieval models, evaluate the best with dense/pass-kv/star/apb (bench/retrieval)
 # Modes: smoke (tests, fixture, 8K bench), checks (every section at 8K, peer and retrieval as smokes),
@@ -139,6 +144,19 @@ if has hfprefill; then
 fi
 mark hfprefill
 
+if has families; then
+  fctx=${CONTEXTS:-32768,131072}; [[ $quick == 1 ]] && fctx="8192"
+  "$bin" bench --config gemma3-12b --context "$fctx" --gpus 1 --strategy pass-kv --profile --json > "$results/bench-gemma3.json" 2> "$out/bench-gemma3.err" \
+    || note "bench gemma3-12b: FAIL $(tail -1 "$out/bench-gemma3.err")"
+  "$bin" bench-attention --context "$fctx" --heads 16 --kv-heads 8 --head-dim 256 --mask causal,decode --window 0,1024 --attention cudnn,kernel --json \
+    > "$results/bench-attention-gemma3.json" 2> "$out/bench-attention-gemma3.err" || note "bench-attention gemma3: FAIL $(tail -1 "$out/bench-attention-gemma3.err")"
+  bench/gpu/attention_table.py "$results/bench-attention-gemma3.json" >> "$summary"
+  python3 bench/gpu/hf_prefill_gemma3.py ${fctx//,/ } >> "$summary" 2> "$out/hf-prefill-gemma3.err" || note "hf_prefill_gemma3: FAIL $(tail -1 "$out/hf-prefill-gemma3.err")"
+  "$bin" bench --config gemma3-12b --context "${fctx##*,}" --one-rank-of 4 --strategy pass-kv --profile --json > "$results/bench-gemma3-share.json" 2> "$out/bench-gemma3-share.err" \
+    || note "bench gemma3-12b one rank of 4: FAIL $(tail -1 "$out/bench-gemma3-share.err")"
+fi
+mark families
+
 ctx=${CONTEXTS:-32768,131072}; [[ $quick == 1 ]] && ctx="8192"
 # 1, 2 and all GPUs (the Hopper issue's 1/2/4); batch-8 decode on those of 2 or more (it does not fit on one).
 gpus=1; [[ $ngpu -gt 2 ]] && gpus="$gpus,2"; [[ $ngpu -gt 1 ]] && gpus="$gpus,$ngpu"
@@ -229,7 +247,7 @@ if has copyring && [[ $ngpu -gt 1 ]]; then
 fi
 mark copyring
 
-if has bench || has share || has decode || has approx || has tp || has million || has copyring; then
+if has bench || has share || has decode || has approx || has tp || has million || has copyring || has families; then
   python3 - "$results" >> "$summary" <<'PY'
 import json, sys, glob
 for f in sorted(glob.glob(sys.argv[1] + "/bench-*.json")):

@@ -24,7 +24,7 @@ internal static class BenchCommand
     public static Command Create()
     {
         var model = new Option<string?>("--model") { Description = "Hugging Face model directory (its config.json; weights as --load-format says)" };
-        var config = new Option<string?>("--config") { Description = "architecture preset: tiny, llama3-8b, llama3-70b, qwen2.5-7b" };
+        var config = new Option<string?>("--config") { Description = "architecture preset: tiny, llama3-8b, llama3-70b, qwen2.5-7b, qwen3-8b, mistral-7b, gemma2-9b, gemma3-12b, ..." };
         var loadFormat = new Option<string>("--load-format") { Description = "dummy (random weights) or auto", DefaultValueFactory = _ => "dummy" };
         var layers = new Option<int?>("--layers") { Description = "run only the first L layers (shorter runs; MFU counts what ran)" };
         var contexts = new Option<string>("--context") { Description = "prompt lengths, comma separated", DefaultValueFactory = _ => "8192" };
@@ -212,11 +212,17 @@ internal static class BenchCommand
         return Enumerable.Range(0, tokens).Select(_ => random.Next(engine.Config.VocabSize)).ToArray();
     }
 
-    /// <summary>Model FLOPs of a prefill: 2 per weight per token for the layers, plus causal attention 2·S²·hidden per layer.</summary>
+    /// <summary>
+    /// Model FLOPs of a prefill: 2 per weight per token for the layers, plus attention 4·q_dim per visible (query, key)
+    /// pair: S²/2 pairs on a causal layer (2·S²·q_dim), Σ min(i + 1, W) ≈ S·W on a sliding-window layer.
+    /// </summary>
     public static double ModelFlops(ModelConfig c, long tokens)
     {
         double perLayer = (double)c.HiddenSize * c.QDim * 2 + (double)c.HiddenSize * c.KvDim * 2 + 3.0 * c.HiddenSize * c.IntermediateSize;
-        return 2 * perLayer * c.NumLayers * tokens + 2.0 * tokens * tokens * c.QDim * c.NumLayers + 2.0 * c.HiddenSize * c.VocabSize;
+        double pairs = 0;
+        for (int l = 0; l < c.NumLayers; l++)
+            pairs += c.WindowOf(l) is int w && w < tokens ? w * (w + 1) / 2.0 + (double)(tokens - w) * w : 0.5 * tokens * tokens;
+        return 2 * perLayer * c.NumLayers * tokens + 4.0 * pairs * c.QDim + 2.0 * c.HiddenSize * c.VocabSize;
     }
 
     private static void Report(List<Point> points, ModelConfig cfg, string device, string? attention, bool json)

@@ -10,7 +10,7 @@ internal sealed class CommonOptions
 {
     public readonly Option<string?> Model = new("--model") { Description = "Hugging Face model directory (config.json, safetensors, tokenizer.json), or a repo id (org/name) in the Hugging Face cache" };
     public readonly Option<string?> Revision = new("--revision") { Description = "with a repo id: the branch, tag or commit in the cache (default main)" };
-    public readonly Option<string?> Config = new("--config") { Description = "architecture preset for --load-format dummy without --model: tiny, llama3-8b, llama3-70b, qwen2.5-7b" };
+    public readonly Option<string?> Config = new("--config") { Description = "architecture preset for --load-format dummy without --model: tiny, llama3-8b, llama3-70b, qwen2.5-7b, qwen3-8b, mistral-7b, gemma2-9b, gemma3-12b, ..." };
     public readonly Option<string?> TokenizerPath = new("--tokenizer") { Description = "tokenizer.json or its directory (default: the model directory)" };
     public readonly Option<string> LoadFormat = new("--load-format") { Description = "auto (safetensors) or dummy (random weights of the architecture, no weight file read)", DefaultValueFactory = _ => "auto" };
     public readonly Option<string> Device = new("--device") { Description = "cpu or cuda", DefaultValueFactory = _ => "cpu" };

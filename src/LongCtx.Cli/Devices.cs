@@ -53,8 +53,8 @@ internal static class Devices
 
     /// <summary>`longctx bench-attention`'s measurements on GPU 0 (<see cref="AttentionBenchmark.Run"/>).</summary>
     public static JsonObject BenchAttention(int[] contexts, int heads, int kvHeads, int headDim, string[] masks, string[] implementations, string[] callPlans,
-        int repeat, string? dump, Action<string> note) =>
-        AttentionBenchmark.Run(new AttentionBenchmarkSpec(contexts, heads, kvHeads, headDim, masks, implementations, callPlans, repeat, dump), note);
+        int repeat, string? dump, int[] windows, Action<string> note) =>
+        AttentionBenchmark.Run(new AttentionBenchmarkSpec(contexts, heads, kvHeads, headDim, masks, implementations, callPlans, repeat, dump, windows), note);
 
     /// <summary>The cuDNN call plan the environment sets, or the default.</summary>
     public static string DefaultCudnnCalls => AttentionBenchmark.DefaultCallPlan;

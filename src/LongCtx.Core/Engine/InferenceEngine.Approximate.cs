@@ -58,10 +58,10 @@ public sealed partial class InferenceEngine
             var compressor = apb ? Compressor(rt, options) : null;
             try
             {
-                IAttentionStrategy local = apb ? new ApbAttention(blocks, compressor!) : new StarAttention(blocks);
+                var local = new LayerAttention(apb ? new ApbAttention(blocks, compressor!) : new StarAttention(blocks));
                 // The context phase's hidden states are not needed past the last layer's KV: only the cache it filled.
                 using var _ = rt.Model.Forward(blocks.ContextTokens(r, prompt), context.Queries,
-                    (layer, q, k, v) => local.Attend(new AttentionLayer(rt.Backend, rt.Comm, context, layer, rt.Model.Heads, rt.Model.KvHeads, c.HeadDim), q, k, v));
+                    (layer, q, k, v) => local.Attend(new AttentionLayer(rt.Backend, rt.Comm, context, layer, rt.Model.Heads, rt.Model.KvHeads, c.HeadDim, c.AttentionOf(layer)), q, k, v));
             }
             finally
             {
@@ -76,7 +76,7 @@ public sealed partial class InferenceEngine
                 Appends = r == Ranks - 1 ? [new KvAppend(0, 0, queryTokens)] : [],
             };
             // Every rank holds every query row, so the lead rank reads the wanted rows from its own.
-            return ForwardAndGather(rt, prompt[document..], query, new DistributedDecode(), wanted, row => rt.WorldRank == _ranks.LeadRank ? row : -1, gather: false);
+            return ForwardAndGather(rt, prompt[document..], query, new LayerAttention(new DistributedDecode()), wanted, row => rt.WorldRank == _ranks.LeadRank ? row : -1, gather: false);
         });
 
         for (int r = 0; r < Ranks; r++) sequence.Placement.Append(r, blocks.KeptPositions(r));

@@ -4,7 +4,7 @@ using LongCtx.Tensors;
 namespace LongCtx.Model;
 
 /// <summary>
-/// Every weight of a Llama-style decoder, in host memory: mapped from safetensors by <see cref="Load"/> or
+/// Every weight of a decoder, in host memory: mapped from safetensors by <see cref="Load"/> or
 /// random by <see cref="Dummy"/>. When embeddings are tied, <see cref="LmHead"/> is the same object as
 /// <see cref="Embedding"/>. Disposing unmaps the files or frees the native memory; the tensors' pointers are
 /// invalid afterwards, so backends that wrap them in place must be disposed first.
@@ -35,6 +35,8 @@ public sealed partial class ModelWeights : IDisposable
                 VBias = Opt(L("self_attn.v_proj.bias")), OBias = Opt(L("self_attn.o_proj.bias")),
                 GateProj = T(L("mlp.gate_proj.weight")), UpProj = T(L("mlp.up_proj.weight")), DownProj = T(L("mlp.down_proj.weight")),
                 InputNorm = T(L("input_layernorm.weight")), PostAttentionNorm = T(L("post_attention_layernorm.weight")),
+                QNorm = Opt(L("self_attn.q_norm.weight")), KNorm = Opt(L("self_attn.k_norm.weight")),
+                PreFeedforwardNorm = Opt(L("pre_feedforward_layernorm.weight")), PostFeedforwardNorm = Opt(L("post_feedforward_layernorm.weight")),
             };
         }
     }
@@ -98,6 +100,8 @@ public sealed partial class ModelWeights : IDisposable
             string rest = m.Groups[2].Value;
             if (rest.EndsWith(".bias", StringComparison.Ordinal) && (rest.StartsWith("self_attn.", StringComparison.Ordinal) || rest.StartsWith("mlp.", StringComparison.Ordinal)))
                 throw new LongCtxException($"{modelDir}: the checkpoint has tensor {name} but {Path.GetFileName(config.Source)} says the model has no such bias (attention_bias / mlp_bias); the config does not match the weights");
+            if (rest.EndsWith("norm.weight", StringComparison.Ordinal))
+                throw new LongCtxException($"{modelDir}: the checkpoint has tensor {name} but a {config.ModelType} model as {Path.GetFileName(config.Source)} describes it has no such norm; check model_type / architectures");
         }
     }
 

@@ -9,7 +9,7 @@ public sealed partial class ModelWeights
 
     /// <summary>
     /// Random weights for a config, in native memory, without reading any file: matrices ~ N(0, 0.02), norms
-    /// 1.0, biases ~ N(0, 0.02). The same (config, seed, dtype) always gives the same bytes. For benchmarks
+    /// that multiply by 1 (1.0, or 0.0 where the model adds 1 to its norm weights), biases ~ N(0, 0.02). The same (config, seed, dtype) always gives the same bytes. For benchmarks
     /// and demos of model sizes that are not downloaded.
     /// </summary>
     public static ModelWeights Dummy(ModelConfig config, int seed, DType dtype = DType.BF16)
@@ -33,7 +33,7 @@ public sealed partial class ModelWeights
                 long n = Numel(s.Shape);
                 var buffer = new NativeBuffer(n * dtype.SizeOf());
                 owners.Add(buffer);
-                if (s.Kind == WeightKind.Norm) DummyFill.Constant(buffer.Pointer, n, dtype, 1f);
+                if (s.Kind == WeightKind.Norm) DummyFill.Constant(buffer.Pointer, n, dtype, 1f - config.NormWeightOffset);
                 else DummyFill.Normal(buffer.Pointer, n, dtype, DummyStd, (ulong)(uint)seed, i);
                 tensors[s.Name] = new HostTensor(s.Name, dtype, s.Shape, buffer.Pointer, buffer);
             }

@@ -43,8 +43,8 @@ internal sealed class AttentionPaths : IDisposable
     }
 
     /// <summary>The decode kernels' run of parts from <paramref name="first"/> on (<see cref="DecodeAttention.TryRunEach"/>).</summary>
-    public int RunDecodeParts(CudaTensor q, CudaTensor output, CudaTensor lse, float scale, ReadOnlySpan<AttentionPart> parts, int first) =>
-        Decode.TryRunEach(q, output, lse, scale, parts, first, _settings);
+    public int RunDecodeParts(CudaTensor q, CudaTensor output, CudaTensor lse, AttentionRule rule, ReadOnlySpan<AttentionPart> parts, int first) =>
+        Decode.TryRunEach(q, output, lse, rule, parts, first, _settings);
 
     /// <summary>Which path computed the calls so far, and why cuDNN did not take the others.</summary>
     public string Report(string device)

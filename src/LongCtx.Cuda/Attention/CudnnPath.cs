@@ -30,10 +30,10 @@ internal sealed class CudnnPath(CudaDevice device) : IAttentionPath
         // every row offset 16-byte aligned.
         int d = call.Q.Shape[2];
         if (settings.Implementation == AttentionImplementation.Kernel || call.Q.Rows < MinimumQueries || d % 8 != 0 || d > 256) return false;
-        if (AttentionBlocks.Of(call.Queries, call.Keys) is not { } blocks || Load() is not { } cudnn) return false;
+        if (AttentionBlocks.Of(call.Queries, call.Keys, call.Rule.Window) is not { } blocks || Load() is not { } cudnn) return false;
         bool ran = false;
         var c = call;
-        device.Timed("attention", () => ran = cudnn.TryRun(blocks, settings.CudnnCalls, c.Q, c.K, c.V, c.Output, c.Lse, c.Scale));
+        device.Timed("attention", () => ran = cudnn.TryRun(blocks, settings.CudnnCalls, c.Q, c.K, c.V, c.Output, c.Lse, c.Rule));
         if (ran) Calls++;
         return ran;
     }

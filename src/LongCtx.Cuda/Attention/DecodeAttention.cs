@@ -46,31 +46,33 @@ internal sealed unsafe class DecodeAttention(CudaDevice device) : IAttentionPath
 
     public bool TryRun(in AttentionCall call, AttentionSettings settings)
     {
-        if (call.Q.Rows > DecodeMaxRows) return false;
+        if (call.Q.Rows > DecodeMaxRows || call.Rule.SoftCap is not null) return false;
         var rows = new DecodeRowsArgument();
-        if (!rows.TryAdd(0, call.Queries, call.K, call.V, call.Keys)) return false;
-        Launch(call.Q, rows, call.K.Shape[1], call.Scale, call.Output, call.Lse, settings);
+        if (!rows.TryAdd(0, call.Queries, call.K, call.V, call.Keys, call.Rule.Window)) return false;
+        Launch(call.Q, rows, call.K.Shape[1], call.Rule.Scale, call.Output, call.Lse, settings);
         return true;
     }
 
     /// <summary>
     /// The run of consecutive parts from <paramref name="first"/> on that the decode kernels take, up to
     /// <see cref="DecodeMaxRows"/> rows, in one launch (a batch of 8 sequences decoding one token each: one launch a
-    /// layer, not 8). Returns how many parts it took: 0 leaves part <paramref name="first"/> to another path.
+    /// layer, not 8). Returns how many parts it took: 0 leaves part <paramref name="first"/> to another path. Soft-capped
+    /// products (Gemma 2) go to the flash kernel, which caps them.
     /// </summary>
-    public int TryRunEach(CudaTensor q, CudaTensor output, CudaTensor lse, float scale, ReadOnlySpan<AttentionPart> parts, int first, AttentionSettings settings)
+    public int TryRunEach(CudaTensor q, CudaTensor output, CudaTensor lse, AttentionRule rule, ReadOnlySpan<AttentionPart> parts, int first, AttentionSettings settings)
     {
+        if (rule.SoftCap is not null) return 0;
         int firstRow = parts[first].QueryRow, rows = 0, j = first, kvHeads = parts[first].K.Shape[1];
         var argument = new DecodeRowsArgument();
         for (; j < parts.Length; j++)
         {
             var p = parts[j];
             if (p.QueryRow != firstRow + rows || rows + p.Queries.Count > DecodeMaxRows || p.K.Shape[1] != kvHeads || !ShapeMatches(q, (CudaTensor)p.K, (CudaTensor)p.V)
-                || !argument.TryAdd(rows, p.Queries, (CudaTensor)p.K, (CudaTensor)p.V, p.Keys)) break;
+                || !argument.TryAdd(rows, p.Queries, (CudaTensor)p.K, (CudaTensor)p.V, p.Keys, rule.Window)) break;
             rows += p.Queries.Count;
         }
         if (j > first && rows > 0)
-            Launch((CudaTensor)q.SliceRows(firstRow, rows), argument, kvHeads, scale, (CudaTensor)output.SliceRows(firstRow, rows), (CudaTensor)lse.SliceRows(firstRow, rows), settings);
+            Launch((CudaTensor)q.SliceRows(firstRow, rows), argument, kvHeads, rule.Scale, (CudaTensor)output.SliceRows(firstRow, rows), (CudaTensor)lse.SliceRows(firstRow, rows), settings);
         return j - first;
     }
 

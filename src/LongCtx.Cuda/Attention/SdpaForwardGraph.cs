@@ -6,14 +6,19 @@ namespace LongCtx.Cuda.Attention;
 /// Everything an SDPA plan is specialised on: one entry of the plan cache. <see cref="EngineConfig"/> is the
 /// index among the engine configurations that finalize (heuristics order).
 /// </summary>
-internal readonly record struct SdpaShape(int QueryHeads, int KvHeads, int HeadDim, int QueryRows, int KeyRows, bool Causal, int EngineConfig);
+internal readonly record struct SdpaShape(int QueryHeads, int KvHeads, int HeadDim, int QueryRows, int KeyRows, bool Causal, int EngineConfig,
+    bool Windowed = false, bool SoftCapped = false);
 
 /// <summary>
 /// Builds the operation graph cuDNN's fused flash-attention engines recognise — the one cudnn-frontend's
 /// composite SDPA forward node lowers to — for our token-major tensors, and picks an engine for it:
 ///
-///   S = Q·Kᵀ (fp32) → S·scale → [causal: GEN_INDEX row/col, row (+ Skv − Sq) ≥ col, BINARY_SELECT −inf]
+///   S = Q·Kᵀ (fp32) → S·scale → [soft cap: S / cap, TANH, · cap] → [causal: GEN_INDEX row/col, row (+ Skv − Sq) ≥ col,
+///   BINARY_SELECT −inf] → [window: GEN_INDEX row/col, col + left bound > row, BINARY_SELECT −inf]
 ///   → softmax as MAX, SUB, EXP, SUM, DIV (P in bf16) with Stats = max + log(sum) → O = P·V (bf16).
+/// The soft cap and the two bounds are spelled as cudnn-frontend's score modifier and diagonal band masks spell them,
+/// which is what the fused engines recognise; the left bound and the cap are by-value scalars, so one plan serves
+/// every window position.
 ///
 /// Q/O [tokens, heads, d] are cuDNN's [1, H, S, d] with strides [S·H·d, d, H·d, 1]; Kᵀ is K viewed as
 /// [1, Hkv, d, S] with the last two strides swapped. Stats come out packed [1, H, S, 1] (cuDNN before 9.26
@@ -22,7 +27,8 @@ internal readonly record struct SdpaShape(int QueryHeads, int KvHeads, int HeadD
 internal static class SdpaForwardGraph
 {
     // Tensor ids of the variant pack; intermediates (virtual tensors) count up from 100.
-    public const long QId = 1, KId = 2, VId = 3, OId = 4, StatsId = 5, ScaleId = 6, MaskValueId = 7, KeyRowsId = 8, QueryRowsId = 9;
+    public const long QId = 1, KId = 2, VId = 3, OId = 4, StatsId = 5, ScaleId = 6, MaskValueId = 7, KeyRowsId = 8, QueryRowsId = 9,
+        LeftBoundId = 10, SoftCapId = 11, WindowMaskValueId = 12;
 
     /// <summary>A plan, or null with cuDNN's reason when no engine takes this shape.</summary>
     public static SdpaPlan? TryBuild(nint handle, SdpaShape shape, long cudnnVersion, out string refusal)
@@ -54,8 +60,8 @@ internal static class SdpaForwardGraph
     }
 
     public static string Describe(SdpaShape s) =>
-        $"{(s.Causal ? "causal" : "unmasked")} {s.QueryRows}x{s.KeyRows}, {s.QueryHeads}/{s.KvHeads} heads, d={s.HeadDim}"
-        + (s.EngineConfig > 0 ? $", engine configuration {s.EngineConfig}" : "");
+        $"{(s.Causal ? "causal" : s.Windowed ? "windowed" : "unmasked")}{(s.Causal && s.Windowed ? " windowed" : "")}{(s.SoftCapped ? " soft-capped" : "")} " +
+        $"{s.QueryRows}x{s.KeyRows}, {s.QueryHeads}/{s.KvHeads} heads, d={s.HeadDim}" + (s.EngineConfig > 0 ? $", engine configuration {s.EngineConfig}" : "");
 
     // cudnn-frontend masks with -inf from cuDNN 9.10 on and with the lowest float before.
     private static float MaskValue(long cudnnVersion) => cudnnVersion >= 91000 ? float.NegativeInfinity : float.MinValue;
@@ -92,6 +98,16 @@ internal static class SdpaForwardGraph
         ops.Add(Matmul(keep, q, kT, scores));
         var scaled = Scores();
         ops.Add(Pointwise(keep, PointwiseMode.Mul, DataType.Float, scores, scale, null, scaled));
+        if (s.SoftCapped)
+        {
+            var cap = Tensor(SoftCapId, DataType.Float, scalarDims, scalarDims, byValue: true);
+            var divided = Scores();
+            ops.Add(Pointwise(keep, PointwiseMode.Div, DataType.Float, scaled, cap, null, divided));
+            var tanh = Scores();
+            ops.Add(Pointwise(keep, PointwiseMode.TanhForward, DataType.Float, divided, null, null, tanh));
+            scaled = Scores();
+            ops.Add(Pointwise(keep, PointwiseMode.Mul, DataType.Float, tanh, cap, null, scaled));
+        }
         var masked = scaled;
         if (s.Causal)
         {
@@ -113,6 +129,22 @@ internal static class SdpaForwardGraph
             masked = Scores();
             var maskValue = Tensor(MaskValueId, DataType.Float, scalarDims, scalarDims, byValue: true);
             ops.Add(Pointwise(keep, PointwiseMode.BinarySelect, DataType.Float, scaled, maskValue, keepMask, masked));
+        }
+        if (s.Windowed)
+        {
+            // Query row i keeps key j iff j + (W − Shift) > i: the band's left bound, in float as the frontend computes it.
+            var row = Scores(DataType.Int32);
+            ops.Add(Pointwise(keep, PointwiseMode.GenerateIndex, DataType.Float, masked, null, null, row, axis: 2));
+            var col = Scores(DataType.Int32);
+            ops.Add(Pointwise(keep, PointwiseMode.GenerateIndex, DataType.Float, masked, null, null, col, axis: 3));
+            var shifted = Scores();
+            ops.Add(Pointwise(keep, PointwiseMode.Add, DataType.Float, col, Tensor(LeftBoundId, DataType.Float, scalarDims, scalarDims, byValue: true), null, shifted));
+            var inWindow = Scores(DataType.Boolean);
+            ops.Add(Pointwise(keep, PointwiseMode.CompareGreaterThan, DataType.Boolean, shifted, row, null, inWindow));
+            var windowed = Scores();
+            var maskValue = Tensor(WindowMaskValueId, DataType.Float, scalarDims, scalarDims, byValue: true);
+            ops.Add(Pointwise(keep, PointwiseMode.BinarySelect, DataType.Float, masked, maskValue, inWindow, windowed));
+            masked = windowed;
         }
 
         var max = PerRow();

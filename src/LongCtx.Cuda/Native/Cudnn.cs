@@ -115,6 +115,8 @@ internal static unsafe partial class Cudnn
         Sub = 9,
         Exp = 13,
         Log = 15,
+        TanhForward = 101,
+        CompareGreaterThan = 302,
         CompareGreaterEqual = 303,
         GenerateIndex = 501,
         BinarySelect = 601,

@@ -85,12 +85,13 @@ public sealed unsafe class CpuBackend : IBackend, IDeviceInfo
 
     public void LinearAccumulate(Tensor x, Tensor weight, Tensor y) => CpuLinear.Accumulate(C(x), C(weight), C(y), _parallel);
 
-    public void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y)
+    public void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y, float weightOffset = 0f)
     {
         var xs = C(x);
         var ys = C(y);
         var w = new float[xs.RowLength];
         WeightRows.Read(C(weight), 0, w);
+        if (weightOffset != 0f) TensorPrimitives.Add(w, weightOffset, w);
         System.Threading.Tasks.Parallel.For(0, xs.Rows, _parallel, r =>
         {
             var row = xs.Row(r);
@@ -156,8 +157,40 @@ public sealed unsafe class CpuBackend : IBackend, IDeviceInfo
         });
     }
 
-    public void Attention(Tensor q, TokenLayout queries, Tensor k, Tensor v, TokenLayout keys, float scale, Tensor output, Tensor lse) =>
-        CpuAttention.Run(C(q), queries, C(k), C(v), keys, scale, C(output), C(lse), _parallel);
+    public void GeluTanhGlu(Tensor gate, Tensor up, Tensor y)
+    {
+        float* g = (float*)C(gate).Data, u = (float*)C(up).Data, o = (float*)C(y).Data;
+        long n = gate.Length;
+        if (up.Length != n || y.Length != n) throw new ArgumentException($"GeluTanhGlu: gate {gate}, up {up}, y {y}");
+        const int chunk = 1 << 14;
+        const float c = 0.7978845608028654f; // sqrt(2/π)
+        System.Threading.Tasks.Parallel.For(0, (n + chunk - 1) / chunk, _parallel, i =>
+        {
+            long start = i * chunk, end = Math.Min(n, start + chunk);
+            for (long j = start; j < end; j++)
+            {
+                float x = g[j];
+                o[j] = 0.5f * x * (1f + MathF.Tanh(c * (x + 0.044715f * x * x * x))) * u[j];
+            }
+        });
+    }
+
+    public void SoftCap(Tensor x, float cap)
+    {
+        var v = C(x).F32;
+        TensorPrimitives.Divide(v, cap, v);
+        TensorPrimitives.Tanh(v, v);
+        TensorPrimitives.Multiply(v, cap, v);
+    }
+
+    public void Scale(Tensor x, float factor)
+    {
+        var v = C(x).F32;
+        TensorPrimitives.Multiply(v, factor, v);
+    }
+
+    public void Attention(Tensor q, TokenLayout queries, Tensor k, Tensor v, TokenLayout keys, AttentionRule rule, Tensor output, Tensor lse) =>
+        CpuAttention.Run(C(q), queries, C(k), C(v), keys, rule, C(output), C(lse), _parallel);
 
     public void MergeAttentionParts(Tensor parts, Tensor lses, Tensor output)
     {
