@@ -31,8 +31,8 @@ internal static class LocalKv
         if (caches.Count == 1) return new KvBlock(caches[0].Keys(layer.Layer), caches[0].Values(layer.Layer), Owned: false);
         var b = layer.Backend;
         int rows = layer.Step.Keys.Count;
-        var k = b.Allocate(b.ActivationType, rows, layer.KvHeads, layer.HeadDim);
-        var v = b.Allocate(b.ActivationType, rows, layer.KvHeads, layer.HeadDim);
+        var block = Like(layer, new KvBlock(caches[0].Keys(layer.Layer), caches[0].Values(layer.Layer), Owned: false), rows);
+        var (k, v) = (block.K, block.V);
         int at = 0;
         foreach (var c in caches)
         {
@@ -43,6 +43,17 @@ internal static class LocalKv
             at += ck.Rows;
         }
         if (at != rows) throw new InvalidOperationException($"rank {layer.Rank} holds {at} KV rows, its plan says {rows}");
+        return block;
+    }
+
+    /// <summary>A block of <paramref name="rows"/> rows of the element type and scales of <paramref name="like"/> (the FP8 cache's codes travel as codes).</summary>
+    public static KvBlock Like(AttentionLayer layer, KvBlock like, int rows)
+    {
+        var b = layer.Backend;
+        var k = b.Allocate(like.K.DType, rows, layer.KvHeads, layer.HeadDim);
+        var v = b.Allocate(like.V.DType, rows, layer.KvHeads, layer.HeadDim);
+        k.Scale = like.K.Scale;
+        v.Scale = like.V.Scale;
         return new KvBlock(k, v, Owned: true);
     }
 

@@ -1,4 +1,5 @@
 using LongCtx.Backends;
+using LongCtx.Quantization;
 using LongCtx.Tensors;
 
 namespace LongCtx.ContextParallel;
@@ -10,6 +11,8 @@ namespace LongCtx.ContextParallel;
 /// 1.125x the prefill's KV, not twice it (a batch of such caches is what fills a GPU). A prefill reserves its
 /// rows and that eighth before it appends (<see cref="Reserve"/>): growing on the first decode step instead
 /// copied the whole cache inside it (16 GB at 130K tokens of the 8B shape, 64 GB at 512K).
+/// With <see cref="Fp8KvScales"/> the cache holds e4m3 codes (a row stored by copying activations into it quantises
+/// them with the layer's scale, and attention reads code · scale): a quarter of the CPU's float32 bytes, half the GPU's bf16.
 /// </summary>
 public sealed class SequenceKv : IDisposable
 {
@@ -17,8 +20,9 @@ public sealed class SequenceKv : IDisposable
     private readonly int _kvHeads, _headDim;
     private readonly Tensor?[] _keys, _values;
     private readonly int[] _count;
+    private readonly Fp8KvScales? _fp8;
 
-    public SequenceKv(IBackend backend, int layers, int kvHeads, int headDim)
+    public SequenceKv(IBackend backend, int layers, int kvHeads, int headDim, Fp8KvScales? fp8 = null)
     {
         _backend = backend;
         _kvHeads = kvHeads;
@@ -26,7 +30,11 @@ public sealed class SequenceKv : IDisposable
         _keys = new Tensor?[layers];
         _values = new Tensor?[layers];
         _count = new int[layers];
+        _fp8 = fp8;
     }
+
+    /// <summary>What the cache holds: the backend's activation type, or F8E4M3.</summary>
+    public DType DType => _fp8 is null ? _backend.ActivationType : DType.F8E4M3;
 
     /// <summary>Rows held in layer 0 (every layer holds the same rows once a pass is complete).</summary>
     public int Count => _count[0];
@@ -46,12 +54,16 @@ public sealed class SequenceKv : IDisposable
         return slots;
     }
 
-    public Tensor Keys(int layer) => View(_keys[layer], _count[layer]);
-    public Tensor Values(int layer) => View(_values[layer], _count[layer]);
+    public Tensor Keys(int layer) => Held(layer, _keys);
+    public Tensor Values(int layer) => Held(layer, _values);
 
-    private Tensor? _empty;
-
-    private Tensor View(Tensor? t, int rows) => t?.SliceRows(0, rows) ?? (_empty ??= _backend.Allocate(_backend.ActivationType, 0, _kvHeads, _headDim));
+    // The rows held, as a view of the layer's tensor; one of no rows where nothing is held yet (it carries the
+    // layer's FP8 scale all the same: a ring block allocated like it receives another rank's codes).
+    private Tensor Held(int layer, Tensor?[] tensors)
+    {
+        if (tensors[layer] is null) Resize(layer, 0);
+        return tensors[layer]!.SliceRows(0, _count[layer]);
+    }
 
     /// <summary>Room for <paramref name="rows"/> rows in every layer and an eighth more (at least 64) for what follows.</summary>
     public void Reserve(int rows)
@@ -66,18 +78,19 @@ public sealed class SequenceKv : IDisposable
     {
         var old = _keys[layer];
         if (old is not null && old.Rows >= rows) return;
-        Resize(layer, Math.Max(rows, old is null ? rows : old.Rows + Headroom(old.Rows)));
+        Resize(layer, Math.Max(rows, old is null or { Rows: 0 } ? rows : old.Rows + Headroom(old.Rows)));
     }
 
     private void Resize(int layer, int capacity)
     {
-        _keys[layer] = Grow(_keys[layer], capacity, _count[layer]);
-        _values[layer] = Grow(_values[layer], capacity, _count[layer]);
+        _keys[layer] = Grow(_keys[layer], capacity, _count[layer], _fp8?.Keys[layer]);
+        _values[layer] = Grow(_values[layer], capacity, _count[layer], _fp8?.Values[layer]);
     }
 
-    private Tensor Grow(Tensor? old, int capacity, int used)
+    private Tensor Grow(Tensor? old, int capacity, int used, float? scale)
     {
-        var t = _backend.Allocate(_backend.ActivationType, capacity, _kvHeads, _headDim);
+        var t = _backend.Allocate(DType, capacity, _kvHeads, _headDim);
+        t.Scale = scale ?? 1f;
         if (old is not null)
         {
             if (used > 0) _backend.Copy(old.SliceRows(0, used), t.SliceRows(0, used));
@@ -90,6 +103,5 @@ public sealed class SequenceKv : IDisposable
     {
         foreach (var t in _keys) t?.Dispose();
         foreach (var t in _values) t?.Dispose();
-        _empty?.Dispose();
     }
 }

@@ -22,6 +22,7 @@ public sealed partial class InferenceEngine
         if (sequence.CachedTokens > 0)
             throw new LongCtxException($"{strategy} runs a conversation's first turn only ({sequence.CachedTokens} tokens are cached): use an exact strategy for later turns");
         if (argmaxAll) throw new LongCtxException($"the argmax at every position needs an exact strategy, not {strategy}");
+        if (KvCacheIsFp8) throw new LongCtxException($"{strategy} keeps a KV cache of the activation type; with --kv-cache-dtype fp8 (or a checkpoint's kv_cache_scheme) use an exact strategy, or --kv-cache-dtype bf16");
         bool apb = strategy == StrategyNames.Apb;
         int queryTokens = options?.QueryTokens ?? ApproximateDefaults.QueryTokens(prompt.Length);
         if (queryTokens >= prompt.Length)

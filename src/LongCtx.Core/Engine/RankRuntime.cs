@@ -28,7 +28,7 @@ public sealed class RankRuntime(int worldRank, IBackend backend, ICommunicator c
     public SequenceKv CacheOf(int sequenceId)
     {
         if (!Caches.TryGetValue(sequenceId, out var kv))
-            Caches[sequenceId] = kv = new SequenceKv(backend, model.Config.NumLayers, model.KvHeads, model.Config.HeadDim);
+            Caches[sequenceId] = kv = new SequenceKv(backend, model.Config.NumLayers, model.KvHeads, model.Config.HeadDim, model.KvCache);
         return kv;
     }
 

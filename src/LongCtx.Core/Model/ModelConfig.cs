@@ -37,6 +37,8 @@ public sealed partial record ModelConfig
     /// </summary>
     public int? SlidingWindow { get; init; }
     public required RopeConfig Rope { get; init; }
+    /// <summary>The FP8 scheme of config.json's quantization_config, or of <c>--quantization fp8</c>; null for a float checkpoint.</summary>
+    public QuantizationConfig? Quantization { get; init; }
     /// <summary>Where this config came from (a config.json path or a preset name), for error messages.</summary>
     public string Source { get; init; } = "config.json";
 

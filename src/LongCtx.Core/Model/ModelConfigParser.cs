@@ -34,8 +34,7 @@ internal static class ModelConfigParser
         string modelType = ModelType(c);
         var d = Families[modelType];
 
-        if (c.Has("quantization_config"))
-            throw c.Error("quantized checkpoints (quantization_config) are not supported; use a bf16/fp16/fp32 checkpoint");
+        var quantization = QuantizationConfigParser.Parse(c);
         string act = c.OptionalString("hidden_act") ?? "silu";
         if (act != "silu")
             throw c.Error($"hidden_act '{act}' is not supported (only silu, as Llama, Mistral and Qwen2 use)");
@@ -88,6 +87,7 @@ internal static class ModelConfigParser
             EosTokenIds = c.IsPresent("eos_token_id") ? c.IntOrIntList("eos_token_id") : d.Eos,
             SlidingWindow = SlidingWindow(c, modelType, d, maxPos, layers),
             Rope = RopeConfigParser.Parse(c, maxPos, d.RopeTheta),
+            Quantization = quantization,
             Source = source,
         };
     }

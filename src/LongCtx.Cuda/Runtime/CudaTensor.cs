@@ -28,13 +28,13 @@ internal sealed class CudaTensor : Tensor
             throw new ArgumentOutOfRangeException(nameof(start), $"rows [{start}, {start + count}) of {this}");
         var shape = (int[])Shape.Clone();
         shape[0] = count;
-        return new CudaTensor(DType, shape, Pointer + (nint)((long)start * RowLength * DType.SizeOf()), null);
+        return Inherit(new CudaTensor(DType, shape, Pointer + (nint)((long)start * RowLength * DType.SizeOf()), null));
     }
 
     public override Tensor View(params int[] shape)
     {
         CheckView(shape);
-        return new CudaTensor(DType, shape, Pointer, null);
+        return Inherit(new CudaTensor(DType, shape, Pointer, null));
     }
 
     public override void Dispose()

@@ -24,6 +24,9 @@ internal sealed class ReferenceModel
         _ => throw new ArgumentException(name),
     };
 
+    /// <summary>Any directory laid out like these (the FP8 fixtures of tests/data/fp8 are).</summary>
+    public static ReferenceModel At(string dir) => new(dir);
+
     private ReferenceModel(string dir)
     {
         Directory = dir;
