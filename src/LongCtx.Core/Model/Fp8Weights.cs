@@ -23,10 +23,10 @@ internal static unsafe class Fp8Weights
         };
         if (q.Weights == Fp8WeightScaling.Block && (rows % Fp8Linear.BlockSize != 0 || cols % Fp8Linear.BlockSize != 0))
             throw new LongCtxException($"{files.DirectoryPath}: tensor {w.Name} is {Dims(w.Shape)}: weight_block_size [128, 128] does not divide it; the checkpoint does not fit its quantization_config");
-        var scales = Scales(files, scaleName, expected, $"{q.Method} {Describe(q.Weights)} scale of the {Dims(w.Shape)} weight", used);
+        var scales = Scales(files, scaleName, expected, $"the {q.Method} {Describe(q.Weights)} scale of {module} {Dims(w.Shape)}", used);
         var activations = new Fp8Activations(q.Activations, q.ActivationBound);
         if (q.Activations == Fp8ActivationScaling.Static)
-            activations = new(q.Activations, Scales(files, $"{module}.input_scale", [1], "static input scale", used)[0]);
+            activations = new(q.Activations, Scales(files, $"{module}.input_scale", [1], $"the static input scale of {module}", used)[0]);
         if (activations.Scaling == Fp8ActivationScaling.PerTokenGroup && cols % Fp8Activations.Group != 0)
             throw new LongCtxException($"{files.DirectoryPath}: tensor {w.Name} is {Dims(w.Shape)}: its inputs are quantised in groups of 128, which do not divide {cols}");
         return new HostTensor(w.Name, w.DType, w.Shape, w.Data, w.Owner) { Fp8 = new Fp8Linear(q.Weights, scales, activations) };
@@ -60,8 +60,8 @@ internal static unsafe class Fp8Weights
         var values = new float[layers];
         for (int l = 0; l < layers; l++)
         {
-            keys[l] = Scales(files, WeightLayout.Layer(l, "self_attn.k_scale"), [1], "kv_cache_scheme key scale", used)[0];
-            values[l] = Scales(files, WeightLayout.Layer(l, "self_attn.v_scale"), [1], "kv_cache_scheme value scale", used)[0];
+            keys[l] = Scales(files, WeightLayout.Layer(l, "self_attn.k_scale"), [1], "the kv_cache_scheme key scale", used)[0];
+            values[l] = Scales(files, WeightLayout.Layer(l, "self_attn.v_scale"), [1], "the kv_cache_scheme value scale", used)[0];
         }
         return new Fp8KvScales(keys, values);
     }
@@ -76,14 +76,14 @@ internal static unsafe class Fp8Weights
     private static float[] Scales(SafetensorsWeights files, string name, int[] expected, string what, ISet<string> used)
     {
         if (!files.TryGet(name, out var t, out var file))
-            throw new LongCtxException($"{files.DirectoryPath}: tensor {name} is missing: the {what} {Dims(expected)} must be in the checkpoint");
+            throw new LongCtxException($"{files.DirectoryPath}: tensor {name} is missing: {what}, {Dims(expected)}, must be in the checkpoint");
         long count = 1;
         foreach (int d in expected) count *= d;
         bool shapeOk = t.Shape.AsSpan().SequenceEqual(expected) || (t.Length == count && t.Shape.Length < expected.Length && (t.Shape.Length == 0 || t.Shape[0] == expected[0]));
         if (!shapeOk)
-            throw new LongCtxException($"{Path.GetFileName(file.FilePath)}: tensor {name} has shape {Dims(t.Shape)}, but a {what} must be {Dims(expected)}");
+            throw new LongCtxException($"{Path.GetFileName(file.FilePath)}: tensor {name} has shape {Dims(t.Shape)}, but {what} must be {Dims(expected)}");
         if (t.DType is not (DType.BF16 or DType.F16 or DType.F32))
-            throw new LongCtxException($"{Path.GetFileName(file.FilePath)}: tensor {name} has dtype {t.DType}; a {what} must be BF16, F16 or F32");
+            throw new LongCtxException($"{Path.GetFileName(file.FilePath)}: tensor {name} has dtype {t.DType}; {what} must be BF16, F16 or F32");
         var values = new float[count];
         HostRows.Read(t, 0, values);
         for (int i = 0; i < values.Length; i++)
