@@ -23,8 +23,8 @@ KERNELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", 
 # The variants CudaBackend compiles for FP8 (kept in step with Ops/CudaBackend.Fp8*.cs).
 FP8_VARIANTS = (
     ["fp8_quant.cu"]
-    + [f"gemv_fp8.cu:ROWS={r},GROUPS={g}" for r in (1, 2, 4, 8, 16) for g in (0, 1)]
-    + [f"decode_fp8.cu:HEAD_DIM={d},GROUP={g}" for d in (64, 128) for g in (1, 4, 8)]
+    + [f"gemv_fp8.cu:ROWS={r},GROUPS={g}" for r in range(1, 17) for g in (0, 1)]
+    + [f"decode.cu:HEAD_DIM={d},LANES={16 if d % 32 == 0 else 8},GROUP={g},HEADS={g},KV_FP8=1" for d in (32, 48, 64, 128) for g in (1, 4, 8)]
 )
 
 

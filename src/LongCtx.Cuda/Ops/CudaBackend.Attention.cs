@@ -24,7 +24,20 @@ public sealed unsafe partial class CudaBackend
             Fill(C(lse), float.NegativeInfinity);
             return;
         }
-        _attention.Run(new AttentionCall(qs, queries, ks, C(v), keys, scale, C(output), C(lse)));
+        var vs = C(v);
+        if (ks.DType != DType.F8E4M3)
+        {
+            _attention.Run(new AttentionCall(qs, queries, ks, vs, keys, scale, C(output), C(lse)));
+            return;
+        }
+        // The FP8 KV cache: the decode kernel reads its codes; the other paths read them as bf16 values (exact), the
+        // key scale folded into the softmax scale and the value scale applied to the output.
+        var call = new AttentionCall(qs, queries, ks, vs, keys, scale, C(output), C(lse));
+        if (_attention.Decode.TryRun(call, _attention.Settings)) return;
+        using var kb = CodesAsBf16(ks);
+        using var vb = CodesAsBf16(vs);
+        _attention.Run(call with { K = kb, V = vb, Scale = scale * ks.Scale });
+        ScaleInPlace(C(output), vs.Scale);
     }
 
     /// <summary>
