@@ -1,10 +1,11 @@
-// The FP8 linear layer for a few rows (decode, and the rows cuBLASLt's FP8 GEMM leaves): y[t, n] =
+// The FP8 linear layer for a few rows (decode): y[t, n] =
 // (Σ_k qa[t, k]·qw[n, k]) · sa[t] · sw[n] with qa, qw e4m3 codes (fp8_quant.cu made qa), or per group g of 128
 // columns Σ_g (Σ_{k in g} qa·qw) · sa[g · lds + t] · sw[(n / 128) · ldw + g] (GROUPS = 1: 128 × 128 weight blocks,
 // inputs per token and group). Products of e4m3 values are exact in fp32 and summed in fp32; the scales multiply
 // each lane's 16-code partial sum (its codes lie in one group), the bias and, with accumulate, the old y are added in
 // fp32 and y rounded to bf16 once. As gemv.cu: a warp streams one weight row, 16 codes a lane and UNROLL loads in
-// flight, for all ROWS rows of x (read through the non-coherent cache); launched as a dependent (pdl.cuh).
+// flight, for all ROWS rows of x (read through the non-coherent cache); launched as a dependent (pdl.cuh). gemv_fp8_each
+// takes the projections of one input (q, k, v) in one launch, gemv_fp8_swiglu the gate and up projections with SwiGLU.
 //
 // ROWS (1..16) and GROUPS (0 or 1) are fixed at compile time; k is a multiple of 16 (of 128 with GROUPS), the codes
 // 16-byte aligned.
@@ -34,19 +35,14 @@ __device__ __forceinline__ void floats16(uint4 c, float (&f)[16]) {
     }
 }
 
-extern "C" __global__ void __launch_bounds__(WARPS * 32) gemv_fp8(const unsigned char* __restrict__ x, const float* __restrict__ sa, int lds,
-    const unsigned char* __restrict__ w, const float* __restrict__ sw, int ldw, const bf16* __restrict__ bias, bf16* __restrict__ y,
-    int n, int k, int accumulate)
+// The sums of w's row `out` with the ROWS rows of x, scaled (the lane's partial sums scaled per group with GROUPS, the
+// warp's sum per row and output otherwise), summed over the warp: every lane ends with them.
+__device__ __forceinline__ void row_dots(const unsigned char* __restrict__ x, const float* __restrict__ sa, int lds,
+    const unsigned char* __restrict__ w, const float* __restrict__ sw, int ldw, int out, int k, int lane, float (&acc)[T])
 {
-    wait_for_previous_grid();
-    let_next_grid_start();
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int out = blockIdx.x * WARPS + warp;
-    if (out >= n) return;
     const int chunks = k / 16;
     const uint4* row = reinterpret_cast<const uint4*>(w + (long)out * k);
     const uint4* xs = reinterpret_cast<const uint4*>(x);
-    float acc[T];
     #pragma unroll
     for (int t = 0; t < T; t++) acc[t] = 0.f;
     for (int c0 = lane; c0 < chunks; c0 += 32 * UNROLL) {
@@ -82,17 +78,79 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) gemv_fp8(const unsigned
     for (int t = 0; t < T; t++) {
         #pragma unroll
         for (int o = 16; o > 0; o >>= 1) acc[t] += __shfl_xor_sync(FULL, acc[t], o);
+#if !GROUPS
+        acc[t] = acc[t] * sa[t] * sw[out];
+#endif
     }
+}
+
+// One projection: y[:, out] = the sums + bias (+ the old y with accumulate), rounded to bf16 once.
+extern "C" __global__ void __launch_bounds__(WARPS * 32) gemv_fp8(const unsigned char* __restrict__ x, const float* __restrict__ sa, int lds,
+    const unsigned char* __restrict__ w, const float* __restrict__ sw, int ldw, const bf16* __restrict__ bias, bf16* __restrict__ y,
+    int n, int k, int accumulate)
+{
+    wait_for_previous_grid();
+    let_next_grid_start();
+    const int lane = threadIdx.x & 31, out = blockIdx.x * WARPS + (threadIdx.x >> 5);
+    if (out >= n) return;
+    float acc[T];
+    row_dots(x, sa, lds, w, sw, ldw, out, k, lane, acc);
     if (lane != 0) return;
     const float b = bias == nullptr ? 0.f : __bfloat162float(bias[out]);
     #pragma unroll
     for (int t = 0; t < T; t++) {
-#if GROUPS
         float v = acc[t] + b;
-#else
-        float v = acc[t] * sa[t] * sw[out] + b;
-#endif
         if (accumulate) v += __bfloat162float(y[(long)t * n + out]);
         y[(long)t * n + out] = __float2bfloat16(v);
+    }
+}
+
+// Up to three projections of the same x (q, k, v) in one launch: the warps walk the outputs of the first, then of the
+// second, then of the third; the bits of three gemv_fp8 launches.
+struct Projections {
+    const unsigned char* w[3];
+    const float* sw[3];
+    const bf16* bias[3];
+    bf16* y[3];
+    int n[3];
+    int count;
+};
+
+extern "C" __global__ void __launch_bounds__(WARPS * 32) gemv_fp8_each(const __grid_constant__ Projections p, const unsigned char* __restrict__ x,
+    const float* __restrict__ sa, int lds, int ldw, int k)
+{
+    wait_for_previous_grid();
+    let_next_grid_start();
+    const int lane = threadIdx.x & 31;
+    int out = blockIdx.x * WARPS + (threadIdx.x >> 5), j = 0;
+    while (j < p.count && out >= p.n[j]) out -= p.n[j++];
+    if (j == p.count) return;
+    float acc[T];
+    row_dots(x, sa, lds, p.w[j], p.sw[j], ldw, out, k, lane, acc);
+    if (lane != 0) return;
+    const float b = p.bias[j] == nullptr ? 0.f : __bfloat162float(p.bias[j][out]);
+    #pragma unroll
+    for (int t = 0; t < T; t++) p.y[j][(long)t * p.n[j] + out] = __float2bfloat16(acc[t] + b);
+}
+
+// y = silu(x·gateᵀ) · (x·upᵀ) with the roundings of two Linears and elementwise.cu's swiglu (gemv.cu's gemv_swiglu):
+// both products rounded to bf16, silu(gate) rounded to bf16, the product rounded once more.
+extern "C" __global__ void __launch_bounds__(WARPS * 32) gemv_fp8_swiglu(const unsigned char* __restrict__ x, const float* __restrict__ sa, int lds,
+    const unsigned char* __restrict__ w_gate, const float* __restrict__ sw_gate, const unsigned char* __restrict__ w_up, const float* __restrict__ sw_up,
+    int ldw, bf16* __restrict__ y, int n, int k)
+{
+    wait_for_previous_grid();
+    let_next_grid_start();
+    const int lane = threadIdx.x & 31, out = blockIdx.x * WARPS + (threadIdx.x >> 5);
+    if (out >= n) return;
+    float g[T], u[T];
+    row_dots(x, sa, lds, w_gate, sw_gate, ldw, out, k, lane, g);
+    row_dots(x, sa, lds, w_up, sw_up, ldw, out, k, lane, u);
+    if (lane != 0) return;
+    #pragma unroll
+    for (int t = 0; t < T; t++) {
+        const float gate = __bfloat162float(__float2bfloat16(g[t]));
+        const float silu = __bfloat162float(__float2bfloat16(gate / (1.f + __expf(-gate))));
+        y[(long)t * n + out] = __float2bfloat16(silu * __bfloat162float(__float2bfloat16(u[t])));
     }
 }

@@ -162,10 +162,20 @@ public sealed unsafe partial class CudaBackend
     /// </summary>
     private void ProjectionsWithFp8(CudaTensor x, (CudaTensor Weight, float Eps)? norm, Tensor? h, ReadOnlySpan<(Tensor Weight, Tensor? Bias, Tensor Y)> projections)
     {
-        bool allFp8 = true;
-        foreach (var p in projections) allFp8 &= IsFp8(p.Weight);
+        bool allFp8 = true, oneScheme = true;
         var firstScheme = C(projections[0].Weight).Fp8?.Scheme.Activations;
+        foreach (var p in projections)
+        {
+            allFp8 &= IsFp8(p.Weight);
+            oneScheme &= C(p.Weight).Fp8?.Scheme.Activations == firstScheme;
+        }
         bool fuse = norm is { } nw && allFp8 && firstScheme is { } fs && Fp8NormFuses(x, nw.Weight, fs);
+        if (allFp8 && oneScheme && x.Rows <= GemvFp8MaxRows && projections.Length <= Fp8ProjectionsArgument.Max)
+        {
+            using var a = fuse ? Quantize(x, firstScheme!.Value, norm) : Quantize(NormedOrSelf(x, norm, h), firstScheme!.Value);
+            GemvEach(a, projections);
+            return;
+        }
         var input = x;
         if (norm is { } n && !fuse)
         {
@@ -196,6 +206,57 @@ public sealed unsafe partial class CudaBackend
         {
             shared?.Dispose();
         }
+    }
+
+    private CudaTensor NormedOrSelf(CudaTensor x, (CudaTensor Weight, float Eps)? norm, Tensor? h)
+    {
+        if (norm is not { } n) return x;
+        RmsNorm(x, n.Weight, n.Eps, h!);
+        return C(h!);
+    }
+
+    /// <summary>Up to three FP8 projections of one quantised input of up to 16 rows in one launch (gemv_fp8_each).</summary>
+    private void GemvEach(Fp8Input a, ReadOnlySpan<(Tensor Weight, Tensor? Bias, Tensor Y)> projections)
+    {
+        var list = new Fp8ProjectionsArgument();
+        int outputs = 0, k = a.Codes.RowLength, stride = C(projections[0].Weight).Fp8!.Stride;
+        bool blocks = C(projections[0].Weight).Fp8!.Blocks;
+        foreach (var (weight, bias, y) in projections)
+        {
+            var (w, ys) = (C(weight), C(y));
+            var f = w.Fp8!;
+            Check(w.RowLength == k && ys.Rows == a.Rows && ys.RowLength == w.Rows && f.Stride == stride && f.Blocks == blocks, $"Linear: x [{a.Rows}, {k}] (fp8), weight {w}, y {ys}");
+            list.Add(w.Pointer, f.Scales.Pointer, bias is null ? 0 : C(bias).Pointer, ys.Pointer, w.Rows);
+            outputs += w.Rows;
+        }
+        if (a.Rows == 0) return;
+        var fn = _device.Function(GemvFp8Source, "gemv_fp8_each", $"ROWS={a.Rows}", $"GROUPS={(blocks ? 1 : 0)}");
+        nint byValue = (nint)(&list); // the driver copies the argument at the launch
+        uint grid = (uint)CeilDiv(outputs, GemvFp8WarpsPerBlock);
+        _device.Timed("gemm", () => _device.LaunchDependentWithStruct(fn, (grid, 1, 1), GemvFp8WarpsPerBlock * 32, 0, byValue, a.Codes.Pointer, a.Scales.Pointer, a.Padded, stride, k));
+    }
+
+    /// <summary>
+    /// The MLP's first half with FP8 gate and up of one scheme: for up to 16 rows one gemv_fp8_swiglu launch (the bits of
+    /// the two projections and SwiGLU apart), else the projections and SwiGLU.
+    /// </summary>
+    private void SwiGluFp8(CudaTensor x, (CudaTensor Weight, float Eps)? norm, Tensor? h, Tensor gateWeight, Tensor upWeight, Tensor y, Tensor up)
+    {
+        var (g, u) = (C(gateWeight), C(upWeight));
+        if (x.Rows <= GemvFp8MaxRows && g.Fp8 is { } gf && u.Fp8 is { } uf && gf.Scheme.Activations == uf.Scheme.Activations && gf.Stride == uf.Stride && gf.Blocks == uf.Blocks)
+        {
+            int k = x.RowLength, n = g.Rows;
+            Check(u.Rows == n && g.RowLength == k && u.RowLength == k && y.Rows == x.Rows && y.RowLength == n, $"SwiGluLinear: x {x}, gate {g}, up {u}, y {y}");
+            var scheme = gf.Scheme.Activations;
+            using var a = norm is { } nw && Fp8NormFuses(x, nw.Weight, scheme) ? Quantize(x, scheme, norm) : Quantize(NormedOrSelf(x, norm, h), scheme);
+            if (a.Rows == 0) return;
+            var fn = _device.Function(GemvFp8Source, "gemv_fp8_swiglu", $"ROWS={a.Rows}", $"GROUPS={(gf.Blocks ? 1 : 0)}");
+            _device.Timed("gemm", () => _device.LaunchDependent(fn, ((uint)CeilDiv(n, GemvFp8WarpsPerBlock), 1), GemvFp8WarpsPerBlock * 32, 0,
+                a.Codes.Pointer, a.Scales.Pointer, a.Padded, g.Pointer, gf.Scales.Pointer, u.Pointer, uf.Scales.Pointer, gf.Stride, C(y).Pointer, n, k));
+            return;
+        }
+        ProjectionsWithFp8(x, norm, h, [(gateWeight, null, y), (upWeight, null, up)]);
+        SwiGlu(y, up, y);
     }
 
     /// <summary>The FP8 KV cache's stores (copies into F8E4M3 tensors): e4m3(f32(x / scale)) by quantize_store_list, 32 at a launch.</summary>

@@ -110,8 +110,7 @@ public sealed unsafe partial class CudaBackend
     {
         if (IsFp8(gateWeight) || IsFp8(upWeight))
         {
-            ProjectionsWithFp8(C(x), null, null, [(gateWeight, null, y), (upWeight, null, up)]);
-            SwiGlu(y, up, y);
+            SwiGluFp8(C(x), null, null, gateWeight, upWeight, y, up);
             return;
         }
         if (TryGemvSwiGlu(C(x), null, 0f, C(gateWeight), C(upWeight), C(y))) return;
@@ -125,8 +124,7 @@ public sealed unsafe partial class CudaBackend
     {
         if (IsFp8(gateWeight) || IsFp8(upWeight))
         {
-            ProjectionsWithFp8(C(x), (C(normWeight), eps), h, [(gateWeight, null, y), (upWeight, null, up)]);
-            SwiGlu(y, up, y);
+            SwiGluFp8(C(x), (C(normWeight), eps), h, gateWeight, upWeight, y, up);
             return;
         }
         if (NormFuses(C(x), C(normWeight)) && TryGemvSwiGlu(C(x), C(normWeight), eps, C(gateWeight), C(upWeight), C(y))) return;

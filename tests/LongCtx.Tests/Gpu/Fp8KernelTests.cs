@@ -163,6 +163,48 @@ public class Fp8KernelTests
         }
     }
 
+    /// <summary>
+    /// The one-launch forms for up to 16 rows (gemv_fp8_each: q, k and v; gemv_fp8_swiglu: gate, up and SwiGLU) give the
+    /// bits of the separate projections (and of the SwiGLU kernel after them).
+    /// </summary>
+    [GpuTheory]
+    [InlineData("rows", 1)]
+    [InlineData("rows", 16)]
+    [InlineData("blocks", 4)]
+    public void OneLaunchFormsGiveTheBitsOfTheSeparateOnes(string kind, int rows)
+    {
+        using var gpu = new CudaBackend(0);
+        var owners = new List<IDisposable>();
+        try
+        {
+            var ws = Enumerable.Range(0, 3).Select(i => (CudaTensor)gpu.LoadWeight(Weight(kind, owners, seed: i))).ToArray();
+            int n = ws[0].Rows, k = ws[0].RowLength;
+            var (x, _) = Upload(gpu, Activations(rows, k, rows), rows, k);
+            using var __ = x;
+            float[] Read(Tensor t)
+            {
+                var host = new float[t.Length];
+                gpu.Download<float>(t, host);
+                return host;
+            }
+            var ys = Enumerable.Range(0, 6).Select(_ => gpu.Allocate(DType.BF16, rows, n)).ToArray();
+            gpu.LinearEach(x, (ws[0], null, ys[0]), (ws[1], null, ys[1]), (ws[2], null, ys[2]));
+            for (int i = 0; i < 3; i++) gpu.Linear(x, ws[i], null, ys[3 + i]);
+            for (int i = 0; i < 3; i++) Assert.Equal(Read(ys[3 + i]), Read(ys[i]));
+
+            using var fused = gpu.Allocate(DType.BF16, rows, n);
+            using var up = gpu.Allocate(DType.BF16, rows, n);
+            gpu.SwiGluLinear(x, ws[0], ws[1], fused, up);
+            gpu.SwiGlu(ys[3], ys[4], ys[5]);
+            Assert.Equal(Read(ys[5]), Read(fused));
+            foreach (var t in ys.Concat(ws)) t.Dispose();
+        }
+        finally
+        {
+            foreach (var o in owners) o.Dispose();
+        }
+    }
+
     [GpuTheory]
     [InlineData(1, 1024, 1f)]
     [InlineData(3, 1024, 0.0234375f)]
@@ -214,7 +256,7 @@ public class Fp8KernelTests
     }
 
     /// <summary>An FP8 weight of each kind: random per row or per block (large enough for cuBLASLt's tiles), or the fixtures' own.</summary>
-    private static HostTensor Weight(string kind, List<IDisposable> owners)
+    private static HostTensor Weight(string kind, List<IDisposable> owners, int seed = 0)
     {
         switch (kind)
         {
@@ -226,7 +268,7 @@ public class Fp8KernelTests
                 return weights.Layers[1].UpProj;
         }
         int n = 512, k = 1024;
-        var random = new Random(n + k);
+        var random = new Random(n + k + seed);
         var values = new float[n * k];
         for (int i = 0; i < values.Length; i++) values[i] = (float)(random.NextDouble() - 0.5) * 0.1f;
         var handle = GCHandle.Alloc(values, GCHandleType.Pinned);

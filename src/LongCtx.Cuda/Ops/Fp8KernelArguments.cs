@@ -28,3 +28,29 @@ internal unsafe struct StoreListArgument
         _count++;
     }
 }
+
+/// <summary>Kernels/gemv_fp8.cu's Projections, passed by value to gemv_fp8_each: up to three FP8 projections of one input.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct Fp8ProjectionsArgument
+{
+    public const int Max = 3;
+    private fixed long _w[Max];
+    private fixed long _sw[Max];
+    private fixed long _bias[Max];
+    private fixed long _y[Max];
+    private fixed int _n[Max];
+    private int _count;
+
+    public readonly int Count => _count;
+
+    public void Add(nint w, nint scales, nint bias, nint y, int n)
+    {
+        if (_count == Max) throw new InvalidOperationException($"gemv_fp8_each takes {Max} projections");
+        _w[_count] = w;
+        _sw[_count] = scales;
+        _bias[_count] = bias;
+        _y[_count] = y;
+        _n[_count] = n;
+        _count++;
+    }
+}
