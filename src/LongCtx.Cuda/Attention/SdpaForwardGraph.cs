@@ -9,7 +9,8 @@ namespace LongCtx.Cuda.Attention;
 /// Everything an SDPA plan is specialised on: one entry of the plan cache. <see cref="EngineConfig"/> is the
 /// index among the engine configurations that finalize (heuristics order).
 /// </summary>
-internal readonly record struct SdpaShape(int QueryHeads, int KvHeads, int HeadDim, int QueryRows, int KeyRows, bool Causal, int EngineConfig);
+/// <see cref="Fp8"/>: Q, K, V and O e4m3 with per-tensor scales (<see cref="SdpaFp8Graph"/>).
+internal readonly record struct SdpaShape(int QueryHeads, int KvHeads, int HeadDim, int QueryRows, int KeyRows, bool Causal, int EngineConfig, bool Fp8 = false);
 
 /// <summary>
 /// Builds the operation graph cuDNN's fused flash-attention engines recognise — the one cudnn-frontend's
@@ -33,14 +34,14 @@ internal static class SdpaForwardGraph
         var keep = new List<CudnnDescriptor>();
         try
         {
-            var graph = BuildGraph(handle, shape, keep);
+            var graph = shape.Fp8 ? SdpaFp8Graph.Build(handle, shape, keep) : BuildGraph(handle, shape, keep);
             int skip = shape.EngineConfig, found = 0;
             foreach (var mode in new[] { HeuristicsMode.A, HeuristicsMode.Fallback })
             {
                 if (TryPlan(handle, graph, mode, keep, ref skip, out var plan, out int finalized) is { } workspace)
                 {
                     refusal = "";
-                    return new SdpaPlan(shape, plan!, workspace, keep, MaskValue(cudnnVersion));
+                    return new SdpaPlan(shape, plan!, workspace, keep, shape.Fp8 ? float.MinValue : MaskValue(cudnnVersion));
                 }
                 found += finalized;
             }
@@ -57,7 +58,7 @@ internal static class SdpaForwardGraph
     }
 
     public static string Describe(SdpaShape s) =>
-        $"{(s.Causal ? "causal" : "unmasked")} {s.QueryRows}x{s.KeyRows}, {s.QueryHeads}/{s.KvHeads} heads, d={s.HeadDim}"
+        $"{(s.Fp8 ? "fp8 " : "")}{(s.Causal ? "causal" : "unmasked")} {s.QueryRows}x{s.KeyRows}, {s.QueryHeads}/{s.KvHeads} heads, d={s.HeadDim}"
         + (s.EngineConfig > 0 ? $", engine configuration {s.EngineConfig}" : "");
 
     // cudnn-frontend masks with -inf from cuDNN 9.10 on and with the lowest float before.
@@ -193,7 +194,7 @@ internal static class SdpaForwardGraph
         }
     }
 
-    private static CudnnDescriptor Matmul(List<CudnnDescriptor> keep, CudnnDescriptor a, CudnnDescriptor b, CudnnDescriptor c)
+    internal static CudnnDescriptor Matmul(List<CudnnDescriptor> keep, CudnnDescriptor a, CudnnDescriptor b, CudnnDescriptor c)
     {
         var matmul = Keep(keep, new CudnnDescriptor(DescriptorType.Matmul)).Set(AttributeName.MatmulComputeType, DataType.Float).Complete();
         return Keep(keep, new CudnnDescriptor(DescriptorType.OperationMatmul))
@@ -204,7 +205,7 @@ internal static class SdpaForwardGraph
             .Complete();
     }
 
-    private static CudnnDescriptor Pointwise(List<CudnnDescriptor> keep, PointwiseMode mode, DataType precision,
+    internal static CudnnDescriptor Pointwise(List<CudnnDescriptor> keep, PointwiseMode mode, DataType precision,
         CudnnDescriptor x, CudnnDescriptor? b, CudnnDescriptor? t, CudnnDescriptor y, long axis = -1)
     {
         var pw = Keep(keep, new CudnnDescriptor(DescriptorType.Pointwise))
@@ -220,7 +221,7 @@ internal static class SdpaForwardGraph
         return op.Set(AttributeName.OperationPointwiseY, y).Complete();
     }
 
-    private static CudnnDescriptor Reduction(List<CudnnDescriptor> keep, ReductionOperator op, CudnnDescriptor x, CudnnDescriptor y)
+    internal static CudnnDescriptor Reduction(List<CudnnDescriptor> keep, ReductionOperator op, CudnnDescriptor x, CudnnDescriptor y)
     {
         var reduction = Keep(keep, new CudnnDescriptor(DescriptorType.Reduction))
             .Set(AttributeName.ReductionComputeType, DataType.Float)
@@ -233,7 +234,7 @@ internal static class SdpaForwardGraph
             .Complete();
     }
 
-    private static CudnnDescriptor Keep(List<CudnnDescriptor> keep, CudnnDescriptor d)
+    internal static CudnnDescriptor Keep(List<CudnnDescriptor> keep, CudnnDescriptor d)
     {
         keep.Add(d);
         return d;

@@ -251,3 +251,50 @@ extern "C" __global__ void scale_bf16(uint4* __restrict__ x, long n8, float s) {
         x[i] = pack8(v);
     }
 }
+
+// FP8 attention (cuDNN's FP8 SDPA, --attention-dtype fp8) quantises Q, and K and V when the cache is not FP8, per tensor:
+// amax_bf16 takes the maximum of |x| into amax (zeroed first; non-negative floats order as their bits), tensor_scale
+// turns it into the scale max(f32(amax / 448), f32(1 / (448·512))) and its inverse, and quantize_tensor writes the codes.
+extern "C" __global__ void amax_bf16(const uint4* __restrict__ x, long n8, unsigned* __restrict__ amax) {
+    float m = 0.f;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n8; i += (long)gridDim.x * blockDim.x) {
+        float v[8];
+        unpack8(x[i], v);
+        #pragma unroll
+        for (int j = 0; j < 8; j++) m = fmaxf(m, fabsf(v[j]));
+    }
+    m = warp_max(m);
+    if ((threadIdx.x & 31) == 0) atomicMax(amax, __float_as_uint(m));
+}
+
+extern "C" __global__ void tensor_scale(const unsigned* __restrict__ amax, float* __restrict__ scale, float* __restrict__ inverse) {
+    const float s = fmaxf(__fdiv_rn(__uint_as_float(*amax), E4M3_MAX), min_token_scale());
+    *scale = s;
+    if (inverse != nullptr) *inverse = __fdiv_rn(1.f, s);
+}
+
+extern "C" __global__ void quantize_tensor(const uint4* __restrict__ x, uint2* __restrict__ codes, long n8, const float* __restrict__ scale) {
+    const TokenScale s = {*scale, *scale, false};
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n8; i += (long)gridDim.x * blockDim.x) {
+        float v[8];
+        unpack8(x[i], v);
+        codes[i] = codes8(v, s);
+    }
+}
+
+// out[i] = bf16(value of code[i] · *scale): cuDNN's FP8 attention output back to bf16.
+extern "C" __global__ void codes_to_bf16_scaled(const uint2* __restrict__ codes, uint4* __restrict__ out, long n8, const float* __restrict__ scale) {
+    const float s = *scale;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n8; i += (long)gridDim.x * blockDim.x) {
+        const uint2 c = codes[i];
+        const unsigned words[2] = {c.x, c.y};
+        unsigned packed[4];
+        #pragma unroll
+        for (int h = 0; h < 4; h++) {
+            float lo, hi;
+            e4m3x2_to_floats((unsigned short)(words[h / 2] >> (16 * (h % 2))), lo, hi);
+            packed[h] = pack2(lo * s, hi * s);
+        }
+        out[i] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+    }
+}

@@ -30,10 +30,10 @@ public sealed unsafe partial class CudaBackend
             _attention.Run(new AttentionCall(qs, queries, ks, vs, keys, scale, C(output), C(lse)));
             return;
         }
-        // The FP8 KV cache: the decode kernel reads its codes; the other paths read them as bf16 values (exact), the
-        // key scale folded into the softmax scale and the value scale applied to the output.
+        // The FP8 KV cache: the decode kernel and cuDNN's FP8 SDPA (--attention-dtype fp8) read its codes; the other paths
+        // read them as bf16 values (exact), the key scale folded into the softmax scale and the value scale applied to the output.
         var call = new AttentionCall(qs, queries, ks, vs, keys, scale, C(output), C(lse));
-        if (_attention.Decode.TryRun(call, _attention.Settings)) return;
+        if (_attention.Decode.TryRun(call, _attention.Settings) || (_attention.Settings.Fp8 && _attention.Cudnn.TryRun(call, _attention.Settings))) return;
         using var kb = CodesAsBf16(ks);
         using var vb = CodesAsBf16(vs);
         _attention.Run(call with { K = kb, V = vb, Scale = scale * ks.Scale });
