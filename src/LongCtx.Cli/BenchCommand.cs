@@ -49,7 +49,7 @@ internal static class BenchCommand
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
         var attention = AttentionOption.Create();
         var precision = new PrecisionOptions();
-        var errorVsBf16 = new Option<bool>("--error-vs-bf16") { Description = "with FP8 weights, KV or attention: also prefill each prompt with the bf16 model (the same weights before quantisation) and report the last logits' relative error and top-1 agreement" };
+        var errorVsBf16 = new Option<bool>("--error-vs-bf16") { Description = "with FP8 weights, KV or attention: also prefill the first --context's prompt with the bf16 model (the same weights before quantisation) and report the last logits' relative error and top-1 agreement" };
         var command = new Command("bench", "Measure prefill time to first token on long prompts");
         foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, oneRankOf, tensor, prefillChunk, strategy, repeat, warmup, decode, batch, temperature, topP, topK, promptLogprobs, anchor, passing, evenBlocks, profile, attention, errorVsBf16, json }) command.Options.Add(o);
         foreach (var o in precision.All) command.Options.Add(o);
@@ -138,7 +138,7 @@ internal static class BenchCommand
                 // rank's peers hold its own keys, so its answer means nothing).
                 double? error = null;
                 bool? top1 = null;
-                if (errorVsBf16 && !echoed)
+                if (errorVsBf16 && !echoed && context == contexts[0])
                 {
                     using var bf16Group = progress.Run("Loading the bf16 model to compare with", () => Group(bf16Cfg, bf16Weights ?? weights, device, ranks, gpus, false, tensor, attention));
                     using var bf16Engine = new InferenceEngine(bf16Cfg, bf16Group) { PrefillChunkTokens = prefillChunk };

@@ -58,6 +58,9 @@ internal static class Devices
         int repeat, string? dump, Action<string> note) =>
         AttentionBenchmark.Run(new AttentionBenchmarkSpec(contexts, heads, kvHeads, headDim, masks, implementations, callPlans, repeat, dump), note);
 
+    /// <summary>`longctx bench-gemm`'s measurements on GPU 0 (<see cref="GemmBenchmark.Run"/>), the 8B shape's projections.</summary>
+    public static JsonObject BenchGemm(int rows, int repeat, Action<string> note) => GemmBenchmark.Run(rows, GemmBenchmark.Llama8B, repeat, note);
+
     /// <summary>The cuDNN call plan the environment sets, or the default.</summary>
     public static string DefaultCudnnCalls => AttentionBenchmark.DefaultCallPlan;
 

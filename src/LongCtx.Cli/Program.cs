@@ -12,6 +12,7 @@ var root = new RootCommand("LongCtx: long-context LLM inference with context par
     BenchCommand.Create(),
     EvalRetrievalCommand.Create(),
     BenchAttentionCommand.Create(),
+    BenchGemmCommand.Create(),
     LaunchCommand.Create(),
     ServeCommand.Create(),
 };
