@@ -117,7 +117,7 @@ internal static class BenchCommand
             {
                 var approximate = lengths is (null, null, false) ? null
                     : new ApproximateOptions(ApproximateDefaults.QueryTokens(context), lengths.Anchor, lengths.Passing, EvenBlocks: lengths.EvenBlocks);
-                if (decodeSteps > 0 && device == "cuda") KvMemory.CheckFits(group, cfg, context + decodeSteps, batch);
+                if (decodeSteps > 0 && device == "cuda") KvMemory.CheckFits(group, cfg, context + decodeSteps, batch, weights.KvCache is not null);
                 double best = double.MaxValue;
                 string used = strategy;
                 float[] logits = [];

@@ -11,9 +11,9 @@ internal static class KvMemory
     /// <summary>What the cache grows by beyond its rows (<see cref="ContextParallel.SequenceKv"/> grows by an eighth) plus slack for activations.</summary>
     private const double Headroom = 1.2;
 
-    public static void CheckFits(IRankGroup group, ModelConfig config, int tokensPerSequence, int batch)
+    public static void CheckFits(IRankGroup group, ModelConfig config, int tokensPerSequence, int batch, bool fp8 = false)
     {
-        long perToken = 2L * config.NumLayers * config.NumKvHeads * config.HeadDim * 2; // K and V, bf16
+        long perToken = 2L * config.NumLayers * config.NumKvHeads * config.HeadDim * (fp8 ? 1 : 2); // K and V, bf16 or e4m3
         int ranks = group.ContextRanks * group.TensorRanks;
         long tokensPerRank = ((long)batch * tokensPerSequence + ranks - 1) / ranks;
         double need = tokensPerRank * perToken * Headroom;
