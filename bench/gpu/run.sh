@@ -33,7 +33,7 @@
 # whose time counts in full (three 10-minute calls a session at most), cp4 (fixture bench share kernels million copyring) and cp4-others
 # (approx tp peer hfprefill) each fit one call; the GPU tests already ran on 2 (fourteenth round).
 #   [CONTEXTS=32768,131072] [HF_LENS="8192 32768"] [TUNE_PLANS="rows=auto;..."] [TRAIN_MINUTES=4] [CANDIDATES="2e-3:4[:seed] ..."]
-#   [RETRIEVAL_MODEL=DIR|M.tar.xz] [KEEP_MODEL=1] [RETRIEVAL_CONTEXTS=16384,32768,65536] [PER_CONTEXT=24] [PROMPT_SEED=1234] [RETRIEVAL_STRATEGIES=dense,...] [RETRIEVAL_RANKS=2,4,8] bench/gpu/run.sh [smoke|checks|ours|others|cp4|cp4-others|full|retrieval|SECTION,...]
+#   [RETRIEVAL_FP8="--quantization fp8;--kv-cache-dtype fp8;--quantization fp8 --attention-dtype fp8"] [RETRIEVAL_MODEL=DIR|M.tar.xz] [KEEP_MODEL=1] [RETRIEVAL_CONTEXTS=16384,32768,65536] [PER_CONTEXT=24] [PROMPT_SEED=1234] [RETRIEVAL_STRATEGIES=dense,...] [RETRIEVAL_RANKS=2,4,8] bench/gpu/run.sh [smoke|checks|ours|others|cp4|cp4-others|full|retrieval|SECTION,...]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -310,6 +310,15 @@ if has retrieval; then
       --ranks "${RETRIEVAL_RANKS:-2,4,8}" \
       --device cuda --gpus "$ngpu" > "$results/retrieval.txt" 2> "$results/retrieval.err" || note "eval-retrieval: FAIL $(tail -1 "$results/retrieval.err")"
     cat "$results/retrieval.txt" >> "$summary"
+    # Issue #30: dense retrieval with each FP8 setting of RETRIEVAL_FP8 (';'-separated option sets) on the same prompts,
+    # beside the bf16 dense above.
+    IFS=';' read -ra fp8_settings <<< "${RETRIEVAL_FP8:-}"
+    for setting in "${fp8_settings[@]}"; do
+      tag=$(echo "$setting" | tr -c 'a-z0-9' '-' | tr -s '-')
+      "$bin" eval-retrieval --model /tmp/retrieval-model --prompts /tmp/retrieval-prompts.jsonl --strategies dense --device cuda --gpus 1 $setting \
+        > "$results/retrieval-fp8$tag.txt" 2> "$results/retrieval-fp8$tag.err" || note "eval-retrieval $setting: FAIL $(tail -1 "$results/retrieval-fp8$tag.err")"
+      { echo "dense with $setting:"; cat "$results/retrieval-fp8$tag.txt"; } >> "$summary"
+    done
   fi
 fi
 mark retrieval

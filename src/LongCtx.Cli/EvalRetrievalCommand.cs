@@ -32,8 +32,10 @@ internal static class EvalRetrievalCommand
         var passing = new Option<int?>("--passing-tokens") { Description = "apb passing length l_p (default: the engine's)" };
         var evenBlocks = new Option<bool>("--even-blocks") { Description = "star and apb: split the document into equal blocks, as the papers do (default: blocks that give every rank the same work)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object instead of the table" };
+        var precision = new PrecisionOptions();
         var command = new Command("eval-retrieval", "Retrieval accuracy of dense, pass-kv, star and apb over a prompt set");
         foreach (var o in new Option[] { model, prompts, strategies, ranks, device, gpus, threads, anchor, passing, evenBlocks, json }) command.Options.Add(o);
+        foreach (var o in precision.All) command.Options.Add(o);
         command.SetAction(r =>
         {
             var d = r.GetValue(device)!;
@@ -42,7 +44,7 @@ internal static class EvalRetrievalCommand
             var rankCounts = BenchCommand.Ints(r.GetValue(ranks)!, "--ranks");
             if (rankCounts.Any(n => n < 1)) throw new LongCtxException($"--ranks {r.GetValue(ranks)}: rank counts must be 1 or more");
             return Run(r.GetValue(model)!, r.GetValue(prompts)!, Strategies(r.GetValue(strategies)!), rankCounts, d, r.GetValue(gpus),
-                r.GetValue(threads), r.GetValue(anchor), r.GetValue(passing), r.GetValue(evenBlocks), r.GetValue(json));
+                r.GetValue(threads), r.GetValue(anchor), r.GetValue(passing), r.GetValue(evenBlocks), precision.Read(r, d), r.GetValue(json));
         });
         return command;
     }
@@ -51,11 +53,11 @@ internal static class EvalRetrievalCommand
     private sealed record Score(string Task, int Context, string Strategy, int Ranks, int Correct, int SameAsDense, int Total);
 
     private static int Run(string dir, string promptPath, string[] strategies, int[] rankCounts, string device, int gpus, int? threads,
-        int? anchor, int? passing, bool evenBlocks, bool json)
+        int? anchor, int? passing, bool evenBlocks, PrecisionChoice precision, bool json)
     {
-        var config = ModelConfig.Load(dir);
+        var config = precision.Apply(ModelConfig.Load(dir));
         var prompts = RetrievalPrompts.Read(promptPath, config.VocabSize);
-        using var weights = ModelWeights.Load(dir, config);
+        using var weights = ModelWeights.Load(dir, config, precision.KvCache);
         var clock = Stopwatch.StartNew();
         var scores = new List<Score>();
         int[][]? denseAnswers = null;
@@ -68,7 +70,7 @@ internal static class EvalRetrievalCommand
         if (others.Length > 0) runs.AddRange(rankCounts.Select(n => (n, others)));
         foreach (var (ranks, names) in runs)
         {
-            using var group = Devices.Local(config, weights, device, ranks, Math.Min(gpus, ranks), tensorRanks: 1, attention: "auto", threads);
+            using var group = Devices.Local(config, weights, device, ranks, Math.Min(gpus, ranks), tensorRanks: 1, attention: "auto", threads, precision.Fp8Attention);
             deviceName = group.Device;
             using var engine = new InferenceEngine(config, group);
             foreach (var strategy in names)
@@ -82,7 +84,7 @@ internal static class EvalRetrievalCommand
                     string.Join(", ", cells.Select(c => $"{c.Task} {c.Context}: {c.Correct}/{c.Total}")) + $" [{(clock.Elapsed - start).TotalSeconds:0.0} s]");
             }
         }
-        Report(scores, config, deviceName, promptPath, denseAnswers is not null, json);
+        Report(scores, config, deviceName, promptPath, denseAnswers is not null, PrecisionReport.Of(weights, device, precision.Fp8Attention), json);
         return 0;
     }
 
@@ -110,7 +112,7 @@ internal static class EvalRetrievalCommand
                 Total: g.Count()))
             .ToList();
 
-    private static void Report(List<Score> scores, ModelConfig config, string device, string promptPath, bool withDense, bool json)
+    private static void Report(List<Score> scores, ModelConfig config, string device, string promptPath, bool withDense, JsonObject dtypes, bool json)
     {
         var ordered = scores.OrderBy(s => s.Task, StringComparer.Ordinal).ThenBy(s => s.Context)
             .ThenBy(s => Array.IndexOf(StrategyNames.All, s.Strategy)).ThenBy(s => s.Ranks).ToList();
@@ -127,7 +129,7 @@ internal static class EvalRetrievalCommand
                 if (withDense) o["same_as_dense"] = s.SameAsDense;
                 rows.Add((JsonNode)o);
             }
-            Console.WriteLine(new JsonObject { ["model"] = config.ToString(), ["device"] = device, ["prompts"] = promptPath, ["results"] = rows }.ToJsonString());
+            Console.WriteLine(new JsonObject { ["model"] = config.ToString(), ["device"] = device, ["dtypes"] = dtypes, ["prompts"] = promptPath, ["results"] = rows }.ToJsonString());
             return;
         }
         var table = new Table().AddColumns("task", "context", "strategy", "ranks", "accuracy", "correct");
@@ -138,7 +140,7 @@ internal static class EvalRetrievalCommand
             if (withDense) cells.Add($"{s.SameAsDense}/{s.Total}");
             table.AddRow(cells.ToArray());
         }
-        Console.WriteLine($"{config}\n{device}");
+        Console.WriteLine($"{config}\n{device}\n{string.Join(", ", dtypes.Select(d => $"{d.Key} {d.Value}"))}");
         AnsiConsole.Write(table);
     }
 
