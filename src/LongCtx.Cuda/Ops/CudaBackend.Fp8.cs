@@ -133,17 +133,46 @@ public sealed unsafe partial class CudaBackend
             return;
         }
         var scaling = f.Blocks ? Fp8GemmScaling.Blocks : Fp8GemmScaling.Rows;
-        // cuBLASLt adds a 16-byte aligned bias in its epilogue; rows not a multiple of 4 go through a padded product.
-        nint fused = bias is not null && bias.Pointer % 16 == 0 ? bias.Pointer : 0;
-        if (a.Padded == t)
-            _device.Timed("gemm", () => _device.Gemms.RunFp8(a.Codes.Pointer, a.Scales.Pointer, w.Pointer, f.Scales.Pointer, y.Pointer, fused, t, k, n, accumulate, scaling));
+        // cuBLASLt adds a 16-byte aligned bias in its epilogue and the old y with beta = 1 where it has algorithms that do
+        // with these scale modes; where it has not (found once), the product alone, and kernels add them.
+        if (!_fp8EpilogueRefused)
+        {
+            try
+            {
+                Fp8Product(a, w, y, bias, accumulate, scaling, epilogue: true);
+                return;
+            }
+            catch (LongCtxException) when (bias is not null || accumulate)
+            {
+                _fp8EpilogueRefused = true;
+            }
+        }
+        Fp8Product(a, w, y, bias, accumulate, scaling, epilogue: false);
+    }
+
+    // Set when cuBLASLt declines an FP8 GEMM with a bias epilogue or beta = 1: later ones add them with kernels.
+    private bool _fp8EpilogueRefused;
+
+    /// <summary>
+    /// cuBLASLt's FP8 product into y (rows not a multiple of 4 through a buffer of the padded rows): with the epilogue, the
+    /// bias (16-byte aligned) and the old y (accumulate) added in the GEMM's fp32; without, added after by kernels.
+    /// </summary>
+    private void Fp8Product(Fp8Input a, CudaTensor w, CudaTensor y, CudaTensor? bias, bool accumulate, Fp8GemmScaling scaling, bool epilogue)
+    {
+        var f = w.Fp8!;
+        int t = a.Rows, k = w.RowLength, n = w.Rows;
+        nint fused = epilogue && bias is not null && bias.Pointer % 16 == 0 ? bias.Pointer : 0;
+        bool gemmAccumulates = epilogue && accumulate;
+        if (a.Padded == t && (gemmAccumulates || !accumulate))
+            _device.Timed("gemm", () => _device.Gemms.RunFp8(a.Codes.Pointer, a.Scales.Pointer, w.Pointer, f.Scales.Pointer, y.Pointer, fused, t, k, n, gemmAccumulates, scaling));
         else
         {
-            using var padded = CudaTensor.Allocate(_device.Pool, DType.BF16, [a.Padded, n]);
-            var head = (CudaTensor)padded.SliceRows(0, t);
-            if (accumulate) _device.Copy(y, head);
-            _device.Timed("gemm", () => _device.Gemms.RunFp8(a.Codes.Pointer, a.Scales.Pointer, w.Pointer, f.Scales.Pointer, padded.Pointer, fused, a.Padded, k, n, accumulate, scaling));
-            _device.Copy(head, y);
+            using var buffer = CudaTensor.Allocate(_device.Pool, DType.BF16, [a.Padded, n]);
+            var head = (CudaTensor)buffer.SliceRows(0, t);
+            if (gemmAccumulates) _device.Copy(y, head);
+            _device.Timed("gemm", () => _device.Gemms.RunFp8(a.Codes.Pointer, a.Scales.Pointer, w.Pointer, f.Scales.Pointer, buffer.Pointer, fused, a.Padded, k, n, gemmAccumulates, scaling));
+            if (accumulate && !gemmAccumulates) Add(y, head);
+            else _device.Copy(head, y);
         }
         if (bias is not null && fused == 0) _device.Launch(Fn("add_bias"), Grid(y.Length), 256, 0, y.Pointer, bias.Pointer, y.Length, y.RowLength);
     }
