@@ -20,7 +20,7 @@ longctx() { dotnet src/LongCtx.Cli/bin/Release/net10.0/longctx.dll "$@"; }
 # cut from there: `cat ... | head -c` under pipefail fails the script when head closes the pipe early.
 prompt=$(mktemp) all=$(mktemp)
 trap 'rm -f "$prompt" "$all"' EXIT
-cat README.md docs/*.md src/LongCtx.Core/Parallel/*.cs src/LongCtx.Core/Parallel/Strategies/*.cs > "$all"
+cat README.md docs/*.md src/LongCtx.Core/ContextParallel/*.cs > "$all"
 head -c "$bytes" "$all" > "$prompt"
 
 for ranks in 1 4; do
