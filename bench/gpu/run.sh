@@ -33,7 +33,7 @@
 # whose time counts in full (three 10-minute calls a session at most), cp4 (fixture bench share kernels million copyring) and cp4-others
 # (approx tp peer hfprefill) each fit one call; the GPU tests already ran on 2 (fourteenth round).
 #   [CONTEXTS=32768,131072] [HF_LENS="8192 32768"] [TUNE_PLANS="rows=auto;..."] [TRAIN_MINUTES=4] [CANDIDATES="2e-3:4[:seed] ..."]
-#   [RETRIEVAL_FP8="--quantization fp8;--kv-cache-dtype fp8;--quantization fp8 --attention-dtype fp8"] [RETRIEVAL_MODEL=DIR|M.tar.xz] [KEEP_MODEL=1] [RETRIEVAL_CONTEXTS=16384,32768,65536] [PER_CONTEXT=24] [PROMPT_SEED=1234] [RETRIEVAL_STRATEGIES=dense,...] [RETRIEVAL_RANKS=2,4,8] bench/gpu/run.sh [smoke|checks|ours|others|cp4|cp4-others|full|retrieval|SECTION,...]
+#   [GPU_TESTS_FILTER=Fp8 (the tests whose full name contains it)] [RETRIEVAL_FP8="--quantization fp8;--kv-cache-dtype fp8;--quantization fp8 --attention-dtype fp8"] [RETRIEVAL_MODEL=DIR|M.tar.xz] [KEEP_MODEL=1] [RETRIEVAL_CONTEXTS=16384,32768,65536] [PER_CONTEXT=24] [PROMPT_SEED=1234] [RETRIEVAL_STRATEGIES=dense,...] [RETRIEVAL_RANKS=2,4,8] bench/gpu/run.sh [smoke|checks|ours|others|cp4|cp4-others|full|retrieval|SECTION,...]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -72,7 +72,7 @@ if has tests; then
   rm -rf .publish/gpu-tests && tar -C .publish -xJf .publish/gpu-tests.tar.xz # packed by scripts/gpu.sh publish
   runner=.publish/gpu-tests/LongCtx.GpuTestRunner
   chmod +x "$runner"
-  "$runner" > "$out/gpu-tests.txt" 2>&1
+  "$runner" ${GPU_TESTS_FILTER:+--filter "$GPU_TESTS_FILTER"} > "$out/gpu-tests.txt" 2>&1
   grep -E '^(FAIL|SKIP) |^gpu tests: ' "$out/gpu-tests.txt" >> "$summary"
   grep -q '^gpu tests: ' "$out/gpu-tests.txt" || note "gpu tests: FAIL $(tail -1 "$out/gpu-tests.txt")"
   cp "$out/gpu-tests.txt" "$results"/ # small, and a failure's stack trace is on stderr there
