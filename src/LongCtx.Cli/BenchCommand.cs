@@ -49,11 +49,15 @@ internal static class BenchCommand
         var profile = new Option<bool>("--profile") { Description = "also run a profiled prefill for the time split (GPU)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
         var attention = AttentionOption.Create();
+        var precision = new PrecisionOptions();
+        var errorVsBf16 = new Option<bool>("--error-vs-bf16") { Description = "with FP8 weights, KV or attention: also prefill the first --context's prompt with the bf16 model (the same weights before quantisation) and report the last logits' relative error and top-1 agreement" };
         var command = new Command("bench", "Measure prefill time to first token on long prompts");
-        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, oneRankOf, tensor, prefillChunk, strategy, repeat, warmup, decode, batch, temperature, topP, topK, promptLogprobs, anchor, passing, evenBlocks, profile, attention, json }) command.Options.Add(o);
+        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, oneRankOf, tensor, prefillChunk, strategy, repeat, warmup, decode, batch, temperature, topP, topK, promptLogprobs, anchor, passing, evenBlocks, profile, attention, errorVsBf16, json }) command.Options.Add(o);
+        foreach (var o in precision.All) command.Options.Add(o);
         command.SetAction(r => Run(r.GetValue(model), r.GetValue(config), r.GetValue(loadFormat)!, r.GetValue(layers), Ints(r.GetValue(contexts)!, "--context"),
             r.GetValue(device)!, Layouts(r.GetValue(gpus)!, r.GetValue(ranks), r.GetValue(oneRankOf), r.GetValue(tensor)), r.GetValue(tensor), r.GetValue(prefillChunk), StrategyNames.Validate(r.GetValue(strategy)!), Math.Max(1, r.GetValue(repeat)),
-            r.GetValue(warmup), r.GetValue(decode), r.GetValue(batch), Sampling(r.GetValue(temperature), r.GetValue(topP), r.GetValue(topK)), r.GetValue(promptLogprobs), (r.GetValue(anchor), r.GetValue(passing), r.GetValue(evenBlocks)), r.GetValue(profile), r.GetValue(attention)!, r.GetValue(json)));
+            r.GetValue(warmup), r.GetValue(decode), r.GetValue(batch), Sampling(r.GetValue(temperature), r.GetValue(topP), r.GetValue(topK)), r.GetValue(promptLogprobs), (r.GetValue(anchor), r.GetValue(passing), r.GetValue(evenBlocks)), r.GetValue(profile), r.GetValue(attention)!,
+            precision.Read(r, r.GetValue(device)!), r.GetValue(errorVsBf16), r.GetValue(json)));
         return command;
     }
 
@@ -68,7 +72,8 @@ internal static class BenchCommand
     }
 
     private static int Run(string? dir, string? preset, string loadFormat, int? layers, int[] contexts, string device, Layout[] layouts, int tensor,
-        int? prefillChunk, string strategy, int repeat, int warmup, int decodeSteps, int batch, SamplingOptions sampling, int? promptLogprobs, (int? Anchor, int? Passing, bool EvenBlocks) lengths, bool profile, string attention, bool json)
+        int? prefillChunk, string strategy, int repeat, int warmup, int decodeSteps, int batch, SamplingOptions sampling, int? promptLogprobs, (int? Anchor, int? Passing, bool EvenBlocks) lengths, bool profile, string attention,
+        PrecisionChoice precision, bool errorVsBf16, bool json)
     {
         if (lengths.Anchor < 0 || lengths.Passing < 0) throw new LongCtxException("--anchor-tokens and --passing-tokens must be 0 or more");
         if (warmup < 0) throw new LongCtxException($"--warmup {warmup} must be 0 or more");
@@ -88,14 +93,24 @@ internal static class BenchCommand
         foreach (int c in contexts)
             if (c > cfg.MaxPositionEmbeddings) throw new LongCtxException($"--context {c} is longer than the model allows ({cfg.MaxPositionEmbeddings})");
         var progress = new Progress(!json);
-        using var weights = progress.Run("Preparing weights", () => loadFormat == "dummy" ? ModelWeights.Dummy(cfg, seed: 0) : ModelWeights.Load(dir!, cfg));
+        var bf16Cfg = cfg;
+        cfg = precision.Apply(cfg);
+        using var weights = progress.Run("Preparing weights", () => loadFormat == "dummy" ? ModelWeights.Dummy(cfg, seed: 0, kvCache: precision.KvCache) : ModelWeights.Load(dir!, cfg, precision.KvCache));
+        var dtypes = PrecisionReport.Of(weights, device, precision.Fp8Attention);
+        // The bf16 model the FP8 settings are measured against: the same weights before quantisation, a bf16 cache and attention.
+        bool fp8 = cfg.Quantization is not null || weights.KvCache is not null || precision.Fp8Attention;
+        if (errorVsBf16 && (!fp8 || bf16Cfg.Quantization is not null))
+            throw new LongCtxException(bf16Cfg.Quantization is not null ? "--error-vs-bf16 needs a bf16 model to compare with; an FP8 checkpoint has none (use --quantization fp8 on its bf16 original)"
+                : "--error-vs-bf16 compares an FP8 setting with bf16: give --quantization fp8, --kv-cache-dtype fp8 or --attention-dtype fp8");
+        using var bf16Weights = !errorVsBf16 ? null : cfg.Quantization is null && weights.KvCache is null ? null
+            : progress.Run("Preparing the bf16 weights to compare with", () => loadFormat == "dummy" ? ModelWeights.Dummy(bf16Cfg, seed: 0) : ModelWeights.Load(dir!, bf16Cfg, KvCacheDType.Activation));
 
         var points = new List<Point>();
         string deviceName = "";
         string? attentionReport = null;
         foreach (var (ranks, gpus, echoed) in layouts)
         {
-            using var group = progress.Run(echoed ? $"Loading the model as rank 0 of {ranks}" : $"Loading the model onto {ranks * tensor} rank(s)", () => Group(cfg, weights, device, ranks, gpus, echoed, tensor, attention));
+            using var group = progress.Run(echoed ? $"Loading the model as rank 0 of {ranks}" : $"Loading the model onto {ranks * tensor} rank(s)", () => Group(cfg, weights, device, ranks, gpus, echoed, tensor, attention, precision.Fp8Attention));
             deviceName = group.Device;
             using var engine = new InferenceEngine(cfg, group) { PrefillChunkTokens = prefillChunk };
             // Compiles kernels (the decode ones too, when decode is timed), fills the pool, measures rates for auto.
@@ -104,7 +119,7 @@ internal static class BenchCommand
             {
                 var approximate = lengths is (null, null, false) ? null
                     : new ApproximateOptions(ApproximateDefaults.QueryTokens(context), lengths.Anchor, lengths.Passing, EvenBlocks: lengths.EvenBlocks);
-                if (decodeSteps > 0 && device == "cuda") KvMemory.CheckFits(group, cfg, context + decodeSteps, batch);
+                if (decodeSteps > 0 && device == "cuda") KvMemory.CheckFits(group, cfg, context + decodeSteps, batch, weights.KvCache is not null);
                 double best = double.MaxValue;
                 string used = strategy;
                 float[] logits = [];
@@ -125,7 +140,13 @@ internal static class BenchCommand
                 // rank's peers hold its own keys, so its answer means nothing).
                 double? error = null;
                 bool? top1 = null;
-                if (StrategyNames.IsApproximate(used) && !echoed)
+                if (errorVsBf16 && !echoed && context == contexts[0])
+                {
+                    using var bf16Group = progress.Run("Loading the bf16 model to compare with", () => Group(bf16Cfg, bf16Weights ?? weights, device, ranks, gpus, false, tensor, attention));
+                    using var bf16Engine = new InferenceEngine(bf16Cfg, bf16Group) { PrefillChunkTokens = prefillChunk };
+                    (error, top1) = bf16Engine.CompareWithExact(RandomPrompt(engine, context), logits);
+                }
+                else if (StrategyNames.IsApproximate(used) && !echoed)
                 {
                     var (e, t) = engine.CompareWithExact(RandomPrompt(engine, context), logits);
                     (error, top1) = (e, t);
@@ -148,7 +169,7 @@ internal static class BenchCommand
             }
             attentionReport = group.Run(rt => rt.Backend.Info.AttentionReport())[0];
         }
-        Report(points, cfg, deviceName, attentionReport, json);
+        Report(points, cfg, deviceName, attentionReport, dtypes, errorVsBf16 ? "bf16" : "exact", json);
         return 0;
     }
 
@@ -225,7 +246,7 @@ internal static class BenchCommand
         return 2 * perLayer * c.NumLayers * tokens + 4.0 * pairs * c.QDim + 2.0 * c.HiddenSize * c.VocabSize;
     }
 
-    private static void Report(List<Point> points, ModelConfig cfg, string device, string? attention, bool json)
+    private static void Report(List<Point> points, ModelConfig cfg, string device, string? attention, JsonObject dtypes, string errorAgainst, bool json)
     {
         // Efficiency counts every rank (a GPU each): TTFT × ranks of the context's first point against this one's.
         double RankMs(Point p) => p.TtftMs * p.Ranks * p.Tensor;
@@ -258,14 +279,16 @@ internal static class BenchCommand
                 if (p.Decode?.Split is { } ds) o["decode_split_ms_per_step"] = SplitJson(ds);
                 arr.Add((JsonNode)o);
             }
-            Console.WriteLine(new JsonObject { ["model"] = cfg.ToString(), ["device"] = device, ["attention"] = attention, ["points"] = arr }.ToJsonString());
+            var report = new JsonObject { ["model"] = cfg.ToString(), ["device"] = device, ["attention"] = attention, ["dtypes"] = dtypes, ["points"] = arr };
+            if (points.Any(p => p.LogitsError is not null)) report["logits_error_against"] = errorAgainst;
+            Console.WriteLine(report.ToJsonString());
             return;
         }
         bool anySplit = points.Any(p => p.Split is not null), anyError = points.Any(p => p.LogitsError is not null);
         var table = new Table().AddColumns("ranks", "context", "strategy", "TTFT (s)", "TFLOP/s", "MFU", "par. eff.");
         bool anyDecode = points.Any(p => p.Decode is not null);
         if (anyDecode) table.AddColumns("batch", "decode ms/step", "decode ms/token");
-        if (anyError) table.AddColumns("logits err", "top-1");
+        if (anyError) table.AddColumns($"logits err vs {errorAgainst}", "top-1");
         if (anySplit) table.AddColumn("GEMM / attn / comm / kernels / other (ms)");
         foreach (var p in points)
         {
@@ -279,7 +302,7 @@ internal static class BenchCommand
             if (anySplit) cells.Add(split);
             table.AddRow(cells.ToArray());
         }
-        Console.WriteLine($"{cfg}\n{device}");
+        Console.WriteLine($"{cfg}\n{device}\n{string.Join(", ", dtypes.Select(d => $"{d.Key} {d.Value}"))}");
         if (attention is not null) Console.WriteLine(attention);
         AnsiConsole.Write(table);
     }
@@ -315,8 +338,8 @@ internal static class BenchCommand
         return Ints(ranks, "--ranks").Select(n => new Layout(n, g[0])).ToArray();
     }
 
-    private static IRankGroup Group(ModelConfig cfg, ModelWeights weights, string device, int ranks, int gpus, bool echoed, int tensor, string attention) =>
-        echoed ? Devices.Echoed(cfg, weights, device, ranks, attention) : Devices.Local(cfg, weights, device, ranks, gpus, tensor, attention);
+    private static IRankGroup Group(ModelConfig cfg, ModelWeights weights, string device, int ranks, int gpus, bool echoed, int tensor, string attention, bool fp8Attention = false) =>
+        echoed ? Devices.Echoed(cfg, weights, device, ranks, attention, fp8Attention) : Devices.Local(cfg, weights, device, ranks, gpus, tensor, attention, fp8Attention: fp8Attention);
 
     public static int[] Ints(string list, string option)
     {

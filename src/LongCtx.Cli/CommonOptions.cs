@@ -29,6 +29,7 @@ internal sealed class CommonOptions
     public readonly Option<int?> Seed = new("--seed");
     public readonly Option<bool> Json = new("--json") { Description = "print one JSON object instead of streaming text" };
     public readonly Option<string> Attention = AttentionOption.Create();
+    public readonly PrecisionOptions Precision = new();
     public readonly Option<bool> Verbose = new("--verbose") { Description = "debug log on stderr: the pass-KV / pass-Q choice and its inputs, which attention implementation ran" };
 
     public void AddTo(Command command)
@@ -36,6 +37,7 @@ internal sealed class CommonOptions
         foreach (var o in new Option[] { Model, Revision, Config, TokenizerPath, LoadFormat, Device, Gpus, Ranks, TensorParallel, PrefillChunk, Strategy, Threads, ComputeTflops, LinkGbps,
                      MaxNewTokens, Temperature, TopP, TopK, Seed, Json, Attention, Verbose })
             command.Options.Add(o);
+        foreach (var o in Precision.All) command.Options.Add(o);
     }
 
     /// <summary>The options that say which model runs where, without the sampling ones (a server takes those per request).</summary>
@@ -43,6 +45,7 @@ internal sealed class CommonOptions
     {
         foreach (var o in new Option[] { Model, Revision, Config, TokenizerPath, LoadFormat, Device, Gpus, Ranks, TensorParallel, PrefillChunk, Strategy, Threads, ComputeTflops, LinkGbps, Attention, Verbose })
             command.Options.Add(o);
+        foreach (var o in Precision.All) command.Options.Add(o);
     }
 
     /// <summary>The flags' sampling, the model's generation_config.json filling what they leave out (called once before

@@ -16,9 +16,9 @@ internal static class KvMemory
     /// Full-attention layers hold their share of every token; a sliding-window layer at most its window of each sequence,
     /// all of it on one rank where a prefill's last chunk holds it.
     /// </summary>
-    public static void CheckFits(IRankGroup group, ModelConfig config, int tokensPerSequence, int batch)
+    public static void CheckFits(IRankGroup group, ModelConfig config, int tokensPerSequence, int batch, bool fp8 = false)
     {
-        long row = 2L * config.NumKvHeads * config.HeadDim * 2; // K and V, bf16
+        long row = 2L * config.NumKvHeads * config.HeadDim * (fp8 ? 1 : 2); // K and V, bf16 or e4m3
         int sliding = Enumerable.Range(0, config.NumLayers).Count(l => config.WindowOf(l) is not null), full = config.NumLayers - sliding;
         long perToken = full * row;
         int ranks = group.ContextRanks * group.TensorRanks;

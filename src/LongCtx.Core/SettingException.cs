@@ -21,6 +21,10 @@ public enum Setting
     TopK,
     MaxNewTokens,
     Logprobs,
+    /// <summary>Online quantisation of a float checkpoint's projections (fp8).</summary>
+    Quantization,
+    KvCacheDtype,
+    AttentionDtype,
 }
 
 /// <summary>

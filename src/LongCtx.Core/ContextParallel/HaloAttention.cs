@@ -52,11 +52,10 @@ public sealed class HaloAttention : IAttentionStrategy
     /// <summary>One ring step at <paramref name="distance"/>: this rank's rows the rank that far ahead sees, and the rows it sees of the rank that far behind.</summary>
     private static Transfer Exchange(AttentionLayer layer, HaloPlan halo, KvBlock own, int distance)
     {
-        var b = layer.Backend;
         int n = layer.Ranks, me = layer.Rank, to = (me + distance) % n, from = (me - distance + n) % n;
         var sent = Gather(layer, own, halo.Runs(me, to), halo.Rows(me, to));
         int rows = halo.Rows(from, me);
-        var received = new KvBlock(b.Scratch(b.ActivationType, rows, layer.KvHeads, layer.HeadDim), b.Scratch(b.ActivationType, rows, layer.KvHeads, layer.HeadDim), Owned: true);
+        var received = LocalKv.Like(layer, own, rows, scratch: true);
         var request = layer.Comm.SendReceive([sent.K, sent.V], to, [received.K, received.V], from);
         return new Transfer(request, sent, received);
     }
@@ -65,8 +64,7 @@ public sealed class HaloAttention : IAttentionStrategy
     private static KvBlock Gather(AttentionLayer layer, KvBlock own, IReadOnlyList<(int Start, int Count)> runs, int rows)
     {
         if (runs.Count == 1) return new KvBlock(own.K.SliceRows(runs[0].Start, rows), own.V.SliceRows(runs[0].Start, rows), Owned: false);
-        var b = layer.Backend;
-        var block = new KvBlock(b.Scratch(b.ActivationType, rows, layer.KvHeads, layer.HeadDim), b.Scratch(b.ActivationType, rows, layer.KvHeads, layer.HeadDim), Owned: true);
+        var block = LocalKv.Like(layer, own, rows, scratch: true);
         var copies = new List<(Tensor Source, Tensor Destination)>(2 * runs.Count);
         int at = 0;
         foreach (var (start, count) in runs)
@@ -75,7 +73,7 @@ public sealed class HaloAttention : IAttentionStrategy
             copies.Add((own.V.SliceRows(start, count), block.V.SliceRows(at, count)));
             at += count;
         }
-        b.CopyEach(CollectionsMarshal.AsSpan(copies));
+        layer.Backend.CopyEach(CollectionsMarshal.AsSpan(copies));
         return block;
     }
 }

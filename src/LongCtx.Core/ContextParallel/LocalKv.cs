@@ -47,8 +47,8 @@ internal static class LocalKv
         }
         var b = layer.Backend;
         int rows = layer.Keys.Count;
-        var k = b.Allocate(b.ActivationType, rows, layer.KvHeads, layer.HeadDim);
-        var v = b.Allocate(b.ActivationType, rows, layer.KvHeads, layer.HeadDim);
+        var block = Like(layer, new KvBlock(caches[0].Keys(layer.Layer), caches[0].Values(layer.Layer), Owned: false), rows);
+        var (k, v) = (block.K, block.V);
         int at = 0;
         foreach (var c in caches)
         {
@@ -59,6 +59,20 @@ internal static class LocalKv
             at += ck.Rows;
         }
         if (at != rows) throw new InvalidOperationException($"rank {layer.Rank} holds {at} KV rows, its plan says {rows}");
+        return block;
+    }
+
+    /// <summary>
+    /// A block of <paramref name="rows"/> rows of the element type and scales of <paramref name="like"/> (the FP8 cache's
+    /// codes travel as codes); <paramref name="scratch"/>: left unfilled, for a caller that writes every row.
+    /// </summary>
+    public static KvBlock Like(AttentionLayer layer, KvBlock like, int rows, bool scratch = false)
+    {
+        var b = layer.Backend;
+        var k = scratch ? b.Scratch(like.K.DType, rows, layer.KvHeads, layer.HeadDim) : b.Allocate(like.K.DType, rows, layer.KvHeads, layer.HeadDim);
+        var v = scratch ? b.Scratch(like.V.DType, rows, layer.KvHeads, layer.HeadDim) : b.Allocate(like.V.DType, rows, layer.KvHeads, layer.HeadDim);
+        k.Scale = like.K.Scale;
+        v.Scale = like.V.Scale;
         return new KvBlock(k, v, Owned: true);
     }
 

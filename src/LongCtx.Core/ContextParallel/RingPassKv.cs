@@ -34,8 +34,7 @@ public sealed class RingPassKv : IAttentionStrategy
             if (s < layer.Ranks - 1)
             {
                 int rows = layer.KeysOf(nextOrigin).Count;
-                incoming = new KvBlock(b.Allocate(b.ActivationType, rows, layer.KvHeads, layer.HeadDim),
-                                       b.Allocate(b.ActivationType, rows, layer.KvHeads, layer.HeadDim), Owned: true);
+                incoming = LocalKv.Like(layer, held, rows);
                 // Issued before this step's compute so the transfer runs while we attend.
                 transfer = layer.Comm.SendReceive([held.K, held.V], layer.Next, [incoming.K, incoming.V], layer.Previous);
             }

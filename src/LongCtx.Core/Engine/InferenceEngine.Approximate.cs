@@ -24,6 +24,8 @@ public sealed partial class InferenceEngine
         if (sequence.CachedTokens > 0)
             throw new LongCtxException($"{strategy} runs a conversation's first turn only ({sequence.CachedTokens} tokens are cached): use an exact strategy for later turns");
         if (argmaxAll) throw new LongCtxException($"the argmax at every position needs an exact strategy, not {strategy}");
+        if (KvCacheIsFp8)
+            throw new SettingException(Setting.KvCacheDtype, $"(or a checkpoint's kv_cache_scheme) is for the exact strategies: {strategy} keeps a KV cache of the activation type; use an exact strategy, or bf16", "fp8");
         bool apb = strategy == StrategyNames.Apb;
         int queryTokens = options?.QueryTokens ?? ApproximateDefaults.QueryTokens(prompt.Length);
         if (queryTokens >= prompt.Length)

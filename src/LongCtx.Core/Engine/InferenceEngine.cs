@@ -42,6 +42,11 @@ public sealed partial class InferenceEngine : IDisposable
 
     private readonly int? _prefillChunkTokens;
 
+    /// <summary>Whether the ranks' KV caches hold FP8 codes (<see cref="ModelReplica.KvCache"/>): the ring then moves one byte an element.</summary>
+    public bool KvCacheIsFp8 => _kvCacheIsFp8 ??= _ranks.Run(rt => rt.Model.KvCache is not null)[0];
+
+    private bool? _kvCacheIsFp8;
+
     public Sequence NewSequence() => new(Interlocked.Increment(ref _nextSequenceId), Ranks);
 
     /// <summary>Frees a sequence's KV on every rank.</summary>
@@ -72,7 +77,7 @@ public sealed partial class InferenceEngine : IDisposable
         }
         Rates ??= MeasureRates();
         long t = plan.TotalNewTokens, p = plan.Sequences.Sum(s => (long)s.CachedTokens);
-        var choice = StrategyChoice.Decide(t, p, Ranks, Config.NumHeads, Config.NumKvHeads, bytesPerElement: 2, Rates);
+        var choice = StrategyChoice.Decide(t, p, Ranks, Config.NumHeads, Config.NumKvHeads, bytesPerElement: KvCacheIsFp8 ? 1 : 2, Rates);
         IAttentionStrategy chosen = choice.Strategy == StrategyNames.PassKv ? new RingPassKv() : new RingPassQ();
         return (new LayerAttention(chosen, new HaloAttention()), choice);
     }

@@ -29,7 +29,7 @@ public sealed class RankRuntime(int worldRank, IBackend backend, ICommunicator c
     {
         if (!Caches.TryGetValue(sequenceId, out var kv))
             Caches[sequenceId] = kv = new SequenceKv(backend, model.Config.NumLayers, model.KvHeads, model.Config.HeadDim,
-                Enumerable.Range(0, model.Config.NumLayers).Select(model.Config.WindowOf).ToArray());
+                Enumerable.Range(0, model.Config.NumLayers).Select(model.Config.WindowOf).ToArray(), model.KvCache);
         return kv;
     }
 

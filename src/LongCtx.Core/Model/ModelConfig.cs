@@ -62,6 +62,8 @@ public sealed partial record ModelConfig
     public double? AttnLogitSoftcap { get; init; }
     /// <summary>Final logits are soft-capped, cap·tanh(x / cap) (Gemma 2).</summary>
     public double? FinalLogitSoftcap { get; init; }
+    /// <summary>The FP8 scheme of config.json's quantization_config, or of <c>--quantization fp8</c>; null for a float checkpoint.</summary>
+    public QuantizationConfig? Quantization { get; init; }
     /// <summary>Where this config came from (a config.json path or a preset name), for error messages.</summary>
     public string Source { get; init; } = "config.json";
 

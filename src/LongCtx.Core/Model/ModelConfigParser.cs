@@ -45,8 +45,7 @@ internal static class ModelConfigParser
         string modelType = ModelType(c);
         var d = Families[modelType];
 
-        if (c.Has("quantization_config"))
-            throw c.Error("quantized checkpoints (quantization_config) are not supported; use a bf16/fp16/fp32 checkpoint");
+        var quantization = QuantizationConfigParser.Parse(c);
         if (c.OptionalBool("mlp_bias") == true)
             throw c.Error("mlp_bias: true is not supported (MLP projections without bias only)");
         if (c.OptionalBool("use_bidirectional_attention") == true)
@@ -112,6 +111,7 @@ internal static class ModelConfigParser
             QueryPreAttnScalar = d.Gemma ? PositiveDouble(c, "query_pre_attn_scalar", 256) : null,
             AttnLogitSoftcap = d.Gemma ? Softcap(c, "attn_logit_softcapping", d.AttnSoftcap) : null,
             FinalLogitSoftcap = d.Gemma ? Softcap(c, "final_logit_softcapping", d.FinalSoftcap) : null,
+            Quantization = quantization,
             Source = source,
         };
     }

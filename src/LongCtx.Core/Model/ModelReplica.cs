@@ -29,13 +29,19 @@ public sealed class ModelReplica : IDisposable
         _b = backend;
         TensorComm = tensorParallel is { Size: > 1 } ? tensorParallel : null;
         Slice = TensorComm is null ? TensorSlice.Whole : TensorSlice.Of(config, TensorComm.Rank, TensorComm.Size);
+        if (TensorComm is not null && config.Quantization is not null)
+            throw new SettingException(Setting.TensorParallel, "with FP8 weights is not supported yet: per-token input scales would be taken over each rank's slice of o and down; use context ranks only", TensorComm.Size);
         _embedding = backend.LoadWeight(weights.Embedding);
         _finalNorm = backend.LoadWeight(weights.FinalNorm);
         _lmHead = ReferenceEquals(weights.LmHead, weights.Embedding) ? _embedding : backend.LoadWeight(weights.LmHead);
         _layers = weights.Layers.Select(w => new Layer(backend, TensorParallelWeights.Slice(w, config, Slice, _slicedWeights))).ToArray();
         _rope = config.Rope.BuildTable(config.HeadDim);
         _slidingRope = config.SlidingRope?.BuildTable(config.HeadDim) ?? _rope;
+        KvCache = weights.KvCache;
     }
+
+    /// <summary>The FP8 KV cache's scales per layer; null: the cache holds the backend's activation type.</summary>
+    public Quantization.Fp8KvScales? KvCache { get; }
 
     public ModelConfig Config { get; }
     public IBackend Backend => _b;

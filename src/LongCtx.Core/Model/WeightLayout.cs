@@ -20,6 +20,18 @@ internal static class WeightLayout
 
     public static string Layer(int i, string suffix) => $"{LayerPrefix}{i}.{suffix}";
 
+    private static readonly string[] Projections = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"];
+
+    /// <summary>The module of a layer's q/k/v/o/gate/up/down projection weight (model.layers.0.mlp.up_proj), which an FP8 scheme may quantise; null for any other tensor.</summary>
+    public static string? ProjectionOf(string weightName)
+    {
+        if (!weightName.StartsWith(LayerPrefix, StringComparison.Ordinal) || !weightName.EndsWith(".weight", StringComparison.Ordinal)) return null;
+        string module = weightName[..^".weight".Length];
+        foreach (string p in Projections)
+            if (module.EndsWith("." + p, StringComparison.Ordinal)) return module;
+        return null;
+    }
+
     public static IEnumerable<WeightSpec> Specs(ModelConfig c)
     {
         int h = c.HiddenSize, q = c.QDim, kv = c.KvDim, inter = c.IntermediateSize;

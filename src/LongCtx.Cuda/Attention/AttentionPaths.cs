@@ -50,6 +50,7 @@ internal sealed class AttentionPaths : IDisposable
     public string Report(string device)
     {
         string report = $"attention on {device}: cuDNN {Cudnn.Version ?? "not loaded"} fused SDPA for {Cudnn.Calls} call(s), decode kernel for {Decode.Calls}, own kernel for {Flash.Calls}";
+        if (_settings.Fp8) report += $"; FP8 (cuDNN's FP8 SDPA) for {Cudnn.Fp8Calls} of them" + (Cudnn.Fp8Refusal is { } why ? $" (the FP8 engines declined: {why})" : "");
         if (_settings.Implementation == AttentionImplementation.Kernel) return report + " (kernel asked for)";
         if (Cudnn.Unavailable is { } unavailable) return report + $" (cuDNN unavailable: {unavailable})";
         return Cudnn.Refusal is { } refusal ? report + $" (cuDNN declined: {refusal})" : report;

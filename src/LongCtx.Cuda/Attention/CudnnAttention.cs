@@ -10,7 +10,7 @@ namespace LongCtx.Cuda.Attention;
 /// too, so it is asked about once). <see cref="TryRun"/> computes a whole attention call given as
 /// <see cref="AttentionBlocks"/>, or declines before queuing anything so the caller can use the kernel.
 /// </summary>
-internal sealed class CudnnAttention : IDisposable
+internal sealed partial class CudnnAttention : IDisposable
 {
     private const string Elementwise = "elementwise.cu";
     private readonly CudaDevice _device;

@@ -4,10 +4,11 @@ namespace LongCtx.Cuda.Attention;
 
 /// <summary>
 /// Everything an SDPA plan is specialised on: one entry of the plan cache. <see cref="EngineConfig"/> is the
-/// index among the engine configurations that finalize (heuristics order).
+/// index among the engine configurations that finalize (heuristics order). <see cref="Fp8"/>: Q, K, V and O e4m3 with
+/// per-tensor scales (<see cref="SdpaFp8Graph"/>).
 /// </summary>
 internal readonly record struct SdpaShape(int QueryHeads, int KvHeads, int HeadDim, int QueryRows, int KeyRows, bool Causal, int EngineConfig,
-    bool Windowed = false, bool SoftCapped = false);
+    bool Windowed = false, bool SoftCapped = false, bool Fp8 = false);
 
 /// <summary>
 /// Builds the operation graph cuDNN's fused flash-attention engines recognise — the one cudnn-frontend's
@@ -36,14 +37,14 @@ internal static class SdpaForwardGraph
         var keep = new List<CudnnDescriptor>();
         try
         {
-            var graph = BuildGraph(handle, shape, keep);
+            var graph = shape.Fp8 ? SdpaFp8Graph.Build(handle, shape, keep) : BuildGraph(handle, shape, keep);
             int skip = shape.EngineConfig, found = 0;
             foreach (var mode in new[] { HeuristicsMode.A, HeuristicsMode.Fallback })
             {
                 if (TryPlan(handle, graph, mode, keep, ref skip, out var plan, out int finalized) is { } workspace)
                 {
                     refusal = "";
-                    return new SdpaPlan(shape, plan!, workspace, keep, MaskValue(cudnnVersion));
+                    return new SdpaPlan(shape, plan!, workspace, keep, shape.Fp8 ? float.MinValue : MaskValue(cudnnVersion));
                 }
                 found += finalized;
             }
@@ -60,7 +61,7 @@ internal static class SdpaForwardGraph
     }
 
     public static string Describe(SdpaShape s) =>
-        $"{(s.Causal ? "causal" : s.Windowed ? "windowed" : "unmasked")}{(s.Causal && s.Windowed ? " windowed" : "")}{(s.SoftCapped ? " soft-capped" : "")} " +
+        $"{(s.Fp8 ? "fp8 " : "")}{(s.Causal ? "causal" : s.Windowed ? "windowed" : "unmasked")}{(s.Causal && s.Windowed ? " windowed" : "")}{(s.SoftCapped ? " soft-capped" : "")} " +
         $"{s.QueryRows}x{s.KeyRows}, {s.QueryHeads}/{s.KvHeads} heads, d={s.HeadDim}" + (s.EngineConfig > 0 ? $", engine configuration {s.EngineConfig}" : "");
 
     // cudnn-frontend masks with -inf from cuDNN 9.10 on and with the lowest float before.
@@ -222,7 +223,7 @@ internal static class SdpaForwardGraph
         }
     }
 
-    private static CudnnDescriptor Matmul(List<CudnnDescriptor> keep, CudnnDescriptor a, CudnnDescriptor b, CudnnDescriptor c)
+    internal static CudnnDescriptor Matmul(List<CudnnDescriptor> keep, CudnnDescriptor a, CudnnDescriptor b, CudnnDescriptor c)
     {
         var matmul = Keep(keep, new CudnnDescriptor(DescriptorType.Matmul)).Set(AttributeName.MatmulComputeType, DataType.Float).Complete();
         return Keep(keep, new CudnnDescriptor(DescriptorType.OperationMatmul))
@@ -233,7 +234,7 @@ internal static class SdpaForwardGraph
             .Complete();
     }
 
-    private static CudnnDescriptor Pointwise(List<CudnnDescriptor> keep, PointwiseMode mode, DataType precision,
+    internal static CudnnDescriptor Pointwise(List<CudnnDescriptor> keep, PointwiseMode mode, DataType precision,
         CudnnDescriptor x, CudnnDescriptor? b, CudnnDescriptor? t, CudnnDescriptor y, long axis = -1)
     {
         var pw = Keep(keep, new CudnnDescriptor(DescriptorType.Pointwise))
@@ -249,7 +250,7 @@ internal static class SdpaForwardGraph
         return op.Set(AttributeName.OperationPointwiseY, y).Complete();
     }
 
-    private static CudnnDescriptor Reduction(List<CudnnDescriptor> keep, ReductionOperator op, CudnnDescriptor x, CudnnDescriptor y)
+    internal static CudnnDescriptor Reduction(List<CudnnDescriptor> keep, ReductionOperator op, CudnnDescriptor x, CudnnDescriptor y)
     {
         var reduction = Keep(keep, new CudnnDescriptor(DescriptorType.Reduction))
             .Set(AttributeName.ReductionComputeType, DataType.Float)
@@ -262,7 +263,7 @@ internal static class SdpaForwardGraph
             .Complete();
     }
 
-    private static CudnnDescriptor Keep(List<CudnnDescriptor> keep, CudnnDescriptor d)
+    internal static CudnnDescriptor Keep(List<CudnnDescriptor> keep, CudnnDescriptor d)
     {
         keep.Add(d);
         return d;

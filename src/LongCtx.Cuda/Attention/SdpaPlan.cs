@@ -63,6 +63,29 @@ internal sealed unsafe class SdpaPlan(SdpaShape shape, CudnnDescriptor plan, lon
             throw new SettingException(Setting.Attention, $"{Describe(status, $"cudnnBackendExecute (SDPA {SdpaForwardGraph.Describe(shape)})")}; the own attention kernel runs without cuDNN");
     }
 
+    /// <summary>
+    /// The FP8 plan's execution: q, k, v, o e4m3 codes, stats as <see cref="Execute"/>, and <paramref name="scalars"/> the
+    /// device floats of <see cref="SdpaFp8Graph.Scalars"/> (descales and scales read, the two amaxes written).
+    /// </summary>
+    public void ExecuteFp8(nint handle, nint q, nint k, nint v, nint o, nint stats, float scale, nint scalars, nint workspace)
+    {
+        float mask = maskValue;
+        int count = shape.Causal ? 15 : 14;
+        var ids = stackalloc long[15] { SdpaForwardGraph.QId, SdpaForwardGraph.KId, SdpaForwardGraph.VId, SdpaForwardGraph.OId, SdpaForwardGraph.StatsId,
+            SdpaForwardGraph.ScaleId, SdpaFp8Graph.DescaleQId, SdpaFp8Graph.DescaleKId, SdpaFp8Graph.DescaleVId, SdpaFp8Graph.DescaleSId,
+            SdpaFp8Graph.ScaleSId, SdpaFp8Graph.ScaleOId, SdpaFp8Graph.AmaxSId, SdpaFp8Graph.AmaxOId, SdpaForwardGraph.MaskValueId };
+        var pointers = stackalloc nint[15] { q, k, v, o, stats, (nint)(&scale), scalars, scalars + 4, scalars + 8, scalars + 12, scalars + 16, scalars + 20,
+            scalars + 24, scalars + 28, (nint)(&mask) };
+        using var pack = new CudnnDescriptor(DescriptorType.VariantPack);
+        pack.Set(AttributeName.VariantPackUniqueIds, AttributeType.Int64, count, ids)
+            .Set(AttributeName.VariantPackDataPointers, AttributeType.VoidPointer, count, pointers)
+            .Set(AttributeName.VariantPackWorkspace, AttributeType.VoidPointer, 1, &workspace)
+            .Complete();
+        int status = cudnnBackendExecute(handle, plan.Handle, pack.Handle);
+        if (status != StatusSuccess)
+            throw new SettingException(Setting.AttentionDtype, $": {Describe(status, $"cudnnBackendExecute (SDPA {SdpaForwardGraph.Describe(shape)})")}; rerun without it", "fp8");
+    }
+
     public void Dispose()
     {
         foreach (var d in descriptors) d.Dispose();

@@ -104,6 +104,7 @@ internal static unsafe partial class Cudnn
         Int32 = 4,
         BFloat16 = 9,
         Boolean = 11,
+        Fp8E4M3 = 12,
     }
 
     /// <summary>cudnnPointwiseMode_t.</summary>
@@ -127,6 +128,7 @@ internal static unsafe partial class Cudnn
     {
         Add = 0,
         Max = 3,
+        Amax = 4,
     }
 
     /// <summary>cudnnBackendHeurMode_t.</summary>

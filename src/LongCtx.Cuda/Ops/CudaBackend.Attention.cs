@@ -23,7 +23,21 @@ public sealed unsafe partial class CudaBackend
             Fill(C(lse), float.NegativeInfinity);
             return;
         }
-        _attention.Run(new AttentionCall(qs, queries, ks, C(v), keys, rule, C(output), C(lse)));
+        var vs = C(v);
+        if (ks.DType != DType.F8E4M3)
+        {
+            _attention.Run(new AttentionCall(qs, queries, ks, vs, keys, rule, C(output), C(lse)));
+            return;
+        }
+        // The FP8 KV cache: the decode kernel and cuDNN's FP8 SDPA (--attention-dtype fp8) read its codes; the other paths
+        // read them as bf16 values (exact), the key scale folded into the softmax scale (before any soft cap, as the rule applies
+        // it) and the value scale applied to the output.
+        var call = new AttentionCall(qs, queries, ks, vs, keys, rule, C(output), C(lse));
+        if (_attention.Decode.TryRun(call, _attention.Settings) || (_attention.Settings.Fp8 && _attention.Cudnn.TryRun(call, _attention.Settings))) return;
+        using var kb = CodesAsBf16(ks);
+        using var vb = CodesAsBf16(vs);
+        _attention.Run(call with { K = kb, V = vb, Rule = rule with { Scale = rule.Scale * ks.Scale } });
+        ScaleInPlace(C(output), vs.Scale);
     }
 
     /// <summary>

@@ -135,7 +135,7 @@ public class ModelConfigTests
     [InlineData("\"vocab_size\": 32", "\"vocab_size\": 32, \"partial_rotary_factor\": 0.5", "partial_rotary_factor 0.5 is not supported")]
     [InlineData("\"rope_theta\": 10000.0", "\"rope_theta\": 10000.0, \"rope_scaling\": {\"rope_type\": \"longrope\", \"factor\": 2}", "RoPE type 'longrope' (rope_scaling.rope_type) is not supported (supported: default, linear, dynamic, llama3, yarn)")]
     [InlineData("\"rope_theta\": 10000.0", "\"rope_theta\": 10000.0, \"rope_scaling\": {\"type\": \"linear\"}", "required field 'rope_scaling.factor' is missing")]
-    [InlineData("\"vocab_size\": 32", "\"vocab_size\": 32, \"quantization_config\": {\"quant_method\": \"gptq\"}", "quantized checkpoints")]
+    [InlineData("\"vocab_size\": 32", "\"vocab_size\": 32, \"quantization_config\": {\"quant_method\": \"gptq\"}", "quantization_config quant_method 'gptq' is not supported")]
     public void BadConfigsGiveOneLineErrors(string from, string to, string expected)
     {
         string json = ModelFixtures.MiniLlamaConfig.Replace(from, to);
