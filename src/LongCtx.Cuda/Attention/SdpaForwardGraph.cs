@@ -70,104 +70,48 @@ internal static class SdpaForwardGraph
     private static CudnnDescriptor BuildGraph(nint handle, SdpaShape s, List<CudnnDescriptor> keep)
     {
         long h = s.QueryHeads, hk = s.KvHeads, d = s.HeadDim, sq = s.QueryRows, skv = s.KeyRows;
-        long virtualId = 100;
-        CudnnDescriptor Tensor(long uid, DataType type, long[] dims, long[] strides, bool isVirtual = false, bool byValue = false) =>
-            Keep(keep, new CudnnDescriptor(DescriptorType.Tensor))
-                .Set(AttributeName.TensorDataType, type)
-                .Set(AttributeName.TensorDimensions, dims)
-                .Set(AttributeName.TensorStrides, strides)
-                .Set(AttributeName.TensorUniqueId, uid)
-                .Set(AttributeName.TensorByteAlignment, 16L)
-                .Set(AttributeName.TensorIsVirtual, isVirtual)
-                .Set(AttributeName.TensorIsByValue, byValue)
-                .Complete();
-        long[] scoreDims = [1, h, sq, skv], scoreStrides = [h * sq * skv, sq * skv, skv, 1];
-        long[] rowDims = [1, h, sq, 1], rowStrides = [h * sq, sq, 1, 1];
-        long[] scalarDims = [1, 1, 1, 1];
-        CudnnDescriptor Scores(DataType type = DataType.Float) => Tensor(virtualId++, type, scoreDims, scoreStrides, isVirtual: true);
-        CudnnDescriptor PerRow() => Tensor(virtualId++, DataType.Float, rowDims, rowStrides, isVirtual: true);
+        var g = new SdpaGraphBuilder(handle, s, keep);
+        var q = g.Tensor(QId, DataType.BFloat16, [1, h, sq, d], [sq * h * d, d, h * d, 1]);
+        var kT = g.Tensor(KId, DataType.BFloat16, [1, hk, d, skv], [skv * hk * d, d, 1, hk * d]);
+        var v = g.Tensor(VId, DataType.BFloat16, [1, hk, skv, d], [skv * hk * d, d, hk * d, 1]);
+        var o = g.Tensor(OId, DataType.BFloat16, [1, h, sq, d], [sq * h * d, d, h * d, 1]);
+        var stats = g.Tensor(StatsId, DataType.Float, g.RowDims, g.RowStrides);
 
-        var q = Tensor(QId, DataType.BFloat16, [1, h, sq, d], [sq * h * d, d, h * d, 1]);
-        var kT = Tensor(KId, DataType.BFloat16, [1, hk, d, skv], [skv * hk * d, d, 1, hk * d]);
-        var v = Tensor(VId, DataType.BFloat16, [1, hk, skv, d], [skv * hk * d, d, hk * d, 1]);
-        var o = Tensor(OId, DataType.BFloat16, [1, h, sq, d], [sq * h * d, d, h * d, 1]);
-        var stats = Tensor(StatsId, DataType.Float, rowDims, rowStrides);
-        var scale = Tensor(ScaleId, DataType.Float, scalarDims, scalarDims, byValue: true);
-
-        var ops = new List<CudnnDescriptor>();
-        var scores = Scores();
-        ops.Add(Matmul(keep, q, kT, scores));
-        var scaled = Scores();
-        ops.Add(Pointwise(keep, PointwiseMode.Mul, DataType.Float, scores, scale, null, scaled));
+        var scores = g.Scores();
+        g.Ops.Add(Matmul(keep, q, kT, scores));
+        var scaled = g.Scores();
+        g.Ops.Add(Pointwise(keep, PointwiseMode.Mul, DataType.Float, scores, g.ByValue(ScaleId), null, scaled));
         if (s.SoftCapped)
         {
-            var cap = Tensor(SoftCapId, DataType.Float, scalarDims, scalarDims, byValue: true);
-            var divided = Scores();
-            ops.Add(Pointwise(keep, PointwiseMode.Div, DataType.Float, scaled, cap, null, divided));
-            var tanh = Scores();
-            ops.Add(Pointwise(keep, PointwiseMode.TanhForward, DataType.Float, divided, null, null, tanh));
-            scaled = Scores();
-            ops.Add(Pointwise(keep, PointwiseMode.Mul, DataType.Float, tanh, cap, null, scaled));
+            var cap = g.ByValue(SoftCapId);
+            var divided = g.Scores();
+            g.Ops.Add(Pointwise(keep, PointwiseMode.Div, DataType.Float, scaled, cap, null, divided));
+            var tanh = g.Scores();
+            g.Ops.Add(Pointwise(keep, PointwiseMode.TanhForward, DataType.Float, divided, null, null, tanh));
+            scaled = g.Scores();
+            g.Ops.Add(Pointwise(keep, PointwiseMode.Mul, DataType.Float, tanh, cap, null, scaled));
         }
-        var masked = scaled;
-        if (s.Causal)
-        {
-            // Bottom-right alignment: query row i keeps key j iff i + (Skv − Sq) ≥ j. With Sq == Skv the
-            // shift is left out, which is the plain causal pattern.
-            var row = Scores(DataType.Int32);
-            ops.Add(Pointwise(keep, PointwiseMode.GenerateIndex, DataType.Float, scaled, null, null, row, axis: 2));
-            var col = Scores(DataType.Int32);
-            ops.Add(Pointwise(keep, PointwiseMode.GenerateIndex, DataType.Float, scaled, null, null, col, axis: 3));
-            if (sq != skv)
-            {
-                var plusKeys = Scores(DataType.Int32);
-                ops.Add(Pointwise(keep, PointwiseMode.Add, DataType.Int32, row, Tensor(KeyRowsId, DataType.Int32, scalarDims, scalarDims, byValue: true), null, plusKeys));
-                row = Scores(DataType.Int32);
-                ops.Add(Pointwise(keep, PointwiseMode.Sub, DataType.Int32, plusKeys, Tensor(QueryRowsId, DataType.Int32, scalarDims, scalarDims, byValue: true), null, row));
-            }
-            var keepMask = Scores(DataType.Boolean);
-            ops.Add(Pointwise(keep, PointwiseMode.CompareGreaterEqual, DataType.Boolean, row, col, null, keepMask));
-            masked = Scores();
-            var maskValue = Tensor(MaskValueId, DataType.Float, scalarDims, scalarDims, byValue: true);
-            ops.Add(Pointwise(keep, PointwiseMode.BinarySelect, DataType.Float, scaled, maskValue, keepMask, masked));
-        }
+        var masked = s.Causal ? g.Causal(scaled) : scaled;
         if (s.Windowed)
         {
             // Query row i keeps key j iff j + (W − Shift) > i: the band's left bound, in float as the frontend computes it.
-            var row = Scores(DataType.Int32);
-            ops.Add(Pointwise(keep, PointwiseMode.GenerateIndex, DataType.Float, masked, null, null, row, axis: 2));
-            var col = Scores(DataType.Int32);
-            ops.Add(Pointwise(keep, PointwiseMode.GenerateIndex, DataType.Float, masked, null, null, col, axis: 3));
-            var shifted = Scores();
-            ops.Add(Pointwise(keep, PointwiseMode.Add, DataType.Float, col, Tensor(LeftBoundId, DataType.Float, scalarDims, scalarDims, byValue: true), null, shifted));
-            var inWindow = Scores(DataType.Boolean);
-            ops.Add(Pointwise(keep, PointwiseMode.CompareGreaterThan, DataType.Boolean, shifted, row, null, inWindow));
-            var windowed = Scores();
-            var maskValue = Tensor(WindowMaskValueId, DataType.Float, scalarDims, scalarDims, byValue: true);
-            ops.Add(Pointwise(keep, PointwiseMode.BinarySelect, DataType.Float, masked, maskValue, inWindow, windowed));
+            var row = g.Scores(DataType.Int32);
+            g.Ops.Add(Pointwise(keep, PointwiseMode.GenerateIndex, DataType.Float, masked, null, null, row, axis: 2));
+            var col = g.Scores(DataType.Int32);
+            g.Ops.Add(Pointwise(keep, PointwiseMode.GenerateIndex, DataType.Float, masked, null, null, col, axis: 3));
+            var shifted = g.Scores();
+            g.Ops.Add(Pointwise(keep, PointwiseMode.Add, DataType.Float, col, g.ByValue(LeftBoundId), null, shifted));
+            var inWindow = g.Scores(DataType.Boolean);
+            g.Ops.Add(Pointwise(keep, PointwiseMode.CompareGreaterThan, DataType.Boolean, shifted, row, null, inWindow));
+            var windowed = g.Scores();
+            g.Ops.Add(Pointwise(keep, PointwiseMode.BinarySelect, DataType.Float, masked, g.ByValue(WindowMaskValueId), inWindow, windowed));
             masked = windowed;
         }
 
-        var max = PerRow();
-        ops.Add(Reduction(keep, ReductionOperator.Max, masked, max));
-        var centered = Scores();
-        ops.Add(Pointwise(keep, PointwiseMode.Sub, DataType.Float, masked, max, null, centered));
-        var exp = Scores();
-        ops.Add(Pointwise(keep, PointwiseMode.Exp, DataType.Float, centered, null, null, exp));
-        var sum = PerRow();
-        ops.Add(Reduction(keep, ReductionOperator.Add, exp, sum));
-        var logSum = PerRow();
-        ops.Add(Pointwise(keep, PointwiseMode.Log, DataType.Float, sum, null, null, logSum));
-        ops.Add(Pointwise(keep, PointwiseMode.Add, DataType.Float, max, logSum, null, stats));
         // The probabilities enter the second GEMM in the input type, as the frontend declares them.
-        var probabilities = Scores(DataType.BFloat16);
-        ops.Add(Pointwise(keep, PointwiseMode.Div, DataType.Float, exp, sum, null, probabilities));
-        ops.Add(Matmul(keep, probabilities, v, o));
-
-        return Keep(keep, new CudnnDescriptor(DescriptorType.OperationGraph))
-            .SetHandle(AttributeName.OperationGraphHandle, handle)
-            .Set(AttributeName.OperationGraphOps, ops.ToArray())
-            .Complete();
+        var probabilities = g.Softmax(masked, stats, DataType.BFloat16);
+        g.Ops.Add(Matmul(keep, probabilities, v, o));
+        return g.Graph();
     }
 
     /// <summary>

@@ -224,21 +224,23 @@ extern "C" __global__ void quantize_store_list(const __grid_constant__ StoreList
     reinterpret_cast<uint2*>(list.to[c])[j] = codes8(v, s);
 }
 
-// out[i] = the value of code[i] as bf16 (exact: e4m3 values are bf16 values), n a multiple of 8. The FP8 KV cache read
-// by the bf16 prefill attention paths, its scales folded into the softmax scale and the output.
-extern "C" __global__ void codes_to_bf16(const uint2* __restrict__ codes, uint4* __restrict__ out, long n8) {
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n8; i += (long)gridDim.x * blockDim.x) {
-        const uint2 c = codes[i];
-        const unsigned words[2] = {c.x, c.y};
-        unsigned packed[4];
-        #pragma unroll
-        for (int h = 0; h < 4; h++) {
-            float lo, hi;
-            e4m3x2_to_floats((unsigned short)(words[h / 2] >> (16 * (h % 2))), lo, hi);
-            packed[h] = pack2(lo, hi);
-        }
-        out[i] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+// Eight e4m3 codes as bf16 values times s (exact for s = 1: e4m3 values are bf16 values).
+__device__ __forceinline__ uint4 codes8_to_bf16(uint2 c, float s) {
+    const unsigned words[2] = {c.x, c.y};
+    unsigned packed[4];
+    #pragma unroll
+    for (int h = 0; h < 4; h++) {
+        float lo, hi;
+        e4m3x2_to_floats((unsigned short)(words[h / 2] >> (16 * (h % 2))), lo, hi);
+        packed[h] = pack2(lo * s, hi * s);
     }
+    return make_uint4(packed[0], packed[1], packed[2], packed[3]);
+}
+
+// out[i] = the value of code[i] as bf16, n a multiple of 8. The FP8 KV cache read by the bf16 prefill attention paths,
+// its scales folded into the softmax scale and the output.
+extern "C" __global__ void codes_to_bf16(const uint2* __restrict__ codes, uint4* __restrict__ out, long n8) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n8; i += (long)gridDim.x * blockDim.x) out[i] = codes8_to_bf16(codes[i], 1.f);
 }
 
 // x[i] = bf16(x[i] · s), n a multiple of 8: the FP8 KV cache's value scale applied to an attention output.
@@ -285,16 +287,5 @@ extern "C" __global__ void quantize_tensor(const uint4* __restrict__ x, uint2* _
 // out[i] = bf16(value of code[i] · *scale): cuDNN's FP8 attention output back to bf16.
 extern "C" __global__ void codes_to_bf16_scaled(const uint2* __restrict__ codes, uint4* __restrict__ out, long n8, const float* __restrict__ scale) {
     const float s = *scale;
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n8; i += (long)gridDim.x * blockDim.x) {
-        const uint2 c = codes[i];
-        const unsigned words[2] = {c.x, c.y};
-        unsigned packed[4];
-        #pragma unroll
-        for (int h = 0; h < 4; h++) {
-            float lo, hi;
-            e4m3x2_to_floats((unsigned short)(words[h / 2] >> (16 * (h % 2))), lo, hi);
-            packed[h] = pack2(lo * s, hi * s);
-        }
-        out[i] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
-    }
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n8; i += (long)gridDim.x * blockDim.x) out[i] = codes8_to_bf16(codes[i], s);
 }

@@ -78,22 +78,18 @@ public sealed unsafe partial class CudaBackend
     // About four threads per CUDA core of an H200 (132 SMs of 128): past this, a thread per (row, pair group) fills the GPU by itself.
     private const long RopeThreadsForWholeRows = 64 * 1024;
 
-    public void SwiGlu(Tensor gate, Tensor up, Tensor y)
-    {
-        var g = C(gate);
-        nint u = C(up).Pointer, ys = C(y).Pointer;
-        if (g.Length == 0) return;
-        if (Vectorisable(g.Length, g.Pointer, u, ys)) _device.Launch(Fn("swiglu_vec8"), Grid(g.Length / 8), 256, 0, g.Pointer, u, ys, g.Length / 8);
-        else _device.Launch(Fn("swiglu"), Grid(g.Length), 256, 0, g.Pointer, u, ys, g.Length);
-    }
+    public void SwiGlu(Tensor gate, Tensor up, Tensor y) => GatedUnit("swiglu", gate, up, y);
 
-    public void GeluTanhGlu(Tensor gate, Tensor up, Tensor y)
+    public void GeluTanhGlu(Tensor gate, Tensor up, Tensor y) => GatedUnit("gelu_tanh_glu", gate, up, y);
+
+    // y = act(gate) · up by the kernel of that name, or by its _vec8 form where the length and pointers allow.
+    private void GatedUnit(string kernel, Tensor gate, Tensor up, Tensor y)
     {
         var g = C(gate);
         nint u = C(up).Pointer, ys = C(y).Pointer;
         if (g.Length == 0) return;
-        if (Vectorisable(g.Length, g.Pointer, u, ys)) _device.Launch(Fn("gelu_tanh_glu_vec8"), Grid(g.Length / 8), 256, 0, g.Pointer, u, ys, g.Length / 8);
-        else _device.Launch(Fn("gelu_tanh_glu"), Grid(g.Length), 256, 0, g.Pointer, u, ys, g.Length);
+        if (Vectorisable(g.Length, g.Pointer, u, ys)) _device.Launch(Fn(kernel + "_vec8"), Grid(g.Length / 8), 256, 0, g.Pointer, u, ys, g.Length / 8);
+        else _device.Launch(Fn(kernel), Grid(g.Length), 256, 0, g.Pointer, u, ys, g.Length);
     }
 
     public void SoftCap(Tensor x, float cap)

@@ -99,12 +99,9 @@ public class WindowedStrategyTests(ITestOutputHelper log)
     /// Sequences with cached prefixes (placed on random ranks; the windowed layer holding only the prefix's last W
     /// positions, as after any earlier pass) and new tokens, q, k and v for every token drawn at random.
     /// </summary>
-    private sealed class Problem
+    private sealed class Problem : KvProblem
     {
-        public required int Ranks, Heads, KvHeads, HeadDim, Window;
-        public required int[] Cached, New;
-        public required int[][] CachedRank;
-        public required float[][] Q, K, V;
+        public required int Window;
         public required bool Decode;
 
         public ShardPlan Plan => ShardPlan.LoadBalanced(New.Select((n, s) => new SequenceInput(s, n, Placements()[s])).ToList(), Ranks);
@@ -251,13 +248,6 @@ public class WindowedStrategyTests(ITestOutputHelper log)
                 .First(p => values.AsSpan(i * row, row).SequenceEqual(K[s].AsSpan(p * row, row)))).ToArray();
         }
 
-        private KvPlacement[] Placements() => Cached.Select((c, s) =>
-        {
-            var p = new KvPlacement(Ranks);
-            for (int pos = 0; pos < c; pos++) p.Append(CachedRank[s][pos], [pos]);
-            return p;
-        }).ToArray();
-
         /// <summary>Each rank's caches: the cached positions placed on it; the windowed layer 0 only those of the prefix's last W.</summary>
         private List<SequenceKv> FillCaches(CpuBackend backend, int rank) => Enumerable.Range(0, New.Length).Select(s =>
         {
@@ -274,15 +264,5 @@ public class WindowedStrategyTests(ITestOutputHelper log)
             }
             return kv;
         }).ToList();
-
-        /// <summary>Rows of the per-sequence arrays at a layout's (sequence, position) pairs.</summary>
-        private Tensor Gather(CpuBackend backend, TokenLayout layout, float[][] source, int heads, int? onlySequence = null)
-        {
-            int row = heads * HeadDim;
-            var data = new float[layout.Count * row];
-            for (int i = 0; i < layout.Count; i++)
-                Array.Copy(source[onlySequence ?? layout.SeqIds[i]], layout.Positions[i] * row, data, i * row, row);
-            return backend.Upload<float>(data, layout.Count, heads, HeadDim);
-        }
     }
 }

@@ -120,7 +120,8 @@ internal sealed class ReferenceModel
         return a;
     }
 
-    private static float[] Floats(HostTensor t)
+    /// <summary>A float32 tensor's values.</summary>
+    public static float[] Floats(HostTensor t)
     {
         var a = new float[t.Length];
         Marshal.Copy(t.Data, a, 0, a.Length);

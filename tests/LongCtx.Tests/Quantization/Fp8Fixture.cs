@@ -1,9 +1,7 @@
-using System.Runtime.InteropServices;
 using System.Text.Json;
 using LongCtx.Backends.Cpu;
 using LongCtx.Engine;
 using LongCtx.Model;
-using LongCtx.Tensors;
 using LongCtx.Tests.Engine;
 using LongCtx.Tests.Model;
 
@@ -35,13 +33,13 @@ internal sealed class Fp8Fixture
         Directory = Path.Combine(Root, name);
         Reference = ReferenceModel.At(Directory);
         using (var file = SafetensorsFile.Open(Path.Combine(Directory, "reference.safetensors")))
-            LogitsAll = Floats(file.Get("logits_all"));
+            LogitsAll = ReferenceModel.Floats(file.Get("logits_all"));
         using (var file = SafetensorsFile.Open(Path.Combine(Directory, "activations.safetensors")))
             foreach (var (key, codes) in file.Tensors.Where(t => t.Key.EndsWith(".codes", StringComparison.Ordinal)))
             {
                 string site = key[..^".codes".Length];
                 var scale = file.Get(site + ".scale");
-                Sites[site] = new SiteCodes(codes.Shape[0], codes.Shape[1], Bytes(codes), Floats(scale), scale.Shape);
+                Sites[site] = new SiteCodes(codes.Shape[0], codes.Shape[1], ModelFixtures.Bytes(codes), ReferenceModel.Floats(scale), scale.Shape);
             }
         using var facts = JsonDocument.Parse(File.ReadAllText(Path.Combine(Directory, "facts.json")));
         QuantizationMargin = facts.RootElement.GetProperty("quantization_margin").GetDouble();
@@ -66,20 +64,6 @@ internal sealed class Fp8Fixture
         var config = Config;
         var weights = ModelWeights.Load(Directory, config, kv);
         return (new InferenceEngine(config, new CpuRankGroup(config, weights, ranks, hook: hook)), weights);
-    }
-
-    private static float[] Floats(HostTensor t)
-    {
-        var a = new float[t.Length];
-        Marshal.Copy(t.Data, a, 0, a.Length);
-        return a;
-    }
-
-    private static byte[] Bytes(HostTensor t)
-    {
-        var a = new byte[t.Length];
-        Marshal.Copy(t.Data, a, 0, a.Length);
-        return a;
     }
 }
 

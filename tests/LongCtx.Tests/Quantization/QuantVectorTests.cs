@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using LongCtx.Model;
 using LongCtx.Quantization;
 using LongCtx.Tensors;
+using LongCtx.Tests.Model;
 
 namespace LongCtx.Tests.Quantization;
 
@@ -17,12 +18,7 @@ public class QuantVectorTests
     private static Dictionary<string, (int[], byte[])> Load()
     {
         using var file = SafetensorsFile.Open(Path.Combine(Fp8Fixture.Root, "quant-vectors.safetensors"));
-        return file.Tensors.ToDictionary(t => t.Key, t =>
-        {
-            var bytes = new byte[t.Value.Bytes];
-            Marshal.Copy(t.Value.Data, bytes, 0, bytes.Length);
-            return (t.Value.Shape, bytes);
-        });
+        return file.Tensors.ToDictionary(t => t.Key, t => (t.Value.Shape, ModelFixtures.Bytes(t.Value)));
     }
 
     private static float[] F(string name) => MemoryMarshal.Cast<byte, float>(V[name].Bytes).ToArray();
