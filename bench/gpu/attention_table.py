@@ -13,4 +13,5 @@ for p in d.get("points", []):
     err = f" O err {p['output_relative_error']:.2e}" if p.get("output_relative_error") is not None else ""
     note = f" ({p['note']})" if p.get("note") else ""
     rate = f"{p['kv_tb_per_s']} TB/s of K and V" if p.get("kv_tb_per_s") is not None else f"{p['tflops']} TFLOP/s"
-    print(f"attention {p['mask']} {p['query_rows']}x{p['key_rows']} {p['attention']} [{p.get('cudnn_calls') or ''}]: {p['ms']} ms, {rate}{err}{note}")
+    window = f" window {p['window']}" if p.get("window") else ""
+    print(f"attention {p['mask']}{window} {p['query_rows']}x{p['key_rows']} {p['attention']} [{p.get('cudnn_calls') or ''}]: {p['ms']} ms, {rate}{err}{note}")

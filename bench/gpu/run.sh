@@ -23,15 +23,24 @@
 #   million     1,048,576 tokens, 8B shape with a 1M window (llama3-8b-1m), pass-kv on 4+ GPUs (one prefill, ~2-3 minutes)
 #   tp          tensor parallelism: the N GPUs as N/2 context x 2 tensor ranks and as 1 x N, beside N context ranks
 #   hfprefill   PyTorch: HF transformers + cuDNN SDPA on one GPU, 32K and 128K, 32 layers
+#   families    issue #29, Gemma-3-12B shape (gemma3-12b, dummy weights; W = 1024, five local layers to one global) on one GPU:
+#               TTFT at 32K and 128K with the time split; one local layer's attention call against a global one's at its heads
+#               (bench-attention --window 0,1024: 16/8 heads of 256, cuDNN and the own kernel, and decode over the window);
+#               transformers + SDPA on the same shape (bench/gpu/hf_prefill_gemma3.py); rank 0's share of 4 at 128K
+#               (--one-rank-of 4) beside the 1-GPU time
 #   peer        PyTorch: torch context_parallel around HF transformers on N GPUs
 #   retrieval   train four candidate retrieval models, evaluate the best with dense/pass-kv/star/apb (bench/retrieval)
+#   fp8         issue #30 on one GPU (~4-5 minutes): FP8 GEMMs of the 8B shape at 128K rows against bf16 (bench-gemm), 8B
+#               prefill at 32K/128K in bf16, with FP8 weights and with FP8 weights and attention, decode at 1K (bf16 and
+#               FP8 weights) and at 130K (FP8 weights and KV), rank 0 of 4 at 128K (FP8 weights and KV), the 70B shape at
+#               32K with FP8 weights, and each FP8 setting's logits against bf16; a table at the end of the summary
 # Modes: smoke (tests, fixture, 8K bench), checks (every section at 8K, peer and retrieval as smokes),
 # ours (tests fixture attention hf bench share approx hfprefill: about 10 minutes), others (peer retrieval: about 9 minutes),
 # full (both: more than one 10-minute device call), retrieval, or a comma-separated list of sections. On 4 GPUs,
 # whose time counts in full (three 10-minute calls a session at most), cp4 (fixture bench share kernels million copyring) and cp4-others
 # (approx tp peer hfprefill) each fit one call; the GPU tests already ran on 2 (fourteenth round).
 #   [CONTEXTS=32768,131072] [HF_LENS="8192 32768"] [TUNE_PLANS="rows=auto;..."] [TRAIN_MINUTES=4] [CANDIDATES="2e-3:4[:seed] ..."]
-#   [RETRIEVAL_MODEL=DIR|M.tar.xz] [KEEP_MODEL=1] [RETRIEVAL_CONTEXTS=16384,32768,65536] [PER_CONTEXT=24] [PROMPT_SEED=1234] [RETRIEVAL_STRATEGIES=dense,...] [RETRIEVAL_RANKS=2,4,8] bench/gpu/run.sh [smoke|checks|ours|others|cp4|cp4-others|full|retrieval|SECTION,...]
+#   [GPU_TESTS_FILTER=Fp8 (the tests whose full name contains it)] [RETRIEVAL_FP8="--quantization fp8;--kv-cache-dtype fp8;--quantization fp8 --attention-dtype fp8"] [RETRIEVAL_MODEL=DIR|M.tar.xz] [KEEP_MODEL=1] [RETRIEVAL_CONTEXTS=16384,32768,65536] [PER_CONTEXT=24] [PROMPT_SEED=1234] [RETRIEVAL_STRATEGIES=dense,...] [RETRIEVAL_RANKS=2,4,8] bench/gpu/run.sh [smoke|checks|ours|others|cp4|cp4-others|full|retrieval|SECTION,...]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -70,7 +79,7 @@ if has tests; then
   rm -rf .publish/gpu-tests && tar -C .publish -xJf .publish/gpu-tests.tar.xz # packed by scripts/gpu.sh publish
   runner=.publish/gpu-tests/LongCtx.GpuTestRunner
   chmod +x "$runner"
-  "$runner" > "$out/gpu-tests.txt" 2>&1
+  "$runner" ${GPU_TESTS_FILTER:+--filter "$GPU_TESTS_FILTER"} > "$out/gpu-tests.txt" 2>&1
   grep -E '^(FAIL|SKIP) |^gpu tests: ' "$out/gpu-tests.txt" >> "$summary"
   grep -q '^gpu tests: ' "$out/gpu-tests.txt" || note "gpu tests: FAIL $(tail -1 "$out/gpu-tests.txt")"
   cp "$out/gpu-tests.txt" "$results"/ # small, and a failure's stack trace is on stderr there
@@ -140,6 +149,19 @@ if has hfprefill; then
   python3 bench/gpu/hf_prefill.py 32768 131072 >> "$summary" 2> "$out/hf-prefill.err" || note "hf_prefill: FAIL $(tail -1 "$out/hf-prefill.err")"
 fi
 mark hfprefill
+
+if has families; then
+  fctx=${CONTEXTS:-32768,131072}; [[ $quick == 1 ]] && fctx="8192"
+  "$bin" bench --config gemma3-12b --context "$fctx" --gpus 1 --strategy pass-kv --profile --json > "$results/bench-gemma3.json" 2> "$out/bench-gemma3.err" \
+    || note "bench gemma3-12b: FAIL $(tail -1 "$out/bench-gemma3.err")"
+  "$bin" bench-attention --context "$fctx" --heads 16 --kv-heads 8 --head-dim 256 --mask causal,decode --window 0,1024 --attention cudnn,kernel --json \
+    > "$results/bench-attention-gemma3.json" 2> "$out/bench-attention-gemma3.err" || note "bench-attention gemma3: FAIL $(tail -1 "$out/bench-attention-gemma3.err")"
+  bench/gpu/attention_table.py "$results/bench-attention-gemma3.json" >> "$summary"
+  python3 bench/gpu/hf_prefill_gemma3.py ${fctx//,/ } >> "$summary" 2> "$out/hf-prefill-gemma3.err" || note "hf_prefill_gemma3: FAIL $(tail -1 "$out/hf-prefill-gemma3.err")"
+  "$bin" bench --config gemma3-12b --context "${fctx##*,}" --one-rank-of 4 --strategy pass-kv --profile --json > "$results/bench-gemma3-share.json" 2> "$out/bench-gemma3-share.err" \
+    || note "bench gemma3-12b one rank of 4: FAIL $(tail -1 "$out/bench-gemma3-share.err")"
+fi
+mark families
 
 ctx=${CONTEXTS:-32768,131072}; [[ $quick == 1 ]] && ctx="8192"
 # 1, 2 and all GPUs (the Hopper issue's 1/2/4); batch-8 decode on those of 2 or more (it does not fit on one).
@@ -247,7 +269,7 @@ if has copyring && [[ $ngpu -gt 1 ]]; then
 fi
 mark copyring
 
-if has bench || has share || has decode || has approx || has tp || has million || has copyring; then
+if has bench || has share || has decode || has approx || has tp || has million || has copyring || has families; then
   python3 - "$results" >> "$summary" <<'PY'
 import json, sys, glob
 for f in sorted(glob.glob(sys.argv[1] + "/bench-*.json")):
@@ -324,9 +346,39 @@ if has retrieval; then
       --ranks "${RETRIEVAL_RANKS:-2,4,8}" \
       --device cuda --gpus "$ngpu" > "$results/retrieval.txt" 2> "$results/retrieval.err" || note "eval-retrieval: FAIL $(tail -1 "$results/retrieval.err")"
     cat "$results/retrieval.txt" >> "$summary"
+    # Issue #30: dense retrieval with each FP8 setting of RETRIEVAL_FP8 (';'-separated option sets) on the same prompts,
+    # beside the bf16 dense above.
+    IFS=';' read -ra fp8_settings <<< "${RETRIEVAL_FP8:-}"
+    for setting in "${fp8_settings[@]}"; do
+      tag=$(echo "$setting" | tr -c 'a-z0-9' '-' | tr -s '-')
+      "$bin" eval-retrieval --model /tmp/retrieval-model --prompts /tmp/retrieval-prompts.jsonl --strategies dense --device cuda --gpus 1 $setting \
+        > "$results/retrieval-fp8$tag.txt" 2> "$results/retrieval-fp8$tag.err" || note "eval-retrieval $setting: FAIL $(tail -1 "$results/retrieval-fp8$tag.err")"
+      { echo "dense with $setting:"; cat "$results/retrieval-fp8$tag.txt"; } >> "$summary"
+    done
   fi
 fi
 mark retrieval
+
+if has fp8; then
+  # Each run is bounded, and a failure is noted and the next one runs. The 70B shape needs ~75 GB of FP8 weights:
+  # on a GPU under 100 GB its KV cache is FP8 too.
+  f8() { local name=$1 limit=$2; shift 2
+    timeout "$limit" "$bin" "$@" > "$results/fp8-$name.json" 2> "$out/fp8-$name.err" || note "fp8 $name: FAIL ($?) $(tail -1 "$out/fp8-$name.err" | cut -c1-300)"; mark "fp8 $name"; }
+  e8=(--config llama3-8b --gpus 1 --strategy pass-kv --json)
+  f8 gemm 60 bench-gemm --rows 131072 --json
+  f8 prefill-bf16 60 bench "${e8[@]}" --context 32768,131072
+  f8 prefill-w 75 bench "${e8[@]}" --context 32768,131072 --quantization fp8 --error-vs-bf16
+  f8 prefill-w-attn 75 bench "${e8[@]}" --context 32768,131072 --quantization fp8 --attention-dtype fp8 --error-vs-bf16
+  f8 kv-error 45 bench "${e8[@]}" --context 32768 --kv-cache-dtype fp8 --warmup 0 --error-vs-bf16
+  f8 decode1k-bf16 30 bench "${e8[@]}" --context 1024 --decode-steps 64
+  f8 decode1k-w 30 bench "${e8[@]}" --context 1024 --decode-steps 64 --quantization fp8
+  f8 decode130k-w-kv 60 bench "${e8[@]}" --context 130000 --warmup 0 --decode-steps 16 --quantization fp8 --kv-cache-dtype fp8
+  f8 share4-w-kv 45 bench --config llama3-8b --context 131072 --one-rank-of 4 --strategy pass-kv --quantization fp8 --kv-cache-dtype fp8 --json
+  kv70=(); (( $(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits -i 0) < 100000 )) && kv70=(--kv-cache-dtype fp8)
+  f8 70b-w 120 bench --config llama3-70b --context 32768 --gpus 1 --strategy pass-kv --quantization fp8 "${kv70[@]}" --json
+  python3 bench/gpu/fp8_table.py "$results" >> "$summary"
+fi
+mark fp8
 # Last: the fixture checks are quick and were run in every earlier round; a long round cut at the limit loses them first.
 if has fixture; then
   python3 bench/gpu/compare.py ids "$fx" "$out/ids.json"

@@ -24,27 +24,34 @@ internal static class BenchAttentionCommand
             Description = "how blocks are cut into cuDNN calls, plans separated by ';' to compare: rows=R|auto (most rows per causal call, 0: one), engine=E (engine configuration index)",
             DefaultValueFactory = _ => Devices.DefaultCudnnCalls,
         };
+        var windows = new Option<string>("--window")
+        {
+            Description = "sliding windows W for the causal and decode masks, comma separated (0: none), e.g. 0,1024 for a global and a local layer of Gemma 3",
+            DefaultValueFactory = _ => "0",
+        };
         var dump = new Option<string?>("--dump") { Description = "safetensors file for the cuDNN run of the smallest context (q, k, v, o, lse); several masks get -MASK before the extension" };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
         var command = new Command("bench-attention", "Time one attention call on GPU 0: cuDNN fused SDPA against the own kernel");
-        foreach (var o in new Option[] { contexts, heads, kvHeads, headDim, masks, implementations, calls, repeat, dump, json }) command.Options.Add(o);
+        foreach (var o in new Option[] { contexts, heads, kvHeads, headDim, masks, windows, implementations, calls, repeat, dump, json }) command.Options.Add(o);
         command.SetAction(r => Run(new Settings(Ints(r.GetValue(contexts)!, "--context"), r.GetValue(heads), r.GetValue(kvHeads), r.GetValue(headDim),
-            List(r.GetValue(masks)!, "--mask", ["causal", "none", "decode"]), List(r.GetValue(implementations)!, "--attention", ["cudnn", "kernel"]),
+            List(r.GetValue(masks)!, "--mask", ["causal", "none", "decode"]), Ints(r.GetValue(windows)!, "--window"), List(r.GetValue(implementations)!, "--attention", ["cudnn", "kernel"]),
             CallPlans(r.GetValue(calls)!), Math.Max(1, r.GetValue(repeat)), r.GetValue(dump), r.GetValue(json))));
         return command;
     }
 
-    private sealed record Settings(int[] Contexts, int Heads, int KvHeads, int HeadDim, string[] Masks, string[] Implementations, string[] CallPlans, int Repeat, string? Dump, bool Json);
+    private sealed record Settings(int[] Contexts, int Heads, int KvHeads, int HeadDim, string[] Masks, int[] Windows, string[] Implementations, string[] CallPlans,
+        int Repeat, string? Dump, bool Json);
 
     private static int Run(Settings s)
     {
         if (s.Heads < 1 || s.KvHeads < 1 || s.Heads % s.KvHeads != 0) throw new LongCtxException($"--heads {s.Heads} must be a positive multiple of --kv-heads {s.KvHeads}");
         if (s.HeadDim < 16 || s.HeadDim % 16 != 0 || s.HeadDim > 256) throw new LongCtxException($"--head-dim {s.HeadDim}: use a multiple of 16 up to 256");
         if (s.Contexts.Any(c => c < 2)) throw new LongCtxException("--context values must be 2 or more");
+        if (s.Windows.Length == 0 || s.Windows.Any(w => w < 0)) throw new LongCtxException("--window: give windows of 1 or more, or 0 for none");
         if (s.Dump is not null && Path.GetDirectoryName(Path.GetFullPath(s.Dump)) is { } dir && !Directory.Exists(dir))
             throw new LongCtxException($"--dump {s.Dump}: its directory does not exist");
         var progress = new Progress(!s.Json);
-        var result = Devices.BenchAttention(s.Contexts, s.Heads, s.KvHeads, s.HeadDim, s.Masks, s.Implementations, s.CallPlans, s.Repeat, s.Dump, progress.Note);
+        var result = Devices.BenchAttention(s.Contexts, s.Heads, s.KvHeads, s.HeadDim, s.Masks, s.Implementations, s.CallPlans, s.Repeat, s.Dump, s.Windows.Distinct().ToArray(), progress.Note);
         Report(result, s.Json);
         return 0;
     }
@@ -65,9 +72,9 @@ internal static class BenchAttentionCommand
             return;
         }
         Console.WriteLine($"{result["device"]}, cuDNN {(string?)result["cudnn"] ?? "not loaded"}, {result["shape"]}");
-        var table = new Table().AddColumns("context", "mask", "Sq x Skv", "attention", "cuDNN calls", "ms", "TFLOP/s", "KV TB/s", "O rel. err", "LSE rel. err");
+        var table = new Table().AddColumns("context", "mask", "window", "Sq x Skv", "attention", "cuDNN calls", "ms", "TFLOP/s", "KV TB/s", "O rel. err", "LSE rel. err");
         foreach (var p in points)
-            table.AddRow($"{p["context"]}", $"{p["mask"]}", $"{p["query_rows"]}x{p["key_rows"]}", $"{p["attention"]}", (string?)p["cudnn_calls"] ?? "",
+            table.AddRow($"{p["context"]}", $"{p["mask"]}", $"{p["window"]}", $"{p["query_rows"]}x{p["key_rows"]}", $"{p["attention"]}", (string?)p["cudnn_calls"] ?? "",
                 $"{Number(p, "ms"):0.000}", $"{Number(p, "tflops"):0.0}", Number(p, "kv_tb_per_s") is { } rate ? $"{rate:0.00}" : "",
                 Number(p, "output_relative_error") is { } e ? $"{e:0.00e0}" : "", Number(p, "lse_relative_error") is { } l ? $"{l:0.00e0}" : "");
         AnsiConsole.Write(table);

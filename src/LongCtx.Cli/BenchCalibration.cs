@@ -89,7 +89,7 @@ internal static class BenchCalibration
             var queries = new TokenLayout(new int[rows], Enumerable.Range(causal ? 0 : rows, rows).ToArray());
             var keys = new TokenLayout(new int[rows], Enumerable.Range(0, rows).ToArray());
             double flops = 4.0 * rows * rows * h * d / (causal ? 2 : 1);
-            return flops / Seconds(b, lse, () => b.Attention(q, queries, k, v, keys, 1f / MathF.Sqrt(d), o, lse));
+            return flops / Seconds(b, lse, () => b.Attention(q, queries, k, v, keys, new AttentionRule(1f / MathF.Sqrt(d)), o, lse));
         }).ToArray();
         var causalRates = Attention(causal: true);
         var fullRates = Attention(causal: false);

@@ -25,7 +25,7 @@ internal static class BenchCommand
     public static Command Create()
     {
         var model = new Option<string?>("--model") { Description = "Hugging Face model directory (its config.json; weights as --load-format says)" };
-        var config = new Option<string?>("--config") { Description = "architecture preset: tiny, llama3-8b, llama3-70b, qwen2.5-7b" };
+        var config = new Option<string?>("--config") { Description = "architecture preset: tiny, llama3-8b, llama3-70b, qwen2.5-7b, qwen3-8b, mistral-7b, gemma2-9b, gemma3-12b, ..." };
         var loadFormat = new Option<string>("--load-format") { Description = "dummy (random weights) or auto", DefaultValueFactory = _ => "dummy" };
         var layers = new Option<int?>("--layers") { Description = "run only the first L layers (shorter runs; MFU counts what ran)" };
         var contexts = new Option<string>("--context") { Description = "prompt lengths, comma separated", DefaultValueFactory = _ => "8192" };
@@ -53,12 +53,15 @@ internal static class BenchCommand
         var calibrate = new Option<string?>("--calibrate") { Description = "measure the rates longctx plan and --strategy auto use (GEMM, attention, memory, decode, the ring link with 2+ ranks) and write them to FILE; no prefill is timed" };
         var calibration = HeuristicRates.CreateOption();
         var attention = AttentionOption.Create();
+        var precision = new PrecisionOptions();
+        var errorVsBf16 = new Option<bool>("--error-vs-bf16") { Description = "with FP8 weights, KV or attention: also prefill the first --context's prompt with the bf16 model (the same weights before quantisation) and report the last logits' relative error and top-1 agreement" };
         var command = new Command("bench", "Measure prefill time to first token on long prompts");
-        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, oneRankOf, tensor, prefillChunk, strategy, repeat, warmup, decode, batch, temperature, topP, topK, promptLogprobs, anchor, passing, evenBlocks, profile, missRates, calibrate, calibration, attention, json }) command.Options.Add(o);
+        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, oneRankOf, tensor, prefillChunk, strategy, repeat, warmup, decode, batch, temperature, topP, topK, promptLogprobs, anchor, passing, evenBlocks, profile, missRates, calibrate, calibration, attention, errorVsBf16, json }) command.Options.Add(o);
+        foreach (var o in precision.All) command.Options.Add(o);
         command.SetAction(r => Run(r.GetValue(model), r.GetValue(config), r.GetValue(loadFormat)!, r.GetValue(layers), Ints(r.GetValue(contexts)!, "--context"),
             r.GetValue(device)!, Layouts(r.GetValue(gpus)!, r.GetValue(ranks), r.GetValue(oneRankOf), r.GetValue(tensor)), r.GetValue(tensor), r.GetValue(prefillChunk), r.GetValue(strategy)!.Split(',', StringSplitOptions.TrimEntries).Select(StrategyNames.Validate).ToArray(), Math.Max(1, r.GetValue(repeat)),
-            r.GetValue(warmup), r.GetValue(decode), r.GetValue(batch), Sampling(r.GetValue(temperature), r.GetValue(topP), r.GetValue(topK)), r.GetValue(promptLogprobs), (r.GetValue(anchor), r.GetValue(passing), r.GetValue(evenBlocks)), r.GetValue(profile), r.GetValue(attention)!, r.GetValue(json),
-            MissRates(r.GetValue(missRates)), r.GetValue(calibrate), HeuristicRates.Resolve(null, null, r.GetValue(calibration))));
+            r.GetValue(warmup), r.GetValue(decode), r.GetValue(batch), Sampling(r.GetValue(temperature), r.GetValue(topP), r.GetValue(topK)), r.GetValue(promptLogprobs), (r.GetValue(anchor), r.GetValue(passing), r.GetValue(evenBlocks)), r.GetValue(profile), r.GetValue(attention)!,
+            precision.Read(r, r.GetValue(device)!), r.GetValue(errorVsBf16), r.GetValue(json), MissRates(r.GetValue(missRates)), r.GetValue(calibrate), HeuristicRates.Resolve(null, null, r.GetValue(calibration))));
         return command;
     }
 
@@ -73,8 +76,8 @@ internal static class BenchCommand
     }
 
     private static int Run(string? dir, string? preset, string loadFormat, int? layers, int[] contexts, string device, Layout[] layouts, int tensor,
-        int? prefillChunk, string[] strategies, int repeat, int warmup, int decodeSteps, int batch, SamplingOptions sampling, int? promptLogprobs, (int? Anchor, int? Passing, bool EvenBlocks) lengths, bool profile, string attention, bool json,
-        double[] missRates, string? calibrate, HardwareRates? rates)
+        int? prefillChunk, string[] strategies, int repeat, int warmup, int decodeSteps, int batch, SamplingOptions sampling, int? promptLogprobs, (int? Anchor, int? Passing, bool EvenBlocks) lengths, bool profile, string attention,
+        PrecisionChoice precision, bool errorVsBf16, bool json, double[] missRates, string? calibrate, HardwareRates? rates)
     {
         if (lengths.Anchor < 0 || lengths.Passing < 0) throw new LongCtxException("--anchor-tokens and --passing-tokens must be 0 or more");
         if (warmup < 0) throw new LongCtxException($"--warmup {warmup} must be 0 or more");
@@ -97,14 +100,24 @@ internal static class BenchCommand
         foreach (int c in contexts)
             if (c > cfg.MaxPositionEmbeddings) throw new LongCtxException($"--context {c} is longer than the model allows ({cfg.MaxPositionEmbeddings})");
         var progress = new Progress(!json);
-        using var weights = progress.Run("Preparing weights", () => loadFormat == "dummy" ? ModelWeights.Dummy(cfg, seed: 0) : ModelWeights.Load(dir!, cfg));
+        var bf16Cfg = cfg;
+        cfg = precision.Apply(cfg);
+        using var weights = progress.Run("Preparing weights", () => loadFormat == "dummy" ? ModelWeights.Dummy(cfg, seed: 0, kvCache: precision.KvCache) : ModelWeights.Load(dir!, cfg, precision.KvCache));
+        var dtypes = PrecisionReport.Of(weights, device, precision.Fp8Attention);
+        // The bf16 model the FP8 settings are measured against: the same weights before quantisation, a bf16 cache and attention.
+        bool fp8 = cfg.Quantization is not null || weights.KvCache is not null || precision.Fp8Attention;
+        if (errorVsBf16 && (!fp8 || bf16Cfg.Quantization is not null))
+            throw new LongCtxException(bf16Cfg.Quantization is not null ? "--error-vs-bf16 needs a bf16 model to compare with; an FP8 checkpoint has none (use --quantization fp8 on its bf16 original)"
+                : "--error-vs-bf16 compares an FP8 setting with bf16: give --quantization fp8, --kv-cache-dtype fp8 or --attention-dtype fp8");
+        using var bf16Weights = !errorVsBf16 ? null : cfg.Quantization is null && weights.KvCache is null ? null
+            : progress.Run("Preparing the bf16 weights to compare with", () => loadFormat == "dummy" ? ModelWeights.Dummy(bf16Cfg, seed: 0) : ModelWeights.Load(dir!, bf16Cfg, KvCacheDType.Activation));
 
         var points = new List<Point>();
         string deviceName = "";
         string? attentionReport = null;
         foreach (var (ranks, gpus, echoed) in layouts)
         {
-            using var group = progress.Run(echoed ? $"Loading the model as rank 0 of {ranks}" : $"Loading the model onto {ranks * tensor} rank(s)", () => Group(cfg, weights, device, ranks, gpus, echoed, tensor, attention));
+            using var group = progress.Run(echoed ? $"Loading the model as rank 0 of {ranks}" : $"Loading the model onto {ranks * tensor} rank(s)", () => Group(cfg, weights, device, ranks, gpus, echoed, tensor, attention, precision.Fp8Attention));
             deviceName = group.Device;
             using var engine = new InferenceEngine(cfg, group, rates) { PrefillChunkTokens = prefillChunk };
             if (calibrate is not null)
@@ -120,7 +133,7 @@ internal static class BenchCommand
             {
                 var approximate = lengths is (null, null, false) ? null
                     : new ApproximateOptions(ApproximateDefaults.QueryTokens(context), lengths.Anchor, lengths.Passing, EvenBlocks: lengths.EvenBlocks);
-                if (decodeSteps > 0 && device == "cuda") KvMemory.CheckFits(group, cfg, context + decodeSteps, batch);
+                if (decodeSteps > 0 && device == "cuda") KvMemory.CheckFits(group, cfg, context + decodeSteps, batch, weights.KvCache is not null);
                 double best = double.MaxValue;
                 string used = strategy;
                 StrategyChoice? choice = null;
@@ -143,7 +156,13 @@ internal static class BenchCommand
                 // rank's peers hold its own keys, so its answer means nothing).
                 double? error = null;
                 bool? top1 = null;
-                if (StrategyNames.IsApproximate(used) && !echoed)
+                if (errorVsBf16 && !echoed && context == contexts[0])
+                {
+                    using var bf16Group = progress.Run("Loading the bf16 model to compare with", () => Group(bf16Cfg, bf16Weights ?? weights, device, ranks, gpus, false, tensor, attention));
+                    using var bf16Engine = new InferenceEngine(bf16Cfg, bf16Group) { PrefillChunkTokens = prefillChunk };
+                    (error, top1) = bf16Engine.CompareWithExact(RandomPrompt(engine, context), logits);
+                }
+                else if (StrategyNames.IsApproximate(used) && !echoed)
                 {
                     var (e, t) = engine.CompareWithExact(RandomPrompt(engine, context), logits);
                     (error, top1) = (e, t);
@@ -166,7 +185,7 @@ internal static class BenchCommand
             }
             attentionReport = group.Run(rt => rt.Backend.Info.AttentionReport())[0];
         }
-        Report(points, cfg, deviceName, attentionReport, json);
+        Report(points, cfg, deviceName, attentionReport, dtypes, errorVsBf16 ? "bf16" : "exact", json);
         return 0;
     }
 
@@ -262,15 +281,22 @@ internal static class BenchCommand
 
     /// <summary>
     /// Model FLOPs of a prefill of the tokens after the first <paramref name="cached"/>: 2 per weight per new token for the
-    /// layers, causal attention 2·(S² − cached²)·hidden per layer, and the LM head of the last row.
+    /// layers, attention 4·q_dim per visible (query, key) pair of the new rows: i + 1 keys for row i on a causal layer
+    /// (S²/2 pairs in all), min(i + 1, W) on a sliding-window layer; and the LM head of the last row.
     /// </summary>
-    private static double ModelFlops(ModelConfig c, long tokens, long cached = 0)
+    public static double ModelFlops(ModelConfig c, long tokens, long cached = 0)
     {
         double perLayer = (double)c.HiddenSize * c.QDim * 2 + (double)c.HiddenSize * c.KvDim * 2 + 3.0 * c.HiddenSize * c.IntermediateSize;
-        return 2 * perLayer * c.NumLayers * (tokens - cached) + 2.0 * ((double)tokens * tokens - (double)cached * cached) * c.QDim * c.NumLayers + 2.0 * c.HiddenSize * c.VocabSize;
+        double pairs = 0;
+        for (int l = 0; l < c.NumLayers; l++)
+            pairs += Pairs(c.WindowOf(l), tokens) - Pairs(c.WindowOf(l), cached);
+        return 2 * perLayer * c.NumLayers * (tokens - cached) + 4.0 * pairs * c.QDim + 2.0 * c.HiddenSize * c.VocabSize;
+
+        // The visible pairs of the first n rows.
+        static double Pairs(int? window, long n) => window is int w && w < n ? w * (w + 1) / 2.0 + (double)(n - w) * w : 0.5 * n * n;
     }
 
-    private static void Report(List<Point> points, ModelConfig cfg, string device, string? attention, bool json)
+    private static void Report(List<Point> points, ModelConfig cfg, string device, string? attention, JsonObject dtypes, string errorAgainst, bool json)
     {
         // Efficiency counts every rank (a GPU each): TTFT × ranks of the context's first point against this one's.
         double RankMs(Point p) => p.TtftMs * p.Ranks * p.Tensor;
@@ -305,14 +331,16 @@ internal static class BenchCommand
                 if (p.Decode?.Split is { } ds) o["decode_split_ms_per_step"] = SplitJson(ds);
                 arr.Add((JsonNode)o);
             }
-            Console.WriteLine(new JsonObject { ["model"] = cfg.ToString(), ["device"] = device, ["attention"] = attention, ["points"] = arr }.ToJsonString());
+            var report = new JsonObject { ["model"] = cfg.ToString(), ["device"] = device, ["attention"] = attention, ["dtypes"] = dtypes, ["points"] = arr };
+            if (points.Any(p => p.LogitsError is not null)) report["logits_error_against"] = errorAgainst;
+            Console.WriteLine(report.ToJsonString());
             return;
         }
         bool anySplit = points.Any(p => p.Split is not null), anyError = points.Any(p => p.LogitsError is not null);
         var table = new Table().AddColumns("ranks", "context", "strategy", "TTFT (s)", "TFLOP/s", "MFU", "par. eff.");
         bool anyDecode = points.Any(p => p.Decode is not null);
         if (anyDecode) table.AddColumns("batch", "decode ms/step", "decode ms/token");
-        if (anyError) table.AddColumns("logits err", "top-1");
+        if (anyError) table.AddColumns($"logits err vs {errorAgainst}", "top-1");
         if (anySplit) table.AddColumn("GEMM / attn / comm / kernels / other (ms)");
         foreach (var p in points)
         {
@@ -326,7 +354,7 @@ internal static class BenchCommand
             if (anySplit) cells.Add(split);
             table.AddRow(cells.ToArray());
         }
-        Console.WriteLine($"{cfg}\n{device}");
+        Console.WriteLine($"{cfg}\n{device}\n{string.Join(", ", dtypes.Select(d => $"{d.Key} {d.Value}"))}");
         if (attention is not null) Console.WriteLine(attention);
         AnsiConsole.Write(table);
     }
@@ -362,14 +390,14 @@ internal static class BenchCommand
         return Ints(ranks, "--ranks").Select(n => new Layout(n, g[0])).ToArray();
     }
 
-    private static IRankGroup Group(ModelConfig cfg, ModelWeights weights, string device, int ranks, int gpus, bool echoed, int tensor, string attention)
+    private static IRankGroup Group(ModelConfig cfg, ModelWeights weights, string device, int ranks, int gpus, bool echoed, int tensor, string attention, bool fp8Attention = false)
     {
-        if (echoed) return Devices.Echoed(cfg, weights, device, ranks, attention);
+        if (echoed) return Devices.Echoed(cfg, weights, device, ranks, attention, fp8Attention);
         // One process per rank (longctx launch, or a launcher per network namespace): CPU ranks over TCP.
         if (LaunchEnvironment.FromEnvironment() is { } launch)
             return device == Devices.Cpu ? Devices.Process(cfg, weights, launch, device, attention, threads: null, tensor)
                 : throw new LongCtxException("bench runs GPU ranks in one process (--gpus N): leave WORLD_SIZE unset, or use --device cpu");
-        return Devices.Local(cfg, weights, device, ranks, gpus, tensor, attention);
+        return Devices.Local(cfg, weights, device, ranks, gpus, tensor, attention, fp8Attention: fp8Attention);
     }
 
     public static int[] Ints(string list, string option)

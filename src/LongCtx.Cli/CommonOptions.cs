@@ -10,7 +10,7 @@ internal sealed class CommonOptions
 {
     public readonly Option<string?> Model = new("--model") { Description = "Hugging Face model directory (config.json, safetensors, tokenizer.json), or a repo id (org/name) in the Hugging Face cache" };
     public readonly Option<string?> Revision = new("--revision") { Description = "with a repo id: the branch, tag or commit in the cache (default main)" };
-    public readonly Option<string?> Config = new("--config") { Description = "architecture preset for --load-format dummy without --model: tiny, llama3-8b, llama3-70b, qwen2.5-7b" };
+    public readonly Option<string?> Config = new("--config") { Description = "architecture preset for --load-format dummy without --model: tiny, llama3-8b, llama3-70b, qwen2.5-7b, qwen3-8b, mistral-7b, gemma2-9b, gemma3-12b, ..." };
     public readonly Option<string?> TokenizerPath = new("--tokenizer") { Description = "tokenizer.json or its directory (default: the model directory)" };
     public readonly Option<string> LoadFormat = new("--load-format") { Description = "auto (safetensors) or dummy (random weights of the architecture, no weight file read)", DefaultValueFactory = _ => "auto" };
     public readonly Option<string> Device = new("--device") { Description = "cpu or cuda", DefaultValueFactory = _ => "cpu" };
@@ -30,6 +30,7 @@ internal sealed class CommonOptions
     public readonly Option<int?> Seed = new("--seed");
     public readonly Option<bool> Json = new("--json") { Description = "print one JSON object instead of streaming text" };
     public readonly Option<string> Attention = AttentionOption.Create();
+    public readonly PrecisionOptions Precision = new();
     public readonly Option<bool> Verbose = new("--verbose") { Description = "debug log on stderr: the pass-KV / pass-Q choice and its inputs, which attention implementation ran" };
 
     public void AddTo(Command command)
@@ -37,6 +38,7 @@ internal sealed class CommonOptions
         foreach (var o in new Option[] { Model, Revision, Config, TokenizerPath, LoadFormat, Device, Gpus, Ranks, TensorParallel, PrefillChunk, Strategy, Threads, ComputeTflops, LinkGbps, Calibration,
                      MaxNewTokens, Temperature, TopP, TopK, Seed, Json, Attention, Verbose })
             command.Options.Add(o);
+        foreach (var o in Precision.All) command.Options.Add(o);
     }
 
     /// <summary>The options that say which model runs where, without the sampling ones (a server takes those per request).</summary>
@@ -44,6 +46,7 @@ internal sealed class CommonOptions
     {
         foreach (var o in new Option[] { Model, Revision, Config, TokenizerPath, LoadFormat, Device, Gpus, Ranks, TensorParallel, PrefillChunk, Strategy, Threads, ComputeTflops, LinkGbps, Calibration, Attention, Verbose })
             command.Options.Add(o);
+        foreach (var o in Precision.All) command.Options.Add(o);
     }
 
     /// <summary>The flags' sampling, the model's generation_config.json filling what they leave out (called once before

@@ -35,8 +35,10 @@ internal static class EvalRetrievalCommand
         var json = new Option<bool>("--json") { Description = "print one JSON object instead of the table" };
         var loadFormat = new Option<string>("--load-format") { Description = "auto (safetensors) or dummy (random weights of config.json: the plumbing, accuracy near 0)", DefaultValueFactory = _ => "auto" };
         var example = new Option<bool>("--example") { Description = "after the table, show one prompt: its question, where its record sits, each strategy's answer" };
+        var precision = new PrecisionOptions();
         var command = new Command("eval-retrieval", "Retrieval accuracy of dense, pass-kv, star and apb over a prompt set");
         foreach (var o in new Option[] { model, prompts, strategies, ranks, device, gpus, threads, anchor, passing, evenBlocks, json, loadFormat, example }) command.Options.Add(o);
+        foreach (var o in precision.All) command.Options.Add(o);
         command.SetAction(r =>
         {
             var d = r.GetValue(device)!;
@@ -46,18 +48,19 @@ internal static class EvalRetrievalCommand
             if (rankCounts.Any(n => n < 1)) throw new LongCtxException($"--ranks {r.GetValue(ranks)}: rank counts must be 1 or more");
             if (r.GetValue(loadFormat) is not ("auto" or "dummy")) throw new LongCtxException($"--load-format {r.GetValue(loadFormat)} is unknown: use auto or dummy");
             return Run(r.GetValue(model)!, r.GetValue(prompts)!, Strategies(r.GetValue(strategies)!), rankCounts, d, r.GetValue(gpus),
-                r.GetValue(threads), r.GetValue(anchor), r.GetValue(passing), r.GetValue(evenBlocks), r.GetValue(json), r.GetValue(loadFormat) == "dummy", r.GetValue(example));
+                r.GetValue(threads), r.GetValue(anchor), r.GetValue(passing), r.GetValue(evenBlocks), precision.Read(r, d), r.GetValue(json), r.GetValue(loadFormat) == "dummy",
+                r.GetValue(example));
         });
         return command;
     }
 
     private static int Run(string dir, string promptPath, string[] strategies, int[] rankCounts, string device, int gpus, int? threads,
-        int? anchor, int? passing, bool evenBlocks, bool json, bool dummy, bool example)
+        int? anchor, int? passing, bool evenBlocks, PrecisionChoice precision, bool json, bool dummy, bool example)
     {
         dir = ModelDirectory.Resolve(dir);
-        var config = ModelConfig.Load(dir);
+        var config = precision.Apply(ModelConfig.Load(dir));
         var prompts = RetrievalPrompts.Read(promptPath, config.VocabSize);
-        using var weights = dummy ? ModelWeights.Dummy(config, seed: 0) : ModelWeights.Load(dir, config);
+        using var weights = dummy ? ModelWeights.Dummy(config, seed: 0, kvCache: precision.KvCache) : ModelWeights.Load(dir, config, precision.KvCache);
         if (dummy) Console.Error.WriteLine("note: the weights are random (--load-format dummy): the answers are noise, the strategies and timings are real");
         int cores = threads ?? Environment.ProcessorCount;
         if (device == "cpu" && rankCounts.Max() > cores && strategies.Any(s => s != StrategyNames.Dense))
@@ -75,7 +78,7 @@ internal static class EvalRetrievalCommand
         if (others.Length > 0) runs.AddRange(rankCounts.Select(n => (n, others)));
         foreach (var (ranks, names) in runs)
         {
-            using var group = Devices.Local(config, weights, device, ranks, Math.Min(gpus, ranks), tensorRanks: 1, attention: "auto", threads);
+            using var group = Devices.Local(config, weights, device, ranks, Math.Min(gpus, ranks), tensorRanks: 1, attention: "auto", threads, precision.Fp8Attention);
             deviceName = group.Device;
             using var engine = new InferenceEngine(config, group);
             foreach (var strategy in names)
@@ -91,7 +94,7 @@ internal static class EvalRetrievalCommand
                     string.Join(", ", cells.Select(c => $"{c.Task} {c.Context}: {c.Correct}/{c.Total}")) + $" [{(clock.Elapsed - start).TotalSeconds:0.0} s]");
             }
         }
-        Report(scores, config, deviceName, promptPath, denseAnswers is not null, json);
+        Report(scores, config, deviceName, promptPath, denseAnswers is not null, PrecisionReport.Of(weights, device, precision.Fp8Attention), json);
         if (example && !json) Console.WriteLine("\n" + RetrievalExample.Describe(prompts, RetrievalExample.Pick(prompts, done), done, TokenNames.Load(dir)));
         return 0;
     }
@@ -113,7 +116,7 @@ internal static class EvalRetrievalCommand
         }
     }
 
-    private static void Report(List<Score> scores, ModelConfig config, string device, string promptPath, bool withDense, bool json)
+    private static void Report(List<Score> scores, ModelConfig config, string device, string promptPath, bool withDense, JsonObject dtypes, bool json)
     {
         var ordered = scores.OrderBy(s => s.Task, StringComparer.Ordinal).ThenBy(s => s.Context)
             .ThenBy(s => Array.IndexOf(StrategyNames.All, s.Strategy)).ThenBy(s => s.Ranks).ToList();
@@ -130,7 +133,7 @@ internal static class EvalRetrievalCommand
                 if (withDense) o["same_as_dense"] = s.SameAsDense;
                 rows.Add((JsonNode)o);
             }
-            Console.WriteLine(new JsonObject { ["model"] = config.ToString(), ["device"] = device, ["prompts"] = promptPath, ["results"] = rows }.ToJsonString());
+            Console.WriteLine(new JsonObject { ["model"] = config.ToString(), ["device"] = device, ["dtypes"] = dtypes, ["prompts"] = promptPath, ["results"] = rows }.ToJsonString());
             return;
         }
         // One task (prompts.py's are all "kv") goes in the heading: its column would push the table past 80 characters.
@@ -148,7 +151,7 @@ internal static class EvalRetrievalCommand
             cells.Add(s.MeanTtftMs < 1000 ? $"{s.MeanTtftMs:0} ms" : $"{s.MeanTtftMs / 1000:0.00} s");
             table.AddRow(cells.ToArray());
         }
-        Console.WriteLine($"{config}\n{device}" + (tasks.Count == 1 ? $"\ntask {tasks[0]}" : ""));
+        Console.WriteLine($"{config}\n{device}\n{string.Join(", ", dtypes.Select(d => $"{d.Key} {d.Value}"))}" + (tasks.Count == 1 ? $"\ntask {tasks[0]}" : ""));
         AnsiConsole.Write(table);
     }
 

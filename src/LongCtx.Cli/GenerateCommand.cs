@@ -97,6 +97,7 @@ internal static class GenerateCommand
             ["tensor_parallel"] = model.Engine.TensorRanks,
             ["device"] = model.Engine.Device,
             ["weights"] = model.Dummy ? "random" : "loaded",
+            ["dtypes"] = model.Precision.DeepClone(),
             ["ttft_ms"] = Math.Round(g.TtftMs, 3),
             ["decode_ms_per_token"] = Math.Round(g.DecodeMsPerToken, 3),
         };

@@ -10,8 +10,9 @@ namespace LongCtx.Cli;
 internal sealed class LoadedModel : IDisposable
 {
     private LoadedModel(string name, string? directory, ModelConfig config, ModelWeights weights, string? tokenizerPath, InferenceEngine engine, bool dummy,
-        Progress progress)
+        Progress progress, System.Text.Json.Nodes.JsonObject precision)
     {
+        Precision = precision;
         Name = name;
         Directory = directory;
         TokenizerPath = tokenizerPath;
@@ -61,6 +62,8 @@ internal sealed class LoadedModel : IDisposable
     public string? TokenizerPath { get; }
     public InferenceEngine Engine { get; }
     public bool Dummy { get; }
+    /// <summary>The number formats that run: weights, the projections' inputs, the KV cache, attention (<see cref="PrecisionReport"/>).</summary>
+    public System.Text.Json.Nodes.JsonObject Precision { get; }
 
     /// <summary>Which attention implementation ran (rank 0's account: every rank runs the same calls), for --verbose; null on the CPU.</summary>
     public string? AttentionReport() => Engine.AttentionReport();
@@ -82,13 +85,15 @@ internal sealed class LoadedModel : IDisposable
         string? dir = modelArg is null ? null : ModelDirectory.Resolve(modelArg, r.GetValue(o.Revision));
         string? preset = r.GetValue(o.Config);
 
+        var precision = o.Precision.Read(r, device);
         ModelConfig config;
         if (dir is not null) config = ModelConfig.Load(dir);
         else if (dummy && preset is not null) config = ModelConfig.Preset(preset);
         else throw new LongCtxException(dummy ? "--load-format dummy needs --model DIR (for config.json) or --config PRESET" : "--model DIR is required");
+        config = precision.Apply(config);
 
         var weights = progress.Run(dummy ? "Building random weights" : $"Mapping weights from {dir}",
-            () => dummy ? ModelWeights.Dummy(config, seed: 0) : ModelWeights.Load(dir!, config));
+            () => dummy ? ModelWeights.Dummy(config, seed: 0, kvCache: precision.KvCache) : ModelWeights.Load(dir!, config, precision.KvCache));
         string? tokenizerPath = r.GetValue(o.TokenizerPath) ?? (dir is not null && File.Exists(Path.Combine(dir, "tokenizer.json")) ? dir : null);
 
         int gpus = r.GetValue(o.Gpus) ?? 1;
@@ -96,21 +101,21 @@ internal sealed class LoadedModel : IDisposable
         int? ranks = r.GetValue(o.Ranks);
         var rates = HeuristicRates.Resolve(r.GetValue(o.ComputeTflops), r.GetValue(o.LinkGbps), r.GetValue(o.Calibration));
         var launch = LaunchEnvironment.FromEnvironment();
-        IRankGroup group = launch is not null ? ProcessGroup(r, o, config, weights, device, attention, launch, progress)
+        IRankGroup group = launch is not null ? ProcessGroup(r, o, config, weights, device, attention, launch, progress, precision.Fp8Attention)
             : device == Devices.Cuda
-            ? progress.Run($"Loading the model onto {gpus} GPU(s)", () => Devices.Local(config, weights, device, ranks, gpus, tensor, attention))
+            ? progress.Run($"Loading the model onto {gpus} GPU(s)", () => Devices.Local(config, weights, device, ranks, gpus, tensor, attention, fp8Attention: precision.Fp8Attention))
             : Devices.Local(config, weights, device, ranks, gpus, tensor, attention, r.GetValue(o.Threads));
         if (r.GetValue(o.Verbose) && launch is null && device == Devices.Cuda && group.ContextRanks * group.TensorRanks is var all && all > gpus)
             Console.Error.WriteLine($"debug: {all} ranks share {gpus} GPU(s) round-robin and talk through device copies (NCCL needs one GPU per rank): exact, not fast");
         // A repo id names the model as given (its snapshot directory is a commit hash).
         string name = dir is null ? preset! : dir != modelArg ? modelArg! : Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir)));
         return new LoadedModel(name, dir, config, weights, tokenizerPath, new InferenceEngine(config, group, rates) { PrefillChunkTokens = r.GetValue(o.PrefillChunk) }, dummy,
-            progress);
+            progress, PrecisionReport.Of(weights, device, precision.Fp8Attention));
     }
 
     /// <summary>This process's rank of a multi-process group: every process is one rank, on the CPU or on GPU LOCAL_RANK.</summary>
     private static ProcessRankGroup ProcessGroup(ParseResult r, CommonOptions o, ModelConfig config, ModelWeights weights, string device,
-        string attention, LaunchEnvironment launch, Progress progress)
+        string attention, LaunchEnvironment launch, Progress progress, bool fp8Attention)
     {
         int tensor = r.GetValue(o.TensorParallel);
         var grid = RankGrid.ForWorld(config, launch.WorldSize, tensor);
@@ -119,7 +124,7 @@ internal sealed class LoadedModel : IDisposable
         if (r.GetValue(o.Gpus) is { } gpus && gpus != launch.WorldSize)
             throw new LongCtxException($"--gpus {gpus} disagrees with WORLD_SIZE={launch.WorldSize}: in a multi-process run every process is one GPU (leave --gpus out)");
         return progress.Run(device == Devices.Cuda ? $"Joining the process group on GPU {launch.LocalRank}" : "Joining the process group",
-            () => Devices.Process(config, weights, launch, device, attention, r.GetValue(o.Threads), tensor));
+            () => Devices.Process(config, weights, launch, device, attention, r.GetValue(o.Threads), tensor, fp8Attention));
     }
 
     public void Dispose()

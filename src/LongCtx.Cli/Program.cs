@@ -14,6 +14,7 @@ var root = new RootCommand("LongCtx: long-context LLM inference with context par
     EvalRetrievalCommand.Create(),
     MakeRetrievalPromptsCommand.Create(),
     BenchAttentionCommand.Create(),
+    BenchGemmCommand.Create(),
     LaunchCommand.Create(),
     ServeCommand.Create(),
 };

@@ -29,6 +29,10 @@ public enum Setting
     Dtype,
     Link,
     GpusPerNode,
+    /// <summary>Online quantisation of a float checkpoint's projections (fp8).</summary>
+    Quantization,
+    KvCacheDtype,
+    AttentionDtype,
 }
 
 /// <summary>

@@ -20,6 +20,8 @@ public sealed record CudaSettings
     public const string GemmWorkspaceVariable = "LONGCTX_GEMM_WORKSPACE_MB";
     public const string KernelCacheVariable = "LONGCTX_KERNEL_CACHE";
     public const string RingTransfersVariable = "LONGCTX_RING_TRANSFERS";
+    public const string Fp8FastAccumulationVariable = "LONGCTX_FP8_FAST_ACCUM";
+    public const string Fp8FusedNormVariable = "LONGCTX_FP8_FUSED_NORM";
 
     public AttentionSettings Attention { get; init; } = new();
     public RuntimeSettings Runtime { get; init; } = new();
@@ -67,6 +69,8 @@ public sealed record CudaSettings
                 var text => throw new LongCtxException($"{GemmWorkspaceVariable}={text}: give the cuBLASLt workspace in MiB, 0 to 4096"),
             },
             KernelCache = Value(KernelCacheVariable),
+            Fp8FastAccumulation = Switch(Fp8FastAccumulationVariable, false, "FP8 GEMMs accumulate without promoting to fp32", "the default: promoted"),
+            Fp8FusedNorm = Switch(Fp8FusedNormVariable, true, "the default: RMSNorm quantises the FP8 projections' input", "norm, then quantisation"),
         };
         return new CudaSettings
         {

@@ -17,7 +17,7 @@ public sealed class QueryAttentionScorer : IKvCompressor
         var layer = input.Layer;
         var b = layer.Backend;
         var mass = b.Allocate(DType.F32, input.Candidates.Count, layer.KvHeads);
-        b.KeyAttentionMass(input.QueryQ, input.Queries, input.CandidateK, input.Candidates, layer.Scale, mass);
+        b.KeyAttentionMass(input.QueryQ, input.Queries, input.CandidateK, input.Candidates, layer.Rule.Scale, mass);
         return mass;
     }
 }

@@ -90,17 +90,17 @@ public static class BackendOps
         b.Rope(k, layout, rope);
     }
 
-    public static void AttentionEach(this IBackend b, Tensor q, Tensor output, Tensor lse, float scale, params ReadOnlySpan<AttentionPart> parts)
+    public static void AttentionEach(this IBackend b, Tensor q, Tensor output, Tensor lse, AttentionRule rule, params ReadOnlySpan<AttentionPart> parts)
     {
         if (b is IFusedOps f)
         {
-            f.AttentionEach(q, output, lse, scale, parts);
+            f.AttentionEach(q, output, lse, rule, parts);
             return;
         }
         foreach (var p in parts)
         {
             int n = p.Queries.Count;
-            b.Attention(q.SliceRows(p.QueryRow, n), p.Queries, p.K, p.V, p.Keys, scale, output.SliceRows(p.QueryRow, n), lse.SliceRows(p.QueryRow, n));
+            b.Attention(q.SliceRows(p.QueryRow, n), p.Queries, p.K, p.V, p.Keys, rule, output.SliceRows(p.QueryRow, n), lse.SliceRows(p.QueryRow, n));
         }
     }
 

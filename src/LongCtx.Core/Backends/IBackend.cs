@@ -3,7 +3,7 @@ using LongCtx.Tensors;
 namespace LongCtx.Backends;
 
 /// <summary>
-/// The primitive operations a Llama-style transformer and the context-parallel strategies need. Activations
+/// The primitive operations the decoder families and the context-parallel strategies need. Activations
 /// are F32 on the CPU backend (BF16 on GPUs); weights stay in the format the backend chose in
 /// <see cref="LoadWeight"/>. Shapes: activations [T, features]; attention tensors [T, heads, headDim];
 /// LSE [T, heads] in natural log, -inf for a query row that saw no key. What a backend may do better than these
@@ -43,21 +43,31 @@ public interface IBackend : IDisposable
     /// [T, N] intermediate (on a GPU the GEMM's epilogue adds, rounding once).
     /// </summary>
     void LinearAccumulate(Tensor x, Tensor weight, Tensor y);
-    /// <summary>y = x / rms(x) * weight, per row.</summary>
-    void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y);
+    /// <summary>
+    /// y = x / rms(x) * (weightOffset + weight), per row (weightOffset 1: Gemma's norms, computed in float32 as transformers
+    /// does). y may be x.
+    /// </summary>
+    void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y, float weightOffset = 0f);
     /// <summary>accumulator += x.</summary>
     void Add(Tensor accumulator, Tensor x);
     /// <summary>In-place rotary embedding of x [T, heads, D] at the layout's positions.</summary>
     void Rope(Tensor x, TokenLayout layout, RopeTable rope);
     /// <summary>y = silu(gate) * up.</summary>
     void SwiGlu(Tensor gate, Tensor up, Tensor y);
+    /// <summary>y = gelu_tanh(gate) * up, GELU with the tanh approximation (Gemma's MLP). y may be gate.</summary>
+    void GeluTanhGlu(Tensor gate, Tensor up, Tensor y);
+    /// <summary>x = cap · tanh(x / cap), in place (Gemma 2's final logits).</summary>
+    void SoftCap(Tensor x, float cap);
+    /// <summary>x = x · factor, in place (Gemma's embedding scale).</summary>
+    void Scale(Tensor x, float factor);
 
     /// <summary>
     /// One attention block: q [Tq, NH, D] against k, v [Tk, NKV, D] (NH a multiple of NKV, grouped-query),
-    /// mask from the layouts (same sequence and key position ≤ query position). Writes output [Tq, NH, D]
-    /// and lse [Tq, NH]; a query row that sees no key gets output 0 and lse -inf. Never builds Tq×Tk.
+    /// mask from the layouts (same sequence and key position ≤ query position) and, with the rule's window, within
+    /// the window; products scaled and soft-capped as the rule says. Writes output [Tq, NH, D] and lse [Tq, NH] (of
+    /// the capped, scaled products); a query row that sees no key gets output 0 and lse -inf. Never builds Tq×Tk.
     /// </summary>
-    void Attention(Tensor q, TokenLayout queries, Tensor k, Tensor v, TokenLayout keys, float scale, Tensor output, Tensor lse);
+    void Attention(Tensor q, TokenLayout queries, Tensor k, Tensor v, TokenLayout keys, AttentionRule rule, Tensor output, Tensor lse);
 
     /// <summary>
     /// Merges a partial attention result into an accumulator by log-sum-exp:

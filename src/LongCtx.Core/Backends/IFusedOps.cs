@@ -42,7 +42,7 @@ public interface IFusedOps
     /// cache where it is): <see cref="IBackend.Attention"/> of each part into the same rows of output and lse. Rows no
     /// part names are left alone.
     /// </summary>
-    void AttentionEach(Tensor q, Tensor output, Tensor lse, float scale, params ReadOnlySpan<AttentionPart> parts);
+    void AttentionEach(Tensor q, Tensor output, Tensor lse, AttentionRule rule, params ReadOnlySpan<AttentionPart> parts);
 }
 
 /// <summary>One part of <see cref="IFusedOps.AttentionEach"/>: query rows [QueryRow, QueryRow + Queries.Count) against K and V [Keys.Count, NKV, D].</summary>

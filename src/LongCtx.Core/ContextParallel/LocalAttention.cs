@@ -13,7 +13,7 @@ public sealed class LocalAttention : IAttentionStrategy
         LocalKv.Store(layer, k, v);
         using var kv = LocalKv.Block(layer);
         var acc = new PartialAttention(layer.Backend, q.Rows, layer.Heads, layer.HeadDim);
-        if (LocalKv.Attend(layer, q, layer.Step.Queries, kv.K, kv.V, layer.Step.Keys) is { } r) acc.Add(r.Output, r.Lse);
+        if (LocalKv.Attend(layer, q, layer.Step.Queries, kv.K, kv.V, layer.Keys) is { } r) acc.Add(r.Output, r.Lse);
         return acc.Result();
     }
 }

@@ -28,9 +28,9 @@ public static class RateProbe
         using var v = b.Allocate(b.ActivationType, tokens, kvHeads, d);
         using var o = b.Allocate(b.ActivationType, tokens, heads, d);
         using var lse = b.Allocate(DType.F32, tokens, heads);
-        b.Attention(q, layout, k, v, layout, 1f / MathF.Sqrt(d), o, lse); // warm-up
+        b.Attention(q, layout, k, v, layout, AttentionRule.ForHeadDim(d), o, lse); // warm-up
         var clock = Stopwatch.StartNew();
-        b.Attention(q, layout, k, v, layout, 1f / MathF.Sqrt(d), o, lse);
+        b.Attention(q, layout, k, v, layout, AttentionRule.ForHeadDim(d), o, lse);
         b.Download<float>(lse.SliceRows(0, 1), new float[heads]); // waits for an asynchronous device
         double flops = 4.0 * tokens * tokens * heads * d / 2; // causal
         double c = flops / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);

@@ -33,13 +33,12 @@ public sealed class RingPassKv : IAttentionStrategy
             int nextOrigin = (origin - 1 + layer.Ranks) % layer.Ranks;
             if (s < layer.Ranks - 1)
             {
-                int rows = step.KeysByRank[nextOrigin].Count;
-                incoming = new KvBlock(b.Allocate(b.ActivationType, rows, layer.KvHeads, layer.HeadDim),
-                                       b.Allocate(b.ActivationType, rows, layer.KvHeads, layer.HeadDim), Owned: true);
+                int rows = layer.KeysOf(nextOrigin).Count;
+                incoming = LocalKv.Like(layer, held, rows);
                 // Issued before this step's compute so the transfer runs while we attend.
                 transfer = layer.Comm.SendReceive([held.K, held.V], layer.Next, [incoming.K, incoming.V], layer.Previous);
             }
-            if (LocalKv.Attend(layer, q, step.Queries, held.K, held.V, step.KeysByRank[origin]) is { } part)
+            if (LocalKv.Attend(layer, q, step.Queries, held.K, held.V, layer.KeysOf(origin)) is { } part)
                 acc.Add(part.Output, part.Lse);
             if (transfer is null) break;
             transfer.Wait();

@@ -39,7 +39,7 @@ public sealed class RingPassQ : IAttentionStrategy
                 incoming = b.Allocate(b.ActivationType, step.QueriesByRank[nextOrigin].Count, layer.Heads, layer.HeadDim);
                 transfer = layer.Comm.SendReceive([held], layer.Next, [incoming], layer.Previous);
             }
-            partials[origin] = LocalKv.Attend(layer, held, step.QueriesByRank[origin], local.K, local.V, step.Keys);
+            partials[origin] = LocalKv.Attend(layer, held, step.QueriesByRank[origin], local.K, local.V, layer.Keys);
             if (transfer is null) break;
             transfer.Wait();
             if (!ReferenceEquals(held, q)) held.Dispose();
@@ -57,7 +57,7 @@ public sealed class RingPassQ : IAttentionStrategy
         {
             sendOut[j] = partials[j]?.Output ?? b.Allocate(b.ActivationType, 0, layer.Heads, layer.HeadDim);
             sendLse[j] = partials[j]?.Lse ?? b.Allocate(DType.F32, 0, layer.Heads);
-            int rows = TokenLayout.NothingVisible(step.Queries, step.KeysByRank[j]) ? 0 : q.Rows;
+            int rows = TokenLayout.NothingVisible(step.Queries, layer.KeysOf(j), layer.Window) ? 0 : q.Rows;
             recvOut[j] = b.Allocate(b.ActivationType, rows, layer.Heads, layer.HeadDim);
             recvLse[j] = b.Allocate(DType.F32, rows, layer.Heads);
         }

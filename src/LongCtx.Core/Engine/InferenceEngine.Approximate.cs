@@ -24,6 +24,8 @@ public sealed partial class InferenceEngine
         if (sequence.CachedTokens > 0)
             throw new LongCtxException($"{strategy} runs a conversation's first turn only ({sequence.CachedTokens} tokens are cached): use an exact strategy for later turns");
         if (argmaxAll) throw new LongCtxException($"the argmax at every position needs an exact strategy, not {strategy}");
+        if (KvCacheIsFp8)
+            throw new SettingException(Setting.KvCacheDtype, $"(or a checkpoint's kv_cache_scheme) is for the exact strategies: {strategy} keeps a KV cache of the activation type; use an exact strategy, or bf16", "fp8");
         bool apb = strategy == StrategyNames.Apb;
         int queryTokens = options?.QueryTokens ?? ApproximateDefaults.QueryTokens(prompt.Length);
         if (queryTokens >= prompt.Length)
@@ -58,10 +60,10 @@ public sealed partial class InferenceEngine
             var compressor = apb ? Compressor(rt, options) : null;
             try
             {
-                IAttentionStrategy local = apb ? new ApbAttention(blocks, compressor!) : new StarAttention(blocks);
+                var local = new LayerAttention(apb ? new ApbAttention(blocks, compressor!) : new StarAttention(blocks));
                 // The context phase's hidden states are not needed past the last layer's KV: only the cache it filled.
                 using var _ = rt.Model.Forward(blocks.ContextTokens(r, prompt), context.Queries,
-                    (layer, q, k, v) => local.Attend(new AttentionLayer(rt.Backend, rt.Comm, context, layer, rt.Model.Heads, rt.Model.KvHeads, c.HeadDim), q, k, v));
+                    (layer, q, k, v) => local.Attend(new AttentionLayer(rt.Backend, rt.Comm, context, layer, rt.Model.Heads, rt.Model.KvHeads, c.HeadDim, c.AttentionOf(layer)), q, k, v));
             }
             finally
             {
@@ -76,7 +78,7 @@ public sealed partial class InferenceEngine
                 Appends = r == Ranks - 1 ? [new KvAppend(0, 0, queryTokens)] : [],
             };
             // Every rank holds every query row, so the lead rank reads the wanted rows from its own.
-            return ForwardAndGather(rt, prompt[document..], query, new DistributedDecode(), wanted, row => rt.WorldRank == _ranks.LeadRank ? row : -1, gather: false);
+            return ForwardAndGather(rt, prompt[document..], query, new LayerAttention(new DistributedDecode()), wanted, row => rt.WorldRank == _ranks.LeadRank ? row : -1, gather: false);
         });
 
         for (int r = 0; r < Ranks; r++) sequence.Placement.Append(r, blocks.KeptPositions(r));

@@ -67,7 +67,7 @@ public sealed partial class InferenceEngine
             keys[r] = layout.Build();
         }
         var tokens = batch.Select(b => b.Token).ToArray();
-        var decode = new DistributedDecode();
+        var decode = new LayerAttention(new DistributedDecode());
         var results = _ranks.Run(rt =>
         {
             var step = new AttentionStep

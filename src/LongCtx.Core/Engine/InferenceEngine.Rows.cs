@@ -27,7 +27,7 @@ public sealed partial class InferenceEngine
         var c = model.Config;
         var b = rt.Backend;
         using var hidden = model.Forward(ids, step.Queries,
-            (layer, q, k, v) => strategy.Attend(new AttentionLayer(b, rt.Comm, step, layer, model.Heads, model.KvHeads, c.HeadDim), q, k, v));
+            (layer, q, k, v) => strategy.Attend(new AttentionLayer(b, rt.Comm, step, layer, model.Heads, model.KvHeads, c.HeadDim, c.AttentionOf(layer)), q, k, v));
         // Every rank gathers the same row sets in the same order: each gather is a collective.
         using var kept = wanted.Kept.Count == 0 ? null : GatherRows(rt, hidden, wanted.Kept, localRowOf, gather);
         using var drawn = wanted.Drawn.Count == 0 ? null : GatherRows(rt, hidden, wanted.Drawn, localRowOf, gather);

@@ -43,6 +43,11 @@ public sealed partial class InferenceEngine : IDisposable
 
     private readonly int? _prefillChunkTokens;
 
+    /// <summary>Whether the ranks' KV caches hold FP8 codes (<see cref="ModelReplica.KvCache"/>): the ring then moves one byte an element.</summary>
+    public bool KvCacheIsFp8 => _kvCacheIsFp8 ??= _ranks.Run(rt => rt.Model.KvCache is not null)[0];
+
+    private bool? _kvCacheIsFp8;
+
     public Sequence NewSequence() => new(Interlocked.Increment(ref _nextSequenceId), Ranks);
 
     /// <summary>Frees a sequence's KV on every rank.</summary>
@@ -54,23 +59,30 @@ public sealed partial class InferenceEngine : IDisposable
     /// <summary>Bytes of KV cache held on each rank.</summary>
     public long[] KvBytesPerRank() => _ranks.Run(rt => rt.Caches.Values.Sum(c => c.Bytes));
 
+    /// <summary>Bytes of the KV rows each rank holds (sliding-window layers: their last W positions), without the room for more.</summary>
+    public long[] KvRowBytesPerRank() => _ranks.Run(rt => rt.Caches.Values.Sum(c => c.HeldBytes));
+
+    /// <summary>
+    /// The full-attention layers' strategy (the heuristic weighs only them: a sliding-window layer's KV is at most W
+    /// rows a rank) with the halo exchange for sliding-window layers.
+    /// </summary>
     private (IAttentionStrategy, StrategyChoice?) Choose(string strategy, ShardPlan plan)
     {
         switch (strategy)
         {
             case StrategyNames.Dense:
                 if (Ranks != 1) throw new SettingException(Setting.Strategy, $"runs on one rank; with {Ranks} ranks use pass-kv, pass-q or auto", StrategyNames.Dense);
-                return (new LocalAttention(), null);
-            case StrategyNames.PassKv: return (new RingPassKv(), null);
-            case StrategyNames.PassQ: return (new RingPassQ(), null);
+                return (new LayerAttention(new LocalAttention()), null);
+            case StrategyNames.PassKv: return (new LayerAttention(new RingPassKv(), new HaloAttention()), null);
+            case StrategyNames.PassQ: return (new LayerAttention(new RingPassQ(), new HaloAttention()), null);
         }
         Rates ??= MeasureRates();
         long t = plan.TotalNewTokens, p = plan.Sequences.Sum(s => (long)s.CachedTokens);
-        // Ring messages carry activations: 2 bytes an element on GPUs (bf16), 4 on the CPU (float32).
-        int e = _ranks.Run(rt => rt.Backend.ActivationType.SizeOf())[0];
+        // Ring messages carry activations: 2 bytes an element on GPUs (bf16), 4 on the CPU (float32), 1 with an FP8 KV cache.
+        int e = KvCacheIsFp8 ? 1 : _ranks.Run(rt => rt.Backend.ActivationType.SizeOf())[0];
         var choice = StrategyChoice.Decide(t, p, Ranks, Config.NumHeads, Config.NumKvHeads, e, Rates);
         IAttentionStrategy chosen = choice.Strategy == StrategyNames.PassKv ? new RingPassKv() : new RingPassQ();
-        return (chosen, choice);
+        return (new LayerAttention(chosen, new HaloAttention()), choice);
     }
 
     /// <summary>C and BW from every rank at once; the slowest rank sets the pace of a ring.</summary>

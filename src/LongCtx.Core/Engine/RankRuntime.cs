@@ -28,7 +28,8 @@ public sealed class RankRuntime(int worldRank, IBackend backend, ICommunicator c
     public SequenceKv CacheOf(int sequenceId)
     {
         if (!Caches.TryGetValue(sequenceId, out var kv))
-            Caches[sequenceId] = kv = new SequenceKv(backend, model.Config.NumLayers, model.KvHeads, model.Config.HeadDim);
+            Caches[sequenceId] = kv = new SequenceKv(backend, model.Config.NumLayers, model.KvHeads, model.Config.HeadDim,
+                Enumerable.Range(0, model.Config.NumLayers).Select(model.Config.WindowOf).ToArray(), model.KvCache);
         return kv;
     }
 

@@ -29,6 +29,14 @@ public sealed class LayerWeights
     public required HostTensor DownProj { get; init; }
     /// <summary>[Hidden], RMSNorm before attention.</summary>
     public required HostTensor InputNorm { get; init; }
-    /// <summary>[Hidden], RMSNorm before the MLP.</summary>
+    /// <summary>[Hidden], RMSNorm before the MLP; with sandwich norms (Gemma), of the attention output before the residual add.</summary>
     public required HostTensor PostAttentionNorm { get; init; }
+    /// <summary>[HeadDim], RMSNorm of each query head before RoPE (Qwen3, Gemma 3).</summary>
+    public HostTensor? QNorm { get; init; }
+    /// <summary>[HeadDim], RMSNorm of each key head before RoPE (Qwen3, Gemma 3).</summary>
+    public HostTensor? KNorm { get; init; }
+    /// <summary>[Hidden], with sandwich norms: RMSNorm before the MLP.</summary>
+    public HostTensor? PreFeedforwardNorm { get; init; }
+    /// <summary>[Hidden], with sandwich norms: RMSNorm of the MLP output before the residual add.</summary>
+    public HostTensor? PostFeedforwardNorm { get; init; }
 }

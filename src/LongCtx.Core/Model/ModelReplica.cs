@@ -6,7 +6,7 @@ using LongCtx.Tensors;
 namespace LongCtx.Model;
 
 /// <summary>
-/// One rank's copy of a Llama-style decoder (Llama 2/3, Mistral, Qwen2) on its backend, and its forward
+/// One rank's copy of a decoder (Llama 2/3, Mistral, Qwen2/3, Gemma 2/3) on its backend, and its forward
 /// pass over the rows the rank owns. Attention is delegated: the caller passes the strategy that turns
 /// this rank's q, k, v into attention output, communicating with the other ranks as it must.
 /// Under tensor parallelism the replica holds only its <see cref="TensorSlice"/> of every layer — its heads
@@ -19,7 +19,7 @@ public sealed class ModelReplica : IDisposable
     private readonly IBackend _b;
     private readonly Tensor _embedding, _finalNorm, _lmHead;
     private readonly Layer[] _layers;
-    private readonly RopeTable _rope;
+    private readonly RopeTable _rope, _slidingRope;
     private readonly List<IDisposable> _slicedWeights = [];
 
     /// <param name="tensorParallel">the ranks holding the other slices of every layer; null (or one rank) holds whole layers.</param>
@@ -29,12 +29,19 @@ public sealed class ModelReplica : IDisposable
         _b = backend;
         TensorComm = tensorParallel is { Size: > 1 } ? tensorParallel : null;
         Slice = TensorComm is null ? TensorSlice.Whole : TensorSlice.Of(config, TensorComm.Rank, TensorComm.Size);
+        if (TensorComm is not null && config.Quantization is not null)
+            throw new SettingException(Setting.TensorParallel, "with FP8 weights is not supported yet: per-token input scales would be taken over each rank's slice of o and down; use context ranks only", TensorComm.Size);
         _embedding = backend.LoadWeight(weights.Embedding);
         _finalNorm = backend.LoadWeight(weights.FinalNorm);
         _lmHead = ReferenceEquals(weights.LmHead, weights.Embedding) ? _embedding : backend.LoadWeight(weights.LmHead);
         _layers = weights.Layers.Select(w => new Layer(backend, TensorParallelWeights.Slice(w, config, Slice, _slicedWeights))).ToArray();
         _rope = config.Rope.BuildTable(config.HeadDim);
+        _slidingRope = config.SlidingRope?.BuildTable(config.HeadDim) ?? _rope;
+        KvCache = weights.KvCache;
     }
+
+    /// <summary>The FP8 KV cache's scales per layer; null: the cache holds the backend's activation type.</summary>
+    public Quantization.Fp8KvScales? KvCache { get; }
 
     public ModelConfig Config { get; }
     public IBackend Backend => _b;
@@ -58,6 +65,7 @@ public sealed class ModelReplica : IDisposable
         // Scratch, not Allocate: every activation below is written whole (embedding, norm, projection) before it is read.
         var x = _b.Scratch(_b.ActivationType, t, c.HiddenSize);
         _b.Embedding(ids, _embedding, x);
+        if (c.ScaleEmbedding) _b.Scale(x, EmbeddingScale());
         using var h = _b.Scratch(_b.ActivationType, t, c.HiddenSize);
         for (int l = 0; l < _layers.Length; l++)
         {
@@ -66,37 +74,109 @@ public sealed class ModelReplica : IDisposable
             using (var k = _b.Scratch(_b.ActivationType, t, kvHeads * c.HeadDim))
             using (var v = _b.Scratch(_b.ActivationType, t, kvHeads * c.HeadDim))
             {
-                // h: the normed x, or (where the backend fuses the norm into the projections) unwritten; below only
-                // working space for the o projection.
-                _b.NormedRotatedQkv(x, w.InputNorm, (float)c.RmsNormEps, h, (w.Q, w.QBias, q), (w.K, w.KBias, k), (w.V, w.VBias, v), layout, _rope);
+                AttentionInputs(x, w, h, q, k, v, layout, c.IsSliding(l) ? _slidingRope : _rope);
                 using var attention = attend(l, q.View(t, heads, c.HeadDim), k.View(t, kvHeads, c.HeadDim), v.View(t, kvHeads, c.HeadDim));
-                AddProjection(attention.View(t, heads * c.HeadDim), w.O, w.OBias, x, h);
+                AddProjection(attention.View(t, heads * c.HeadDim), w.O, w.OBias, x, h, c.SandwichNorms ? w.PostAttentionNorm : null);
             }
             using (var gate = _b.Scratch(_b.ActivationType, t, mlp))
             using (var up = _b.Scratch(_b.ActivationType, t, mlp))
             {
-                _b.NormedSwiGluLinear(x, w.PostAttentionNorm, (float)c.RmsNormEps, h, w.Gate, w.Up, gate, up);
-                AddProjection(gate, w.Down, null, x, h);
+                MlpInputs(x, w, h, gate, up);
+                AddProjection(gate, w.Down, null, x, h, c.SandwichNorms ? w.PostFeedforwardNorm : null);
             }
         }
-        _b.RmsNorm(x, _finalNorm, (float)c.RmsNormEps, x);
+        _b.RmsNorm(x, _finalNorm, (float)c.RmsNormEps, x, c.NormWeightOffset);
         return x;
     }
 
     /// <summary>
-    /// The residual connection of the o or down projection: x += input · Wᵀ (+ bias), the product summed over
-    /// the tensor-parallel ranks first. <paramref name="partial"/> [T, hidden] holds the product where it has
-    /// to exist on its own (to be all-reduced, or to take the bias); otherwise the GEMM adds into x directly.
+    /// A layer's rotated q and k and its v from x: the fused norm, projections and rotation where the model is Llama-style;
+    /// else the norm (by (1 + w) for Gemma), the projections, each head's q and k normed over its head_dim (Qwen3, Gemma 3:
+    /// the rows of [T·heads, head_dim] views) and the rotation. h is the normed x or, where the backend fused the norm,
+    /// unwritten: working space afterwards.
     /// </summary>
-    private void AddProjection(Tensor input, Tensor weight, Tensor? bias, Tensor x, Tensor partial)
+    private void AttentionInputs(Tensor x, Layer w, Tensor h, Tensor q, Tensor k, Tensor v, TokenLayout layout, RopeTable rope)
     {
-        if (TensorComm is null && bias is null)
+        var c = Config;
+        float eps = (float)c.RmsNormEps, offset = c.NormWeightOffset;
+        if (!c.QkNorm && offset == 0f)
+        {
+            _b.NormedRotatedQkv(x, w.InputNorm, eps, h, (w.Q, w.QBias, q), (w.K, w.KBias, k), (w.V, w.VBias, v), layout, rope);
+            return;
+        }
+        if (offset == 0f) _b.NormedLinearEach(x, w.InputNorm, eps, h, (w.Q, w.QBias, q), (w.K, w.KBias, k), (w.V, w.VBias, v));
+        else
+        {
+            _b.RmsNorm(x, w.InputNorm, eps, h, offset);
+            _b.LinearEach(h, (w.Q, w.QBias, q), (w.K, w.KBias, k), (w.V, w.VBias, v));
+        }
+        int t = x.Rows, d = c.HeadDim;
+        if (c.QkNorm)
+        {
+            var (qHeads, kHeads) = (q.View(t * Heads, d), k.View(t * KvHeads, d));
+            _b.RmsNorm(qHeads, w.QNorm!, eps, qHeads, offset);
+            _b.RmsNorm(kHeads, w.KNorm!, eps, kHeads, offset);
+        }
+        _b.Rope(q.View(t, Heads, d), k.View(t, KvHeads, d), layout, rope);
+    }
+
+    /// <summary>
+    /// The MLP's first half, gate = act(norm(x) · Gateᵀ) · (norm(x) · Upᵀ): SwiGLU with the fused norm where the model is
+    /// Llama-style, else GELU-tanh (Gemma) after the norm — pre_feedforward_layernorm with sandwich norms. up is working space.
+    /// </summary>
+    private void MlpInputs(Tensor x, Layer w, Tensor h, Tensor gate, Tensor up)
+    {
+        var c = Config;
+        float eps = (float)c.RmsNormEps;
+        if (c.HiddenActivation == Activation.Silu && c.NormWeightOffset == 0f && !c.SandwichNorms)
+        {
+            _b.NormedSwiGluLinear(x, w.PostAttentionNorm, eps, h, w.Gate, w.Up, gate, up);
+            return;
+        }
+        _b.RmsNorm(x, c.SandwichNorms ? w.PreFeedforwardNorm! : w.PostAttentionNorm, eps, h, c.NormWeightOffset);
+        if (c.HiddenActivation == Activation.Silu)
+        {
+            _b.SwiGluLinear(h, w.Gate, w.Up, gate, up);
+            return;
+        }
+        _b.Linear(h, w.Gate, null, gate);
+        _b.Linear(h, w.Up, null, up);
+        _b.GeluTanhGlu(gate, up, gate);
+    }
+
+    /// <summary>
+    /// √hidden in the activations' type, as transformers' Gemma multiplies by torch.tensor(√hidden, dtype=activations'):
+    /// rounded to bf16 on a GPU (61.97 → 62 at hidden 3840), exact in the CPU's float32.
+    /// </summary>
+    private float EmbeddingScale()
+    {
+        float scale = MathF.Sqrt(Config.HiddenSize);
+        return _b.ActivationType == DType.BF16 ? BFloat16Round(scale) : scale;
+    }
+
+    private static float BFloat16Round(float f)
+    {
+        uint bits = BitConverter.SingleToUInt32Bits(f);
+        bits += 0x7FFFu + ((bits >> 16) & 1); // round to nearest even
+        return BitConverter.UInt32BitsToSingle(bits & 0xFFFF0000u);
+    }
+
+    /// <summary>
+    /// The residual connection of the o or down projection: x += input · Wᵀ (+ bias), the product summed over
+    /// the tensor-parallel ranks first and, with sandwich norms, normed by <paramref name="postNorm"/> before it is added.
+    /// <paramref name="partial"/> [T, hidden] holds the product where it has to exist on its own (to be all-reduced, to
+    /// take the bias or to be normed); otherwise the GEMM adds into x directly.
+    /// </summary>
+    private void AddProjection(Tensor input, Tensor weight, Tensor? bias, Tensor x, Tensor partial, Tensor? postNorm = null)
+    {
+        if (TensorComm is null && bias is null && postNorm is null)
         {
             _b.LinearAccumulate(input, weight, x);
             return;
         }
         _b.Linear(input, weight, bias, partial);
         TensorComm?.AllReduceSum(partial);
+        if (postNorm is not null) _b.RmsNorm(partial, postNorm, (float)Config.RmsNormEps, partial, Config.NormWeightOffset);
         _b.Add(x, partial);
     }
 
@@ -104,7 +184,7 @@ public sealed class ModelReplica : IDisposable
     public float[] Logits(Tensor hidden)
     {
         using var logits = _b.Allocate(_b.ActivationType, hidden.Rows, Config.VocabSize);
-        _b.Linear(hidden, _lmHead, null, logits);
+        LogitsInto(hidden, logits);
         var host = new float[logits.Length];
         _b.Download<float>(logits, host);
         return host;
@@ -117,7 +197,7 @@ public sealed class ModelReplica : IDisposable
     public (int[] Tokens, PositionLogprobs[]? Logprobs) DrawTokens(Tensor hidden, ReadOnlySpan<TokenDraw> draws, int? logprobsTop = null)
     {
         using var logits = _b.Allocate(_b.ActivationType, hidden.Rows, Config.VocabSize);
-        _b.Linear(hidden, _lmHead, null, logits);
+        LogitsInto(hidden, logits);
         var tokens = new int[hidden.Rows];
         _b.DrawTokens(logits, draws, tokens);
         return (tokens, logprobsTop is { } top ? _b.Logprobs(logits, tokens, top) : null);
@@ -137,10 +217,17 @@ public sealed class ModelReplica : IDisposable
         {
             int n = Math.Min(slice, hidden.Rows - start);
             var logits = buffer.SliceRows(0, n);
-            _b.Linear(hidden.SliceRows(start, n), _lmHead, null, logits);
+            LogitsInto(hidden.SliceRows(start, n), logits);
             _b.Logprobs(logits, tokens.AsSpan(start, n), top).CopyTo(result, start);
         }
         return result;
+    }
+
+    /// <summary>The LM head's logits of final hidden states, soft-capped where the model caps them (Gemma 2).</summary>
+    private void LogitsInto(Tensor hidden, Tensor logits)
+    {
+        _b.Linear(hidden, _lmHead, null, logits);
+        if (Config.FinalLogitSoftcap is double cap) _b.SoftCap(logits, (float)cap);
     }
 
     public void Dispose()
@@ -164,14 +251,19 @@ public sealed class ModelReplica : IDisposable
             OBias = w.OBias is null ? null : b.LoadWeight(w.OBias);
             Gate = b.LoadWeight(w.GateProj); Up = b.LoadWeight(w.UpProj); Down = b.LoadWeight(w.DownProj);
             InputNorm = b.LoadWeight(w.InputNorm); PostAttentionNorm = b.LoadWeight(w.PostAttentionNorm);
+            QNorm = w.QNorm is null ? null : b.LoadWeight(w.QNorm);
+            KNorm = w.KNorm is null ? null : b.LoadWeight(w.KNorm);
+            PreFeedforwardNorm = w.PreFeedforwardNorm is null ? null : b.LoadWeight(w.PreFeedforwardNorm);
+            PostFeedforwardNorm = w.PostFeedforwardNorm is null ? null : b.LoadWeight(w.PostFeedforwardNorm);
         }
 
         public Tensor Q, K, V, O, Gate, Up, Down, InputNorm, PostAttentionNorm;
-        public Tensor? QBias, KBias, VBias, OBias;
+        public Tensor? QBias, KBias, VBias, OBias, QNorm, KNorm, PreFeedforwardNorm, PostFeedforwardNorm;
 
         public void Dispose()
         {
-            foreach (var t in new[] { Q, K, V, O, Gate, Up, Down, InputNorm, PostAttentionNorm, QBias, KBias, VBias, OBias }) t?.Dispose();
+            foreach (var t in new[] { Q, K, V, O, Gate, Up, Down, InputNorm, PostAttentionNorm, QBias, KBias, VBias, OBias, QNorm, KNorm, PreFeedforwardNorm, PostFeedforwardNorm })
+                t?.Dispose();
         }
     }
 }

@@ -5,7 +5,7 @@ namespace LongCtx.Model;
 /// <summary>The dtype names of the safetensors format for the element types this engine reads and writes.</summary>
 internal static class SafetensorsDTypes
 {
-    public const string Supported = "BF16, F16, F32, I32, I64";
+    public const string Supported = "BF16, F16, F32, I32, I64, F8_E4M3, U8";
 
     public static bool TryParse(string name, out DType dtype)
     {
@@ -16,6 +16,8 @@ internal static class SafetensorsDTypes
             case "F32": dtype = DType.F32; return true;
             case "I32": dtype = DType.I32; return true;
             case "I64": dtype = DType.I64; return true;
+            case "F8_E4M3": dtype = DType.F8E4M3; return true;
+            case "U8": dtype = DType.U8; return true;
             default: dtype = default; return false;
         }
     }
@@ -27,6 +29,8 @@ internal static class SafetensorsDTypes
         DType.F32 => "F32",
         DType.I32 => "I32",
         DType.I64 => "I64",
+        DType.F8E4M3 => "F8_E4M3",
+        DType.U8 => "U8",
         _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, null),
     };
 }

@@ -32,6 +32,10 @@ public static class TensorParallelWeights
             DownProj = Columns(w.DownProj, s.Rank * mlp, mlp, owners),
             InputNorm = w.InputNorm,
             PostAttentionNorm = w.PostAttentionNorm,
+            QNorm = w.QNorm,
+            KNorm = w.KNorm,
+            PreFeedforwardNorm = w.PreFeedforwardNorm,
+            PostFeedforwardNorm = w.PostFeedforwardNorm,
         };
     }
 

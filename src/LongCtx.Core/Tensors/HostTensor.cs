@@ -1,3 +1,5 @@
+using LongCtx.Quantization;
+
 namespace LongCtx.Tensors;
 
 /// <summary>
@@ -26,6 +28,8 @@ public sealed class HostTensor
     /// <summary>Address of the first element (little-endian, row-major).</summary>
     public nint Data { get; }
     public IDisposable? Owner { get; }
+    /// <summary>For an F8E4M3 linear weight: its scales and how its input is quantised; null for every other tensor.</summary>
+    public Fp8Linear? Fp8 { get; init; }
 
     public override string ToString() => $"{Name}: {DType}[{string.Join(", ", Shape)}]";
 }

@@ -28,11 +28,24 @@ public abstract class Tensor : IDisposable
     public int RowLength => Shape[0] == 0 ? (int)ShapeProductAfterFirst() : (int)(Length / Shape[0]);
     public long Bytes => Length * DType.SizeOf();
 
+    /// <summary>
+    /// An F8E4M3 tensor's dequantisation scale: element = code · Scale (the FP8 KV cache's k_scale or v_scale). Set by
+    /// whoever allocates it, inherited by its views; 1 for every other tensor.
+    /// </summary>
+    public float Scale { get; set; } = 1f;
+
     /// <summary>A view of rows [start, start+count) sharing this tensor's storage.</summary>
     public abstract Tensor SliceRows(int start, int count);
 
     /// <summary>The same storage seen with another shape of the same element count.</summary>
     public abstract Tensor View(params int[] shape);
+
+    /// <summary>A view made by <see cref="SliceRows"/> or <see cref="View"/>, given this tensor's <see cref="Scale"/>.</summary>
+    protected T Inherit<T>(T view) where T : Tensor
+    {
+        view.Scale = Scale;
+        return view;
+    }
 
     protected void CheckView(int[] shape)
     {

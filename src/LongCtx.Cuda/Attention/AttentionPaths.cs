@@ -43,13 +43,14 @@ internal sealed class AttentionPaths : IDisposable
     }
 
     /// <summary>The decode kernels' run of parts from <paramref name="first"/> on (<see cref="DecodeAttention.TryRunEach"/>).</summary>
-    public int RunDecodeParts(CudaTensor q, CudaTensor output, CudaTensor lse, float scale, ReadOnlySpan<AttentionPart> parts, int first) =>
-        Decode.TryRunEach(q, output, lse, scale, parts, first, _settings);
+    public int RunDecodeParts(CudaTensor q, CudaTensor output, CudaTensor lse, AttentionRule rule, ReadOnlySpan<AttentionPart> parts, int first) =>
+        Decode.TryRunEach(q, output, lse, rule, parts, first, _settings);
 
     /// <summary>Which path computed the calls so far, and why cuDNN did not take the others.</summary>
     public string Report(string device)
     {
         string report = $"attention on {device}: cuDNN {Cudnn.Version ?? "not loaded"} fused SDPA for {Cudnn.Calls} call(s), decode kernel for {Decode.Calls}, own kernel for {Flash.Calls}";
+        if (_settings.Fp8) report += $"; FP8 (cuDNN's FP8 SDPA) for {Cudnn.Fp8Calls} of them" + (Cudnn.Fp8Refusal is { } why ? $" (the FP8 engines declined: {why})" : "");
         if (_settings.Implementation == AttentionImplementation.Kernel) return report + " (kernel asked for)";
         if (Cudnn.Unavailable is { } unavailable) return report + $" (cuDNN unavailable: {unavailable})";
         return Cudnn.Refusal is { } refusal ? report + $" (cuDNN declined: {refusal})" : report;

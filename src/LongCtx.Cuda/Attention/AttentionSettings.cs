@@ -17,6 +17,12 @@ public sealed record AttentionSettings
     /// <summary>Chunks in each warp ring of the tensor-core decode kernel; null: <see cref="DecodeAttention.DecodeMmaStages"/>.</summary>
     public int? DecodeMmaStages { get; init; }
 
+    /// <summary>
+    /// Prefill attention in FP8 (<c>--attention-dtype fp8</c>): Q, K and V as e4m3 with per-tensor scales through cuDNN's
+    /// FP8 fused SDPA. Decode-sized calls stay bf16.
+    /// </summary>
+    public bool Fp8 { get; init; }
+
     /// <summary>How attention blocks are cut into cuDNN calls.</summary>
     public CudnnCallPlan CudnnCalls { get; init; } = CudnnCallPlan.Default;
 }

@@ -1,3 +1,4 @@
+using LongCtx.Backends;
 using LongCtx.Cuda.Native;
 using LongCtx.Cuda.Runtime;
 
@@ -9,7 +10,7 @@ namespace LongCtx.Cuda.Attention;
 /// too, so it is asked about once). <see cref="TryRun"/> computes a whole attention call given as
 /// <see cref="AttentionBlocks"/>, or declines before queuing anything so the caller can use the kernel.
 /// </summary>
-internal sealed class CudnnAttention : IDisposable
+internal sealed partial class CudnnAttention : IDisposable
 {
     private const string Elementwise = "elementwise.cu";
     private readonly CudaDevice _device;
@@ -58,7 +59,7 @@ internal sealed class CudnnAttention : IDisposable
     /// Queues every block of <paramref name="blocks"/> (and zeroes the empty rows) on the compute stream;
     /// false, with nothing queued, when cuDNN has no plan for one of the block shapes.
     /// </summary>
-    public bool TryRun(AttentionBlocks blocks, CudnnCallPlan callPlan, CudaTensor q, CudaTensor k, CudaTensor v, CudaTensor output, CudaTensor lse, float scale)
+    public bool TryRun(AttentionBlocks blocks, CudnnCallPlan callPlan, CudaTensor q, CudaTensor k, CudaTensor v, CudaTensor output, CudaTensor lse, AttentionRule rule)
     {
         int heads = q.Shape[1], kvHeads = k.Shape[1], d = q.Shape[2];
         var calls = blocks.Blocks.SelectMany(b => Slices(b, callPlan.RowsFor(b.QueryCount))).ToArray();
@@ -66,7 +67,14 @@ internal sealed class CudnnAttention : IDisposable
         for (int i = 0; i < plans.Length; i++)
         {
             var b = calls[i];
-            if (Plan(new SdpaShape(heads, kvHeads, d, b.QueryCount, b.KeyCount, b.Causal, callPlan.EngineConfig)) is not { } plan) return false;
+            // The graph's causal bound is bottom-right aligned; a block whose diagonal is elsewhere goes to the kernel.
+            if (b.Causal && b.Diagonal is not null)
+            {
+                LastRefusal = $"a causal block whose last query does not see its last key ({b})";
+                return false;
+            }
+            var shape = new SdpaShape(heads, kvHeads, d, b.QueryCount, b.KeyCount, b.Causal, callPlan.EngineConfig, Windowed: b.Window > 0, SoftCapped: rule.SoftCap is not null);
+            if (Plan(shape) is not { } plan) return false;
             plans[i] = plan;
         }
         long qRow = (long)heads * d * 2, kvRow = (long)kvHeads * d * 2, lseRow = heads * 4L;
@@ -85,8 +93,10 @@ internal sealed class CudnnAttention : IDisposable
             nint workspace = plans[i].WorkspaceBytes > 0 ? _device.Pool.Allocate(plans[i].WorkspaceBytes) : 0;
             try
             {
+                // Key j stays while j + (W − Shift) > query row (the band's left bound as cudnn-frontend spells it).
                 plans[i].Execute(_handle, q.Pointer + (nint)(b.QueryStart * qRow), k.Pointer + (nint)(b.KeyStart * kvRow),
-                    v.Pointer + (nint)(b.KeyStart * kvRow), output.Pointer + (nint)(b.QueryStart * qRow), stats, scale, workspace);
+                    v.Pointer + (nint)(b.KeyStart * kvRow), output.Pointer + (nint)(b.QueryStart * qRow), stats, rule.Scale, workspace,
+                    leftBound: b.Window - b.Shift, softCap: rule.SoftCap ?? 0f);
                 long n = (long)b.QueryCount * heads;
                 _device.Launch(transpose, ((uint)((n + 255) / 256), 1), 256, 0, stats, lse.Pointer + (nint)(b.QueryStart * lseRow), b.QueryCount, heads);
             }
@@ -103,12 +113,13 @@ internal sealed class CudnnAttention : IDisposable
     private const uint NegativeInfinityBits = 0xFF800000;
 
     /// <summary>
-    /// A causal block cut into slices of at most <paramref name="maxRows"/> query rows. Query i of the block
-    /// sees keys j ≤ i + K − Q; the slice of rows [a, a + n) keeps that with K − Q + a + n keys, bottom-right.
+    /// A causal or windowed block cut into slices of at most <paramref name="maxRows"/> query rows, each over the keys
+    /// its rows see: rows [a, a + n) see keys [VisibleKeys(a).Start, VisibleKeys(a + n − 1).End), on the same diagonal.
+    /// A causal slice without a window keeps the bottom-right alignment (K − Q + a + n keys from the block's first).
     /// </summary>
     internal static IEnumerable<DenseBlock> Slices(DenseBlock block, int maxRows)
     {
-        if (!block.Causal || maxRows <= 0 || block.QueryCount <= maxRows)
+        if (!block.Causal && block.Window == 0 || maxRows <= 0 || block.QueryCount <= maxRows)
         {
             yield return block;
             yield break;
@@ -116,7 +127,10 @@ internal sealed class CudnnAttention : IDisposable
         for (int a = 0; a < block.QueryCount; a += maxRows)
         {
             int n = Math.Min(maxRows, block.QueryCount - a);
-            yield return new DenseBlock(block.QueryStart + a, n, block.KeyStart, block.KeyCount - block.QueryCount + a + n, Causal: true);
+            int first = block.VisibleKeys(a).Start, end = block.VisibleKeys(a + n - 1).End;
+            int shift = block.Shift + a - first;
+            yield return new DenseBlock(block.QueryStart + a, n, block.KeyStart + first, end - first, block.Causal, block.Window,
+                shift == end - first - n ? null : shift);
         }
     }
 

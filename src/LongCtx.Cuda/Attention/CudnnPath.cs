@@ -15,6 +15,12 @@ internal sealed class CudnnPath(CudaDevice device) : IAttentionPath
 
     public long Calls { get; private set; }
 
+    /// <summary>Of <see cref="Calls"/>, those cuDNN's FP8 SDPA computed (<see cref="AttentionSettings.Fp8"/>).</summary>
+    public long Fp8Calls { get; private set; }
+
+    /// <summary>Why the FP8 engines declined the last call they could not take; null if none did.</summary>
+    public string? Fp8Refusal { get; private set; }
+
     /// <summary>The loaded cuDNN's version ("9.14.0"), or null.</summary>
     public string? Version => _cudnn is { } c ? CudnnAttention.VersionText(c.Version) : null;
 
@@ -30,12 +36,26 @@ internal sealed class CudnnPath(CudaDevice device) : IAttentionPath
         // every row offset 16-byte aligned.
         int d = call.Q.Shape[2];
         if (settings.Implementation == AttentionImplementation.Kernel || call.Q.Rows < MinimumQueries || d % 8 != 0 || d > 256) return false;
-        if (AttentionBlocks.Of(call.Queries, call.Keys) is not { } blocks || Load() is not { } cudnn) return false;
-        bool ran = false;
+        if (AttentionBlocks.Of(call.Queries, call.Keys, call.Rule.Window) is not { } blocks || Load() is not { } cudnn) return false;
+        bool ran = false, fp8 = false;
         var c = call;
-        device.Timed("attention", () => ran = cudnn.TryRun(blocks, settings.CudnnCalls, c.Q, c.K, c.V, c.Output, c.Lse, c.Scale));
-        if (ran) Calls++;
-        return ran;
+        // FP8 where asked (the FP8 cache's codes go to it as they are); bf16 where its engines decline, unless the cache is FP8.
+        // The FP8 graph has neither a sliding window's band nor a soft cap: such layers are declined as the engines decline.
+        if (settings.Fp8 || c.K.DType == Tensors.DType.F8E4M3)
+        {
+            if (!settings.Fp8) return false;
+            if (c.Rule.Window is not null || c.Rule.SoftCap is not null) Fp8Refusal = $"a layer of {c.Rule} (the FP8 graph has no window or soft cap)";
+            else
+            {
+                device.Timed("attention", () => fp8 = cudnn.TryRunFp8(blocks, settings.CudnnCalls, c.Q, c.K, c.V, c.Output, c.Lse, c.Rule.Scale));
+                if (!fp8) Fp8Refusal = cudnn.LastRefusal;
+            }
+            if (!fp8 && c.K.DType == Tensors.DType.F8E4M3) return false;
+        }
+        if (!fp8) device.Timed("attention", () => ran = cudnn.TryRun(blocks, settings.CudnnCalls, c.Q, c.K, c.V, c.Output, c.Lse, c.Rule));
+        if (fp8 || ran) Calls++;
+        if (fp8) Fp8Calls++;
+        return fp8 || ran;
     }
 
     /// <summary>cuDNN, loaded on first need; null when it cannot be (<see cref="Unavailable"/> says why).</summary>

@@ -9,7 +9,9 @@ namespace LongCtx.Cuda.Attention;
 /// cores, for the shapes the first does not take): each row's visible keys are one range (<see cref="DecodeRows"/>),
 /// read once per KV head for all the query heads of its group, cut into splits so the GPU is full, and the splits
 /// merged by log-sum-exp by the last block of each (row, KV head) to finish (Kernels/decode_merge.cuh), in the same
-/// launch. Taken in every <see cref="AttentionImplementation"/>: they are own kernels.
+/// launch. Taken in every <see cref="AttentionImplementation"/>: they are own kernels. An FP8 KV cache (K and V
+/// F8E4M3 codes, their <see cref="Tensor.Scale"/>s) is read by decode.cu built with KV_FP8: one byte a value, the key
+/// scale folded into the softmax scale and the value scale into each split's output.
 /// </summary>
 internal sealed unsafe class DecodeAttention(CudaDevice device) : IAttentionPath
 {
@@ -36,7 +38,7 @@ internal sealed unsafe class DecodeAttention(CudaDevice device) : IAttentionPath
     // One arrival counter per (row, block column) of the decode kernels' grid, zero between calls: the block that
     // counts last merges the splits and sets it back (Kernels/decode_merge.cuh). Grown when a grid needs more.
     private CudaTensor? _arrivals;
-    private readonly Dictionary<(int Group, int HeadDim, bool TensorCores), DecodeKernel> _decodeKernels = [];
+    private readonly Dictionary<(int Group, int HeadDim, bool TensorCores, bool Fp8), DecodeKernel> _decodeKernels = [];
 
     /// <summary>Attention calls the decode kernels computed so far.</summary>
     public long Calls { get; private set; }
@@ -46,33 +48,39 @@ internal sealed unsafe class DecodeAttention(CudaDevice device) : IAttentionPath
 
     public bool TryRun(in AttentionCall call, AttentionSettings settings)
     {
-        if (call.Q.Rows > DecodeMaxRows) return false;
+        if (call.Q.Rows > DecodeMaxRows || call.Rule.SoftCap is not null) return false;
         var rows = new DecodeRowsArgument();
-        if (!rows.TryAdd(0, call.Queries, call.K, call.V, call.Keys)) return false;
-        Launch(call.Q, rows, call.K.Shape[1], call.Scale, call.Output, call.Lse, settings);
+        if (!rows.TryAdd(0, call.Queries, call.K, call.V, call.Keys, call.Rule.Window)) return false;
+        Launch(call.Q, rows, call.K.Shape[1], call.Rule.Scale, call.Output, call.Lse, settings, KvOf(call.K, call.V));
         return true;
     }
 
     /// <summary>
     /// The run of consecutive parts from <paramref name="first"/> on that the decode kernels take, up to
     /// <see cref="DecodeMaxRows"/> rows, in one launch (a batch of 8 sequences decoding one token each: one launch a
-    /// layer, not 8). Returns how many parts it took: 0 leaves part <paramref name="first"/> to another path.
+    /// layer, not 8). Returns how many parts it took: 0 leaves part <paramref name="first"/> to another path. Soft-capped
+    /// products (Gemma 2) go to the flash kernel, which caps them.
     /// </summary>
-    public int TryRunEach(CudaTensor q, CudaTensor output, CudaTensor lse, float scale, ReadOnlySpan<AttentionPart> parts, int first, AttentionSettings settings)
+    public int TryRunEach(CudaTensor q, CudaTensor output, CudaTensor lse, AttentionRule rule, ReadOnlySpan<AttentionPart> parts, int first, AttentionSettings settings)
     {
+        if (rule.SoftCap is not null) return 0;
         int firstRow = parts[first].QueryRow, rows = 0, j = first, kvHeads = parts[first].K.Shape[1];
+        var kv = KvOf(parts[first].K, parts[first].V);
         var argument = new DecodeRowsArgument();
         for (; j < parts.Length; j++)
         {
             var p = parts[j];
             if (p.QueryRow != firstRow + rows || rows + p.Queries.Count > DecodeMaxRows || p.K.Shape[1] != kvHeads || !ShapeMatches(q, (CudaTensor)p.K, (CudaTensor)p.V)
-                || !argument.TryAdd(rows, p.Queries, (CudaTensor)p.K, (CudaTensor)p.V, p.Keys)) break;
+                || KvOf(p.K, p.V) != kv || !argument.TryAdd(rows, p.Queries, (CudaTensor)p.K, (CudaTensor)p.V, p.Keys, rule.Window)) break;
             rows += p.Queries.Count;
         }
         if (j > first && rows > 0)
-            Launch((CudaTensor)q.SliceRows(firstRow, rows), argument, kvHeads, scale, (CudaTensor)output.SliceRows(firstRow, rows), (CudaTensor)lse.SliceRows(firstRow, rows), settings);
+            Launch((CudaTensor)q.SliceRows(firstRow, rows), argument, kvHeads, rule.Scale, (CudaTensor)output.SliceRows(firstRow, rows), (CudaTensor)lse.SliceRows(firstRow, rows), settings, kv);
         return j - first;
     }
+
+    /// <summary>An FP8 cache's key and value scales; null for a bf16 one (the rows of one launch read one kind).</summary>
+    private static (float K, float V)? KvOf(Tensor k, Tensor v) => k.DType == DType.F8E4M3 ? (k.Scale, v.Scale) : null;
 
     /// <summary>Whether k and v [keys, KV heads, D] fit q [rows, heads, D] as the decode kernels need (else the part goes to another path, after the backend says what is wrong).</summary>
     private static bool ShapeMatches(CudaTensor q, CudaTensor k, CudaTensor v) =>
@@ -82,10 +90,10 @@ internal sealed unsafe class DecodeAttention(CudaDevice device) : IAttentionPath
     /// The decode kernel over q's rows, each reading its own keys as <paramref name="rows"/> says: the splits of every
     /// row's range, merged by the last split of each (row, KV head) in the same launch.
     /// </summary>
-    private void Launch(CudaTensor q, DecodeRowsArgument rows, int kvHeads, float scale, CudaTensor output, CudaTensor lse, AttentionSettings settings)
+    private void Launch(CudaTensor q, DecodeRowsArgument rows, int kvHeads, float scale, CudaTensor output, CudaTensor lse, AttentionSettings settings, (float K, float V)? fp8)
     {
         int rowCount = q.Rows, heads = q.Shape[1], d = q.Shape[2], group = heads / kvHeads;
-        var kernel = KernelFor(group, d, settings);
+        var kernel = KernelFor(group, d, settings, fp8 is not null);
         int blocksPerKvHead = kernel.BlocksPerKvHead;
         int splits = DecodeSplits(kernel.ResidentBlocks, rowCount * kvHeads * blocksPerKvHead, rows.LongestCount(rowCount));
         int rowHeads = rowCount * heads;
@@ -98,10 +106,16 @@ internal sealed unsafe class DecodeAttention(CudaDevice device) : IAttentionPath
         }
         nint partOut = device.Pool.Allocate(partOutBytes), partLse = device.Pool.Allocate(partLseBytes);
         nint byValue = (nint)(&rows); // the driver copies the argument at the launch
+        float scaleLog2 = scale * (fp8?.K ?? 1f) * 1.4426950408889634f;
         try
         {
-            device.Timed("attention", () => device.LaunchDependentWithStruct(kernel.Partial, ((uint)splits, (uint)columns, (uint)rowCount), DecodeThreads, kernel.SharedBytes,
-                byValue, q.Pointer, partOut, partLse, output.Pointer, lse.Pointer, arrivals.Pointer, rowCount, heads, kvHeads, scale * 1.4426950408889634f));
+            // decode.cu takes the FP8 cache's value scale last (1 for bf16); decode_mma.cu never reads an FP8 cache.
+            if (kernel.TensorCores)
+                device.Timed("attention", () => device.LaunchDependentWithStruct(kernel.Partial, ((uint)splits, (uint)columns, (uint)rowCount), DecodeThreads, kernel.SharedBytes,
+                    byValue, q.Pointer, partOut, partLse, output.Pointer, lse.Pointer, arrivals.Pointer, rowCount, heads, kvHeads, scaleLog2));
+            else
+                device.Timed("attention", () => device.LaunchDependentWithStruct(kernel.Partial, ((uint)splits, (uint)columns, (uint)rowCount), DecodeThreads, kernel.SharedBytes,
+                    byValue, q.Pointer, partOut, partLse, output.Pointer, lse.Pointer, arrivals.Pointer, rowCount, heads, kvHeads, scaleLog2, fp8?.V ?? 1f));
         }
         finally
         {
@@ -122,12 +136,12 @@ internal sealed unsafe class DecodeAttention(CudaDevice device) : IAttentionPath
     /// </summary>
     private readonly record struct DecodeKernel(nint Partial, uint SharedBytes, int ResidentBlocks, int BlocksPerKvHead, bool TensorCores);
 
-    private DecodeKernel KernelFor(int group, int d, AttentionSettings settings)
+    private DecodeKernel KernelFor(int group, int d, AttentionSettings settings, bool fp8)
     {
-        bool tensorCores = settings.DecodeMma && DecodeMmaTakes(group, d);
-        if (_decodeKernels.TryGetValue((group, d, tensorCores), out var kernel)) return kernel;
+        bool tensorCores = !fp8 && settings.DecodeMma && DecodeMmaTakes(group, d);
+        if (_decodeKernels.TryGetValue((group, d, tensorCores, fp8), out var kernel)) return kernel;
         int headsPerBlock = DecodeHeadsPerBlock(group, d);
-        string[] defines = [$"HEAD_DIM={d}", $"LANES={DecodeLanesPerKey(d)}", $"GROUP={group}", $"HEADS={headsPerBlock}"];
+        string[] defines = [$"HEAD_DIM={d}", $"LANES={DecodeLanesPerKey(d)}", $"GROUP={group}", $"HEADS={headsPerBlock}", $"KV_FP8={(fp8 ? 1 : 0)}"];
         if (tensorCores)
         {
             int stages = settings.DecodeMmaStages ?? DecodeMmaStages;
@@ -140,7 +154,7 @@ internal sealed unsafe class DecodeAttention(CudaDevice device) : IAttentionPath
         else
             kernel = new(device.Function(DecodeSource, "decode_attention_partial", defines), 0,
                 DecodeBlocksPerMultiprocessor * device.MultiprocessorCount, CeilDiv(group, headsPerBlock), TensorCores: false);
-        return _decodeKernels[(group, d, tensorCores)] = kernel;
+        return _decodeKernels[(group, d, tensorCores, fp8)] = kernel;
     }
 
     /// <summary>

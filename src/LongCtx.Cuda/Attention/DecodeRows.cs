@@ -7,13 +7,14 @@ namespace LongCtx.Cuda.Attention;
 /// <summary>
 /// What each query row of a decode launch sees: one contiguous key range [start, start + count) of its own K and V
 /// (count 0: nothing). Every row of a call that decomposes into dense blocks sees such a range: its block's keys,
-/// or their prefix of a causal block.
+/// their prefix of a causal block, or its window of them (a sliding-window layer's cache holds a few rows more than
+/// the window, which the range leaves out).
 /// </summary>
 internal static class DecodeRows
 {
     /// <summary>
     /// Per query row, its first key and how many it sees: an unmasked block's rows all see its keys, row i of a
-    /// causal block (bottom-right aligned) the first KeyCount − QueryCount + i + 1, and the rows of an empty run none.
+    /// causal or windowed block the keys <see cref="DenseBlock.VisibleKeys"/> says, and the rows of an empty run none.
     /// </summary>
     public static (int[] Starts, int[] Counts) KeyRanges(AttentionBlocks blocks, int rows)
     {
@@ -22,8 +23,9 @@ internal static class DecodeRows
         foreach (var b in blocks.Blocks)
             for (int i = 0; i < b.QueryCount; i++)
             {
-                starts[b.QueryStart + i] = b.KeyStart;
-                counts[b.QueryStart + i] = b.Causal ? b.KeyCount - b.QueryCount + i + 1 : b.KeyCount;
+                var (start, end) = b.VisibleKeys(i);
+                starts[b.QueryStart + i] = b.KeyStart + start;
+                counts[b.QueryStart + i] = end - start;
             }
         // Rows of empty runs keep count 0 (their start is never read).
         return (starts, counts);
@@ -48,9 +50,9 @@ internal unsafe struct DecodeRowsArgument
     /// Rows [first, first + queries.Count) read k and v as (queries, keys) decompose into dense blocks; false (and
     /// nothing set) when they do not or the rows would not fit.
     /// </summary>
-    public bool TryAdd(int first, TokenLayout queries, CudaTensor k, CudaTensor v, TokenLayout keys)
+    public bool TryAdd(int first, TokenLayout queries, CudaTensor k, CudaTensor v, TokenLayout keys, int? window)
     {
-        if (first + queries.Count > MaxRows || keys.Count != k.Rows || AttentionBlocks.Of(queries, keys) is not { } blocks) return false;
+        if (first + queries.Count > MaxRows || keys.Count != k.Rows || AttentionBlocks.Of(queries, keys, window) is not { } blocks) return false;
         var (starts, counts) = DecodeRows.KeyRanges(blocks, queries.Count);
         for (int i = 0; i < queries.Count; i++)
         {

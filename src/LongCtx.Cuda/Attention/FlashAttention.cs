@@ -7,8 +7,9 @@ namespace LongCtx.Cuda.Attention;
 /// <summary>
 /// The own flash-attention kernels, for the calls neither the decode kernel nor cuDNN takes (no cuDNN,
 /// <see cref="AttentionImplementation.Kernel"/>, masks cuDNN does not express: APB's anchor + passing + local
-/// blocks, keys by explicit positions): Kernels/attention_wgmma.cu (Hopper's warpgroup MMA) at head dim 128 on
-/// sm_90, else Kernels/attention.cu (mma.sync, head dims 16 to 256 in steps of 16, any GPU since sm_80). Takes every call.
+/// blocks, keys by explicit positions, soft-capped scores): Kernels/attention_wgmma.cu (Hopper's warpgroup MMA) at head
+/// dim 128 on sm_90, else Kernels/attention.cu (mma.sync, head dims 16 to 256 in steps of 16, any GPU since sm_80). Both
+/// apply the rule's window (skipping key tiles wholly outside it) and soft cap. Takes every call.
 /// </summary>
 internal sealed class FlashAttention(CudaDevice device, DeviceLayouts layouts) : IAttentionPath
 {
@@ -53,7 +54,8 @@ internal sealed class FlashAttention(CudaDevice device, DeviceLayouts layouts) :
     {
         var (q, k, v, output, lse) = (call.Q, call.K, call.V, call.Output, call.Lse);
         int tq = q.Rows, tk = k.Rows, heads = q.Shape[1], d = q.Shape[2], kvHeads = k.Shape[1];
-        float scale = call.Scale;
+        float scale = call.Rule.Scale, softCap = call.Rule.SoftCap ?? 0f;
+        int window = call.Rule.Window ?? int.MaxValue;
         Calls++;
         var kernel = KernelFor(d, settings.Wgmma);
         if (kernel.Wgmma) WgmmaCalls++;
@@ -81,12 +83,12 @@ internal sealed class FlashAttention(CudaDevice device, DeviceLayouts layouts) :
             device.Timed("attention", () => device.LaunchWithTensorMaps(kernel.Function, (tiles, (uint)heads, (uint)splits), kernel.Threads, kernel.SharedBytes,
                 [m, m + CudaDriver.TensorMapBytes, m + 2 * CudaDriver.TensorMapBytes],
                 ql.SeqIds.Pointer, ql.Positions.Pointer, kl.SeqIds.Pointer, kl.Positions.Pointer,
-                ql.Tiles.Pointer, kl.Tiles.Pointer, partOut.Pointer, partLse.Pointer, tq, tk, heads, kvHeads, scale * 1.4426950408889634f, tilesPerSplit));
+                ql.Tiles.Pointer, kl.Tiles.Pointer, partOut.Pointer, partLse.Pointer, tq, tk, heads, kvHeads, scale * 1.4426950408889634f, tilesPerSplit, window, softCap));
         }
         else
             device.Timed("attention", () => device.Launch(kernel.Function, (tiles, (uint)heads, (uint)splits), kernel.Threads, kernel.SharedBytes,
                 q.Pointer, k.Pointer, v.Pointer, ql.SeqIds.Pointer, ql.Positions.Pointer, kl.SeqIds.Pointer, kl.Positions.Pointer,
-                ql.Tiles.Pointer, kl.Tiles.Pointer, partOut.Pointer, partLse.Pointer, tq, tk, heads, kvHeads, scale * 1.4426950408889634f, tilesPerSplit));
+                ql.Tiles.Pointer, kl.Tiles.Pointer, partOut.Pointer, partLse.Pointer, tq, tk, heads, kvHeads, scale * 1.4426950408889634f, tilesPerSplit, window, softCap));
         if (splits == 1) return true;
         device.Copy((CudaTensor)partOut.SliceRows(0, tq), output);
         device.Copy((CudaTensor)partLse.SliceRows(0, tq), lse);

@@ -1,3 +1,4 @@
+using LongCtx.Backends;
 using LongCtx.Cuda.Runtime;
 using LongCtx.Tensors;
 
@@ -5,9 +6,10 @@ namespace LongCtx.Cuda.Attention;
 
 /// <summary>
 /// One attention call as a path receives it, already checked: q [Tq, NH, D] and k, v [Tk, NKV, D] with Tq and Tk at
-/// least 1, NH a multiple of NKV, D a multiple of 16 up to 256; output [Tq, NH, D] and lse [Tq, NH] to write.
+/// least 1, NH a multiple of NKV, D a multiple of 16 up to 256; the layer's rule (scale, window, soft cap); output [Tq, NH, D]
+/// and lse [Tq, NH] to write.
 /// </summary>
-internal readonly record struct AttentionCall(CudaTensor Q, TokenLayout Queries, CudaTensor K, CudaTensor V, TokenLayout Keys, float Scale,
+internal readonly record struct AttentionCall(CudaTensor Q, TokenLayout Queries, CudaTensor K, CudaTensor V, TokenLayout Keys, AttentionRule Rule,
     CudaTensor Output, CudaTensor Lse);
 
 /// <summary>One way of computing attention on a GPU (<see cref="AttentionPaths"/> tries them in turn).</summary>

@@ -4,16 +4,22 @@ namespace LongCtx.Cuda.Attention;
 
 /// <summary>
 /// Everything an SDPA plan is specialised on: one entry of the plan cache. <see cref="EngineConfig"/> is the
-/// index among the engine configurations that finalize (heuristics order).
+/// index among the engine configurations that finalize (heuristics order). <see cref="Fp8"/>: Q, K, V and O e4m3 with
+/// per-tensor scales (<see cref="SdpaFp8Graph"/>).
 /// </summary>
-internal readonly record struct SdpaShape(int QueryHeads, int KvHeads, int HeadDim, int QueryRows, int KeyRows, bool Causal, int EngineConfig);
+internal readonly record struct SdpaShape(int QueryHeads, int KvHeads, int HeadDim, int QueryRows, int KeyRows, bool Causal, int EngineConfig,
+    bool Windowed = false, bool SoftCapped = false, bool Fp8 = false);
 
 /// <summary>
 /// Builds the operation graph cuDNN's fused flash-attention engines recognise — the one cudnn-frontend's
 /// composite SDPA forward node lowers to — for our token-major tensors, and picks an engine for it:
 ///
-///   S = Q·Kᵀ (fp32) → S·scale → [causal: GEN_INDEX row/col, row (+ Skv − Sq) ≥ col, BINARY_SELECT −inf]
+///   S = Q·Kᵀ (fp32) → S·scale → [soft cap: S / cap, TANH, · cap] → [causal: GEN_INDEX row/col, row (+ Skv − Sq) ≥ col,
+///   BINARY_SELECT −inf] → [window: GEN_INDEX row/col, col + left bound > row, BINARY_SELECT −inf]
 ///   → softmax as MAX, SUB, EXP, SUM, DIV (P in bf16) with Stats = max + log(sum) → O = P·V (bf16).
+/// The soft cap and the two bounds are spelled as cudnn-frontend's score modifier and diagonal band masks spell them,
+/// which is what the fused engines recognise; the left bound and the cap are by-value scalars, so one plan serves
+/// every window position.
 ///
 /// Q/O [tokens, heads, d] are cuDNN's [1, H, S, d] with strides [S·H·d, d, H·d, 1]; Kᵀ is K viewed as
 /// [1, Hkv, d, S] with the last two strides swapped. Stats come out packed [1, H, S, 1] (cuDNN before 9.26
@@ -22,7 +28,8 @@ internal readonly record struct SdpaShape(int QueryHeads, int KvHeads, int HeadD
 internal static class SdpaForwardGraph
 {
     // Tensor ids of the variant pack; intermediates (virtual tensors) count up from 100.
-    public const long QId = 1, KId = 2, VId = 3, OId = 4, StatsId = 5, ScaleId = 6, MaskValueId = 7, KeyRowsId = 8, QueryRowsId = 9;
+    public const long QId = 1, KId = 2, VId = 3, OId = 4, StatsId = 5, ScaleId = 6, MaskValueId = 7, KeyRowsId = 8, QueryRowsId = 9,
+        LeftBoundId = 10, SoftCapId = 11, WindowMaskValueId = 12;
 
     /// <summary>A plan, or null with cuDNN's reason when no engine takes this shape.</summary>
     public static SdpaPlan? TryBuild(nint handle, SdpaShape shape, long cudnnVersion, out string refusal)
@@ -30,14 +37,14 @@ internal static class SdpaForwardGraph
         var keep = new List<CudnnDescriptor>();
         try
         {
-            var graph = BuildGraph(handle, shape, keep);
+            var graph = shape.Fp8 ? SdpaFp8Graph.Build(handle, shape, keep) : BuildGraph(handle, shape, keep);
             int skip = shape.EngineConfig, found = 0;
             foreach (var mode in new[] { HeuristicsMode.A, HeuristicsMode.Fallback })
             {
                 if (TryPlan(handle, graph, mode, keep, ref skip, out var plan, out int finalized) is { } workspace)
                 {
                     refusal = "";
-                    return new SdpaPlan(shape, plan!, workspace, keep, MaskValue(cudnnVersion));
+                    return new SdpaPlan(shape, plan!, workspace, keep, shape.Fp8 ? float.MinValue : MaskValue(cudnnVersion));
                 }
                 found += finalized;
             }
@@ -54,8 +61,8 @@ internal static class SdpaForwardGraph
     }
 
     public static string Describe(SdpaShape s) =>
-        $"{(s.Causal ? "causal" : "unmasked")} {s.QueryRows}x{s.KeyRows}, {s.QueryHeads}/{s.KvHeads} heads, d={s.HeadDim}"
-        + (s.EngineConfig > 0 ? $", engine configuration {s.EngineConfig}" : "");
+        $"{(s.Fp8 ? "fp8 " : "")}{(s.Causal ? "causal" : s.Windowed ? "windowed" : "unmasked")}{(s.Causal && s.Windowed ? " windowed" : "")}{(s.SoftCapped ? " soft-capped" : "")} " +
+        $"{s.QueryRows}x{s.KeyRows}, {s.QueryHeads}/{s.KvHeads} heads, d={s.HeadDim}" + (s.EngineConfig > 0 ? $", engine configuration {s.EngineConfig}" : "");
 
     // cudnn-frontend masks with -inf from cuDNN 9.10 on and with the lowest float before.
     private static float MaskValue(long cudnnVersion) => cudnnVersion >= 91000 ? float.NegativeInfinity : float.MinValue;
@@ -63,78 +70,48 @@ internal static class SdpaForwardGraph
     private static CudnnDescriptor BuildGraph(nint handle, SdpaShape s, List<CudnnDescriptor> keep)
     {
         long h = s.QueryHeads, hk = s.KvHeads, d = s.HeadDim, sq = s.QueryRows, skv = s.KeyRows;
-        long virtualId = 100;
-        CudnnDescriptor Tensor(long uid, DataType type, long[] dims, long[] strides, bool isVirtual = false, bool byValue = false) =>
-            Keep(keep, new CudnnDescriptor(DescriptorType.Tensor))
-                .Set(AttributeName.TensorDataType, type)
-                .Set(AttributeName.TensorDimensions, dims)
-                .Set(AttributeName.TensorStrides, strides)
-                .Set(AttributeName.TensorUniqueId, uid)
-                .Set(AttributeName.TensorByteAlignment, 16L)
-                .Set(AttributeName.TensorIsVirtual, isVirtual)
-                .Set(AttributeName.TensorIsByValue, byValue)
-                .Complete();
-        long[] scoreDims = [1, h, sq, skv], scoreStrides = [h * sq * skv, sq * skv, skv, 1];
-        long[] rowDims = [1, h, sq, 1], rowStrides = [h * sq, sq, 1, 1];
-        long[] scalarDims = [1, 1, 1, 1];
-        CudnnDescriptor Scores(DataType type = DataType.Float) => Tensor(virtualId++, type, scoreDims, scoreStrides, isVirtual: true);
-        CudnnDescriptor PerRow() => Tensor(virtualId++, DataType.Float, rowDims, rowStrides, isVirtual: true);
+        var g = new SdpaGraphBuilder(handle, s, keep);
+        var q = g.Tensor(QId, DataType.BFloat16, [1, h, sq, d], [sq * h * d, d, h * d, 1]);
+        var kT = g.Tensor(KId, DataType.BFloat16, [1, hk, d, skv], [skv * hk * d, d, 1, hk * d]);
+        var v = g.Tensor(VId, DataType.BFloat16, [1, hk, skv, d], [skv * hk * d, d, hk * d, 1]);
+        var o = g.Tensor(OId, DataType.BFloat16, [1, h, sq, d], [sq * h * d, d, h * d, 1]);
+        var stats = g.Tensor(StatsId, DataType.Float, g.RowDims, g.RowStrides);
 
-        var q = Tensor(QId, DataType.BFloat16, [1, h, sq, d], [sq * h * d, d, h * d, 1]);
-        var kT = Tensor(KId, DataType.BFloat16, [1, hk, d, skv], [skv * hk * d, d, 1, hk * d]);
-        var v = Tensor(VId, DataType.BFloat16, [1, hk, skv, d], [skv * hk * d, d, hk * d, 1]);
-        var o = Tensor(OId, DataType.BFloat16, [1, h, sq, d], [sq * h * d, d, h * d, 1]);
-        var stats = Tensor(StatsId, DataType.Float, rowDims, rowStrides);
-        var scale = Tensor(ScaleId, DataType.Float, scalarDims, scalarDims, byValue: true);
-
-        var ops = new List<CudnnDescriptor>();
-        var scores = Scores();
-        ops.Add(Matmul(keep, q, kT, scores));
-        var scaled = Scores();
-        ops.Add(Pointwise(keep, PointwiseMode.Mul, DataType.Float, scores, scale, null, scaled));
-        var masked = scaled;
-        if (s.Causal)
+        var scores = g.Scores();
+        g.Ops.Add(Matmul(keep, q, kT, scores));
+        var scaled = g.Scores();
+        g.Ops.Add(Pointwise(keep, PointwiseMode.Mul, DataType.Float, scores, g.ByValue(ScaleId), null, scaled));
+        if (s.SoftCapped)
         {
-            // Bottom-right alignment: query row i keeps key j iff i + (Skv − Sq) ≥ j. With Sq == Skv the
-            // shift is left out, which is the plain causal pattern.
-            var row = Scores(DataType.Int32);
-            ops.Add(Pointwise(keep, PointwiseMode.GenerateIndex, DataType.Float, scaled, null, null, row, axis: 2));
-            var col = Scores(DataType.Int32);
-            ops.Add(Pointwise(keep, PointwiseMode.GenerateIndex, DataType.Float, scaled, null, null, col, axis: 3));
-            if (sq != skv)
-            {
-                var plusKeys = Scores(DataType.Int32);
-                ops.Add(Pointwise(keep, PointwiseMode.Add, DataType.Int32, row, Tensor(KeyRowsId, DataType.Int32, scalarDims, scalarDims, byValue: true), null, plusKeys));
-                row = Scores(DataType.Int32);
-                ops.Add(Pointwise(keep, PointwiseMode.Sub, DataType.Int32, plusKeys, Tensor(QueryRowsId, DataType.Int32, scalarDims, scalarDims, byValue: true), null, row));
-            }
-            var keepMask = Scores(DataType.Boolean);
-            ops.Add(Pointwise(keep, PointwiseMode.CompareGreaterEqual, DataType.Boolean, row, col, null, keepMask));
-            masked = Scores();
-            var maskValue = Tensor(MaskValueId, DataType.Float, scalarDims, scalarDims, byValue: true);
-            ops.Add(Pointwise(keep, PointwiseMode.BinarySelect, DataType.Float, scaled, maskValue, keepMask, masked));
+            var cap = g.ByValue(SoftCapId);
+            var divided = g.Scores();
+            g.Ops.Add(Pointwise(keep, PointwiseMode.Div, DataType.Float, scaled, cap, null, divided));
+            var tanh = g.Scores();
+            g.Ops.Add(Pointwise(keep, PointwiseMode.TanhForward, DataType.Float, divided, null, null, tanh));
+            scaled = g.Scores();
+            g.Ops.Add(Pointwise(keep, PointwiseMode.Mul, DataType.Float, tanh, cap, null, scaled));
+        }
+        var masked = s.Causal ? g.Causal(scaled) : scaled;
+        if (s.Windowed)
+        {
+            // Query row i keeps key j iff j + (W − Shift) > i: the band's left bound, in float as the frontend computes it.
+            var row = g.Scores(DataType.Int32);
+            g.Ops.Add(Pointwise(keep, PointwiseMode.GenerateIndex, DataType.Float, masked, null, null, row, axis: 2));
+            var col = g.Scores(DataType.Int32);
+            g.Ops.Add(Pointwise(keep, PointwiseMode.GenerateIndex, DataType.Float, masked, null, null, col, axis: 3));
+            var shifted = g.Scores();
+            g.Ops.Add(Pointwise(keep, PointwiseMode.Add, DataType.Float, col, g.ByValue(LeftBoundId), null, shifted));
+            var inWindow = g.Scores(DataType.Boolean);
+            g.Ops.Add(Pointwise(keep, PointwiseMode.CompareGreaterThan, DataType.Boolean, shifted, row, null, inWindow));
+            var windowed = g.Scores();
+            g.Ops.Add(Pointwise(keep, PointwiseMode.BinarySelect, DataType.Float, masked, g.ByValue(WindowMaskValueId), inWindow, windowed));
+            masked = windowed;
         }
 
-        var max = PerRow();
-        ops.Add(Reduction(keep, ReductionOperator.Max, masked, max));
-        var centered = Scores();
-        ops.Add(Pointwise(keep, PointwiseMode.Sub, DataType.Float, masked, max, null, centered));
-        var exp = Scores();
-        ops.Add(Pointwise(keep, PointwiseMode.Exp, DataType.Float, centered, null, null, exp));
-        var sum = PerRow();
-        ops.Add(Reduction(keep, ReductionOperator.Add, exp, sum));
-        var logSum = PerRow();
-        ops.Add(Pointwise(keep, PointwiseMode.Log, DataType.Float, sum, null, null, logSum));
-        ops.Add(Pointwise(keep, PointwiseMode.Add, DataType.Float, max, logSum, null, stats));
         // The probabilities enter the second GEMM in the input type, as the frontend declares them.
-        var probabilities = Scores(DataType.BFloat16);
-        ops.Add(Pointwise(keep, PointwiseMode.Div, DataType.Float, exp, sum, null, probabilities));
-        ops.Add(Matmul(keep, probabilities, v, o));
-
-        return Keep(keep, new CudnnDescriptor(DescriptorType.OperationGraph))
-            .SetHandle(AttributeName.OperationGraphHandle, handle)
-            .Set(AttributeName.OperationGraphOps, ops.ToArray())
-            .Complete();
+        var probabilities = g.Softmax(masked, stats, DataType.BFloat16);
+        g.Ops.Add(Matmul(keep, probabilities, v, o));
+        return g.Graph();
     }
 
     /// <summary>
@@ -190,7 +167,7 @@ internal static class SdpaForwardGraph
         }
     }
 
-    private static CudnnDescriptor Matmul(List<CudnnDescriptor> keep, CudnnDescriptor a, CudnnDescriptor b, CudnnDescriptor c)
+    internal static CudnnDescriptor Matmul(List<CudnnDescriptor> keep, CudnnDescriptor a, CudnnDescriptor b, CudnnDescriptor c)
     {
         var matmul = Keep(keep, new CudnnDescriptor(DescriptorType.Matmul)).Set(AttributeName.MatmulComputeType, DataType.Float).Complete();
         return Keep(keep, new CudnnDescriptor(DescriptorType.OperationMatmul))
@@ -201,7 +178,7 @@ internal static class SdpaForwardGraph
             .Complete();
     }
 
-    private static CudnnDescriptor Pointwise(List<CudnnDescriptor> keep, PointwiseMode mode, DataType precision,
+    internal static CudnnDescriptor Pointwise(List<CudnnDescriptor> keep, PointwiseMode mode, DataType precision,
         CudnnDescriptor x, CudnnDescriptor? b, CudnnDescriptor? t, CudnnDescriptor y, long axis = -1)
     {
         var pw = Keep(keep, new CudnnDescriptor(DescriptorType.Pointwise))
@@ -217,7 +194,7 @@ internal static class SdpaForwardGraph
         return op.Set(AttributeName.OperationPointwiseY, y).Complete();
     }
 
-    private static CudnnDescriptor Reduction(List<CudnnDescriptor> keep, ReductionOperator op, CudnnDescriptor x, CudnnDescriptor y)
+    internal static CudnnDescriptor Reduction(List<CudnnDescriptor> keep, ReductionOperator op, CudnnDescriptor x, CudnnDescriptor y)
     {
         var reduction = Keep(keep, new CudnnDescriptor(DescriptorType.Reduction))
             .Set(AttributeName.ReductionComputeType, DataType.Float)
@@ -230,7 +207,7 @@ internal static class SdpaForwardGraph
             .Complete();
     }
 
-    private static CudnnDescriptor Keep(List<CudnnDescriptor> keep, CudnnDescriptor d)
+    internal static CudnnDescriptor Keep(List<CudnnDescriptor> keep, CudnnDescriptor d)
     {
         keep.Add(d);
         return d;

@@ -8,8 +8,9 @@
 // tile). Scores, the online softmax and the output accumulator stay in registers; the accumulator is rescaled
 // only when some row's maximum grew (multiplying by exp2(0) = 1 changes nothing, so skipping it is exact).
 // The mask is the engine's one rule — a query sees a key of the same sequence at a position not after its
-// own — judged per tile from (sequence, min, max position) summaries of 64 rows, so hidden tiles are skipped
-// and fully visible ones skip the per-element test. Query tiles are taken longest first (the last rows of a
+// own, and on a sliding-window layer fewer than `window` positions before it — judged per tile from (sequence, min,
+// max position) summaries of 64 rows, so hidden tiles are skipped and fully visible ones skip the per-element test.
+// With `softcap` > 0 (Gemma 2) each scaled score becomes softcap·tanh(score / softcap) before the mask. Query tiles are taken longest first (the last rows of a
 // causal block see the most keys), so the short ones fill the tail of the grid. Writes output and the
 // natural-log LSE (-inf, output 0 for a row that saw nothing). HEAD_DIM is fixed at compile time (a multiple
 // of 16 up to 256).
@@ -46,9 +47,9 @@ __device__ __forceinline__ void load_key_tile(bf16* sk, int* sk_seq, int* sk_pos
     }
 }
 
-__device__ __forceinline__ int next_visible_key_tile(const TileInfo* k_tiles, const TileInfo& qt, int from, int count) {
+__device__ __forceinline__ int next_visible_key_tile(const TileInfo* k_tiles, const TileInfo& qt, int from, int count, int window) {
     int t = from;
-    while (t < count && tile_hidden(qt, k_tiles[t])) t++;
+    while (t < count && tile_hidden(qt, k_tiles[t], window)) t++;
     return t;
 }
 
@@ -57,7 +58,7 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention(
     const int* __restrict__ q_seq, const int* __restrict__ q_pos, const int* __restrict__ k_seq, const int* __restrict__ k_pos,
     const TileInfo* __restrict__ q_tiles, const TileInfo* __restrict__ k_tiles,
     bf16* __restrict__ out, float* __restrict__ lse,
-    int tq, int tk, int heads, int kv_heads, float scale_log2, int tiles_per_split)
+    int tq, int tk, int heads, int kv_heads, float scale_log2, int tiles_per_split, int window, float softcap)
 {
     // [Q tile | K tile | V tile] in dynamic shared memory, then the rows' sequence ids and positions.
     extern __shared__ __align__(16) unsigned char smem[];
@@ -76,6 +77,9 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention(
     const TileInfo qt = work.qt;
     out += work.part_row * q_stride;
     lse += work.part_row * heads;
+    // Soft-capped scores leave soft_capped() already in the log2 domain: the softmax multiplies them by 1.
+    const float cap_in = softcap > 0.f ? scale_log2 * 0.6931471805599453f / softcap : 0.f, cap_out = softcap * 1.4426950408889634f;
+    const float multiplier = softcap > 0.f ? 1.f : scale_log2;
 
     // The query tile of head h (one cp.async group with the first key tile), and its rows' sequences and positions.
     for (int i = threadIdx.x; i < BQ * (D / 8); i += blockDim.x) {
@@ -87,7 +91,7 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention(
         sq_seq[r] = q0 + r < tq ? q_seq[q0 + r] : -2;
         sq_pos[r] = q0 + r < tq ? q_pos[q0 + r] : -1;
     }
-    int kt = next_visible_key_tile(k_tiles, qt, first_tile, key_tiles);
+    int kt = next_visible_key_tile(k_tiles, qt, first_tile, key_tiles, window);
     if (kt < key_tiles) load_key_tile(sk, sk_seq, sk_pos, k, k_seq, k_pos, kt, tk, g, kv_stride);
     cp_async_commit();
 
@@ -136,8 +140,15 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention(
             }
         }
 
-        const TileInfo ki = k_tiles[kt];
-        const bool full = qt.seq >= 0 && ki.seq >= 0 && qt.seq == ki.seq && ki.max_pos <= qt.min_pos && (kt + 1) * BK <= tk;
+        if (softcap > 0.f) {
+            #pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+                #pragma unroll
+                for (int n = 0; n < BK / 8; n++)
+                    #pragma unroll
+                    for (int e = 0; e < 4; e++) s[mt][n][e] = soft_capped(s[mt][n][e], cap_in, cap_out);
+        }
+        const bool full = tile_visible(qt, k_tiles[kt], window) && (kt + 1) * BK <= tk;
         if (!full) {
             #pragma unroll
             for (int mt = 0; mt < MT; mt++)
@@ -149,11 +160,11 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention(
                         #pragma unroll
                         for (int e = 0; e < 2; e++) {
                             const int col = n * 8 + tc * 2 + e;
-                            if (sk_seq[col] != rs || sk_pos[col] > rp) s[mt][n][2 * half + e] = -INFINITY;
+                            if (!sees(rs, rp, sk_seq[col], sk_pos[col], window)) s[mt][n][2 * half + e] = -INFINITY;
                         }
                 }
         }
-        const int next = next_visible_key_tile(k_tiles, qt, kt + 1, key_tiles);
+        const int next = next_visible_key_tile(k_tiles, qt, kt + 1, key_tiles, window);
 
         cp_async_wait<0>(); // V of this tile has landed
         __syncthreads();    // ... for every thread, and every warp is done with K and the key rows' summaries
@@ -170,7 +181,7 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention(
                 float mx = -INFINITY;
                 #pragma unroll
                 for (int n = 0; n < BK / 8; n++) mx = fmaxf(mx, fmaxf(s[mt][n][2 * half], s[mt][n][2 * half + 1]));
-                const float top = fmaxf(m[mt][half], quad_max(mx) * scale_log2);
+                const float top = fmaxf(m[mt][half], quad_max(mx) * multiplier);
                 // A row that has seen nothing yet keeps base 0 so exp2(-inf - base) = 0 and nothing becomes NaN.
                 const float base = top == -INFINITY ? 0.f : top;
                 alpha[mt][half] = exp2f(m[mt][half] - base);
@@ -178,8 +189,8 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention(
                 float sum = 0.f;
                 #pragma unroll
                 for (int n = 0; n < BK / 8; n++) {
-                    s[mt][n][2 * half] = exp2f(fmaf(s[mt][n][2 * half], scale_log2, -base));
-                    s[mt][n][2 * half + 1] = exp2f(fmaf(s[mt][n][2 * half + 1], scale_log2, -base));
+                    s[mt][n][2 * half] = exp2f(fmaf(s[mt][n][2 * half], multiplier, -base));
+                    s[mt][n][2 * half + 1] = exp2f(fmaf(s[mt][n][2 * half + 1], multiplier, -base));
                     sum += s[mt][n][2 * half] + s[mt][n][2 * half + 1];
                 }
                 l[mt][half] = l[mt][half] * alpha[mt][half] + sum;

@@ -1,6 +1,6 @@
 // Flash attention on Hopper (sm_90a), head dim 128: the same contract as attention.cu (the engine's mask rule
-// from per-row sequences and positions, hidden tiles skipped by their 64-row summaries, split-K blocks, output and
-// natural-log LSE), built the FlashAttention-3 way. A block owns 128 query rows of one head and has three
+// from per-row sequences and positions with the sliding window, hidden tiles skipped by their 64-row summaries,
+// split-K blocks, the soft cap, output and natural-log LSE), built the FlashAttention-3 way. A block owns 128 query rows of one head and has three
 // warpgroups:
 // - warpgroup 2, the producer, gives up its registers (setmaxnreg) and has one thread load tiles with TMA
 //   (cp.async.bulk.tensor through the tensor maps CudaBackend.Flash.cs encodes): Q once, then each visible key
@@ -33,9 +33,9 @@ __device__ __forceinline__ TileInfo key_summary(const TileInfo* k_tiles, int kt,
     return summary_of(k_tiles, kt * (BK / SUMMARY), BK / SUMMARY, (tk + SUMMARY - 1) / SUMMARY);
 }
 
-__device__ __forceinline__ int next_visible_key_tile(const TileInfo* k_tiles, const TileInfo& qt, int from, int count, int tk) {
+__device__ __forceinline__ int next_visible_key_tile(const TileInfo* k_tiles, const TileInfo& qt, int from, int count, int tk, int window) {
     int t = from;
-    while (t < count && tile_hidden(qt, key_summary(k_tiles, t, tk))) t++;
+    while (t < count && tile_hidden(qt, key_summary(k_tiles, t, tk), window)) t++;
     return t;
 }
 
@@ -136,12 +136,15 @@ __device__ __forceinline__ void load_tile(unsigned dst, const TensorMap* map, in
     tma_load(dst + PANEL(128), map, 64, head, row, bar);
 }
 
-// Hides the keys a partly visible tile's row may not see: only tiles on a diagonal or a sequence border, whose keys'
-// sequences and positions are read from global memory (cached).
+// Hides the keys a partly visible tile's row may not see: only tiles on a diagonal, a window's edge or a sequence
+// border, whose keys' sequences and positions are read from global memory (cached). Soft caps the scores first.
 __device__ __forceinline__ void mask_scores(float (&s)[64], const TileInfo& qt, const TileInfo* k_tiles, const int* k_seq, const int* k_pos,
-    int kt, int tk, const int (&rs)[2], const int (&rp)[2], int tc) {
-    const TileInfo ki = key_summary(k_tiles, kt, tk);
-    if (qt.seq >= 0 && ki.seq >= 0 && qt.seq == ki.seq && ki.max_pos <= qt.min_pos && (kt + 1) * BK <= tk) return;
+    int kt, int tk, const int (&rs)[2], const int (&rp)[2], int tc, int window, float cap_in, float cap_out) {
+    if (cap_in != 0.f) {
+        #pragma unroll
+        for (int i = 0; i < 64; i++) s[i] = soft_capped(s[i], cap_in, cap_out);
+    }
+    if (tile_visible(qt, key_summary(k_tiles, kt, tk), window) && (kt + 1) * BK <= tk) return;
     const int* ks = k_seq + kt * BK;
     const int* kp = k_pos + kt * BK;
     #pragma unroll
@@ -151,7 +154,7 @@ __device__ __forceinline__ void mask_scores(float (&s)[64], const TileInfo& qt, 
             #pragma unroll
             for (int e = 0; e < 2; e++) {
                 const int col = i * 8 + tc * 2 + e;
-                if (kt * BK + col >= tk || ks[col] != rs[half] || kp[col] > rp[half]) s[4 * i + 2 * half + e] = -INFINITY;
+                if (kt * BK + col >= tk || !sees(rs[half], rp[half], ks[col], kp[col], window)) s[4 * i + 2 * half + e] = -INFINITY;
             }
 }
 
@@ -223,7 +226,7 @@ extern "C" __global__ void __launch_bounds__(CONSUMERS + PRODUCERS, 1) flash_att
     const int* __restrict__ q_seq, const int* __restrict__ q_pos, const int* __restrict__ k_seq, const int* __restrict__ k_pos,
     const TileInfo* __restrict__ q_tiles, const TileInfo* __restrict__ k_tiles,
     bf16* __restrict__ out, float* __restrict__ lse,
-    int tq, int tk, int heads, int kv_heads, float scale_log2, int tiles_per_split)
+    int tq, int tk, int heads, int kv_heads, float scale_log2, int tiles_per_split, int window, float softcap)
 {
     // [Q | V stages 0, 1 | K stages 0, 1 | barriers] from the first 1024-byte boundary of dynamic shared memory.
     extern __shared__ __align__(1024) unsigned char smem[];
@@ -237,6 +240,9 @@ extern "C" __global__ void __launch_bounds__(CONSUMERS + PRODUCERS, 1) flash_att
     const TileInfo qt = work.qt;
     out += work.part_row * q_stride;
     lse += work.part_row * heads;
+    // Soft-capped scores leave mask_scores already in the log2 domain: the softmax multiplies them by 1.
+    const float cap_in = softcap > 0.f ? scale_log2 * 0.6931471805599453f / softcap : 0.f, cap_out = softcap * 1.4426950408889634f;
+    const float multiplier = softcap > 0.f ? 1.f : scale_log2;
 
     if (threadIdx.x == 0) {
         mbar_init(q_full, 1);
@@ -254,8 +260,8 @@ extern "C" __global__ void __launch_bounds__(CONSUMERS + PRODUCERS, 1) flash_att
         if (threadIdx.x != CONSUMERS) return;
         load_tile(sq, &mq, h, q0, q_full);
         int n = 0;
-        for (int kt = next_visible_key_tile(k_tiles, qt, first_tile, key_tiles, tk); kt < key_tiles;
-             kt = next_visible_key_tile(k_tiles, qt, kt + 1, key_tiles, tk), n++) {
+        for (int kt = next_visible_key_tile(k_tiles, qt, first_tile, key_tiles, tk, window); kt < key_tiles;
+             kt = next_visible_key_tile(k_tiles, qt, kt + 1, key_tiles, tk, window), n++) {
             // Stage n & 1, its (n / 2)-th fill: wait for the end of the fill before (a fresh barrier passes parity 1).
             const int st = n & 1, parity = ((n >> 1) & 1) ^ 1;
             mbar_wait(empty_k + 8 * st, parity);
@@ -285,7 +291,7 @@ extern "C" __global__ void __launch_bounds__(CONSUMERS + PRODUCERS, 1) flash_att
     for (int i = 0; i < 64; i++) o[i] = 0.f;
 
     if (wg == 1) named_arrive(TURN_BARRIER); // warpgroup 0 takes the first turn
-    int kt = next_visible_key_tile(k_tiles, qt, first_tile, key_tiles, tk);
+    int kt = next_visible_key_tile(k_tiles, qt, first_tile, key_tiles, tk, window);
     if (kt < key_tiles) {
         // The first turn issues S of the first tile alone.
         mbar_wait(q_full, 0);
@@ -299,8 +305,8 @@ extern "C" __global__ void __launch_bounds__(CONSUMERS + PRODUCERS, 1) flash_att
         settled(s);
         mbar_arrive(empty_k);
         float alpha[2];
-        mask_scores(s, qt, k_tiles, k_seq, k_pos, kt, tk, rs, rp, tc);
-        online_softmax(s, m, l, alpha, scale_log2);
+        mask_scores(s, qt, k_tiles, k_seq, k_pos, kt, tk, rs, rp, tc, window, cap_in, cap_out);
+        online_softmax(s, m, l, alpha, multiplier);
         unsigned p[2][BK / 4];
         to_operand(s, p[0]);
         // Tile n (key tile kt, stage n & 1) has its P in `cur`: a turn issues the next tile's S and then this tile's
@@ -311,7 +317,7 @@ extern "C" __global__ void __launch_bounds__(CONSUMERS + PRODUCERS, 1) flash_att
         int n = 0;
         auto step = [&](unsigned (&cur)[BK / 4], unsigned (&nxt)[BK / 4]) {
             const int st = n & 1, nk = st ^ 1;
-            const int next = next_visible_key_tile(k_tiles, qt, kt + 1, key_tiles, tk);
+            const int next = next_visible_key_tile(k_tiles, qt, kt + 1, key_tiles, tk, window);
             if (next >= key_tiles) return false;
             mbar_wait(full_k + 8 * nk, ((n + 1) >> 1) & 1);
             mbar_wait(full_v + 8 * st, (n >> 1) & 1);
@@ -325,8 +331,8 @@ extern "C" __global__ void __launch_bounds__(CONSUMERS + PRODUCERS, 1) flash_att
             wgmma_wait<1>();
             settled(s);
             mbar_arrive(empty_k + 8 * nk);
-            mask_scores(s, qt, k_tiles, k_seq, k_pos, next, tk, rs, rp, tc);
-            const bool grew = online_softmax(s, m, l, alpha, scale_log2);
+            mask_scores(s, qt, k_tiles, k_seq, k_pos, next, tk, rs, rp, tc, window, cap_in, cap_out);
+            const bool grew = online_softmax(s, m, l, alpha, multiplier);
             to_operand(s, nxt);
             wgmma_wait<0>();
             settled(o);

@@ -16,14 +16,27 @@
 // log2-domain LSE. The last split to finish merges them by log-sum-exp into the bf16 output and the natural-log
 // LSE, one warp per head (decode_merge.cuh; -inf and 0 for a row that sees nothing).
 //
+// With KV_FP8 = 1 the cache holds e4m3 codes (the FP8 KV cache, CudaBackend.Fp8*.cs): each lane loads the same dims
+// as a byte each and converts them exactly to floats; the key scale is folded into scale_log2 by the host and the
+// value scale multiplies each split's output (out_scale; 1 for bf16, which changes no bit).
+//
 // HEAD_DIM (a multiple of 16 up to 256), LANES, GROUP (query heads per KV head) and HEADS (query heads per block:
 // GROUP, or a share of it when the queries and accumulators of the whole group would not fit in registers;
-// the last share may hold fewer than HEADS real heads) are fixed at compile time.
+// the last share may hold fewer than HEADS real heads) and KV_FP8 are fixed at compile time.
 #include <cuda_bf16.h>
 #include "pdl.cuh"
 typedef __nv_bfloat16 bf16;
 // NVRTC has no <math.h>: the infinity the kernels need, spelled out.
 #define INFINITY __int_as_float(0x7f800000)
+
+#ifndef KV_FP8
+#define KV_FP8 0
+#endif
+#if KV_FP8
+typedef unsigned char kv_t;
+#else
+typedef bf16 kv_t;
+#endif
 
 constexpr int D = HEAD_DIM;
 constexpr int LANES_PER_KEY = LANES;
@@ -68,10 +81,42 @@ __device__ __forceinline__ void unpack(float (&f)[DPL], const unsigned (&w)[DPL 
     }
 }
 
+#if KV_FP8
+// The FP8 cache's twins of load_pairs and unpack: the same dims, a byte each; w[t] holds the codes of dims 2t and
+// 2t + 1 in its low 16 bits (the lower address in the low byte).
+__device__ __forceinline__ void load_kv(unsigned (&w)[DPL / 2], const kv_t* row, int sub) {
+    #pragma unroll
+    for (int i = 0; i < PIECES; i++) {
+        const kv_t* p = row + (i * LANES_PER_KEY + sub) * VEC;
+        if constexpr (VEC == 8) {
+            const uint2 t = *reinterpret_cast<const uint2*>(p);
+            w[4 * i] = t.x & 0xffffu; w[4 * i + 1] = t.x >> 16; w[4 * i + 2] = t.y & 0xffffu; w[4 * i + 3] = t.y >> 16;
+        } else if constexpr (VEC == 4) {
+            const unsigned t = *reinterpret_cast<const unsigned*>(p);
+            w[2 * i] = t & 0xffffu; w[2 * i + 1] = t >> 16;
+        } else {
+            w[i] = *reinterpret_cast<const unsigned short*>(p);
+        }
+    }
+}
+
+__device__ __forceinline__ void unpack_kv(float (&f)[DPL], const unsigned (&w)[DPL / 2]) {
+    #pragma unroll
+    for (int t = 0; t < DPL / 2; t++)
+        asm("{\n\t.reg .b32 p;\n\t.reg .b16 l, h;\n\t"
+            "cvt.rn.f16x2.e4m3x2 p, %2;\n\tmov.b32 {l, h}, p;\n\t"
+            "cvt.f32.f16 %0, l;\n\tcvt.f32.f16 %1, h;\n\t}"
+            : "=f"(f[2 * t]), "=f"(f[2 * t + 1]) : "h"((unsigned short)w[t]));
+}
+#else
+__device__ __forceinline__ void load_kv(unsigned (&w)[DPL / 2], const kv_t* row, int sub) { load_pairs(w, row, sub); }
+__device__ __forceinline__ void unpack_kv(float (&f)[DPL], const unsigned (&w)[DPL / 2]) { unpack(f, w); }
+#endif
+
 extern "C" __global__ void __launch_bounds__(WARPS * 32) decode_attention_partial(
     const __grid_constant__ DecodeRows keys, const bf16* __restrict__ q,
     float* __restrict__ part_out, float* __restrict__ part_lse, bf16* __restrict__ out, float* __restrict__ lse,
-    unsigned* __restrict__ arrivals, int rows, int heads, int kv_heads, float scale_log2)
+    unsigned* __restrict__ arrivals, int rows, int heads, int kv_heads, float scale_log2, float out_scale)
 {
     wait_for_previous_grid(); // launched as a dependent (Kernels/pdl.cuh)
     let_next_grid_start();
@@ -112,15 +157,15 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) decode_attention_partia
     }
 
     const long kv_stride = (long)kv_heads * D;
-    const bf16* k_head = keys.k[r] + (long)g * D;
-    const bf16* v_head = keys.v[r] + (long)g * D;
+    const kv_t* k_head = reinterpret_cast<const kv_t*>(keys.k[r]) + (long)g * D;
+    const kv_t* v_head = reinterpret_cast<const kv_t*>(keys.v[r]) + (long)g * D;
     // The group's next key is loaded a step ahead, so its loads are in flight while this step computes.
     unsigned k_next[DPL / 2], v_next[DPL / 2];
     {
         const int key = begin + warp * (32 / LANES_PER_KEY) + slot;
         if (key < end) {
-            load_pairs(k_next, k_head + key * kv_stride, sub);
-            load_pairs(v_next, v_head + key * kv_stride, sub);
+            load_kv(k_next, k_head + key * kv_stride, sub);
+            load_kv(v_next, v_head + key * kv_stride, sub);
         } else {
             #pragma unroll
             for (int t = 0; t < DPL / 2; t++) k_next[t] = v_next[t] = 0u;
@@ -136,12 +181,12 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) decode_attention_partia
         #pragma unroll
         for (int t = 0; t < DPL / 2; t++) { kw[t] = k_next[t]; vw[t] = v_next[t]; }
         if (key + KEYS_PER_STEP < end) {
-            load_pairs(k_next, k_head + (key + KEYS_PER_STEP) * kv_stride, sub);
-            load_pairs(v_next, v_head + (key + KEYS_PER_STEP) * kv_stride, sub);
+            load_kv(k_next, k_head + (key + KEYS_PER_STEP) * kv_stride, sub);
+            load_kv(v_next, v_head + (key + KEYS_PER_STEP) * kv_stride, sub);
         }
 
         float kf[DPL];
-        unpack(kf, kw);
+        unpack_kv(kf, kw);
         float s[HEADS];
         #pragma unroll
         for (int j = 0; j < HEADS; j++) {
@@ -154,7 +199,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) decode_attention_partia
         }
         if (has) {
             float vf[DPL];
-            unpack(vf, vw);
+            unpack_kv(vf, vw);
             #pragma unroll
             for (int j = 0; j < HEADS; j++) {
                 // Rescale only when the maximum grows (rarely after the first keys). The first key meets
@@ -222,7 +267,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) decode_attention_partia
             }
         }
         // sum ≥ 1 when top is finite: the warp holding the maximum counts its own key with weight 1.
-        part_out[(out_row + h0 + j) * D + dim] = top == -INFINITY ? 0.f : o / sum;
+        part_out[(out_row + h0 + j) * D + dim] = top == -INFINITY ? 0.f : o / sum * out_scale;
         if (dim == 0) part_lse[out_row + h0 + j] = top == -INFINITY ? -INFINITY : top + log2f(sum);
     }
 

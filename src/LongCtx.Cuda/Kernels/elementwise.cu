@@ -1,4 +1,4 @@
-// The small kernels of a Llama-style decoder. Activations are bf16, arithmetic is fp32.
+// The small kernels of the decoders. Activations are bf16, arithmetic is fp32.
 #include <cuda_bf16.h>
 #include "pdl.cuh"
 typedef __nv_bfloat16 bf16;
@@ -12,6 +12,12 @@ typedef __nv_bfloat16 bf16;
 
 // silu(g) rounded to bf16, as transformers' bf16 act_fn output is before the product with up.
 __device__ __forceinline__ float silu_bf16(float g) { return round_bf16(g / (1.f + __expf(-g))); }
+
+// gelu with the tanh approximation (PyTorch's gelu(approximate="tanh"), Gemma's gelu_pytorch_tanh) rounded to bf16,
+// as silu_bf16.
+__device__ __forceinline__ float gelu_tanh_bf16(float g) {
+    return round_bf16(0.5f * g * (1.f + tanhf(0.7978845608028654f * (g + 0.044715f * g * g * g))));
+}
 
 #include "rope.cuh"
 
@@ -46,9 +52,10 @@ __global__ void embedding(const int* ids, const bf16* table, bf16* out, int hidd
     for (int i = threadIdx.x; i < hidden; i += blockDim.x) out[row * hidden + i] = src[i];
 }
 
-// y = x / rms(x) * w per row, as transformers' LlamaRMSNorm: normalise in fp32, round to bf16, then scale.
+// y = x / rms(x) * w per row, as transformers' LlamaRMSNorm: normalise in fp32, round to bf16, then scale; with an
+// offset, y = x / rms(x) * (offset + w) as Gemma's RMSNorm (rms_norm.cuh's rms_scale).
 // One block per row; y may be x (every thread reads its elements before the block sum, writes them after).
-__global__ void rms_norm(const bf16* x, const bf16* w, bf16* y, int hidden, float eps) {
+__global__ void rms_norm(const bf16* x, const bf16* w, bf16* y, int hidden, float eps, float offset) {
     __shared__ float partial[32];
     long row = blockIdx.x;
     const bf16* xr = x + row * hidden;
@@ -56,18 +63,18 @@ __global__ void rms_norm(const bf16* x, const bf16* w, bf16* y, int hidden, floa
     for (int i = threadIdx.x; i < hidden; i += blockDim.x) { float v = __bfloat162float(xr[i]); ss += v * v; }
     float inv = rsqrtf(block_sum(ss, partial) / hidden + eps);
     for (int i = threadIdx.x; i < hidden; i += blockDim.x)
-        y[row * hidden + i] = __float2bfloat16(rms_scale(__bfloat162float(xr[i]), inv, __bfloat162float(w[i])));
+        y[row * hidden + i] = __float2bfloat16(rms_scale(__bfloat162float(xr[i]), inv, __bfloat162float(w[i]), offset));
 }
 
 // rms_norm for hidden % 8 == 0: thread i of the block takes the 8-element groups i, i + blockDim.x, ... of the
 // row. The sum of squares adds in another order than rms_norm's, so inv may differ in its last bit.
-__global__ void rms_norm_vec8(const bf16* x, const bf16* w, bf16* y, int hidden, float eps) {
+__global__ void rms_norm_vec8(const bf16* x, const bf16* w, bf16* y, int hidden, float eps, float offset) {
     __shared__ float partial[32];
     wait_for_previous_grid(); // launched as a dependent (Kernels/pdl.cuh)
     let_next_grid_start();
     long row = blockIdx.x;
     rms_norm_row_vec8(reinterpret_cast<const uint4*>(x + row * hidden), reinterpret_cast<const uint4*>(w),
-                      reinterpret_cast<uint4*>(y + row * hidden), hidden, eps, partial);
+                      reinterpret_cast<uint4*>(y + row * hidden), hidden, eps, partial, offset);
 }
 
 __global__ void add_inplace(bf16* acc, const bf16* x, long n) {
@@ -157,6 +164,58 @@ __global__ void swiglu_vec8(const uint4* gate, const uint4* up, uint4* y, long n
         #pragma unroll
         for (int j = 0; j < 8; j++) g[j] = silu_bf16(g[j]) * u[j];
         y[i] = pack8(g);
+    }
+}
+
+// y = gelu_tanh(gate) * up (y may alias gate).
+__global__ void gelu_tanh_glu(const bf16* gate, const bf16* up, bf16* y, long n) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        y[i] = __float2bfloat16(gelu_tanh_bf16(__bfloat162float(gate[i])) * __bfloat162float(up[i]));
+}
+
+// gelu_tanh_glu over n8 groups of 8 elements (y may alias gate: each group is read before it is written).
+__global__ void gelu_tanh_glu_vec8(const uint4* gate, const uint4* up, uint4* y, long n8) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n8; i += (long)gridDim.x * blockDim.x) {
+        float g[8], u[8];
+        unpack8(gate[i], g);
+        unpack8(up[i], u);
+        #pragma unroll
+        for (int j = 0; j < 8; j++) g[j] = gelu_tanh_bf16(g[j]) * u[j];
+        y[i] = pack8(g);
+    }
+}
+
+// x = cap · tanh(x / cap) in place (Gemma 2's final logits), in fp32, rounded once.
+__global__ void soft_cap(bf16* x, long n, float cap) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        x[i] = __float2bfloat16(cap * tanhf(__bfloat162float(x[i]) / cap));
+}
+
+// soft_cap over n8 groups of 8 elements.
+__global__ void soft_cap_vec8(uint4* x, long n8, float cap) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n8; i += (long)gridDim.x * blockDim.x) {
+        float v[8];
+        unpack8(x[i], v);
+        #pragma unroll
+        for (int j = 0; j < 8; j++) v[j] = cap * tanhf(v[j] / cap);
+        x[i] = pack8(v);
+    }
+}
+
+// x = x · factor in place (Gemma's embedding scale).
+__global__ void scale(bf16* x, long n, float factor) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        x[i] = __float2bfloat16(__bfloat162float(x[i]) * factor);
+}
+
+// scale over n8 groups of 8 elements.
+__global__ void scale_vec8(uint4* x, long n8, float factor) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n8; i += (long)gridDim.x * blockDim.x) {
+        float v[8];
+        unpack8(x[i], v);
+        #pragma unroll
+        for (int j = 0; j < 8; j++) v[j] *= factor;
+        x[i] = pack8(v);
     }
 }
 

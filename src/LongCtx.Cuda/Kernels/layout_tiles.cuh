@@ -4,11 +4,29 @@
 
 struct TileInfo { int seq; int min_pos; int max_pos; }; // sequence (-1: several), min and max position
 
-// Whether query tile q sees none of key tile k (the engine's mask rule, judged on summaries).
-__device__ __forceinline__ bool tile_hidden(const TileInfo& q, const TileInfo& k) {
-    if (q.seq >= 0 && k.seq >= 0) return q.seq != k.seq || k.min_pos > q.max_pos;
-    return k.min_pos > q.max_pos;
+// Whether query tile q sees none of key tile k (the engine's mask rule, judged on summaries): every key after every
+// query, or (a sliding window of `window` positions; INT_MAX: none) every key at least `window` positions before
+// every query. Positions are non-negative, so the differences do not overflow.
+__device__ __forceinline__ bool tile_hidden(const TileInfo& q, const TileInfo& k, int window) {
+    const bool out_of_reach = k.min_pos > q.max_pos || q.min_pos - k.max_pos >= window;
+    if (q.seq >= 0 && k.seq >= 0) return q.seq != k.seq || out_of_reach;
+    return out_of_reach;
 }
+
+// Whether every query of tile q sees every key of tile k: one sequence, every key at or before every query and within
+// the window of each. Such tiles skip the per-element test.
+__device__ __forceinline__ bool tile_visible(const TileInfo& q, const TileInfo& k, int window) {
+    return q.seq >= 0 && k.seq >= 0 && q.seq == k.seq && k.max_pos <= q.min_pos && q.max_pos - k.min_pos < window;
+}
+
+// Whether a query of sequence qs at qp sees a key of sequence ks at kp.
+__device__ __forceinline__ bool sees(int qs, int qp, int ks, int kp, int window) {
+    return ks == qs && kp <= qp && qp - kp < window;
+}
+
+// The soft cap (Gemma 2) of a score in the kernels' log2 domain: cap·tanh(s·scale / cap)·log2(e), from
+// cap_in = scale / cap and cap_out = cap·log2(e); the softmax then takes the result as it is (multiplier 1).
+__device__ __forceinline__ float soft_capped(float s, float cap_in, float cap_out) { return tanhf(s * cap_in) * cap_out; }
 
 // The summary of n consecutive summaries from `first` (those that exist: `count` in all), merged.
 __device__ __forceinline__ TileInfo summary_of(const TileInfo* tiles, int first, int n, int count) {

@@ -51,13 +51,17 @@ __device__ __forceinline__ uint4 pack8(const float* f) {
 
 __device__ __forceinline__ float round_bf16(float v) { return __bfloat162float(__float2bfloat16(v)); }
 
-// x / rms rounded to bf16, then times the weight (LlamaRMSNorm casts back to the input type before the scale).
-__device__ __forceinline__ float rms_scale(float x, float inv, float w) { return round_bf16(x * inv) * w; }
+// x / rms rounded to bf16, then times the weight (LlamaRMSNorm casts back to the input type before the scale); with a
+// weight offset (Gemma's norms multiply by 1 + w), x / rms · (offset + w) in fp32, rounded once (Gemma's RMSNorm).
+__device__ __forceinline__ float rms_scale(float x, float inv, float w, float offset = 0.f) {
+    return offset == 0.f ? round_bf16(x * inv) * w : x * inv * (offset + w);
+}
 
-// yr = xr / rms(xr) * wr for one row of `hidden` (a multiple of 8) elements, by the whole block: thread i takes the
-// 8-element groups i, i + blockDim.x, ... The sum of squares adds in another order than elementwise.cu's scalar
-// rms_norm, so inv may differ from it in its last bit; with the same blockDim it is the same everywhere.
-__device__ __forceinline__ void rms_norm_row_vec8(const uint4* xr, const uint4* wr, uint4* yr, int hidden, float eps, float* partial) {
+// yr = xr / rms(xr) * (offset + wr) for one row of `hidden` (a multiple of 8) elements, by the whole block: thread i
+// takes the 8-element groups i, i + blockDim.x, ... The sum of squares adds in another order than elementwise.cu's
+// scalar rms_norm, so inv may differ from it in its last bit; with the same blockDim it is the same everywhere.
+__device__ __forceinline__ void rms_norm_row_vec8(const uint4* xr, const uint4* wr, uint4* yr, int hidden, float eps, float* partial,
+                                                  float offset = 0.f) {
     const int groups = hidden / 8;
     float ss = 0.f;
     for (int i = threadIdx.x; i < groups; i += blockDim.x) {
@@ -72,7 +76,7 @@ __device__ __forceinline__ void rms_norm_row_vec8(const uint4* xr, const uint4* 
         unpack8(xr[i], v);
         unpack8(wr[i], g);
         #pragma unroll
-        for (int j = 0; j < 8; j++) v[j] = rms_scale(v[j], inv, g[j]);
+        for (int j = 0; j < 8; j++) v[j] = rms_scale(v[j], inv, g[j], offset);
         yr[i] = pack8(v);
     }
 }

@@ -3,8 +3,9 @@ using System.Runtime.InteropServices;
 namespace LongCtx.Cuda.Native;
 
 /// <summary>
-/// cuBLASLt: the bf16 GEMMs with fp32 accumulation, as a matmul descriptor, three matrix layouts and an algorithm
-/// chosen by its heuristics (GemmPlans caches them by shape). Enum values are cublasLt.h's (CUDA 12 and 13 agree).
+/// cuBLASLt: the bf16 and FP8 GEMMs with fp32 accumulation, as a matmul descriptor, three matrix layouts and an algorithm
+/// chosen by its heuristics (GemmPlans caches them by shape). Enum values are cublasLt.h's (CUDA 12 and 13 agree; the FP8
+/// scale modes are CUDA 12.9's and 13's).
 /// </summary>
 internal static unsafe partial class CublasLt
 {
@@ -44,9 +45,12 @@ internal static unsafe partial class CublasLt
         public fixed int Reserved[4];
     }
 
-    public const int OpN = 0, OpT = 1, R16BF = 14, R32F = 0, Compute32F = 68;
+    public const int OpN = 0, OpT = 1, R16BF = 14, R32F = 0, R8FE4M3 = 28, Compute32F = 68;
     // cublasLtMatmulDescAttributes_t
     public const int DescTransA = 3, DescTransB = 4, DescEpilogue = 7, DescBiasPointer = 8, DescBiasDataType = 26;
+    // The FP8 GEMMs' scales (CUDA 12.9 and later): pointers to device floats, and how they apply (cublasLtMatmulMatrixScale_t).
+    public const int DescAScalePointer = 17, DescBScalePointer = 18, DescFastAccum = 25, DescAScaleMode = 31, DescBScaleMode = 32;
+    public const int ScaleOuterVector = 3, ScaleVector128 = 4, ScaleBlock128x128 = 5;
     // cublasLtEpilogue_t
     public const int EpilogueDefault = 1, EpilogueBias = 4;
     // cublasLtMatmulPreferenceAttributes_t

@@ -104,6 +104,7 @@ internal static unsafe partial class Cudnn
         Int32 = 4,
         BFloat16 = 9,
         Boolean = 11,
+        Fp8E4M3 = 12,
     }
 
     /// <summary>cudnnPointwiseMode_t.</summary>
@@ -115,6 +116,8 @@ internal static unsafe partial class Cudnn
         Sub = 9,
         Exp = 13,
         Log = 15,
+        TanhForward = 101,
+        CompareGreaterThan = 302,
         CompareGreaterEqual = 303,
         GenerateIndex = 501,
         BinarySelect = 601,
@@ -125,6 +128,7 @@ internal static unsafe partial class Cudnn
     {
         Add = 0,
         Max = 3,
+        Amax = 4,
     }
 
     /// <summary>cudnnBackendHeurMode_t.</summary>

@@ -8,7 +8,7 @@ namespace LongCtx.Cuda.Ops;
 /// <summary>Attention calls, checked here and run by the paths of Attention/ (<see cref="AttentionPaths"/>).</summary>
 public sealed unsafe partial class CudaBackend
 {
-    public void Attention(Tensor q, TokenLayout queries, Tensor k, Tensor v, TokenLayout keys, float scale, Tensor output, Tensor lse)
+    public void Attention(Tensor q, TokenLayout queries, Tensor k, Tensor v, TokenLayout keys, AttentionRule rule, Tensor output, Tensor lse)
     {
         var qs = C(q);
         var ks = C(k);
@@ -23,19 +23,33 @@ public sealed unsafe partial class CudaBackend
             Fill(C(lse), float.NegativeInfinity);
             return;
         }
-        _attention.Run(new AttentionCall(qs, queries, ks, C(v), keys, scale, C(output), C(lse)));
+        var vs = C(v);
+        if (ks.DType != DType.F8E4M3)
+        {
+            _attention.Run(new AttentionCall(qs, queries, ks, vs, keys, rule, C(output), C(lse)));
+            return;
+        }
+        // The FP8 KV cache: the decode kernel and cuDNN's FP8 SDPA (--attention-dtype fp8) read its codes; the other paths
+        // read them as bf16 values (exact), the key scale folded into the softmax scale (before any soft cap, as the rule applies
+        // it) and the value scale applied to the output.
+        var call = new AttentionCall(qs, queries, ks, vs, keys, rule, C(output), C(lse));
+        if (_attention.Decode.TryRun(call, _attention.Settings) || (_attention.Settings.Fp8 && _attention.Cudnn.TryRun(call, _attention.Settings))) return;
+        using var kb = CodesAsBf16(ks);
+        using var vb = CodesAsBf16(vs);
+        _attention.Run(call with { K = kb, V = vb, Rule = rule with { Scale = rule.Scale * ks.Scale } });
+        ScaleInPlace(C(output), vs.Scale);
     }
 
     /// <summary>
     /// Runs of consecutive parts that the decode kernels take in one launch each (a batch of 8 sequences decoding one
     /// token each: one launch a layer, not 8); any other part through <see cref="Attention"/>.
     /// </summary>
-    public void AttentionEach(Tensor q, Tensor output, Tensor lse, float scale, params ReadOnlySpan<AttentionPart> parts)
+    public void AttentionEach(Tensor q, Tensor output, Tensor lse, AttentionRule rule, params ReadOnlySpan<AttentionPart> parts)
     {
         var (qs, os, ls) = (C(q), C(output), C(lse));
         for (int i = 0; i < parts.Length;)
         {
-            int taken = _attention.RunDecodeParts(qs, os, ls, scale, parts, i);
+            int taken = _attention.RunDecodeParts(qs, os, ls, rule, parts, i);
             if (taken > 0)
             {
                 i += taken;
@@ -43,7 +57,7 @@ public sealed unsafe partial class CudaBackend
             }
             var p = parts[i++];
             int n = p.Queries.Count;
-            Attention(q.SliceRows(p.QueryRow, n), p.Queries, p.K, p.V, p.Keys, scale, output.SliceRows(p.QueryRow, n), lse.SliceRows(p.QueryRow, n));
+            Attention(q.SliceRows(p.QueryRow, n), p.Queries, p.K, p.V, p.Keys, rule, output.SliceRows(p.QueryRow, n), lse.SliceRows(p.QueryRow, n));
         }
     }
 

@@ -27,7 +27,7 @@ public sealed unsafe partial class CudaBackend
         // The flash kernel's LSE normalises each query row; a second pass sums exp(score − LSE) per key.
         using var output = Allocate(ActivationType, tq, heads, d);
         using var lse = Allocate(DType.F32, tq, heads);
-        Attention(q, queries, k, k, keys, scale, output, lse);
+        Attention(q, queries, k, k, keys, new AttentionRule(scale), output, lse);
         var ql = _layouts.Of(queries);
         var kl = _layouts.Of(keys);
         // Kernels/key_attention_mass.cu: a block of 128 threads per 64 keys of one KV head.

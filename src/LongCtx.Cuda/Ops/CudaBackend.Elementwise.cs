@@ -5,7 +5,10 @@ using LongCtx.Tensors;
 
 namespace LongCtx.Cuda.Ops;
 
-/// <summary>The elementwise kernels of Kernels/elementwise.cu: embedding, RMSNorm, residual add, RoPE, SwiGLU, the LSE merges, row gathers.</summary>
+/// <summary>
+/// The elementwise kernels of Kernels/elementwise.cu: embedding, RMSNorm, residual add, RoPE, SwiGLU and GELU-tanh GLU,
+/// soft cap and scale, the LSE merges, row gathers.
+/// </summary>
 public sealed unsafe partial class CudaBackend
 {
     public void Embedding(Tensor ids, Tensor table, Tensor output)
@@ -15,14 +18,15 @@ public sealed unsafe partial class CudaBackend
         _device.Launch(Fn("embedding"), ((uint)o.Rows, 1), 256, 0, C(ids).Pointer, C(table).Pointer, o.Pointer, o.RowLength);
     }
 
-    public void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y)
+    public void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y, float weightOffset = 0f)
     {
         var xs = C(x);
         nint w = C(weight).Pointer, ys = C(y).Pointer;
         if (xs.Rows == 0) return;
         // Every row starts on 16 bytes when the first does and the row length is a multiple of 8.
-        if (Vectorisable(xs.RowLength, xs.Pointer, w, ys)) _device.LaunchDependent(Fn("rms_norm_vec8"), ((uint)xs.Rows, 1), 256, 0, xs.Pointer, w, ys, xs.RowLength, eps);
-        else _device.Launch(Fn("rms_norm"), ((uint)xs.Rows, 1), 256, 0, xs.Pointer, w, ys, xs.RowLength, eps);
+        if (Vectorisable(xs.RowLength, xs.Pointer, w, ys))
+            _device.LaunchDependent(Fn("rms_norm_vec8"), ((uint)xs.Rows, 1), 256, 0, xs.Pointer, w, ys, xs.RowLength, eps, weightOffset);
+        else _device.Launch(Fn("rms_norm"), ((uint)xs.Rows, 1), 256, 0, xs.Pointer, w, ys, xs.RowLength, eps, weightOffset);
     }
 
     public void Add(Tensor accumulator, Tensor x)
@@ -74,13 +78,34 @@ public sealed unsafe partial class CudaBackend
     // About four threads per CUDA core of an H200 (132 SMs of 128): past this, a thread per (row, pair group) fills the GPU by itself.
     private const long RopeThreadsForWholeRows = 64 * 1024;
 
-    public void SwiGlu(Tensor gate, Tensor up, Tensor y)
+    public void SwiGlu(Tensor gate, Tensor up, Tensor y) => GatedUnit("swiglu", gate, up, y);
+
+    public void GeluTanhGlu(Tensor gate, Tensor up, Tensor y) => GatedUnit("gelu_tanh_glu", gate, up, y);
+
+    // y = act(gate) · up by the kernel of that name, or by its _vec8 form where the length and pointers allow.
+    private void GatedUnit(string kernel, Tensor gate, Tensor up, Tensor y)
     {
         var g = C(gate);
         nint u = C(up).Pointer, ys = C(y).Pointer;
         if (g.Length == 0) return;
-        if (Vectorisable(g.Length, g.Pointer, u, ys)) _device.Launch(Fn("swiglu_vec8"), Grid(g.Length / 8), 256, 0, g.Pointer, u, ys, g.Length / 8);
-        else _device.Launch(Fn("swiglu"), Grid(g.Length), 256, 0, g.Pointer, u, ys, g.Length);
+        if (Vectorisable(g.Length, g.Pointer, u, ys)) _device.Launch(Fn(kernel + "_vec8"), Grid(g.Length / 8), 256, 0, g.Pointer, u, ys, g.Length / 8);
+        else _device.Launch(Fn(kernel), Grid(g.Length), 256, 0, g.Pointer, u, ys, g.Length);
+    }
+
+    public void SoftCap(Tensor x, float cap)
+    {
+        var xs = C(x);
+        if (xs.Length == 0) return;
+        if (Vectorisable(xs.Length, xs.Pointer)) _device.Launch(Fn("soft_cap_vec8"), Grid(xs.Length / 8), 256, 0, xs.Pointer, xs.Length / 8, cap);
+        else _device.Launch(Fn("soft_cap"), Grid(xs.Length), 256, 0, xs.Pointer, xs.Length, cap);
+    }
+
+    public void Scale(Tensor x, float factor)
+    {
+        var xs = C(x);
+        if (xs.Length == 0) return;
+        if (Vectorisable(xs.Length, xs.Pointer)) _device.Launch(Fn("scale_vec8"), Grid(xs.Length / 8), 256, 0, xs.Pointer, xs.Length / 8, factor);
+        else _device.Launch(Fn("scale"), Grid(xs.Length), 256, 0, xs.Pointer, xs.Length, factor);
     }
 
     public void MergeAttention(Tensor outputAccumulator, Tensor lseAccumulator, Tensor outputPart, Tensor lsePart) =>

@@ -16,11 +16,20 @@ public sealed unsafe partial class CudaBackend
     // a block takes 16 outputs (the MMA's rows) for up to 16 rows of x, its 8 warps splitting the row length.
     private const int GemvMaxRows = 4, GemvMmaMaxRows = 16, GemvWarpsPerBlock = 8, GemvMmaOutputsPerBlock = 16;
 
-    public void Linear(Tensor x, Tensor weight, Tensor? bias, Tensor y) => Gemm(C(x), C(weight), C(y), beta: 0f, bias is null ? null : C(bias));
+    public void Linear(Tensor x, Tensor weight, Tensor? bias, Tensor y)
+    {
+        if (IsFp8(weight)) LinearFp8(C(x), C(weight), bias is null ? null : C(bias), C(y), accumulate: false);
+        else Gemm(C(x), C(weight), C(y), beta: 0f, bias is null ? null : C(bias));
+    }
 
     /// <summary>Decode-sized x (up to 16 rows) through gemv3 or gemv3_mma, one launch for up to three projections without biases.</summary>
     public void LinearEach(Tensor x, params ReadOnlySpan<(Tensor Weight, Tensor? Bias, Tensor Y)> projections)
     {
+        if (AnyFp8(projections))
+        {
+            ProjectionsWithFp8(C(x), null, null, projections);
+            return;
+        }
         if (TryGemv3(C(x), null, 0f, projections)) return;
         foreach (var (weight, bias, y) in projections) Linear(x, weight, bias, y);
     }
@@ -28,6 +37,11 @@ public sealed unsafe partial class CudaBackend
     /// <summary>Decode-sized x: gemv3 normalises x itself (up to 4 rows: the norm's launch saved, h left unwritten).</summary>
     public void NormedLinearEach(Tensor x, Tensor normWeight, float eps, Tensor h, params ReadOnlySpan<(Tensor Weight, Tensor? Bias, Tensor Y)> projections)
     {
+        if (AnyFp8(projections))
+        {
+            ProjectionsWithFp8(C(x), (C(normWeight), eps), h, projections);
+            return;
+        }
         if (NormFuses(C(x), C(normWeight)) && TryGemv3(C(x), C(normWeight), eps, projections)) return;
         RmsNorm(x, normWeight, eps, h);
         LinearEach(h, projections);
@@ -44,6 +58,12 @@ public sealed unsafe partial class CudaBackend
         int d = rope.HeadDim;
         Check(layout.Count == x.Rows && q.Y.RowLength % d == 0 && k.Y.RowLength % d == 0,
             $"NormedRotatedQkv: q {q.Y} and k {k.Y} for head dim {d}, {x.Rows} rows with {layout.Count} positions");
+        if (AnyFp8([q, k, v]))
+        {
+            ProjectionsWithFp8(C(x), (C(normWeight), eps), h, [q, k, v]);
+            RopeTogether(C(q.Y.View(q.Y.Rows, q.Y.RowLength / d, d)), C(k.Y.View(k.Y.Rows, k.Y.RowLength / d, d)), layout, rope);
+            return;
+        }
         if (NormFuses(C(x), C(normWeight)) && TryGemv3(C(x), C(normWeight), eps, [q, k, v], (layout, rope))) return;
         RmsNorm(x, normWeight, eps, h);
         if (TryGemv3(C(h), null, 0f, [q, k, v], (layout, rope))) return;
@@ -89,6 +109,11 @@ public sealed unsafe partial class CudaBackend
     /// <summary>Decode-sized x through gemv_swiglu (gemv_swiglu_mma past 4 rows): both projections and SwiGLU in one launch, the same bits as apart.</summary>
     public void SwiGluLinear(Tensor x, Tensor gateWeight, Tensor upWeight, Tensor y, Tensor up)
     {
+        if (IsFp8(gateWeight) || IsFp8(upWeight))
+        {
+            SwiGluFp8(C(x), null, null, gateWeight, upWeight, y, up);
+            return;
+        }
         if (TryGemvSwiGlu(C(x), null, 0f, C(gateWeight), C(upWeight), C(y))) return;
         Linear(x, gateWeight, null, y);
         Linear(x, upWeight, null, up);
@@ -98,6 +123,11 @@ public sealed unsafe partial class CudaBackend
     /// <summary>Decode-sized x: gemv_swiglu normalises x itself (the norm's launch saved, h left unwritten).</summary>
     public void NormedSwiGluLinear(Tensor x, Tensor normWeight, float eps, Tensor h, Tensor gateWeight, Tensor upWeight, Tensor y, Tensor up)
     {
+        if (IsFp8(gateWeight) || IsFp8(upWeight))
+        {
+            SwiGluFp8(C(x), (C(normWeight), eps), h, gateWeight, upWeight, y, up);
+            return;
+        }
         if (NormFuses(C(x), C(normWeight)) && TryGemvSwiGlu(C(x), C(normWeight), eps, C(gateWeight), C(upWeight), C(y))) return;
         RmsNorm(x, normWeight, eps, h);
         SwiGluLinear(h, gateWeight, upWeight, y, up);
@@ -169,7 +199,18 @@ public sealed unsafe partial class CudaBackend
     }
 
     // beta = 1: cuBLASLt adds the product to y in fp32 and rounds to bf16 once.
-    public void LinearAccumulate(Tensor x, Tensor weight, Tensor y) => Gemm(C(x), C(weight), C(y), beta: 1f);
+    public void LinearAccumulate(Tensor x, Tensor weight, Tensor y)
+    {
+        if (IsFp8(weight)) LinearFp8(C(x), C(weight), null, C(y), accumulate: true);
+        else Gemm(C(x), C(weight), C(y), beta: 1f);
+    }
+
+    private static bool AnyFp8(ReadOnlySpan<(Tensor Weight, Tensor? Bias, Tensor Y)> projections)
+    {
+        foreach (var p in projections)
+            if (IsFp8(p.Weight)) return true;
+        return false;
+    }
 
     /// <summary>
     /// y = x·Wᵀ + beta·y, computed in fp32 (with beta 0 y is not read), + bias: in that fp32 sum where cuBLASLt's

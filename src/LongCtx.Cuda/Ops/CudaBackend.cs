@@ -8,7 +8,7 @@ using LongCtx.Tensors;
 namespace LongCtx.Cuda.Ops;
 
 /// <summary>
-/// The GPU backend: bf16 activations and weights, fp32 accumulation; GEMMs through cuBLASLt, everything else
+/// The GPU backend: bf16 activations and weights (or FP8 weights with their scales, CudaBackend.Fp8.cs), fp32 accumulation; GEMMs through cuBLASLt, everything else
 /// through the NVRTC-compiled kernels of Kernels/, attention through the paths of Attention/ (<see cref="AttentionPaths"/>).
 /// Work is queued on the device's compute stream and only <see cref="Download"/> waits for it, so a layer
 /// runs without host synchronisation.
@@ -21,7 +21,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IFusedOps, ISamplingO
     private readonly Dictionary<RopeTable, CudaTensor> _ropeTables = [];
 
     private readonly AttentionPaths _attention;
-    private readonly bool _ownGemv;
+    private readonly bool _ownGemv, _fp8FusedNorm;
 
     /// <param name="settings">null: <see cref="CudaSettings.FromEnvironment"/></param>
     public CudaBackend(int ordinal, CudaSettings? settings = null)
@@ -30,6 +30,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IFusedOps, ISamplingO
         _device = new CudaDevice(ordinal, settings.Runtime);
         _layouts = new DeviceLayouts(ints => (CudaTensor)Upload<int>(ints, ints.Length));
         _ownGemv = settings.OwnGemv;
+        _fp8FusedNorm = settings.Runtime.Fp8FusedNorm;
         _attention = new AttentionPaths(_device, _layouts, settings.Attention);
     }
 
@@ -89,6 +90,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IFusedOps, ISamplingO
 
     public Tensor LoadWeight(HostTensor weight)
     {
+        if (weight.DType == DType.F8E4M3) return LoadFp8Weight(weight);
         var t = CudaTensor.Allocate(_device.Pool, DType.BF16, weight.Shape);
         if (weight.DType == DType.BF16)
         {
@@ -112,7 +114,13 @@ public sealed unsafe partial class CudaBackend : IBackend, IFusedOps, ISamplingO
         return t;
     }
 
-    public void Copy(Tensor source, Tensor destination) => _device.Copy(C(source), C(destination));
+    /// <summary>A copy, or into an F8E4M3 tensor (the FP8 KV cache) the quantisation e4m3(f32(x / destination.Scale)).</summary>
+    public void Copy(Tensor source, Tensor destination)
+    {
+        var (s, d) = (C(source), C(destination));
+        if (d.DType == DType.F8E4M3 && s.DType != DType.F8E4M3) QuantizeStores([(s, d)]);
+        else _device.Copy(s, d);
+    }
 
     /// <summary>
     /// Small copies (a decode step's K and V rows of every sequence into its cache) as one kernel launched as a
@@ -123,9 +131,15 @@ public sealed unsafe partial class CudaBackend : IBackend, IFusedOps, ISamplingO
     public void CopyEach(params ReadOnlySpan<(Tensor Source, Tensor Destination)> copies)
     {
         var list = new CopyListArgument();
+        List<(CudaTensor, CudaTensor)>? stores = null;
         foreach (var (source, destination) in copies)
         {
             var (s, d) = (C(source), C(destination));
+            if (d.DType == DType.F8E4M3 && s.DType != DType.F8E4M3)
+            {
+                (stores ??= []).Add((s, d));
+                continue;
+            }
             Check(s.Bytes == d.Bytes && s.DType == d.DType, $"CopyEach: {s} into {d}");
             if (s.Bytes == 0) continue;
             if (s.Bytes > SmallCopyBytes || s.Bytes % 16 != 0 || s.Pointer % 16 != 0 || d.Pointer % 16 != 0)
@@ -141,6 +155,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IFusedOps, ISamplingO
             list.Add(s.Pointer, d.Pointer, (int)(s.Bytes / 16));
         }
         if (list.Count > 0) LaunchCopyList(list);
+        if (stores is not null) QuantizeStores(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(stores));
     }
 
     private void LaunchCopyList(CopyListArgument list)

@@ -45,7 +45,7 @@ internal sealed unsafe class CudaDevice : IDisposable
         CudaDriver.Check(CudaDriver.cuStreamCreateWithPriority(out var comm, CudaDriver.StreamNonBlocking, highest), "cuStreamCreateWithPriority");
         ComputeStream = compute;
         CommStream = comm;
-        Gemms = new GemmPlans(compute, settings.GemmWorkspaceMiB);
+        Gemms = new GemmPlans(compute, settings.GemmWorkspaceMiB, settings.Fp8FastAccumulation);
         Pool = new DeviceMemoryPool();
     }
 

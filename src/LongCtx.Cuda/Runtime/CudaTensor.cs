@@ -16,6 +16,9 @@ internal sealed class CudaTensor : Tensor
 
     public nint Pointer { get; }
 
+    /// <summary>An FP8 weight's scales on the device and its input scheme (<see cref="Fp8DeviceWeight"/>); null for every other tensor.</summary>
+    public Fp8DeviceWeight? Fp8 { get; set; }
+
     public static CudaTensor Allocate(DeviceMemoryPool pool, DType dtype, int[] shape)
     {
         var t = new CudaTensor(dtype, shape, 0, null);
@@ -28,13 +31,13 @@ internal sealed class CudaTensor : Tensor
             throw new ArgumentOutOfRangeException(nameof(start), $"rows [{start}, {start + count}) of {this}");
         var shape = (int[])Shape.Clone();
         shape[0] = count;
-        return new CudaTensor(DType, shape, Pointer + (nint)((long)start * RowLength * DType.SizeOf()), null);
+        return Inherit(new CudaTensor(DType, shape, Pointer + (nint)((long)start * RowLength * DType.SizeOf()), null));
     }
 
     public override Tensor View(params int[] shape)
     {
         CheckView(shape);
-        return new CudaTensor(DType, shape, Pointer, null);
+        return Inherit(new CudaTensor(DType, shape, Pointer, null));
     }
 
     public override void Dispose()
@@ -42,5 +45,15 @@ internal sealed class CudaTensor : Tensor
         if (_disposed) return;
         _disposed = true;
         _owner?.Free(Pointer, Bytes);
+        Fp8?.Scales.Dispose();
     }
+}
+
+/// <summary>
+/// An FP8 weight's device scales as its GEMMs read them: per output row [n] floats (per-tensor scales repeated), or per
+/// 128 × 128 block K-major, <see cref="Stride"/> (the blocks along k rounded up to 4, as cuBLASLt asks) apart per 128 rows.
+/// </summary>
+internal sealed record Fp8DeviceWeight(Quantization.Fp8Linear Scheme, CudaTensor Scales, int Stride)
+{
+    public bool Blocks => Scheme.WeightScaling == Quantization.Fp8WeightScaling.Block;
 }

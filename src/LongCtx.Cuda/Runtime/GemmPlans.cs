@@ -8,7 +8,7 @@ namespace LongCtx.Cuda.Runtime;
 /// is chosen once by cuBLASLt's heuristics and kept: a prefill runs the same four shapes in every layer, so the
 /// heuristic query is paid once a shape.
 /// </summary>
-internal sealed unsafe class GemmPlans
+internal sealed unsafe partial class GemmPlans
 {
     // Plans are a few host descriptors each; a server seeing many prompt lengths starts over past this many.
     private const int MaxPlans = 4096;
@@ -16,11 +16,14 @@ internal sealed unsafe class GemmPlans
     private readonly nint _handle, _stream, _workspace;
     private readonly nuint _workspaceBytes;
     private readonly Dictionary<GemmShape, GemmPlan> _plans = [];
+    private readonly bool _fp8FastAccumulation;
 
     /// <param name="workspaceMiB">cuBLASLt's workspace (<see cref="RuntimeSettings.GemmWorkspaceMiB"/>)</param>
-    public GemmPlans(nint stream, int workspaceMiB)
+    /// <param name="fp8FastAccumulation"><see cref="RuntimeSettings.Fp8FastAccumulation"/></param>
+    public GemmPlans(nint stream, int workspaceMiB, bool fp8FastAccumulation = false)
     {
         _stream = stream;
+        _fp8FastAccumulation = fp8FastAccumulation;
         CublasLt.Check(CublasLt.cublasLtCreate(out _handle), "cublasLtCreate");
         int mib = workspaceMiB;
         _workspaceBytes = (nuint)mib << 20;
@@ -34,13 +37,7 @@ internal sealed unsafe class GemmPlans
     /// </summary>
     public void Run(nint x, nint w, nint y, nint bias, int t, int k, int n, bool accumulate)
     {
-        var shape = new GemmShape(t, k, n, bias != 0, AlignmentOf(w), AlignmentOf(x), AlignmentOf(y));
-        if (!_plans.TryGetValue(shape, out var plan))
-        {
-            if (_plans.Count >= MaxPlans) Clear();
-            plan = Plan(shape);
-            _plans[shape] = plan;
-        }
+        var plan = PlanFor(new GemmShape(t, k, n, bias != 0, AlignmentOf(w), AlignmentOf(x), AlignmentOf(y)));
         if (bias != 0)
             CublasLt.Check(CublasLt.cublasLtMatmulDescSetAttribute(plan.Desc, CublasLt.DescBiasPointer, &bias, (nuint)sizeof(nint)), "setting the GEMM's bias");
         float alpha = 1f, beta = accumulate ? 1f : 0f;
@@ -48,6 +45,13 @@ internal sealed unsafe class GemmPlans
         // Row-major y[t, n] = x·Wᵀ is column-major yᵀ[n, t] = W·xᵀ: A = W (transposed), B = x, C = D = y.
         CublasLt.Check(CublasLt.cublasLtMatmul(_handle, plan.Desc, &alpha, w, plan.W, x, plan.X, &beta, y, plan.Y, y, plan.Y,
             &algo, _workspace, _workspaceBytes, _stream), $"the GEMM of {t}x{k} by {n}x{k}");
+    }
+
+    private GemmPlan PlanFor(GemmShape shape)
+    {
+        if (_plans.TryGetValue(shape, out var plan)) return plan;
+        if (_plans.Count >= MaxPlans) Clear();
+        return _plans[shape] = Plan(shape);
     }
 
     private GemmPlan Plan(GemmShape s)
@@ -61,7 +65,9 @@ internal sealed unsafe class GemmPlans
             SetDesc(desc, CublasLt.DescEpilogue, CublasLt.EpilogueBias);
             SetDesc(desc, CublasLt.DescBiasDataType, CublasLt.R16BF);
         }
-        var plan = new GemmPlan { Desc = desc, W = Layout(s.K, s.N), X = Layout(s.K, s.T), Y = Layout(s.N, s.T) };
+        if (s.Fp8 is { } scaling) SetFp8Scaling(desc, scaling);
+        int inputs = s.Fp8 is null ? CublasLt.R16BF : CublasLt.R8FE4M3;
+        var plan = new GemmPlan { Desc = desc, W = Layout(s.K, s.N, inputs), X = Layout(s.K, s.T, inputs), Y = Layout(s.N, s.T) };
         CublasLt.Check(CublasLt.cublasLtMatmulPreferenceCreate(out var preference), "cublasLtMatmulPreferenceCreate");
         try
         {
@@ -76,7 +82,8 @@ internal sealed unsafe class GemmPlans
             CublasLt.Check(CublasLt.cublasLtMatmulAlgoGetHeuristic(_handle, desc, plan.W, plan.X, plan.Y, plan.Y, preference, 1, &result, out int found),
                 "cublasLtMatmulAlgoGetHeuristic");
             if (found == 0)
-                throw new LongCtxException($"cuBLASLt has no algorithm for the GEMM of {s.T}x{s.K} by {s.N}x{s.K} (bf16, alignments {s.AlignX}/{s.AlignW}/{s.AlignY} bytes)");
+                throw new LongCtxException($"cuBLASLt has no algorithm for the GEMM of {s.T}x{s.K} by {s.N}x{s.K} ({(s.Fp8 is { } f ? $"fp8 e4m3, {f} scales" : "bf16")}, alignments {s.AlignX}/{s.AlignW}/{s.AlignY} bytes)" +
+                    (s.Fp8 is null ? "" : "; FP8 GEMMs with row and block scales need cuBLASLt 12.9 or later on Hopper"));
             plan.Algo = result.Algo;
         }
         catch
@@ -97,10 +104,10 @@ internal sealed unsafe class GemmPlans
         CublasLt.Check(CublasLt.cublasLtMatmulPreferenceSetAttribute(preference, attribute, &value, sizeof(uint)), "setting a GEMM alignment");
     }
 
-    /// <summary>A column-major bf16 matrix of the given rows (the leading dimension) and columns.</summary>
-    private static nint Layout(int rows, int cols)
+    /// <summary>A column-major matrix (bf16 unless said) of the given rows (the leading dimension) and columns.</summary>
+    private static nint Layout(int rows, int cols, int type = CublasLt.R16BF)
     {
-        CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(out var layout, CublasLt.R16BF, (ulong)rows, (ulong)cols, rows), "cublasLtMatrixLayoutCreate");
+        CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(out var layout, type, (ulong)rows, (ulong)cols, rows), "cublasLtMatrixLayoutCreate");
         return layout;
     }
 
@@ -117,7 +124,7 @@ internal sealed unsafe class GemmPlans
         _plans.Clear();
     }
 
-    private readonly record struct GemmShape(int T, int K, int N, bool Bias, int AlignW, int AlignX, int AlignY);
+    private readonly record struct GemmShape(int T, int K, int N, bool Bias, int AlignW, int AlignX, int AlignY, Fp8GemmScaling? Fp8 = null);
 
     private sealed class GemmPlan : IDisposable
     {

@@ -12,6 +12,15 @@ public sealed record RuntimeSettings
     /// <summary>cuBLASLt's workspace in MiB (NVIDIA's advice for Hopper; 0 allows only algorithms that need none).</summary>
     public int GemmWorkspaceMiB { get; init; } = 32;
 
+    /// <summary>
+    /// FP8 GEMMs accumulate in the tensor cores without promoting partial sums to fp32 (cuBLASLt's fast accumulation);
+    /// false: promoted, as the CPU backend's float32 sums are.
+    /// </summary>
+    public bool Fp8FastAccumulation { get; init; }
+
+    /// <summary>FP8 projections quantise their input in the RMSNorm kernel before them (one pass instead of two); false: apart.</summary>
+    public bool Fp8FusedNorm { get; init; } = true;
+
     /// <summary>Where compiled kernels are kept; null: $XDG_CACHE_HOME/longctx/kernels, else ~/.cache/longctx/kernels.</summary>
     public string? KernelCache { get; init; }
 }

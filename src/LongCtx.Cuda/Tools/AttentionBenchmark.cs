@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using LongCtx.Backends;
 using LongCtx.Cuda.Attention;
 using LongCtx.Cuda.Ops;
 using LongCtx.Model;
@@ -6,9 +7,12 @@ using LongCtx.Tensors;
 
 namespace LongCtx.Cuda.Tools;
 
-/// <summary>What `longctx bench-attention` measures: context lengths, the head shape, masks, implementations and cuDNN call plans.</summary>
+/// <summary>
+/// What `longctx bench-attention` measures: context lengths, the head shape, masks, sliding windows (0: none; they apply to
+/// the causal and decode masks), implementations and cuDNN call plans.
+/// </summary>
 public sealed record AttentionBenchmarkSpec(int[] Contexts, int Heads, int KvHeads, int HeadDim, string[] Masks, string[] Implementations, string[] CallPlans,
-    int Repeat, string? Dump);
+    int Repeat, string? Dump, int[]? Windows = null);
 
 /// <summary>
 /// One attention call of random bf16 Q/K/V on GPU 0 through the backend's own Attention entry (so the layout
@@ -16,7 +20,9 @@ public sealed record AttentionBenchmarkSpec(int[] Contexts, int Heads, int KvHea
 /// TFLOP/s, and cuDNN's relative error against the own kernel (without it, each cuDNN call plan's against the first
 /// plan's). Masks: causal is one sequence attending to itself (S×S); none is the unmasked block a ring step computes,
 /// S/2 queries after S/2 keys; decode is one query row after S keys (the decode kernel, reported with the rate it reads
-/// K and V at, which bounds it). The dump writes the cuDNN run of the smallest context for bench/gpu/check_attention.py.
+/// K and V at, which bounds it). A window W makes causal a sliding-window layer's call (each query over its last W keys:
+/// a local layer of Gemma 3 beside a global one) and decode read only the last W keys; FLOPs count the visible pairs.
+/// The dump writes the cuDNN run of the smallest context for bench/gpu/check_attention.py.
 /// </summary>
 public static class AttentionBenchmark
 {
@@ -39,80 +45,89 @@ public static class AttentionBenchmark
         int smallest = s.Contexts.Min();
         foreach (int context in s.Contexts)
             foreach (string mask in s.Masks)
-            {
-                bool causal = mask == "causal", decode = mask == "decode";
-                int sq = causal ? context : decode ? 1 : context / 2, skv = causal || decode ? context : context / 2;
-                var queries = new TokenLayout(new int[sq], Enumerable.Range(causal ? 0 : skv, sq).ToArray());
-                var keys = causal ? queries : new TokenLayout(new int[skv], Enumerable.Range(0, skv).ToArray());
-                using var q = RandomTensor(backend, sq, s.Heads, s.HeadDim, seed: context);
-                using var k = RandomTensor(backend, skv, s.KvHeads, s.HeadDim, seed: context + 1);
-                using var v = RandomTensor(backend, skv, s.KvHeads, s.HeadDim, seed: context + 2);
-                float scale = 1f / MathF.Sqrt(s.HeadDim);
-                double flops = causal ? 2.0 * sq * skv * s.Heads * s.HeadDim : 4.0 * sq * skv * s.Heads * s.HeadDim;
-                var results = new Dictionary<string, (Tensor O, Tensor Lse)>();
-                try
+                foreach (int window in mask == "none" ? [0] : s.Windows ?? [0])
                 {
-                    // The kernel first, then cuDNN once per call plan (row slices only matter to a causal block). Each cuDNN run is compared
-                    // with the kernel's output, or without the kernel with the first plan's; the first plan's output is the one dumped.
-                    var plans = causal ? callPlans : callPlans.DistinctBy(p => p.EngineConfig).ToArray();
-                    // One query row is the decode kernel's whatever the mode: run it once.
-                    var runs = decode ? [("kernel", (CudnnCallPlan?)null)] : s.Implementations.OrderByDescending(i => i == "kernel")
-                        .SelectMany(i => i == "cudnn" ? plans.Select(p => (i, (CudnnCallPlan?)p)) : [(i, (CudnnCallPlan?)null)]);
-                    foreach (var (implementation, callPlan) in runs)
+                    bool causal = mask == "causal", decode = mask == "decode";
+                    int sq = causal ? context : decode ? 1 : context / 2, skv = causal || decode ? context : context / 2;
+                    var queries = new TokenLayout(new int[sq], Enumerable.Range(causal ? 0 : skv, sq).ToArray());
+                    var keys = causal ? queries : new TokenLayout(new int[skv], Enumerable.Range(0, skv).ToArray());
+                    using var q = RandomTensor(backend, sq, s.Heads, s.HeadDim, seed: context);
+                    using var k = RandomTensor(backend, skv, s.KvHeads, s.HeadDim, seed: context + 1);
+                    using var v = RandomTensor(backend, skv, s.KvHeads, s.HeadDim, seed: context + 2);
+                    float scale = 1f / MathF.Sqrt(s.HeadDim);
+                    var rule = new AttentionRule(scale, window > 0 ? window : null);
+                    // Visible (query, key) pairs: all of them, the causal triangle, or each query's last W keys.
+                    int seen = decode && window > 0 ? Math.Min(window, skv) : skv;
+                    double pairs = !causal ? (double)sq * seen : window > 0 ? CausalWindowPairs(sq, window) : 0.5 * sq * skv;
+                    double flops = 4.0 * pairs * s.Heads * s.HeadDim;
+                    var results = new Dictionary<string, (Tensor O, Tensor Lse)>();
+                    try
                     {
-                        bool first = !results.ContainsKey(implementation);
-                        var (o, lse) = (backend.Allocate(backend.ActivationType, sq, s.Heads, s.HeadDim), backend.Allocate(DType.F32, sq, s.Heads));
-                        if (first) results[implementation] = (o, lse);
-                        var settings = backend.AttentionSettings with { Implementation = implementation == "cudnn" ? AttentionImplementation.Cudnn : AttentionImplementation.Kernel };
-                        backend.AttentionSettings = callPlan is { } plan ? settings with { CudnnCalls = plan } : settings;
-                        long cudnnBefore = backend.AttentionPaths.Cudnn.Calls;
-                        try
+                        // The kernel first, then cuDNN once per call plan (row slices only matter to a causal block). Each cuDNN run is compared
+                        // with the kernel's output, or without the kernel with the first plan's; the first plan's output is the one dumped.
+                        var plans = causal ? callPlans : callPlans.DistinctBy(p => p.EngineConfig).ToArray();
+                        // One query row is the decode kernel's whatever the mode: run it once.
+                        var runs = decode ? [("kernel", (CudnnCallPlan?)null)] : s.Implementations.OrderByDescending(i => i == "kernel")
+                            .SelectMany(i => i == "cudnn" ? plans.Select(p => (i, (CudnnCallPlan?)p)) : [(i, (CudnnCallPlan?)null)]);
+                        foreach (var (implementation, callPlan) in runs)
                         {
-                            backend.Attention(q, queries, k, v, keys, scale, o, lse); // warm-up: compiles the kernel or builds the cuDNN plans
-                            backend.StartProfiling();
-                            for (int i = 0; i < s.Repeat; i++) backend.Attention(q, queries, k, v, keys, scale, o, lse);
-                            double ms = backend.StopProfiling().GetValueOrDefault("attention") / s.Repeat;
-                            string? refused = implementation == "cudnn" && backend.AttentionPaths.Cudnn.Calls == cudnnBefore
-                                ? $"cuDNN did not run (the kernel did): {backend.AttentionPaths.Cudnn.Refusal ?? "the call was not eligible"}" : null;
-                            var reference = results.GetValueOrDefault("kernel", first ? default : results["cudnn"]);
-                            bool compared = implementation == "cudnn" && reference.O is not null;
-                            double? kvRate = decode ? 2.0 * skv * s.KvHeads * s.HeadDim * 2 / (ms / 1e3) / 1e12 : null;
-                            points.Add((JsonNode)new JsonObject
+                            bool first = !results.ContainsKey(implementation);
+                            var (o, lse) = (backend.Allocate(backend.ActivationType, sq, s.Heads, s.HeadDim), backend.Allocate(DType.F32, sq, s.Heads));
+                            if (first) results[implementation] = (o, lse);
+                            var settings = backend.AttentionSettings with { Implementation = implementation == "cudnn" ? AttentionImplementation.Cudnn : AttentionImplementation.Kernel };
+                            backend.AttentionSettings = callPlan is { } plan ? settings with { CudnnCalls = plan } : settings;
+                            long cudnnBefore = backend.AttentionPaths.Cudnn.Calls;
+                            try
                             {
-                                ["context"] = context, ["mask"] = mask, ["query_rows"] = sq, ["key_rows"] = skv, ["attention"] = implementation,
-                                ["cudnn_calls"] = callPlan?.ToString(), ["ms"] = ms, ["tflops"] = flops / (ms / 1e3) / 1e12, ["kv_tb_per_s"] = kvRate,
-                                ["output_relative_error"] = compared ? RelativeError(backend, o, reference.O!) : null,
-                                ["lse_relative_error"] = compared ? RelativeError(backend, lse, reference.Lse!) : null, ["note"] = refused,
-                            });
-                            note($"{context} {mask} {implementation}{(callPlan is { } shown ? $" ({shown})" : "")}: {ms:0.00} ms");
-                        }
-                        finally
-                        {
-                            if (!first)
+                                backend.Attention(q, queries, k, v, keys, rule, o, lse); // warm-up: compiles the kernel or builds the cuDNN plans
+                                backend.StartProfiling();
+                                for (int i = 0; i < s.Repeat; i++) backend.Attention(q, queries, k, v, keys, rule, o, lse);
+                                double ms = backend.StopProfiling().GetValueOrDefault("attention") / s.Repeat;
+                                string? refused = implementation == "cudnn" && backend.AttentionPaths.Cudnn.Calls == cudnnBefore
+                                    ? $"cuDNN did not run (the kernel did): {backend.AttentionPaths.Cudnn.Refusal ?? "the call was not eligible"}" : null;
+                                var reference = results.GetValueOrDefault("kernel", first ? default : results["cudnn"]);
+                                bool compared = implementation == "cudnn" && reference.O is not null;
+                                double? kvRate = decode ? 2.0 * seen * s.KvHeads * s.HeadDim * 2 / (ms / 1e3) / 1e12 : null;
+                                points.Add((JsonNode)new JsonObject
+                                {
+                                    ["context"] = context, ["mask"] = mask, ["window"] = window > 0 ? window : null, ["query_rows"] = sq, ["key_rows"] = skv, ["attention"] = implementation,
+                                    ["cudnn_calls"] = callPlan?.ToString(), ["ms"] = ms, ["tflops"] = flops / (ms / 1e3) / 1e12, ["kv_tb_per_s"] = kvRate,
+                                    ["output_relative_error"] = compared ? RelativeError(backend, o, reference.O!) : null,
+                                    ["lse_relative_error"] = compared ? RelativeError(backend, lse, reference.Lse!) : null, ["note"] = refused,
+                                });
+                                note($"{context} {mask}{(window > 0 ? $" window {window}" : "")} {implementation}{(callPlan is { } shown ? $" ({shown})" : "")}: {ms:0.00} ms");
+                            }
+                            finally
                             {
-                                o.Dispose();
-                                lse.Dispose();
+                                if (!first)
+                                {
+                                    o.Dispose();
+                                    lse.Dispose();
+                                }
                             }
                         }
+                        if (s.Dump is not null && context == smallest && window == 0 && results.TryGetValue("cudnn", out var dumped))
+                            Dump(backend, DumpPath(s.Dump, mask, s.Masks.Length), mask, scale, q, k, v, dumped.O, dumped.Lse);
                     }
-                    if (s.Dump is not null && context == smallest && results.TryGetValue("cudnn", out var dumped))
-                        Dump(backend, DumpPath(s.Dump, mask, s.Masks.Length), mask, scale, q, k, v, dumped.O, dumped.Lse);
-                }
-                finally
-                {
-                    foreach (var (o, lse) in results.Values)
+                    finally
                     {
-                        o.Dispose();
-                        lse.Dispose();
+                        foreach (var (o, lse) in results.Values)
+                        {
+                            o.Dispose();
+                            lse.Dispose();
+                        }
                     }
                 }
-            }
         return new JsonObject
         {
             ["device"] = backend.Name, ["cudnn"] = backend.AttentionPaths.Cudnn.Version,
             ["shape"] = $"{s.Heads} query heads, {s.KvHeads} kv heads, d={s.HeadDim}", ["points"] = points,
         };
     }
+
+    /// <summary>Σ_i min(i + 1, W) over n queries of one causal sequence.</summary>
+    private static double CausalWindowPairs(long n, long window) =>
+        n <= window ? n * (n + 1) / 2.0 : window * (window + 1) / 2.0 + (double)(n - window) * window;
 
     /// <summary>Uniform in [−2, 2): with scale 1/√d the scores spread over a few units, so softmax is neither flat nor one-hot.</summary>
     private static Tensor RandomTensor(CudaBackend backend, int rows, int heads, int d, int seed)

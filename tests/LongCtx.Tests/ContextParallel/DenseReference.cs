@@ -4,12 +4,15 @@ namespace LongCtx.Tests.ContextParallel;
 internal static class DenseReference
 {
     /// <summary>
-    /// q [Tq, H, D] against k, v [Tk, KVH, D]; query i sees key j iff same sequence and key position ≤ query position.
+    /// q [Tq, H, D] against k, v [Tk, KVH, D]; query i sees key j iff same sequence and key position ≤ query position
+    /// (and, with a window, query position − window &lt; key position); scores scaled by 1/√d (or the scale given) and,
+    /// with a cap, soft-capped to cap·tanh(s / cap).
     /// </summary>
-    public static float[] Attention(float[] q, int[] qSeq, int[] qPos, float[] k, float[] v, int[] kSeq, int[] kPos, int heads, int kvHeads, int d)
+    public static float[] Attention(float[] q, int[] qSeq, int[] qPos, float[] k, float[] v, int[] kSeq, int[] kPos, int heads, int kvHeads, int d,
+        int? window = null, double? softCap = null, double? scaleOverride = null)
     {
         int tq = qSeq.Length, tk = kSeq.Length, group = heads / kvHeads;
-        double scale = 1 / Math.Sqrt(d);
+        double scale = scaleOverride ?? 1 / Math.Sqrt(d);
         var output = new float[tq * heads * d];
         var scores = new double[tk];
         for (int i = 0; i < tq; i++)
@@ -19,10 +22,10 @@ internal static class DenseReference
                 double max = double.NegativeInfinity;
                 for (int j = 0; j < tk; j++)
                 {
-                    if (kSeq[j] != qSeq[i] || kPos[j] > qPos[i]) { scores[j] = double.NegativeInfinity; continue; }
+                    if (kSeq[j] != qSeq[i] || kPos[j] > qPos[i] || window is int w && qPos[i] - kPos[j] >= w) { scores[j] = double.NegativeInfinity; continue; }
                     double s = 0;
                     for (int x = 0; x < d; x++) s += (double)q[(i * heads + h) * d + x] * k[(j * kvHeads + kh) * d + x];
-                    scores[j] = s * scale;
+                    scores[j] = softCap is double cap ? cap * Math.Tanh(s * scale / cap) : s * scale;
                     max = Math.Max(max, scores[j]);
                 }
                 if (double.IsNegativeInfinity(max)) continue;

@@ -52,13 +52,8 @@ public class ExactStrategyTests(ITestOutputHelper log)
     /// A random attention problem: sequences with cached prefixes (KV already placed on random ranks) and
     /// new tokens; q, k, v for every token drawn at random.
     /// </summary>
-    private sealed class Problem
+    private sealed class Problem : KvProblem
     {
-        public required int Ranks, Heads, KvHeads, HeadDim;
-        public required int[] Cached, New;
-        public required int[][] CachedRank;              // per sequence, per cached position: its rank
-        public required float[][] Q, K, V;               // per sequence: all positions [len, heads|kvHeads, d]
-
         public static Problem Random(Random r, bool decode = false)
         {
             int ranks = r.Next(1, 9), kvHeads = r.Next(1, 4), group = r.Next(1, 9), d = new[] { 8, 16, 32 }[r.Next(3)];
@@ -167,13 +162,6 @@ public class ExactStrategyTests(ITestOutputHelper log)
             return outputs[0];
         }
 
-        private KvPlacement[] Placements() => Cached.Select((c, s) =>
-        {
-            var p = new KvPlacement(Ranks);
-            for (int pos = 0; pos < c; pos++) p.Append(CachedRank[s][pos], [pos]);
-            return p;
-        }).ToArray();
-
         /// <summary>Each rank's cache holds the K, V of the cached positions placed on it, in position order.</summary>
         private List<SequenceKv> FillCaches(CpuBackend backend, int rank) => Enumerable.Range(0, New.Length).Select(s =>
         {
@@ -189,16 +177,6 @@ public class ExactStrategyTests(ITestOutputHelper log)
             }
             return kv;
         }).ToList();
-
-        /// <summary>Rows of the per-sequence arrays at a layout's (sequence, position) pairs.</summary>
-        private Tensor Gather(CpuBackend backend, TokenLayout layout, float[][] source, int heads, int? onlySequence = null)
-        {
-            int row = heads * HeadDim;
-            var data = new float[layout.Count * row];
-            for (int i = 0; i < layout.Count; i++)
-                Array.Copy(source[onlySequence ?? layout.SeqIds[i]], layout.Positions[i] * row, data, i * row, row);
-            return backend.Upload<float>(data, layout.Count, heads, HeadDim);
-        }
 
         private float[] Rows(float[] all, int heads, int start, int count) => all.AsSpan(start * heads * HeadDim, count * heads * HeadDim).ToArray();
     }

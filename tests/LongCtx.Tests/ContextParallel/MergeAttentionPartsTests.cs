@@ -1,3 +1,4 @@
+using LongCtx.Backends;
 using LongCtx.Backends.Cpu;
 using LongCtx.Tensors;
 
@@ -31,14 +32,14 @@ public class MergeAttentionPartsTests
             float scale = 1f / MathF.Sqrt(d);
             using var expected = b.Allocate(DType.F32, queries, heads, d);
             using var expectedLse = b.Allocate(DType.F32, queries, heads);
-            b.Attention(q, queryLayout, k, v, keyLayout, scale, expected, expectedLse);
+            b.Attention(q, queryLayout, k, v, keyLayout, new AttentionRule(scale), expected, expectedLse);
 
             var cuts = Enumerable.Range(1, keys - 1).OrderBy(_ => random.Next()).Take(parts - 1).Order().Prepend(0).Append(keys).ToArray();
             using var gathered = b.Allocate(DType.F32, parts * queries, heads, d);
             using var gatheredLse = b.Allocate(DType.F32, parts * queries, heads);
             for (int j = 0; j < parts; j++)
                 b.Attention(q, queryLayout, k.SliceRows(cuts[j], cuts[j + 1] - cuts[j]), v.SliceRows(cuts[j], cuts[j + 1] - cuts[j]),
-                    keyLayout.Slice(cuts[j], cuts[j + 1] - cuts[j]), scale, gathered.SliceRows(j * queries, queries), gatheredLse.SliceRows(j * queries, queries));
+                    keyLayout.Slice(cuts[j], cuts[j + 1] - cuts[j]), new AttentionRule(scale), gathered.SliceRows(j * queries, queries), gatheredLse.SliceRows(j * queries, queries));
             using var merged = b.Allocate(DType.F32, queries, heads, d);
             b.MergeAttentionParts(gathered, gatheredLse, merged);
 

@@ -7,8 +7,9 @@ using static LongCtx.Tests.Cuda.TestLayouts;
 namespace LongCtx.Tests.Cuda;
 
 /// <summary>
-/// The decomposition of an attention call into dense (unmasked or bottom-right causal) blocks, checked
-/// element by element against the layout rule: query i sees key j iff same sequence and pos_k ≤ pos_q.
+/// The decomposition of an attention call into dense (unmasked, bottom-right causal, or windowed) blocks, checked
+/// element by element against the layout rule: query i sees key j iff same sequence and pos_k ≤ pos_q (and, with a
+/// window W, pos_q − W &lt; pos_k).
 /// </summary>
 public class AttentionBlocksTests
 {
@@ -128,6 +129,95 @@ public class AttentionBlocksTests
     public void WheneverRandomLayoutsDecomposeTheBlocksDescribeTheRule() => ForRandomDecomposableLayouts(AssertDescribesTheRule);
 
     [Fact]
+    public void WhenRandomLayoutsDecomposeWithAWindowTheBlocksDescribeTheRule() => ForRandomDecomposableLayouts(AssertDescribesTheRule, windowed: true);
+
+    [Fact]
+    public void AWindowedPrefillIsOneBandOverItsKeys()
+    {
+        var layout = Sequence(0, 0, 1000);
+        var blocks = AttentionBlocks.Decompose(layout, layout, 64)!;
+        Assert.Equal([new DenseBlock(0, 1000, 0, 1000, Causal: true, Window: 64)], blocks.Blocks);
+        AssertDescribesTheRule(layout, layout, blocks, 64, "one sequence");
+    }
+
+    /// <summary>
+    /// A sliding-window layer's calls on N ranks: each rank's queries against its own window keys, and against the halo
+    /// rows of every other rank, after a first turn and after a partial prefill whose cached window rows lie on random ranks;
+    /// those that decompose describe the rule (the others go to the kernel).
+    /// </summary>
+    [Theory]
+    [InlineData(2, 64)]
+    [InlineData(3, 16)]
+    [InlineData(4, 100)]
+    public void WindowedLayersCallsAreDenseBlocksOrTheKernels(int ranks, int window)
+    {
+        int seed = Random.Shared.Next();
+        var random = new Random(seed);
+        int decomposed = 0, calls = 0;
+        for (int trial = 0; trial < 10; trial++)
+        {
+            var cached = new KvPlacement(ranks);
+            int prefix = random.Next(3) == 0 ? 0 : random.Next(1, 300);
+            for (int p = 0; p < prefix; p++) cached.Append(random.Next(ranks), [p]);
+            int tokens = random.Next(2) == 0 ? random.Next(2 * ranks, 400) : 2 * ranks * window + random.Next(0, 300);
+            var plan = ShardPlan.LoadBalanced([new SequenceInput(0, tokens, cached)], ranks);
+            var step = new AttentionStep
+            {
+                Rank = 0, QueriesByRank = plan.Shards.Select(s => s.Queries).ToArray(), KeysByRank = plan.Shards.Select(s => s.Keys).ToArray(),
+                Caches = [], Appends = [],
+            };
+            var windowed = step.Windowed(window);
+            foreach (var queries in plan.Shards)
+                foreach (var keys in plan.Shards)
+                {
+                    // The rank's own keys, or (another rank's) the rows its queries see, as the halo exchange sends them.
+                    var layout = keys.Rank == queries.Rank ? windowed.KeysByRank[keys.Rank] : Visible(windowed.KeysByRank[keys.Rank], queries.Queries, window);
+                    calls++;
+                    if (AttentionBlocks.Decompose(queries.Queries, layout, window) is not { } blocks) continue;
+                    decomposed++;
+                    AssertDescribesTheRule(queries.Queries, layout, blocks, window, $"seed {seed}, trial {trial}, ranks {queries.Rank}/{keys.Rank}");
+                }
+            // A first turn whose chunks are at least a window long is all dense blocks: every run's window lies in
+            // consecutive positions. (Shorter chunks put a rank's two chunks in one window, across the gap between them.)
+            if (prefix == 0 && tokens >= 2 * ranks * window) Assert.Equal(calls, decomposed);
+            (calls, decomposed) = (0, 0);
+        }
+    }
+
+    private static TokenLayout Visible(TokenLayout keys, TokenLayout queries, int window)
+    {
+        var rule = new LongCtx.Backends.AttentionRule(1, window);
+        var kept = Enumerable.Range(0, keys.Count).Where(j => Enumerable.Range(0, queries.Count)
+            .Any(i => queries.SeqIds[i] == keys.SeqIds[j] && rule.Sees(queries.Positions[i], keys.Positions[j]))).ToArray();
+        return new TokenLayout(kept.Select(j => keys.SeqIds[j]).ToArray(), kept.Select(j => keys.Positions[j]).ToArray());
+    }
+
+    [Fact]
+    public void WindowedRowSlicesSeeExactlyWhatTheWholeBlockSees()
+    {
+        int seed = Random.Shared.Next();
+        var random = new Random(seed);
+        for (int trial = 0; trial < 200; trial++)
+        {
+            int queries = random.Next(1, 60), keys = queries + random.Next(0, 30), maxRows = random.Next(1, 70), window = random.Next(1, 40);
+            bool causal = random.Next(4) != 0;
+            int? diagonal = causal ? null : keys - 1 + random.Next(0, 5);
+            var block = new DenseBlock(random.Next(5), queries, random.Next(5), keys, causal, window, diagonal);
+            // As the decomposition makes them: every row sees a key.
+            if (Enumerable.Range(0, queries).Any(i => block.VisibleKeys(i).Start >= block.VisibleKeys(i).End)) continue;
+            var slices = CudnnAttention.Slices(block, maxRows).ToList();
+            string where = $"seed {seed}, {block}, at most {maxRows} rows";
+            Assert.True(slices.Count == (queries + maxRows - 1) / maxRows, $"{where}: {slices.Count} slices");
+            for (int i = block.QueryStart; i < block.QueryStart + queries; i++)
+            {
+                var owner = Assert.Single(slices, s => i >= s.QueryStart && i < s.QueryStart + s.QueryCount);
+                for (int j = 0; j < block.KeyStart + keys + 2; j++)
+                    Assert.True(Sees(block, i, j) == Sees(owner, i, j), $"{where}: query {i}, key {j}, slice {owner}");
+            }
+        }
+    }
+
+    [Fact]
     public void StarAndApbCallsAreDenseBlocksWhenNoRankPadsItsPassingRows()
     {
         int seed = Random.Shared.Next();
@@ -185,15 +275,20 @@ public class AttentionBlocksTests
         Assert.NotSame(AttentionBlocks.Of(a, a), AttentionBlocks.Of(a, b));
     }
 
-    private static void AssertDescribesTheRule(TokenLayout queries, TokenLayout keys, AttentionBlocks? blocks, string where)
+    private static void AssertDescribesTheRule(TokenLayout queries, TokenLayout keys, AttentionBlocks? blocks, string where) =>
+        AssertDescribesTheRule(queries, keys, blocks, null, where);
+
+    private static void AssertDescribesTheRule(TokenLayout queries, TokenLayout keys, AttentionBlocks? blocks, int? window, string where)
     {
+        var mask = new LongCtx.Backends.AttentionRule(1, window);
         Assert.NotNull(blocks);
         var owner = new int[queries.Count];
         Array.Fill(owner, -2);
         for (int b = 0; b < blocks.Blocks.Count; b++)
         {
             var block = blocks.Blocks[b];
-            Assert.True(block.KeyCount >= (block.Causal ? block.QueryCount : 1), $"{where}: {block} has too few keys");
+            // Bottom-right causal blocks have a key a query; a window's blocks at least one.
+            Assert.True(block.KeyCount >= (block.Causal && block.Diagonal is null ? block.QueryCount : 1), $"{where}: {block} has too few keys");
             for (int i = block.QueryStart; i < block.QueryStart + block.QueryCount; i++)
             {
                 Assert.True(owner[i] == -2, $"{where}: query row {i} is in two blocks");
@@ -211,13 +306,17 @@ public class AttentionBlocksTests
             Assert.True(owner[i] != -2, $"{where}: query row {i} is in no block");
             for (int j = 0; j < keys.Count; j++)
             {
-                bool rule = queries.SeqIds[i] == keys.SeqIds[j] && keys.Positions[j] <= queries.Positions[i];
+                bool rule = queries.SeqIds[i] == keys.SeqIds[j] && mask.Sees(queries.Positions[i], keys.Positions[j]);
                 bool described = owner[i] >= 0 && Sees(blocks.Blocks[owner[i]], i, j);
                 Assert.True(rule == described, $"{where}: query {i} (seq {queries.SeqIds[i]} pos {queries.Positions[i]}), key {j} (seq {keys.SeqIds[j]} pos {keys.Positions[j]}): rule {rule}, blocks {described}");
             }
         }
     }
 
-    private static bool Sees(DenseBlock b, int i, int j) =>
-        j >= b.KeyStart && j < b.KeyStart + b.KeyCount && (!b.Causal || j - b.KeyStart <= i - b.QueryStart + b.KeyCount - b.QueryCount);
+    private static bool Sees(DenseBlock b, int i, int j)
+    {
+        if (i < b.QueryStart || i >= b.QueryStart + b.QueryCount) return false;
+        var (start, end) = b.VisibleKeys(i - b.QueryStart);
+        return j >= b.KeyStart + start && j < b.KeyStart + end;
+    }
 }

@@ -14,6 +14,20 @@ public class DecodeRowsTests
     public void WheneverRandomLayoutsDecomposeEachRowsRangeIsExactlyTheKeysItSees() => ForRandomDecomposableLayouts(AssertRangesDescribeTheRule);
 
     [Fact]
+    public void WithAWindowEachRowsRangeIsExactlyTheKeysItSees() => ForRandomDecomposableLayouts(AssertRangesDescribeTheRule, windowed: true);
+
+    [Fact]
+    public void ADecodeRowOverAWindowedCacheLeavesOutItsOldestRow()
+    {
+        // A sliding-window layer of W = 4 holds the last 4 positions (6-9) and the new token's row (10): position 6 is one too old.
+        var queries = new TokenLayout([0], [10]);
+        var keys = Sequence(0, 6, 5);
+        var (starts, counts) = DecodeRows.KeyRanges(AttentionBlocks.Decompose(queries, keys, 4)!, 1);
+        Assert.Equal([1], starts);
+        Assert.Equal([4], counts);
+    }
+
+    [Fact]
     public void DecodeRowsOfSeveralSequencesSeeTheirWholeCaches()
     {
         // Three sequences decoding one token each against caches of 10, 3 and 7 tokens plus the new one.
@@ -103,14 +117,15 @@ public class DecodeRowsTests
     public void GroupsTooLargeForRegistersAreSharedAmongBlocks(int group, int headDim, int expected) =>
         Assert.Equal(expected, DecodeAttention.DecodeHeadsPerBlock(group, headDim));
 
-    private static void AssertRangesDescribeTheRule(TokenLayout queries, TokenLayout keys, AttentionBlocks blocks, string where)
+    private static void AssertRangesDescribeTheRule(TokenLayout queries, TokenLayout keys, AttentionBlocks blocks, int? window, string where)
     {
+        var mask = new LongCtx.Backends.AttentionRule(1, window);
         var (starts, counts) = DecodeRows.KeyRanges(blocks, queries.Count);
         Assert.True(starts.Length == queries.Count && counts.Length == queries.Count, $"{where}: {starts.Length} ranges for {queries.Count} rows");
         for (int i = 0; i < queries.Count; i++)
             for (int j = 0; j < keys.Count; j++)
             {
-                bool rule = queries.SeqIds[i] == keys.SeqIds[j] && keys.Positions[j] <= queries.Positions[i];
+                bool rule = queries.SeqIds[i] == keys.SeqIds[j] && mask.Sees(queries.Positions[i], keys.Positions[j]);
                 bool inRange = j >= starts[i] && j < starts[i] + counts[i];
                 Assert.True(rule == inRange, $"{where}: query {i} (seq {queries.SeqIds[i]} pos {queries.Positions[i]}) has keys [{starts[i]}, {starts[i] + counts[i]}), key {j} (seq {keys.SeqIds[j]} pos {keys.Positions[j]}): rule {rule}");
             }

@@ -21,10 +21,11 @@ internal static class TestLayouts
     }
 
     /// <summary>
-    /// Calls <paramref name="check"/> (queries, keys, their blocks, a description with the seed) for each of
-    /// 2,000 random layout pairs that decompose into dense blocks, and asserts that over 100 did.
+    /// Calls <paramref name="check"/> (queries, keys, their blocks, the window, a description with the seed) for each of
+    /// 2,000 random layout pairs that decompose into dense blocks — without a window, or with one of 1 to 12 positions
+    /// when <paramref name="windowed"/> — and asserts that over 100 did.
     /// </summary>
-    public static void ForRandomDecomposableLayouts(Action<TokenLayout, TokenLayout, AttentionBlocks, string> check)
+    public static void ForRandomDecomposableLayouts(Action<TokenLayout, TokenLayout, AttentionBlocks, int?, string> check, bool windowed = false)
     {
         int seed = Random.Shared.Next();
         var random = new Random(seed);
@@ -33,9 +34,10 @@ internal static class TestLayouts
         {
             var queries = RandomLayout(random);
             var keys = RandomLayout(random);
-            if (AttentionBlocks.Decompose(queries, keys) is not { } blocks) continue;
+            int? window = windowed ? random.Next(1, 13) : null;
+            if (AttentionBlocks.Decompose(queries, keys, window) is not { } blocks) continue;
             decomposed++;
-            check(queries, keys, blocks, $"seed {seed}, trial {trial}");
+            check(queries, keys, blocks, window, $"seed {seed}, trial {trial}, window {window}");
         }
         Assert.True(decomposed > 100, $"seed {seed}: only {decomposed} random layouts decomposed");
     }

@@ -6,15 +6,16 @@ namespace LongCtx.Tests.Gpu;
 /// <summary>Inputs and error measures shared by the GPU attention tests that compare against the CPU backend.</summary>
 internal static class AttentionComparison
 {
-    /// <summary>One attention call on <paramref name="b"/> with scale 1/√d: its output and LSE read back as floats.</summary>
-    public static (float[] Output, float[] Lse) Run(IBackend b, int heads, int kvHeads, int headDim, float[] q, TokenLayout queries, float[] k, float[] v, TokenLayout keys)
+    /// <summary>One attention call on <paramref name="b"/> with the rule (scale 1/√d without one): its output and LSE read back as floats.</summary>
+    public static (float[] Output, float[] Lse) Run(IBackend b, int heads, int kvHeads, int headDim, float[] q, TokenLayout queries, float[] k, float[] v, TokenLayout keys,
+        AttentionRule? rule = null)
     {
         using var qt = b.Upload<float>(q, queries.Count, heads, headDim);
         using var kt = b.Upload<float>(k, keys.Count, kvHeads, headDim);
         using var vt = b.Upload<float>(v, keys.Count, kvHeads, headDim);
         using var output = b.Allocate(b.ActivationType, queries.Count, heads, headDim);
         using var lse = b.Allocate(DType.F32, queries.Count, heads);
-        b.Attention(qt, queries, kt, vt, keys, 1f / MathF.Sqrt(headDim), output, lse);
+        b.Attention(qt, queries, kt, vt, keys, rule ?? AttentionRule.ForHeadDim(headDim), output, lse);
         var o = new float[output.Length];
         var l = new float[lse.Length];
         b.Download<float>(output, o);

@@ -116,7 +116,7 @@ public class DecodeAttentionTests
                 var queries = Sequence(s, Math.Max(lengths[s] - rows[s], 0), rows[s]);
                 parts[s] = new AttentionPart(row, queries, caches[s].K, caches[s].V, Sequence(s, 0, lengths[s]));
             }
-            b.AttentionEach(qt, output, lse, scale, parts);
+            b.AttentionEach(qt, output, lse, new AttentionRule(scale), parts);
             foreach (var (ck, cv) in caches) { ck.Dispose(); cv.Dispose(); }
             var o = new float[output.Length];
             var l = new float[lse.Length];

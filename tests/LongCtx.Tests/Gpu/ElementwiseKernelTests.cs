@@ -32,6 +32,8 @@ public class ElementwiseKernelTests
     [InlineData("add", 1000)]
     [InlineData("add", 1003)]
     [InlineData("add", 5)]
+    [InlineData("gelu_tanh_glu", 4096 * 3)]
+    [InlineData("gelu_tanh_glu", 1003)]
     public void InPlaceBinaryOperationsMatchTheCpu(string operation, int n)
     {
         var (random, where) = Seeded($"{operation} of {n}");
@@ -43,6 +45,7 @@ public class ElementwiseKernelTests
             using var f = Placed.Upload(b, first, offset, n);
             using var sec = Placed.Upload(b, second, offset, n);
             if (operation == "swiglu") b.SwiGlu(f.Tensor, sec.Tensor, f.Tensor);
+            else if (operation == "gelu_tanh_glu") b.GeluTanhGlu(f.Tensor, sec.Tensor, f.Tensor);
             else b.Add(f.Tensor, sec.Tensor);
             return Read(b, f.Tensor);
         }
@@ -57,9 +60,12 @@ public class ElementwiseKernelTests
     [InlineData(2, 1000, true)]
     [InlineData(3, 1003, false)]
     [InlineData(3, 1003, true)]
-    public void RmsNormMatchesTheCpu(int rows, int hidden, bool inPlace)
+    [InlineData(3, 4096, false, 1f)] // Gemma's (1 + w)
+    [InlineData(32, 256, true, 1f)]  // Gemma 3's per-head q/k norms at head dim 256, in place
+    [InlineData(3, 1003, false, 1f)]
+    public void RmsNormMatchesTheCpu(int rows, int hidden, bool inPlace, float offset = 0f)
     {
-        var (random, where) = Seeded($"RmsNorm of [{rows}, {hidden}]{(inPlace ? " in place" : "")}");
+        var (random, where) = Seeded($"RmsNorm of [{rows}, {hidden}]{(inPlace ? " in place" : "")}, weight offset {offset}");
         float[] x = RandomBf16(random, rows * hidden), weight = RandomBf16(random, hidden);
         using var cpu = new CpuBackend();
         using var gpu = new CudaBackend(0);
@@ -69,10 +75,32 @@ public class ElementwiseKernelTests
             using var w = Placed.Upload(b, weight, offset, hidden);
             using var y = inPlace ? null : Placed.Upload(b, new float[x.Length], offset, rows, hidden);
             var output = y?.Tensor ?? xt.Tensor;
-            b.RmsNorm(xt.Tensor, w.Tensor, 1e-5f, output);
+            b.RmsNorm(xt.Tensor, w.Tensor, 1e-5f, output, offset);
             return Read(b, output);
         }
         AssertMatches(Run(cpu, 0), Run(gpu, 0), Run(gpu, 1), where, exactTwins: false);
+    }
+
+    /// <summary>Gemma's in-place scalings: the final logits' soft cap and the embedding scale.</summary>
+    [GpuTheory]
+    [InlineData("soft_cap", 262208)]
+    [InlineData("soft_cap", 1003)]
+    [InlineData("scale", 3840 * 3)]
+    [InlineData("scale", 1003)]
+    public void InPlaceScalingsMatchTheCpu(string operation, int n)
+    {
+        var (random, where) = Seeded($"{operation} of {n}");
+        var x = RandomBf16(random, n).Select(v => v * 16).ToArray(); // still bf16 values: the CPU computes on the GPU's inputs
+        using var cpu = new CpuBackend();
+        using var gpu = new CudaBackend(0);
+        float[] Run(IBackend b, int offset)
+        {
+            using var t = Placed.Upload(b, x, offset, n);
+            if (operation == "soft_cap") b.SoftCap(t.Tensor, 30f);
+            else b.Scale(t.Tensor, 61.96773f);
+            return Read(b, t.Tensor);
+        }
+        AssertMatches(Run(cpu, 0), Run(gpu, 0), Run(gpu, 1), where, exactTwins: true);
     }
 
     // Head dims 128 and 48 take rope_vec8 (d/2 a multiple of 8); 40 does not.
@@ -478,7 +506,7 @@ public class ElementwiseKernelTests
             foreach (var (start, count, output, lse) in new[] { (0, split, accumulator.Tensor, accumulatorLse), (split, n - split, part.Tensor, partLse) })
             {
                 using var aligned = gpu.Allocate(DType.BF16, n, heads, d);
-                gpu.Attention(qt, layout, kt.SliceRows(start, count), vt.SliceRows(start, count), layout.Slice(start, count), scale, aligned, lse);
+                gpu.Attention(qt, layout, kt.SliceRows(start, count), vt.SliceRows(start, count), layout.Slice(start, count), new AttentionRule(scale), aligned, lse);
                 gpu.Copy(aligned, output);
             }
             gpu.MergeAttention(accumulator.Tensor, accumulatorLse, part.Tensor, partLse);
@@ -519,7 +547,7 @@ public class ElementwiseKernelTests
         for (int j = 0; j < parts; j++)
         {
             int n = cuts[j + 1] - cuts[j];
-            gpu.Attention(qt, queryLayout, kt.SliceRows(cuts[j], n), vt.SliceRows(cuts[j], n), keyLayout.Slice(cuts[j], n), scale,
+            gpu.Attention(qt, queryLayout, kt.SliceRows(cuts[j], n), vt.SliceRows(cuts[j], n), keyLayout.Slice(cuts[j], n), new AttentionRule(scale),
                 gathered.SliceRows(j * queries, queries), gatheredLse.SliceRows(j * queries, queries));
         }
         float[] Merged(int offset)

@@ -122,17 +122,20 @@ public class ModelConfigTests
     }
 
     [Theory]
-    [InlineData("\"model_type\": \"llama\"", "\"model_type\": \"gpt2\"", "model_type 'gpt2' is not supported (supported: llama, mistral, qwen2)")]
+    [InlineData("\"model_type\": \"llama\"", "\"model_type\": \"gpt2\"", "model_type 'gpt2' is not supported (supported: llama, mistral, qwen2, qwen3, gemma2, gemma3_text)")]
     [InlineData("\"hidden_size\": 16,", "", "required field 'hidden_size' is missing")]
     [InlineData("\"vocab_size\": 32", "\"vocab_size\": 32, \"mlp_bias\": true", "mlp_bias: true is not supported")]
     [InlineData("\"vocab_size\": 32", "\"vocab_size\": \"many\"", "field 'vocab_size' must be an integer")]
     [InlineData("\"num_key_value_heads\": 2", "\"num_key_value_heads\": 3", "not a multiple of num_key_value_heads 3")]
     [InlineData("\"vocab_size\": 32", "\"vocab_size\": 32, \"hidden_act\": \"gelu\"", "hidden_act 'gelu' is not supported")]
+    [InlineData("\"vocab_size\": 32", "\"vocab_size\": 32, \"layer_types\": [\"full_attention\"]", "layer_types must be a list of 2 entries")]
+    [InlineData("\"vocab_size\": 32", "\"vocab_size\": 32, \"layer_types\": [\"full_attention\", \"chunked_attention\"]", "layer_types[1] 'chunked_attention' is not supported")]
+    [InlineData("\"model_type\": \"llama\"", "\"model_type\": \"gemma3\"", "only its text model, Gemma3ForCausalLM (model_type gemma3_text), is supported")]
     [InlineData("[\"LlamaForCausalLM\"]", "[\"LlamaForSequenceClassification\"]", "architecture 'LlamaForSequenceClassification' is not supported")]
     [InlineData("\"vocab_size\": 32", "\"vocab_size\": 32, \"partial_rotary_factor\": 0.5", "partial_rotary_factor 0.5 is not supported")]
     [InlineData("\"rope_theta\": 10000.0", "\"rope_theta\": 10000.0, \"rope_scaling\": {\"rope_type\": \"longrope\", \"factor\": 2}", "RoPE type 'longrope' (rope_scaling.rope_type) is not supported (supported: default, linear, dynamic, llama3, yarn)")]
     [InlineData("\"rope_theta\": 10000.0", "\"rope_theta\": 10000.0, \"rope_scaling\": {\"type\": \"linear\"}", "required field 'rope_scaling.factor' is missing")]
-    [InlineData("\"vocab_size\": 32", "\"vocab_size\": 32, \"quantization_config\": {\"quant_method\": \"gptq\"}", "quantized checkpoints")]
+    [InlineData("\"vocab_size\": 32", "\"vocab_size\": 32, \"quantization_config\": {\"quant_method\": \"gptq\"}", "quantization_config quant_method 'gptq' is not supported")]
     public void BadConfigsGiveOneLineErrors(string from, string to, string expected)
     {
         string json = ModelFixtures.MiniLlamaConfig.Replace(from, to);
@@ -182,6 +185,11 @@ public class ModelConfigTests
     [InlineData("llama3-70b", 70.5e9, 70.6e9)]
     [InlineData("llama3-405b", 405.8e9, 405.9e9)]
     [InlineData("qwen2.5-7b", 7.61e9, 7.62e9)]
+    [InlineData("qwen3-8b", 8.19e9, 8.20e9)]
+    [InlineData("mistral-7b", 7.24e9, 7.25e9)]
+    [InlineData("gemma2-9b", 9.24e9, 9.25e9)]
+    [InlineData("gemma3-12b", 11.76e9, 11.78e9)] // the text model: Gemma 3 12B's 12.2B less its vision tower
+    [InlineData("gemma3-27b", 27.0e9, 27.1e9)]
     public void PresetsHaveThePublishedSizes(string name, double min, double max)
     {
         var c = ModelConfig.Preset(name);
@@ -200,6 +208,18 @@ public class ModelConfigTests
         Assert.Equal((256, 768, 4, 8, 2, 32, 128256), (tiny.HiddenSize, tiny.IntermediateSize, tiny.NumLayers, tiny.NumHeads, tiny.NumKvHeads, tiny.HeadDim, tiny.VocabSize));
         Assert.True(tiny.TieWordEmbeddings);
         Assert.Equal(500000, tiny.Rope.Theta);
+    }
+
+    [Fact]
+    public void Gemma3_12bPresetIsItsPublishedTextConfig()
+    {
+        var c = ModelConfig.Preset("gemma3-12b");
+        Assert.Equal((3840, 15360, 48, 16, 8, 256, 262208, 131072, 1024), (c.HiddenSize, c.IntermediateSize, c.NumLayers, c.NumHeads, c.NumKvHeads, c.HeadDim, c.VocabSize, c.MaxPositionEmbeddings, c.SlidingWindow));
+        Assert.Equal(40, c.SlidingLayerCount); // five local layers to one global
+        Assert.Equal(Enumerable.Range(0, 8).Select(i => 6 * i + 5), Enumerable.Range(0, 48).Where(l => !c.IsSliding(l)));
+        Assert.Equal(new RopeConfig { RopeType = "linear", Theta = 1e6, Factor = 8 }, c.RopeOf(5));
+        Assert.Equal(RopeConfig.Default(10000), c.RopeOf(0));
+        Assert.Equal(1f / 16, c.AttentionOf(0).Scale);
     }
 
     [Fact]

@@ -111,8 +111,8 @@ internal static class ModelFixtures
     {
         yield return w.Embedding;
         foreach (var l in w.Layers)
-            foreach (var t in new[] { l.InputNorm, l.QProj, l.KProj, l.VProj, l.QBias, l.KBias, l.VBias, l.OProj, l.OBias,
-                         l.PostAttentionNorm, l.GateProj, l.UpProj, l.DownProj })
+            foreach (var t in new[] { l.InputNorm, l.QProj, l.KProj, l.VProj, l.QBias, l.KBias, l.VBias, l.QNorm, l.KNorm, l.OProj, l.OBias,
+                         l.PostAttentionNorm, l.PreFeedforwardNorm, l.PostFeedforwardNorm, l.GateProj, l.UpProj, l.DownProj })
                 if (t is not null) yield return t;
         yield return w.FinalNorm;
         if (!w.IsTied) yield return w.LmHead;

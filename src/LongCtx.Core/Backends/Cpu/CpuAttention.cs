@@ -9,14 +9,14 @@ namespace LongCtx.Backends.Cpu;
 /// Flash attention on the CPU in float32: queries in tiles, keys streamed in tiles, an online softmax
 /// (running max m, running sum l, rescaled accumulator) so only a tile of scores ever exists — never the
 /// Tq × Tk matrix. The heads that share one KV head (grouped-query attention) are processed together so
-/// each key and value row loaded serves all of them. Key tiles the mask hides entirely are skipped; tiles
-/// it shows entirely skip the per-element mask.
+/// each key and value row loaded serves all of them. Key tiles the mask (with the rule's window) hides entirely are
+/// skipped; tiles it shows entirely skip the per-element mask.
 /// </summary>
 internal static unsafe class CpuAttention
 {
     private const int QueryTile = 16, KeyTile = 64;
 
-    public static void Run(CpuTensor q, TokenLayout queries, CpuTensor k, CpuTensor v, TokenLayout keys, float scale,
+    public static void Run(CpuTensor q, TokenLayout queries, CpuTensor k, CpuTensor v, TokenLayout keys, AttentionRule rule,
         CpuTensor output, CpuTensor lse, ParallelOptions parallel)
     {
         int tq = q.Rows, tk = k.Rows;
@@ -25,6 +25,8 @@ internal static unsafe class CpuAttention
             throw new ArgumentException($"Attention: q {q} ({queries.Count} positions), k {k} ({keys.Count} positions), v {v} do not fit");
         if (tq == 0) return;
         int group = heads / kvHeads;
+        float scale = rule.Scale;
+        int window = rule.Window ?? int.MaxValue;
         var queryTiles = TileSpan.Of(queries, QueryTile);
         var keyTiles = TileSpan.Of(keys, KeyTile);
         float* qp = (float*)q.Data, kp = (float*)k.Data, vp = (float*)v.Data, op = (float*)output.Data, lp = (float*)lse.Data;
@@ -42,10 +44,11 @@ internal static unsafe class CpuAttention
             }
             foreach (var kt in keyTiles)
             {
-                var visibility = TileSpan.Visibility(qt, kt);
+                var visibility = TileSpan.Visibility(qt, kt, window);
                 if (visibility == TileVisibility.None) continue;
                 Scores(s, rows, kp, kt, kvHeads, g, d);
-                if (visibility == TileVisibility.Partial) Mask(s, rows, group, queries, qt, keys, kt);
+                if (rule.SoftCap is float cap) SoftCap(s, rows, kt.Count, cap);
+                if (visibility == TileVisibility.Partial) Mask(s, rows, group, queries, qt, keys, kt, window);
                 Accumulate(s, rows, vp, kt, kvHeads, g, d);
             }
             for (int r = 0; r < rows; r++)
@@ -84,14 +87,29 @@ internal static unsafe class CpuAttention
         }
     }
 
-    private static void Mask(Scratch s, int rows, int group, TokenLayout queries, TileSpan qt, TokenLayout keys, TileSpan kt)
+    // S = cap · tanh(S / cap) on the tile's scores (which the pre-scaled queries made scale · q·k).
+    private static void SoftCap(Scratch s, int rows, int count, float cap)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            var row = s.S.AsSpan(r * KeyTile, count);
+            TensorPrimitives.Divide(row, cap, row);
+            TensorPrimitives.Tanh(row, row);
+            TensorPrimitives.Multiply(row, cap, row);
+        }
+    }
+
+    private static void Mask(Scratch s, int rows, int group, TokenLayout queries, TileSpan qt, TokenLayout keys, TileSpan kt, int window)
     {
         for (int r = 0; r < rows; r++)
         {
             int t = qt.Start + r / group, seq = queries.SeqIds[t], pos = queries.Positions[t];
             var row = s.S.AsSpan(r * KeyTile, kt.Count);
             for (int j = 0; j < kt.Count; j++)
-                if (keys.SeqIds[kt.Start + j] != seq || keys.Positions[kt.Start + j] > pos) row[j] = float.NegativeInfinity;
+            {
+                int key = keys.Positions[kt.Start + j];
+                if (keys.SeqIds[kt.Start + j] != seq || key > pos || pos - key >= window) row[j] = float.NegativeInfinity;
+            }
         }
     }
 

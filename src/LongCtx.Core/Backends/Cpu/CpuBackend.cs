@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using LongCtx.Quantization;
 using LongCtx.Tensors;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
@@ -6,17 +7,22 @@ namespace LongCtx.Backends.Cpu;
 
 /// <summary>
 /// The reference backend: float32 activations in native memory, weights read in place from the mapped
-/// checkpoint (BF16/F16/F32), kernels vectorised with System.Numerics and spread over
-/// <see cref="Threads"/> worker threads. Every operation is synchronous.
+/// checkpoint (BF16/F16/F32, or F8E4M3 codes with their scales), kernels vectorised with System.Numerics and spread
+/// over <see cref="Threads"/> worker threads. Every operation is synchronous. FP8 follows bench/reference/FP8.md to
+/// the bit: quantised linear layers (<see cref="CpuFp8Linear"/>) and the FP8 KV cache (<see cref="Copy"/> into it,
+/// <see cref="Attention"/> reading it).
 /// </summary>
 public sealed unsafe class CpuBackend : IBackend, IDeviceInfo
 {
     private readonly ParallelOptions _parallel;
+    private readonly IQuantizationHook? _hook;
 
-    public CpuBackend(int? threads = null)
+    /// <param name="hook">sees every FP8 quantisation (tests)</param>
+    public CpuBackend(int? threads = null, IQuantizationHook? hook = null)
     {
         Threads = Math.Max(1, threads ?? Environment.ProcessorCount);
         _parallel = new ParallelOptions { MaxDegreeOfParallelism = Threads };
+        _hook = hook;
     }
 
     public int Threads { get; }
@@ -56,12 +62,24 @@ public sealed unsafe class CpuBackend : IBackend, IDeviceInfo
     }
 
     // The mapping outlives the replica (ModelWeights owns it), so the tensor just points into it.
-    public Tensor LoadWeight(HostTensor weight) => CpuTensor.Wrap(weight.DType, weight.Shape, weight.Data);
+    public Tensor LoadWeight(HostTensor weight)
+    {
+        if (weight.DType == DType.F8E4M3 && weight.Fp8 is null) throw new ArgumentException($"{weight} is F8E4M3 without its scales");
+        return CpuTensor.Wrap(weight.DType, weight.Shape, weight.Data, weight.Fp8, weight.Name);
+    }
 
+    /// <summary>A copy, or into an F8E4M3 tensor (the FP8 KV cache) the quantisation e4m3(f32(x / destination.Scale)).</summary>
     public void Copy(Tensor source, Tensor destination)
     {
         var s = C(source);
         var d = C(destination);
+        if (s.DType == DType.F32 && d.DType == DType.F8E4M3 && s.Length == d.Length)
+        {
+            var codes = new Span<byte>(d.Data, checked((int)d.Length));
+            E4M3.Quantize(s.F32, d.Scale, codes);
+            _hook?.KvCache(s.F32, s.Rows, d.Scale, codes);
+            return;
+        }
         if (s.Bytes != d.Bytes || s.DType != d.DType) throw new ArgumentException($"Copy: {s} into {d}");
         Buffer.MemoryCopy(s.Data, d.Data, d.Bytes, s.Bytes);
     }
@@ -80,17 +98,27 @@ public sealed unsafe class CpuBackend : IBackend, IDeviceInfo
         }
     }
 
-    public void Linear(Tensor x, Tensor weight, Tensor? bias, Tensor y) =>
-        CpuLinear.Run(C(x), C(weight), bias is null ? null : C(bias), C(y), _parallel);
+    public void Linear(Tensor x, Tensor weight, Tensor? bias, Tensor y)
+    {
+        var w = C(weight);
+        if (w.Fp8 is not null) CpuFp8Linear.Run(C(x), w, bias is null ? null : C(bias), C(y), accumulate: false, _hook, _parallel);
+        else CpuLinear.Run(C(x), w, bias is null ? null : C(bias), C(y), _parallel);
+    }
 
-    public void LinearAccumulate(Tensor x, Tensor weight, Tensor y) => CpuLinear.Accumulate(C(x), C(weight), C(y), _parallel);
+    public void LinearAccumulate(Tensor x, Tensor weight, Tensor y)
+    {
+        var w = C(weight);
+        if (w.Fp8 is not null) CpuFp8Linear.Run(C(x), w, null, C(y), accumulate: true, _hook, _parallel);
+        else CpuLinear.Accumulate(C(x), w, C(y), _parallel);
+    }
 
-    public void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y)
+    public void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y, float weightOffset = 0f)
     {
         var xs = C(x);
         var ys = C(y);
         var w = new float[xs.RowLength];
         WeightRows.Read(C(weight), 0, w);
+        if (weightOffset != 0f) TensorPrimitives.Add(w, weightOffset, w);
         System.Threading.Tasks.Parallel.For(0, xs.Rows, _parallel, r =>
         {
             var row = xs.Row(r);
@@ -156,8 +184,63 @@ public sealed unsafe class CpuBackend : IBackend, IDeviceInfo
         });
     }
 
-    public void Attention(Tensor q, TokenLayout queries, Tensor k, Tensor v, TokenLayout keys, float scale, Tensor output, Tensor lse) =>
-        CpuAttention.Run(C(q), queries, C(k), C(v), keys, scale, C(output), C(lse), _parallel);
+    public void GeluTanhGlu(Tensor gate, Tensor up, Tensor y)
+    {
+        float* g = (float*)C(gate).Data, u = (float*)C(up).Data, o = (float*)C(y).Data;
+        long n = gate.Length;
+        if (up.Length != n || y.Length != n) throw new ArgumentException($"GeluTanhGlu: gate {gate}, up {up}, y {y}");
+        const int chunk = 1 << 14;
+        const float c = 0.7978845608028654f; // sqrt(2/π)
+        System.Threading.Tasks.Parallel.For(0, (n + chunk - 1) / chunk, _parallel, i =>
+        {
+            long start = i * chunk, end = Math.Min(n, start + chunk);
+            for (long j = start; j < end; j++)
+            {
+                float x = g[j];
+                o[j] = 0.5f * x * (1f + MathF.Tanh(c * (x + 0.044715f * x * x * x))) * u[j];
+            }
+        });
+    }
+
+    public void SoftCap(Tensor x, float cap)
+    {
+        var v = C(x).F32;
+        TensorPrimitives.Divide(v, cap, v);
+        TensorPrimitives.Tanh(v, v);
+        TensorPrimitives.Multiply(v, cap, v);
+    }
+
+    public void Scale(Tensor x, float factor)
+    {
+        var v = C(x).F32;
+        TensorPrimitives.Multiply(v, factor, v);
+    }
+
+
+    /// <summary>k and v may be the FP8 cache's codes: read as code · Scale (exact in float32 for bf16 scales).</summary>
+    public void Attention(Tensor q, TokenLayout queries, Tensor k, Tensor v, TokenLayout keys, AttentionRule rule, Tensor output, Tensor lse)
+    {
+        using var kf = Dequantized(C(k));
+        using var vf = Dequantized(C(v));
+        CpuAttention.Run(C(q), queries, kf.Tensor, vf.Tensor, keys, rule, C(output), C(lse), _parallel);
+    }
+
+    // An F8E4M3 tensor's values as F32, in a copy the caller disposes; any other tensor as it is.
+    private static Owned Dequantized(CpuTensor t)
+    {
+        if (t.DType != DType.F8E4M3) return new Owned(t, false);
+        var f = CpuTensor.Allocate(DType.F32, t.Shape);
+        E4M3.Dequantize(new ReadOnlySpan<byte>(t.Data, checked((int)t.Length)), t.Scale, f.F32);
+        return new Owned(f, true);
+    }
+
+    private readonly record struct Owned(CpuTensor Tensor, bool Owns) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (Owns) Tensor.Dispose();
+        }
+    }
 
     public void MergeAttentionParts(Tensor parts, Tensor lses, Tensor output)
     {
@@ -217,7 +300,7 @@ public sealed unsafe class CpuBackend : IBackend, IDeviceInfo
         var idx = C(indices).I32;
         var d = C(destination);
         int heads = s.Shape[1], dim = s.Shape[2], n = d.Rows;
-        if (d.Shape[1] != heads || d.Shape[2] != dim || idx.Length != n * heads || s.DType != d.DType)
+        if (d.Shape[1] != heads || d.Shape[2] != dim || idx.Length != n * heads || s.DType != DType.F32 || d.DType != DType.F32)
             throw new ArgumentException($"GatherRows: source {s}, {idx.Length} indices, destination {d}");
         float* sp = (float*)s.Data, dp = (float*)d.Data;
         for (int i = 0; i < n; i++)

@@ -12,7 +12,7 @@ namespace LongCtx.Backends.Cpu;
 /// </summary>
 internal static unsafe class CpuLinear
 {
-    private const int WeightBlock = 32, TokenBlock = 64;
+    internal const int WeightBlock = 32, TokenBlock = 64;
 
     public static void Run(CpuTensor x, CpuTensor w, CpuTensor? bias, CpuTensor y, ParallelOptions parallel) =>
         Run(x, w, bias, y, accumulate: false, parallel);
@@ -44,7 +44,7 @@ internal static unsafe class CpuLinear
                     WeightRows.Read(w, (long)n0 * k, scratch.AsSpan(0, nb * k));
                     wp = s;
                 }
-                Tile(xp + (long)t0 * k, wp, yp + (long)t0 * n + n0, tb, nb, k, n, accumulate);
+                Tile(xp + (long)t0 * k, wp, yp + (long)t0 * n + n0, tb, nb, k, k, n, accumulate);
             }
             if (biasRow is not null)
                 for (int i = 0; i < tb; i++)
@@ -53,19 +53,22 @@ internal static unsafe class CpuLinear
         }, _ => { });
     }
 
-    // y[i, j] (row stride ldy) = dot(x[i], w[j]) for i < tb, j < nb; += when accumulating.
-    private static void Tile(float* x, float* w, float* y, int tb, int nb, int k, int ldy, bool accumulate)
+    /// <summary>
+    /// y[i, j] (row stride ldy) = dot(x[i], w[j]) over k elements for i &lt; tb, j &lt; nb, rows of x and w
+    /// <paramref name="stride"/> apart; += when accumulating.
+    /// </summary>
+    internal static void Tile(float* x, float* w, float* y, int tb, int nb, int k, int stride, int ldy, bool accumulate)
     {
         int i = 0;
         for (; i + 4 <= tb; i += 4)
         {
             int j = 0;
-            for (; j + 2 <= nb; j += 2) Kernel4x2(x + (long)i * k, w + (long)j * k, y + (long)i * ldy + j, k, ldy, accumulate);
+            for (; j + 2 <= nb; j += 2) Kernel4x2(x + (long)i * stride, w + (long)j * stride, y + (long)i * ldy + j, k, stride, ldy, accumulate);
             for (; j < nb; j++)
-                for (int r = 0; r < 4; r++) Store(ref y[(long)(i + r) * ldy + j], Dot(x + (long)(i + r) * k, w + (long)j * k, k), accumulate);
+                for (int r = 0; r < 4; r++) Store(ref y[(long)(i + r) * ldy + j], Dot(x + (long)(i + r) * stride, w + (long)j * stride, k), accumulate);
         }
         for (; i < tb; i++)
-            for (int j = 0; j < nb; j++) Store(ref y[(long)i * ldy + j], Dot(x + (long)i * k, w + (long)j * k, k), accumulate);
+            for (int j = 0; j < nb; j++) Store(ref y[(long)i * ldy + j], Dot(x + (long)i * stride, w + (long)j * stride, k), accumulate);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -74,11 +77,11 @@ internal static unsafe class CpuLinear
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector<float> Load(float* p) => Unsafe.ReadUnaligned<Vector<float>>(p);
 
-    private static void Kernel4x2(float* x, float* w, float* y, int k, int ldy, bool accumulate)
+    private static void Kernel4x2(float* x, float* w, float* y, int k, int stride, int ldy, bool accumulate)
     {
         int step = Vector<float>.Count, e = 0;
         Vector<float> a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default, a30 = default, a31 = default;
-        float* x0 = x, x1 = x + k, x2 = x + 2 * k, x3 = x + 3 * k, w0 = w, w1 = w + k;
+        float* x0 = x, x1 = x + stride, x2 = x + 2 * stride, x3 = x + 3 * stride, w0 = w, w1 = w + stride;
         for (; e + step <= k; e += step)
         {
             var v0 = Load(w0 + e);

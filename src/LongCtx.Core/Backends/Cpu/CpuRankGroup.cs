@@ -16,7 +16,8 @@ public sealed class CpuRankGroup : IRankGroup
 
     /// <param name="ranks">context-parallel ranks</param>
     /// <param name="tensorRanks">ranks each layer is split over; the group runs ranks × tensorRanks threads</param>
-    public CpuRankGroup(ModelConfig config, ModelWeights weights, int ranks, int? threads = null, int tensorRanks = 1)
+    /// <param name="hook">sees every FP8 quantisation of every rank (tests)</param>
+    public CpuRankGroup(ModelConfig config, ModelWeights weights, int ranks, int? threads = null, int tensorRanks = 1, IQuantizationHook? hook = null)
     {
         if (ranks < 1 || ranks > 64) throw new SettingException(Setting.Ranks, "is out of range: use 1 to 64", ranks);
         var grid = RankGrid.Of(config, ranks, tensorRanks);
@@ -33,7 +34,7 @@ public sealed class CpuRankGroup : IRankGroup
         _ranks = Enumerable.Range(0, world).Select(w =>
         {
             int c = grid.ContextOf(w), t = grid.TensorOf(w);
-            var backend = new CpuBackend(perRank);
+            var backend = new CpuBackend(perRank, hook);
             var model = new ModelReplica(config, weights, backend, slices[c]?.Communicator(t));
             return new RankRuntime(w, backend, rings[t].Communicator(c), model);
         }).ToArray();

@@ -19,6 +19,10 @@ public sealed unsafe class CpuTensor : Tensor, IHostBytes
     }
 
     public byte* Data { get; }
+    /// <summary>An FP8 weight's scales and input scheme (<see cref="CpuFp8Linear"/>); null for every other tensor.</summary>
+    public Quantization.Fp8Linear? Fp8 { get; init; }
+    /// <summary>The checkpoint's name of a weight (for <see cref="IQuantizationHook"/>); null for activations.</summary>
+    public string? Name { get; init; }
 
     public static CpuTensor Allocate(DType dtype, params int[] shape)
     {
@@ -31,7 +35,8 @@ public sealed unsafe class CpuTensor : Tensor, IHostBytes
     }
 
     /// <summary>Wraps memory owned elsewhere; the caller keeps it alive.</summary>
-    public static CpuTensor Wrap(DType dtype, int[] shape, nint data) => new(dtype, shape, (byte*)data, owns: false);
+    public static CpuTensor Wrap(DType dtype, int[] shape, nint data, Quantization.Fp8Linear? fp8 = null, string? name = null) =>
+        new(dtype, shape, (byte*)data, owns: false) { Fp8 = fp8, Name = name };
 
     public override Tensor SliceRows(int start, int count)
     {
@@ -39,13 +44,13 @@ public sealed unsafe class CpuTensor : Tensor, IHostBytes
             throw new ArgumentOutOfRangeException(nameof(start), $"rows [{start}, {start + count}) of {this}");
         var shape = (int[])Shape.Clone();
         shape[0] = count;
-        return new CpuTensor(DType, shape, Data + (long)start * RowLength * DType.SizeOf(), owns: false);
+        return Inherit(new CpuTensor(DType, shape, Data + (long)start * RowLength * DType.SizeOf(), owns: false));
     }
 
     public override Tensor View(params int[] shape)
     {
         CheckView(shape);
-        return new CpuTensor(DType, shape, Data, owns: false);
+        return Inherit(new CpuTensor(DType, shape, Data, owns: false));
     }
 
     public Span<float> F32 => Check(DType.F32, new Span<float>(Data, checked((int)Length)));

@@ -28,14 +28,19 @@ internal readonly record struct TileSpan(int Start, int Count, int SeqId, int Mi
         return spans;
     }
 
-    /// <summary>Whether the queries of q see none, some or all keys of k (query sees key: same sequence, key position ≤ query position).</summary>
-    public static TileVisibility Visibility(TileSpan q, TileSpan k)
+    /// <summary>
+    /// Whether the queries of q see none, some or all keys of k (query sees key: same sequence, key position ≤ query
+    /// position, and fewer than <paramref name="window"/> positions before it).
+    /// </summary>
+    public static TileVisibility Visibility(TileSpan q, TileSpan k, int window = int.MaxValue)
     {
+        // Positions are non-negative, so no difference below overflows.
+        bool hidden = k.MinPos > q.MaxPos || q.MinPos - k.MaxPos >= window;
         if (q.SeqId >= 0 && k.SeqId >= 0)
         {
-            if (q.SeqId != k.SeqId || k.MinPos > q.MaxPos) return TileVisibility.None;
-            return k.MaxPos <= q.MinPos ? TileVisibility.Full : TileVisibility.Partial;
+            if (q.SeqId != k.SeqId || hidden) return TileVisibility.None;
+            return k.MaxPos <= q.MinPos && q.MaxPos - k.MinPos < window ? TileVisibility.Full : TileVisibility.Partial;
         }
-        return k.MinPos > q.MaxPos ? TileVisibility.None : TileVisibility.Partial;
+        return hidden ? TileVisibility.None : TileVisibility.Partial;
     }
 }

@@ -5,7 +5,7 @@ using LongCtx.Tensors;
 namespace LongCtx.Backends.Cpu;
 
 /// <summary>
-/// Reads rows of a weight kept in its checkpoint format (BF16, F16 or F32) as float32. The CPU backend
+/// Reads rows of a weight kept in its checkpoint format (BF16, F16 or F32, or the values of F8E4M3 codes) as float32. The CPU backend
 /// computes in float32 but keeps weights where safetensors mapped them, so it widens a few rows at a time.
 /// </summary>
 internal static unsafe class WeightRows
@@ -24,6 +24,12 @@ internal static unsafe class WeightRows
                 break;
             case DType.BF16:
                 WidenBFloat16((ushort*)t.Data + offset, destination);
+                break;
+            case DType.F8E4M3:
+                // The codes' values; an FP8 weight's scales apply after the sum (CpuFp8Linear).
+                var table = Quantization.E4M3.Values;
+                byte* codes = t.Data + offset;
+                for (int i = 0; i < count; i++) destination[i] = table[codes[i]];
                 break;
             default:
                 throw new InvalidOperationException($"{t} is not a float weight");
