@@ -21,6 +21,10 @@ public enum Setting
     TopK,
     MaxNewTokens,
     Logprobs,
+    PresencePenalty,
+    FrequencyPenalty,
+    RepetitionPenalty,
+    LogitBias,
 }
 
 /// <summary>

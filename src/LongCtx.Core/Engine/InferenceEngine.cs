@@ -1,5 +1,6 @@
 using LongCtx.ContextParallel;
 using LongCtx.Model;
+using LongCtx.Tensors;
 
 namespace LongCtx.Engine;
 
@@ -52,6 +53,12 @@ public sealed partial class InferenceEngine : IDisposable
 
     /// <summary>Bytes of KV cache held on each rank.</summary>
     public long[] KvBytesPerRank() => _ranks.Run(rt => rt.Caches.Values.Sum(c => c.Bytes));
+
+    /// <summary>Memory still to be had on the rank that has the least (<see cref="Backends.IDeviceInfo.AvailableMemoryBytes"/>).</summary>
+    public long AvailableMemoryBytes() => _ranks.Run(rt => rt.Backend.Info.AvailableMemoryBytes()).Min();
+
+    /// <summary>Bytes of K and V one position takes on the rank that holds it (its share of the KV heads under tensor parallelism).</summary>
+    public long KvBytesPerToken() => _ranks.Run(rt => 2L * Config.NumLayers * rt.Model.KvHeads * Config.HeadDim * rt.Backend.ActivationType.SizeOf()).Max();
 
     private (IAttentionStrategy, StrategyChoice?) Choose(string strategy, ShardPlan plan)
     {

@@ -34,7 +34,7 @@ public class ServeCommandTests
             var models = JsonDocument.Parse(await http.GetStringAsync("/v1/models")).RootElement;
             Assert.Equal("tiny-llama3", models.GetProperty("data")[0].GetProperty("id").GetString());
             Assert.Equal(ranks, models.GetProperty("data")[0].GetProperty("ranks").GetInt32());
-            var completion = await http.PostAsync("/v1/completions", new StringContent("""{"prompt": [128000, 791, 6864], "max_tokens": 3, "temperature": 0}"""));
+            var completion = await http.PostAsync("/v1/completions", new StringContent("""{"prompt": [128000, 791, 6864], "max_tokens": 3, "temperature": 0}""", System.Text.Encoding.UTF8, "application/json"));
             Assert.True(completion.IsSuccessStatusCode, await completion.Content.ReadAsStringAsync());
         }
         finally

@@ -5,6 +5,7 @@ using LongCtx.Model;
 using LongCtx.Server;
 using LongCtx.Tests.Engine;
 using LongCtx.Tests.Text;
+using Microsoft.Extensions.Logging;
 
 namespace LongCtx.Tests.Server;
 
@@ -42,7 +43,9 @@ internal sealed class TestServer : IAsyncDisposable
         var tokenizer = llama ? TokenizerFixtures.Llama3 : TokenizerFixtures.Qwen3;
         var template = chatTemplate ? ChatTemplate.Load(tokenizerDir, templateFile) : null;
         var model = new ServedModel(Path.GetFileName(reference.Directory), engine, tokenizer, template);
-        var server = await OpenAiServer.StartAsync(model, (options ?? new ServerOptions()) with { Host = "127.0.0.1", Port = 0 });
+        // Quiet unless a test collects the log.
+        options ??= new ServerOptions();
+        var server = await OpenAiServer.StartAsync(model, options with { Host = "127.0.0.1", Port = 0, LogLevel = options.LogTo is null ? LogLevel.None : options.LogLevel });
         return new TestServer(reference, weights, engine, model, server);
     }
 
