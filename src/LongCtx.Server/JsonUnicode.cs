@@ -5,7 +5,8 @@ namespace LongCtx.Server;
 
 /// <summary>
 /// Finds text no tokenizer can take in a request: JSON lets a string escape half a surrogate pair ("\ud800"), which is
-/// not Unicode. Such a request is a 400 naming the field, not a failure deep in the tokenizer.
+/// not Unicode. Such a request is a 400 naming the field, not a failure deep in the tokenizer (System.Text.Json refuses
+/// to read such a string: the read fails where the check meets it).
 /// </summary>
 internal static class JsonUnicode
 {
@@ -14,7 +15,10 @@ internal static class JsonUnicode
         switch (node)
         {
             case JsonObject o:
-                foreach (var (name, value) in o)
+                List<KeyValuePair<string, JsonNode?>> fields;
+                try { fields = [.. o]; }
+                catch (InvalidOperationException) { throw Invalid(path.Length == 0 ? "a field name" : $"a field name in {path}"); }
+                foreach (var (name, value) in fields)
                 {
                     string at = path.Length == 0 ? name : $"{path}.{name}";
                     if (!Valid(name)) throw Invalid(at);
@@ -25,7 +29,10 @@ internal static class JsonUnicode
                 for (int i = 0; i < a.Count; i++) Check(a[i], $"{path}[{i}]");
                 break;
             case JsonValue v when v.GetValueKind() == JsonValueKind.String:
-                if (!Valid(v.GetValue<string>())) throw Invalid(path);
+                string text;
+                try { text = v.GetValue<string>(); }
+                catch (InvalidOperationException) { throw Invalid(path); }
+                if (!Valid(text)) throw Invalid(path);
                 break;
         }
     }

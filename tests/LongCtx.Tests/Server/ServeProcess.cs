@@ -31,12 +31,15 @@ internal sealed class ServeProcess : IDisposable
     public IReadOnlyCollection<string> Stderr => _stderr;
     public int Id => _process.Id;
 
-    /// <summary>Starts `longctx serve` on the fixture with <paramref name="args"/> (port 0 unless given).</summary>
-    public static ServeProcess Start(params string[] args)
+    /// <summary>Starts `longctx serve --model FIXTURE` with <paramref name="args"/> (port 0 unless given).</summary>
+    public static ServeProcess Start(params string[] args) => StartWith(["--model", ReferenceModel.TinyLlama3.Directory, .. args]);
+
+    /// <summary>Starts `longctx serve` with <paramref name="args"/>, the fixture's tokenizer and port 0 unless given.</summary>
+    public static ServeProcess StartWith(params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "longctx.dll"));
-        foreach (var a in new[] { "serve", ReferenceModel.TinyLlama3.Directory, "--tokenizer", TokenizerFixtures.FetchedDir("llama3") }.Concat(args.Contains("--port") ? [] : ["--port", "0"]).Concat(args))
+        foreach (var a in new[] { "serve", "--tokenizer", TokenizerFixtures.FetchedDir("llama3") }.Concat(args.Contains("--port") ? [] : ["--port", "0"]).Concat(args))
             psi.ArgumentList.Add(a);
         return new ServeProcess(Process.Start(psi)!);
     }

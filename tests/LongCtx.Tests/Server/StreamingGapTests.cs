@@ -18,7 +18,7 @@ public class StreamingGapTests(ITestOutputHelper output)
     [Fact]
     public async Task ALongPrefillLeavesOtherStreamsGoing()
     {
-        await using var s = await TestServer.Start(ReferenceModel.TinyLlama3, options: new ServerOptions { MaxBatchTokens = 512 });
+        await using var s = await TestServer.Start(ReferenceModel.TinyLlama3, options: new ServerOptions { MaxBatchTokens = 384 });
         using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
         {
             Content = new StringContent("""{"prompt": [128000, 791, 6864, 315], "max_tokens": 20000, "temperature": 0, "stream": true}""", Encoding.UTF8, "application/json"),
