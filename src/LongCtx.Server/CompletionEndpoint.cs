@@ -34,7 +34,10 @@ internal sealed class CompletionEndpoint(ServedModel model, ServerOptions option
             Interlocked.Decrement(ref _inFlight);
             int retry = (int)Math.Clamp(Math.Ceiling(metrics.RecentRequestSeconds), 1, 600);
             throw new ApiException(429, $"{options.MaxConcurrent} requests are running and {options.MaxWaiting} waiting (--max-concurrent, --max-waiting): retry in {retry} s",
-                code: "rate_limit_exceeded") { Headers = new Dictionary<string, string> { ["Retry-After"] = retry.ToString(CultureInfo.InvariantCulture) } };
+                code: "rate_limit_exceeded")
+            {
+                Headers = new Dictionary<string, string> { ["Retry-After"] = retry.ToString(CultureInfo.InvariantCulture) },
+            };
         }
         var job = new GenerationJob(p, (chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N"));
         ctx.Items[AccessLog.JobItem] = job;

@@ -54,8 +54,11 @@ public sealed class Sampler(SamplingOptions options, IReadOnlyList<int>? prompt 
     private readonly TokenPenalties? _penalties = TokenPenalties.For(options, prompt ?? []);
 
     /// <summary>The next step's draw: its settings, its adjustment of the logits and, unless greedy, the next of the seeded random numbers.</summary>
-    public TokenDraw Draw() => (options.Greedy ? TokenDraw.Greedy : new TokenDraw(options.Temperature, options.TopP, options.TopK, _random.NextDouble()))
-        with { Adjust = _penalties?.Current() };
+    public TokenDraw Draw()
+    {
+        var draw = options.Greedy ? TokenDraw.Greedy : new TokenDraw(options.Temperature, options.TopP, options.TopK, _random.NextDouble());
+        return draw with { Adjust = _penalties?.Current() };
+    }
 
     /// <summary>A token drawn for this request: the penalties of the later draws count it.</summary>
     public void Observe(int token) => _penalties?.Observe(token);

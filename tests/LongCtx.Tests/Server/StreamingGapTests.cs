@@ -13,12 +13,12 @@ namespace LongCtx.Tests.Server;
 /// </summary>
 public class StreamingGapTests(ITestOutputHelper output)
 {
-    private const int LongPrompt = 10_000;
+    private const int LongPrompt = 12_000;
 
     [Fact]
     public async Task ALongPrefillLeavesOtherStreamsGoing()
     {
-        await using var s = await TestServer.Start(ReferenceModel.TinyLlama3, options: new ServerOptions { MaxBatchTokens = 384 });
+        await using var s = await TestServer.Start(ReferenceModel.TinyLlama3, options: new ServerOptions { MaxBatchTokens = 256 });
         using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
         {
             Content = new StringContent("""{"prompt": [128000, 791, 6864, 315], "max_tokens": 20000, "temperature": 0, "stream": true}""", Encoding.UTF8, "application/json"),
