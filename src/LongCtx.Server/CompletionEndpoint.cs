@@ -27,7 +27,7 @@ internal sealed class CompletionEndpoint(ServedModel model, ServerOptions option
         try { body = await JsonNode.ParseAsync(ctx.Request.Body, cancellationToken: ctx.RequestAborted); }
         catch (JsonException e) { throw ApiException.BadRequest($"the body is not valid JSON: {e.Message}"); }
         catch (BadHttpRequestException e) { throw new ApiException(e.StatusCode, $"bad request body: {e.Message}"); }
-        var p = _reader.Read(body, chat, ctx.Items[RequestGuard.KeyItem] is int key ? key.ToString(CultureInfo.InvariantCulture) : "");
+        var p = _reader.Read(body, chat, RequestGuard.KeyPartition(ctx));
 
         if (Interlocked.Increment(ref _inFlight) > options.MaxConcurrent + options.MaxWaiting)
         {

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Security.Cryptography;
 using System.Text;
@@ -32,6 +33,9 @@ internal sealed class RequestGuard
 
     /// <summary>The index of the key a request brought (which partitions its kept conversations); 0 without keys.</summary>
     public const string KeyItem = "longctx.key";
+
+    /// <summary>The API key's part of a request's partition (<see cref="GenerationParams.Partition"/>).</summary>
+    public static string KeyPartition(HttpContext ctx) => ctx.Items[KeyItem] is int key ? key.ToString(CultureInfo.InvariantCulture) : "";
 
     /// <summary>
     /// Checks the request; answers a CORS preflight itself (true: the response is complete). Throws the refusal.

@@ -18,7 +18,7 @@ internal sealed class TokenizeEndpoint(ServedModel model, RequestReader reader)
         reader.CheckModel(o);
         int[] tokens;
         if (o.Has("messages"))
-            tokens = reader.ChatTokens(o, partition: "", o.Bool("add_generation_prompt") ?? true);
+            tokens = reader.ChatTokens(o, RequestGuard.KeyPartition(ctx), o.Bool("add_generation_prompt") ?? true);
         else
         {
             string text = o.String("prompt") ?? throw ApiException.BadRequest("'prompt' (a string) or 'messages' is required", "prompt");
