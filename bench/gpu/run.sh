@@ -8,6 +8,8 @@
 #   tune        cuDNN call plans compared at 32K/128K (row slices, engine configuration; TUNE_PLANS
 #               overrides the list), cuDNN only
 #   serve       `longctx serve` on the tiny fixture on GPU 0: one completion with logprobs, one streamed chat
+#   servegpu    `longctx serve` on GPU 0, 8B shape, dummy weights: 8 streaming short requests' time per output token alone and
+#               while a 128K-token request prefills beside them (chunked prefill), and that request's TTFT (~2 minutes)
 #   hf          an 8B-shaped model (2 layers, random bf16) against transformers' float32 logits, 8K and 32K
 #   launch      GPU ranks as processes (bench/gpu/launch_check.sh checks)
 #   bench       8B shape, dummy weights, 32 layers: prefill 32K/128K on 1, 2 and N GPUs, time split, pass-q, and decode below
@@ -117,6 +119,30 @@ if has serve; then
   cp "$out/serve/log.txt" "$results/serve-check.txt" 2>/dev/null
 fi
 mark serve
+
+if has servegpu; then
+  dir=$out/servegpu && rm -rf "$dir" && mkdir -p "$dir/tokenizer"
+  tar -xJf .publish/tokenizer-llama3.tar.xz -C "$dir/tokenizer" || note "servegpu: FAIL no packed tokenizer (.publish/tokenizer-llama3.tar.xz)"
+  long=${SERVE_LONG_TOKENS:-131071}; [[ $quick == 1 ]] && long=16383
+  "$bin" serve --config llama3-8b --load-format dummy --device cuda --tokenizer "$dir/tokenizer" --port 0 \
+    --max-num-batched-tokens "${SERVE_BATCH_TOKENS:-8192}" --log-level warning > "$dir/log.txt" 2>&1 &
+  spid=$!
+  url=""
+  for _ in $(seq 1 120); do
+    url=$(grep -oP 'listening on \K\S+' "$dir/log.txt" | head -1) && [[ -n $url ]] && break
+    kill -0 $spid 2>/dev/null || break
+    sleep 1
+  done
+  if [[ -z $url ]]; then note "servegpu: FAIL did not start: $(tail -1 "$dir/log.txt")"
+  else
+    timeout 150 python3 bench/gpu/serve_load.py "$url" "$long" 8 > "$dir/result.txt" 2> "$dir/err.txt" || note "servegpu: FAIL $(tail -1 "$dir/err.txt")"
+    grep '^servegpu: ' "$dir/result.txt" >> "$summary"
+    tail -1 "$dir/result.txt" > "$results/servegpu.json"
+  fi
+  kill -TERM $spid 2>/dev/null; wait $spid 2>/dev/null
+  cp "$dir/log.txt" "$results/servegpu-log.txt" 2>/dev/null
+fi
+mark servegpu
 
 if has hf; then
   lens=${HF_LENS:-"8192 32768"}; [[ $quick == 1 ]] && lens="8192"

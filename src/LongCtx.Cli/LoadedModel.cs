@@ -71,7 +71,8 @@ internal sealed class LoadedModel : IDisposable
     public Tokenizer RequireTokenizer() => _tokenizer.Value.Tokenizer ?? throw _tokenizer.Value.Error
         ?? new LongCtxException("no tokenizer: give --tokenizer PATH (tokenizer.json or its directory), or use --prompt-ids");
 
-    public static LoadedModel Load(ParseResult r, CommonOptions o, Progress progress)
+    /// <param name="modelArgument">the model given as an argument (`serve MODEL`), in place of --model</param>
+    public static LoadedModel Load(ParseResult r, CommonOptions o, Progress progress, string? modelArgument = null)
     {
         string device = r.GetValue(o.Device)!;
         string attention = r.GetValue(o.Attention)!;
@@ -82,6 +83,9 @@ internal sealed class LoadedModel : IDisposable
             throw new LongCtxException($"--load-format {format} is unknown: use auto, safetensors or dummy");
         bool dummy = format == "dummy";
         string? modelArg = r.GetValue(o.Model);
+        if (modelArgument is not null && modelArg is not null && modelArgument != modelArg)
+            throw new LongCtxException($"the model is given twice ({modelArgument} and --model {modelArg}): give it once");
+        modelArg ??= modelArgument;
         string? dir = modelArg is null ? null : ModelDirectory.Resolve(modelArg, r.GetValue(o.Revision));
         string? preset = r.GetValue(o.Config);
 

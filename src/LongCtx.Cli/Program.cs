@@ -30,7 +30,10 @@ if (parsed.Errors.Count > 0)
 }
 try
 {
-    return await parsed.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+    // `serve` drains on SIGTERM and SIGINT itself (OpenAiServer, within --shutdown-timeout); System.CommandLine would
+    // end the process 2 s after the signal, dropping the requests in flight.
+    bool drains = parsed.CommandResult.Command.Name == "serve";
+    return await parsed.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = drains ? null : TimeSpan.FromSeconds(2) });
 }
 catch (LongCtxException e)
 {

@@ -33,6 +33,10 @@ public enum Setting
     Quantization,
     KvCacheDtype,
     AttentionDtype,
+    PresencePenalty,
+    FrequencyPenalty,
+    RepetitionPenalty,
+    LogitBias,
 }
 
 /// <summary>

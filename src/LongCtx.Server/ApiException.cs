@@ -9,12 +9,15 @@ public sealed class ApiException(int status, string message, string? param = nul
     public int Status { get; } = status;
     public string? Param { get; } = param;
     public string? Code { get; } = code;
+    /// <summary>Headers the error response carries (Retry-After for a 429, Allow for a 405).</summary>
+    public IReadOnlyDictionary<string, string> Headers { get; init; } = new Dictionary<string, string>();
 
     /// <summary>OpenAI's error type for the status.</summary>
     public string Type => Status switch
     {
         404 => "not_found_error",
-        413 or 400 => "invalid_request_error",
+        400 or 401 or 405 or 413 or 415 => "invalid_request_error",
+        403 => "permission_error",
         429 => "rate_limit_error",
         503 => "service_unavailable_error",
         _ => "server_error",
@@ -45,6 +48,10 @@ public sealed class ApiException(int status, string message, string? param = nul
         Setting.TopK => "top_k",
         Setting.MaxNewTokens => "max_tokens",
         Setting.Logprobs => "logprobs",
+        Setting.PresencePenalty => "presence_penalty",
+        Setting.FrequencyPenalty => "frequency_penalty",
+        Setting.RepetitionPenalty => "repetition_penalty",
+        Setting.LogitBias => "logit_bias",
         Setting.Strategy => "longctx.strategy",
         Setting.Query => "longctx.query_tokens",
         _ => SettingException.NameOf(setting),

@@ -13,13 +13,14 @@ namespace LongCtx.Server;
 /// </summary>
 public static class ChatPrompt
 {
+    /// <param name="partition">whose replies may be reused (<see cref="GenerationParams.Partition"/>)</param>
     public static int[] Encode(ChatTemplate template, Tokenizer tokenizer, IReadOnlyList<ChatMessage> messages, ReplyTokens replies,
-        IReadOnlyDictionary<string, object?>? kwargs = null)
+        IReadOnlyDictionary<string, object?>? kwargs = null, string partition = "")
     {
         string text = template.Render(messages, addGenerationPrompt: true, kwargs);
         var known = new List<(int Message, int[] Tokens)>();
         for (int i = 0; i < messages.Count; i++)
-            if (messages[i].Role == "assistant" && replies.Find(messages[i].Content) is { } generated) known.Add((i, generated));
+            if (messages[i].Role == "assistant" && replies.Find(messages[i].Content, partition) is { } generated) known.Add((i, generated));
         if (known.Count == 0) return tokenizer.Encode(text);
 
         var marked = messages.ToArray();

@@ -25,4 +25,12 @@ public sealed record GenerationParams
     public bool PromptLogprobs => EchoText is not null && Logprobs is not null;
     public bool Stream { get; init; }
     public bool IncludeUsage { get; init; }
+    /// <summary>
+    /// Whose kept conversations and replies the request may reuse: its API key's and its cache_salt's (vLLM's field).
+    /// Requests of different partitions never share cached KV.
+    /// </summary>
+    public string Partition { get; init; } = "";
+
+    /// <summary>Positions of KV the request may hold at most: its whole prompt and every token it may generate.</summary>
+    public long KvTokens => (long)PromptTokens.Length + MaxTokens;
 }

@@ -14,6 +14,8 @@ internal sealed class RunningRequest(GenerationJob job, RequestState state)
 
     public GenerationJob Job { get; } = job;
     public RequestState State { get; } = state;
+    /// <summary>When its last token was drawn (a Stopwatch timestamp; 0 before the first): the time per output token is measured from it.</summary>
+    public long LastTokenAt { get; set; }
 
     /// <summary>A token the loop drew: records its logprobs entry and sends the text it released, with the entries it releases.</summary>
     public void Take(StepOutput output)

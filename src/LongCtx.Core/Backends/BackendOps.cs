@@ -114,7 +114,7 @@ public static class BackendOps
         var host = InHostMemory(b, x);
         int n = x.RowLength;
         for (int i = 0; i < x.Rows; i++)
-            result[i] = draws[i].IsGreedy ? Sampler.ArgMax(host.Slice(i * n, n)) : TokenPicker.Pick(host.Slice(i * n, n), draws[i]);
+            result[i] = TokenPicker.Draw(host.Slice(i * n, n), draws[i]);
     }
 
     public static PositionLogprobs[] Logprobs(this IBackend b, Tensor x, ReadOnlySpan<int> tokens, int top)

@@ -25,6 +25,8 @@ public sealed class EngineLoop(InferenceEngine engine, IStepPolicy? policy = nul
     public RequestState Admit(GenerationRequest request)
     {
         request.Sampling.Validate();
+        foreach (int token in request.Sampling.LogitBias?.Keys ?? [])
+            if (token >= engine.Config.VocabSize) throw new SettingException(Setting.LogitBias, $"names token {token}, outside the vocabulary of {engine.Config.VocabSize}");
         if (request.MaxNewTokens < 0) throw new SettingException(Setting.MaxNewTokens, "must be 0 or more", request.MaxNewTokens);
         foreach (var top in new[] { request.Logprobs, request.PromptLogprobs })
             if (top is < 0 or > Logprobs.MaxTop) throw new SettingException(Setting.Logprobs, $"must be 0 to {Logprobs.MaxTop} (most likely tokens listed)", top);

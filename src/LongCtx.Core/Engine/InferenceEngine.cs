@@ -59,6 +59,12 @@ public sealed partial class InferenceEngine : IDisposable
     /// <summary>Bytes of KV cache held on each rank.</summary>
     public long[] KvBytesPerRank() => _ranks.Run(rt => rt.Caches.Values.Sum(c => c.Bytes));
 
+    /// <summary>Memory still to be had on the rank that has the least (<see cref="Backends.IDeviceInfo.AvailableMemoryBytes"/>).</summary>
+    public long AvailableMemoryBytes() => _ranks.Run(rt => rt.Backend.Info.AvailableMemoryBytes()).Min();
+
+    /// <summary>Bytes of K and V one position takes on the rank that holds it (its share of the KV heads under tensor parallelism).</summary>
+    public long KvBytesPerToken() => _ranks.Run(rt => 2L * Config.NumLayers * rt.Model.KvHeads * Config.HeadDim * rt.Backend.ActivationType.SizeOf()).Max();
+
     /// <summary>Bytes of the KV rows each rank holds (sliding-window layers: their last W positions), without the room for more.</summary>
     public long[] KvRowBytesPerRank() => _ranks.Run(rt => rt.Caches.Values.Sum(c => c.HeldBytes));
 

@@ -54,7 +54,7 @@ public sealed class RequestState
         Sequence = sequence;
         CachedTokens = sequence.CachedTokens;
         NewTokens = newTokens;
-        Sampler = new Sampler(request.Sampling);
+        Sampler = new Sampler(request.Sampling, request.PromptTokens);
         Stops = new StopMatcher(request.StopStrings);
         if (request.PromptLogprobs is not null) _promptLogprobs = [];
     }
@@ -89,7 +89,11 @@ public sealed class RequestState
     /// <summary>Characters of text decoded so far, before stop strings hold any back: where the next token's text starts.</summary>
     internal int DecodedChars { get; set; }
 
-    internal void AddGenerated(int token) => _generated.Add(token);
+    internal void AddGenerated(int token)
+    {
+        _generated.Add(token);
+        Sampler.Observe(token);
+    }
     internal void AddText(string text) => _text.Append(text);
     internal void AddPromptLogits(float[] logits) => _promptLogits.AddRange(logits);
     internal void AddPromptLogprobs(IEnumerable<PositionLogprobs> logprobs) => _promptLogprobs?.AddRange(logprobs);

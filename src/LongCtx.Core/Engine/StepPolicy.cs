@@ -50,3 +50,35 @@ public sealed class PrefillFirst(bool decodeInSameStep = true) : IStepPolicy
 
     private static PrefillPiece Rest(RequestState r) => new(r, r.NewTokens.Length - r.Prefilled);
 }
+
+/// <summary>
+/// Decodes first, as vLLM's chunked prefill schedules: every decoding request gets its token each step, and what the
+/// budget has left (at least one token, so a waiting prompt always advances) goes to prefill chunks of the waiting
+/// requests, oldest first, fused into one engine call while they share an exact strategy. A long prompt is prefilled a
+/// chunk a step beside the others' tokens instead of stopping them; chunks are partial prefills, so the result is what
+/// a whole prefill gives. An approximate request is prefilled whole and alone when it is the oldest (its split needs the
+/// whole prompt); one that wants its prompt's logprobs is chunked alone (the engine scores one sequence at a time).
+/// </summary>
+public sealed class ChunkedPrefill : IStepPolicy
+{
+    public StepPlan Plan(IReadOnlyList<RequestState> waiting, IReadOnlyList<RequestState> decoding, int tokenBudget)
+    {
+        int left = Math.Max(1, tokenBudget - decoding.Count);
+        if (waiting.Count == 0) return new StepPlan([], Decode: true);
+        var oldest = waiting[0];
+        if (oldest.Request.Approximate is not null) return new StepPlan([new PrefillPiece(oldest, Rest(oldest))], Decode: true);
+        if (oldest.Request.PromptLogprobs is not null) return new StepPlan([new PrefillPiece(oldest, Math.Min(left, Rest(oldest)))], Decode: true);
+        var pieces = new List<PrefillPiece>();
+        foreach (var r in waiting)
+        {
+            if (left == 0) break;
+            if (r.Request.Approximate is not null || r.Request.PromptLogprobs is not null || r.Request.Strategy != oldest.Request.Strategy) continue;
+            int tokens = Math.Min(left, Rest(r));
+            pieces.Add(new PrefillPiece(r, tokens));
+            left -= tokens;
+        }
+        return new StepPlan(pieces, Decode: true);
+    }
+
+    private static int Rest(RequestState r) => r.NewTokens.Length - r.Prefilled;
+}

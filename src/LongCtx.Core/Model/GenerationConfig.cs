@@ -7,6 +7,9 @@ namespace LongCtx.Model;
 /// </summary>
 public sealed record GenerationConfig(int[] EosTokenIds, float? Temperature, float? TopP, int? TopK)
 {
+    /// <summary>The repetition penalty the model ships with (the server's requests that name none take it, as vLLM's do); null: none.</summary>
+    public float? RepetitionPenalty { get; init; }
+
     public const string FileName = "generation_config.json";
 
     public static readonly GenerationConfig None = new([], null, null, null);
@@ -34,7 +37,9 @@ public sealed record GenerationConfig(int[] EosTokenIds, float? Temperature, flo
         if (temperature is < 0) throw c.Error($"temperature {temperature} must be 0 or more");
         if (topP is not null and (<= 0 or > 1)) throw c.Error($"top_p {topP} must be in (0, 1]");
         if (topK is < 0) throw c.Error($"top_k {topK} must be 0 (off) or more");
-        return new GenerationConfig(eos, (float?)temperature, (float?)topP, topK);
+        double? repetition = c.OptionalDouble("repetition_penalty");
+        if (repetition is not null and not > 0) throw c.Error($"repetition_penalty {repetition} must be positive (1: off)");
+        return new GenerationConfig(eos, (float?)temperature, (float?)topP, topK) { RepetitionPenalty = (float?)repetition };
     }
 
     /// <summary>Sampling for a request: each value given wins, else the file's, else the engine's default (greedy, top-p 1, top-k off).</summary>

@@ -12,6 +12,9 @@ public readonly record struct TokenDraw(float Temperature, float TopP, int TopK,
 
     public bool IsGreedy => Temperature <= 0f;
 
+    /// <summary>The logits this draw changes before it picks (penalties, logit bias); null: none.</summary>
+    public LogitAdjustment? Adjust { get; init; }
+
     /// <summary>The top-k a pick applies: 1 when greedy, 0 for off.</summary>
     public int EffectiveTopK => IsGreedy ? 1 : TopK;
 

@@ -18,6 +18,22 @@ public static class TokenPicker
     /// <summary>The integer weight of the largest logit.</summary>
     public const float WeightOfMax = 1099511627776f; // 2^40: a vocabulary of up to 2^24 entries sums below 2^64
 
+    /// <summary>
+    /// A draw on the host: its adjustment applied to a copy of the row, then the greedy token (<see cref="Sampler.ArgMax"/>)
+    /// or <see cref="Pick"/>'s.
+    /// </summary>
+    public static int Draw(ReadOnlySpan<float> logits, TokenDraw draw)
+    {
+        if (draw.Adjust is { } adjust)
+        {
+            var adjusted = logits.ToArray();
+            adjust.ApplyTo(adjusted);
+            logits = adjusted;
+        }
+        return draw.IsGreedy ? Sampler.ArgMax(logits) : Pick(logits, draw);
+    }
+
+    /// <summary>The token <paramref name="draw"/> picks from the row as it is (its adjustment is <see cref="Draw"/>'s to apply).</summary>
     public static int Pick(ReadOnlySpan<float> logits, TokenDraw draw)
     {
         int n = logits.Length;

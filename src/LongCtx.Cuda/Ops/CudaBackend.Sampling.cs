@@ -8,12 +8,18 @@ namespace LongCtx.Cuda.Ops;
 /// <summary>Sampling where the logits are (<see cref="ISamplingOps"/>): only tokens and their logprobs come back from the GPU.</summary>
 public sealed unsafe partial class CudaBackend
 {
-    /// <summary>Kernels/draw_tokens.cu, a block a row and up to 32 rows a launch; only the tokens come back.</summary>
+    /// <summary>
+    /// Kernels/draw_tokens.cu, a block a row and up to 32 rows a launch; only the tokens come back. Draws with an
+    /// adjustment (penalties, logit bias) pick from a copy of the logits that Kernels/adjust_logits.cu changed, so the
+    /// logprobs computed afterwards from <paramref name="x"/> stay the raw logits'.
+    /// </summary>
     public unsafe void DrawTokens(Tensor x, ReadOnlySpan<TokenDraw> draws, Span<int> result)
     {
         var xs = C(x);
         Check(xs.DType == DType.BF16 && result.Length == xs.Rows && draws.Length == xs.Rows, $"DrawTokens: {xs}, {draws.Length} draws into {result.Length} tokens");
         if (xs.Rows == 0) return;
+        using var adjusted = Adjusted(xs, draws);
+        if (adjusted is not null) xs = adjusted;
         using var tokens = (CudaTensor)Scratch(DType.I32, xs.Rows);
         var function = _device.Function("draw_tokens.cu", "draw_tokens");
         for (int start = 0; start < xs.Rows; start += TokenDrawsArgument.MaxRows)
@@ -24,6 +30,41 @@ public sealed unsafe partial class CudaBackend
                 xs.Pointer + (nint)start * xs.RowLength * sizeof(ushort), tokens.Pointer + start * sizeof(int), xs.RowLength);
         }
         Download<int>(tokens, result);
+    }
+
+    /// <summary>A copy of the logits with each draw's adjustment applied (Kernels/adjust_logits.cu); null when no draw adjusts any.</summary>
+    private CudaTensor? Adjusted(CudaTensor x, ReadOnlySpan<TokenDraw> draws)
+    {
+        int count = 0;
+        foreach (var d in draws) count += d.Adjust?.Tokens.Length ?? 0;
+        if (count == 0) return null;
+        int n = x.RowLength;
+        var entries = new int[4 * count];
+        // Floats go up as their bits: Upload<float> makes bf16.
+        var bias = new int[count];
+        var penalties = new int[3 * draws.Length];
+        int at = 0;
+        for (int row = 0; row < draws.Length; row++)
+        {
+            if (draws[row].Adjust is not { } a) continue;
+            (penalties[3 * row], penalties[3 * row + 1], penalties[3 * row + 2]) = (Bits(a.Repetition), Bits(a.Frequency), Bits(a.Presence));
+            for (int i = 0; i < a.Tokens.Length; i++, at++)
+            {
+                if ((uint)a.Tokens[i] >= (uint)n) throw new SettingException(Setting.LogitBias, $"names token {a.Tokens[i]}, outside the vocabulary of {n}");
+                (entries[4 * at], entries[4 * at + 1], entries[4 * at + 2], entries[4 * at + 3]) = (row, a.Tokens[i], a.OutputCounts[i], a.Seen[i] ? 1 : 0);
+                bias[at] = Bits(a.Bias[i]);
+            }
+        }
+        var copy = (CudaTensor)Scratch(DType.BF16, x.Rows, n);
+        Copy(x, copy);
+        using var entryList = (CudaTensor)Upload<int>(entries, count, 4);
+        using var biasList = (CudaTensor)Upload<int>(bias, count);
+        using var rowPenalties = (CudaTensor)Upload<int>(penalties, draws.Length, 3);
+        const int threads = 256;
+        _device.Launch(_device.Function("adjust_logits.cu", "adjust_logits"), ((uint)((count + threads - 1) / threads), 1), threads, 0,
+            copy.Pointer, entryList.Pointer, biasList.Pointer, rowPenalties.Pointer, count, n);
+        return copy;
+        static int Bits(float f) => BitConverter.SingleToInt32Bits(f);
     }
 
     /// <summary>

@@ -7,9 +7,9 @@ namespace LongCtx.Tests.Engine;
 
 /// <summary>
 /// The engine loop: every front end's generations go through it. Its first token is drawn where the later ones are,
-/// with the seeded numbers a host sampler would use on the prefill's logits; and a policy that decodes every running
-/// request and spends the rest of the step's budget on prefill chunks of waiting ones (issue 31's) interleaves a long
-/// prompt with another request's tokens and gives what running each alone gives.
+/// with the seeded numbers a host sampler would use on the prefill's logits; and chunked prefill (<see cref="ChunkedPrefill"/>,
+/// the server's policy: decode every running request, spend the rest of the step's budget on prefill chunks of waiting
+/// ones, fused) interleaves long prompts with other requests' tokens and gives what running each alone gives.
 /// </summary>
 public class EngineLoopTests
 {
@@ -54,7 +54,7 @@ public class EngineLoopTests
         var alone = requests.Select(r => Run(new EngineLoop(engine), [r])[0]).ToArray();
 
         int budget = random.Next(40, 200);
-        var interleaved = new EngineLoop(engine, new DecodeThenChunks());
+        var interleaved = new EngineLoop(engine, new ChunkedPrefill());
         var states = Run(interleaved, requests, budget, out int stepsWithBoth);
         string what = $"seed {seed}, budget {budget}";
         Assert.True(stepsWithBoth > 0, $"{what}: no step decoded the short request beside a piece of the long one's prefill");
@@ -74,6 +74,55 @@ public class EngineLoopTests
         }
     }
 
+    /// <summary>
+    /// Several prompts at once under a small budget: chunks of different requests share a step's engine call, decodes run
+    /// beside them, a request that wants its prompt's logprobs is chunked alone, and every request gets what it gets alone.
+    /// </summary>
+    [Fact]
+    public void FusedChunksOfSeveralPromptsGiveWhatEachGivesAlone()
+    {
+        int seed = Random.Shared.Next();
+        var random = new Random(seed);
+        var reference = ReferenceModel.TinyLlama3;
+        var (engine, weights) = reference.Open(2);
+        using var _ = weights;
+        using var __ = engine;
+        int[] Prompt(int n) => [.. Enumerable.Range(0, n).Select(_ => random.Next(1000, 9000))];
+        var requests = new[]
+        {
+            new GenerationRequest(Prompt(random.Next(3, 30)), 10, new SamplingOptions(0.9f, TopK: 40, Seed: seed), StrategyNames.PassKv),
+            new GenerationRequest(Prompt(random.Next(300, 700)), 5, new SamplingOptions(), StrategyNames.PassKv, KeepLastLogits: 2),
+            new GenerationRequest(Prompt(random.Next(200, 400)), 3, new SamplingOptions(), StrategyNames.PassKv) { PromptLogprobs = 1 },
+            new GenerationRequest(Prompt(random.Next(100, 500)), 6, new SamplingOptions(0.7f, Seed: seed + 1), StrategyNames.PassKv) { Logprobs = 2 },
+        };
+        var alone = requests.Select(r => Run(new EngineLoop(engine), [r])[0]).ToArray();
+
+        int budget = random.Next(64, 160);
+        var loop = new EngineLoop(engine, new ChunkedPrefill());
+        var states = requests.Select(loop.Admit).ToArray();
+        int fusedSteps = 0;
+        while (loop.HasWork)
+        {
+            var before = states.Select(s => s.Prefilled).ToArray();
+            int decoding = loop.Decoding.Count;
+            var step = loop.Step(budget);
+            var advanced = states.Where((s, i) => s.Prefilled != before[i]).ToList();
+            if (advanced.Count > 1) fusedSteps++;
+            Assert.True(advanced.Sum(s => s.Prefilled - before[Array.IndexOf(states, s)]) <= Math.Max(1, budget - decoding), $"seed {seed}: a step prefilled past the budget");
+            Assert.False(advanced.Count > 1 && advanced.Contains(states[2]), $"seed {seed}: the prompt-logprobs request was fused with another");
+        }
+        foreach (var s in states) engine.Release(s.Sequence);
+        Assert.True(fusedSteps > 0, $"seed {seed}, budget {budget}: no step fused chunks of two prompts");
+        for (int i = 0; i < requests.Length; i++)
+        {
+            Assert.True(alone[i].Generated.SequenceEqual(states[i].Generated), $"seed {seed}, budget {budget}, request {i}: [{string.Join(',', states[i].Generated)}], alone [{string.Join(',', alone[i].Generated)}]");
+            double error = DenseReference.RelativeError(states[i].PromptLogits, alone[i].PromptLogits);
+            Assert.True(error < 1e-5, $"seed {seed}, request {i}: kept logits differ by {error:e2}");
+        }
+        for (int j = 0; j < alone[2].PromptLogprobs!.Count; j++)
+            Assert.True(Math.Abs(alone[2].PromptLogprobs![j].Logprob - states[2].PromptLogprobs![j].Logprob) < 1e-4, $"seed {seed}: prompt logprob {j}");
+    }
+
     private static RequestState[] Run(EngineLoop loop, GenerationRequest[] requests, int budget = int.MaxValue) => Run(loop, requests, budget, out _);
 
     private static RequestState[] Run(EngineLoop loop, GenerationRequest[] requests, int budget, out int stepsWithBoth)
@@ -87,17 +136,5 @@ public class EngineLoopTests
         }
         foreach (var s in states) loop.Engine.Release(s.Sequence);
         return states;
-    }
-
-    /// <summary>Issue 31's policy: decode every running request, then prefill the oldest waiting one's next tokens with the rest of the budget.</summary>
-    private sealed class DecodeThenChunks : IStepPolicy
-    {
-        public StepPlan Plan(IReadOnlyList<RequestState> waiting, IReadOnlyList<RequestState> decoding, int tokenBudget)
-        {
-            int left = tokenBudget - decoding.Count;
-            if (waiting.Count == 0 || left < 1) return new StepPlan([], Decode: true);
-            var r = waiting[0];
-            return new StepPlan([new PrefillPiece(r, Math.Min(left, r.NewTokens.Length - r.Prefilled))], Decode: true);
-        }
     }
 }

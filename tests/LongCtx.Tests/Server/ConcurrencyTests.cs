@@ -43,7 +43,7 @@ public class ConcurrencyTests(LlamaServer fixture)
     [Fact]
     public async Task OverTheLimitIs429AndADisconnectedClientIsDropped()
     {
-        await using var s = await TestServer.Start(ReferenceModel.TinyLlama3, options: new ServerOptions { MaxConcurrent = 1 });
+        await using var s = await TestServer.Start(ReferenceModel.TinyLlama3, options: new ServerOptions { MaxConcurrent = 1, MaxWaiting = 0 });
         string longJob = TestServer.Json(new { prompt = ReferenceModel.TinyLlama3.InputIds[..40], max_tokens = 5000, temperature = 0, stream = true });
         var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = new StringContent(longJob, Encoding.UTF8, "application/json") };
         var response = await s.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);

@@ -34,7 +34,7 @@ public class ServeCommandTests
             var models = JsonDocument.Parse(await http.GetStringAsync("/v1/models")).RootElement;
             Assert.Equal("tiny-llama3", models.GetProperty("data")[0].GetProperty("id").GetString());
             Assert.Equal(ranks, models.GetProperty("data")[0].GetProperty("ranks").GetInt32());
-            var completion = await http.PostAsync("/v1/completions", new StringContent("""{"prompt": [128000, 791, 6864], "max_tokens": 3, "temperature": 0}"""));
+            var completion = await http.PostAsync("/v1/completions", new StringContent("""{"prompt": [128000, 791, 6864], "max_tokens": 3, "temperature": 0}""", System.Text.Encoding.UTF8, "application/json"));
             Assert.True(completion.IsSuccessStatusCode, await completion.Content.ReadAsStringAsync());
         }
         finally
@@ -42,6 +42,30 @@ public class ServeCommandTests
             p.Kill();
             p.WaitForExit(TimeSpan.FromSeconds(10));
         }
+    }
+
+    /// <summary>vLLM's flags where users reach for them: `serve MODEL`, several --served-model-name, --max-model-len, --api-key, --seed.</summary>
+    [Fact]
+    public async Task TakesVllmsFlags()
+    {
+        using var p = ServeProcess.StartWith(ReferenceModel.TinyLlama3.Directory, "--served-model-name", "llama-tiny", "tiny", "--max-model-len", "4096", "--api-key", "sk-a",
+            "--seed", "3", "--tensor-parallel-size", "2");
+        using var http = new HttpClient { BaseAddress = await p.Address(), Timeout = TimeSpan.FromSeconds(30) };
+        http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", "sk-a");
+        var models = JsonDocument.Parse(await http.GetStringAsync("/v1/models")).RootElement.GetProperty("data");
+        Assert.Equal(["llama-tiny", "tiny"], models.EnumerateArray().Select(m => m.GetProperty("id").GetString()!));
+        Assert.All(models.EnumerateArray(), m => Assert.Equal(4096, m.GetProperty("max_model_len").GetInt32()));
+        async Task<(int, JsonElement)> Complete(string json)
+        {
+            var response = await http.PostAsync("/v1/completions", new StringContent(json, System.Text.Encoding.UTF8, "application/json"));
+            return ((int)response.StatusCode, JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement);
+        }
+        var (ok, first) = await Complete("""{"model": "tiny", "prompt": [128000, 791], "max_tokens": 4, "temperature": 1}""");
+        Assert.True(ok == 200, first.ToString());
+        Assert.Equal("llama-tiny", first.GetProperty("model").GetString());
+        var (tooLong, error) = await Complete("""{"prompt": [128000, 791], "max_tokens": 4095}""");
+        Assert.Equal(400, tooLong);
+        Assert.Contains("4096", error.GetProperty("error").GetProperty("message").GetString());
     }
 
     [Fact]

@@ -5,6 +5,7 @@ using LongCtx.Model;
 using LongCtx.Server;
 using LongCtx.Tests.Engine;
 using LongCtx.Tests.Text;
+using Microsoft.Extensions.Logging;
 
 namespace LongCtx.Tests.Server;
 
@@ -34,15 +35,17 @@ internal sealed class TestServer : IAsyncDisposable
 
     /// <summary>Serves <paramref name="reference"/>; <paramref name="templateFile"/> replaces the tokenizer's chat template (--chat-template).</summary>
     public static async Task<TestServer> Start(ReferenceModel reference, int ranks = 1, ServerOptions? options = null, bool chatTemplate = true,
-        string? templateFile = null)
+        string? templateFile = null, GenerationConfig? generation = null)
     {
         var (engine, weights) = reference.Open(ranks);
         bool llama = reference == ReferenceModel.TinyLlama3;
         string tokenizerDir = TokenizerFixtures.FetchedDir(llama ? "llama3" : "qwen3");
         var tokenizer = llama ? TokenizerFixtures.Llama3 : TokenizerFixtures.Qwen3;
         var template = chatTemplate ? ChatTemplate.Load(tokenizerDir, templateFile) : null;
-        var model = new ServedModel(Path.GetFileName(reference.Directory), engine, tokenizer, template);
-        var server = await OpenAiServer.StartAsync(model, (options ?? new ServerOptions()) with { Host = "127.0.0.1", Port = 0 });
+        var model = new ServedModel(Path.GetFileName(reference.Directory), engine, tokenizer, template, generation: generation);
+        // Quiet unless a test collects the log.
+        options ??= new ServerOptions();
+        var server = await OpenAiServer.StartAsync(model, options with { Host = "127.0.0.1", Port = 0, LogLevel = options.LogTo is null ? LogLevel.None : options.LogLevel });
         return new TestServer(reference, weights, engine, model, server);
     }
 
