@@ -31,20 +31,25 @@ public class BenchCommandTests
         Assert.Equal(1.0, points[0].GetProperty("parallel_efficiency").GetDouble());
     }
 
-    /// <summary>An approximate point carries its error against exact attention and each rank's block: balanced by default, equal on request.</summary>
+    /// <summary>
+    /// An approximate point carries its error against exact attention (clear of zero when the passing block is short,
+    /// rounding when it covers every block) and each rank's block: balanced by default, equal on request.
+    /// </summary>
     [Fact]
     public void ApbReportsItsErrorAndBlocks()
     {
-        int[] Blocks(params string[] extra)
+        (int[] Blocks, double Error) Run(params string[] extra)
         {
             var p = Assert.Single(Points(["--context", "96", "--gpus", "3", "--strategy", "apb", .. extra]));
-            Assert.True(p.GetProperty("logits_relative_error").GetDouble() >= 0);
-            return p.GetProperty("block_tokens").EnumerateArray().Select(b => b.GetInt32()).ToArray();
+            return (p.GetProperty("block_tokens").EnumerateArray().Select(b => b.GetInt32()).ToArray(), p.GetProperty("logits_relative_error").GetDouble());
         }
-        // A 96-token prompt: its query is the last 6 (T/16), the document the other 90.
-        var balanced = Blocks();
+        // A 96-token prompt: its query is the last 6 (T/16), the document the other 90; l_p defaults to block/8 = 3.
+        var (balanced, error) = Run();
         Assert.True(balanced.Sum() == 90 && balanced[0] > balanced[2], $"balanced [{string.Join(", ", balanced)}]");
-        Assert.Equal([30, 30, 30], Blocks("--even-blocks"));
+        Assert.True(error > 1e-3, $"APB passing 3 entries of blocks of about 30 is within {error:e2} of exact attention");
+        var (even, evenError) = Run("--even-blocks", "--passing-tokens", "30");
+        Assert.Equal([30, 30, 30], even);
+        Assert.True(evenError < 1e-4, $"APB passing whole blocks is {evenError:e2} from exact attention");
     }
 
     /// <summary>An echoed rank is reported as the N ranks it stands for, its efficiency against the first count's.</summary>
