@@ -19,7 +19,7 @@ internal sealed class CommonOptions
     public readonly Option<int> TensorParallel = TensorParallelOption.Create();
     public readonly Option<int?> PrefillChunk = PrefillChunkOption.Create();
     public readonly Option<string> Strategy = new("--strategy") { Description = "dense, pass-kv, pass-q, auto (exact), or star, apb (approximate: see docs/APB.md)", DefaultValueFactory = _ => StrategyNames.Auto };
-    public readonly Option<int?> Threads = new("--threads") { Description = "CPU threads in all (default: all cores)" };
+    public readonly Option<int?> Threads = ThreadsOption.Create();
     public readonly Option<double?> ComputeTflops = new("--compute-tflops") { Description = "attention TFLOP/s per rank for --strategy auto (default: measured)" };
     public readonly Option<double?> LinkGbps = new("--link-gbps") { Description = "ring link GB/s per rank for --strategy auto (default: measured)" };
     public readonly Option<int> MaxNewTokens = new("--max-new-tokens") { Description = "tokens to generate", DefaultValueFactory = _ => 32 };

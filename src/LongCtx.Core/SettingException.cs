@@ -21,6 +21,8 @@ public enum Setting
     TopK,
     MaxNewTokens,
     Logprobs,
+    /// <summary>CPU threads in all.</summary>
+    Threads,
 }
 
 /// <summary>

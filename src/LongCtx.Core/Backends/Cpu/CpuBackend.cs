@@ -15,8 +15,15 @@ public sealed unsafe class CpuBackend : IBackend, IDeviceInfo
 
     public CpuBackend(int? threads = null)
     {
-        Threads = Math.Max(1, threads ?? Environment.ProcessorCount);
+        RequireThreads(threads);
+        Threads = threads ?? Environment.ProcessorCount;
         _parallel = new ParallelOptions { MaxDegreeOfParallelism = Threads };
+    }
+
+    /// <summary>A thread count given must be 1 or more; none means every core.</summary>
+    public static void RequireThreads(int? threads)
+    {
+        if (threads < 1) throw new SettingException(Setting.Threads, "must be 1 or more (default: every core)", threads);
     }
 
     public int Threads { get; }
