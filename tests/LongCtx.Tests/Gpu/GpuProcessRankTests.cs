@@ -51,7 +51,7 @@ public class GpuProcessRankTests
         Assert.Equal(Logits(threadDump), Logits(processDump));
     }
 
-    private static LaunchEnvironment Env(int localRank) => new(localRank, 8, localRank, "127.0.0.1", 29500);
+    private static LaunchEnvironment Env(int localRank) => new(localRank, 8, localRank, "127.0.0.1", 29500, "test-job");
 
     private static int[] TokenIds(CliRunner.Result r)
     {
