@@ -14,12 +14,12 @@ namespace LongCtx.Cli;
 /// <summary>
 /// `longctx bench`: time to first token of long random prompts — one prefill per context length, on the
 /// given rank counts — with model TFLOP/s, MFU, parallel efficiency against the first rank count, and
-/// (on GPUs) where the time went: GEMMs, attention, and communication the overlap did not hide.
+/// (on GPUs) where the time went: GEMMs, attention, and communication the overlap did not hide. A rank timed alone
+/// (--one-rank-of) is reported as what it is, a projection of the N-rank run without communication; an approximate
+/// strategy by its time to first token and its error, not by the exact model's FLOPs.
 /// </summary>
 internal static class BenchCommand
 {
-    // Dense bf16 tensor-core peak of H100 / H200 SXM (the same chip clocks).
-    private const double HopperPeakFlops = 989.4e12;
 
     public static Command Create()
     {
@@ -31,7 +31,7 @@ internal static class BenchCommand
         var device = new Option<string>("--device") { Description = "cpu or cuda", DefaultValueFactory = _ => "cuda" };
         var gpus = new Option<string>("--gpus") { Description = "rank counts to run, comma separated (GPUs, or threads on the CPU); efficiency is against the first", DefaultValueFactory = _ => "1" };
         var ranks = new Option<string?>("--ranks") { Description = "context-parallel rank counts to run on the --gpus GPUs (then one number); ranks beyond the GPUs share them (exact, slow)" };
-        var oneRankOf = new Option<string?>("--one-rank-of") { Description = "rank counts N, comma separated: run rank 0 of N alone on one GPU (or CPU), its peers echoing its transfers: one GPU's share of an N-GPU run without the communication" };
+        var oneRankOf = new Option<string?>("--one-rank-of") { Description = "rank counts N, comma separated: run one rank of N alone on one GPU (or CPU), its peers echoing its transfers: a projection of an N-GPU run without the communication (rank 0; the last rank, which has the most work, for star and apb)" };
         var tensor = TensorParallelOption.Create();
         var prefillChunk = PrefillChunkOption.Create();
         var strategy = new Option<string>("--strategy") { Description = "pass-kv, pass-q, auto or dense (1 rank)", DefaultValueFactory = _ => StrategyNames.Auto };
@@ -57,9 +57,17 @@ internal static class BenchCommand
         return command;
     }
 
-    /// <summary>One measurement; Ranks × Tensor ranks ran it (context-parallel × tensor-parallel).</summary>
-    private sealed record Point(int Ranks, int Tensor, int Context, string Strategy, double TtftMs, double Tflops, double? Mfu, Dictionary<string, double>? Split,
-        double? LogitsError = null, bool? Top1Agrees = null, BatchDecode? Decode = null, int[]? BlockTokens = null, bool Echoed = false);
+    /// <summary>
+    /// One measurement; Ranks × Tensor ranks ran it (context-parallel × tensor-parallel), or only rank TimedRank of Ranks
+    /// did, alone (a projection). Tflops and Mfu count the exact model's FLOPs: null for an approximate strategy, and Mfu
+    /// for a device whose peak is unknown.
+    /// </summary>
+    private sealed record Point(int Ranks, int Tensor, int Context, string Strategy, double TtftMs, double? Tflops, double? Mfu, Dictionary<string, double>? Split,
+        double? LogitsError = null, bool? Top1Agrees = null, BatchDecode? Decode = null, int[]? BlockTokens = null, int? TimedRank = null)
+    {
+        /// <summary>A rank timed alone in the place of one of several: no communication in its time.</summary>
+        public bool Projection => TimedRank is not null && Ranks > 1;
+    }
 
     /// <summary>Batched decode: one step gives every sequence of the batch a token; Split is a profiled step's time split.</summary>
     private sealed record BatchDecode(int Batch, double MsPerStep, Dictionary<string, double>? Split = null)
@@ -95,7 +103,11 @@ internal static class BenchCommand
         string? attentionReport = null;
         foreach (var (ranks, gpus, echoed) in layouts)
         {
-            using var group = progress.Run(echoed ? $"Loading the model as rank 0 of {ranks}" : $"Loading the model onto {ranks * tensor} rank(s)", () => Group(cfg, weights, device, ranks, gpus, echoed, tensor, attention));
+            // The rank with the most work: the rings' ranks have equal shares; an approximate strategy's last rank attends
+            // to every passing block (APB) and carries the anchor copy (both).
+            int? timed = echoed ? (StrategyNames.IsApproximate(strategy) ? ranks - 1 : 0) : null;
+            using var group = progress.Run(echoed ? $"Loading the model as rank {timed} of {ranks}" : $"Loading the model onto {ranks * tensor} rank(s)",
+                () => echoed ? Devices.Echoed(cfg, weights, device, ranks, timed!.Value, attention) : Devices.Local(cfg, weights, device, ranks, gpus, tensor, attention));
             deviceName = group.Device;
             using var engine = new InferenceEngine(cfg, group) { PrefillChunkTokens = prefillChunk };
             // Compiles kernels (the decode ones too, when decode is timed), fills the pool, measures rates for auto.
@@ -139,16 +151,17 @@ internal static class BenchCommand
                     var (ms, _, _, _) = Prefill(engine, context, strategy, approximate, decodeSteps, batch, d => decoded = decoded! with { Split = d.Split }, profiler, sampling);
                     split = profiler.PrefillSplit(ms);
                 }
-                double flops = ModelFlops(cfg, context);
-                double tflops = flops / (best / 1e3) / 1e12;
+                // The exact model's FLOPs: an approximate strategy skips part of the attention, so it gets no rate.
+                double? flopsPerSecond = StrategyNames.IsApproximate(used) ? null : ModelFlops(cfg, context) / (best / 1e3);
                 // An echoed rank stands for `ranks` GPUs, each doing its share.
-                double? mfu = device == "cuda" && deviceName.Contains('H') ? flops / (best / 1e3) / (HopperPeakFlops * (echoed ? ranks : gpus)) : null;
-                points.Add(new Point(ranks, tensor, context, used, best, tflops, mfu, split, error, top1, decoded, blocks, echoed));
-                progress.Note($"{RanksText(ranks, tensor, echoed)} rank(s), {context} tokens, {used}: {best:0} ms");
+                double? mfu = device == "cuda" && PeakFlops.DenseBf16(deviceName) is { } peak ? flopsPerSecond / (peak.FlopsPerSecond * (echoed ? ranks : gpus)) : null;
+                var point = new Point(ranks, tensor, context, used, best, flopsPerSecond / 1e12, mfu, split, error, top1, decoded, blocks, timed);
+                points.Add(point);
+                progress.Note($"{RanksText(point)}{(point.Projection ? "" : " rank(s)")}, {context} tokens, {used}: {best:0} ms");
             }
             attentionReport = group.Run(rt => rt.Backend.Info.AttentionReport())[0];
         }
-        Report(points, cfg, deviceName, attentionReport, json);
+        Report(points, cfg, deviceName, device == "cuda" ? PeakFlops.DenseBf16(deviceName) : null, attentionReport, json);
         return 0;
     }
 
@@ -219,11 +232,17 @@ internal static class BenchCommand
         return 2 * perLayer * c.NumLayers * tokens + 2.0 * tokens * tokens * c.QDim * c.NumLayers + 2.0 * c.HiddenSize * c.VocabSize;
     }
 
-    private static void Report(List<Point> points, ModelConfig cfg, string device, string? attention, bool json)
+    private static void Report(List<Point> points, ModelConfig cfg, string device, (string Product, double FlopsPerSecond)? peak, string? attention, bool json)
     {
-        // Efficiency counts every rank (a GPU each): TTFT × ranks of the context's first point against this one's.
+        // Efficiency counts every rank (a GPU each): TTFT × ranks of the context's first point against this one's. A
+        // projection leaves the communication out, so it bounds the real efficiency from above, and shows at most 100%.
         double RankMs(Point p) => p.TtftMs * p.Ranks * p.Tensor;
-        double Efficiency(Point p) => RankMs(points.First(b => b.Context == p.Context)) / RankMs(p);
+        double Efficiency(Point p)
+        {
+            double e = RankMs(points.First(b => b.Context == p.Context)) / RankMs(p);
+            return p.Projection ? Math.Min(1, e) : e;
+        }
+        bool onGpu = device.StartsWith("cuda", StringComparison.Ordinal);
         if (json)
         {
             var arr = new JsonArray();
@@ -232,10 +251,14 @@ internal static class BenchCommand
                 var o = new JsonObject
                 {
                     ["ranks"] = p.Ranks, ["tensor_parallel"] = p.Tensor, ["context"] = p.Context, ["strategy"] = p.Strategy, ["ttft_ms"] = Math.Round(p.TtftMs, 2),
-                    ["model_tflops"] = Math.Round(p.Tflops, 2), ["mfu"] = p.Mfu is { } m ? Math.Round(m, 4) : null,
-                    ["parallel_efficiency"] = Math.Round(Efficiency(p), 4),
+                    ["model_tflops"] = p.Tflops is { } t ? Math.Round(t, 2) : null, ["mfu"] = p.Mfu is { } m ? Math.Round(m, 4) : null,
+                    [p.Projection ? "parallel_efficiency_at_most" : "parallel_efficiency"] = Math.Round(Efficiency(p), 4),
                 };
-                if (p.Echoed) o["echoed_rank"] = true; // rank 0 of `ranks` alone: no communication in its time
+                if (p.Projection)
+                {
+                    o["projection"] = $"rank {p.TimedRank} of {p.Ranks} timed alone, its peers echoing its transfers: the {p.Ranks}-rank run without communication";
+                    o["timed_rank"] = p.TimedRank;
+                }
                 if (p.Decode is { } dt)
                 {
                     o["batch"] = dt.Batch;
@@ -252,7 +275,14 @@ internal static class BenchCommand
                 if (p.Decode?.Split is { } ds) o["decode_split_ms_per_step"] = SplitJson(ds);
                 arr.Add((JsonNode)o);
             }
-            Console.WriteLine(new JsonObject { ["model"] = cfg.ToString(), ["device"] = device, ["attention"] = attention, ["points"] = arr }.ToJsonString());
+            var root = new JsonObject { ["model"] = cfg.ToString(), ["device"] = device, ["attention"] = attention };
+            if (onGpu)
+            {
+                root["peak_product"] = peak?.Product ?? "unknown";
+                root["peak_dense_bf16_tflops"] = peak is { } known ? known.FlopsPerSecond / 1e12 : null;
+            }
+            root["points"] = arr;
+            Console.WriteLine(root.ToJsonString());
             return;
         }
         bool anySplit = points.Any(p => p.Split is not null), anyError = points.Any(p => p.LogitsError is not null);
@@ -266,25 +296,33 @@ internal static class BenchCommand
             string split = p.Split is { } s
                 ? $"{s.GetValueOrDefault("gemm"):0} / {s.GetValueOrDefault("attention"):0} / {s.GetValueOrDefault("communication"):0} / {s.GetValueOrDefault("kernels"):0} / {s.GetValueOrDefault("other"):0}"
                 : "";
-            var cells = new List<string> { RanksText(p.Ranks, p.Tensor, p.Echoed), p.Context.ToString(), p.Strategy, $"{p.TtftMs / 1e3:0.000}", $"{p.Tflops:0.0}",
-                p.Mfu is { } m ? $"{m:P1}" : "-", $"{Efficiency(p):P0}" };
+            string mfu = p.Mfu is { } m ? $"{m:P1}" : onGpu && p.Tflops is not null ? "unknown" : "-";
+            var cells = new List<string> { RanksText(p), p.Context.ToString(), p.Strategy, $"{p.TtftMs / 1e3:0.000}", p.Tflops is { } t ? $"{t:0.0}" : "-",
+                mfu, $"{(p.Projection ? "≤" : "")}{Efficiency(p):P0}" };
             if (anyDecode) cells.AddRange(p.Decode is { } dt ? [dt.Batch.ToString(), $"{dt.MsPerStep:0.00}", $"{dt.MsPerToken:0.00}"] : ["", "", ""]);
-            if (anyError) cells.AddRange([p.LogitsError is { } e ? $"{e:0.00e0}" : "", p.Top1Agrees is { } t ? (t ? "yes" : "no") : ""]);
+            if (anyError) cells.AddRange([p.LogitsError is { } e ? $"{e:0.00e0}" : "", p.Top1Agrees is { } a ? (a ? "yes" : "no") : ""]);
             if (anySplit) cells.Add(split);
-            table.AddRow(cells.ToArray());
+            table.AddRow(cells.Select(Markup.Escape).ToArray());
         }
         Console.WriteLine($"{cfg}\n{device}");
         if (attention is not null) Console.WriteLine(attention);
         AnsiConsole.Write(table);
+        if (points.Any(p => p.Projection))
+            Console.WriteLine("\"rank r of N alone\": that rank timed by itself, its peers echoing its transfers: a projection of the N-GPU run " +
+                "without communication. Its TTFT is a lower bound of the real run's, its rates and efficiency upper bounds.");
+        if (points.Any(p => p.Tflops is null))
+            Console.WriteLine("star and apb skip part of the attention: they are reported by time to first token and error, not by the exact model's FLOP/s.");
+        if (onGpu && peak is null)
+            Console.WriteLine($"MFU unknown: no dense bf16 peak on record for {device} (H100 SXM/PCIe/NVL, H200, H20, A100, L40S and B200 are).");
     }
 
     private static JsonObject SplitJson(Dictionary<string, double> split) =>
         new(split.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)Math.Round(kv.Value, 3))));
 
-    /// <summary>"4", "2x4" for 2 context-parallel ranks of 4 tensor-parallel ranks each, or "0 of 4" for an echoed rank.</summary>
-    private static string RanksText(int ranks, int tensor, bool echoed = false) => echoed ? $"0 of {ranks}" : tensor == 1 ? ranks.ToString() : $"{ranks}x{tensor}";
+    /// <summary>"4", "2x4" for 2 context-parallel ranks of 4 tensor-parallel ranks each, or "rank 3 of 4 alone" for a projection.</summary>
+    private static string RanksText(Point p) => p.Projection ? $"rank {p.TimedRank} of {p.Ranks} alone" : p.Tensor == 1 ? p.Ranks.ToString() : $"{p.Ranks}x{p.Tensor}";
 
-    /// <summary>Context ranks on that many GPUs; Echoed: rank 0 of them alone on one (<see cref="Comm.EchoPeers"/>).</summary>
+    /// <summary>Context ranks on that many GPUs; Echoed: one of them alone on one (<see cref="Comm.EchoPeers"/>).</summary>
     private readonly record struct Layout(int Ranks, int Gpus, bool Echoed = false);
 
     /// <summary>
@@ -308,9 +346,6 @@ internal static class BenchCommand
         if (g.Length != 1) throw new LongCtxException($"--ranks runs every rank count on the same GPUs: give --gpus one number, not {gpus}");
         return Ints(ranks, "--ranks").Select(n => new Layout(n, g[0])).ToArray();
     }
-
-    private static IRankGroup Group(ModelConfig cfg, ModelWeights weights, string device, int ranks, int gpus, bool echoed, int tensor, string attention) =>
-        echoed ? Devices.Echoed(cfg, weights, device, ranks, attention) : Devices.Local(cfg, weights, device, ranks, gpus, tensor, attention);
 
     public static int[] Ints(string list, string option)
     {

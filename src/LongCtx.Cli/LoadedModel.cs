@@ -95,9 +95,9 @@ internal sealed class LoadedModel : IDisposable
         int gpus = r.GetValue(o.Gpus) ?? 1;
         int tensor = r.GetValue(o.TensorParallel);
         int? ranks = r.GetValue(o.Ranks);
-        double? c = r.GetValue(o.ComputeTflops), bw = r.GetValue(o.LinkGbps);
+        double? c = r.GetValue(o.ComputeTflops), bw = o.LinkGigabytesPerSecond(r);
         HardwareRates? rates = c is not null && bw is not null ? new HardwareRates(c.Value * 1e12, bw.Value * 1e9) : null;
-        if ((c is null) != (bw is null)) throw new LongCtxException("give both --compute-tflops and --link-gbps, or neither (then they are measured)");
+        if ((c is null) != (bw is null)) throw new LongCtxException("give both --compute-tflops and --link-gb-per-s, or neither (then they are measured)");
         var launch = LaunchEnvironment.FromEnvironment();
         IRankGroup group = launch is not null ? ProcessGroup(r, o, config, weights, device, attention, launch, progress)
             : device == Devices.Cuda

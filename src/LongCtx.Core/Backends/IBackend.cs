@@ -15,8 +15,13 @@ public interface IBackend : IDisposable
     string Name { get; }
     /// <summary>The device it runs on, as a front end sees it.</summary>
     IDeviceInfo Info { get; }
-    /// <summary>The element type of activations, attention tensors and the KV cache (F32 on CPU, BF16 on GPUs).</summary>
+    /// <summary>The element type of activations and attention tensors (F32 on CPU, BF16 on GPUs).</summary>
     DType ActivationType { get; }
+    /// <summary>
+    /// The element type of the KV cache, and so of the blocks pass-KV's ring moves: the activation type unless a backend
+    /// stores its cache otherwise. The pass-KV / pass-Q heuristic takes its bytes per element (e) from it.
+    /// </summary>
+    DType KvCacheType => ActivationType;
 
     /// <summary>A zero-filled tensor.</summary>
     Tensor Allocate(DType dtype, params int[] shape);

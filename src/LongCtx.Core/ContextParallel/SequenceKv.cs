@@ -51,7 +51,7 @@ public sealed class SequenceKv : IDisposable
 
     private Tensor? _empty;
 
-    private Tensor View(Tensor? t, int rows) => t?.SliceRows(0, rows) ?? (_empty ??= _backend.Allocate(_backend.ActivationType, 0, _kvHeads, _headDim));
+    private Tensor View(Tensor? t, int rows) => t?.SliceRows(0, rows) ?? (_empty ??= _backend.Allocate(_backend.KvCacheType, 0, _kvHeads, _headDim));
 
     /// <summary>Room for <paramref name="rows"/> rows in every layer and an eighth more (at least 64) for what follows.</summary>
     public void Reserve(int rows)
@@ -77,7 +77,7 @@ public sealed class SequenceKv : IDisposable
 
     private Tensor Grow(Tensor? old, int capacity, int used)
     {
-        var t = _backend.Allocate(_backend.ActivationType, capacity, _kvHeads, _headDim);
+        var t = _backend.Allocate(_backend.KvCacheType, capacity, _kvHeads, _headDim);
         if (old is not null)
         {
             if (used > 0) _backend.Copy(old.SliceRows(0, used), t.SliceRows(0, used));

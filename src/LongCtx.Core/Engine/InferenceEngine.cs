@@ -1,5 +1,6 @@
 using LongCtx.ContextParallel;
 using LongCtx.Model;
+using LongCtx.Tensors;
 
 namespace LongCtx.Engine;
 
@@ -42,6 +43,9 @@ public sealed partial class InferenceEngine : IDisposable
 
     private readonly int? _prefillChunkTokens;
 
+    /// <summary>Bytes of a KV cache element (the heuristic's e), read from the ranks' backends when first needed.</summary>
+    private int? _kvBytes;
+
     public Sequence NewSequence() => new(Interlocked.Increment(ref _nextSequenceId), Ranks);
 
     /// <summary>Frees a sequence's KV on every rank.</summary>
@@ -65,7 +69,8 @@ public sealed partial class InferenceEngine : IDisposable
         }
         Rates ??= MeasureRates();
         long t = plan.TotalNewTokens, p = plan.Sequences.Sum(s => (long)s.CachedTokens);
-        var choice = StrategyChoice.Decide(t, p, Ranks, Config.NumHeads, Config.NumKvHeads, bytesPerElement: 2, Rates);
+        _kvBytes ??= _ranks.Run(rt => rt.Backend.KvCacheType.SizeOf()).Max();
+        var choice = StrategyChoice.Decide(t, p, Ranks, Config.NumHeads, Config.NumKvHeads, _kvBytes.Value, Rates);
         IAttentionStrategy chosen = choice.Strategy == StrategyNames.PassKv ? new RingPassKv() : new RingPassQ();
         return (chosen, choice);
     }

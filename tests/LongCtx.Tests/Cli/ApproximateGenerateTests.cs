@@ -48,11 +48,27 @@ public class ApproximateGenerateTests
     [Fact]
     public void AutoStaysExactWithoutAllowApproximate()
     {
-        string[] options = ["--max-new-tokens", "1", "--ranks", "2", "--strategy", "auto", "--compute-tflops", "1", "--link-gbps", "1"];
-        Assert.False(Generate(options).GetProperty("approximate").GetBoolean());
+        string[] options = ["--max-new-tokens", "1", "--ranks", "2", "--strategy", "auto", "--compute-tflops", "1", "--link-gb-per-s", "1"];
+        var exact = Generate(options);
+        Assert.False(exact.GetProperty("approximate").GetBoolean());
+        // The CPU backend caches float32 KV: 4 bytes an element in the heuristic.
+        Assert.Contains(" e=4 ", exact.GetProperty("strategy_inputs").GetString());
         var approximate = Generate([.. options, "--allow-approximate"]);
         Assert.True(approximate.GetProperty("approximate").GetBoolean());
         Assert.Equal("apb", approximate.GetProperty("strategy").GetString());
+    }
+
+    /// <summary>--link-gbps, the option's old name, still takes gigabytes per second, with a note naming the new one.</summary>
+    [Fact]
+    public void OldLinkOptionNameStillWorksWithANote()
+    {
+        using var dir = ModelFixtures.NewTempDir();
+        File.WriteAllText(dir.File("ids.json"), JsonSerializer.Serialize(Reference.InputIds));
+        var r = CliRunner.Run(["generate", "--model", Reference.Directory, "--prompt-ids", dir.File("ids.json"), "--max-new-tokens", "1", "--ranks", "2",
+            "--compute-tflops", "1", "--link-gbps", "1", "--json"]);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Contains("--link-gbps is now --link-gb-per-s", r.Stderr);
+        Assert.Contains("BW=1 GB/s", JsonDocument.Parse(r.Stdout).RootElement.GetProperty("strategy_inputs").GetString());
     }
 
     /// <summary>`generate --json` on the tiny Qwen2 fixture's prompt ids with <paramref name="options"/>, which must succeed.</summary>
