@@ -11,7 +11,7 @@
 #   hf          an 8B-shaped model (2 layers, random bf16) against transformers' float32 logits, 8K and 32K
 #   launch      GPU ranks as processes (bench/gpu/launch_check.sh checks)
 #   bench       8B shape, dummy weights, 32 layers: prefill 32K/128K on 1, 2 and N GPUs, time split, pass-q, and decode below
-#   share       one GPU's share of a 2- and 4-GPU (on several GPUs: the N-GPU) pass-kv prefill, rank 0 alone with its peers
+#   share       a projection without communication: one GPU's share of a 2- and 4-GPU (on several GPUs: the N-GPU) pass-kv prefill, rank 0 alone with its peers
 #               echoed (bench --one-rank-of): the ring's time without its communication
 #   decode      decode at 130K, batch 1 on 1, 2 and N GPUs (with a profiled step's time split) and batch 8 on 2 and N
 #   approx      star and apb beside exact pass-kv on N GPUs (error against exact); at the longest context also apb with equal
