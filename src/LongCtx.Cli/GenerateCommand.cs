@@ -38,6 +38,7 @@ internal static class GenerateCommand
         if (dumpPath is not null && OutputFile.Problem(dumpPath) is { } problem) throw new LongCtxException($"--dump-logits {dumpPath}: {problem}");
         var progress = new Progress(!json);
         using var model = LoadedModel.Load(r, o, progress);
+        model.Engine.OnPrefillProgress = progress.PrefillListener();
         sampling = o.Sampling(r, model.Generation);
         if (model.Dummy && !json) Progress.Warn("note: the weights are random (--load-format dummy): the text is noise, the timings are real");
         int rankThreads = model.Engine.Ranks * model.Engine.TensorRanks, cores = r.GetValue(o.Threads) ?? Environment.ProcessorCount;

@@ -61,7 +61,8 @@ public sealed partial class InferenceEngine
                 IAttentionStrategy local = apb ? new ApbAttention(blocks, compressor!) : new StarAttention(blocks);
                 // The context phase's hidden states are not needed past the last layer's KV: only the cache it filled.
                 using var _ = rt.Model.Forward(blocks.ContextTokens(r, prompt), context.Queries,
-                    (layer, q, k, v) => local.Attend(new AttentionLayer(rt.Backend, rt.Comm, context, layer, rt.Model.Heads, rt.Model.KvHeads, c.HeadDim), q, k, v));
+                    (layer, q, k, v) => local.Attend(new AttentionLayer(rt.Backend, rt.Comm, context, layer, rt.Model.Heads, rt.Model.KvHeads, c.HeadDim), q, k, v),
+                    LayerDone(rt));
             }
             finally
             {

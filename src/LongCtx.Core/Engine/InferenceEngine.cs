@@ -46,6 +46,18 @@ public sealed partial class InferenceEngine : IDisposable
     /// <summary>Bytes of a KV cache element (the heuristic's e), read from the ranks' backends when first needed.</summary>
     private int? _kvBytes;
 
+    /// <summary>
+    /// Told after each layer of a prefill, on the lead rank's thread. Set for a person watching: on a GPU each report
+    /// waits for the layer to finish, which costs the host's lead over the device.
+    /// </summary>
+    public Action<PrefillProgress>? OnPrefillProgress { get; set; }
+
+    private PrefillProgressCounter? _progress;
+
+    /// <summary>The lead rank's report of each layer to the running prefill's progress, if anyone listens.</summary>
+    private Action<Tensor>? LayerDone(RankRuntime rt) =>
+        _progress is { } progress && rt.WorldRank == _ranks.LeadRank ? hidden => progress.LayerDone(rt.Backend, hidden) : null;
+
     public Sequence NewSequence() => new(Interlocked.Increment(ref _nextSequenceId), Ranks);
 
     /// <summary>Frees a sequence's KV on every rank.</summary>

@@ -49,8 +49,11 @@ public sealed class ModelReplica : IDisposable
     /// <summary>Attention for one layer: (layer, q [T,NH,D], k [T,NKV,D], v [T,NKV,D]) → output [T,NH,D], with this replica's heads.</summary>
     public delegate Tensor AttentionFunction(int layer, Tensor q, Tensor k, Tensor v);
 
-    /// <summary>Runs every layer on the given rows and returns the final-normed hidden states [T, hidden].</summary>
-    public Tensor Forward(ReadOnlySpan<int> tokenIds, TokenLayout layout, AttentionFunction attend)
+    /// <summary>
+    /// Runs every layer on the given rows and returns the final-normed hidden states [T, hidden];
+    /// <paramref name="layerDone"/> sees the hidden states after each layer.
+    /// </summary>
+    public Tensor Forward(ReadOnlySpan<int> tokenIds, TokenLayout layout, AttentionFunction attend, Action<Tensor>? layerDone = null)
     {
         var c = Config;
         int t = tokenIds.Length, heads = Heads, kvHeads = KvHeads, mlp = Slice.Intermediate(c);
@@ -78,6 +81,7 @@ public sealed class ModelReplica : IDisposable
                 _b.NormedSwiGluLinear(x, w.PostAttentionNorm, (float)c.RmsNormEps, h, w.Gate, w.Up, gate, up);
                 AddProjection(gate, w.Down, null, x, h);
             }
+            layerDone?.Invoke(x);
         }
         _b.RmsNorm(x, _finalNorm, (float)c.RmsNormEps, x);
         return x;
