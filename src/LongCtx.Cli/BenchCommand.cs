@@ -48,12 +48,14 @@ internal static class BenchCommand
         var promptLogprobs = new Option<int?>("--prompt-logprobs") { Description = "timed prefills also compute every prompt token's logprob and the N most likely tokens a position (echo with logprobs: an evaluation's loglikelihood)" };
         var profile = new Option<bool>("--profile") { Description = "also run a profiled prefill for the time split (GPU)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
+        var plot = new Option<string?>("--plot") { Description = "also draw the points as an SVG file: TTFT against context per strategy and rank count, and the time split of profiled points" };
+        var from = new Option<string?>("--from") { Description = "with --plot: draw the points of an earlier bench --json output instead of running" };
         var attention = AttentionOption.Create();
         var command = new Command("bench", "Measure prefill time to first token on long prompts");
-        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, oneRankOf, tensor, prefillChunk, strategy, repeat, warmup, decode, batch, temperature, topP, topK, promptLogprobs, anchor, passing, evenBlocks, profile, attention, json }) command.Options.Add(o);
-        command.SetAction(r => Run(r.GetValue(model), r.GetValue(config), r.GetValue(loadFormat)!, r.GetValue(layers), Ints(r.GetValue(contexts)!, "--context"),
+        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, oneRankOf, tensor, prefillChunk, strategy, repeat, warmup, decode, batch, temperature, topP, topK, promptLogprobs, anchor, passing, evenBlocks, profile, attention, json, plot, from }) command.Options.Add(o);
+        command.SetAction(r => r.GetValue(from) is { } earlier ? PlotFrom(earlier, r.GetValue(plot)) : Run(r.GetValue(model), r.GetValue(config), r.GetValue(loadFormat)!, r.GetValue(layers), Ints(r.GetValue(contexts)!, "--context"),
             r.GetValue(device)!, Layouts(r.GetValue(gpus)!, r.GetValue(ranks), r.GetValue(oneRankOf), r.GetValue(tensor)), r.GetValue(tensor), r.GetValue(prefillChunk), StrategyNames.Validate(r.GetValue(strategy)!), Math.Max(1, r.GetValue(repeat)),
-            r.GetValue(warmup), r.GetValue(decode), r.GetValue(batch), Sampling(r.GetValue(temperature), r.GetValue(topP), r.GetValue(topK)), r.GetValue(promptLogprobs), (r.GetValue(anchor), r.GetValue(passing), r.GetValue(evenBlocks)), r.GetValue(profile), r.GetValue(attention)!, r.GetValue(json)));
+            r.GetValue(warmup), r.GetValue(decode), r.GetValue(batch), Sampling(r.GetValue(temperature), r.GetValue(topP), r.GetValue(topK)), r.GetValue(promptLogprobs), (r.GetValue(anchor), r.GetValue(passing), r.GetValue(evenBlocks)), r.GetValue(profile), r.GetValue(attention)!, r.GetValue(json), r.GetValue(plot)));
         return command;
     }
 
@@ -76,8 +78,9 @@ internal static class BenchCommand
     }
 
     private static int Run(string? dir, string? preset, string loadFormat, int? layers, int[] contexts, string device, Layout[] layouts, int tensor,
-        int? prefillChunk, string strategy, int repeat, int warmup, int decodeSteps, int batch, SamplingOptions sampling, int? promptLogprobs, (int? Anchor, int? Passing, bool EvenBlocks) lengths, bool profile, string attention, bool json)
+        int? prefillChunk, string strategy, int repeat, int warmup, int decodeSteps, int batch, SamplingOptions sampling, int? promptLogprobs, (int? Anchor, int? Passing, bool EvenBlocks) lengths, bool profile, string attention, bool json, string? plot)
     {
+        if (plot is not null && OutputFile.Problem(plot) is { } problem) throw new LongCtxException($"--plot {plot}: {problem}");
         if (lengths.Anchor < 0 || lengths.Passing < 0) throw new LongCtxException("--anchor-tokens and --passing-tokens must be 0 or more");
         if (warmup < 0) throw new LongCtxException($"--warmup {warmup} must be 0 or more");
         if (decodeSteps < 0) throw new LongCtxException("--decode-steps must be 0 or more");
@@ -154,14 +157,18 @@ internal static class BenchCommand
                 // The exact model's FLOPs: an approximate strategy skips part of the attention, so it gets no rate.
                 double? flopsPerSecond = StrategyNames.IsApproximate(used) ? null : ModelFlops(cfg, context) / (best / 1e3);
                 // An echoed rank stands for `ranks` GPUs, each doing its share.
-                double? mfu = device == "cuda" && PeakFlops.DenseBf16(deviceName) is { } peak ? flopsPerSecond / (peak.FlopsPerSecond * (echoed ? ranks : gpus)) : null;
+                double? mfu = device == "cuda" && PeakFlops.DenseBf16(deviceName) is { } gpuPeak ? flopsPerSecond / (gpuPeak.FlopsPerSecond * (echoed ? ranks : gpus)) : null;
                 var point = new Point(ranks, tensor, context, used, best, flopsPerSecond / 1e12, mfu, split, error, top1, decoded, blocks, timed);
                 points.Add(point);
                 progress.Note($"{RanksText(point)}{(point.Projection ? "" : " rank(s)")}, {context} tokens, {used}: {best:0} ms");
             }
             attentionReport = group.Run(rt => rt.Backend.Info.AttentionReport())[0];
         }
-        Report(points, cfg, deviceName, device == "cuda" ? PeakFlops.DenseBf16(deviceName) : null, attentionReport, json);
+        var peak = device == "cuda" ? PeakFlops.DenseBf16(deviceName) : null;
+        var results = ToJson(points, cfg, deviceName, peak, attentionReport);
+        if (json) Console.WriteLine(results.ToJsonString());
+        else Report(points, cfg, deviceName, peak, attentionReport);
+        if (plot is not null) File.WriteAllText(plot, BenchPlot.Render(results, "bench"));
         return 0;
     }
 
@@ -232,59 +239,73 @@ internal static class BenchCommand
         return 2 * perLayer * c.NumLayers * tokens + 2.0 * tokens * tokens * c.QDim * c.NumLayers + 2.0 * c.HiddenSize * c.VocabSize;
     }
 
-    private static void Report(List<Point> points, ModelConfig cfg, string device, (string Product, double FlopsPerSecond)? peak, string? attention, bool json)
+    /// <summary>`bench --from RESULTS.json --plot FILE.svg`: an earlier run's points drawn, nothing run.</summary>
+    private static int PlotFrom(string results, string? plot)
     {
-        // Efficiency counts every rank (a GPU each): TTFT × ranks of the context's first point against this one's. A
-        // projection leaves the communication out, so it bounds the real efficiency from above, and shows at most 100%.
-        double RankMs(Point p) => p.TtftMs * p.Ranks * p.Tensor;
-        double Efficiency(Point p)
+        if (plot is null) throw new LongCtxException("--from draws an earlier bench --json output: give --plot FILE.svg too");
+        if (OutputFile.Problem(plot) is { } problem) throw new LongCtxException($"--plot {plot}: {problem}");
+        JsonNode node;
+        try { node = JsonNode.Parse(File.ReadAllText(results)) ?? throw new LongCtxException($"--from {results}: empty"); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new LongCtxException($"--from {results}: cannot read ({e.Message})"); }
+        catch (System.Text.Json.JsonException e) { throw new LongCtxException($"--from {results}: not JSON ({e.Message.Split('\n')[0]})"); }
+        File.WriteAllText(plot, BenchPlot.Render(node, results));
+        return 0;
+    }
+
+    /// <summary>Efficiency counts every rank (a GPU each): TTFT × ranks of the context's first point against this one's. A
+    /// projection leaves the communication out, so it bounds the real efficiency from above, and shows at most 100%.</summary>
+    private static double Efficiency(List<Point> points, Point p)
+    {
+        static double RankMs(Point p) => p.TtftMs * p.Ranks * p.Tensor;
+        double e = RankMs(points.First(b => b.Context == p.Context)) / RankMs(p);
+        return p.Projection ? Math.Min(1, e) : e;
+    }
+
+    private static JsonObject ToJson(List<Point> points, ModelConfig cfg, string device, (string Product, double FlopsPerSecond)? peak, string? attention)
+    {
+        var arr = new JsonArray();
+        foreach (var p in points)
         {
-            double e = RankMs(points.First(b => b.Context == p.Context)) / RankMs(p);
-            return p.Projection ? Math.Min(1, e) : e;
+            var o = new JsonObject
+            {
+                ["ranks"] = p.Ranks, ["tensor_parallel"] = p.Tensor, ["context"] = p.Context, ["strategy"] = p.Strategy, ["ttft_ms"] = Math.Round(p.TtftMs, 2),
+                ["model_tflops"] = p.Tflops is { } t ? Math.Round(t, 2) : null, ["mfu"] = p.Mfu is { } m ? Math.Round(m, 4) : null,
+                [p.Projection ? "parallel_efficiency_at_most" : "parallel_efficiency"] = Math.Round(Efficiency(points, p), 4),
+            };
+            if (p.Projection)
+            {
+                o["projection"] = $"rank {p.TimedRank} of {p.Ranks} timed alone, its peers echoing its transfers: the {p.Ranks}-rank run without communication";
+                o["timed_rank"] = p.TimedRank;
+            }
+            if (p.Decode is { } dt)
+            {
+                o["batch"] = dt.Batch;
+                o["decode_ms_per_step"] = Math.Round(dt.MsPerStep, 3);
+                o["decode_ms_per_token"] = Math.Round(dt.MsPerToken, 3);
+            }
+            if (p.LogitsError is { } e)
+            {
+                o["logits_relative_error"] = Math.Round(e, 6);
+                o["top1_agrees"] = p.Top1Agrees;
+            }
+            if (p.BlockTokens is { } bt) o["block_tokens"] = new JsonArray(bt.Select(b => (JsonNode)b).ToArray());
+            if (p.Split is { } s) o["time_split_ms"] = SplitJson(s);
+            if (p.Decode?.Split is { } ds) o["decode_split_ms_per_step"] = SplitJson(ds);
+            arr.Add((JsonNode)o);
         }
+        var root = new JsonObject { ["model"] = cfg.ToString(), ["device"] = device, ["attention"] = attention };
+        if (device.StartsWith("cuda", StringComparison.Ordinal))
+        {
+            root["peak_product"] = peak?.Product ?? "unknown";
+            root["peak_dense_bf16_tflops"] = peak is { } known ? known.FlopsPerSecond / 1e12 : null;
+        }
+        root["points"] = arr;
+        return root;
+    }
+
+    private static void Report(List<Point> points, ModelConfig cfg, string device, (string Product, double FlopsPerSecond)? peak, string? attention)
+    {
         bool onGpu = device.StartsWith("cuda", StringComparison.Ordinal);
-        if (json)
-        {
-            var arr = new JsonArray();
-            foreach (var p in points)
-            {
-                var o = new JsonObject
-                {
-                    ["ranks"] = p.Ranks, ["tensor_parallel"] = p.Tensor, ["context"] = p.Context, ["strategy"] = p.Strategy, ["ttft_ms"] = Math.Round(p.TtftMs, 2),
-                    ["model_tflops"] = p.Tflops is { } t ? Math.Round(t, 2) : null, ["mfu"] = p.Mfu is { } m ? Math.Round(m, 4) : null,
-                    [p.Projection ? "parallel_efficiency_at_most" : "parallel_efficiency"] = Math.Round(Efficiency(p), 4),
-                };
-                if (p.Projection)
-                {
-                    o["projection"] = $"rank {p.TimedRank} of {p.Ranks} timed alone, its peers echoing its transfers: the {p.Ranks}-rank run without communication";
-                    o["timed_rank"] = p.TimedRank;
-                }
-                if (p.Decode is { } dt)
-                {
-                    o["batch"] = dt.Batch;
-                    o["decode_ms_per_step"] = Math.Round(dt.MsPerStep, 3);
-                    o["decode_ms_per_token"] = Math.Round(dt.MsPerToken, 3);
-                }
-                if (p.LogitsError is { } e)
-                {
-                    o["logits_relative_error"] = Math.Round(e, 6);
-                    o["top1_agrees"] = p.Top1Agrees;
-                }
-                if (p.BlockTokens is { } bt) o["block_tokens"] = new JsonArray(bt.Select(b => (JsonNode)b).ToArray());
-                if (p.Split is { } s) o["time_split_ms"] = SplitJson(s);
-                if (p.Decode?.Split is { } ds) o["decode_split_ms_per_step"] = SplitJson(ds);
-                arr.Add((JsonNode)o);
-            }
-            var root = new JsonObject { ["model"] = cfg.ToString(), ["device"] = device, ["attention"] = attention };
-            if (onGpu)
-            {
-                root["peak_product"] = peak?.Product ?? "unknown";
-                root["peak_dense_bf16_tflops"] = peak is { } known ? known.FlopsPerSecond / 1e12 : null;
-            }
-            root["points"] = arr;
-            Console.WriteLine(root.ToJsonString());
-            return;
-        }
         bool anySplit = points.Any(p => p.Split is not null), anyError = points.Any(p => p.LogitsError is not null);
         var table = new Table().AddColumns("ranks", "context", "strategy", "TTFT (s)", "TFLOP/s", "MFU", "par. eff.");
         bool anyDecode = points.Any(p => p.Decode is not null);
@@ -298,7 +319,7 @@ internal static class BenchCommand
                 : "";
             string mfu = p.Mfu is { } m ? $"{m:P1}" : onGpu && p.Tflops is not null ? "unknown" : "-";
             var cells = new List<string> { RanksText(p), p.Context.ToString(), p.Strategy, $"{p.TtftMs / 1e3:0.000}", p.Tflops is { } t ? $"{t:0.0}" : "-",
-                mfu, $"{(p.Projection ? "≤" : "")}{Efficiency(p):P0}" };
+                mfu, $"{(p.Projection ? "≤" : "")}{Efficiency(points, p):P0}" };
             if (anyDecode) cells.AddRange(p.Decode is { } dt ? [dt.Batch.ToString(), $"{dt.MsPerStep:0.00}", $"{dt.MsPerToken:0.00}"] : ["", "", ""]);
             if (anyError) cells.AddRange([p.LogitsError is { } e ? $"{e:0.00e0}" : "", p.Top1Agrees is { } a ? (a ? "yes" : "no") : ""]);
             if (anySplit) cells.Add(split);
