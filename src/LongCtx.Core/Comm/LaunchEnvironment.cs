@@ -29,7 +29,7 @@ public sealed record LaunchEnvironment(int Rank, int WorldSize, int LocalRank, s
         string job = Environment.GetEnvironmentVariable(JobIdVariable) is { Length: > 0 } id ? id
             : Environment.GetEnvironmentVariable(TorchrunRunIdVariable) is { Length: > 0 } run ? run
             : throw new LongCtxException($"WORLD_SIZE is set but {JobIdVariable} is not: give every rank of the job the same random {JobIdVariable} " +
-                "(longctx launch does; under torchrun, --rdzv-id sets TORCHELASTIC_RUN_ID, which is taken instead)");
+                $"(longctx launch does; torchrun's {TorchrunRunIdVariable}, its rendezvous id, is taken instead when set)");
         var env = new LaunchEnvironment(rank, size, local, Required("MASTER_ADDR"), port, job);
         return Environment.GetEnvironmentVariable("LONGCTX_RENDEZVOUS_TIMEOUT") is { Length: > 0 } timeout
             ? env with { RendezvousTimeout = TimeSpan.FromSeconds(Int("LONGCTX_RENDEZVOUS_TIMEOUT", timeout, min: 1)) }
