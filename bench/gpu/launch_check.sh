@@ -60,9 +60,9 @@ expect() { # name, pattern, command...
   local err; err=$("$@" 2>&1 >/dev/null); local rc=$?
   if [[ $rc -ne 0 && $(wc -l <<< "$err") -eq 1 && $err =~ $pattern ]]; then note "$name: PASS ($err)"; else note "$name: FAIL (rc $rc: $err)"; fi
 }
-expect "LOCAL_RANK beyond the GPUs" "LOCAL_RANK=9" env RANK=0 WORLD_SIZE=1 LOCAL_RANK=9 MASTER_ADDR=127.0.0.1 MASTER_PORT=29561 \
+expect "LOCAL_RANK beyond the GPUs" "LOCAL_RANK=9" env RANK=0 WORLD_SIZE=1 LOCAL_RANK=9 MASTER_ADDR=127.0.0.1 MASTER_PORT=29561 LONGCTX_JOB_ID=check \
   "$bin" generate --device cuda --model "$fx" --prompt-ids "$out/ids.json"
-expect "rendezvous timeout" "127.0.0.1:29562" env RANK=1 WORLD_SIZE=2 LOCAL_RANK=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=29562 LONGCTX_RENDEZVOUS_TIMEOUT=3 \
+expect "rendezvous timeout" "127.0.0.1:29562" env RANK=1 WORLD_SIZE=2 LOCAL_RANK=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=29562 LONGCTX_JOB_ID=check LONGCTX_RENDEZVOUS_TIMEOUT=3 \
   "$bin" generate --device cuda --model "$fx" --prompt-ids "$out/ids.json"
 expect "batch 8 x 128K on one GPU" "KV cache per GPU" "$bin" bench --config llama3-8b --context 130000 --gpus 1 --strategy pass-kv --decode-steps 4 --batch 8
 

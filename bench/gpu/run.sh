@@ -15,7 +15,7 @@
 #   bench       8B shape, dummy weights, 32 layers: prefill 32K/128K on 1, 2 and N GPUs, time split, pass-q, and decode below
 #   calibrate   bench --calibrate on 1 (and 2) GPUs: the calibration files longctx plan reads (calibration-Ngpu.json), and
 #               the planner's 32K/128K TTFT from them
-#   share       one GPU's share of a 2- and 4-GPU (on several GPUs: the N-GPU) pass-kv prefill, rank 0 alone with its peers
+#   share       a projection without communication: one GPU's share of a 2- and 4-GPU (on several GPUs: the N-GPU) pass-kv prefill, rank 0 alone with its peers
 #               echoed (bench --one-rank-of): the ring's time without its communication
 #   decode      decode at 130K, batch 1 on 1, 2 and N GPUs (with a profiled step's time split) and batch 8 on 2 and N
 #   approx      star and apb beside exact pass-kv on N GPUs (error against exact); at the longest context also apb with equal
@@ -310,8 +310,13 @@ for f in sorted(glob.glob(sys.argv[1] + "/bench-*.json")):
         if ds := p.get("decode_split_ms_per_step"): extra += " (profiled step " + "/".join(f"{ds.get(k, 0):.2f}" for k in keys) + " ms)"
         if "logits_relative_error" in p: extra += f" logits err vs exact {p['logits_relative_error']} top-1 {'agrees' if p['top1_agrees'] else 'differs'}"
         if "block_tokens" in p: extra += " blocks " + "/".join(str(b) for b in p["block_tokens"])
-        ranks = f"{p['ranks']}x{p['tensor_parallel']}" if p.get('tensor_parallel', 1) > 1 else f"rank 0 of {p['ranks']} alone (one's share of {p['ranks']})," if p.get("echoed_rank") else p['ranks']
-        print(f"longctx {f.split('bench-')[-1][:-5]}: {ranks} gpu {p['context']} tokens {p['strategy']}: TTFT {p['ttft_ms']:.0f} ms, {p['model_tflops']:.0f} TFLOP/s, MFU {p['mfu']}, eff {p['parallel_efficiency']}{split}{extra} [{d.get('attention', '')}]")
+        if "projection" in p:
+            ranks = f"rank {p['timed_rank']} of {p['ranks']} alone (a projection without communication),"
+        else:
+            ranks = f"{p['ranks']}x{p['tensor_parallel']}" if p.get('tensor_parallel', 1) > 1 else p['ranks']
+        rate = f"{p['model_tflops']:.0f} TFLOP/s, MFU {p['mfu']}, " if p.get("model_tflops") is not None else ""
+        eff = f"eff <= {p['parallel_efficiency_at_most']}" if "projection" in p else f"eff {p['parallel_efficiency']}"
+        print(f"longctx {f.split('bench-')[-1][:-5]}: {ranks} gpu {p['context']} tokens {p['strategy']}: TTFT {p['ttft_ms']:.0f} ms, {rate}{eff}{split}{extra} [{d.get('attention', '')}]")
 PY
 
 fi

@@ -3,7 +3,7 @@ attention over SDPA, head-tail load balance) on a Llama-3-8B-shaped model, rando
 like our engine. A check (CP against no CP at 4K, 2 layers) first, then per context a warm-up and a timed prefill.
   torchrun --standalone --nproc-per-node N bench/gpu/torch_cp.py --context 32768,131072 --layers 32
       [--backend cudnn|flash|efficient] [--rotate allgather|alltoall] [--json PATH] [--budget-s 240]"""
-import argparse, faulthandler, json, os, time
+import argparse, faulthandler, json, os, re, time
 for _k, _v in (("NCCL_NVLS_ENABLE", "0"), ("TORCH_SYMM_MEM_DISABLE_MULTICAST", "1"), ("NVSHMEM_DISABLE_NVLS", "1"),
                ("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")):
     os.environ.setdefault(_k, _v)  # no NVLink multicast on the shared hosts; all must be set before CUDA starts
@@ -21,7 +21,15 @@ except ImportError:
 
 HIDDEN, HEADS, KV_HEADS, HEAD_DIM, FFN, VOCAB, THETA, EPS = 4096, 32, 8, 128, 14336, 128256, 500000.0, 1e-5
 BACKENDS = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION}
-HOPPER_PEAK_FLOPS = 989.4e12  # dense bf16, the same figure longctx bench divides by for MFU
+# Dense bf16 peaks by product (NVIDIA's datasheet figures with sparsity, halved), as longctx bench's PeakFlops.cs
+# has them, variants first; another device has no MFU.
+PEAK_FLOPS = [(r"\bH200\s+NVL\b", 835.5e12), (r"\bH200\b", 989.4e12), (r"\bH100\s+NVL\b", 835.5e12), (r"\bH100\s+PCIe\b", 756.5e12),
+              (r"\bH100\b", 989.4e12), (r"\bH20\b", 148e12), (r"\bA100\b", 312e12), (r"\bL40S\b", 362.05e12), (r"\bB200\b", 2250e12)]
+
+
+def peak_flops(device):
+    return next((flops for pattern, flops in PEAK_FLOPS if re.search(pattern, device, re.IGNORECASE)), None)
+
 BF16 = torch.bfloat16
 
 
@@ -193,7 +201,7 @@ def main():
                 tflops = model_flops(n, a.layers) / ms / 1e9
                 report(f"{name}: TTFT {ms:.0f} ms, {tflops:.0f} TFLOP/s ({a.backend}, {a.rotate})",
                        {**point, "ttft_ms": round(ms, 2), "model_tflops": round(tflops, 2),
-                        "mfu": round(tflops * 1e12 / (HOPPER_PEAK_FLOPS * world), 4), "status": "ok"})
+                        "mfu": round(tflops * 1e12 / (peak * world), 4) if (peak := peak_flops(out["device"])) else None, "status": "ok"})
             except Exception as e:  # noqa: BLE001 - OOM or a failure: one line, then the next context
                 oom = isinstance(e, torch.OutOfMemoryError)
                 report(f"{name}: {'OOM' if oom else failure(e)}", {**point, "status": "OOM" if oom else "FAIL", "error": str(e)})

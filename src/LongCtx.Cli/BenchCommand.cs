@@ -15,13 +15,12 @@ namespace LongCtx.Cli;
 /// <summary>
 /// `longctx bench`: time to first token of long random prompts — one prefill per context length, on the
 /// given rank counts — with model TFLOP/s, MFU, parallel efficiency against the first rank count, and
-/// (on GPUs) where the time went: GEMMs, attention, and communication the overlap did not hide.
+/// (on GPUs) where the time went: GEMMs, attention, and communication the overlap did not hide. A rank timed alone
+/// (--one-rank-of) is reported as what it is, a projection of the N-rank run without communication; an approximate
+/// strategy by its time to first token and its error, not by the exact model's FLOPs.
 /// </summary>
 internal static class BenchCommand
 {
-    // Dense bf16 tensor-core peak of H100 / H200 SXM (the same chip clocks).
-    private const double HopperPeakFlops = 989.4e12;
-
     public static Command Create()
     {
         var model = new Option<string?>("--model") { Description = "Hugging Face model directory (its config.json; weights as --load-format says)" };
@@ -32,7 +31,7 @@ internal static class BenchCommand
         var device = new Option<string>("--device") { Description = "cpu or cuda", DefaultValueFactory = _ => "cuda" };
         var gpus = new Option<string>("--gpus") { Description = "rank counts to run, comma separated (GPUs, or threads on the CPU); efficiency is against the first", DefaultValueFactory = _ => "1" };
         var ranks = new Option<string?>("--ranks") { Description = "context-parallel rank counts to run on the --gpus GPUs (then one number); ranks beyond the GPUs share them (exact, slow)" };
-        var oneRankOf = new Option<string?>("--one-rank-of") { Description = "rank counts N, comma separated: run rank 0 of N alone on one GPU (or CPU), its peers echoing its transfers: one GPU's share of an N-GPU run without the communication" };
+        var oneRankOf = new Option<string?>("--one-rank-of") { Description = "rank counts N, comma separated: run one rank of N alone on one GPU (or CPU), its peers echoing its transfers: a projection of an N-GPU run without the communication (rank 0; the last rank, which has the most work, for star and apb)" };
         var tensor = TensorParallelOption.Create();
         var prefillChunk = PrefillChunkOption.Create();
         var strategy = new Option<string>("--strategy") { Description = "pass-kv, pass-q, auto or dense (1 rank); several, comma separated, run one after another at each point", DefaultValueFactory = _ => StrategyNames.Auto };
@@ -52,22 +51,32 @@ internal static class BenchCommand
         var missRates = new Option<string?>("--miss-rate") { Description = "partial prefills: for each rate m, comma separated, the first (1 - m) of each --context is cached first (untimed) and the last m timed against it" };
         var calibrate = new Option<string?>("--calibrate") { Description = "measure the rates longctx plan and --strategy auto use (GEMM, attention, memory, decode, the ring link with 2+ ranks) and write them to FILE; no prefill is timed" };
         var calibration = HeuristicRates.CreateOption();
+        var plot = new Option<string?>("--plot") { Description = "also draw the points as an SVG file: TTFT against context per strategy and rank count, and the time split of profiled points" };
+        var from = new Option<string?>("--from") { Description = "with --plot: draw the points of an earlier bench --json output instead of running" };
         var attention = AttentionOption.Create();
         var precision = new PrecisionOptions();
         var errorVsBf16 = new Option<bool>("--error-vs-bf16") { Description = "with FP8 weights, KV or attention: also prefill the first --context's prompt with the bf16 model (the same weights before quantisation) and report the last logits' relative error and top-1 agreement" };
         var command = new Command("bench", "Measure prefill time to first token on long prompts");
-        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, oneRankOf, tensor, prefillChunk, strategy, repeat, warmup, decode, batch, temperature, topP, topK, promptLogprobs, anchor, passing, evenBlocks, profile, missRates, calibrate, calibration, attention, errorVsBf16, json }) command.Options.Add(o);
+        foreach (var o in new Option[] { model, config, loadFormat, layers, contexts, device, gpus, ranks, oneRankOf, tensor, prefillChunk, strategy, repeat, warmup, decode, batch, temperature, topP, topK, promptLogprobs, anchor, passing, evenBlocks, profile, missRates, calibrate, calibration, attention, errorVsBf16, json, plot, from }) command.Options.Add(o);
         foreach (var o in precision.All) command.Options.Add(o);
-        command.SetAction(r => Run(r.GetValue(model), r.GetValue(config), r.GetValue(loadFormat)!, r.GetValue(layers), Ints(r.GetValue(contexts)!, "--context"),
+        command.SetAction(r => r.GetValue(from) is { } earlier ? PlotFrom(earlier, r.GetValue(plot)) : Run(r.GetValue(model), r.GetValue(config), r.GetValue(loadFormat)!, r.GetValue(layers), Ints(r.GetValue(contexts)!, "--context"),
             r.GetValue(device)!, Layouts(r.GetValue(gpus)!, r.GetValue(ranks), r.GetValue(oneRankOf), r.GetValue(tensor)), r.GetValue(tensor), r.GetValue(prefillChunk), r.GetValue(strategy)!.Split(',', StringSplitOptions.TrimEntries).Select(StrategyNames.Validate).ToArray(), Math.Max(1, r.GetValue(repeat)),
             r.GetValue(warmup), r.GetValue(decode), r.GetValue(batch), Sampling(r.GetValue(temperature), r.GetValue(topP), r.GetValue(topK)), r.GetValue(promptLogprobs), (r.GetValue(anchor), r.GetValue(passing), r.GetValue(evenBlocks)), r.GetValue(profile), r.GetValue(attention)!,
-            precision.Read(r, r.GetValue(device)!), r.GetValue(errorVsBf16), r.GetValue(json), MissRates(r.GetValue(missRates)), r.GetValue(calibrate), HeuristicRates.Resolve(null, null, r.GetValue(calibration))));
+            precision.Read(r, r.GetValue(device)!), r.GetValue(errorVsBf16), r.GetValue(json), r.GetValue(plot), MissRates(r.GetValue(missRates)), r.GetValue(calibrate), HeuristicRates.Resolve(null, null, r.GetValue(calibration))));
         return command;
     }
 
-    /// <summary>One measurement; Ranks × Tensor ranks ran it (context-parallel × tensor-parallel).</summary>
-    private sealed record Point(int Ranks, int Tensor, int Context, string Strategy, double TtftMs, double Tflops, double? Mfu, Dictionary<string, double>? Split,
-        double? LogitsError = null, bool? Top1Agrees = null, BatchDecode? Decode = null, int[]? BlockTokens = null, bool Echoed = false, int Cached = 0, StrategyChoice? Choice = null);
+    /// <summary>
+    /// One measurement; Ranks × Tensor ranks ran it (context-parallel × tensor-parallel), or only rank TimedRank of Ranks
+    /// did, alone (a projection). Tflops and Mfu count the exact model's FLOPs: null for an approximate strategy, and Mfu
+    /// for a device whose peak is unknown. Cached tokens of a partial prefill were in the KV before the timed prefill.
+    /// </summary>
+    private sealed record Point(int Ranks, int Tensor, int Context, string Strategy, double TtftMs, double? Tflops, double? Mfu, Dictionary<string, double>? Split,
+        double? LogitsError = null, bool? Top1Agrees = null, BatchDecode? Decode = null, int[]? BlockTokens = null, int? TimedRank = null, int Cached = 0, StrategyChoice? Choice = null)
+    {
+        /// <summary>A rank timed alone in the place of one of several: no communication in its time.</summary>
+        public bool Projection => TimedRank is not null && Ranks > 1;
+    }
 
     /// <summary>Batched decode: one step gives every sequence of the batch a token; Split is a profiled step's time split.</summary>
     private sealed record BatchDecode(int Batch, double MsPerStep, Dictionary<string, double>? Split = null)
@@ -77,8 +86,9 @@ internal static class BenchCommand
 
     private static int Run(string? dir, string? preset, string loadFormat, int? layers, int[] contexts, string device, Layout[] layouts, int tensor,
         int? prefillChunk, string[] strategies, int repeat, int warmup, int decodeSteps, int batch, SamplingOptions sampling, int? promptLogprobs, (int? Anchor, int? Passing, bool EvenBlocks) lengths, bool profile, string attention,
-        PrecisionChoice precision, bool errorVsBf16, bool json, double[] missRates, string? calibrate, HardwareRates? rates)
+        PrecisionChoice precision, bool errorVsBf16, bool json, string? plot, double[] missRates, string? calibrate, HardwareRates? rates)
     {
+        if (plot is not null && OutputFile.Problem(plot) is { } problem) throw new LongCtxException($"--plot {plot}: {problem}");
         if (lengths.Anchor < 0 || lengths.Passing < 0) throw new LongCtxException("--anchor-tokens and --passing-tokens must be 0 or more");
         if (warmup < 0) throw new LongCtxException($"--warmup {warmup} must be 0 or more");
         if (decodeSteps < 0) throw new LongCtxException("--decode-steps must be 0 or more");
@@ -115,77 +125,88 @@ internal static class BenchCommand
         var points = new List<Point>();
         string deviceName = "";
         string? attentionReport = null;
+        // A rank timed alone is the one with the most work: the rings' ranks have equal shares; an approximate strategy's
+        // last rank attends to every passing block (APB) and carries the anchor copy (both). Exact and approximate
+        // strategies of one layout so time different ranks, each its own group.
         foreach (var (ranks, gpus, echoed) in layouts)
-        {
-            using var group = progress.Run(echoed ? $"Loading the model as rank 0 of {ranks}" : $"Loading the model onto {ranks * tensor} rank(s)", () => Group(cfg, weights, device, ranks, gpus, echoed, tensor, attention, precision.Fp8Attention));
-            deviceName = group.Device;
-            using var engine = new InferenceEngine(cfg, group, rates) { PrefillChunkTokens = prefillChunk };
-            if (calibrate is not null)
+            foreach (var run in strategies.GroupBy(name => echoed ? StrategyNames.IsApproximate(name) ? ranks - 1 : 0 : (int?)null))
             {
-                Calibrate(engine, group, cfg, weights, device, calibrate, json);
-                return 0;
+                int? timed = run.Key;
+                using var group = progress.Run(echoed ? $"Loading the model as rank {timed} of {ranks}" : $"Loading the model onto {ranks * tensor} rank(s)",
+                    () => Group(cfg, weights, device, ranks, gpus, timed, tensor, attention, precision.Fp8Attention));
+                deviceName = group.Device;
+                using var engine = new InferenceEngine(cfg, group, rates) { PrefillChunkTokens = prefillChunk };
+                if (calibrate is not null)
+                {
+                    Calibrate(engine, group, cfg, weights, device, calibrate, json);
+                    return 0;
+                }
+                // Compiles kernels (the decode ones too, when decode is timed), fills the pool, measures rates for auto.
+                // With --miss-rate the warm-up is a partial prefill too, so that the first point does not pay for its first run.
+                foreach (var s in run)
+                    Prefill(engine, 1024, s, decodeSteps: Math.Min(decodeSteps, 2), batch: batch, sampling: sampling, cached: missRates.Any(m => m < 1) ? 512 : 0);
+                foreach (var (context, cached, strategy) in contexts.SelectMany(c => missRates.SelectMany(m => run.Select(s => (c, c - (int)Math.Round(m * c), s)))))
+                {
+                    var approximate = lengths is (null, null, false) ? null
+                        : new ApproximateOptions(ApproximateDefaults.QueryTokens(context), lengths.Anchor, lengths.Passing, EvenBlocks: lengths.EvenBlocks);
+                    if (decodeSteps > 0 && device == "cuda") KvMemory.CheckFits(group, cfg, context + decodeSteps, batch, weights.KvCache is not null);
+                    double best = double.MaxValue;
+                    string used = strategy;
+                    StrategyChoice? choice = null;
+                    float[] logits = [];
+                    int[]? blocks = null;
+                    BatchDecode? decoded = null;
+                    // A context's first prefill also builds a cuDNN plan per new block shape (tens of ms each) and compiles the
+                    // kernels it meets first (token_logprobs.cu with --prompt-logprobs): not part of a warm TTFT.
+                    for (int i = 0; i < warmup; i++) Prefill(engine, context, strategy, approximate, promptLogprobs: promptLogprobs, cached: cached);
+                    for (int i = 0; i < repeat; i++)
+                    {
+                        var (ms, s, lastLogits, layout, chosen) = Prefill(engine, context, strategy, approximate, i == repeat - 1 ? decodeSteps : 0, batch, d => decoded = d, sampling: sampling, promptLogprobs: promptLogprobs, cached: cached);
+                        best = Math.Min(best, ms);
+                        used = s;
+                        choice = chosen;
+                        logits = lastLogits;
+                        blocks = layout is null ? null : Enumerable.Range(0, layout.Ranks).Select(layout.BlockLength).ToArray();
+                    }
+                    // An approximate run is reported with its error against exact attention on the same prompt (a real one: an echoed
+                    // rank's peers hold its own keys, so its answer means nothing).
+                    double? error = null;
+                    bool? top1 = null;
+                    if (errorVsBf16 && !echoed && context == contexts[0])
+                    {
+                        using var bf16Group = progress.Run("Loading the bf16 model to compare with", () => Group(bf16Cfg, bf16Weights ?? weights, device, ranks, gpus, null, tensor, attention, fp8Attention: false));
+                        using var bf16Engine = new InferenceEngine(bf16Cfg, bf16Group) { PrefillChunkTokens = prefillChunk };
+                        (error, top1) = bf16Engine.CompareWithExact(RandomPrompt(engine, context), logits);
+                    }
+                    else if (StrategyNames.IsApproximate(used) && !echoed)
+                    {
+                        var (e, t) = engine.CompareWithExact(RandomPrompt(engine, context), logits);
+                        (error, top1) = (e, t);
+                    }
+                    Dictionary<string, double>? split = null;
+                    if (profile && device == "cuda")
+                    {
+                        // A second prefill (and decode) with events around every operation: they cost host time, so the
+                        // timed figures above come from the unprofiled runs and only the split from this one.
+                        var profiler = new TimeSplit(group);
+                        var (ms, _, _, _, _) = Prefill(engine, context, strategy, approximate, decodeSteps, batch, d => decoded = decoded! with { Split = d.Split }, profiler, sampling, cached: cached);
+                        split = profiler.PrefillSplit(ms);
+                    }
+                    // The exact model's FLOPs: an approximate strategy skips part of the attention, so it gets no rate.
+                    double? flopsPerSecond = StrategyNames.IsApproximate(used) ? null : ModelFlops(cfg, context, cached) / (best / 1e3);
+                    // An echoed rank stands for `ranks` GPUs, each doing its share.
+                    double? mfu = device == "cuda" && PeakFlops.DenseBf16(deviceName) is { } gpuPeak ? flopsPerSecond / (gpuPeak.FlopsPerSecond * (echoed ? ranks : gpus)) : null;
+                    var point = new Point(echoed ? ranks : group.ContextRanks, tensor, context, used, best, flopsPerSecond / 1e12, mfu, split, error, top1, decoded, blocks, timed, cached, choice);
+                    points.Add(point);
+                    progress.Note($"{RanksText(point)}{(point.Projection ? "" : " rank(s)")}, {context} tokens{(cached > 0 ? $" ({cached} cached)" : "")}, {used}: {best:0} ms");
+                }
+                attentionReport = group.Run(rt => rt.Backend.Info.AttentionReport())[0];
             }
-            // Compiles kernels (the decode ones too, when decode is timed), fills the pool, measures rates for auto.
-            // With --miss-rate the warm-up is a partial prefill too, so that the first point does not pay for its first run.
-            foreach (var s in strategies)
-                Prefill(engine, 1024, s, decodeSteps: Math.Min(decodeSteps, 2), batch: batch, sampling: sampling, cached: missRates.Any(m => m < 1) ? 512 : 0);
-            foreach (var (context, cached, strategy) in contexts.SelectMany(c => missRates.SelectMany(m => strategies.Select(s => (c, c - (int)Math.Round(m * c), s)))))
-            {
-                var approximate = lengths is (null, null, false) ? null
-                    : new ApproximateOptions(ApproximateDefaults.QueryTokens(context), lengths.Anchor, lengths.Passing, EvenBlocks: lengths.EvenBlocks);
-                if (decodeSteps > 0 && device == "cuda") KvMemory.CheckFits(group, cfg, context + decodeSteps, batch, weights.KvCache is not null);
-                double best = double.MaxValue;
-                string used = strategy;
-                StrategyChoice? choice = null;
-                float[] logits = [];
-                int[]? blocks = null;
-                BatchDecode? decoded = null;
-                // A context's first prefill also builds a cuDNN plan per new block shape (tens of ms each) and compiles the
-                // kernels it meets first (token_logprobs.cu with --prompt-logprobs): not part of a warm TTFT.
-                for (int i = 0; i < warmup; i++) Prefill(engine, context, strategy, approximate, promptLogprobs: promptLogprobs, cached: cached);
-                for (int i = 0; i < repeat; i++)
-                {
-                    var (ms, s, lastLogits, layout, chosen) = Prefill(engine, context, strategy, approximate, i == repeat - 1 ? decodeSteps : 0, batch, d => decoded = d, sampling: sampling, promptLogprobs: promptLogprobs, cached: cached);
-                    best = Math.Min(best, ms);
-                    used = s;
-                    choice = chosen;
-                    logits = lastLogits;
-                    blocks = layout is null ? null : Enumerable.Range(0, layout.Ranks).Select(layout.BlockLength).ToArray();
-                }
-                // An approximate run is reported with its error against exact attention on the same prompt (a real one: an echoed
-                // rank's peers hold its own keys, so its answer means nothing).
-                double? error = null;
-                bool? top1 = null;
-                if (errorVsBf16 && !echoed && context == contexts[0])
-                {
-                    using var bf16Group = progress.Run("Loading the bf16 model to compare with", () => Group(bf16Cfg, bf16Weights ?? weights, device, ranks, gpus, false, tensor, attention));
-                    using var bf16Engine = new InferenceEngine(bf16Cfg, bf16Group) { PrefillChunkTokens = prefillChunk };
-                    (error, top1) = bf16Engine.CompareWithExact(RandomPrompt(engine, context), logits);
-                }
-                else if (StrategyNames.IsApproximate(used) && !echoed)
-                {
-                    var (e, t) = engine.CompareWithExact(RandomPrompt(engine, context), logits);
-                    (error, top1) = (e, t);
-                }
-                Dictionary<string, double>? split = null;
-                if (profile && device == "cuda")
-                {
-                    // A second prefill (and decode) with events around every operation: they cost host time, so the
-                    // timed figures above come from the unprofiled runs and only the split from this one.
-                    var profiler = new TimeSplit(group);
-                    var (ms, _, _, _, _) = Prefill(engine, context, strategy, approximate, decodeSteps, batch, d => decoded = decoded! with { Split = d.Split }, profiler, sampling, cached: cached);
-                    split = profiler.PrefillSplit(ms);
-                }
-                double flops = ModelFlops(cfg, context, cached);
-                double tflops = flops / (best / 1e3) / 1e12;
-                // An echoed rank stands for `ranks` GPUs, each doing its share.
-                double? mfu = device == "cuda" && deviceName.Contains('H') ? flops / (best / 1e3) / (HopperPeakFlops * (echoed ? ranks : gpus)) : null;
-                points.Add(new Point(echoed ? ranks : group.ContextRanks, tensor, context, used, best, tflops, mfu, split, error, top1, decoded, blocks, echoed, cached, choice));
-                progress.Note($"{RanksText(ranks, tensor, echoed)} rank(s), {context} tokens{(cached > 0 ? $" ({cached} cached)" : "")}, {used}: {best:0} ms");
-            }
-            attentionReport = group.Run(rt => rt.Backend.Info.AttentionReport())[0];
-        }
-        Report(points, cfg, deviceName, attentionReport, dtypes, errorVsBf16 ? "bf16" : "exact", json);
+        var peak = device == "cuda" ? PeakFlops.DenseBf16(deviceName) : null;
+        var results = ToJson(points, cfg, deviceName, peak, attentionReport, dtypes, errorVsBf16 ? "bf16" : "exact");
+        if (json) Console.WriteLine(results.ToJsonString());
+        else Report(points, cfg, deviceName, peak, attentionReport, dtypes, errorVsBf16 ? "bf16" : "exact");
+        if (plot is not null) File.WriteAllText(plot, BenchPlot.Render(results, "bench"));
         return 0;
     }
 
@@ -296,46 +317,78 @@ internal static class BenchCommand
         static double Pairs(int? window, long n) => window is int w && w < n ? w * (w + 1) / 2.0 + (double)(n - w) * w : 0.5 * n * n;
     }
 
-    private static void Report(List<Point> points, ModelConfig cfg, string device, string? attention, JsonObject dtypes, string errorAgainst, bool json)
+    /// <summary>`bench --from RESULTS.json --plot FILE.svg`: an earlier run's points drawn, nothing run.</summary>
+    private static int PlotFrom(string results, string? plot)
     {
-        // Efficiency counts every rank (a GPU each): TTFT × ranks of the context's first point against this one's.
-        double RankMs(Point p) => p.TtftMs * p.Ranks * p.Tensor;
-        double Efficiency(Point p) => RankMs(points.First(b => b.Context == p.Context)) / RankMs(p);
-        if (json)
+        if (plot is null) throw new LongCtxException("--from draws an earlier bench --json output: give --plot FILE.svg too");
+        if (OutputFile.Problem(plot) is { } problem) throw new LongCtxException($"--plot {plot}: {problem}");
+        JsonNode node;
+        try { node = JsonNode.Parse(File.ReadAllText(results)) ?? throw new LongCtxException($"--from {results}: empty"); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new LongCtxException($"--from {results}: cannot read ({e.Message})"); }
+        catch (System.Text.Json.JsonException e) { throw new LongCtxException($"--from {results}: not JSON ({e.Message.Split('\n')[0]})"); }
+        File.WriteAllText(plot, BenchPlot.Render(node, results));
+        return 0;
+    }
+
+    /// <summary>Efficiency counts every rank (a GPU each): TTFT × ranks of the context's first point against this one's. A
+    /// projection leaves the communication out, so it bounds the real efficiency from above, and shows at most 100%.</summary>
+    private static double Efficiency(List<Point> points, Point p)
+    {
+        static double RankMs(Point p) => p.TtftMs * p.Ranks * p.Tensor;
+        double e = RankMs(points.First(b => b.Context == p.Context)) / RankMs(p);
+        return p.Projection ? Math.Min(1, e) : e;
+    }
+
+    /// <summary>The report as JSON; errorAgainst names what logits_relative_error compares with (exact attention, or the bf16 model).</summary>
+    private static JsonObject ToJson(List<Point> points, ModelConfig cfg, string device, (string Product, double FlopsPerSecond)? peak, string? attention,
+        JsonObject dtypes, string errorAgainst)
+    {
+        var arr = new JsonArray();
+        foreach (var p in points)
         {
-            var arr = new JsonArray();
-            foreach (var p in points)
+            var o = new JsonObject
             {
-                var o = new JsonObject
-                {
-                    ["ranks"] = p.Ranks, ["tensor_parallel"] = p.Tensor, ["context"] = p.Context, ["strategy"] = p.Strategy, ["ttft_ms"] = Math.Round(p.TtftMs, 2),
-                    ["model_tflops"] = Math.Round(p.Tflops, 2), ["mfu"] = p.Mfu is { } m ? Math.Round(m, 4) : null,
-                    ["parallel_efficiency"] = Math.Round(Efficiency(p), 4),
-                };
-                if (p.Echoed) o["echoed_rank"] = true; // rank 0 of `ranks` alone: no communication in its time
-                if (p.Cached > 0) o["cached_tokens"] = p.Cached; // a partial prefill: ttft_ms times the context's other tokens
-                if (p.Choice is { } c) o["auto_choice"] = c.ToString(); // the heuristic's inputs and thresholds
-                if (p.Decode is { } dt)
-                {
-                    o["batch"] = dt.Batch;
-                    o["decode_ms_per_step"] = Math.Round(dt.MsPerStep, 3);
-                    o["decode_ms_per_token"] = Math.Round(dt.MsPerToken, 3);
-                }
-                if (p.LogitsError is { } e)
-                {
-                    o["logits_relative_error"] = Math.Round(e, 6);
-                    o["top1_agrees"] = p.Top1Agrees;
-                }
-                if (p.BlockTokens is { } bt) o["block_tokens"] = new JsonArray(bt.Select(b => (JsonNode)b).ToArray());
-                if (p.Split is { } s) o["time_split_ms"] = SplitJson(s);
-                if (p.Decode?.Split is { } ds) o["decode_split_ms_per_step"] = SplitJson(ds);
-                arr.Add((JsonNode)o);
+                ["ranks"] = p.Ranks, ["tensor_parallel"] = p.Tensor, ["context"] = p.Context, ["strategy"] = p.Strategy, ["ttft_ms"] = Math.Round(p.TtftMs, 2),
+                ["model_tflops"] = p.Tflops is { } t ? Math.Round(t, 2) : null, ["mfu"] = p.Mfu is { } m ? Math.Round(m, 4) : null,
+                [p.Projection ? "parallel_efficiency_at_most" : "parallel_efficiency"] = Math.Round(Efficiency(points, p), 4),
+            };
+            if (p.Projection)
+            {
+                o["projection"] = $"rank {p.TimedRank} of {p.Ranks} timed alone, its peers echoing its transfers: the {p.Ranks}-rank run without communication";
+                o["timed_rank"] = p.TimedRank;
             }
-            var report = new JsonObject { ["model"] = cfg.ToString(), ["device"] = device, ["attention"] = attention, ["dtypes"] = dtypes, ["points"] = arr };
-            if (points.Any(p => p.LogitsError is not null)) report["logits_error_against"] = errorAgainst;
-            Console.WriteLine(report.ToJsonString());
-            return;
+            if (p.Cached > 0) o["cached_tokens"] = p.Cached; // a partial prefill: ttft_ms times the context's other tokens
+            if (p.Choice is { } c) o["auto_choice"] = c.ToString(); // the heuristic's inputs and thresholds
+            if (p.Decode is { } dt)
+            {
+                o["batch"] = dt.Batch;
+                o["decode_ms_per_step"] = Math.Round(dt.MsPerStep, 3);
+                o["decode_ms_per_token"] = Math.Round(dt.MsPerToken, 3);
+            }
+            if (p.LogitsError is { } e)
+            {
+                o["logits_relative_error"] = Math.Round(e, 6);
+                o["top1_agrees"] = p.Top1Agrees;
+            }
+            if (p.BlockTokens is { } bt) o["block_tokens"] = new JsonArray(bt.Select(b => (JsonNode)b).ToArray());
+            if (p.Split is { } s) o["time_split_ms"] = SplitJson(s);
+            if (p.Decode?.Split is { } ds) o["decode_split_ms_per_step"] = SplitJson(ds);
+            arr.Add((JsonNode)o);
         }
+        var root = new JsonObject { ["model"] = cfg.ToString(), ["device"] = device, ["attention"] = attention, ["dtypes"] = dtypes };
+        if (device.StartsWith("cuda", StringComparison.Ordinal))
+        {
+            root["peak_product"] = peak?.Product ?? "unknown";
+            root["peak_dense_bf16_tflops"] = peak is { } known ? known.FlopsPerSecond / 1e12 : null;
+        }
+        root["points"] = arr;
+        if (points.Any(p => p.LogitsError is not null)) root["logits_error_against"] = errorAgainst;
+        return root;
+    }
+
+    private static void Report(List<Point> points, ModelConfig cfg, string device, (string Product, double FlopsPerSecond)? peak, string? attention, JsonObject dtypes, string errorAgainst)
+    {
+        bool onGpu = device.StartsWith("cuda", StringComparison.Ordinal);
         bool anySplit = points.Any(p => p.Split is not null), anyError = points.Any(p => p.LogitsError is not null);
         var table = new Table().AddColumns("ranks", "context", "strategy", "TTFT (s)", "TFLOP/s", "MFU", "par. eff.");
         bool anyDecode = points.Any(p => p.Decode is not null);
@@ -347,25 +400,33 @@ internal static class BenchCommand
             string split = p.Split is { } s
                 ? $"{s.GetValueOrDefault("gemm"):0} / {s.GetValueOrDefault("attention"):0} / {s.GetValueOrDefault("communication"):0} / {s.GetValueOrDefault("kernels"):0} / {s.GetValueOrDefault("other"):0}"
                 : "";
-            var cells = new List<string> { RanksText(p.Ranks, p.Tensor, p.Echoed), p.Cached > 0 ? $"{p.Context} ({p.Cached} cached)" : p.Context.ToString(), p.Strategy, $"{p.TtftMs / 1e3:0.000}", $"{p.Tflops:0.0}",
-                p.Mfu is { } m ? $"{m:P1}" : "-", $"{Efficiency(p):P0}" };
+            string mfu = p.Mfu is { } m ? $"{m:P1}" : onGpu && p.Tflops is not null ? "unknown" : "-";
+            var cells = new List<string> { RanksText(p), p.Cached > 0 ? $"{p.Context} ({p.Cached} cached)" : p.Context.ToString(), p.Strategy, $"{p.TtftMs / 1e3:0.000}", p.Tflops is { } t ? $"{t:0.0}" : "-",
+                mfu, $"{(p.Projection ? "≤" : "")}{Efficiency(points, p):P0}" };
             if (anyDecode) cells.AddRange(p.Decode is { } dt ? [dt.Batch.ToString(), $"{dt.MsPerStep:0.00}", $"{dt.MsPerToken:0.00}"] : ["", "", ""]);
-            if (anyError) cells.AddRange([p.LogitsError is { } e ? $"{e:0.00e0}" : "", p.Top1Agrees is { } t ? (t ? "yes" : "no") : ""]);
+            if (anyError) cells.AddRange([p.LogitsError is { } e ? $"{e:0.00e0}" : "", p.Top1Agrees is { } a ? (a ? "yes" : "no") : ""]);
             if (anySplit) cells.Add(split);
-            table.AddRow(cells.ToArray());
+            table.AddRow(cells.Select(Markup.Escape).ToArray());
         }
         Console.WriteLine($"{cfg}\n{device}\n{string.Join(", ", dtypes.Select(d => $"{d.Key} {d.Value}"))}");
         if (attention is not null) Console.WriteLine(attention);
         AnsiConsole.Write(table);
+        if (points.Any(p => p.Projection))
+            Console.WriteLine("\"rank r of N alone\": that rank timed by itself, its peers echoing its transfers: a projection of the N-GPU run " +
+                "without communication. Its TTFT is a lower bound of the real run's, its rates and efficiency upper bounds.");
+        if (points.Any(p => p.Tflops is null))
+            Console.WriteLine("star and apb skip part of the attention: they are reported by time to first token and error, not by the exact model's FLOP/s.");
+        if (onGpu && peak is null)
+            Console.WriteLine($"MFU unknown: no dense bf16 peak on record for {device} (H100 SXM/PCIe/NVL, H200, H20, A100, L40S and B200 are).");
     }
 
     private static JsonObject SplitJson(Dictionary<string, double> split) =>
         new(split.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)Math.Round(kv.Value, 3))));
 
-    /// <summary>"4", "2x4" for 2 context-parallel ranks of 4 tensor-parallel ranks each, or "0 of 4" for an echoed rank.</summary>
-    private static string RanksText(int ranks, int tensor, bool echoed = false) => echoed ? $"0 of {ranks}" : tensor == 1 ? ranks.ToString() : $"{ranks}x{tensor}";
+    /// <summary>"4", "2x4" for 2 context-parallel ranks of 4 tensor-parallel ranks each, or "rank 3 of 4 alone" for a projection.</summary>
+    private static string RanksText(Point p) => p.Projection ? $"rank {p.TimedRank} of {p.Ranks} alone" : p.Tensor == 1 ? p.Ranks.ToString() : $"{p.Ranks}x{p.Tensor}";
 
-    /// <summary>Context ranks on that many GPUs; Echoed: rank 0 of them alone on one (<see cref="Comm.EchoPeers"/>).</summary>
+    /// <summary>Context ranks on that many GPUs; Echoed: one of them alone on one (<see cref="Comm.EchoPeers"/>).</summary>
     private readonly record struct Layout(int Ranks, int Gpus, bool Echoed = false);
 
     /// <summary>
@@ -390,9 +451,10 @@ internal static class BenchCommand
         return Ints(ranks, "--ranks").Select(n => new Layout(n, g[0])).ToArray();
     }
 
-    private static IRankGroup Group(ModelConfig cfg, ModelWeights weights, string device, int ranks, int gpus, bool echoed, int tensor, string attention, bool fp8Attention = false)
+    /// <summary>The ranks of one layout; with <paramref name="timed"/>, that rank of them alone, its peers echoing it.</summary>
+    private static IRankGroup Group(ModelConfig cfg, ModelWeights weights, string device, int ranks, int gpus, int? timed, int tensor, string attention, bool fp8Attention)
     {
-        if (echoed) return Devices.Echoed(cfg, weights, device, ranks, attention, fp8Attention);
+        if (timed is { } rank) return Devices.Echoed(cfg, weights, device, ranks, rank, attention, fp8Attention);
         // One process per rank (longctx launch, or a launcher per network namespace): CPU ranks over TCP.
         if (LaunchEnvironment.FromEnvironment() is { } launch)
             return device == Devices.Cpu ? Devices.Process(cfg, weights, launch, device, attention, threads: null, tensor)

@@ -37,6 +37,7 @@ internal static class ChatCommand
         if (idLines && chatTemplateFile is not null) throw new LongCtxException("--chat-template renders text turns; --ids turns are token ids already: drop one of them");
         var progress = new Progress(!json);
         using var model = LoadedModel.Load(r, o, progress);
+        model.Engine.OnPrefillProgress = progress.PrefillListener();
         var template = idLines ? null : ChatTemplate.Load(model.TokenizerPath, chatTemplateFile);
         var chat = template is null ? null : new TemplateConversation(template, model.RequireTokenizer());
         sampling = o.Sampling(r, model.Generation);

@@ -19,9 +19,12 @@ internal sealed class CommonOptions
     public readonly Option<int> TensorParallel = TensorParallelOption.Create();
     public readonly Option<int?> PrefillChunk = PrefillChunkOption.Create();
     public readonly Option<string> Strategy = new("--strategy") { Description = "dense, pass-kv, pass-q, auto (exact), or star, apb (approximate: see docs/APB.md)", DefaultValueFactory = _ => StrategyNames.Auto };
-    public readonly Option<int?> Threads = new("--threads") { Description = "CPU threads in all (default: all cores)" };
+    public readonly Option<int?> Threads = ThreadsOption.Create();
     public readonly Option<double?> ComputeTflops = new("--compute-tflops") { Description = "attention TFLOP/s per rank for --strategy auto (default: measured)" };
-    public readonly Option<double?> LinkGbps = new("--link-gbps") { Description = "ring link GB/s per rank for --strategy auto (default: measured)" };
+    public readonly Option<double?> LinkBandwidth = new("--link-gb-per-s") { Description = "ring link bandwidth per rank in gigabytes per second, for --strategy auto (default: measured)" };
+    // The option's old name: "gbps" reads as gigabits, but it always took gigabytes per second, so a script that passes
+    // it keeps its meaning; hidden, and a note says the new name.
+    public readonly Option<double?> LinkGbps = new("--link-gbps") { Hidden = true };
     public readonly Option<string?> Calibration = HeuristicRates.CreateOption();
     public readonly Option<int> MaxNewTokens = new("--max-new-tokens") { Description = "tokens to generate", DefaultValueFactory = _ => 32 };
     public readonly Option<float?> Temperature = new("--temperature") { Description = "0 for greedy (default: generation_config.json's, else 0)" };
@@ -35,7 +38,7 @@ internal sealed class CommonOptions
 
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { Model, Revision, Config, TokenizerPath, LoadFormat, Device, Gpus, Ranks, TensorParallel, PrefillChunk, Strategy, Threads, ComputeTflops, LinkGbps, Calibration,
+        foreach (var o in new Option[] { Model, Revision, Config, TokenizerPath, LoadFormat, Device, Gpus, Ranks, TensorParallel, PrefillChunk, Strategy, Threads, ComputeTflops, LinkBandwidth, LinkGbps, Calibration,
                      MaxNewTokens, Temperature, TopP, TopK, Seed, Json, Attention, Verbose })
             command.Options.Add(o);
         foreach (var o in Precision.All) command.Options.Add(o);
@@ -44,9 +47,18 @@ internal sealed class CommonOptions
     /// <summary>The options that say which model runs where, without the sampling ones (a server takes those per request).</summary>
     public void AddServingTo(Command command)
     {
-        foreach (var o in new Option[] { Model, Revision, Config, TokenizerPath, LoadFormat, Device, Gpus, Ranks, TensorParallel, PrefillChunk, Strategy, Threads, ComputeTflops, LinkGbps, Calibration, Attention, Verbose })
+        foreach (var o in new Option[] { Model, Revision, Config, TokenizerPath, LoadFormat, Device, Gpus, Ranks, TensorParallel, PrefillChunk, Strategy, Threads, ComputeTflops, LinkBandwidth, LinkGbps, Calibration, Attention, Verbose })
             command.Options.Add(o);
         foreach (var o in Precision.All) command.Options.Add(o);
+    }
+
+    /// <summary>--link-gb-per-s, or its old name --link-gbps (with a note on stderr).</summary>
+    public double? LinkGigabytesPerSecond(ParseResult r)
+    {
+        if (r.GetValue(LinkGbps) is not { } old) return r.GetValue(LinkBandwidth);
+        if (r.GetValue(LinkBandwidth) is not null) throw new LongCtxException("give --link-gb-per-s once (--link-gbps is its old name)");
+        Progress.Warn("note: --link-gbps is now --link-gb-per-s (gigabytes per second, as it always took)");
+        return old;
     }
 
     /// <summary>The flags' sampling, the model's generation_config.json filling what they leave out (called once before

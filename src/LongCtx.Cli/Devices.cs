@@ -45,12 +45,12 @@ internal static class Devices
             : CpuProcessRank.Join(config, weights, launch, threads, tensorRanks);
 
     /// <summary>Rank 0 of <paramref name="ranks"/> alone on one GPU (or the CPU), its peers echoing it (<see cref="EchoPeers"/>).</summary>
-    public static IRankGroup Echoed(ModelConfig config, ModelWeights weights, string device, int ranks, string attention, bool fp8Attention = false)
+    public static IRankGroup Echoed(ModelConfig config, ModelWeights weights, string device, int ranks, int timed, string attention, bool fp8Attention = false)
     {
-        if (device == Cpu) return ProcessRankGroup.EchoedRank(config, weights, new CpuBackend(), ranks, "cpu x1");
+        if (device == Cpu) return ProcessRankGroup.EchoedRank(config, weights, new CpuBackend(), ranks, timed, "cpu x1");
         if (CudaBackend.DeviceCount() == 0) throw new LongCtxException("--device cuda: no CUDA GPU found on this machine; use --device cpu");
         var gpu = new CudaBackend(0, Settings(attention, device, fp8Attention));
-        return ProcessRankGroup.EchoedRank(config, weights, gpu, ranks, $"cuda x1 ({gpu.Name})", gpu.MakeCurrent);
+        return ProcessRankGroup.EchoedRank(config, weights, gpu, ranks, timed, $"cuda x1 ({gpu.Name})", gpu.MakeCurrent);
     }
 
     /// <summary>`longctx bench-attention`'s measurements on GPU 0 (<see cref="AttentionBenchmark.Run"/>).</summary>

@@ -28,7 +28,7 @@ internal static class EvalRetrievalCommand
         var ranks = new Option<string>("--ranks") { Description = "rank counts for every strategy but dense, comma separated; on GPUs, ranks beyond --gpus share them", DefaultValueFactory = _ => "2,4,8" };
         var device = new Option<string>("--device") { Description = "cpu or cuda", DefaultValueFactory = _ => "cpu" };
         var gpus = new Option<int>("--gpus") { Description = "GPUs for --device cuda (a smaller rank count uses as many as it has ranks)", DefaultValueFactory = _ => 1 };
-        var threads = new Option<int?>("--threads") { Description = "CPU threads in all (default: all cores)" };
+        var threads = ThreadsOption.Create();
         var anchor = new Option<int?>("--anchor-tokens") { Description = "star/apb anchor length l_a (default: the engine's, docs/APB.md)" };
         var passing = new Option<int?>("--passing-tokens") { Description = "apb passing length l_p (default: the engine's)" };
         var evenBlocks = new Option<bool>("--even-blocks") { Description = "star and apb: split the document into equal blocks, as the papers do (default: blocks that give every rank the same work)" };

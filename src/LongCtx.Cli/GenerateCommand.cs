@@ -35,10 +35,10 @@ internal static class GenerateCommand
         var sampling = o.Sampling(r);
         string strategy = StrategyNames.Validate(r.GetValue(o.Strategy)!);
         if (dumpLast < 1) throw new LongCtxException("--dump-last must be 1 or more");
-        if (dumpPath is not null && Path.GetDirectoryName(Path.GetFullPath(dumpPath)) is { } d && !Directory.Exists(d))
-            throw new LongCtxException($"{dumpPath}: its directory does not exist");
+        if (dumpPath is not null && OutputFile.Problem(dumpPath) is { } problem) throw new LongCtxException($"--dump-logits {dumpPath}: {problem}");
         var progress = new Progress(!json);
         using var model = LoadedModel.Load(r, o, progress);
+        model.Engine.OnPrefillProgress = progress.PrefillListener();
         sampling = o.Sampling(r, model.Generation);
         if (model.Dummy && !json) Progress.Warn("note: the weights are random (--load-format dummy): the text is noise, the timings are real");
         int rankThreads = model.Engine.Ranks * model.Engine.TensorRanks, cores = r.GetValue(o.Threads) ?? Environment.ProcessorCount;

@@ -5,7 +5,7 @@ using LongCtx.Planning;
 namespace LongCtx.Cli;
 
 /// <summary>
-/// Where `--strategy auto` takes its attention rate C and ring bandwidth BW from: --compute-tflops and --link-gbps
+/// Where `--strategy auto` takes its attention rate C and ring bandwidth BW from: --compute-tflops and --link-gb-per-s
 /// first, then a calibration file (bench --calibrate) for what they leave out; with neither, the engine measures both
 /// at its first automatic choice.
 /// </summary>
@@ -23,9 +23,9 @@ internal static class HeuristicRates
             var (fileC, fileBw) = device.HeuristicRates();
             c ??= fileC;
             bw ??= fileBw ?? throw new LongCtxException(
-                $"--calibration {calibration} has no ring link (it was written on one rank): give --link-gbps, or calibrate on 2 ranks or more");
+                $"--calibration {calibration} has no ring link (it was written on one rank): give --link-gb-per-s, or calibrate on 2 ranks or more");
         }
-        if ((c is null) != (bw is null)) throw new LongCtxException("give both --compute-tflops and --link-gbps, or neither (then they are measured)");
+        if ((c is null) != (bw is null)) throw new LongCtxException("give both --compute-tflops and --link-gb-per-s, or neither (then they are measured)");
         return c is null ? null : new HardwareRates(c.Value, bw!.Value);
     }
 }

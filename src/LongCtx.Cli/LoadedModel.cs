@@ -103,7 +103,7 @@ internal sealed class LoadedModel : IDisposable
         int gpus = r.GetValue(o.Gpus) ?? 1;
         int tensor = r.GetValue(o.TensorParallel);
         int? ranks = r.GetValue(o.Ranks);
-        var rates = HeuristicRates.Resolve(r.GetValue(o.ComputeTflops), r.GetValue(o.LinkGbps), r.GetValue(o.Calibration));
+        var rates = HeuristicRates.Resolve(r.GetValue(o.ComputeTflops), o.LinkGigabytesPerSecond(r), r.GetValue(o.Calibration));
         var launch = LaunchEnvironment.FromEnvironment();
         IRankGroup group = launch is not null ? ProcessGroup(r, o, config, weights, device, attention, launch, progress, precision.Fp8Attention)
             : device == Devices.Cuda

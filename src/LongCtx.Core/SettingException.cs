@@ -37,6 +37,8 @@ public enum Setting
     FrequencyPenalty,
     RepetitionPenalty,
     LogitBias,
+    /// <summary>CPU threads in all.</summary>
+    Threads,
 }
 
 /// <summary>

@@ -7,8 +7,10 @@ namespace LongCtx.Comm;
 
 /// <summary>
 /// N ranks as N threads of one process over host tensors (<see cref="IHostBytes"/>): the communicator CI runs the
-/// context-parallel code with. Point-to-point messages are copied into per-pair mailboxes, so a send never blocks and a
-/// ring step's transfer really is in flight while the rank computes. Collectives meet in a <see cref="ThreadGroup"/>.
+/// context-parallel code with. A send copies its tensors into the pair's mailbox before it returns and the receiver
+/// copies them out in <see cref="ICommRequest.Wait"/>, so a send never blocks and a ring runs its calls in the order
+/// it does on GPUs; but both copies take the ranks' own threads, so no transfer overlaps computation here as a GPU's
+/// does. Collectives meet in a <see cref="ThreadGroup"/>.
 /// If one rank throws, the group is cancelled so the others do not wait forever.
 /// </summary>
 public sealed class InProcessGroup

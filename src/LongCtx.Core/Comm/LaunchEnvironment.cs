@@ -3,12 +3,15 @@ namespace LongCtx.Comm;
 /// <summary>
 /// This process's place in a multi-process group, read from the torchrun-style environment: RANK,
 /// WORLD_SIZE, LOCAL_RANK (which local GPU), MASTER_ADDR and MASTER_PORT (where rank 0 runs the
-/// rendezvous). One process per rank; `longctx launch` sets these for processes on one machine.
-/// LONGCTX_RENDEZVOUS_TIMEOUT (seconds, default 120) bounds the wait for the other ranks: raise it when
-/// nodes are started by hand.
+/// rendezvous), and the job's id, which every rank presents at the rendezvous so that no other process can join:
+/// LONGCTX_JOB_ID, else torchrun's TORCHELASTIC_RUN_ID (its --rdzv-id). One process per rank; `longctx launch`
+/// sets these for processes on one machine, with a random id. LONGCTX_RENDEZVOUS_TIMEOUT (seconds, default 120)
+/// bounds the wait for the other ranks: raise it when nodes are started by hand.
 /// </summary>
-public sealed record LaunchEnvironment(int Rank, int WorldSize, int LocalRank, string MasterAddress, int MasterPort)
+public sealed record LaunchEnvironment(int Rank, int WorldSize, int LocalRank, string MasterAddress, int MasterPort, string JobId)
 {
+    public const string JobIdVariable = "LONGCTX_JOB_ID", TorchrunRunIdVariable = "TORCHELASTIC_RUN_ID";
+
     public TimeSpan RendezvousTimeout { get; init; } = TimeSpan.FromMinutes(2);
 
     /// <summary>Null when WORLD_SIZE is unset (a single-process run).</summary>
@@ -23,11 +26,21 @@ public sealed record LaunchEnvironment(int Rank, int WorldSize, int LocalRank, s
         int local = string.IsNullOrEmpty(localText) ? 0 : Int("LOCAL_RANK", localText, min: 0);
         int port = Int("MASTER_PORT", Required("MASTER_PORT"), min: 1);
         if (port > 65535) throw new LongCtxException($"MASTER_PORT={port} is not a TCP port");
-        var env = new LaunchEnvironment(rank, size, local, Required("MASTER_ADDR"), port);
+        string job = Environment.GetEnvironmentVariable(JobIdVariable) is { Length: > 0 } id ? id
+            : Environment.GetEnvironmentVariable(TorchrunRunIdVariable) is { Length: > 0 } run ? run
+            : throw new LongCtxException($"WORLD_SIZE is set but {JobIdVariable} is not: give every rank of the job the same random {JobIdVariable} " +
+                $"(longctx launch does; torchrun's {TorchrunRunIdVariable}, its rendezvous id, is taken instead when set)");
+        var env = new LaunchEnvironment(rank, size, local, Required("MASTER_ADDR"), port, job);
         return Environment.GetEnvironmentVariable("LONGCTX_RENDEZVOUS_TIMEOUT") is { Length: > 0 } timeout
             ? env with { RendezvousTimeout = TimeSpan.FromSeconds(Int("LONGCTX_RENDEZVOUS_TIMEOUT", timeout, min: 1)) }
             : env;
     }
+
+    /// <summary>Without the job's id, which is a secret of the job.</summary>
+    public override string ToString() => $"rank {Rank} of {WorldSize} (local {LocalRank}), rendezvous at {MasterAddress}:{MasterPort}";
+
+    /// <summary>A new job id: 128 random bits, as `longctx launch` gives its processes.</summary>
+    public static string NewJobId() => Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
 
     private static string Required(string name) =>
         Environment.GetEnvironmentVariable(name) is { Length: > 0 } v ? v

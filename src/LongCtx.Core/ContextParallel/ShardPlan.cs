@@ -4,10 +4,12 @@ namespace LongCtx.ContextParallel;
 
 /// <summary>
 /// Which new tokens of a prefill batch every rank owns. Load-balanced causal sharding (the paper's
-/// §3.2): each sequence's new tokens are cut into 2N chunks that differ by at most one token, and rank r
-/// owns chunks r and 2N−1−r, so every rank has one early (cheap) and one late (expensive) chunk and the
-/// causal attention work is even. A rank's rows are, sequence after sequence, its two chunks in
-/// position order. Cached KV stays where it is (<see cref="KvPlacement"/>); only new tokens are sharded.
+/// §3.2): each sequence's new tokens are cut into 2N chunks that differ by at most one token, and a rank
+/// owns a pair of them, chunks p and 2N−1−p, so every rank has one early (cheap) and one late (expensive) chunk and
+/// the causal attention work is even. On a fresh sequence rank r owns pair r; on one with cached KV the larger pairs
+/// go to the ranks that hold the fewest of its positions (<see cref="PairOwners"/>). A rank's rows are, sequence
+/// after sequence, its two chunks in position order. Cached KV stays where it is (<see cref="KvPlacement"/>); only
+/// new tokens are sharded.
 /// </summary>
 public sealed class ShardPlan
 {
@@ -37,10 +39,12 @@ public sealed class ShardPlan
             if (seq.Cached.Ranks != ranks)
                 throw new ArgumentException($"sequence {seq.SeqId}: its KV lives on {seq.Cached.Ranks} ranks, the plan has {ranks}");
             var chunkStart = ChunkStarts(seq.NewTokens, 2 * ranks);
-            for (int r = 0; r < ranks; r++)
-                foreach (int c in new[] { r, 2 * ranks - 1 - r })
+            var owners = PairOwners(seq.Cached, chunkStart);
+            for (int pair = 0; pair < ranks; pair++)
+                foreach (int c in new[] { pair, 2 * ranks - 1 - pair })
                     for (int i = chunkStart[c]; i < chunkStart[c + 1]; i++)
                     {
+                        int r = owners[pair];
                         rows[r].Add(batchOffset + i);
                         seqIds[r].Add(seq.SeqId);
                         positions[r].Add(seq.CachedTokens + i);
@@ -53,6 +57,24 @@ public sealed class ShardPlan
             shards[r] = new RankShard(r, rows[r].ToArray(), new TokenLayout(seqIds[r].ToArray(), positions[r].ToArray()),
                 KvLayout(sequences, r, seqIds[r], positions[r]));
         return new ShardPlan(ranks, sequences, shards);
+    }
+
+    /// <summary>
+    /// The rank that owns each pair of chunks (p, 2N−1−p): the pairs by size, largest first, to the ranks by the positions
+    /// of the sequence they hold, fewest first (ties in order). Without it the first ranks would take the extra tokens
+    /// of an uneven split turn after turn, and a turn shorter than 2N would leave the last ranks nothing, so a
+    /// conversation's cache would pile up on rank 0. The placement is the same on every rank, so every rank makes the
+    /// same plan; a fresh sequence gets pair r on rank r.
+    /// </summary>
+    private static int[] PairOwners(KvPlacement cached, int[] chunkStart)
+    {
+        int ranks = cached.Ranks;
+        int Size(int pair) => chunkStart[pair + 1] - chunkStart[pair] + chunkStart[2 * ranks - pair] - chunkStart[2 * ranks - 1 - pair];
+        var pairs = Enumerable.Range(0, ranks).OrderByDescending(Size).ToArray();
+        var byLoad = Enumerable.Range(0, ranks).OrderBy(r => cached.On(r).Length).ToArray();
+        var owners = new int[ranks];
+        for (int i = 0; i < ranks; i++) owners[pairs[i]] = byLoad[i];
+        return owners;
     }
 
     /// <summary>Starts of n chunks covering [0, length): sizes differ by at most one, larger ones first.</summary>

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using LongCtx.Approximate;
 using LongCtx.ContextParallel;
+using LongCtx.Tensors;
 
 namespace LongCtx.Engine;
 
@@ -24,7 +25,7 @@ public sealed partial class InferenceEngine
         if (sequence.CachedTokens > 0)
             throw new LongCtxException($"{strategy} runs a conversation's first turn only ({sequence.CachedTokens} tokens are cached): use an exact strategy for later turns");
         if (argmaxAll) throw new LongCtxException($"the argmax at every position needs an exact strategy, not {strategy}");
-        if (KvCacheIsFp8)
+        if (KvCacheType == DType.F8E4M3)
             throw new SettingException(Setting.KvCacheDtype, $"(or a checkpoint's kv_cache_scheme) is for the exact strategies: {strategy} keeps a KV cache of the activation type; use an exact strategy, or bf16", "fp8");
         bool apb = strategy == StrategyNames.Apb;
         int queryTokens = options?.QueryTokens ?? ApproximateDefaults.QueryTokens(prompt.Length);
@@ -63,7 +64,8 @@ public sealed partial class InferenceEngine
                 var local = new LayerAttention(apb ? new ApbAttention(blocks, compressor!) : new StarAttention(blocks));
                 // The context phase's hidden states are not needed past the last layer's KV: only the cache it filled.
                 using var _ = rt.Model.Forward(blocks.ContextTokens(r, prompt), context.Queries,
-                    (layer, q, k, v) => local.Attend(new AttentionLayer(rt.Backend, rt.Comm, context, layer, rt.Model.Heads, rt.Model.KvHeads, c.HeadDim, c.AttentionOf(layer)), q, k, v));
+                    (layer, q, k, v) => local.Attend(new AttentionLayer(rt.Backend, rt.Comm, context, layer, rt.Model.Heads, rt.Model.KvHeads, c.HeadDim, c.AttentionOf(layer)), q, k, v),
+                    LayerDone(rt));
             }
             finally
             {

@@ -29,6 +29,18 @@ public sealed partial class InferenceEngine
     /// </summary>
     public PrefillResult Prefill(IReadOnlyList<PrefillInput> batch, string strategy, ApproximateOptions? approximate = null, bool argmaxAll = false)
     {
+        if (OnPrefillProgress is not { } listener) return PrefillAny(batch, strategy, approximate, argmaxAll);
+        // Every piece of a chunked prefill runs every layer; an approximate prefill's context phase is counted (its query
+        // phase is a few rows).
+        int passes = !Approximates(strategy, approximate) && PrefillChunkTokens is { } chunk && batch.Sum(b => (long)b.NewTokens.Length) > chunk
+            ? batch.Sum(b => (b.NewTokens.Length + chunk - 1) / chunk) : 1;
+        _progress = new PrefillProgressCounter(Config.NumLayers * passes, listener);
+        try { return PrefillAny(batch, strategy, approximate, argmaxAll); }
+        finally { _progress = null; }
+    }
+
+    private PrefillResult PrefillAny(IReadOnlyList<PrefillInput> batch, string strategy, ApproximateOptions? approximate, bool argmaxAll)
+    {
         var clock = Stopwatch.StartNew();
         StrategyNames.Validate(strategy);
         foreach (var input in batch)
@@ -37,7 +49,7 @@ public sealed partial class InferenceEngine
             foreach (var top in new[] { input.Scoring?.Top, input.DrawLogprobs })
                 if (top is < 0 or > Logprobs.MaxTop) throw new SettingException(Setting.Logprobs, $"must be 0 to {Logprobs.MaxTop} (most likely tokens listed)", top);
         }
-        if (StrategyNames.IsApproximate(strategy) || (strategy == StrategyNames.Auto && approximate?.AllowInAuto == true && Ranks > 1))
+        if (Approximates(strategy, approximate))
         {
             if (batch.Any(b => b.Scoring is not null)) throw new LongCtxException($"the prompt's logprobs need an exact strategy, not {strategy}");
             return PrefillApproximate(batch, strategy == StrategyNames.Auto ? StrategyNames.Apb : strategy, argmaxAll, approximate, clock);
@@ -46,6 +58,10 @@ public sealed partial class InferenceEngine
             return PrefillInChunks(batch, strategy, argmaxAll, chunk, clock);
         return PrefillExact(batch, strategy, argmaxAll, clock);
     }
+
+    /// <summary>Whether a prefill runs Star or APB: named, or auto allowed to pick APB on more than one rank.</summary>
+    private bool Approximates(string strategy, ApproximateOptions? approximate) =>
+        StrategyNames.IsApproximate(strategy) || (strategy == StrategyNames.Auto && approximate?.AllowInAuto == true && Ranks > 1);
 
     /// <summary>An exact prefill in one piece.</summary>
     private PrefillResult PrefillExact(IReadOnlyList<PrefillInput> batch, string strategy, bool argmaxAll, Stopwatch clock)
@@ -71,7 +87,7 @@ public sealed partial class InferenceEngine
             var ids = shard.BatchIndex.Select(i => allTokens[i]).ToArray();
             var localRows = new Dictionary<int, int>(shard.Rows);
             for (int i = 0; i < shard.Rows; i++) localRows[shard.BatchIndex[i]] = i;
-            return ForwardAndGather(rt, ids, step, attention, wanted, row => localRows.GetValueOrDefault(row, -1), gather: true, argmaxAll);
+            return ForwardAndGather(rt, ids, step, attention, wanted, row => localRows.GetValueOrDefault(row, -1), gather: true, argmaxAll, LayerDone(rt));
         });
 
         for (int i = 0; i < batch.Count; i++)

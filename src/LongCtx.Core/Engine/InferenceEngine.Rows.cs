@@ -21,13 +21,13 @@ public sealed partial class InferenceEngine
     /// <paramref name="gather"/> every rank holds every row (a decode step, a query phase) and the lead reads its own.
     /// </summary>
     private RankOutput ForwardAndGather(RankRuntime rt, int[] ids, AttentionStep step, IAttentionStrategy strategy,
-        WantedRows wanted, Func<int, int> localRowOf, bool gather, bool argmaxAll = false)
+        WantedRows wanted, Func<int, int> localRowOf, bool gather, bool argmaxAll = false, Action<Tensor>? layerDone = null)
     {
         var model = rt.Model;
         var c = model.Config;
         var b = rt.Backend;
         using var hidden = model.Forward(ids, step.Queries,
-            (layer, q, k, v) => strategy.Attend(new AttentionLayer(b, rt.Comm, step, layer, model.Heads, model.KvHeads, c.HeadDim, c.AttentionOf(layer)), q, k, v));
+            (layer, q, k, v) => strategy.Attend(new AttentionLayer(b, rt.Comm, step, layer, model.Heads, model.KvHeads, c.HeadDim, c.AttentionOf(layer)), q, k, v), layerDone);
         // Every rank gathers the same row sets in the same order: each gather is a collective.
         using var kept = wanted.Kept.Count == 0 ? null : GatherRows(rt, hidden, wanted.Kept, localRowOf, gather);
         using var drawn = wanted.Drawn.Count == 0 ? null : GatherRows(rt, hidden, wanted.Drawn, localRowOf, gather);

@@ -1,3 +1,4 @@
+using LongCtx.Backends;
 using LongCtx.ContextParallel;
 using LongCtx.Model;
 using LongCtx.Tensors;
@@ -43,10 +44,25 @@ public sealed partial class InferenceEngine : IDisposable
 
     private readonly int? _prefillChunkTokens;
 
-    /// <summary>Whether the ranks' KV caches hold FP8 codes (<see cref="ModelReplica.KvCache"/>): the ring then moves one byte an element.</summary>
-    public bool KvCacheIsFp8 => _kvCacheIsFp8 ??= _ranks.Run(rt => rt.Model.KvCache is not null)[0];
+    /// <summary>
+    /// What the ranks' KV caches hold (<see cref="IBackend.KvCacheType"/>): F8E4M3 with an FP8 KV cache, else the
+    /// activation type. Its size is the heuristic's e, the bytes a ring block moves an element.
+    /// </summary>
+    public DType KvCacheType => _kvCacheType ??= _ranks.Run(rt => rt.Backend.KvCacheType)[0];
 
-    private bool? _kvCacheIsFp8;
+    private DType? _kvCacheType;
+
+    /// <summary>
+    /// Told after each layer of a prefill, on the lead rank's thread. Set for a person watching: on a GPU each report
+    /// waits for the layer to finish, which costs the host's lead over the device.
+    /// </summary>
+    public Action<PrefillProgress>? OnPrefillProgress { get; set; }
+
+    private PrefillProgressCounter? _progress;
+
+    /// <summary>The lead rank's report of each layer to the running prefill's progress, if anyone listens.</summary>
+    private Action<Tensor>? LayerDone(RankRuntime rt) =>
+        _progress is { } progress && rt.WorldRank == _ranks.LeadRank ? hidden => progress.LayerDone(rt.Backend, hidden) : null;
 
     public Sequence NewSequence() => new(Interlocked.Increment(ref _nextSequenceId), Ranks);
 
@@ -84,9 +100,7 @@ public sealed partial class InferenceEngine : IDisposable
         }
         Rates ??= MeasureRates();
         long t = plan.TotalNewTokens, p = plan.Sequences.Sum(s => (long)s.CachedTokens);
-        // Ring messages carry activations: 2 bytes an element on GPUs (bf16), 4 on the CPU (float32), 1 with an FP8 KV cache.
-        int e = KvCacheIsFp8 ? 1 : _ranks.Run(rt => rt.Backend.ActivationType.SizeOf())[0];
-        var choice = StrategyChoice.Decide(t, p, Ranks, Config.NumHeads, Config.NumKvHeads, e, Rates);
+        var choice = StrategyChoice.Decide(t, p, Ranks, Config.NumHeads, Config.NumKvHeads, KvCacheType.SizeOf(), Rates);
         IAttentionStrategy chosen = choice.Strategy == StrategyNames.PassKv ? new RingPassKv() : new RingPassQ();
         return (new LayerAttention(chosen, new HaloAttention()), choice);
     }

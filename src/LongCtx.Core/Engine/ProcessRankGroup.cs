@@ -18,17 +18,18 @@ namespace LongCtx.Engine;
 public sealed class ProcessRankGroup(RankRuntime rank, RankGrid grid, string device, Action? bindThread = null) : IRankGroup
 {
     /// <summary>
-    /// Rank 0 of a ring of <paramref name="ranks"/> alone on <paramref name="backend"/>, its peers echoing it
-    /// (<see cref="EchoPeers"/>): one device's share of an N-device run, for timing. <paramref name="device"/> names the backend.
+    /// Rank <paramref name="timed"/> of a ring of <paramref name="ranks"/> alone on <paramref name="backend"/>, its peers
+    /// echoing it (<see cref="EchoPeers"/>): one device's share of an N-device run, for timing. <paramref name="device"/>
+    /// names the backend.
     /// </summary>
-    public static ProcessRankGroup EchoedRank(ModelConfig config, ModelWeights weights, IBackend backend, int ranks, string device, Action? bindThread = null)
+    public static ProcessRankGroup EchoedRank(ModelConfig config, ModelWeights weights, IBackend backend, int ranks, int timed, string device, Action? bindThread = null)
     {
         try
         {
             var grid = RankGrid.Of(config, ranks, 1);
             bindThread?.Invoke();
-            var rt = new RankRuntime(0, backend, new EchoPeers(0, ranks, backend), new ModelReplica(config, weights, backend));
-            return new ProcessRankGroup(rt, grid, $"{device} as rank 0 of {ranks}, its peers echoed (no communication)", bindThread);
+            var rt = new RankRuntime(timed, backend, new EchoPeers(timed, ranks, backend), new ModelReplica(config, weights, backend));
+            return new ProcessRankGroup(rt, grid, $"{device} as rank {timed} of {ranks}, its peers echoed (no communication)", bindThread);
         }
         catch
         {

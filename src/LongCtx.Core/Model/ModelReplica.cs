@@ -38,6 +38,7 @@ public sealed class ModelReplica : IDisposable
         _rope = config.Rope.BuildTable(config.HeadDim);
         _slidingRope = config.SlidingRope?.BuildTable(config.HeadDim) ?? _rope;
         KvCache = weights.KvCache;
+        backend.KvCacheType = KvCache is null ? backend.ActivationType : DType.F8E4M3;
     }
 
     /// <summary>The FP8 KV cache's scales per layer; null: the cache holds the backend's activation type.</summary>
@@ -56,8 +57,11 @@ public sealed class ModelReplica : IDisposable
     /// <summary>Attention for one layer: (layer, q [T,NH,D], k [T,NKV,D], v [T,NKV,D]) → output [T,NH,D], with this replica's heads.</summary>
     public delegate Tensor AttentionFunction(int layer, Tensor q, Tensor k, Tensor v);
 
-    /// <summary>Runs every layer on the given rows and returns the final-normed hidden states [T, hidden].</summary>
-    public Tensor Forward(ReadOnlySpan<int> tokenIds, TokenLayout layout, AttentionFunction attend)
+    /// <summary>
+    /// Runs every layer on the given rows and returns the final-normed hidden states [T, hidden];
+    /// <paramref name="layerDone"/> sees the hidden states after each layer.
+    /// </summary>
+    public Tensor Forward(ReadOnlySpan<int> tokenIds, TokenLayout layout, AttentionFunction attend, Action<Tensor>? layerDone = null)
     {
         var c = Config;
         int t = tokenIds.Length, heads = Heads, kvHeads = KvHeads, mlp = Slice.Intermediate(c);
@@ -84,6 +88,7 @@ public sealed class ModelReplica : IDisposable
                 MlpInputs(x, w, h, gate, up);
                 AddProjection(gate, w.Down, null, x, h, c.SandwichNorms ? w.PostFeedforwardNorm : null);
             }
+            layerDone?.Invoke(x);
         }
         _b.RmsNorm(x, _finalNorm, (float)c.RmsNormEps, x, c.NormWeightOffset);
         return x;

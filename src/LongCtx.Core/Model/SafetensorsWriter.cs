@@ -7,7 +7,8 @@ namespace LongCtx.Model;
 /// <summary>
 /// Writes a safetensors file (for --dump-logits and for tests). The file is written under a temporary name in
 /// the same directory and renamed into place at the end, so an interrupted write never leaves a half-written
-/// file that a later reader would take for a real one.
+/// file that a later reader would take for a real one; a path the rename must not replace is refused
+/// (<see cref="OutputFile"/>).
 /// </summary>
 public static class SafetensorsWriter
 {
@@ -17,10 +18,9 @@ public static class SafetensorsWriter
         var list = tensors.ToList();
         byte[] header = BuildHeader(path, list, metadata);
 
+        OutputFile.Require(path);
         string full = Path.GetFullPath(path);
         string? dir = Path.GetDirectoryName(full);
-        if (dir is not null && !Directory.Exists(dir))
-            throw new LongCtxException($"{path}: directory {dir} does not exist");
         string temp = Path.Combine(dir ?? ".", $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
         try
         {

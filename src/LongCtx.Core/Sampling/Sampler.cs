@@ -28,7 +28,7 @@ public sealed record SamplingOptions(float Temperature = 0f, float TopP = 1f, in
 
     public void Validate()
     {
-        if (float.IsNaN(Temperature) || Temperature < 0) throw new SettingException(Setting.Temperature, "must be 0 (greedy) or positive", Temperature);
+        if (!float.IsFinite(Temperature) || Temperature < 0) throw new SettingException(Setting.Temperature, "must be 0 (greedy) or a positive finite number", Temperature);
         if (!(TopP > 0 && TopP <= 1)) throw new SettingException(Setting.TopP, "must be in (0, 1]", TopP);
         if (TopK < 0) throw new SettingException(Setting.TopK, "must be 0 (off) or positive", TopK);
         if (!(Math.Abs(PresencePenalty) <= MaxPenalty)) throw new SettingException(Setting.PresencePenalty, $"must be in [-{MaxPenalty}, {MaxPenalty}]", PresencePenalty);

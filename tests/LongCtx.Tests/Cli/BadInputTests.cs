@@ -113,6 +113,59 @@ public class BadInputTests
         AssertOneLineError(CliRunner.Run("generate", "--model", Model, "--prompt-ids", path), path);
     }
 
+    /// <summary>
+    /// A --dump-logits target that is not a new path or a regular file is refused before the model loads (the model
+    /// here does not exist, and the error is still about the target), and is left as it was.
+    /// </summary>
+    [Fact]
+    public void DumpLogitsToADirectoryIsRefusedBeforeLoading()
+    {
+        using var dir = ModelFixtures.NewTempDir();
+        AssertOneLineError(Generate("/nonexistent/model", "--dump-logits", dir.Path), "--dump-logits", dir.Path, "is a directory");
+        Assert.True(Directory.Exists(dir.Path));
+    }
+
+    [Fact]
+    public void DumpLogitsToADeviceIsRefused()
+    {
+        AssertOneLineError(Generate("/nonexistent/model", "--dump-logits", "/dev/full"), "--dump-logits /dev/full", "not a regular file");
+        Assert.True(File.Exists("/dev/full"));
+    }
+
+    [Fact]
+    public void DumpLogitsThroughASymlinkIsRefusedAndTheLinkKept()
+    {
+        using var dir = ModelFixtures.NewTempDir();
+        File.WriteAllText(dir.File("target"), "kept");
+        File.CreateSymbolicLink(dir.File("link"), dir.File("target"));
+        AssertOneLineError(Generate("/nonexistent/model", "--dump-logits", dir.File("link")), "--dump-logits", "symbolic link");
+        Assert.NotNull(new FileInfo(dir.File("link")).LinkTarget);
+        Assert.Equal("kept", File.ReadAllText(dir.File("target")));
+    }
+
+    /// <summary>A regular file already there is replaced: the one kind of existing target the dump may take.</summary>
+    [Fact]
+    public void DumpLogitsOverARegularFileReplacesIt()
+    {
+        using var dir = ModelFixtures.NewTempDir();
+        File.WriteAllText(dir.File("old.safetensors"), "old");
+        var r = Generate(Model, "--dump-logits", dir.File("old.safetensors"));
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.NotEqual("old", File.ReadAllText(dir.File("old.safetensors")));
+    }
+
+    [Theory]
+    [InlineData("Infinity")]
+    [InlineData("NaN")]
+    [InlineData("-1")]
+    public void TemperatureThatIsNotAFiniteNonNegativeNumber(string value) =>
+        AssertOneLineError(Generate(Model, "--temperature", value), "--temperature", "finite");
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("-3")]
+    public void ThreadsBelowOne(string value) => AssertOneLineError(Generate(Model, "--threads", value), $"--threads {value}", "1 or more");
+
     private static void Edit(string dir, string from, string to)
     {
         string path = Path.Combine(dir, "config.json");

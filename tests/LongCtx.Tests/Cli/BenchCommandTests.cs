@@ -1,4 +1,5 @@
 using System.Text.Json;
+using LongCtx.Cli;
 
 namespace LongCtx.Tests.Cli;
 
@@ -31,32 +32,87 @@ public class BenchCommandTests
         Assert.Equal(1.0, points[0].GetProperty("parallel_efficiency").GetDouble());
     }
 
-    /// <summary>An approximate point carries its error against exact attention and each rank's block: balanced by default, equal on request.</summary>
+    /// <summary>
+    /// An approximate point carries its error against exact attention (clear of zero when the passing block is short,
+    /// rounding when it covers every block) and each rank's block: balanced by default, equal on request.
+    /// </summary>
     [Fact]
     public void ApbReportsItsErrorAndBlocks()
     {
-        int[] Blocks(params string[] extra)
+        (int[] Blocks, double Error) Run(params string[] extra)
         {
             var p = Assert.Single(Points(["--context", "96", "--gpus", "3", "--strategy", "apb", .. extra]));
-            Assert.True(p.GetProperty("logits_relative_error").GetDouble() >= 0);
-            return p.GetProperty("block_tokens").EnumerateArray().Select(b => b.GetInt32()).ToArray();
+            Assert.Equal(JsonValueKind.Null, p.GetProperty("model_tflops").ValueKind); // no exact FLOPs to count
+            return (p.GetProperty("block_tokens").EnumerateArray().Select(b => b.GetInt32()).ToArray(), p.GetProperty("logits_relative_error").GetDouble());
         }
-        // A 96-token prompt: its query is the last 6 (T/16), the document the other 90.
-        var balanced = Blocks();
+        // A 96-token prompt: its query is the last 6 (T/16), the document the other 90; l_p defaults to block/8 = 3.
+        var (balanced, error) = Run();
         Assert.True(balanced.Sum() == 90 && balanced[0] > balanced[2], $"balanced [{string.Join(", ", balanced)}]");
-        Assert.Equal([30, 30, 30], Blocks("--even-blocks"));
+        Assert.True(error > 1e-3, $"APB passing 3 entries of blocks of about 30 is within {error:e2} of exact attention");
+        var (even, evenError) = Run("--even-blocks", "--passing-tokens", "30");
+        Assert.Equal([30, 30, 30], even);
+        Assert.True(evenError < 1e-4, $"APB passing whole blocks is {evenError:e2} from exact attention");
     }
 
-    /// <summary>An echoed rank is reported as the N ranks it stands for, its efficiency against the first count's.</summary>
+    /// <summary>
+    /// A rank timed alone is reported as the N ranks it stands for and labelled a projection without communication, its
+    /// efficiency an upper bound of at most 100%; rank 0 of one is a real one-rank run.
+    /// </summary>
     [Fact]
-    public void OneRankOfReportsTheRanksItStandsFor()
+    public void OneRankOfIsLabelledAProjection()
     {
         var points = Points("--context", "64", "--one-rank-of", "1,4", "--strategy", "pass-kv", "--decode-steps", "2");
         Assert.Equal([1, 4], points.Select(p => p.GetProperty("ranks").GetInt32()));
-        Assert.All(points, p => Assert.True(p.GetProperty("echoed_rank").GetBoolean()));
         Assert.All(points, p => Assert.True(p.GetProperty("decode_ms_per_step").GetDouble() > 0));
         Assert.Equal(1.0, points[0].GetProperty("parallel_efficiency").GetDouble());
+        Assert.False(points[0].TryGetProperty("projection", out _));
+        Assert.Contains("without communication", points[1].GetProperty("projection").GetString());
+        Assert.Equal(0, points[1].GetProperty("timed_rank").GetInt32());
+        Assert.False(points[1].TryGetProperty("parallel_efficiency", out _));
+        double bound = points[1].GetProperty("parallel_efficiency_at_most").GetDouble();
+        Assert.True(bound > 0 && bound <= 1, $"efficiency bound {bound}");
+
+        var table = CliRunner.Run("bench", "--device", "cpu", "--config", "tiny", "--context", "64", "--one-rank-of", "1,2", "--strategy", "pass-kv");
+        Assert.True(table.ExitCode == 0, table.Stderr);
+        Assert.Contains("rank 0 of 2", table.Stdout);
+        Assert.Contains("a projection of the N-GPU run without communication", table.Stdout);
     }
+
+    /// <summary>APB's one rank alone is its last, which attends to every passing block; an approximate point has no FLOP/s.</summary>
+    [Fact]
+    public void OneRankOfApbTimesTheLastRank()
+    {
+        var p = Assert.Single(Points("--context", "96", "--one-rank-of", "3", "--strategy", "apb"));
+        Assert.Equal(2, p.GetProperty("timed_rank").GetInt32());
+        Assert.Equal(JsonValueKind.Null, p.GetProperty("model_tflops").ValueKind);
+        Assert.Equal(JsonValueKind.Null, p.GetProperty("mfu").ValueKind);
+    }
+
+    [Theory]
+    [InlineData("cuda x1 (NVIDIA H100 80GB HBM3)", "H100 SXM", 989.4)]
+    [InlineData("cuda x2 (NVIDIA H100 PCIe)", "H100 PCIe", 756.5)]
+    [InlineData("NVIDIA H100 NVL", "H100 NVL", 835.5)]
+    [InlineData("cuda x1 (NVIDIA H200)", "H200 SXM", 989.4)]
+    [InlineData("NVIDIA H200 NVL", "H200 NVL", 835.5)]
+    [InlineData("NVIDIA H20", "H20", 148)]
+    [InlineData("NVIDIA A100-SXM4-80GB", "A100", 312)]
+    [InlineData("NVIDIA A100 80GB PCIe", "A100", 312)]
+    [InlineData("NVIDIA L40S", "L40S", 362.05)]
+    [InlineData("NVIDIA B200", "B200", 2250)]
+    public void PeakIsLookedUpByProduct(string device, string product, double tflops)
+    {
+        var peak = PeakFlops.DenseBf16(device);
+        Assert.NotNull(peak);
+        Assert.Equal(product, peak.Value.Product);
+        Assert.Equal(tflops * 1e12, peak.Value.FlopsPerSecond, 1e6);
+    }
+
+    [Theory]
+    [InlineData("NVIDIA GH200 480GB")]
+    [InlineData("NVIDIA H800")]
+    [InlineData("NVIDIA GeForce RTX 4090")]
+    [InlineData("NVIDIA RTX 6000 Ada Generation")]
+    public void PeakOfAnotherDeviceIsUnknown(string device) => Assert.Null(PeakFlops.DenseBf16(device));
 
     [Theory]
     [InlineData("--gpus", "2")]

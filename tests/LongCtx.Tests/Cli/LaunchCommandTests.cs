@@ -38,7 +38,9 @@ public class LaunchCommandTests
         using var dir = ModelFixtures.NewTempDir();
         using var secondDir = ModelFixtures.NewTempDir(); // each machine its own files
         int port = FreePort();
-        string[] Node(int rank) => ["launch", "--nnodes", "2", "--node-rank", rank.ToString(), "--nproc", "2", "--master-addr", "127.0.0.1", "--master-port", port.ToString(), "--"];
+        string job = LongCtx.Comm.LaunchEnvironment.NewJobId();
+        string[] Node(int rank) => ["launch", "--nnodes", "2", "--node-rank", rank.ToString(), "--nproc", "2", "--master-addr", "127.0.0.1", "--master-port", port.ToString(),
+            "--job-id", job, "--"];
         var second = Task.Run(() => FixtureGeneration.Run(reference, secondDir, Node(1), "--strategy", "pass-kv").Result);
         var (first, dump) = FixtureGeneration.Run(reference, dir, Node(0), "--strategy", "pass-kv");
         var node1 = await second.WaitAsync(TimeSpan.FromMinutes(5));
@@ -53,12 +55,23 @@ public class LaunchCommandTests
     [InlineData(2, 1, "7", "1")]
     public void RanksAreNumberedNodeByNode(int nodeRank, int local, string rank, string localRank)
     {
-        var env = LongCtx.Cli.LaunchCommand.Plan(nproc: 3, nnodes: 3, nodeRank, "node0", 29500).Environment(local);
+        var env = LongCtx.Cli.LaunchCommand.Plan(nproc: 3, nnodes: 3, nodeRank, "node0", 29500, "job-7").Environment(local);
         Assert.Equal(rank, env["RANK"]);
         Assert.Equal(localRank, env["LOCAL_RANK"]);
         Assert.Equal("9", env["WORLD_SIZE"]);
         Assert.Equal("node0", env["MASTER_ADDR"]);
         Assert.Equal("29500", env["MASTER_PORT"]);
+        Assert.Equal("job-7", env["LONGCTX_JOB_ID"]);
+    }
+
+    /// <summary>On one machine launch makes up a job id, a new one each time; several nodes must be given the same.</summary>
+    [Fact]
+    public void OneMachineGetsARandomJobId()
+    {
+        string Id() => LongCtx.Cli.LaunchCommand.Plan(nproc: 2, nnodes: 1, 0, null, null, null).Environment(0)["LONGCTX_JOB_ID"];
+        string first = Id();
+        Assert.Equal(32, first.Length);
+        Assert.NotEqual(first, Id());
     }
 
     [Theory]
@@ -73,6 +86,15 @@ public class LaunchCommandTests
     }
 
     [Fact]
+    public void SeveralNodesWithoutAJobIdAreOneLine()
+    {
+        var r = CliRunner.RunWithEnvironment(new() { ["LONGCTX_JOB_ID"] = "" },
+            "launch", "--nnodes", "2", "--master-addr", "node0", "--master-port", "29500", "--", "generate");
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains("--job-id", Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
+    }
+
+    [Fact]
     public void IncompleteLaunchEnvironmentIsOneLine()
     {
         var r = CliRunner.RunWithEnvironment(new() { ["WORLD_SIZE"] = "2", ["RANK"] = "0" },
@@ -80,6 +102,15 @@ public class LaunchCommandTests
         Assert.NotEqual(0, r.ExitCode);
         string line = Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.Contains("MASTER_PORT", line);
+    }
+
+    /// <summary>A process of a multi-process run without the job's id is refused before it joins anything.</summary>
+    [Fact]
+    public void MissingJobIdIsOneLine()
+    {
+        var env = Torchrun(rank: 1, worldSize: 2, localRank: 1, port: FreePort());
+        env.Remove("LONGCTX_JOB_ID");
+        Assert.Contains("LONGCTX_JOB_ID", FailingLine(env));
     }
 
     [Fact]
@@ -109,7 +140,7 @@ public class LaunchCommandTests
     private static Dictionary<string, string> Torchrun(int rank, int worldSize, int localRank, int port) => new()
     {
         ["RANK"] = rank.ToString(), ["WORLD_SIZE"] = worldSize.ToString(), ["LOCAL_RANK"] = localRank.ToString(),
-        ["MASTER_ADDR"] = "127.0.0.1", ["MASTER_PORT"] = port.ToString(),
+        ["MASTER_ADDR"] = "127.0.0.1", ["MASTER_PORT"] = port.ToString(), ["LONGCTX_JOB_ID"] = "test-job",
     };
 
     /// <summary>Runs generate on the tiny fixture in the given environment; it must fail with exactly one line on stderr.</summary>

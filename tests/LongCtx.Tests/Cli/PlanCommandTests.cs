@@ -133,13 +133,13 @@ public class PlanCommandTests
             var r = CliRunner.Run("generate", "--config", "tiny", "--load-format", "dummy", "--ranks", "2", "--prompt-ids", ids,
                 "--max-new-tokens", "1", "--calibration", file);
             Assert.Equal(1, r.ExitCode);
-            Assert.Contains("has no ring link (it was written on one rank): give --link-gbps", r.Stderr);
+            Assert.Contains("has no ring link (it was written on one rank): give --link-gb-per-s", r.Stderr);
             var plan = CliRunner.Run("plan", "--config", "tiny", "--calibration", file, "--link", "nvlink");
             Assert.Equal(1, plan.ExitCode);
             Assert.Contains($"--link nvlink: calibration file {file} has no link between devices of a node", plan.Stderr);
             // With the link given, the file's attention rate completes it.
             var ok = CliRunner.Run("generate", "--config", "tiny", "--load-format", "dummy", "--ranks", "2", "--prompt-ids", ids,
-                "--max-new-tokens", "1", "--calibration", file, "--link-gbps", "1", "--json");
+                "--max-new-tokens", "1", "--calibration", file, "--link-gb-per-s", "1", "--json");
             Assert.True(ok.ExitCode == 0, ok.Stderr);
         }
         finally { Directory.Delete(dir, recursive: true); }

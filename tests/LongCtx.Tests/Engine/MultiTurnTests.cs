@@ -5,7 +5,10 @@ using LongCtx.Tests.ContextParallel;
 
 namespace LongCtx.Tests.Engine;
 
-/// <summary>A conversation that keeps its KV cache on the ranks gives the tokens of re-running it densely from scratch.</summary>
+/// <summary>
+/// A conversation that keeps its KV cache on the ranks gives the tokens of re-running it densely from scratch, and its
+/// cache stays balanced over the ranks however short its turns.
+/// </summary>
 public class MultiTurnTests
 {
     [Theory]
@@ -36,5 +39,32 @@ public class MultiTurnTests
         var rerun = dense.Generate(dense.NewSequence(), new GenerationRequest(whole, 8, greedy, StrategyNames.Dense));
         Assert.Equal(rerun.Tokens, second.Tokens);
         Assert.True(DenseReference.RelativeError(second.PromptLogits, rerun.PromptLogits) < 1e-4);
+    }
+
+    /// <summary>
+    /// Fifty short turns (1 to 2N + 3 new tokens, each followed by a few decoded ones) after a first prompt: the extra
+    /// tokens of each uneven split go to the ranks that hold the fewest, so no rank ever holds more than ⌈total/N⌉ + 1
+    /// positions (the plan used to give them to the first ranks every turn, and nothing to the last ones).
+    /// </summary>
+    [Fact]
+    public void ShortTurnsKeepTheCacheBalanced()
+    {
+        int seed = Random.Shared.Next();
+        var random = new Random(seed);
+        var config = LongCtx.Model.ModelConfig.Preset("tiny") with { NumLayers = 1 };
+        using var weights = LongCtx.Model.ModelWeights.Dummy(config, seed, LongCtx.Tensors.DType.F32);
+        int ranks = random.Next(2, 6);
+        using var engine = new InferenceEngine(config, new LongCtx.Backends.Cpu.CpuRankGroup(config, weights, ranks));
+        var sequence = engine.NewSequence();
+        int[] Tokens(int n) => Enumerable.Range(0, n).Select(_ => random.Next(config.VocabSize)).ToArray();
+        engine.Prefill([(sequence, Tokens(random.Next(10, 60)))], StrategyNames.PassKv);
+        for (int turn = 0; turn < 50; turn++)
+        {
+            engine.Prefill([(sequence, Tokens(random.Next(1, 2 * ranks + 4)))], random.Next(2) == 0 ? StrategyNames.PassKv : StrategyNames.PassQ);
+            for (int step = random.Next(4); step > 0; step--) engine.Decode([(sequence, random.Next(config.VocabSize))]);
+            int total = sequence.Placement.Count, bound = (total + ranks - 1) / ranks + 1;
+            var held = Enumerable.Range(0, ranks).Select(r => sequence.Placement.On(r).Length).ToArray();
+            Assert.True(held.Max() <= bound, $"seed {seed}, turn {turn}: ranks hold [{string.Join(", ", held)}] of {total} positions; at most {bound} each");
+        }
     }
 }

@@ -2,6 +2,7 @@ using LongCtx.Backends.Cpu;
 using LongCtx.ContextParallel;
 using LongCtx.Engine;
 using LongCtx.Model;
+using LongCtx.Tensors;
 using LongCtx.Tests.ContextParallel;
 using LongCtx.Tests.Engine;
 
@@ -39,7 +40,7 @@ public class Fp8KvCacheTests
         var (engine, weights) = Kv.Open(2);
         using var _ = weights;
         using var __ = engine;
-        Assert.True(engine.KvCacheIsFp8);
+        Assert.Equal(DType.F8E4M3, engine.KvCacheType);
         var result = engine.Prefill([(engine.NewSequence(), Kv.Reference.InputIds)], StrategyNames.Auto);
         Assert.Equal(1, result.Choice!.BytesPerElement);
     }

@@ -20,9 +20,16 @@ public sealed unsafe class CpuBackend : IBackend, IDeviceInfo
     /// <param name="hook">sees every FP8 quantisation (tests)</param>
     public CpuBackend(int? threads = null, IQuantizationHook? hook = null)
     {
-        Threads = Math.Max(1, threads ?? Environment.ProcessorCount);
+        RequireThreads(threads);
+        Threads = threads ?? Environment.ProcessorCount;
         _parallel = new ParallelOptions { MaxDegreeOfParallelism = Threads };
         _hook = hook;
+    }
+
+    /// <summary>A thread count given must be 1 or more; none means every core.</summary>
+    public static void RequireThreads(int? threads)
+    {
+        if (threads < 1) throw new SettingException(Setting.Threads, "must be 1 or more (default: every core)", threads);
     }
 
     public int Threads { get; }
@@ -38,6 +45,7 @@ public sealed unsafe class CpuBackend : IBackend, IDeviceInfo
 
     public string? AttentionReport() => null;
     public DType ActivationType => DType.F32;
+    public DType KvCacheType { get; set; } = DType.F32;
 
     public Tensor Allocate(DType dtype, params int[] shape) => CpuTensor.Allocate(dtype, shape);
 

@@ -20,6 +20,7 @@ public sealed class CpuRankGroup : IRankGroup
     public CpuRankGroup(ModelConfig config, ModelWeights weights, int ranks, int? threads = null, int tensorRanks = 1, IQuantizationHook? hook = null)
     {
         if (ranks < 1 || ranks > 64) throw new SettingException(Setting.Ranks, "is out of range: use 1 to 64", ranks);
+        CpuBackend.RequireThreads(threads);
         var grid = RankGrid.Of(config, ranks, tensorRanks);
         if (grid.World > 64)
             throw new SettingException(Setting.TensorParallel, $"is out of range: use 1 to {64 / ranks} with {ranks} ranks (at most 64 threads in all)", tensorRanks);
