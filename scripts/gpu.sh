@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU round in one script. Here (with the .NET SDK): publishes longctx self-contained and trimmed for
-# linux-x64 into .publish/linux-x64, and the runner of the xunit GPU tests into .publish/gpu-tests.tar.xz. On the GPU
+# linux-x64 and the runner of the xunit GPU tests, each packed (.publish/linux-x64.tar.xz, .publish/gpu-tests.tar.xz). On the GPU
 # machine (no .NET; carry .publish): runs bench/gpu/run.sh — the GPU tests, GPU checks, benchmarks and the
 # PyTorch peer — and prints a short table last.
 #   scripts/gpu.sh publish        then, on the GPU machine:   scripts/gpu.sh run [smoke|checks|ours|others|cp4|cp4-others|full|retrieval]
@@ -21,9 +21,13 @@ case "${1:-}" in
     rm -rf .publish/gpu-tests
     dotnet publish tests/LongCtx.GpuTestRunner -c Release -r linux-x64 -o .publish/gpu-tests -v quiet -nologo
     tar -C .publish -cJf .publish/gpu-tests.tar.xz gpu-tests && rm -r .publish/gpu-tests
-    du -sh .publish/linux-x64 .publish/gpu-tests.tar.xz; du -sh .publish ;;
+    # A call carries 64 MiB with the tracked files (~45 MB): the CLI travels packed too (27 MB -> ~8.5 MB).
+    tar -C .publish -cf - linux-x64 | xz -T0 -6 > .publish/linux-x64.tar.xz && rm -r .publish/linux-x64
+    du -sh .publish/*.tar.xz; du -sh .publish ;;
   run)
-    shift; exec bench/gpu/run.sh "$@" ;;
+    shift
+    [[ -d .publish/linux-x64 ]] || tar -C .publish -xJf .publish/linux-x64.tar.xz
+    exec bench/gpu/run.sh "$@" ;;
   *)
     echo "usage: scripts/gpu.sh publish | run [smoke|checks|ours|others|cp4|cp4-others|full|retrieval]" >&2; exit 2 ;;
 esac

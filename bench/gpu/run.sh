@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One round on the GPU machine (see scripts/gpu.sh, which publishes and calls this). Needs
-# .publish/linux-x64 and .publish/gpu-tests.tar.xz (carried). Sections, each adding lines to the summary printed last:
+# .publish/linux-x64 (scripts/gpu.sh run unpacks it) and .publish/gpu-tests.tar.xz (carried). Sections, each adding lines to the summary printed last:
 #   tests       the xunit GPU tests ([GpuTheory]) through tests/LongCtx.GpuTestRunner: FAIL/SKIP lines and the count
 #   fixture     tiny-llama3 against transformers (float64 reference) on 1..N GPUs, both rings
 #   attention   the attention block alone: cuDNN and our kernel against torch SDPA, TFLOP/s at 32K/128K,
