@@ -136,6 +136,8 @@ internal static class BenchCommand
                     () => Group(cfg, weights, device, ranks, gpus, timed, tensor, attention, precision.Fp8Attention));
                 deviceName = group.Device;
                 using var engine = new InferenceEngine(cfg, group, rates) { PrefillChunkTokens = prefillChunk };
+                using var bf16 = new Bf16Reference(() => progress.Run("Loading the bf16 model to compare with",
+                    () => Group(bf16Cfg, bf16Weights ?? weights, device, ranks, gpus, null, tensor, attention, fp8Attention: false)), bf16Cfg, prefillChunk);
                 if (calibrate is not null)
                 {
                     Calibrate(engine, group, cfg, weights, device, calibrate, json);
@@ -174,9 +176,7 @@ internal static class BenchCommand
                     bool? top1 = null;
                     if (errorVsBf16 && !echoed && context == contexts[0])
                     {
-                        using var bf16Group = progress.Run("Loading the bf16 model to compare with", () => Group(bf16Cfg, bf16Weights ?? weights, device, ranks, gpus, null, tensor, attention, fp8Attention: false));
-                        using var bf16Engine = new InferenceEngine(bf16Cfg, bf16Group) { PrefillChunkTokens = prefillChunk };
-                        (error, top1) = bf16Engine.CompareWithExact(RandomPrompt(engine, context), logits);
+                        (error, top1) = bf16.Engine.CompareWithExact(RandomPrompt(engine, context), logits);
                     }
                     else if (StrategyNames.IsApproximate(used) && !echoed)
                     {
@@ -460,6 +460,21 @@ internal static class BenchCommand
             return device == Devices.Cpu ? Devices.Process(cfg, weights, launch, device, attention, threads: null, tensor)
                 : throw new LongCtxException("bench runs GPU ranks in one process (--gpus N): leave WORLD_SIZE unset, or use --device cpu");
         return Devices.Local(cfg, weights, device, ranks, gpus, tensor, attention, fp8Attention: fp8Attention);
+    }
+
+    /// <summary>The bf16 model --error-vs-bf16 compares with: loaded once a layout, at the first point that needs it.</summary>
+    private sealed class Bf16Reference(Func<IRankGroup> load, ModelConfig config, int? prefillChunk) : IDisposable
+    {
+        private IRankGroup? _group;
+        private InferenceEngine? _engine;
+
+        public InferenceEngine Engine => _engine ??= new InferenceEngine(config, _group = load()) { PrefillChunkTokens = prefillChunk };
+
+        public void Dispose()
+        {
+            _engine?.Dispose();
+            _group?.Dispose();
+        }
     }
 
     public static int[] Ints(string list, string option)

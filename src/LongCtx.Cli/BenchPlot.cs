@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using System.Xml.Linq;
+using LongCtx.ContextParallel;
 
 namespace LongCtx.Cli;
 
@@ -95,7 +96,7 @@ internal static class BenchPlot
         {
             var ps = points.Where(p => p.Series == series[s]).OrderBy(p => p.Context).ToList();
             string color = Palette[s % Palette.Length];
-            string? dash = ps[0].Projection ? "2,3" : Approximate(ps[0].Strategy) ? "6,3" : null;
+            string? dash = ps[0].Projection ? "2,3" : StrategyNames.IsApproximate(ps[0].Strategy) ? "6,3" : null;
             var path = new XElement(Svg + "polyline", new XAttribute("fill", "none"), new XAttribute("stroke", color), new XAttribute("stroke-width", 2),
                 new XAttribute("points", string.Join(" ", ps.Select(p => $"{F(X(p.Context))},{F(Y(p.TtftSeconds))}"))));
             if (dash is not null) path.Add(new XAttribute("stroke-dasharray", dash));
@@ -144,8 +145,6 @@ internal static class BenchPlot
     }
 
     private static string Short(PlotPoint p) => p.Series.Replace(" (projection)", " (proj.)", StringComparison.Ordinal);
-
-    private static bool Approximate(string strategy) => strategy is "star" or "apb";
 
     private static string Tokens(int context) => context switch
     {

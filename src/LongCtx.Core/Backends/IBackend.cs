@@ -17,12 +17,6 @@ public interface IBackend : IDisposable
     IDeviceInfo Info { get; }
     /// <summary>The element type of activations and attention tensors (F32 on CPU, BF16 on GPUs).</summary>
     DType ActivationType { get; }
-    /// <summary>
-    /// The element type of the KV cache, and so of the blocks pass-KV's ring moves: the activation type, or F8E4M3 once
-    /// a model with an FP8 KV cache is loaded onto the backend (<see cref="Model.ModelReplica"/> sets it). The pass-KV /
-    /// pass-Q heuristic takes its bytes per element (e) from it.
-    /// </summary>
-    DType KvCacheType { get; set; }
 
     /// <summary>A zero-filled tensor.</summary>
     Tensor Allocate(DType dtype, params int[] shape);

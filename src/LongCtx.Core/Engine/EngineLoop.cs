@@ -79,7 +79,7 @@ public sealed class EngineLoop(InferenceEngine engine, IStepPolicy? policy = nul
             (r.Strategy, r.Choice, r.Blocks) = (result.Strategy, result.Choice, result.Blocks);
             r.AddPromptLogits(result.Logits[i]);
             if (result.PromptLogprobs is { } scored) r.AddPromptLogprobs(scored[i]);
-            if (r.Prefilled < r.NewTokens.Length) continue;
+            if (r.Remaining > 0) continue;
             _waiting.Remove(r);
             prefilled.Add(r);
             if (result.Drawn?[i] is not { } drawn)

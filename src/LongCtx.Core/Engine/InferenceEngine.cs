@@ -1,4 +1,3 @@
-using LongCtx.Backends;
 using LongCtx.ContextParallel;
 using LongCtx.Model;
 using LongCtx.Tensors;
@@ -45,10 +44,10 @@ public sealed partial class InferenceEngine : IDisposable
     private readonly int? _prefillChunkTokens;
 
     /// <summary>
-    /// What the ranks' KV caches hold (<see cref="IBackend.KvCacheType"/>): F8E4M3 with an FP8 KV cache, else the
-    /// activation type. Its size is the heuristic's e, the bytes a ring block moves an element.
+    /// What the ranks' KV caches hold (<see cref="ModelReplica.KvCacheType"/>). Its size is the heuristic's e, the bytes
+    /// a ring block moves an element.
     /// </summary>
-    public DType KvCacheType => _kvCacheType ??= _ranks.Run(rt => rt.Backend.KvCacheType)[0];
+    public DType KvCacheType => _kvCacheType ??= _ranks.Run(rt => rt.Model.KvCacheType)[0];
 
     private DType? _kvCacheType;
 

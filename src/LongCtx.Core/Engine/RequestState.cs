@@ -67,6 +67,8 @@ public sealed class RequestState
     public int[] NewTokens { get; }
     /// <summary>How many of <see cref="NewTokens"/> are prefilled.</summary>
     public int Prefilled { get; internal set; }
+    /// <summary>How many of <see cref="NewTokens"/> are still to be prefilled.</summary>
+    public int Remaining => NewTokens.Length - Prefilled;
     public RequestStatus Status { get; internal set; }
     public IReadOnlyList<int> Generated => _generated;
     /// <summary>The text released so far (with <see cref="GenerationRequest.Text"/>).</summary>

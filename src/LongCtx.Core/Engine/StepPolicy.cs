@@ -32,13 +32,13 @@ public sealed class PrefillFirst(bool decodeInSameStep = true) : IStepPolicy
     {
         if (waiting.Count == 0) return new StepPlan([], Decode: true);
         var first = waiting[0].Request;
-        if (!Fusable(first)) return new StepPlan([Rest(waiting[0])], decodeInSameStep);
+        if (!Fusable(first)) return new StepPlan([new PrefillPiece(waiting[0], waiting[0].Remaining)], decodeInSameStep);
         var pieces = new List<PrefillPiece>();
         long total = 0;
         foreach (var r in waiting)
         {
             if (!Fusable(r.Request) || r.Request.Strategy != first.Strategy) continue;
-            var piece = Rest(r);
+            var piece = new PrefillPiece(r, r.Remaining);
             if (pieces.Count > 0 && total + piece.Tokens > tokenBudget) break;
             pieces.Add(piece);
             total += piece.Tokens;
@@ -46,9 +46,8 @@ public sealed class PrefillFirst(bool decodeInSameStep = true) : IStepPolicy
         return new StepPlan(pieces, decodeInSameStep);
     }
 
-    private static bool Fusable(GenerationRequest r) => r.Approximate is null && r.PromptLogprobs is null;
-
-    private static PrefillPiece Rest(RequestState r) => new(r, r.NewTokens.Length - r.Prefilled);
+    /// <summary>Whether a request's prefill can share a call with others': exact and without prompt logprobs.</summary>
+    internal static bool Fusable(GenerationRequest r) => r.Approximate is null && r.PromptLogprobs is null;
 }
 
 /// <summary>
@@ -66,19 +65,18 @@ public sealed class ChunkedPrefill : IStepPolicy
         int left = Math.Max(1, tokenBudget - decoding.Count);
         if (waiting.Count == 0) return new StepPlan([], Decode: true);
         var oldest = waiting[0];
-        if (oldest.Request.Approximate is not null) return new StepPlan([new PrefillPiece(oldest, Rest(oldest))], Decode: true);
-        if (oldest.Request.PromptLogprobs is not null) return new StepPlan([new PrefillPiece(oldest, Math.Min(left, Rest(oldest)))], Decode: true);
+        if (oldest.Request.Approximate is not null) return new StepPlan([new PrefillPiece(oldest, oldest.Remaining)], Decode: true);
+        if (oldest.Request.PromptLogprobs is not null) return new StepPlan([new PrefillPiece(oldest, Math.Min(left, oldest.Remaining))], Decode: true);
         var pieces = new List<PrefillPiece>();
         foreach (var r in waiting)
         {
             if (left == 0) break;
-            if (r.Request.Approximate is not null || r.Request.PromptLogprobs is not null || r.Request.Strategy != oldest.Request.Strategy) continue;
-            int tokens = Math.Min(left, Rest(r));
+            if (!PrefillFirst.Fusable(r.Request) || r.Request.Strategy != oldest.Request.Strategy) continue;
+            int tokens = Math.Min(left, r.Remaining);
             pieces.Add(new PrefillPiece(r, tokens));
             left -= tokens;
         }
         return new StepPlan(pieces, Decode: true);
     }
 
-    private static int Rest(RequestState r) => r.NewTokens.Length - r.Prefilled;
 }

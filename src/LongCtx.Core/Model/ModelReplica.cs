@@ -38,8 +38,13 @@ public sealed class ModelReplica : IDisposable
         _rope = config.Rope.BuildTable(config.HeadDim);
         _slidingRope = config.SlidingRope?.BuildTable(config.HeadDim) ?? _rope;
         KvCache = weights.KvCache;
-        backend.KvCacheType = KvCache is null ? backend.ActivationType : DType.F8E4M3;
     }
+
+    /// <summary>
+    /// The element type of the KV cache, and so of the blocks pass-KV's ring moves: F8E4M3 with an FP8 KV cache, else the
+    /// backend's activation type. The pass-KV / pass-Q heuristic takes its bytes per element (e) from it.
+    /// </summary>
+    public DType KvCacheType => KvCache is null ? _b.ActivationType : DType.F8E4M3;
 
     /// <summary>The FP8 KV cache's scales per layer; null: the cache holds the backend's activation type.</summary>
     public Quantization.Fp8KvScales? KvCache { get; }

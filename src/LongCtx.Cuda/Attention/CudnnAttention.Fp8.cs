@@ -71,7 +71,6 @@ internal sealed partial class CudnnAttention
             }
             var transpose = _device.Function(Elementwise, "lse_from_head_major");
             var toBf16 = _device.Function(Fp8Source, "codes_to_bf16_scaled");
-            var merge = _device.Function(Elementwise, "merge_attention_vec8");
             for (int i = 0; i < plans.Length; i++)
             {
                 var (b, isMerged) = calls[i];
@@ -85,8 +84,7 @@ internal sealed partial class CudnnAttention
                 _device.Launch(toBf16, Launches.Grid(outBytes / 8), 256, 0, o8, rows, outBytes / 8, Slot(SdpaFp8Graph.Scalars.DescaleV));
                 _device.Launch(transpose, ((uint)((n + 255) / 256), 1), 256, 0, stats, rowLse, b.QueryCount, heads);
                 if (isMerged)
-                    _device.Launch(merge, ((uint)((n * (d / 8) + 255) / 256), 1), 256, 0, output.Pointer + (nint)(b.QueryStart * qRow), lse.Pointer + (nint)(b.QueryStart * lseRow),
-                        rows, rowLse, n, d);
+                    LseMerge.Merge(_device, output.Pointer + (nint)(b.QueryStart * qRow), lse.Pointer + (nint)(b.QueryStart * lseRow), rows, rowLse, n, d);
             }
         }
         finally

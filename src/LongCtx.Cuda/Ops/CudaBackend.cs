@@ -41,7 +41,6 @@ public sealed unsafe partial class CudaBackend : IBackend, IFusedOps, ISamplingO
     public string Name => $"cuda:{_device.Ordinal} ({_device.Name})";
     public IDeviceInfo Info => this;
     public DType ActivationType => DType.BF16;
-    public DType KvCacheType { get; set; } = DType.BF16;
     public long PeakMemoryBytes => _device.Pool.PeakBytes;
 
     public static int DeviceCount() => CudaDevice.Count();

@@ -45,7 +45,6 @@ public sealed unsafe class CpuBackend : IBackend, IDeviceInfo
 
     public string? AttentionReport() => null;
     public DType ActivationType => DType.F32;
-    public DType KvCacheType { get; set; } = DType.F32;
 
     public Tensor Allocate(DType dtype, params int[] shape) => CpuTensor.Allocate(dtype, shape);
 
