@@ -45,7 +45,7 @@ internal static unsafe class Fp8Weights
         byte* dst = (byte*)codes.Pointer;
         System.Threading.Tasks.Parallel.For(0, rows, () => new float[cols], (r, _, row) =>
         {
-            HostRows.Read(w, (long)r * cols, row);
+            FloatRows.Read(w.DType, (byte*)w.Data, (long)r * cols, row);
             scales[r] = Fp8Quantizer.PerTokenScale(row);
             E4M3.Quantize(row, scales[r], new Span<byte>(dst + (long)r * cols, cols));
             return row;
@@ -85,7 +85,7 @@ internal static unsafe class Fp8Weights
         if (t.DType is not (DType.BF16 or DType.F16 or DType.F32))
             throw new LongCtxException($"{Path.GetFileName(file.FilePath)}: tensor {name} has dtype {t.DType}; {what} must be BF16, F16 or F32");
         var values = new float[count];
-        HostRows.Read(t, 0, values);
+        FloatRows.Read(t.DType, (byte*)t.Data, 0, values);
         for (int i = 0; i < values.Length; i++)
             if (!(values[i] > 0 && float.IsFinite(values[i])))
                 throw new LongCtxException($"{Path.GetFileName(file.FilePath)}: tensor {name} holds {values[i]} at index {i}; scales must be positive and finite");

@@ -81,7 +81,7 @@ public sealed partial class ModelWeights : IDisposable
                 used.Add(spec.Name);
                 tensors[spec.Name] = Checked(t, file, WeightLayout.ProjectionOf(spec.Name), config, files, used, owners);
             }
-            var kv = KvScales(config, kvCache, files, used);
+            var kv = KvScales(config, kvCache, () => Fp8Weights.KvScales(files, config.NumLayers, used));
             RejectUnexpected(modelDir, config, files, used);
             return new ModelWeights(config, tensors, [.. owners], kv);
         }
@@ -120,10 +120,12 @@ public sealed partial class ModelWeights : IDisposable
         return Fp8Weights.QuantizeRows(t, Fp8Activations.PerToken, owners);
     }
 
-    private static Fp8KvScales? KvScales(ModelConfig config, KvCacheDType kvCache, SafetensorsWeights files, HashSet<string> used)
+    // The KV cache's scales, for loaded and dummy weights alike: a kv_cache_scheme's (read by checkpoint, whatever the
+    // cache, so a checkpoint's scales are always checked) under auto or fp8, 1 under fp8 without one; null: the cache
+    // holds the activation type.
+    private static Fp8KvScales? KvScales(ModelConfig config, KvCacheDType kvCache, Func<Fp8KvScales> checkpoint)
     {
-        bool checkpoint = config.Quantization?.KvCacheScales == true;
-        var scales = checkpoint ? Fp8Weights.KvScales(files, config.NumLayers, used) : null;
+        var scales = config.Quantization?.KvCacheScales == true ? checkpoint() : null;
         return kvCache switch
         {
             KvCacheDType.Fp8 => scales ?? Fp8KvScales.Ones(config.NumLayers),

@@ -47,7 +47,7 @@ public sealed partial class ModelWeights
                 owners.Remove(buffer);
                 buffer.Dispose();
             }
-            var kv = kvCache == KvCacheDType.Fp8 || (kvCache == KvCacheDType.Auto && q?.KvCacheScales == true) ? Quantization.Fp8KvScales.Ones(config.NumLayers) : null;
+            var kv = KvScales(config, kvCache, () => Quantization.Fp8KvScales.Ones(config.NumLayers));
             return new ModelWeights(config, tensors, owners.ToArray(), kv);
         }
         catch (OutOfMemoryException e)

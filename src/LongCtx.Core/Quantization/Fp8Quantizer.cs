@@ -16,41 +16,46 @@ public static class Fp8Quantizer
     /// </summary>
     public static void Activations(Fp8Activations scheme, ReadOnlySpan<float> x, int rows, int k, Span<byte> codes, Span<float> scales)
     {
-        if (scheme.Scaling == Fp8ActivationScaling.Static)
-        {
-            scales[0] = scheme.Parameter;
-            E4M3.Quantize(x[..(rows * k)], scheme.Parameter, codes);
-            return;
-        }
-        for (int r = 0; r < rows; r++) Row(scheme, x.Slice(r * k, k), codes.Slice(r * k, k), scales.Slice(r * scheme.ScalesPerRow(k), scheme.ScalesPerRow(k)));
+        for (int r = 0; r < rows; r++) Row(scheme, x, r, k, codes, scales);
     }
 
-    /// <summary>One row of a dynamic scheme.</summary>
-    public static void Row(Fp8Activations scheme, ReadOnlySpan<float> x, Span<byte> codes, Span<float> scales)
+    /// <summary>
+    /// Row <paramref name="r"/> of <see cref="Activations"/>' x [rows, k]: its codes into row r of codes, its scales into
+    /// row r of scales (the static scheme's one scale into scales[0], by every row). Rows are independent: any order, any thread.
+    /// </summary>
+    public static void Row(Fp8Activations scheme, ReadOnlySpan<float> x, int r, int k, Span<byte> codes, Span<float> scales)
     {
+        var row = x.Slice(r * k, k);
+        var rowCodes = codes.Slice(r * k, k);
+        int perRow = scheme.ScalesPerRow(k);
+        var rowScales = scheme.Scaling == Fp8ActivationScaling.Static ? scales[..1] : scales.Slice(r * perRow, perRow);
         switch (scheme.Scaling)
         {
+            case Fp8ActivationScaling.Static:
+                rowScales[0] = scheme.Parameter;
+                E4M3.Quantize(row, scheme.Parameter, rowCodes);
+                break;
             case Fp8ActivationScaling.PerToken:
-                scales[0] = PerTokenScale(x);
-                E4M3.Quantize(x, scales[0], codes);
+                rowScales[0] = PerTokenScale(row);
+                E4M3.Quantize(row, rowScales[0], rowCodes);
                 break;
             case Fp8ActivationScaling.PerTokenBounded:
-                float m = Math.Min(Math.Max(Amax(x), BoundedAmaxFloor), scheme.Parameter);
+                float m = Math.Min(Math.Max(Amax(row), BoundedAmaxFloor), scheme.Parameter);
                 float inverse = E4M3.Max / m;
-                scales[0] = 1f / inverse;
-                E4M3.QuantizeMultiplying(x, inverse, codes);
+                rowScales[0] = 1f / inverse;
+                E4M3.QuantizeMultiplying(row, inverse, rowCodes);
                 break;
             case Fp8ActivationScaling.PerTokenGroup:
                 int g = Fp8Activations.Group;
-                for (int j = 0; j < x.Length / g; j++)
+                for (int j = 0; j < row.Length / g; j++)
                 {
-                    var part = x.Slice(j * g, g);
-                    scales[j] = Math.Max(Amax(part), GroupAmaxFloor) / E4M3.Max;
-                    E4M3.Quantize(part, scales[j], codes.Slice(j * g, g));
+                    var part = row.Slice(j * g, g);
+                    rowScales[j] = Math.Max(Amax(part), GroupAmaxFloor) / E4M3.Max;
+                    E4M3.Quantize(part, rowScales[j], rowCodes.Slice(j * g, g));
                 }
                 break;
             default:
-                throw new ArgumentException($"{scheme} is not a per-row scheme");
+                throw new ArgumentException($"{scheme} is not an FP8 activation scheme");
         }
     }
 

@@ -13,7 +13,8 @@ namespace LongCtx.Sampling;
 /// <param name="Bias">each token's logit bias (0: none)</param>
 /// <param name="OutputCounts">how often each token is in the output so far</param>
 /// <param name="Seen">whether each token is in the prompt or the output (the repetition penalty's tokens)</param>
-public sealed record LogitAdjustment(int[] Tokens, float[] Bias, int[] OutputCounts, bool[] Seen, float Repetition, float Frequency, float Presence)
+public sealed record LogitAdjustment(IReadOnlyList<int> Tokens, IReadOnlyList<float> Bias, IReadOnlyList<int> OutputCounts, IReadOnlyList<bool> Seen,
+    float Repetition, float Frequency, float Presence)
 {
     /// <summary>Entry <paramref name="i"/>'s token's logit <paramref name="x"/> after the adjustment.</summary>
     public float Adjust(float x, int i)
@@ -29,7 +30,7 @@ public sealed record LogitAdjustment(int[] Tokens, float[] Bias, int[] OutputCou
     /// <summary>Adjusts a row of logits in place.</summary>
     public void ApplyTo(Span<float> row)
     {
-        for (int i = 0; i < Tokens.Length; i++)
+        for (int i = 0; i < Tokens.Count; i++)
         {
             int token = Tokens[i];
             if ((uint)token >= (uint)row.Length) throw new SettingException(Setting.LogitBias, $"names token {token}, outside the vocabulary of {row.Length}");

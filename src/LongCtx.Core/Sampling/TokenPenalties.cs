@@ -6,16 +6,16 @@ namespace LongCtx.Sampling;
 /// </summary>
 public sealed class TokenPenalties
 {
-    private readonly SamplingOptions _options;
     private readonly Dictionary<int, int> _entry = [];
     private readonly List<int> _tokens = [], _counts = [];
     private readonly List<float> _bias = [];
     private readonly List<bool> _seen = [];
     private readonly bool _penalizesOutput;
+    private readonly LogitAdjustment _current;
 
     private TokenPenalties(SamplingOptions options, IReadOnlyList<int> prompt)
     {
-        _options = options;
+        _current = new(_tokens, _bias, _counts, _seen, options.RepetitionPenalty, options.FrequencyPenalty, options.PresencePenalty);
         _penalizesOutput = options.RepetitionPenalty != 1f || options.FrequencyPenalty != 0f || options.PresencePenalty != 0f;
         foreach (var (token, bias) in options.LogitBias ?? new Dictionary<int, float>()) Entry(token, bias);
         if (options.RepetitionPenalty != 1f)
@@ -35,9 +35,11 @@ public sealed class TokenPenalties
         _seen[i] = true;
     }
 
-    /// <summary>The adjustment of the next draw.</summary>
-    public LogitAdjustment Current() =>
-        new([.. _tokens], [.. _bias], [.. _counts], [.. _seen], _options.RepetitionPenalty, _options.FrequencyPenalty, _options.PresencePenalty);
+    /// <summary>
+    /// The adjustment of the next draw: a live view of the request's lists, not a copy, since a draw is used before the
+    /// token it draws is observed.
+    /// </summary>
+    public LogitAdjustment Current() => _current;
 
     private int Entry(int token, float bias = 0f)
     {

@@ -36,7 +36,7 @@ public sealed unsafe partial class CudaBackend
     private CudaTensor? Adjusted(CudaTensor x, ReadOnlySpan<TokenDraw> draws)
     {
         int count = 0;
-        foreach (var d in draws) count += d.Adjust?.Tokens.Length ?? 0;
+        foreach (var d in draws) count += d.Adjust?.Tokens.Count ?? 0;
         if (count == 0) return null;
         int n = x.RowLength;
         var entries = new int[4 * count];
@@ -48,7 +48,7 @@ public sealed unsafe partial class CudaBackend
         {
             if (draws[row].Adjust is not { } a) continue;
             (penalties[3 * row], penalties[3 * row + 1], penalties[3 * row + 2]) = (Bits(a.Repetition), Bits(a.Frequency), Bits(a.Presence));
-            for (int i = 0; i < a.Tokens.Length; i++, at++)
+            for (int i = 0; i < a.Tokens.Count; i++, at++)
             {
                 if ((uint)a.Tokens[i] >= (uint)n) throw new SettingException(Setting.LogitBias, $"names token {a.Tokens[i]}, outside the vocabulary of {n}");
                 (entries[4 * at], entries[4 * at + 1], entries[4 * at + 2], entries[4 * at + 3]) = (row, a.Tokens[i], a.OutputCounts[i], a.Seen[i] ? 1 : 0);

@@ -59,7 +59,7 @@ public class WindowedAttentionTests
     }
 
     /// <summary>A query block and a key block of one to three sequences, positions in runs with gaps (ring-step blocks, caches), some shuffled.</summary>
-    private static (TokenLayout Queries, TokenLayout Keys) RandomLayouts(Random random)
+    internal static (TokenLayout Queries, TokenLayout Keys) RandomLayouts(Random random)
     {
         TokenLayout Runs(int sequences)
         {
@@ -86,9 +86,15 @@ public class WindowedAttentionTests
         using var qt = b.Upload<float>(q, queries.Count, heads, d);
         using var kt = b.Upload<float>(k, keys.Count, kvHeads, d);
         using var vt = b.Upload<float>(v, keys.Count, kvHeads, d);
-        using var o = b.Allocate(DType.F32, queries.Count, heads, d);
-        using var lse = b.Allocate(DType.F32, queries.Count, heads);
-        b.Attention(qt, queries, kt, vt, keys, rule, o, lse);
+        return Run(b, qt, queries, kt, vt, keys, rule);
+    }
+
+    /// <summary>The attention's output [queries, heads, d] and LSE [queries, heads], downloaded.</summary>
+    internal static (float[] Output, float[] Lse) Run(CpuBackend b, Tensor q, TokenLayout queries, Tensor k, Tensor v, TokenLayout keys, AttentionRule rule)
+    {
+        using var o = b.Allocate(DType.F32, q.Shape);
+        using var lse = b.Allocate(DType.F32, q.Shape[0], q.Shape[1]);
+        b.Attention(q, queries, k, v, keys, rule, o, lse);
         var output = new float[o.Length];
         var l = new float[lse.Length];
         b.Download<float>(o, output);
@@ -96,5 +102,5 @@ public class WindowedAttentionTests
         return (output, l);
     }
 
-    private static float[] Values(Random random, int n) => Enumerable.Range(0, n).Select(_ => random.NextSingle() * 4 - 2).ToArray();
+    internal static float[] Values(Random random, int n) => Enumerable.Range(0, n).Select(_ => random.NextSingle() * 4 - 2).ToArray();
 }

@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using LongCtx.Quantization;
 using LongCtx.Tensors;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
@@ -10,7 +11,8 @@ namespace LongCtx.Backends.Cpu;
 /// (running max m, running sum l, rescaled accumulator) so only a tile of scores ever exists — never the
 /// Tq × Tk matrix. The heads that share one KV head (grouped-query attention) are processed together so
 /// each key and value row loaded serves all of them. Key tiles the mask (with the rule's window) hides entirely are
-/// skipped; tiles it shows entirely skip the per-element mask.
+/// skipped; tiles it shows entirely skip the per-element mask. K and V may be the FP8 cache's codes: each visible key
+/// tile's rows of one KV head are read as code · Scale (exact in float32 for bf16 scales) into the worker's scratch.
 /// </summary>
 internal static unsafe class CpuAttention
 {
@@ -29,7 +31,7 @@ internal static unsafe class CpuAttention
         int window = rule.Window ?? int.MaxValue;
         var queryTiles = TileSpan.Of(queries, QueryTile);
         var keyTiles = TileSpan.Of(keys, KeyTile);
-        float* qp = (float*)q.Data, kp = (float*)k.Data, vp = (float*)v.Data, op = (float*)output.Data, lp = (float*)lse.Data;
+        float* qp = (float*)q.Data, op = (float*)output.Data, lp = (float*)lse.Data;
 
         System.Threading.Tasks.Parallel.For(0, queryTiles.Length * kvHeads, parallel, () => new Scratch(QueryTile * group, KeyTile, d), (item, _, s) =>
         {
@@ -42,15 +44,16 @@ internal static unsafe class CpuAttention
                 int t = qt.Start + r / group, h = g * group + r % group;
                 TensorPrimitives.Multiply(new ReadOnlySpan<float>(qp + ((long)t * heads + h) * d, d), scale, s.Q.AsSpan(r * d, d));
             }
-            foreach (var kt in keyTiles)
-            {
-                var visibility = TileSpan.Visibility(qt, kt, window);
-                if (visibility == TileVisibility.None) continue;
-                Scores(s, rows, kp, kt, kvHeads, g, d);
-                if (rule.SoftCap is float cap) SoftCap(s, rows, kt.Count, cap);
-                if (visibility == TileVisibility.Partial) Mask(s, rows, group, queries, qt, keys, kt, window);
-                Accumulate(s, rows, vp, kt, kvHeads, g, d);
-            }
+            fixed (float* kScratch = s.K, vScratch = s.V)
+                foreach (var kt in keyTiles)
+                {
+                    var visibility = TileSpan.Visibility(qt, kt, window);
+                    if (visibility == TileVisibility.None) continue;
+                    Scores(s, rows, KeyRows(k, kt, kvHeads, g, d, kScratch, out long kStride), kStride, kt.Count, d);
+                    if (rule.SoftCap is float cap) SoftCap(s, rows, kt.Count, cap);
+                    if (visibility == TileVisibility.Partial) Mask(s, rows, group, queries, qt, keys, kt, window);
+                    Accumulate(s, rows, KeyRows(v, kt, kvHeads, g, d, vScratch, out long vStride), vStride, kt.Count, d);
+                }
             for (int r = 0; r < rows; r++)
             {
                 int t = qt.Start + r / group, h = g * group + r % group;
@@ -71,14 +74,30 @@ internal static unsafe class CpuAttention
         }, _ => { });
     }
 
-    // S[r, j] = q_r · k_j for the tile's keys of KV head g.
-    private static void Scores(Scratch s, int rows, float* kp, TileSpan kt, int kvHeads, int g, int d)
+    // The rows of key tile kt of KV head g in t (K or V), the first at the pointer returned and the next each stride
+    // floats on: t's own when float32, else the FP8 codes' values widened into scratch.
+    private static float* KeyRows(CpuTensor t, TileSpan kt, int kvHeads, int g, int d, float* scratch, out long stride)
+    {
+        long rowStride = (long)kvHeads * d, first = kt.Start * rowStride + (long)g * d;
+        if (t.DType != DType.F8E4M3)
+        {
+            stride = rowStride;
+            return (float*)t.Data + first;
+        }
+        for (int j = 0; j < kt.Count; j++)
+            E4M3.Dequantize(new ReadOnlySpan<byte>(t.Data + first + j * rowStride, d), t.Scale, new Span<float>(scratch + j * d, d));
+        stride = d;
+        return scratch;
+    }
+
+    // S[r, j] = q_r · k_j for the count keys from k0 on, stride floats apart.
+    private static void Scores(Scratch s, int rows, float* k0, long stride, int count, int d)
     {
         fixed (float* q = s.Q, sc = s.S)
         {
-            for (int j = 0; j < kt.Count; j++)
+            for (int j = 0; j < count; j++)
             {
-                float* kr = kp + ((long)(kt.Start + j) * kvHeads + g) * d;
+                float* kr = k0 + j * stride;
                 int r = 0;
                 for (; r + 4 <= rows; r += 4)
                     Dot4(q + r * d, kr, d, out sc[r * KeyTile + j], out sc[(r + 1) * KeyTile + j], out sc[(r + 2) * KeyTile + j], out sc[(r + 3) * KeyTile + j]);
@@ -114,9 +133,8 @@ internal static unsafe class CpuAttention
     }
 
     // The online softmax step: rescale what was accumulated to the new running max, add exp(S - m)·V.
-    private static void Accumulate(Scratch s, int rows, float* vp, TileSpan kt, int kvHeads, int g, int d)
+    private static void Accumulate(Scratch s, int rows, float* v0, long stride, int n, int d)
     {
-        int n = kt.Count;
         for (int r = 0; r < rows; r++)
         {
             var row = s.S.AsSpan(r * KeyTile, n);
@@ -137,13 +155,13 @@ internal static unsafe class CpuAttention
         fixed (float* acc = s.Acc, p = s.S)
         {
             int r = 0;
-            for (; r + 4 <= rows; r += 4) AddPv4(acc + r * d, p + r * KeyTile, vp, kt, kvHeads, g, d);
+            for (; r + 4 <= rows; r += 4) AddPv4(acc + r * d, p + r * KeyTile, v0, stride, n, d);
             for (; r < rows; r++)
                 for (int j = 0; j < n; j++)
                 {
                     float pj = p[r * KeyTile + j];
                     if (pj == 0f) continue;
-                    float* vr = vp + ((long)(kt.Start + j) * kvHeads + g) * d;
+                    float* vr = v0 + j * stride;
                     TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(vr, d), pj, new ReadOnlySpan<float>(acc + r * d, d), new Span<float>(acc + r * d, d));
                 }
         }
@@ -175,15 +193,13 @@ internal static unsafe class CpuAttention
     }
 
     // acc[0..3] += Σ_j p[0..3][j] · v_j, a vector of the head dimension at a time held in registers.
-    private static void AddPv4(float* acc, float* p, float* vp, TileSpan kt, int kvHeads, int g, int d)
+    private static void AddPv4(float* acc, float* p, float* v0, long vStride, int count, int d)
     {
         int step = Vector<float>.Count, e = 0;
-        long vStride = (long)kvHeads * d;
-        float* v0 = vp + ((long)kt.Start * kvHeads + g) * d;
         for (; e + step <= d; e += step)
         {
             Vector<float> c0 = Load(acc + e), c1 = Load(acc + d + e), c2 = Load(acc + 2 * d + e), c3 = Load(acc + 3 * d + e);
-            for (int j = 0; j < kt.Count; j++)
+            for (int j = 0; j < count; j++)
             {
                 var vv = Load(v0 + j * vStride + e);
                 c0 = Vector.FusedMultiplyAdd(new Vector<float>(p[j]), vv, c0);
@@ -194,7 +210,7 @@ internal static unsafe class CpuAttention
             Store(c0, acc + e); Store(c1, acc + d + e); Store(c2, acc + 2 * d + e); Store(c3, acc + 3 * d + e);
         }
         for (; e < d; e++)
-            for (int j = 0; j < kt.Count; j++)
+            for (int j = 0; j < count; j++)
             {
                 float vv = v0[j * vStride + e];
                 acc[e] += p[j] * vv; acc[d + e] += p[KeyTile + j] * vv;
@@ -202,11 +218,12 @@ internal static unsafe class CpuAttention
             }
     }
 
-    /// <summary>Per-worker buffers: pre-scaled queries, one tile of scores, the accumulator and the softmax state.</summary>
+    /// <summary>Per-worker buffers: pre-scaled queries, one tile of scores, the accumulator, the softmax state and a key tile's widened K and V.</summary>
     private sealed class Scratch(int rows, int keyTile, int d)
     {
         public readonly int D = d;
         public readonly float[] Q = new float[rows * d], S = new float[rows * keyTile], Acc = new float[rows * d];
+        public readonly float[] K = new float[keyTile * d], V = new float[keyTile * d];
         public readonly float[] M = new float[rows], L = new float[rows];
 
         public void Reset(int used)

@@ -224,30 +224,9 @@ public sealed unsafe class CpuBackend : IBackend, IDeviceInfo
     }
 
 
-    /// <summary>k and v may be the FP8 cache's codes: read as code · Scale (exact in float32 for bf16 scales).</summary>
-    public void Attention(Tensor q, TokenLayout queries, Tensor k, Tensor v, TokenLayout keys, AttentionRule rule, Tensor output, Tensor lse)
-    {
-        using var kf = Dequantized(C(k));
-        using var vf = Dequantized(C(v));
-        CpuAttention.Run(C(q), queries, kf.Tensor, vf.Tensor, keys, rule, C(output), C(lse), _parallel);
-    }
-
-    // An F8E4M3 tensor's values as F32, in a copy the caller disposes; any other tensor as it is.
-    private static Owned Dequantized(CpuTensor t)
-    {
-        if (t.DType != DType.F8E4M3) return new Owned(t, false);
-        var f = CpuTensor.Allocate(DType.F32, t.Shape);
-        E4M3.Dequantize(new ReadOnlySpan<byte>(t.Data, checked((int)t.Length)), t.Scale, f.F32);
-        return new Owned(f, true);
-    }
-
-    private readonly record struct Owned(CpuTensor Tensor, bool Owns) : IDisposable
-    {
-        public void Dispose()
-        {
-            if (Owns) Tensor.Dispose();
-        }
-    }
+    /// <summary>k and v may be the FP8 cache's codes (<see cref="CpuAttention"/> reads them a key tile at a time).</summary>
+    public void Attention(Tensor q, TokenLayout queries, Tensor k, Tensor v, TokenLayout keys, AttentionRule rule, Tensor output, Tensor lse) =>
+        CpuAttention.Run(C(q), queries, C(k), C(v), keys, rule, C(output), C(lse), _parallel);
 
     public void MergeAttentionParts(Tensor parts, Tensor lses, Tensor output)
     {

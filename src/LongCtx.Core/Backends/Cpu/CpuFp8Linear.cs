@@ -58,17 +58,10 @@ internal static unsafe class CpuFp8Linear
     /// <summary>x quantised: the values of its codes [T, K] and its scales, after the hook has seen (and maybe replaced) them.</summary>
     private static (float[] Values, float[] Scales) QuantizeInput(Fp8Activations scheme, CpuTensor x, string weight, IQuantizationHook? hook, ParallelOptions parallel)
     {
-        int t = x.Rows, k = x.RowLength, perRow = scheme.ScalesPerRow(k);
+        int t = x.Rows, k = x.RowLength;
         var codes = new byte[t * k];
         var scales = new float[scheme.ScaleCount(t, k)];
-        float* xp = (float*)x.Data;
-        if (scheme.Scaling == Fp8ActivationScaling.Static) scales[0] = scheme.Parameter;
-        System.Threading.Tasks.Parallel.For(0, t, parallel, r =>
-        {
-            var row = new ReadOnlySpan<float>(xp + (long)r * k, k);
-            if (scheme.Scaling == Fp8ActivationScaling.Static) E4M3.Quantize(row, scheme.Parameter, codes.AsSpan(r * k, k));
-            else Fp8Quantizer.Row(scheme, row, codes.AsSpan(r * k, k), scales.AsSpan(r * perRow, perRow));
-        });
+        System.Threading.Tasks.Parallel.For(0, t, parallel, r => Fp8Quantizer.Row(scheme, x.F32, r, k, codes, scales));
         hook?.Activations(weight, x.F32, t, codes, scales);
         var values = new float[t * k];
         var table = E4M3.Values;
