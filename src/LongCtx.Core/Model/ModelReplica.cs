@@ -29,8 +29,6 @@ public sealed class ModelReplica : IDisposable
         _b = backend;
         TensorComm = tensorParallel is { Size: > 1 } ? tensorParallel : null;
         Slice = TensorComm is null ? TensorSlice.Whole : TensorSlice.Of(config, TensorComm.Rank, TensorComm.Size);
-        if (TensorComm is not null && config.Quantization is not null)
-            throw new SettingException(Setting.TensorParallel, "with FP8 weights is not supported yet: per-token input scales would be taken over each rank's slice of o and down; use context ranks only", TensorComm.Size);
         _embedding = backend.LoadWeight(weights.Embedding);
         _finalNorm = backend.LoadWeight(weights.FinalNorm);
         _lmHead = ReferenceEquals(weights.LmHead, weights.Embedding) ? _embedding : backend.LoadWeight(weights.LmHead);

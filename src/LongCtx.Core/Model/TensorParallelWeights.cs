@@ -8,7 +8,9 @@ namespace LongCtx.Model;
 /// a window into the same host memory. Row-parallel matrices — o and down, which read those heads or
 /// columns — keep their input columns of the slice: a copy, since a column block is not contiguous.
 /// Each rank's o and down then give a partial sum; an all-reduce over the ranks completes it, so o's bias
-/// goes to rank 0 only, where it is added once.
+/// goes to rank 0 only, where it is added once. An FP8 weight keeps the scales of its share: its rows' scales, or
+/// every row's scale and its columns' blocks; a row-parallel rank quantises its input slice per token with a scale of
+/// its own, as vLLM's tensor-parallel FP8 layers do (see <see cref="Quantization.Fp8Linear.InputColumns"/>).
 /// </summary>
 public static class TensorParallelWeights
 {
@@ -44,7 +46,10 @@ public static class TensorParallelWeights
     {
         long rowElements = t.Length / t.Shape[0];
         int[] shape = [count, .. t.Shape[1..]];
-        return new HostTensor($"{t.Name}[{start}:{start + count}]", t.DType, shape, t.Data + (nint)(start * rowElements * t.DType.SizeOf()), t.Owner);
+        return new HostTensor($"{t.Name}[{start}:{start + count}]", t.DType, shape, t.Data + (nint)(start * rowElements * t.DType.SizeOf()), t.Owner)
+        {
+            Fp8 = t.Fp8?.OutputRows(start, count, t.Shape[1]),
+        };
     }
 
     /// <summary>Columns [start, start+count) of a matrix [rows, cols], copied into memory of their own.</summary>
@@ -59,6 +64,9 @@ public static class TensorParallelWeights
         long rowBytes = (long)count * size;
         for (int r = 0; r < rows; r++)
             Buffer.MemoryCopy(src + (long)r * cols * size, dst + r * rowBytes, rowBytes, rowBytes);
-        return new HostTensor($"{t.Name}[:, {start}:{start + count}]", t.DType, [rows, count], buffer.Pointer, buffer);
+        return new HostTensor($"{t.Name}[:, {start}:{start + count}]", t.DType, [rows, count], buffer.Pointer, buffer)
+        {
+            Fp8 = t.Fp8?.InputColumns(start, count, rows, cols),
+        };
     }
 }

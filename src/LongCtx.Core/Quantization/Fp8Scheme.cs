@@ -68,6 +68,38 @@ public sealed class Fp8Linear(Fp8WeightScaling weightScaling, float[] weightScal
         _ => WeightScales[n / BlockSize * groups + g],
     };
 
+    /// <summary>
+    /// The scales of output rows [start, start + count) of a weight with <paramref name="columns"/> inputs: a
+    /// column-parallel rank's share (q, k, v, gate, up). Its input is the whole row, quantised as before.
+    /// </summary>
+    public Fp8Linear OutputRows(int start, int count, int columns) => WeightScaling switch
+    {
+        Fp8WeightScaling.PerTensor => this,
+        Fp8WeightScaling.PerRow => new(WeightScaling, WeightScales[start..(start + count)], Activations),
+        _ => new(WeightScaling, WeightScales[(WholeBlocks(start, "row") * (columns / BlockSize))..(WholeBlocks(start + count, "row") * (columns / BlockSize))], Activations),
+    };
+
+    /// <summary>
+    /// The scales of input columns [start, start + count) of a [rows, columns] weight: a row-parallel rank's share (o,
+    /// down), every output row with its columns' blocks. Its input is its slice of the activations, quantised per token
+    /// (or group) over that slice: a dynamic per-token scale is then the slice's, not the whole row's; the rank's
+    /// partial sum is exact for that quantisation and the all-reduce adds the ranks' sums.
+    /// </summary>
+    public Fp8Linear InputColumns(int start, int count, int rows, int columns)
+    {
+        bool blocks = WeightScaling == Fp8WeightScaling.Block;
+        if (!blocks && Activations.Scaling != Fp8ActivationScaling.PerTokenGroup) return this;
+        int first = WholeBlocks(start, "column"), n = WholeBlocks(count, "column"), stride = columns / BlockSize;
+        if (!blocks) return this; // groups of 128 inputs that start on a group boundary: the same groups as the whole row's
+        var scales = new float[rows / BlockSize * n];
+        for (int r = 0; r < rows / BlockSize; r++) Array.Copy(WeightScales, r * stride + first, scales, r * n, n);
+        return new(WeightScaling, scales, Activations);
+    }
+
+    private static int WholeBlocks(int index, string what) => index % BlockSize == 0
+        ? index / BlockSize
+        : throw new ArgumentException($"an FP8 weight's {what} slice at {index} splits a {BlockSize}-wide scale block (TensorSlice.Of refuses such a split)");
+
     /// <summary>Groups the input columns are summed in before scaling: k / 128 where either side is scaled per 128 columns, else 1.</summary>
     public int Groups(int k) => WeightScaling == Fp8WeightScaling.Block || Activations.Scaling == Fp8ActivationScaling.PerTokenGroup ? k / BlockSize : 1;
 }

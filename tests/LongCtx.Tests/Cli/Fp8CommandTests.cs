@@ -64,7 +64,7 @@ public class Fp8CommandTests
     [InlineData("tiny-llama-bf16", new[] { "--kv-cache-dtype", "fp16" }, "--kv-cache-dtype fp16 is unknown")]
     [InlineData("tiny-llama-bf16", new[] { "--attention-dtype", "fp8" }, "--attention-dtype fp8 needs --device cuda")]
     [InlineData("tiny-llama-fp8-block", new[] { "--quantization", "fp8" }, "is already quantised (fp8)")]
-    [InlineData("tiny-llama-fp8-ct-channel", new[] { "--tp", "2" }, "--tensor-parallel 2 with FP8 weights is not supported yet")]
+    [InlineData("tiny-llama-fp8-block", new[] { "--tp", "2" }, "--tensor-parallel 2 would split the fp8 checkpoint's 128-wide FP8 scale blocks")]
     public void BadFp8OptionsAreOneLine(string model, string[] options, string expected)
     {
         var r = Generate(new Fp8Fixture(model), options);

@@ -269,38 +269,8 @@ public class Fp8KernelTests
                 return weights.Layers[1].UpProj;
         }
         int n = 512, k = 1024;
-        var random = new Random(n + k + seed);
-        var values = new float[n * k];
-        for (int i = 0; i < values.Length; i++) values[i] = (float)(random.NextDouble() - 0.5) * 0.1f;
-        var handle = GCHandle.Alloc(values, GCHandleType.Pinned);
-        owners.Add(new Pinned(handle));
-        var source = new HostTensor("w", DType.F32, [n, k], handle.AddrOfPinnedObject());
+        var (source, values) = Quantization.Fp8TestWeights.Floats(n, k, seed, owners);
         var rows = Fp8Weights.QuantizeRows(source, Fp8Activations.PerToken, owners);
-        if (kind == "rows") return rows;
-        // Blocks: each 128 x 128 block's own scale, f32(amax / 448), codes e4m3(f32(w / s)).
-        int rb = n / 128, cb = k / 128;
-        var scales = new float[rb * cb];
-        var codes = new byte[n * k];
-        for (int p = 0; p < rb; p++)
-            for (int b = 0; b < cb; b++)
-            {
-                float amax = 0;
-                for (int i = 0; i < 128; i++)
-                    for (int j = 0; j < 128; j++) amax = Math.Max(amax, Math.Abs(values[(p * 128 + i) * k + b * 128 + j]));
-                float s = scales[p * cb + b] = amax / E4M3.Max;
-                for (int i = 0; i < 128; i++)
-                    for (int j = 0; j < 128; j++) codes[(p * 128 + i) * k + b * 128 + j] = E4M3.Encode(values[(p * 128 + i) * k + b * 128 + j] / s);
-            }
-        var codeHandle = GCHandle.Alloc(codes, GCHandleType.Pinned);
-        owners.Add(new Pinned(codeHandle));
-        return new HostTensor("w", DType.F8E4M3, [n, k], codeHandle.AddrOfPinnedObject())
-        {
-            Fp8 = new Fp8Linear(Fp8WeightScaling.Block, scales, new Fp8Activations(Fp8ActivationScaling.PerTokenGroup)),
-        };
-    }
-
-    private sealed class Pinned(GCHandle handle) : IDisposable
-    {
-        public void Dispose() => handle.Free();
+        return kind == "rows" ? rows : Quantization.Fp8TestWeights.Blocks(values, n, k, owners);
     }
 }

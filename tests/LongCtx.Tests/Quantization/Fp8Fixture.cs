@@ -58,12 +58,12 @@ internal sealed class Fp8Fixture
     /// <summary>The config the engine runs: the checkpoint's, with <c>--quantization fp8</c> for the bf16 one.</summary>
     public ModelConfig Config => Online ? Reference.Config with { Quantization = QuantizationConfig.OnlineFp8 } : Reference.Config;
 
-    /// <summary>An engine on <paramref name="ranks"/> CPU ranks; the KV cache as the checkpoint says (auto). Dispose both.</summary>
-    public (InferenceEngine Engine, ModelWeights Weights) Open(int ranks, IQuantizationHook? hook = null, KvCacheDType kv = KvCacheDType.Auto)
+    /// <summary>An engine on <paramref name="ranks"/> × <paramref name="tensorRanks"/> CPU ranks; the KV cache as the checkpoint says (auto). Dispose both.</summary>
+    public (InferenceEngine Engine, ModelWeights Weights) Open(int ranks, IQuantizationHook? hook = null, KvCacheDType kv = KvCacheDType.Auto, int tensorRanks = 1)
     {
         var config = Config;
         var weights = ModelWeights.Load(Directory, config, kv);
-        return (new InferenceEngine(config, new CpuRankGroup(config, weights, ranks, hook: hook)), weights);
+        return (new InferenceEngine(config, new CpuRankGroup(config, weights, ranks, tensorRanks: tensorRanks, hook: hook)), weights);
     }
 }
 

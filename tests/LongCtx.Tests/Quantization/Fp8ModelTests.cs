@@ -52,9 +52,9 @@ public class Fp8ModelTests
     }
 
     /// <summary>The prompt's 32 positions' logits against logits_all (max-abs relative), argmax mismatches, and the greedy continuation.</summary>
-    private static (double Error, int ArgmaxMismatches, List<int> Greedy) Run(Fp8Fixture f, int ranks, string strategy, ReferenceCodes? hook)
+    internal static (double Error, int ArgmaxMismatches, List<int> Greedy) Run(Fp8Fixture f, int ranks, string strategy, ReferenceCodes? hook, int tensorRanks = 1)
     {
-        var (engine, weights) = f.Open(ranks, hook);
+        var (engine, weights) = f.Open(ranks, hook, tensorRanks: tensorRanks);
         using var _ = weights;
         using var __ = engine;
         var r = f.Reference;

@@ -10,6 +10,9 @@ namespace LongCtx.Tests.Quantization;
 /// the run goes on from exactly the reference's quantised values. A code may differ only where the engine's own scaled
 /// value lies within <see cref="TieTolerance"/> (relative to the row) of the boundary between the two codes: there
 /// float32 and float64 inputs may legitimately round apart. Thread-safe: ranks call it at once.
+/// Under tensor parallelism a rank's KV rows are its heads' columns of the reference's (matched at their offset), and
+/// a row-parallel rank's input (o, down; a weight named "…[:, a:b]") is its columns of the reference row, quantised over
+/// those columns alone (<see cref="MatchSlice"/>).
 /// </summary>
 internal sealed class ReferenceCodes(Fp8Fixture fixture, bool substitute) : IQuantizationHook
 {
@@ -23,11 +26,25 @@ internal sealed class ReferenceCodes(Fp8Fixture fixture, bool substitute) : IQua
     public List<string> Mismatches { get; } = [];
     public double MaxScaleError { get; private set; }
     public HashSet<string> SitesSeen { get; } = [];
+    // Row-parallel slices: the largest scale any rank's slice of a reference row got, by (site, row).
+    private readonly Dictionary<(string Site, int Row), float> _sliceScales = [];
+
+    /// <summary>
+    /// Over the rows row-parallel ranks quantised: how far the largest of a row's slice scales is from the whole row's
+    /// (relative). Per-token scales grow with the amax, so the slice that holds the row's amax has the row's scale.
+    /// </summary>
+    public double MaxSliceScaleError => _sliceScales.Count == 0 ? double.NaN
+        : _sliceScales.Max(e => Math.Abs(e.Value - fixture.Sites[e.Key.Site].Scales[e.Key.Row]) / (double)fixture.Sites[e.Key.Site].Scales[e.Key.Row]);
+    public int SliceRows => _sliceScales.Count;
 
     public void Activations(string weight, ReadOnlySpan<float> x, int rows, Span<byte> codes, Span<float> scales)
     {
         string site = SiteOf(weight);
-        lock (_lock) Match([site], x, rows, codes, scales, null);
+        lock (_lock)
+        {
+            if (InputColumnStart(weight) is int start) MatchSlice(site, start, x, rows, codes, scales);
+            else Match([site], x, rows, codes, scales, null);
+        }
     }
 
     public void KvCache(ReadOnlySpan<float> x, int rows, float scale, Span<byte> codes)
@@ -44,14 +61,14 @@ internal sealed class ReferenceCodes(Fp8Fixture fixture, bool substitute) : IQua
         for (int r = 0; r < rows; r++)
         {
             var row = x.Slice(r * k, k);
-            var (site, refRow) = Nearest(sites, codes.Slice(r * k, k));
+            var (site, refRow, offset) = Nearest(sites, codes.Slice(r * k, k));
             var reference = fixture.Sites[site];
             int perRow = reference.ScalesPerRow; // the same scheme on both sides: 0 (static), 1 (per token) or k / 128
             SitesSeen.Add(site);
             double rms = Math.Sqrt(row.ToArray().Sum(v => (double)v * v) / k);
             for (int j = 0; j < k; j++)
             {
-                byte mine = codes[r * k + j], theirs = reference.Codes[refRow * reference.K + j];
+                byte mine = codes[r * k + j], theirs = reference.Codes[refRow * reference.K + offset + j];
                 Compared++;
                 if (mine == theirs) continue;
                 float scale = perRow == 0 ? scales[0] : scales[r * perRow + j / (k / perRow)];
@@ -68,8 +85,50 @@ internal sealed class ReferenceCodes(Fp8Fixture fixture, bool substitute) : IQua
                 MaxScaleError = Math.Max(MaxScaleError, Math.Abs(scales[at] - theirs) / (double)theirs);
                 if (substitute && staticScale is null) scales[at] = theirs;
             }
-            if (substitute) reference.Codes.AsSpan(refRow * reference.K, k).CopyTo(codes.Slice(r * k, k));
+            if (substitute) reference.Codes.AsSpan(refRow * reference.K + offset, k).CopyTo(codes.Slice(r * k, k));
         }
+    }
+
+    // A row-parallel rank's input rows: columns [start, start + k) of reference rows, each with a scale of its own over
+    // those columns. Codes made with another scale cannot be compared with the reference's, so the row is the one whose
+    // dequantised values there are nearest; no slice's scale may exceed its row's. Substituted: the reference's codes
+    // of those columns with the whole row's scale, which makes the ranks' partial sums add up to the reference's sum.
+    private void MatchSlice(string site, int start, ReadOnlySpan<float> x, int rows, Span<byte> codes, Span<float> scales)
+    {
+        var reference = fixture.Sites[site];
+        int k = x.Length / rows, perRow = reference.ScalesPerRow;
+        if (perRow > 1) throw new InvalidOperationException($"{site}: grouped inputs under tensor parallelism have no fixture (their groups would match whole)");
+        SitesSeen.Add(site);
+        for (int r = 0; r < rows; r++)
+        {
+            var row = x.Slice(r * k, k);
+            int refRow = 0;
+            double best = double.MaxValue;
+            for (int candidate = 0; candidate < reference.Rows; candidate++)
+            {
+                double distance = 0;
+                for (int j = 0; j < k; j++) distance += Math.Pow(row[j] - (double)reference.Value(candidate, start + j), 2);
+                if (distance < best) (best, refRow) = (distance, candidate);
+            }
+            float theirs = reference.Scales[perRow == 0 ? 0 : refRow];
+            float mine = scales[perRow == 0 ? 0 : r];
+            if (perRow == 0) MaxScaleError = Math.Max(MaxScaleError, Math.Abs(mine - theirs) / (double)theirs);
+            else
+            {
+                _sliceScales[(site, refRow)] = Math.Max(_sliceScales.GetValueOrDefault((site, refRow)), mine);
+                if (mine > theirs * (1 + 1e-6) && Mismatches.Count < 20)
+                    Mismatches.Add($"{site} row {refRow} columns from {start}: a slice's scale {mine} above the whole row's {theirs}");
+                if (substitute) scales[r] = theirs;
+            }
+            if (substitute) reference.Codes.AsSpan(refRow * reference.K + start, k).CopyTo(codes.Slice(r * k, k));
+        }
+    }
+
+    /// <summary>"…down_proj.weight[:, 64:128]" (a row-parallel rank's input columns) → 64; null for a whole input.</summary>
+    private static int? InputColumnStart(string weight)
+    {
+        int at = weight.IndexOf("[:, ", StringComparison.Ordinal);
+        return at < 0 ? null : int.Parse(weight[(at + 4)..weight.IndexOf(':', at + 4)], System.Globalization.CultureInfo.InvariantCulture);
     }
 
     // Codes in the order of their values (±0 both 0), so neighbouring values are one apart.
@@ -77,21 +136,22 @@ internal sealed class ReferenceCodes(Fp8Fixture fixture, bool substitute) : IQua
 
     // The reference row (of any candidate site) whose codes agree with the engine's in the most places: the right one
     // agrees everywhere but at near-ties, any other is a different token's row (dequantised values would mislead where
-    // a row saturates).
-    private (string Site, int Row) Nearest(string[] sites, ReadOnlySpan<byte> codes)
+    // a row saturates). A shorter row (a tensor-parallel rank's KV heads) is compared at each offset it could sit at.
+    private (string Site, int Row, int Offset) Nearest(string[] sites, ReadOnlySpan<byte> codes)
     {
-        (string, int) best = default;
-        int bestAgreement = -1;
+        (string, int, int) best = default;
+        int bestAgreement = -1, k = codes.Length;
         foreach (string site in sites)
         {
             var s = fixture.Sites[site];
-            if (s.K != codes.Length) continue;
+            if (s.K % k != 0) continue;
             for (int r = 0; r < s.Rows; r++)
-            {
-                int agreement = 0;
-                for (int j = 0; j < s.K; j++) agreement += s.Codes[r * s.K + j] == codes[j] ? 1 : 0;
-                if (agreement > bestAgreement) (bestAgreement, best) = (agreement, (site, r));
-            }
+                for (int offset = 0; offset < s.K; offset += k)
+                {
+                    int agreement = 0;
+                    for (int j = 0; j < k; j++) agreement += s.Codes[r * s.K + offset + j] == codes[j] ? 1 : 0;
+                    if (agreement > bestAgreement) (bestAgreement, best) = (agreement, (site, r, offset));
+                }
         }
         if (best.Item1 is null) throw new InvalidOperationException($"{fixture.Name}: no reference site of row length {codes.Length} among {string.Join(", ", sites)}");
         return best;
@@ -100,7 +160,8 @@ internal sealed class ReferenceCodes(Fp8Fixture fixture, bool substitute) : IQua
     /// <summary>model.layers.3.mlp.up_proj.weight → model.layers.3.mlp.gate_up_input: q/k/v and gate/up share their input.</summary>
     public static string SiteOf(string weight)
     {
-        var parts = weight[..^".weight".Length].Split('.');
+        int slice = weight.IndexOf('[', StringComparison.Ordinal); // a tensor-parallel rank's share: "…q_proj.weight[0:128]"
+        var parts = (slice < 0 ? weight : weight[..slice])[..^".weight".Length].Split('.');
         string site = parts[^1] switch
         {
             "q_proj" or "k_proj" or "v_proj" => "self_attn.qkv_input",
