@@ -40,24 +40,25 @@ internal sealed partial class CudnnAttention
         }
 
         var pool = _device.Pool;
-        long scalarBytes = SdpaFp8Graph.Scalars.Count * 4;
+        long scalarBytes = SdpaFp8Graph.Scalars.Bytes;
         nint scalars = pool.Allocate(scalarBytes);
         bool fp8Cache = k.DType == DType.F8E4M3;
         // The fixed scalars (and an FP8 cache's scales) from the host; the others the kernels below compute.
-        var host = new float[SdpaFp8Graph.Scalars.Count];
-        host[SdpaFp8Graph.Scalars.DescaleS] = 1f / 448f;
-        host[SdpaFp8Graph.Scalars.ScaleS] = 448f;
+        var host = new float[scalarBytes / sizeof(float)];
+        void Put(int i, float value) => host[i * SdpaFp8Graph.Scalars.Stride / sizeof(float)] = value;
+        Put(SdpaFp8Graph.Scalars.DescaleS, 1f / 448f);
+        Put(SdpaFp8Graph.Scalars.ScaleS, 448f);
         if (fp8Cache)
         {
-            host[SdpaFp8Graph.Scalars.DescaleK] = k.Scale;
-            host[SdpaFp8Graph.Scalars.DescaleV] = v.Scale;
-            host[SdpaFp8Graph.Scalars.ScaleO] = 1f / v.Scale;
+            Put(SdpaFp8Graph.Scalars.DescaleK, k.Scale);
+            Put(SdpaFp8Graph.Scalars.DescaleV, v.Scale);
+            Put(SdpaFp8Graph.Scalars.ScaleO, 1f / v.Scale);
         }
         fixed (float* h = host) CudaDriver.Check(CudaDriver.cuMemcpyHtoDAsync(scalars, h, (nuint)scalarBytes, _device.ComputeStream), "uploading the FP8 attention's scales");
         var owned = new List<(nint Pointer, long Bytes)> { (scalars, scalarBytes) };
         try
         {
-            nint Slot(int i) => scalars + i * 4;
+            nint Slot(int i) => SdpaFp8Graph.Scalars.At(scalars, i);
             nint q8 = QuantizePerTensor(q, Slot(SdpaFp8Graph.Scalars.DescaleQ), 0, owned);
             nint k8 = fp8Cache ? k.Pointer : QuantizePerTensor(k, Slot(SdpaFp8Graph.Scalars.DescaleK), 0, owned);
             nint v8 = fp8Cache ? v.Pointer : QuantizePerTensor(v, Slot(SdpaFp8Graph.Scalars.DescaleV), Slot(SdpaFp8Graph.Scalars.ScaleO), owned);

@@ -34,6 +34,11 @@ internal static class SdpaForwardGraph
     /// <summary>A plan, or null with cuDNN's reason when no engine takes this shape.</summary>
     public static SdpaPlan? TryBuild(nint handle, SdpaShape shape, long cudnnVersion, out string refusal)
     {
+        if (KnownUnsupported(shape, cudnnVersion) is { } reason)
+        {
+            refusal = $"cuDNN {CudnnAttention.VersionText(cudnnVersion)} SDPA {Describe(shape)}: {reason}";
+            return null;
+        }
         var keep = new List<CudnnDescriptor>();
         try
         {
@@ -63,6 +68,26 @@ internal static class SdpaForwardGraph
     public static string Describe(SdpaShape s) =>
         $"{(s.Fp8 ? "fp8 " : "")}{(s.Causal ? "causal" : s.Windowed ? "windowed" : "unmasked")}{(s.Causal && s.Windowed ? " windowed" : "")}{(s.SoftCapped ? " soft-capped" : "")} " +
         $"{s.QueryRows}x{s.KeyRows}, {s.QueryHeads}/{s.KvHeads} heads, d={s.HeadDim}" + (s.EngineConfig > 0 ? $", engine configuration {s.EngineConfig}" : "");
+
+    /// <summary>
+    /// Why a shape must not go to this cuDNN though its engines may take it, as cudnn-frontend's support checks
+    /// (node/sdpa_support_surface.h) say, which this graph bypasses: versions with known wrong results, and windows the
+    /// engines do not support; null when none applies.
+    /// </summary>
+    internal static string? KnownUnsupported(SdpaShape s, long cudnnVersion)
+    {
+        if (s.Fp8)
+            return cudnnVersion < 90100 ? "FP8 SDPA needs cuDNN 9.1.0 or later"
+                : cudnnVersion == 91000 ? "cuDNN 9.10.0 has no working FP8 SDPA: use a later cuDNN"
+                : null;
+        if (cudnnVersion is 91000 or 91001) return "cuDNN 9.10.0 and 9.10.1 have known SDPA forward bugs: use 9.10.2 or later";
+        if (!s.Windowed) return null;
+        if (s.QueryRows > s.KeyRows) return "a sliding window needs at least as many keys as queries";
+        if (!s.Causal && cudnnVersion < 91002) return "a sliding window without the causal mask needs cuDNN 9.10.2 or later";
+        if (!s.Causal && cudnnVersion == 91400 && s.KeyRows > 1024)
+            return "cuDNN 9.14.0 has a known bug with a sliding window over more than 1024 keys without the causal mask: use 9.14.1 or later";
+        return null;
+    }
 
     // cudnn-frontend masks with -inf from cuDNN 9.10 on and with the lowest float before.
     private static float MaskValue(long cudnnVersion) => cudnnVersion >= 91000 ? float.NegativeInfinity : float.MinValue;

@@ -18,10 +18,18 @@ internal static class SdpaFp8Graph
 {
     public const long DescaleQId = 10, DescaleKId = 11, DescaleVId = 12, DescaleSId = 13, ScaleSId = 14, ScaleOId = 15, AmaxSId = 16, AmaxOId = 17;
 
-    /// <summary>The order of the eight device floats of a call's scalar buffer (the ids above, from <see cref="DescaleQId"/>).</summary>
+    /// <summary>
+    /// The order of the eight device floats of a call's scalar buffer (the ids above, from <see cref="DescaleQId"/>), each
+    /// <see cref="Stride"/> bytes after the one before: the graph declares every tensor 16-byte aligned, and cuDNN rejects
+    /// a variant pack pointer that is not (CUDNN_STATUS_BAD_PARAM_MISALIGNED_POINTER).
+    /// </summary>
     public static class Scalars
     {
         public const int DescaleQ = 0, DescaleK = 1, DescaleV = 2, DescaleS = 3, ScaleS = 4, ScaleO = 5, AmaxS = 6, AmaxO = 7, Count = 8;
+        public const int Stride = 16, Bytes = Count * Stride;
+
+        /// <summary>The address of scalar <paramref name="i"/> in the buffer at <paramref name="buffer"/>.</summary>
+        public static nint At(nint buffer, int i) => buffer + i * Stride;
     }
 
     public static CudnnDescriptor Build(nint handle, SdpaShape s, List<CudnnDescriptor> keep)

@@ -1,3 +1,4 @@
+using static LongCtx.Cuda.Attention.SdpaFp8Graph.Scalars;
 using static LongCtx.Cuda.Native.Cudnn;
 
 namespace LongCtx.Cuda.Attention;
@@ -74,8 +75,8 @@ internal sealed unsafe class SdpaPlan(SdpaShape shape, CudnnDescriptor plan, lon
         var ids = stackalloc long[15] { SdpaForwardGraph.QId, SdpaForwardGraph.KId, SdpaForwardGraph.VId, SdpaForwardGraph.OId, SdpaForwardGraph.StatsId,
             SdpaForwardGraph.ScaleId, SdpaFp8Graph.DescaleQId, SdpaFp8Graph.DescaleKId, SdpaFp8Graph.DescaleVId, SdpaFp8Graph.DescaleSId,
             SdpaFp8Graph.ScaleSId, SdpaFp8Graph.ScaleOId, SdpaFp8Graph.AmaxSId, SdpaFp8Graph.AmaxOId, SdpaForwardGraph.MaskValueId };
-        var pointers = stackalloc nint[15] { q, k, v, o, stats, (nint)(&scale), scalars, scalars + 4, scalars + 8, scalars + 12, scalars + 16, scalars + 20,
-            scalars + 24, scalars + 28, (nint)(&mask) };
+        var pointers = stackalloc nint[15] { q, k, v, o, stats, (nint)(&scale), At(scalars, 0), At(scalars, 1), At(scalars, 2), At(scalars, 3),
+            At(scalars, 4), At(scalars, 5), At(scalars, 6), At(scalars, 7), (nint)(&mask) };
         using var pack = new CudnnDescriptor(DescriptorType.VariantPack);
         pack.Set(AttributeName.VariantPackUniqueIds, AttributeType.Int64, count, ids)
             .Set(AttributeName.VariantPackDataPointers, AttributeType.VoidPointer, count, pointers)

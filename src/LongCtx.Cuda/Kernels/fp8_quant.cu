@@ -190,6 +190,7 @@ extern "C" __global__ void __launch_bounds__(256) rms_norm_quant(const bf16* __r
         amax = fmaxf(amax, m);
     }
     if (grouped) return;
+    __syncthreads(); // every thread has read block_sum's partial[0] before block_max writes it (rms_norm.cuh)
     const TokenScale s = token_scale(block_max(amax, partial), scheme, parameter);
     for (int i = threadIdx.x; i < chunks; i += blockDim.x) {
         float v[8];

@@ -56,6 +56,9 @@ internal static unsafe partial class CublasLt
     // cublasLtMatmulPreferenceAttributes_t
     public const int PreferenceMaxWorkspace = 1, PreferenceAlignmentA = 5, PreferenceAlignmentB = 6, PreferenceAlignmentC = 7, PreferenceAlignmentD = 8;
 
+    // cublasStatus_t: what the heuristics answer for a combination this cuBLASLt or GPU lacks.
+    public const int StatusNotSupported = 15;
+
     public static void Check(int status, string what)
     {
         if (status != 0) throw new LongCtxException($"{what} failed: cuBLASLt status {status}");

@@ -36,8 +36,10 @@ internal sealed unsafe partial class GemmPlans
         var (a, b) = scaling == Fp8GemmScaling.Rows
             ? (CublasLt.ScaleOuterVector, CublasLt.ScaleOuterVector)
             : (CublasLt.ScaleBlock128x128, CublasLt.ScaleVector128);
-        SetDesc(desc, CublasLt.DescAScaleMode, a);
-        SetDesc(desc, CublasLt.DescBScaleMode, b);
+        // A cuBLASLt before 12.9 refuses the scale-mode attributes.
+        if (CublasLt.cublasLtMatmulDescSetAttribute(desc, CublasLt.DescAScaleMode, &a, sizeof(int)) != 0
+            || CublasLt.cublasLtMatmulDescSetAttribute(desc, CublasLt.DescBScaleMode, &b, sizeof(int)) != 0)
+            throw new LongCtxException("this cuBLASLt has no FP8 row or block scales (CUBLASLT_MATMUL_DESC_A_SCALE_MODE): FP8 GEMMs need cuBLASLt 12.9 or later");
         sbyte fast = _fp8FastAccumulation ? (sbyte)1 : (sbyte)0;
         CublasLt.Check(CublasLt.cublasLtMatmulDescSetAttribute(desc, CublasLt.DescFastAccum, &fast, 1), "setting the FP8 GEMM's accumulation");
     }

@@ -79,9 +79,9 @@ internal sealed unsafe partial class GemmPlans
             SetAlignment(preference, CublasLt.PreferenceAlignmentC, s.AlignY);
             SetAlignment(preference, CublasLt.PreferenceAlignmentD, s.AlignY);
             CublasLt.HeuristicResult result;
-            CublasLt.Check(CublasLt.cublasLtMatmulAlgoGetHeuristic(_handle, desc, plan.W, plan.X, plan.Y, plan.Y, preference, 1, &result, out int found),
-                "cublasLtMatmulAlgoGetHeuristic");
-            if (found == 0)
+            int status = CublasLt.cublasLtMatmulAlgoGetHeuristic(_handle, desc, plan.W, plan.X, plan.Y, plan.Y, preference, 1, &result, out int found);
+            if (status != CublasLt.StatusNotSupported) CublasLt.Check(status, "cublasLtMatmulAlgoGetHeuristic");
+            if (status == CublasLt.StatusNotSupported || found == 0)
                 throw new LongCtxException($"cuBLASLt has no algorithm for the GEMM of {s.T}x{s.K} by {s.N}x{s.K} ({(s.Fp8 is { } f ? $"fp8 e4m3, {f} scales" : "bf16")}, alignments {s.AlignX}/{s.AlignW}/{s.AlignY} bytes)" +
                     (s.Fp8 is null ? "" : "; FP8 GEMMs with row and block scales need cuBLASLt 12.9 or later on Hopper"));
             plan.Algo = result.Algo;
