@@ -35,11 +35,7 @@ public class WindowedAttentionGpuTests
         var random = new Random(seed);
         var (queries, keys) = Layouts(layout, window, random);
         var rule = new AttentionRule(1f / MathF.Sqrt(headDim), window, softCap > 0 ? softCap : null);
-        var q = RandomBf16(random, queries.Count * heads * headDim);
-        var k = RandomBf16(random, keys.Count * kvHeads * headDim);
-        var v = RandomBf16(random, keys.Count * kvHeads * headDim);
-        using var cpu = new CpuBackend();
-        var (cpuOut, cpuLse) = Run(cpu, heads, kvHeads, headDim, q, queries, k, v, keys, rule);
+        var (q, k, v, cpuOut, cpuLse) = OnTheCpu(random, queries, keys, heads, kvHeads, headDim, rule);
         foreach (bool wgmma in headDim == 128 ? new[] { true, false } : [false])
         {
             string where = $"seed {seed}, head dim {headDim}, {heads}/{kvHeads} heads, {layout}, {rule}, {(wgmma ? "wgmma" : "mma.sync")}";
@@ -66,11 +62,7 @@ public class WindowedAttentionGpuTests
         var (queries, keys) = Layouts(layout, window, random);
         var rule = new AttentionRule(1f / MathF.Sqrt(headDim), window, softCap > 0 ? softCap : null);
         string where = $"seed {seed}, {layout}, {rule}, {rowsPerCall} rows a call";
-        var q = RandomBf16(random, queries.Count * heads * headDim);
-        var k = RandomBf16(random, keys.Count * kvHeads * headDim);
-        var v = RandomBf16(random, keys.Count * kvHeads * headDim);
-        using var cpu = new CpuBackend();
-        var (cpuOut, cpuLse) = Run(cpu, heads, kvHeads, headDim, q, queries, k, v, keys, rule);
+        var (q, k, v, cpuOut, cpuLse) = OnTheCpu(random, queries, keys, heads, kvHeads, headDim, rule);
         using var gpu = new CudaBackend(0, AttentionImplementation.Cudnn);
         gpu.AttentionSettings = gpu.AttentionSettings with { CudnnCalls = new CudnnCallPlan(rowsPerCall, 0) };
         Assert.NotNull(AttentionBlocks.Of(queries, keys, window));
@@ -94,11 +86,7 @@ public class WindowedAttentionGpuTests
         var random = new Random(seed);
         var (queries, keys) = Layouts("halo", window, random);
         var rule = new AttentionRule(1f / MathF.Sqrt(headDim), window);
-        var q = RandomBf16(random, queries.Count * heads * headDim);
-        var k = RandomBf16(random, keys.Count * kvHeads * headDim);
-        var v = RandomBf16(random, keys.Count * kvHeads * headDim);
-        using var cpu = new CpuBackend();
-        var (cpuOut, cpuLse) = Run(cpu, heads, kvHeads, headDim, q, queries, k, v, keys, rule);
+        var (q, k, v, cpuOut, cpuLse) = OnTheCpu(random, queries, keys, heads, kvHeads, headDim, rule);
         using var gpu = new CudaBackend(0, AttentionImplementation.Auto);
         var (gpuOut, gpuLse) = Run(gpu, heads, kvHeads, headDim, q, queries, k, v, keys, rule);
         var cudnn = gpu.AttentionPaths.Cudnn;
@@ -165,6 +153,18 @@ public class WindowedAttentionGpuTests
     /// before it (seen by its first queries only); cache: 600 new tokens after the W cached rows a window keeps, the
     /// oldest of them seen by no query.
     /// </summary>
+    /// <summary>Random bf16-valued q, k, v for the layout, and the CPU backend's output and LSE on them: what each GPU path is held to.</summary>
+    private static (float[] Q, float[] K, float[] V, float[] Output, float[] Lse) OnTheCpu(Random random, TokenLayout queries, TokenLayout keys,
+        int heads, int kvHeads, int headDim, AttentionRule rule)
+    {
+        var q = RandomBf16(random, queries.Count * heads * headDim);
+        var k = RandomBf16(random, keys.Count * kvHeads * headDim);
+        var v = RandomBf16(random, keys.Count * kvHeads * headDim);
+        using var cpu = new CpuBackend();
+        var (output, lse) = Run(cpu, heads, kvHeads, headDim, q, queries, k, v, keys, rule);
+        return (q, k, v, output, lse);
+    }
+
     private static (TokenLayout Queries, TokenLayout Keys) Layouts(string layout, int window, Random random)
     {
         switch (layout)
