@@ -163,7 +163,8 @@ internal static class BenchCommand
                     for (int i = 0; i < warmup; i++) Prefill(engine, context, strategy, approximate, promptLogprobs: promptLogprobs, cached: cached);
                     for (int i = 0; i < repeat; i++)
                     {
-                        var (ms, s, lastLogits, layout, chosen) = Prefill(engine, context, strategy, approximate, i == repeat - 1 ? decodeSteps : 0, batch, d => decoded = d, sampling: sampling, promptLogprobs: promptLogprobs, cached: cached);
+                        var (ms, s, lastLogits, layout, chosen) = Prefill(engine, context, strategy, approximate, i == repeat - 1 ? decodeSteps : 0, batch, d => decoded = d, sampling: sampling, promptLogprobs: promptLogprobs, cached: cached,
+                            keepLogits: errorVsBf16 && context == contexts[0]);
                         best = Math.Min(best, ms);
                         used = s;
                         choice = chosen;
@@ -215,18 +216,18 @@ internal static class BenchCommand
     /// time to first token); then, if asked, decode steps for a batch of sequences holding that prompt (the others
     /// prefilled untimed, one a step). With <paramref name="cached"/> tokens, a partial prefill: the prompt's first
     /// tokens form the sequence's KV first, untimed, by pass-KV (a full prefill's ring), and the rest is timed against them.
-    /// Returns the time, the strategy that ran and the automatic choice, the last row's logits of an approximate run (for
-    /// its error against exact attention) and its blocks.
+    /// Returns the time, the strategy that ran and the automatic choice, the last row's logits of an approximate run or
+    /// where <paramref name="keepLogits"/> says (for their error against exact attention or the bf16 model) and its blocks.
     /// </summary>
     private static (double Ms, string Strategy, float[] Logits, ContextBlocks? Blocks, StrategyChoice? Choice) Prefill(InferenceEngine engine, int tokens, string strategy,
         ApproximateOptions? approximate = null, int decodeSteps = 0, int batch = 1, Action<BatchDecode>? decoded = null, TimeSplit? profiler = null,
-        SamplingOptions? sampling = null, int? promptLogprobs = null, int cached = 0)
+        SamplingOptions? sampling = null, int? promptLogprobs = null, int cached = 0, bool keepLogits = false)
     {
         var ids = RandomPrompt(engine, tokens);
         // Prefills alone in their steps, so the first step times the prefill; then a step is a decode step of the batch.
         var loop = new EngineLoop(engine, new PrefillFirst(decodeInSameStep: false));
         GenerationRequest Request(int b) => new(ids, decodeSteps + 1, (sampling ?? new SamplingOptions()) with { Seed = b }, strategy,
-            KeepLastLogits: StrategyNames.IsApproximate(strategy) ? 1 : 0, Approximate: approximate)
+            KeepLastLogits: keepLogits || StrategyNames.IsApproximate(strategy) ? 1 : 0, Approximate: approximate)
         { PromptLogprobs = b == 0 ? promptLogprobs : null };
         var requests = new List<RequestState>();
         try
