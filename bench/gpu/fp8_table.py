@@ -61,7 +61,7 @@ for path in sorted(glob.glob(os.path.join(folder, "fp8-*.json"))):
     for p in d["points"]:
         err = p.get("logits_relative_error")
         top1 = p.get("top1_agrees")
-        ranks = f" (rank 0 of {p['ranks']})" if p.get("echoed_rank") else ""
+        ranks = f" (rank {p['timed_rank']} of {p['ranks']} alone: a projection)" if "projection" in p else ""
         print(f"{name:<18}{p['context']:>8}{p['ttft_ms'] / 1e3:>9.3f}{p['model_tflops']:>9.0f}"
               f"{p.get('decode_ms_per_token', float('nan')):>10.2f}{(f'{err:.2e}' if err is not None else ''):>13}"
               f"{('' if top1 is None else 'yes' if top1 else 'no'):>7}  {what}{ranks}")
