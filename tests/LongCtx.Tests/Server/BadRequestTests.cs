@@ -62,6 +62,7 @@ public class BadRequestTests : IAsyncLifetime
         { "max_tokens 0 without echo", Completions, """{"prompt": [1, 2], "max_tokens": 0}""", 400, "max_tokens" },
         { "a batch of two prompts", Completions, """{"prompt": [[1, 2], [3, 4]]}""", 400, "prompt" },
         { "body over the size limit", Completions, $$"""{"prompt": "{{new string('a', 2 << 20)}}"}""", 413, null },
+        { "tokenize body over the size limit", "/tokenize", $$"""{"prompt": "{{new string('a', 2 << 20)}}"}""", 413, null },
     };
 
     [Theory]
