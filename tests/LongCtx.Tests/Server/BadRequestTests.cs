@@ -23,6 +23,8 @@ public class BadRequestTests : IAsyncLifetime
         { "malformed JSON", Chat, """{"messages": [""", 400, null },
         { "empty body", Chat, "", 400, null },
         { "not an object", Chat, "[1, 2]", 400, null },
+        { "a field given twice", Completions, """{"prompt": "hi", "prompt": "ho"}""", 400, null },
+        { "a nested field given twice", Completions, """{"prompt": "hi", "logit_bias": {"5": 1, "5": -1}}""", 400, null },
         { "missing messages", Chat, """{"max_tokens": 4}""", 400, "messages" },
         { "messages not an array", Chat, """{"messages": "hi"}""", 400, "messages" },
         { "empty messages", Chat, """{"messages": []}""", 400, "messages" },
