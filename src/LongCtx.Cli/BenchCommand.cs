@@ -481,5 +481,6 @@ internal static class BenchCommand
     {
         try { return list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToArray(); }
         catch (FormatException) { throw new LongCtxException($"{option} {list}: expected comma-separated whole numbers"); }
+        catch (OverflowException) { throw new LongCtxException($"{option} {list}: each number must be at most {int.MaxValue}"); }
     }
 }
