@@ -82,6 +82,15 @@ public class BadInputTests
     }
 
     [Fact]
+    public void EmptyPrompt()
+    {
+        AssertOneLineError(CliRunner.Run("generate", "--model", Model, "--prompt", ""), "--prompt is empty");
+        string path = Path.Combine(Path.GetTempPath(), "longctx-empty-prompt.txt");
+        File.WriteAllText(path, "");
+        AssertOneLineError(CliRunner.Run("generate", "--model", Model, "--prompt-file", path), path, "empty");
+    }
+
+    [Fact]
     public void UnknownOption() => AssertOneLineError(CliRunner.Run("generate", "--model", Model, "--frobnicate", "3"), "--frobnicate");
 
     [Fact]
