@@ -89,6 +89,7 @@ internal static class BenchCommand
         PrecisionChoice precision, bool errorVsBf16, bool json, string? plot, double[] missRates, string? calibrate, HardwareRates? rates)
     {
         if (plot is not null && OutputFile.Problem(plot) is { } problem) throw new LongCtxException($"--plot {plot}: {problem}");
+        if (calibrate is not null && OutputFile.Problem(calibrate) is { } calibrateProblem) throw new LongCtxException($"--calibrate {calibrate}: {calibrateProblem}");
         if (lengths.Anchor < 0 || lengths.Passing < 0) throw new LongCtxException("--anchor-tokens and --passing-tokens must be 0 or more");
         if (warmup < 0) throw new LongCtxException($"--warmup {warmup} must be 0 or more");
         if (decodeSteps < 0) throw new LongCtxException("--decode-steps must be 0 or more");

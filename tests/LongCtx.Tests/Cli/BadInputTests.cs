@@ -134,6 +134,19 @@ public class BadInputTests
         Assert.True(Directory.Exists(dir.Path));
     }
 
+    /// <summary>
+    /// An output in a directory no one may write in (/sys, even for root) is refused before any work: the model here
+    /// does not exist, and the error is still about the output.
+    /// </summary>
+    [Fact]
+    public void OutputsInADirectoryThatIsNotWritableAreRefusedBeforeTheWork()
+    {
+        AssertOneLineError(Generate("/nonexistent/model", "--dump-logits", "/sys/logits.safetensors"), "--dump-logits", "/sys is not writable");
+        AssertOneLineError(CliRunner.Run("bench", "--device", "cpu", "--config", "tiny", "--context", "64", "--plot", "/sys/plot.svg"), "--plot", "/sys is not writable");
+        AssertOneLineError(CliRunner.Run("bench", "--device", "cpu", "--config", "tiny", "--context", "64", "--calibrate", "/sys/c.json"), "--calibrate", "/sys is not writable");
+        AssertOneLineError(CliRunner.Run("make-retrieval-prompts", "--out", "/sys/p.jsonl", "--contexts", "512", "--per-context", "1"), "/sys/p.jsonl", "/sys is not writable");
+    }
+
     [Fact]
     public void DumpLogitsToADeviceIsRefused()
     {
