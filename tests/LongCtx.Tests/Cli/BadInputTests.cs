@@ -184,6 +184,13 @@ public class BadInputTests
         AssertOneLineError(Generate(Model, "--temperature", value), "--temperature", "finite");
 
     [Theory]
+    [InlineData("--compute-tflops", "-1", "--link-gb-per-s", "5")]
+    [InlineData("--link-gb-per-s", "NaN", "--compute-tflops", "5")]
+    [InlineData("--link-gb-per-s", "0", "--compute-tflops", "5")]
+    public void RatesForAutoThatAreNotPositive(string option, string value, string other, string otherValue) =>
+        AssertOneLineError(Generate(Model, option, value, other, otherValue), $"{option} {value} must be a positive number");
+
+    [Theory]
     [InlineData("0")]
     [InlineData("-3")]
     public void ThreadsBelowOne(string value) => AssertOneLineError(Generate(Model, "--threads", value), $"--threads {value}", "1 or more");
