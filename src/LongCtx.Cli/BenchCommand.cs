@@ -97,7 +97,10 @@ internal static class BenchCommand
         if (batch > 1 && decodeSteps == 0) throw new LongCtxException($"--batch {batch} batches decode steps: give --decode-steps N too");
         Devices.Check(device, attention);
         foreach (int c in contexts)
+        {
+            if (c < 1) throw new LongCtxException($"--context {c} must be 1 or more");
             if (missRates.Any(m => (int)Math.Round(m * c) == 0)) throw new LongCtxException($"--miss-rate leaves no new token of --context {c}: use a larger rate");
+        }
         if (calibrate is not null && layouts.Length > 1) throw new LongCtxException("--calibrate measures one layout: give --gpus (or --ranks) one number");
         if (strategies.Contains(StrategyNames.Auto) && layouts.Any(l => l.Echoed))
             throw new LongCtxException("--one-rank-of needs a --strategy (pass-kv, pass-q, star or apb): auto would measure the echoed copies as the ring's link");
