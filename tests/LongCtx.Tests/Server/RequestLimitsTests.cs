@@ -33,6 +33,7 @@ public class RequestLimitsTests(LlamaServer fixture)
 
     [Theory]
     [InlineData("/v1/chat/completions", """ "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}] """, "tools")]
+    [InlineData("/v1/chat/completions", """ "tools": {"type": "function", "function": {"name": "f"}} """, "tools")]
     [InlineData("/v1/chat/completions", """ "tool_choice": "required" """, "tool_choice")]
     [InlineData("/v1/chat/completions", """ "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}} """, "response_format")]
     [InlineData("/v1/chat/completions", """ "response_format": {"type": "json_object"} """, "response_format")]
