@@ -85,6 +85,12 @@ public class BadRequestTests : IAsyncLifetime
         Assert.Equal("ok", JsonDocument.Parse(await _s.Http.GetStringAsync("/health")).RootElement.GetProperty("status").GetString());
     }
 
+    /// <summary>What Kestrel refuses while it reads a body (too slow: 408, too large: 413) is the client's error, not the server's.</summary>
+    [Theory]
+    [InlineData(408)]
+    [InlineData(413)]
+    public void ABodyRefusedWhileReadIsAnInvalidRequest(int status) => Assert.Equal("invalid_request_error", new ApiException(status, "refused").Type);
+
     [Fact]
     public async Task UnknownRouteIs404InOpenAisShape()
     {
