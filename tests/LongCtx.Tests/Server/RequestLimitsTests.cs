@@ -64,6 +64,19 @@ public class RequestLimitsTests(LlamaServer fixture)
         await S.PostOk("/v1/completions", """{"prompt": "\ud83d\ude00", "max_tokens": 1}""");
     }
 
+    /// <summary>Bytes that are not UTF-8 are named as such, not as a lone surrogate.</summary>
+    [Fact]
+    public async Task BytesThatAreNotUtf8Are400()
+    {
+        var content = new ByteArrayContent([.. "{\"prompt\": \"a"u8, 0xFF, 0xFE, .. "b\"}"u8]);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        var response = await S.Http.PostAsync("/v1/completions", content);
+        var error = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error");
+        Assert.Equal(400, (int)response.StatusCode);
+        Assert.Equal("prompt", error.GetProperty("param").GetString());
+        Assert.Contains("not UTF-8", error.GetProperty("message").GetString());
+    }
+
     [Fact]
     public async Task ModelsByIdAndARealCreatedTime()
     {
