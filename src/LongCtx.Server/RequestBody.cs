@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 
 namespace LongCtx.Server;
 
@@ -17,6 +18,11 @@ internal static class RequestBody
     {
         try { return await JsonNode.ParseAsync(ctx.Request.Body, documentOptions: Strict, cancellationToken: ctx.RequestAborted); }
         catch (JsonException e) { throw ApiException.BadRequest($"the body is not valid JSON: {e.Message}"); }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            long? limit = ctx.Features.Get<IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize;
+            throw new ApiException(413, $"the body is larger than the {limit} bytes this server takes (room for --max-prompt-tokens as token ids): shorten the prompt");
+        }
         catch (BadHttpRequestException e) { throw new ApiException(e.StatusCode, $"bad request body: {e.Message}"); }
     }
 }

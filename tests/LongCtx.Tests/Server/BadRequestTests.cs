@@ -85,6 +85,16 @@ public class BadRequestTests : IAsyncLifetime
         Assert.Equal("ok", JsonDocument.Parse(await _s.Http.GetStringAsync("/health")).RootElement.GetProperty("status").GetString());
     }
 
+    [Fact]
+    public async Task ABodyOverTheLimitSaysWhatTheLimitIsAndWhatToDo()
+    {
+        var (status, body) = await _s.Post(Completions, $$"""{"prompt": "{{new string('a', 2 << 20)}}"}""");
+        Assert.Equal(413, status);
+        string message = body.GetProperty("error").GetProperty("message").GetString()!;
+        Assert.Contains($"{1 << 20} bytes", message);
+        Assert.Contains("--max-prompt-tokens", message);
+    }
+
     /// <summary>What Kestrel refuses while it reads a body (too slow: 408, too large: 413) is the client's error, not the server's.</summary>
     [Theory]
     [InlineData(408)]
