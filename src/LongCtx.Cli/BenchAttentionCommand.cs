@@ -33,8 +33,8 @@ internal static class BenchAttentionCommand
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
         var command = new Command("bench-attention", "Time one attention call on GPU 0: cuDNN fused SDPA against the own kernel");
         foreach (var o in new Option[] { contexts, heads, kvHeads, headDim, masks, windows, implementations, calls, repeat, dump, json }) command.Options.Add(o);
-        command.SetAction(r => Run(new Settings(Ints(r.GetValue(contexts)!, "--context"), r.GetValue(heads), r.GetValue(kvHeads), r.GetValue(headDim),
-            List(r.GetValue(masks)!, "--mask", ["causal", "none", "decode"]), Ints(r.GetValue(windows)!, "--window"), List(r.GetValue(implementations)!, "--attention", ["cudnn", "kernel"]),
+        command.SetAction(r => Run(new Settings(BenchCommand.Ints(r.GetValue(contexts)!, "--context"), r.GetValue(heads), r.GetValue(kvHeads), r.GetValue(headDim),
+            List(r.GetValue(masks)!, "--mask", ["causal", "none", "decode"]), BenchCommand.Ints(r.GetValue(windows)!, "--window"), List(r.GetValue(implementations)!, "--attention", ["cudnn", "kernel"]),
             CallPlans(r.GetValue(calls)!), Math.Max(1, r.GetValue(repeat)), r.GetValue(dump), r.GetValue(json))));
         return command;
     }
@@ -85,12 +85,6 @@ internal static class BenchAttentionCommand
     {
         var plans = list.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         return plans.Length > 0 ? plans : throw new LongCtxException("--cudnn-calls is empty: give at least one plan, e.g. rows=auto");
-    }
-
-    private static int[] Ints(string list, string option)
-    {
-        try { return list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToArray(); }
-        catch (FormatException) { throw new LongCtxException($"{option} {list}: expected comma-separated whole numbers"); }
     }
 
     private static string[] List(string list, string option, string[] allowed)

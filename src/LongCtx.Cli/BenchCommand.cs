@@ -89,6 +89,7 @@ internal static class BenchCommand
         PrecisionChoice precision, bool errorVsBf16, bool json, string? plot, double[] missRates, string? calibrate, HardwareRates? rates)
     {
         if (plot is not null && OutputFile.Problem(plot) is { } problem) throw new LongCtxException($"--plot {plot}: {problem}");
+        if (calibrate is not null && OutputFile.Problem(calibrate) is { } calibrateProblem) throw new LongCtxException($"--calibrate {calibrate}: {calibrateProblem}");
         if (lengths.Anchor < 0 || lengths.Passing < 0) throw new LongCtxException("--anchor-tokens and --passing-tokens must be 0 or more");
         if (warmup < 0) throw new LongCtxException($"--warmup {warmup} must be 0 or more");
         if (decodeSteps < 0) throw new LongCtxException("--decode-steps must be 0 or more");
@@ -96,7 +97,10 @@ internal static class BenchCommand
         if (batch > 1 && decodeSteps == 0) throw new LongCtxException($"--batch {batch} batches decode steps: give --decode-steps N too");
         Devices.Check(device, attention);
         foreach (int c in contexts)
+        {
+            if (c < 1) throw new LongCtxException($"--context {c} must be 1 or more");
             if (missRates.Any(m => (int)Math.Round(m * c) == 0)) throw new LongCtxException($"--miss-rate leaves no new token of --context {c}: use a larger rate");
+        }
         if (calibrate is not null && layouts.Length > 1) throw new LongCtxException("--calibrate measures one layout: give --gpus (or --ranks) one number");
         if (strategies.Contains(StrategyNames.Auto) && layouts.Any(l => l.Echoed))
             throw new LongCtxException("--one-rank-of needs a --strategy (pass-kv, pass-q, star or apb): auto would measure the echoed copies as the ring's link");
@@ -482,5 +486,6 @@ internal static class BenchCommand
     {
         try { return list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToArray(); }
         catch (FormatException) { throw new LongCtxException($"{option} {list}: expected comma-separated whole numbers"); }
+        catch (OverflowException) { throw new LongCtxException($"{option} {list}: each number must be at most {int.MaxValue}"); }
     }
 }

@@ -16,6 +16,8 @@ internal static class HeuristicRates
 
     public static HardwareRates? Resolve(double? tflops, double? gbps, string? calibration)
     {
+        if (tflops is { } t && !(t > 0 && double.IsFinite(t))) throw new LongCtxException($"--compute-tflops {t} must be a positive number");
+        if (gbps is { } g && !(g > 0 && double.IsFinite(g))) throw new LongCtxException($"--link-gb-per-s {g} must be a positive number");
         double? c = tflops * 1e12, bw = gbps * 1e9;
         if (calibration is not null)
         {

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text;
+using LongCtx.Model;
 
 namespace LongCtx.Cli;
 
@@ -24,7 +25,7 @@ internal static class MakeRetrievalPromptsCommand
             int n = r.GetValue(perContext);
             if (n < 1) throw new LongCtxException("--per-context must be 1 or more");
             string path = r.GetValue(output)!;
-            if (Path.GetDirectoryName(Path.GetFullPath(path)) is { } dir && !Directory.Exists(dir)) throw new LongCtxException($"{path}: its directory does not exist");
+            OutputFile.Require(path);
             var prompts = RetrievalTask.Prompts(lengths, n, r.GetValue(seed));
             using (var w = new StreamWriter(path, append: false, new UTF8Encoding(false)) { NewLine = "\n" })
                 foreach (var p in prompts) w.WriteLine(p.ToJsonLine());

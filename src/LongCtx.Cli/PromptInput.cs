@@ -25,8 +25,9 @@ internal sealed class PromptInput
         if (given != 1) throw new LongCtxException("give exactly one of --prompt, --prompt-file, --prompt-ids");
         if (ids is not null) return ReadIds(ids);
         if (file is not null) text = ReadText(file);
+        if (text!.Length == 0) throw new LongCtxException(file is null ? "--prompt is empty: give some text" : $"{file}: the prompt file is empty");
         // A text prompt is tokenized as Hugging Face does by default: with the model's BOS token.
-        return tokenizer().Encode(text!, addSpecialTokens: true);
+        return tokenizer().Encode(text, addSpecialTokens: true);
     }
 
     public static string ReadText(string path)

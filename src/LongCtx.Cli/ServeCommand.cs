@@ -77,6 +77,7 @@ internal static class ServeCommand
     private static async Task<int> Run(ParseResult r, CommonOptions o, ServerOptions options, string? modelArgument, string[] names, string? chatTemplateFile)
     {
         options.Validate();
+        if (names.Any(string.IsNullOrWhiteSpace)) throw new LongCtxException("--served-model-name must not be empty");
         BindAddress.Resolve(options.Host); // a typo fails here, before minutes of loading
         var progress = new Progress(true);
         using var model = LoadedModel.Load(r, o, progress, modelArgument);

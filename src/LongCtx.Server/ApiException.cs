@@ -16,7 +16,7 @@ public sealed class ApiException(int status, string message, string? param = nul
     public string Type => Status switch
     {
         404 => "not_found_error",
-        400 or 401 or 405 or 413 or 415 => "invalid_request_error",
+        400 or 401 or 405 or 408 or 413 or 415 => "invalid_request_error",
         403 => "permission_error",
         429 => "rate_limit_error",
         503 => "service_unavailable_error",

@@ -1,7 +1,5 @@
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
-using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
 
 namespace LongCtx.Server;
@@ -23,11 +21,7 @@ internal sealed class CompletionEndpoint(ServedModel model, ServerOptions option
 
     public async Task Handle(HttpContext ctx, bool chat)
     {
-        JsonNode? body;
-        try { body = await JsonNode.ParseAsync(ctx.Request.Body, cancellationToken: ctx.RequestAborted); }
-        catch (JsonException e) { throw ApiException.BadRequest($"the body is not valid JSON: {e.Message}"); }
-        catch (BadHttpRequestException e) { throw new ApiException(e.StatusCode, $"bad request body: {e.Message}"); }
-        var p = _reader.Read(body, chat, RequestGuard.KeyPartition(ctx));
+        var p = _reader.Read(await RequestBody.Read(ctx), chat, RequestGuard.KeyPartition(ctx));
 
         if (Interlocked.Increment(ref _inFlight) > options.MaxConcurrent + options.MaxWaiting)
         {

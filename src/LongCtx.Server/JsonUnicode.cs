@@ -4,9 +4,9 @@ using System.Text.Json.Nodes;
 namespace LongCtx.Server;
 
 /// <summary>
-/// Finds text no tokenizer can take in a request: JSON lets a string escape half a surrogate pair ("\ud800"), which is
-/// not Unicode. Such a request is a 400 naming the field, not a failure deep in the tokenizer (System.Text.Json refuses
-/// to read such a string: the read fails where the check meets it).
+/// Finds text no tokenizer can take in a request: bytes that are not UTF-8, or a string that escapes half a surrogate
+/// pair ("\ud800"), which JSON allows and Unicode does not. Such a request is a 400 naming the field, not a failure deep
+/// in the tokenizer (System.Text.Json refuses to read such a string: the read fails where the check meets it).
 /// </summary>
 internal static class JsonUnicode
 {
@@ -51,5 +51,5 @@ internal static class JsonUnicode
     }
 
     private static ApiException Invalid(string path) =>
-        ApiException.BadRequest($"'{path}' is not valid Unicode (half of a surrogate pair, such as \\ud800, stands alone): send the text as UTF-8 or whole pairs", path);
+        ApiException.BadRequest($"'{path}' is not valid Unicode (bytes that are not UTF-8, or half of a surrogate pair such as \\ud800 alone): send UTF-8 text, with surrogates only in whole pairs", path);
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using LongCtx.ContextParallel;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -47,6 +48,9 @@ public sealed class OpenAiServer : IAsyncDisposable
     public static async Task<OpenAiServer> StartAsync(ServedModel model, ServerOptions options)
     {
         options.Validate();
+        // Every request that names no strategy would be refused: the server is misconfigured, not the requests.
+        if (options.Strategy == StrategyNames.Dense && model.Engine.Ranks > 1)
+            throw new LongCtxException($"--strategy dense runs on one rank; this server has {model.Engine.Ranks}: use pass-kv, pass-q or auto");
         var ip = BindAddress.Resolve(options.Host);
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.ClearProviders();

@@ -76,7 +76,7 @@ public sealed class RequestReader(ServedModel model, ServerOptions options)
     /// <summary>Fields whose meaning this server does not implement: a 400 that names each, rather than an answer that ignores it.</summary>
     private static void Unsupported(JsonObject o, bool chat)
     {
-        if (o.Field("tools") is JsonArray { Count: > 0 } || o.Has("functions"))
+        if (o.Field("tools") is not (null or JsonArray { Count: 0 }) || o.Has("functions"))
             throw ApiException.BadRequest($"'{(o.Has("functions") ? "functions" : "tools")}': tool calling is not implemented; leave the field out", o.Has("functions") ? "functions" : "tools");
         if (o.Field("tool_choice") is { } choice && !(choice is JsonValue v && v.GetValueKind() == JsonValueKind.String && v.GetValue<string>() is "none" or "auto"))
             throw ApiException.BadRequest("'tool_choice': tool calling is not implemented; leave the field out", "tool_choice");

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
 
@@ -56,10 +55,7 @@ internal sealed class TokenizeEndpoint(ServedModel model, RequestReader reader)
 
     private static async Task<JsonObject> Body(HttpContext ctx)
     {
-        JsonNode? body;
-        try { body = await JsonNode.ParseAsync(ctx.Request.Body, cancellationToken: ctx.RequestAborted); }
-        catch (JsonException e) { throw ApiException.BadRequest($"the body is not valid JSON: {e.Message}"); }
-        if (body is not JsonObject o) throw ApiException.BadRequest("the request body must be a JSON object");
+        if (await RequestBody.Read(ctx) is not JsonObject o) throw ApiException.BadRequest("the request body must be a JSON object");
         JsonUnicode.Check(o);
         return o;
     }

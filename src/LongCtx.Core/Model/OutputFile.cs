@@ -14,12 +14,25 @@ public static partial class OutputFile
     public static string? Problem(string path)
     {
         string full = Path.GetFullPath(path);
-        if (Path.GetDirectoryName(full) is { } dir && !Directory.Exists(dir)) return $"directory {dir} does not exist";
+        string? dir = Path.GetDirectoryName(full);
+        if (dir is not null && !Directory.Exists(dir)) return $"directory {dir} does not exist";
         var info = new FileInfo(full);
         if (info.LinkTarget is { } target) return $"is a symbolic link (to {target}): give the file's own path or a new one";
         if (Directory.Exists(full)) return "is a directory: give a file's path";
         if (info.Exists && !IsRegularFile(full)) return "is not a regular file (a device, pipe or socket): give a new path or a regular file";
+        if (dir is not null && !CanCreateIn(dir)) return $"directory {dir} is not writable: give a path in one that is";
         return null;
+    }
+
+    /// <summary>Whether a file can be made in <paramref name="dir"/>, as the write's temporary file will be: tried, not guessed from permissions.</summary>
+    private static bool CanCreateIn(string dir)
+    {
+        try
+        {
+            using var probe = new FileStream(Path.Combine(dir, $".longctx-probe-{Guid.NewGuid():N}"), FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose);
+            return true;
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException) { return false; }
     }
 
     /// <summary>Throws a one-line error naming <paramref name="path"/> unless a file may be written there.</summary>

@@ -16,12 +16,10 @@ internal sealed class TokenizerJson
 
     public static Tokenizer Load(string dirOrFile)
     {
+        if (!Directory.Exists(dirOrFile) && !File.Exists(dirOrFile))
+            throw new LongCtxException($"tokenizer {dirOrFile} does not exist: give a tokenizer.json or the directory that holds it");
         string file = Directory.Exists(dirOrFile) ? Path.Combine(dirOrFile, "tokenizer.json") : dirOrFile;
-        if (!File.Exists(file))
-        {
-            string dir = Directory.Exists(dirOrFile) ? dirOrFile : Path.GetDirectoryName(Path.GetFullPath(dirOrFile)) ?? dirOrFile;
-            throw new LongCtxException($"tokenizer.json not found in DIR: {dir}");
-        }
+        if (!File.Exists(file)) throw new LongCtxException($"tokenizer.json not found in DIR: {dirOrFile}");
         string configPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(file))!, "tokenizer_config.json");
         var reader = new TokenizerJson(file);
         using var doc = ParseFile(file);

@@ -82,6 +82,15 @@ public class BadInputTests
     }
 
     [Fact]
+    public void EmptyPrompt()
+    {
+        AssertOneLineError(CliRunner.Run("generate", "--model", Model, "--prompt", ""), "--prompt is empty");
+        string path = Path.Combine(Path.GetTempPath(), "longctx-empty-prompt.txt");
+        File.WriteAllText(path, "");
+        AssertOneLineError(CliRunner.Run("generate", "--model", Model, "--prompt-file", path), path, "empty");
+    }
+
+    [Fact]
     public void UnknownOption() => AssertOneLineError(CliRunner.Run("generate", "--model", Model, "--frobnicate", "3"), "--frobnicate");
 
     [Fact]
@@ -125,6 +134,19 @@ public class BadInputTests
         Assert.True(Directory.Exists(dir.Path));
     }
 
+    /// <summary>
+    /// An output in a directory no one may write in (/sys, even for root) is refused before any work: the model here
+    /// does not exist, and the error is still about the output.
+    /// </summary>
+    [Fact]
+    public void OutputsInADirectoryThatIsNotWritableAreRefusedBeforeTheWork()
+    {
+        AssertOneLineError(Generate("/nonexistent/model", "--dump-logits", "/sys/logits.safetensors"), "--dump-logits", "/sys is not writable");
+        AssertOneLineError(CliRunner.Run("bench", "--device", "cpu", "--config", "tiny", "--context", "64", "--plot", "/sys/plot.svg"), "--plot", "/sys is not writable");
+        AssertOneLineError(CliRunner.Run("bench", "--device", "cpu", "--config", "tiny", "--context", "64", "--calibrate", "/sys/c.json"), "--calibrate", "/sys is not writable");
+        AssertOneLineError(CliRunner.Run("make-retrieval-prompts", "--out", "/sys/p.jsonl", "--contexts", "512", "--per-context", "1"), "/sys/p.jsonl", "/sys is not writable");
+    }
+
     [Fact]
     public void DumpLogitsToADeviceIsRefused()
     {
@@ -160,6 +182,13 @@ public class BadInputTests
     [InlineData("-1")]
     public void TemperatureThatIsNotAFiniteNonNegativeNumber(string value) =>
         AssertOneLineError(Generate(Model, "--temperature", value), "--temperature", "finite");
+
+    [Theory]
+    [InlineData("--compute-tflops", "-1", "--link-gb-per-s", "5")]
+    [InlineData("--link-gb-per-s", "NaN", "--compute-tflops", "5")]
+    [InlineData("--link-gb-per-s", "0", "--compute-tflops", "5")]
+    public void RatesForAutoThatAreNotPositive(string option, string value, string other, string otherValue) =>
+        AssertOneLineError(Generate(Model, option, value, other, otherValue), $"{option} {value} must be a positive number");
 
     [Theory]
     [InlineData("0")]

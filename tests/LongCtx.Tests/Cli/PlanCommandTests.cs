@@ -73,6 +73,9 @@ public class PlanCommandTests
     [InlineData("--calibration /nonexistent/c.json cannot be read", "plan", "--config", "llama3-8b", "--calibration", "/nonexistent/c.json")]
     [InlineData("; write one with longctx bench --calibrate FILE", "plan", "--config", "llama3-8b", "--calibration", "/nonexistent/c.json")]
     [InlineData("give --model DIR or --config PRESET", "plan")]
+    [InlineData("--context 99999999999: each number must be at most 2147483647", "plan", "--config", "llama3-8b", "--context", "99999999999")]
+    [InlineData("--context 99999999999: each number must be at most 2147483647", "bench", "--device", "cpu", "--config", "tiny", "--context", "99999999999")]
+    [InlineData("--context 0 must be 1 or more", "bench", "--device", "cpu", "--config", "tiny", "--context", "64,0")]
     public void BadInputFailsInOneLine(string message, params string[] args)
     {
         var r = CliRunner.Run(args);

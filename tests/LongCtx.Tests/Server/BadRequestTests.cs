@@ -23,6 +23,8 @@ public class BadRequestTests : IAsyncLifetime
         { "malformed JSON", Chat, """{"messages": [""", 400, null },
         { "empty body", Chat, "", 400, null },
         { "not an object", Chat, "[1, 2]", 400, null },
+        { "a field given twice", Completions, """{"prompt": "hi", "prompt": "ho"}""", 400, null },
+        { "a nested field given twice", Completions, """{"prompt": "hi", "logit_bias": {"5": 1, "5": -1}}""", 400, null },
         { "missing messages", Chat, """{"max_tokens": 4}""", 400, "messages" },
         { "messages not an array", Chat, """{"messages": "hi"}""", 400, "messages" },
         { "empty messages", Chat, """{"messages": []}""", 400, "messages" },
@@ -62,6 +64,7 @@ public class BadRequestTests : IAsyncLifetime
         { "max_tokens 0 without echo", Completions, """{"prompt": [1, 2], "max_tokens": 0}""", 400, "max_tokens" },
         { "a batch of two prompts", Completions, """{"prompt": [[1, 2], [3, 4]]}""", 400, "prompt" },
         { "body over the size limit", Completions, $$"""{"prompt": "{{new string('a', 2 << 20)}}"}""", 413, null },
+        { "tokenize body over the size limit", "/tokenize", $$"""{"prompt": "{{new string('a', 2 << 20)}}"}""", 413, null },
     };
 
     [Theory]
@@ -81,6 +84,22 @@ public class BadRequestTests : IAsyncLifetime
         // Still serving.
         Assert.Equal("ok", JsonDocument.Parse(await _s.Http.GetStringAsync("/health")).RootElement.GetProperty("status").GetString());
     }
+
+    [Fact]
+    public async Task ABodyOverTheLimitSaysWhatTheLimitIsAndWhatToDo()
+    {
+        var (status, body) = await _s.Post(Completions, $$"""{"prompt": "{{new string('a', 2 << 20)}}"}""");
+        Assert.Equal(413, status);
+        string message = body.GetProperty("error").GetProperty("message").GetString()!;
+        Assert.Contains($"{1 << 20} bytes", message);
+        Assert.Contains("--max-prompt-tokens", message);
+    }
+
+    /// <summary>What Kestrel refuses while it reads a body (too slow: 408, too large: 413) is the client's error, not the server's.</summary>
+    [Theory]
+    [InlineData(408)]
+    [InlineData(413)]
+    public void ABodyRefusedWhileReadIsAnInvalidRequest(int status) => Assert.Equal("invalid_request_error", new ApiException(status, "refused").Type);
 
     [Fact]
     public async Task UnknownRouteIs404InOpenAisShape()

@@ -33,6 +33,7 @@ public class RequestLimitsTests(LlamaServer fixture)
 
     [Theory]
     [InlineData("/v1/chat/completions", """ "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}] """, "tools")]
+    [InlineData("/v1/chat/completions", """ "tools": {"type": "function", "function": {"name": "f"}} """, "tools")]
     [InlineData("/v1/chat/completions", """ "tool_choice": "required" """, "tool_choice")]
     [InlineData("/v1/chat/completions", """ "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}} """, "response_format")]
     [InlineData("/v1/chat/completions", """ "response_format": {"type": "json_object"} """, "response_format")]
@@ -61,6 +62,19 @@ public class RequestLimitsTests(LlamaServer fixture)
         Assert.Equal(param, error.GetProperty("error").GetProperty("param").GetString());
         // A whole surrogate pair is Unicode: an emoji goes through.
         await S.PostOk("/v1/completions", """{"prompt": "\ud83d\ude00", "max_tokens": 1}""");
+    }
+
+    /// <summary>Bytes that are not UTF-8 are named as such, not as a lone surrogate.</summary>
+    [Fact]
+    public async Task BytesThatAreNotUtf8Are400()
+    {
+        var content = new ByteArrayContent([.. "{\"prompt\": \"a"u8, 0xFF, 0xFE, .. "b\"}"u8]);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        var response = await S.Http.PostAsync("/v1/completions", content);
+        var error = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error");
+        Assert.Equal(400, (int)response.StatusCode);
+        Assert.Equal("prompt", error.GetProperty("param").GetString());
+        Assert.Contains("not UTF-8", error.GetProperty("message").GetString());
     }
 
     [Fact]

@@ -68,11 +68,14 @@ public class ServeCommandTests
         Assert.Contains("4096", error.GetProperty("error").GetProperty("message").GetString());
     }
 
-    [Fact]
-    public void BadOptionIsOneLine()
+    [Theory]
+    [InlineData("error: --max-concurrent must be 1 or more", "--max-concurrent", "0")]
+    [InlineData("error: --strategy dense runs on one rank; this server has 2: use pass-kv, pass-q or auto", "--ranks", "2", "--strategy", "dense")]
+    [InlineData("error: --served-model-name must not be empty", "--served-model-name", "tiny", " ")]
+    public void BadOptionIsOneLine(string error, params string[] options)
     {
-        var r = LongCtx.Tests.Cli.CliRunner.Run("serve", "--model", ReferenceModel.TinyLlama3.Directory, "--tokenizer", TokenizerFixtures.FetchedDir("llama3"), "--max-concurrent", "0");
+        var r = LongCtx.Tests.Cli.CliRunner.Run(["serve", "--model", ReferenceModel.TinyLlama3.Directory, "--tokenizer", TokenizerFixtures.FetchedDir("llama3"), .. options]);
         Assert.NotEqual(0, r.ExitCode);
-        Assert.Equal("error: --max-concurrent must be 1 or more", r.Stderr.Trim());
+        Assert.Equal(error, r.Stderr.Trim());
     }
 }

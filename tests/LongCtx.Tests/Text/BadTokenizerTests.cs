@@ -66,4 +66,12 @@ public class BadTokenizerTests
         }
         finally { Directory.Delete(dir); }
     }
+
+    [Fact]
+    public void A_path_that_does_not_exist_is_named()
+    {
+        string path = Path.Combine(Path.GetTempPath(), "longctx-no-such-tokenizer-" + Guid.NewGuid().ToString("N"));
+        var e = Assert.Throws<LongCtxException>(() => Tokenizer.Load(path));
+        Assert.StartsWith($"tokenizer {path} does not exist", e.Message);
+    }
 }
