@@ -16,29 +16,20 @@ public readonly record struct TensorSlice(int Rank, int Size)
     public static TensorSlice Of(ModelConfig config, int rank, int size)
     {
         if (size < 1 || rank < 0 || rank >= size) throw new ArgumentOutOfRangeException(nameof(rank), $"tensor-parallel rank {rank} of {size}");
-        if (config.NumKvHeads % size != 0 || config.NumHeads % size != 0 || config.IntermediateSize % size != 0)
-        {
-            var fits = Enumerable.Range(1, config.NumKvHeads)
-                .Where(n => config.NumKvHeads % n == 0 && config.NumHeads % n == 0 && config.IntermediateSize % n == 0);
+        bool Divides(int n) => config.NumKvHeads % n == 0 && config.NumHeads % n == 0 && config.IntermediateSize % n == 0;
+        // With 128-wide FP8 scale blocks (or input groups), a rank's rows of q/k/v/gate/up and its input columns of o/down
+        // must be whole blocks: a block split over two ranks would need its one scale on both sides of a sum no rank sees.
+        bool blocked = config.Quantization?.Weights == Fp8WeightScaling.Block || config.Quantization?.Activations == Fp8ActivationScaling.PerTokenGroup;
+        int block = Fp8Linear.BlockSize, qWidth = config.NumHeads * config.HeadDim, kvWidth = config.NumKvHeads * config.HeadDim;
+        bool WholeBlocks(int n) => !blocked || (qWidth / n % block == 0 && kvWidth / n % block == 0 && config.IntermediateSize / n % block == 0);
+        string Fits() => string.Join(", ", Enumerable.Range(1, config.NumKvHeads).Where(n => Divides(n) && WholeBlocks(n)));
+        if (!Divides(size))
             throw new SettingException(Setting.TensorParallel, $"must divide num_key_value_heads ({config.NumKvHeads}), num_attention_heads ({config.NumHeads}) " +
-                                                               $"and intermediate_size ({config.IntermediateSize}): use {string.Join(", ", fits)}", size);
-        }
-        if (config.Quantization?.Weights == Fp8WeightScaling.Block || config.Quantization?.Activations == Fp8ActivationScaling.PerTokenGroup)
-        {
-            // A rank's rows of q/k/v/gate/up and its input columns of o/down must be whole 128-wide scale blocks (and
-            // input groups): a block split over two ranks would need its one scale on both sides of a sum no rank sees.
-            int block = Fp8Linear.BlockSize;
-            bool Whole(int n) => config.NumHeads * config.HeadDim / n % block == 0 && config.NumKvHeads * config.HeadDim / n % block == 0
-                                 && config.IntermediateSize / n % block == 0;
-            if (!Whole(size))
-            {
-                var fits = Enumerable.Range(1, config.NumKvHeads)
-                    .Where(n => config.NumKvHeads % n == 0 && config.NumHeads % n == 0 && config.IntermediateSize % n == 0 && Whole(n));
-                throw new SettingException(Setting.TensorParallel, $"would split the {config.Quantization!.Method} checkpoint's {block}-wide FP8 scale blocks: " +
-                                                                   $"each rank needs whole blocks of the q/k/v/o and MLP widths ({config.NumHeads * config.HeadDim}, " +
-                                                                   $"{config.NumKvHeads * config.HeadDim}, {config.IntermediateSize}): use {string.Join(", ", fits)}", size);
-            }
-        }
+                                                               $"and intermediate_size ({config.IntermediateSize}): use {Fits()}", size);
+        if (!WholeBlocks(size))
+            throw new SettingException(Setting.TensorParallel, $"would split the {config.Quantization!.Method} checkpoint's {block}-wide FP8 scale blocks: " +
+                                                               $"each rank needs whole blocks of the q/k/v/o and MLP widths ({qWidth}, {kvWidth}, " +
+                                                               $"{config.IntermediateSize}): use {Fits()}", size);
         return new TensorSlice(rank, size);
     }
 

@@ -83,14 +83,13 @@ public sealed class Fp8Linear(Fp8WeightScaling weightScaling, float[] weightScal
     /// The scales of input columns [start, start + count) of a [rows, columns] weight: a row-parallel rank's share (o,
     /// down), every output row with its columns' blocks. Its input is its slice of the activations, quantised per token
     /// (or group) over that slice: a dynamic per-token scale is then the slice's, not the whole row's; the rank's
-    /// partial sum is exact for that quantisation and the all-reduce adds the ranks' sums.
+    /// partial sum is exact for that quantisation and the all-reduce adds the ranks' sums. Groups of 128 inputs stay the
+    /// whole row's groups, since <see cref="Model.TensorSlice.Of"/> gives each rank whole ones.
     /// </summary>
     public Fp8Linear InputColumns(int start, int count, int rows, int columns)
     {
-        bool blocks = WeightScaling == Fp8WeightScaling.Block;
-        if (!blocks && Activations.Scaling != Fp8ActivationScaling.PerTokenGroup) return this;
+        if (WeightScaling != Fp8WeightScaling.Block) return this;
         int first = WholeBlocks(start, "column"), n = WholeBlocks(count, "column"), stride = columns / BlockSize;
-        if (!blocks) return this; // groups of 128 inputs that start on a group boundary: the same groups as the whole row's
         var scales = new float[rows / BlockSize * n];
         for (int r = 0; r < rows / BlockSize; r++) Array.Copy(WeightScales, r * stride + first, scales, r * n, n);
         return new(WeightScaling, scales, Activations);
